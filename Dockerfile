@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+
+# --- build: compile TypeScript ---
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Only the TypeScript compiler runs here: no native module needs building.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json ./
+COPY src ./src
+COPY plugins ./plugins
+COPY routes ./routes
+RUN npm run build
+
+# --- deps: production dependencies only. argon2's install script loads its prebuilt binary and
+# compiles from source when that fails (its linux-x64 prebuild crashes on some CPUs, seen on this
+# project's machines), so this stage alone has a C++ toolchain ---
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+# --- runtime ---
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3000
+WORKDIR /app
+COPY --from=deps --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/dist ./dist
+COPY --chown=node:node package.json ./
+# The official image's unprivileged user.
+USER node
+EXPOSE 3000
+# Liveness only: readiness (/health/ready) depends on Redis and belongs to the load balancer.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# node as PID 1 receives SIGTERM directly; close-with-grace drains and exits.
+CMD ["node", "dist/src/server.js"]

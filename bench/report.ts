@@ -1,0 +1,129 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+export interface Measurement {
+  rps: number
+  p50: number
+  p99: number
+  requests: number
+  non2xx: number
+}
+
+export interface Results {
+  date: string
+  commit: string
+  machine: { cores: number, cpu: string, node: string }
+  settings: Record<string, unknown>
+  rounds: Array<Record<string, Measurement>>
+  redis: {
+    commandsPerRefresh: Array<{ roundTrips: number, allCommands: number, clientCommands: Record<string, number> }>
+    memory: { sessions: number, usedMemoryDeltaPerSession: number, memoryUsagePerSession: number, familyKeyBytes: number, indexBytesPerSession: number, familyEncoding: string }
+  }
+  serviceRssMb: number
+  /** Microseconds per signature and per (uncached) verification, fast-jwt, in the bench process. */
+  algorithms: Record<string, { signMicros: number, verifyMicros: number }>
+  elapsedSeconds: number
+}
+
+interface Ratio {
+  name: string
+  /** What is divided by what, in words. */
+  of: string
+  median: number
+  min: number
+  max: number
+  target: number
+  /** true: the ratio must be at least the target; false: at most. */
+  atLeast: boolean
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
+}
+
+/** Ratios per round (target and baseline measured in the same round), then median, min and max over rounds. */
+export function ratios (results: Results): Ratio[] {
+  const per = (name: string, of: string, target: number, atLeast: boolean, f: (r: Record<string, Measurement>) => number): Ratio => {
+    const xs = results.rounds.map(f)
+    return { name, of, median: median(xs), min: Math.min(...xs), max: Math.max(...xs), target, atLeast }
+  }
+  return [
+    per('refresh / bare Fastify', 'requests/s', 0.3, true, (r) => m(r, 'refresh').rps / m(r, 'bare').rps),
+    per('refresh / tutorial (string secrets)', 'requests/s', 20, true, (r) => m(r, 'refresh').rps / m(r, 'tutorial').rps),
+    per('refresh / tutorial (KeyObject secrets)', 'requests/s', 2.5, true, (r) => m(r, 'refresh').rps / m(r, 'tutorialKeyObject').rps),
+    per('/me / bare Fastify', 'requests/s', 0.5, true, (r) => m(r, 'me').rps / m(r, 'bare').rps),
+    per('/me / raw verification', 'requests/s', 0.9, true, (r) => m(r, 'me').rps / m(r, 'verifyRaw').rps),
+    per('login / raw argon2id', 'requests/s', 0.8, true, (r) => m(r, 'login').rps / m(r, 'argon2Raw').rps),
+    per('refresh p99 under login flood / idle', 'p99 latency', 2, false, (r) => m(r, 'refreshUnderLoginFlood').p99 / Math.max(1, m(r, 'refresh').p99)),
+    per('/me p99 under login flood / idle', 'p99 latency', 2, false, (r) => m(r, 'meUnderLoginFlood').p99 / Math.max(1, m(r, 'me').p99))
+  ]
+}
+
+const fmt = (x: number, digits = 2) => x.toFixed(digits)
+const met = (r: Ratio) => (r.atLeast ? r.median >= r.target : r.median <= r.target)
+
+const m = (r: Record<string, Measurement>, k: string) => r[k] as Measurement
+
+export function markdown (results: Results): string {
+  const lines: string[] = []
+  lines.push(`# Benchmark results (${results.date.slice(0, 10)}, commit ${results.commit})`, '')
+  lines.push(`${results.machine.cores} cores (${results.machine.cpu}), Node ${results.machine.node}; access tokens ${String(results.settings.algorithm)}; ${results.settings.rounds} alternating rounds of ${results.settings.durationSeconds} s per run, ${results.settings.connections} connections (${results.settings.loginConnections} for login), ${results.redis.memory.sessions} seeded sessions. Median over rounds, min–max in brackets.`, '')
+  lines.push('| ratio | of | median | min–max | target | met |', '|---|---|---|---|---|---|')
+  for (const r of ratios(results)) {
+    lines.push(`| ${r.name} | ${r.of} | **${fmt(r.median)}** | ${fmt(r.min)}–${fmt(r.max)} | ${r.atLeast ? '≥' : '≤'} ${r.target} | ${met(r) ? 'yes' : 'no'} |`)
+  }
+  const floor = results.rounds.map((r) => m(r, 'bareRedis').rps / m(r, 'bare').rps)
+  lines.push('', `Context, no target: a bare Fastify route making one Redis round trip runs at **${fmt(median(floor))}** (${fmt(Math.min(...floor))}–${fmt(Math.max(...floor))}) of bare: the ceiling of any route that touches Redis.`)
+  lines.push('', '| run | requests/s | p50 ms | p99 ms | non-2xx |', '|---|---|---|---|---|')
+  const names = Object.keys(results.rounds[0] ?? {})
+  for (const name of names) {
+    const xs = results.rounds.map((r) => r[name] as Measurement)
+    lines.push(`| ${name} | ${fmt(median(xs.map((x) => x.rps)), 0)} | ${fmt(median(xs.map((x) => x.p50)), 1)} | ${fmt(median(xs.map((x) => x.p99)), 1)} | ${xs.reduce((a, x) => a + x.non2xx, 0)} |`)
+  }
+  const mem = results.redis.memory
+  const cmds = results.redis.commandsPerRefresh
+  lines.push('', '| Redis and process | value | target |', '|---|---|---|')
+  lines.push(`| Redis commands sent per refresh (INFO commandstats delta / requests; per round) | ${cmds.map((c) => `${fmt(c.roundTrips, 3)} (${Object.entries(c.clientCommands).map(([k, v]) => `${k} ${fmt(v, 3)}`).join(', ')})`).join('; ')} | exactly 1 |`)
+  lines.push(`| … including the commands the script runs inside Redis | ${cmds.map((c) => fmt(c.allCommands, 2)).join(', ')} | |`)
+  lines.push(`| Redis memory per live session, used_memory delta over ${mem.sessions} sessions | ${fmt(mem.usedMemoryDeltaPerSession, 0)} B | ≤ 400 B |`)
+  lines.push(`| Redis memory per live session, MEMORY USAGE (family key ${fmt(mem.familyKeyBytes, 0)} B, ${mem.familyEncoding}, + index share ${fmt(mem.indexBytesPerSession, 0)} B) | ${fmt(mem.memoryUsagePerSession, 0)} B | ≤ 400 B |`)
+  lines.push(`| service RSS after the run | ${fmt(results.serviceRssMb, 0)} MiB | |`)
+  lines.push('', '| algorithm (fast-jwt, uncached) | sign µs | verify µs |', '|---|---|---|')
+  for (const [alg, m] of Object.entries(results.algorithms)) lines.push(`| ${alg} | ${fmt(m.signMicros, 1)} | ${fmt(m.verifyMicros, 1)} |`)
+  lines.push('', '![ratios](latest.svg)', '')
+  return lines.join('\n')
+}
+
+/** Horizontal bars: each ratio against its target line. */
+export function svg (results: Results): string {
+  const rs = ratios(results)
+  const width = 760
+  const rowHeight = 34
+  const left = 300
+  const scale = (x: number, max: number) => left + (width - left - 40) * Math.min(x, max) / max
+  const rows = rs.map((r, i) => {
+    // Bars normalised to the target: 1.0 = exactly on target, so every row shares one axis.
+    const value = r.atLeast ? r.median / r.target : r.target / r.median
+    const y = 30 + i * rowHeight
+    const colour = met(r) ? '#2e7d32' : '#c62828'
+    return `<text x="${left - 8}" y="${y + 15}" text-anchor="end" font-size="12">${r.name}</text>` +
+      `<rect x="${left}" y="${y + 3}" width="${scale(value, 3) - left}" height="18" fill="${colour}"/>` +
+      `<text x="${scale(value, 3) + 4}" y="${y + 16}" font-size="11">${fmt(r.median)} (target ${r.atLeast ? '≥' : '≤'} ${r.target})</text>`
+  }).join('')
+  const height = 50 + rs.length * rowHeight
+  const targetX = scale(1, 3)
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">` +
+    '<rect width="100%" height="100%" fill="white"/>' +
+    `<text x="10" y="18" font-size="13" font-weight="bold">Ratios to baselines, normalised to target (line = target met), ${results.date.slice(0, 10)} ${results.commit}</text>` +
+    rows +
+    `<line x1="${targetX}" y1="26" x2="${targetX}" y2="${height - 10}" stroke="#333" stroke-dasharray="4 3"/>` +
+    '</svg>\n'
+}
+
+export function writeReport (results: Results, dir: string): void {
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify({ ...results, ratios: ratios(results) }, null, 2) + '\n')
+  writeFileSync(join(dir, 'latest.md'), markdown(results))
+  writeFileSync(join(dir, 'latest.svg'), svg(results))
+}

@@ -1,0 +1,397 @@
+// npm run bench [-- --quick] [--duration s] [--rounds n] [--sessions n] [--out dir]
+//
+// Starts the real service (production defaults) on a private Redis, seeds users and sessions,
+// and measures refresh, /me and login against baselines run in the same session, alternating
+// round by round. Only loopback; every run is bounded in time. See bench/README.md.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { availableParallelism, cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import argon2 from 'argon2'
+import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
+import { RedisFamilyStore } from '../src/redis-family-store.js'
+import { RefreshTokenCodec } from '../src/refresh-token.js'
+import { generateKeySetJson, hs256KeySet, parseKeySet } from '../src/signing-keys.js'
+import { measureAlgorithms } from './algorithms.js'
+import { RedisUserDirectory } from '../src/redis-user-directory.js'
+import { freePort } from '../test/helpers/redis-server.js'
+import { tutorialRefreshToken } from './baselines/tutorial-express.js'
+import { writeReport, type Measurement, type Results } from './report.js'
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    rounds: { type: 'string' },
+    sessions: { type: 'string' },
+    out: { type: 'string', default: 'bench/results' },
+    // Profiles the service (--cpu-prof) during one refresh run instead of benchmarking; see bench/README.md.
+    profile: { type: 'string' },
+    scenario: { type: 'string', default: 'refresh' },
+    // The access-token algorithm: ES256 is the service default; HS256 for single-service setups.
+    algorithm: { type: 'string', default: 'ES256' }
+  }
+})
+const DURATION_S = Number(args.duration ?? (args.quick ? 1 : 5))
+const ROUNDS = Number(args.rounds ?? 3)
+const SESSIONS = Number(args.sessions ?? (args.quick ? 20_000 : 100_000))
+const CONNECTIONS = 50
+const LOGIN_CONNECTIONS = 8 // more concurrent logins than cores
+const PASSWORD = 'correct horse battery staple'
+const USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+const ARGON2 = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const
+const PREFIX = 'auth:'
+const COOKIE = '__Secure-refresh_token'
+
+const children: ChildProcess[] = []
+const cleanups: Array<() => void> = []
+function cleanup (): void {
+  for (const child of children) child.kill('SIGKILL')
+  for (const fn of cleanups) fn()
+}
+process.on('exit', cleanup)
+process.on('SIGINT', () => process.exit(130))
+
+function log (message: string): void {
+  process.stderr.write(`[bench] ${message}\n`)
+}
+
+async function startProcess (name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
+  const nodeArgs = name === 'service' && args.profile !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : []
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+    env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
+    // The service logs at info to stdout as in production; the lines go to /dev/null, their cost stays.
+    stdio: ['ignore', 'ignore', 'pipe']
+  })
+  children.push(child)
+  let stderr = ''
+  child.stderr?.on('data', (d) => { stderr += String(d) })
+  child.on('exit', (code) => { if (code !== null && code !== 0) log(`${name} exited ${code}: ${stderr}`) })
+  return child
+}
+
+async function waitForHttp (url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url)
+      if (res.status < 500) return
+    } catch {}
+    await sleep(100)
+  }
+  throw new Error(`${url} did not come up`)
+}
+
+/** A FIFO of refresh tokens: each request takes the oldest, each 200 puts its successor at the back. */
+class TokenPool {
+  readonly #ring: string[]
+  #head = 0
+  #size: number
+  constructor (tokens: string[]) {
+    this.#ring = tokens.slice()
+    this.#size = tokens.length
+  }
+
+  take (): string {
+    if (this.#size === 0) throw new Error('token pool exhausted')
+    const token = this.#ring[this.#head] as string
+    this.#head = (this.#head + 1) % this.#ring.length
+    this.#size -= 1
+    return token
+  }
+
+  put (token: string): void {
+    this.#ring[(this.#head + this.#size) % this.#ring.length] = token
+    this.#size += 1
+  }
+}
+
+interface Load {
+  url: string
+  connections: number
+  method?: 'GET' | 'POST'
+  headers?: Record<string, string>
+  body?: string
+  requests?: autocannon.Request[]
+}
+
+async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
+  const result = await autocannon({
+    url: spec.url,
+    connections: spec.connections,
+    duration: durationS,
+    method: spec.method ?? 'GET',
+    headers: spec.headers,
+    body: spec.body,
+    requests: spec.requests
+  })
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    non2xx: result.non2xx + result.errors + result.timeouts
+  }
+}
+
+async function commandStats (redis: Redis): Promise<Map<string, number>> {
+  const info = await redis.info('commandstats')
+  const calls = new Map<string, number>()
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1] as string, Number(m[2]))
+  return calls
+}
+
+// Commands the rotation script runs inside Redis: commandstats counts those too, although they
+// cost no round trip. Anything else that moves during a refresh run was sent by a client.
+const ROTATE_SCRIPT_COMMANDS = new Set(['hmget', 'time', 'hset', 'pexpire', 'zadd', 'pttl', 'del', 'zrem'])
+
+/** Client commands per refresh (round trips), and every command including those run inside the script. */
+function perRefresh (before: Map<string, number>, after: Map<string, number>, requests: number): { roundTrips: number, allCommands: number, clientCommands: Record<string, number> } {
+  const clientCommands: Record<string, number> = {}
+  let roundTrips = 0
+  let allCommands = 0
+  for (const [name, calls] of after) {
+    const delta = calls - (before.get(name) ?? 0)
+    if (delta === 0 || name === 'info') continue // INFO is the measuring, not the measured
+    allCommands += delta
+    if (!ROTATE_SCRIPT_COMMANDS.has(name)) {
+      clientCommands[name] = delta / requests
+      roundTrips += delta
+    }
+  }
+  return { roundTrips: roundTrips / requests, allCommands: allCommands / requests, clientCommands }
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds (pid: number | undefined): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+function setCookieToken (headers: Record<string, string | string[]>): string | undefined {
+  const raw = headers['set-cookie']
+  const header = Array.isArray(raw) ? raw[0] : raw
+  if (header === undefined || !header.startsWith(`${COOKIE}=`)) return undefined
+  return header.slice(COOKIE.length + 1, header.indexOf(';'))
+}
+
+async function main (): Promise<void> {
+  const started = Date.now()
+  const redisPort = await freePort()
+  const redisDir = mkdtempSync(join(tmpdir(), 'auth-bench-redis-'))
+  cleanups.push(() => rmSync(redisDir, { recursive: true, force: true }))
+  // A password keeps every other client out: a process elsewhere on the machine still retrying a
+  // port the OS has handed to this Redis would otherwise add its commands to the figures.
+  const redisPassword = randomBytes(16).toString('hex')
+  const redisProc = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--requirepass', redisPassword, '--save', '', '--appendonly', 'no', '--dir', redisDir], { stdio: 'ignore' })
+  children.push(redisProc)
+  const redisUrl = `redis://:${redisPassword}@127.0.0.1:${redisPort}`
+  const redis = new Redis(redisUrl)
+  redis.on('error', () => {}) // until redis-server has started
+  for (let i = 0; i < 100; i++) { try { await redis.ping(); break } catch { await sleep(50) } }
+
+  const algorithm = args.algorithm as 'ES256' | 'EdDSA' | 'HS256'
+  const jwtSecret = randomBytes(48).toString('base64url')
+  const jwtKeys = algorithm === 'HS256' ? null : generateKeySetJson(algorithm)
+  const signingKey = jwtKeys === null ? hs256KeySet(jwtSecret).current : parseKeySet(jwtKeys, undefined).current
+  const refreshSecret = randomBytes(48).toString('base64url')
+  const passwordHash = await argon2.hash(PASSWORD, ARGON2)
+
+  // --- seed: users, then one family per session, through the service's own store code ---
+  log(`seeding ${SESSIONS} sessions`)
+  const users = new RedisUserDirectory(redis, PREFIX)
+  const policy = { idleTtlSeconds: 604_800, absoluteTtlSeconds: 2_592_000, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: 60, windowSeconds: 60 } }
+  const store = new RedisFamilyStore(redis, policy, PREFIX)
+  const codec = new RefreshTokenCodec(refreshSecret)
+  const userCount = Math.ceil(SESSIONS / 100)
+  const accounts: Array<{ id: string, email: string }> = []
+  for (let i = 0; i < userCount; i += 500) {
+    const batch = await Promise.all(Array.from({ length: Math.min(500, userCount - i) }, (_, j) => users.create(`bench-user-${i + j}@example.com`, passwordHash)))
+    for (const user of batch) if (user !== null) accounts.push(user)
+  }
+  // Accounts for the login runs, apart from the ones holding the seeded sessions: every login
+  // starts a family, and past MAX_SESSIONS_PER_USER that evicts (and revokes) the oldest.
+  const loginAccounts: string[] = []
+  for (let i = 0; i < 200; i++) {
+    const email = `bench-login-${i}@example.com`
+    await users.create(email, passwordHash)
+    loginAccounts.push(email)
+  }
+  const memoryBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1])
+  const tokens: string[] = []
+  for (let i = 0; i < SESSIONS; i += 1000) {
+    await Promise.all(Array.from({ length: Math.min(1000, SESSIONS - i) }, async (_, j) => {
+      const account = accounts[(i + j) % accounts.length] as { id: string, email: string }
+      const token = codec.mint(account.id)
+      await store.create({ userId: account.id, email: account.email, familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: USER_AGENT, ip: `203.0.113.${(i + j) % 250}` })
+      tokens.push(codec.seal(token).value)
+    }))
+  }
+  const memoryAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1])
+  const familyKeys = (await redis.scan('0', 'MATCH', `${PREFIX}{*}:f:*`, 'COUNT', 5000))[1].slice(0, 500)
+  const indexKeys = (await redis.scan('0', 'MATCH', `${PREFIX}{*}:fams`, 'COUNT', 20000))[1].slice(0, 100)
+  const usage = async (keys: string[]) => (await Promise.all(keys.map((k) => redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '0') as Promise<number>))).reduce((a, b) => a + b, 0) / keys.length
+  const familyBytes = await usage(familyKeys)
+  const indexBytesPerSession = (await usage(indexKeys)) / 100
+  const memory = {
+    sessions: SESSIONS,
+    usedMemoryDeltaPerSession: (memoryAfter - memoryBefore) / SESSIONS,
+    memoryUsagePerSession: familyBytes + indexBytesPerSession,
+    familyKeyBytes: familyBytes,
+    indexBytesPerSession,
+    familyEncoding: await redis.call('OBJECT', 'ENCODING', familyKeys[0] as string) as string
+  }
+  log(`memory: ${memory.usedMemoryDeltaPerSession.toFixed(0)} B/session (used_memory delta), ${memory.memoryUsagePerSession.toFixed(0)} B (MEMORY USAGE)`)
+
+  // --- processes: the service and the baselines ---
+  const ports = { service: await freePort(), bare: await freePort(), tutorial: await freePort(), tutorialKey: await freePort() }
+  const service = await startProcess('service', 'src/server.ts', {
+    NODE_ENV: 'production',
+    PORT: String(ports.service),
+    LOG_LEVEL: 'info',
+    REDIS_URL: redisUrl,
+    ...(jwtKeys === null ? { JWT_SECRET: jwtSecret } : { JWT_KEYS: jwtKeys }),
+    REFRESH_TOKEN_SECRET: refreshSecret,
+    // All load comes from one loopback address: per-IP limits would measure the limiter, not the service.
+    RATE_LIMIT_REFRESH_IP: '100000000/60',
+    RATE_LIMIT_LOGIN_IP: '100000000/60',
+    ...(process.env.ARGON2_MAX_CONCURRENCY !== undefined ? { ARGON2_MAX_CONCURRENCY: process.env.ARGON2_MAX_CONCURRENCY } : {})
+  })
+  await startProcess('bare', 'bench/baselines/bare-fastify.ts', { PORT: String(ports.bare), REDIS_URL: redisUrl, JWT_VERIFY_KEY: signingKey.verifyKey, JWT_ALGORITHM: signingKey.alg, PASSWORD_HASH: passwordHash })
+  const tutorialSecrets = { ACCESS_TOKEN_SECRET: randomBytes(32).toString('hex'), REFRESH_TOKEN_SECRET: 'tutorial-refresh-secret-' + randomBytes(16).toString('hex') }
+  await startProcess('tutorial', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorial), ...tutorialSecrets })
+  await startProcess('tutorial-keyobject', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorialKey), KEY_MODE: 'keyobject', ...tutorialSecrets })
+  const base = (port: number) => `http://127.0.0.1:${port}`
+  await Promise.all([waitForHttp(`${base(ports.service)}/health/ready`), waitForHttp(`${base(ports.bare)}/hello`), waitForHttp(`${base(ports.tutorial)}/token`), waitForHttp(`${base(ports.tutorialKey)}/token`)])
+
+  // Access tokens minted by the service, presented repeatedly like real clients do.
+  const accessTokens: string[] = []
+  for (let i = 0; i < 20; i++) {
+    const res = await fetch(`${base(ports.service)}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: accounts[i]?.email, password: PASSWORD }) })
+    accessTokens.push((await res.json() as { accessToken: string }).accessToken)
+  }
+  const tutorialBody = JSON.stringify({ refreshToken: tutorialRefreshToken(tutorialSecrets.REFRESH_TOKEN_SECRET) })
+
+  const pool = new TokenPool(tokens)
+  let accessIndex = 0
+  const withAccessToken = (path: string): autocannon.Request => ({
+    method: 'GET',
+    path,
+    setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${accessTokens[accessIndex++ % accessTokens.length]}` } })
+  })
+  let loginIndex = 0
+  const scenarios: Record<string, () => Load> = {
+    bare: () => ({ url: `${base(ports.bare)}/hello`, connections: CONNECTIONS }),
+    bareRedis: () => ({ url: `${base(ports.bare)}/redis`, connections: CONNECTIONS }),
+    refresh: () => ({
+      url: base(ports.service),
+      connections: CONNECTIONS,
+      requests: [{
+        method: 'POST',
+        path: '/auth/refresh',
+        setupRequest: (req) => ({ ...req, headers: { cookie: `${COOKIE}=${pool.take()}` } }),
+        onResponse: (status, _body, _context, headers) => {
+          const next = status === 200 ? setCookieToken(headers as Record<string, string>) : undefined
+          if (next !== undefined) pool.put(next)
+        }
+      }]
+    }),
+    tutorial: () => ({ url: `${base(ports.tutorial)}/token`, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
+    tutorialKeyObject: () => ({ url: `${base(ports.tutorialKey)}/token`, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
+    me: () => ({ url: base(ports.service), connections: CONNECTIONS, requests: [withAccessToken('/me')] }),
+    verifyRaw: () => ({ url: base(ports.bare), connections: CONNECTIONS, requests: [withAccessToken('/verify')] }),
+    login: () => ({
+      url: base(ports.service),
+      connections: LOGIN_CONNECTIONS,
+      requests: [{
+        method: 'POST',
+        path: '/auth/login',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req) => ({ ...req, body: JSON.stringify({ email: loginAccounts[loginIndex++ % loginAccounts.length], password: PASSWORD }) })
+      }]
+    }),
+    argon2Raw: () => ({ url: `${base(ports.bare)}/argon2`, connections: LOGIN_CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: PASSWORD }) })
+  }
+
+  if (args.profile !== undefined) {
+    const scenario = scenarios[args.scenario] as () => Load
+    await load(scenario(), 2)
+    const cpuBefore = { service: cpuSeconds(service.pid), redis: cpuSeconds(redisProc.pid), bench: process.cpuUsage() }
+    const m = await load(scenario(), DURATION_S)
+    const bench = process.cpuUsage(cpuBefore.bench)
+    log(`profiled ${args.scenario}: ${m.rps.toFixed(0)} req/s; CPU per run (s): service ${(cpuSeconds(service.pid) - cpuBefore.service).toFixed(2)}, ` +
+      `redis ${(cpuSeconds(redisProc.pid) - cpuBefore.redis).toFixed(2)}, load generator ${((bench.user + bench.system) / 1e6).toFixed(2)} over ${DURATION_S} s`)
+    log('stopping the service to write the profile')
+    service.kill('SIGTERM')
+    await new Promise((resolve) => service.once('exit', resolve))
+    redis.disconnect()
+    return
+  }
+
+  log('warming up')
+  for (const make of Object.values(scenarios)) await load(make(), 1)
+
+  const rounds: Results['rounds'] = []
+  const commandsPerRefresh: Array<ReturnType<typeof perRefresh>> = []
+  for (let round = 0; round < ROUNDS; round++) {
+    log(`round ${round + 1}/${ROUNDS}`)
+    const r: Record<string, Measurement> = {}
+    // Alternate: each target right after (or before) its baseline, order flipped every round.
+    const order = ['bare', 'bareRedis', 'refresh', 'tutorial', 'tutorialKeyObject', 'me', 'verifyRaw', 'login', 'argon2Raw']
+    for (const name of round % 2 === 0 ? order : [...order].reverse()) {
+      const before = name === 'refresh' ? await commandStats(redis) : new Map<string, number>()
+      r[name] = await load((scenarios[name] as () => Load)())
+      if (name === 'refresh') commandsPerRefresh.push(perRefresh(before, await commandStats(redis), (r.refresh as Measurement).requests))
+    }
+    // A login flood (more concurrent logins than cores) under refresh and /me load.
+    const [refreshUnderFlood] = await Promise.all([load(scenarios.refresh!()), load(scenarios.login!())])
+    const [meUnderFlood] = await Promise.all([load(scenarios.me!()), load(scenarios.login!())])
+    r.refreshUnderLoginFlood = refreshUnderFlood
+    r.meUnderLoginFlood = meUnderFlood
+    rounds.push(r)
+  }
+
+  const algorithms = measureAlgorithms()
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))?.[1])
+  const results: Results = {
+    date: new Date().toISOString(),
+    commit: await gitCommit(),
+    machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
+    settings: { algorithm, durationSeconds: DURATION_S, rounds: ROUNDS, sessions: SESSIONS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, argon2: { memoryCost: ARGON2.memoryCost, timeCost: ARGON2.timeCost, parallelism: ARGON2.parallelism } },
+    rounds,
+    redis: { commandsPerRefresh, memory },
+    serviceRssMb: rssKb / 1024,
+    algorithms,
+    elapsedSeconds: (Date.now() - started) / 1000
+  }
+  mkdirSync(args.out, { recursive: true })
+  writeReport(results, args.out)
+  log(`wrote ${args.out}/latest.{json,md,svg} in ${results.elapsedSeconds.toFixed(0)} s`)
+  redis.disconnect()
+}
+
+function git (...gitArgs: string[]): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn('git', gitArgs, { stdio: ['ignore', 'pipe', 'ignore'] })
+    let out = ''
+    child.stdout.on('data', (d) => { out += String(d) })
+    child.on('exit', () => resolve(out.trim()))
+    child.on('error', () => resolve(''))
+  })
+}
+
+/** The commit measured, marked "-dirty" when the code differs from it (results files aside). */
+async function gitCommit (): Promise<string> {
+  const commit = await git('rev-parse', '--short', 'HEAD')
+  const changes = (await git('status', '--porcelain')).split('\n').filter((l) => l !== '' && !l.includes('bench/results/'))
+  return `${commit || 'unknown'}${changes.length > 0 ? '-dirty' : ''}`
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  log(`failed: ${(err as Error).stack ?? String(err)}`)
+  process.exit(1)
+})

@@ -1,0 +1,46 @@
+// A separate service that trusts access tokens from auth-service knowing nothing but its JWKS URL:
+// no shared secret, nothing that could mint a token. Run it with
+//   AUTH_JWKS_URL=http://127.0.0.1:3000/.well-known/jwks.json PORT=4000 node --import tsx examples/resource-server.ts
+import Fastify, { type FastifyInstance } from 'fastify'
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose'
+
+export interface ResourceServerOptions {
+  jwksUrl: string
+  issuer?: string
+  audience?: string
+}
+
+export function buildResourceServer (options: ResourceServerOptions): FastifyInstance {
+  // Fetched on first use, cached, refetched when a token names an unknown kid (so key rotation just works).
+  const jwks = createRemoteJWKSet(new URL(options.jwksUrl))
+  const app = Fastify({ logger: false })
+
+  app.decorateRequest('claims', null)
+  app.addHook('onRequest', async (request, reply) => {
+    const [scheme, token] = (request.headers.authorization ?? '').split(' ')
+    try {
+      if (scheme?.toLowerCase() !== 'bearer' || token === undefined) throw new Error('no bearer token')
+      const { payload } = await jwtVerify(token, jwks, {
+        issuer: options.issuer ?? 'auth-service',
+        audience: options.audience ?? 'auth-service',
+        algorithms: ['ES256', 'EdDSA'],
+        typ: 'at+jwt',
+        requiredClaims: ['exp', 'sub']
+      });
+      (request as unknown as { claims: JWTPayload }).claims = payload
+    } catch {
+      return reply.code(401).header('www-authenticate', 'Bearer error="invalid_token"').send({ error: 'invalid_token' })
+    }
+  })
+
+  app.get('/orders', async (request) => {
+    const { sub } = (request as unknown as { claims: JWTPayload }).claims
+    return { owner: sub, orders: [] }
+  })
+  return app
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const app = buildResourceServer({ jwksUrl: process.env.AUTH_JWKS_URL ?? 'http://127.0.0.1:3000/.well-known/jwks.json' })
+  await app.listen({ port: Number(process.env.PORT ?? 4000), host: '127.0.0.1' })
+}

@@ -1,0 +1,69 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError } from 'fastify'
+import fp from 'fastify-plugin'
+import {
+  BodyTooLargeError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
+  UnsupportedMediaTypeError, ValidationError
+} from '../src/errors.js'
+
+/** Fastify's own error codes, mapped once to this service's stable ones. */
+const FRAMEWORK_ERRORS: Record<string, () => FastifyError> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: () => new BodyTooLargeError(),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => new UnsupportedMediaTypeError(),
+  FST_ERR_CTP_INVALID_JSON_BODY: () => new MalformedBodyError(),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => new MalformedBodyError()
+}
+
+/**
+ * Every error leaves as { statusCode, code, error, message } with a stable code.
+ * 4xx messages are specific and safe; 5xx messages never carry internal detail.
+ */
+export default fp(async function errorsPlugin (fastify) {
+  // JSON only. Dropping the text/plain parser makes form-less cross-site "simple" posts a 415.
+  fastify.removeContentTypeParser('text/plain')
+  // An empty body with a JSON content type reads as "no body": routes that take none (refresh, logout)
+  // accept it, routes that require one fail validation with a 400.
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
+  fastify.removeContentTypeParser('application/json')
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body.length === 0) {
+      done(null, undefined)
+      return
+    }
+    parseJson(request, body as string, done)
+  })
+
+  fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
+    let err: FastifyError = error
+    if (error.validation !== undefined) {
+      err = new ValidationError(error.message)
+    } else if (error.code !== undefined && error.code in FRAMEWORK_ERRORS) {
+      err = (FRAMEWORK_ERRORS[error.code] as () => FastifyError)()
+    } else if (error instanceof SyntaxError) {
+      err = new MalformedBodyError()
+    }
+
+    const statusCode = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (err instanceof StoreUnavailableError) {
+      request.log.warn({ err: error.cause ?? error }, 'store unavailable')
+    } else if (err instanceof NotReadyError) {
+      // An expected answer during an outage, already logged by the redis plugin.
+    } else if (statusCode >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      err = new InternalError()
+    }
+    reply.code(statusCode).send({
+      statusCode,
+      code: err.code ?? 'REQUEST_ERROR',
+      error: STATUS_CODES[statusCode] ?? 'Error',
+      message: err.message
+    })
+  })
+
+  const { max, windowSeconds } = fastify.config.rateLimits.notFoundIp
+  // Scanners probing for paths get throttled like everyone else.
+  fastify.setNotFoundHandler({ preHandler: fastify.rateLimit({ max, timeWindow: windowSeconds * 1000 }) }, function notFound (request, reply) {
+    const err = new NotFoundError()
+    reply.code(404).send({ statusCode: 404, code: err.code, error: 'Not Found', message: err.message })
+  })
+}, { name: 'errors', dependencies: ['config', 'rate-limit'], fastify: '5.x' })

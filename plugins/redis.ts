@@ -1,0 +1,52 @@
+import type { Redis } from 'ioredis'
+import fp from 'fastify-plugin'
+import { createRedisClient } from '../src/redis-client.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The shared Redis connection; null when the embedded in-memory store is in use. */
+    redis: Redis | null
+  }
+}
+
+/**
+ * Connects to Redis when REDIS_URL is set. A Redis that is down at start does not stop the
+ * service: it starts, answers /health/ready with 503 and serves what needs no store (access-token
+ * verification) while the client keeps reconnecting in the background.
+ */
+export default fp(async function redisPlugin (fastify) {
+  const { redis: options } = fastify.config
+  if (options === null) {
+    fastify.log.warn('REDIS_URL is not set: using the embedded in-memory store. It serves ONE process only and loses every account and session on restart; set REDIS_URL for anything but local development')
+    fastify.decorate('redis', null)
+    return
+  }
+
+  const redis = createRedisClient(options)
+  let lastError = ''
+  redis.on('error', (err: Error) => {
+    // One line per distinct failure, not one per reconnect attempt.
+    if (err.message === lastError) return
+    lastError = err.message
+    fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error')
+  })
+  redis.on('ready', () => {
+    if (lastError !== '') fastify.log.info('redis connection restored')
+    lastError = ''
+  })
+
+  try {
+    await redis.connect()
+  } catch {
+    fastify.log.error('redis is unreachable at start; store-backed routes answer 503 until it is back (retrying in the background)')
+  }
+
+  fastify.decorate('redis', redis)
+  fastify.addHook('onClose', async () => {
+    try {
+      await redis.quit()
+    } catch {
+      redis.disconnect()
+    }
+  })
+}, { name: 'redis', dependencies: ['config'], fastify: '5.x' })

@@ -1,0 +1,52 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { normalizeEmail } from '../../src/email.js'
+import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
+import { Credentials, ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
+import { sessionMeta } from '../../src/session-meta.js'
+
+const login: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { loginIp } = fastify.config.rateLimits
+  fastify.post('/login', {
+    config: { rateLimit: { max: loginIp.max, timeWindow: loginIp.windowSeconds * 1000 } },
+    schema: {
+      body: Credentials,
+      response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
+    }
+  }, async (request, reply) => {
+    const { users, passwordHasher, sessions, failureCounters } = fastify
+    const email = normalizeEmail(request.body.email)
+    // Failures count per account whether or not it exists, so the limit is no existence oracle.
+    const subject = email ?? request.body.email.trim().toLowerCase()
+    // In parallel: with a stalled Redis each sequential call would add a full command timeout.
+    const [throttle, user] = await Promise.all([
+      failureCounters.login.check(subject),
+      email === null ? null : users.findByEmail(email)
+    ])
+    if (throttle.blocked) {
+      reply.header('retry-after', throttle.retryAfterSeconds)
+      throw new RateLimitedError()
+    }
+    // Unknown and malformed emails are verified against a dummy hash: same work, same answer, same time.
+    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password)
+    if (!ok || user === null) {
+      await failureCounters.login.recordFailure(subject)
+      throw new InvalidCredentialsError()
+    }
+    await failureCounters.login.reset(subject)
+
+    if (passwordHasher.needsRehash(user.passwordHash)) {
+      // Upgrade hashes made with older parameters while the password is at hand; never delays the login.
+      passwordHasher.hash(request.body.password)
+        .then((hash) => users.updatePasswordHash(user.id, hash))
+        .catch((err: unknown) => request.log.warn({ err }, 'password rehash failed'))
+    }
+
+    // Always a new family: a refresh cookie sent along with the login is ignored, never adopted.
+    const session = await sessions.start(user, sessionMeta(request))
+    fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
+    reply.header('cache-control', 'no-store')
+    return fastify.accessTokens.issue(session)
+  })
+}
+
+export default login

@@ -1,0 +1,19 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ErrorResponse } from '../../src/http-schemas.js'
+
+const logoutAll: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.addHook('onRequest', fastify.authenticate)
+
+  fastify.post('/logout-all', {
+    schema: { response: { 204: { type: 'null' }, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse } }
+  }, async (request, reply) => {
+    const { sub, sid } = request.user
+    const revoked = await fastify.sessions.revokeAll(sub)
+    // The caller's family goes too, even when it already expired: its access tokens must stop now.
+    if (!revoked.includes(sid)) await fastify.accessRevocations.revoke([sid])
+    fastify.refreshCookie.clear(reply)
+    return reply.code(204).send(null)
+  })
+}
+
+export default logoutAll

@@ -1,0 +1,22 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { ErrorResponse } from '../../src/http-schemas.js'
+
+const logout: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/logout', {
+    onRequest: fastify.csrfProtection,
+    schema: {
+      response: { 204: Type.Null(), 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse }
+    }
+  }, async (request, reply) => {
+    const { refreshCookie, sessions } = fastify
+    const cookie = refreshCookie.read(request)
+    // With planted duplicates, end every genuine family presented: the user asked to be logged out.
+    const presented = cookie.status === 'present' ? [cookie.value] : cookie.status === 'duplicate' ? cookie.values : []
+    for (const value of presented) await sessions.end(value)
+    refreshCookie.clear(reply, cookie.status === 'duplicate')
+    return reply.code(204).send(null)
+  })
+}
+
+export default logout

@@ -1,0 +1,39 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
+import { ErrorResponse, PasswordChange } from '../../src/http-schemas.js'
+
+const password: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.addHook('onRequest', fastify.authenticate)
+
+  const { passwordIp } = fastify.config.rateLimits
+  fastify.post('/password', {
+    config: { rateLimit: { max: passwordIp.max, timeWindow: passwordIp.windowSeconds * 1000 } },
+    schema: {
+      body: PasswordChange,
+      response: { 204: { type: 'null' }, 400: ErrorResponse, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
+    }
+  }, async (request, reply) => {
+    const { users, passwordHasher, sessions, failureCounters } = fastify
+    const { sub, sid } = request.user
+    // A stolen access token must not become a password-guessing oracle: limited like login.
+    const throttle = await failureCounters.password.check(sub)
+    if (throttle.blocked) {
+      reply.header('retry-after', throttle.retryAfterSeconds)
+      throw new RateLimitedError()
+    }
+    const user = await users.findById(sub)
+    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.currentPassword)
+    if (!ok || user === null) {
+      await failureCounters.password.recordFailure(sub)
+      throw new InvalidCredentialsError()
+    }
+    await failureCounters.password.reset(sub)
+
+    await users.updatePasswordHash(user.id, await passwordHasher.hash(request.body.newPassword))
+    // Whoever else knew the old password is logged out everywhere; the caller stays signed in.
+    await sessions.revokeAll(user.id, sid)
+    return reply.code(204).send(null)
+  })
+}
+
+export default password

@@ -1,0 +1,54 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import fastifyRateLimit from '@fastify/rate-limit'
+import { RateLimitedError, RefreshInvalidError, RefreshReusedError } from '../../src/errors.js'
+import { ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
+import { sessionMeta } from '../../src/session-meta.js'
+
+const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { refreshIp } = fastify.config.rateLimits
+  // Per client IP, counted in this instance's memory: a shared counter would cost a second Redis
+  // round trip on the hottest route. The shared bound is per session, inside the rotation script.
+  await fastify.register(fastifyRateLimit, {
+    global: true,
+    max: refreshIp.max,
+    timeWindow: refreshIp.windowSeconds * 1000,
+    errorResponseBuilder: () => new RateLimitedError()
+  })
+
+  // Takes the refresh cookie and nothing else: no body, no content type needed.
+  fastify.post('/refresh', {
+    onRequest: fastify.csrfProtection,
+    schema: {
+      response: { 200: TokenResponse, 401: ErrorResponse, 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
+    }
+  }, async (request, reply) => {
+    const { refreshCookie, sessions } = fastify
+    reply.header('cache-control', 'no-store')
+    const cookie = refreshCookie.read(request)
+    if (cookie.status !== 'present') {
+      refreshCookie.clear(reply, cookie.status === 'duplicate')
+      throw new RefreshInvalidError()
+    }
+
+    const outcome = await sessions.refresh(cookie.value, sessionMeta(request))
+    if (outcome.status === 'reused') {
+      refreshCookie.clear(reply)
+      request.log.warn({ userId: outcome.userId, familyId: outcome.familyId }, 'refresh token reuse detected: family revoked')
+      throw new RefreshReusedError()
+    }
+    if (outcome.status === 'limited') {
+      // The token stays valid: keep the cookie, tell the client when to come back.
+      reply.header('retry-after', outcome.retryAfterSeconds)
+      throw new RateLimitedError()
+    }
+    if (outcome.status === 'invalid') {
+      refreshCookie.clear(reply)
+      throw new RefreshInvalidError()
+    }
+
+    refreshCookie.set(reply, outcome.refreshToken, outcome.ttlSeconds)
+    return fastify.accessTokens.issue(outcome)
+  })
+}
+
+export default refresh

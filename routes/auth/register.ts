@@ -1,0 +1,26 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { normalizeEmail } from '../../src/email.js'
+import { EmailTakenError, InvalidEmailError } from '../../src/errors.js'
+import { ErrorResponse, Registration, UserResponse } from '../../src/http-schemas.js'
+
+const register: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { registerIp } = fastify.config.rateLimits
+  fastify.post('/register', {
+    config: { rateLimit: { max: registerIp.max, timeWindow: registerIp.windowSeconds * 1000 } },
+    schema: {
+      body: Registration,
+      response: { 201: UserResponse, 400: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
+    }
+  }, async (request, reply) => {
+    const email = normalizeEmail(request.body.email)
+    if (email === null) throw new InvalidEmailError()
+    // Cheap duplicate check before the expensive hash; create() below is the authoritative one.
+    if (await fastify.users.findByEmail(email) !== null) throw new EmailTakenError()
+    const passwordHash = await fastify.passwordHasher.hash(request.body.password)
+    const user = await fastify.users.create(email, passwordHash)
+    if (user === null) throw new EmailTakenError()
+    return reply.code(201).send(user)
+  })
+}
+
+export default register

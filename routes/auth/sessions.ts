@@ -1,0 +1,36 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { SessionNotFoundError } from '../../src/errors.js'
+import { ErrorResponse, SessionList, SessionParams } from '../../src/http-schemas.js'
+
+const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.addHook('onRequest', fastify.authenticate)
+
+  fastify.get('/sessions', {
+    schema: { response: { 200: SessionList, 401: ErrorResponse, 503: ErrorResponse } }
+  }, async (request, reply) => {
+    const list = await fastify.sessions.list(request.user.sub)
+    reply.header('cache-control', 'no-store')
+    return {
+      sessions: list.map((s) => ({
+        id: s.familyId,
+        createdAt: new Date(s.createdAtMs).toISOString(),
+        lastUsedAt: new Date(s.lastUsedAtMs).toISOString(),
+        expiresAt: new Date(s.expiresAtMs).toISOString(),
+        userAgent: s.userAgent,
+        ip: s.ip,
+        current: s.familyId === request.user.sid
+      }))
+    }
+  })
+
+  fastify.delete('/sessions/:id', {
+    schema: { params: SessionParams, response: { 204: { type: 'null' }, 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse } }
+  }, async (request, reply) => {
+    // Store keys are scoped by the caller's user id: another user's session id is simply not found,
+    // with the same answer as an id that never existed (no oracle).
+    if (!await fastify.sessions.revoke(request.user.sub, request.params.id)) throw new SessionNotFoundError()
+    return reply.code(204).send(null)
+  })
+}
+
+export default sessions

@@ -1,0 +1,26 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { NotReadyError } from '../../src/errors.js'
+import { ErrorResponse, StatusResponse } from '../../src/http-schemas.js'
+
+const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  // Liveness: the process runs and its event loop answers. Never depends on Redis,
+  // or an orchestrator would restart healthy instances during a Redis outage.
+  fastify.get('/live', {
+    schema: { response: { 200: StatusResponse } }
+  }, async () => ({ status: 'ok' }))
+
+  // Readiness: the store answers, so login and refresh can work. A load balancer routes by this.
+  fastify.get('/ready', {
+    schema: { response: { 200: StatusResponse, 503: ErrorResponse } }
+  }, async () => {
+    try {
+      await fastify.familyStore.ping()
+    } catch {
+      // The store plugin already logs connection failures; one line per probe would drown them.
+      throw new NotReadyError()
+    }
+    return { status: 'ok' }
+  })
+}
+
+export default health

@@ -1,0 +1,132 @@
+import type { Redis } from 'ioredis'
+import type { RevocationList } from './revocation-list.js'
+
+/**
+ * Makes the access tokens of revoked families fail on every instance within a second,
+ * while checking a token stays an in-memory lookup (no Redis call per protected request).
+ */
+export interface AccessRevocations {
+  /** Refuses, from now on, the access tokens of these families; never throws. */
+  revoke (familyIds: string[]): Promise<void>
+  isRevoked (familyId: string): boolean
+  close (): Promise<void>
+}
+
+interface Logger {
+  warn (obj: object, msg: string): void
+  error (obj: object, msg: string): void
+}
+
+/** How long a revocation must be remembered: the longest life of an access token, plus clock skew between instances. */
+export function revocationTtlMs (accessTokenTtlSeconds: number): number {
+  return accessTokenTtlSeconds * 1000 + 5000
+}
+
+/** `ACCESS_TOKEN_REVOCATION=off`: access tokens live out their TTL. */
+export const noRevocations: AccessRevocations = {
+  async revoke () {},
+  isRevoked: () => false,
+  async close () {}
+}
+
+/** One process: the list is the whole truth. */
+export class LocalAccessRevocations implements AccessRevocations {
+  constructor (readonly list: RevocationList, readonly ttlMs: number) {}
+
+  async revoke (familyIds: string[]): Promise<void> {
+    const until = Date.now() + this.ttlMs
+    for (const id of familyIds) this.list.add(id, until)
+  }
+
+  isRevoked (familyId: string): boolean {
+    return this.list.has(familyId)
+  }
+
+  async close (): Promise<void> {
+    this.list.close()
+  }
+}
+
+/**
+ * Every instance: revocations are recorded in a sorted set (member sid, score = expiry ms) and
+ * published on a channel. Each instance applies what it hears, and on every (re)connection of its
+ * subscriber reloads the sorted set, so a restart or a dropped subscription opens no window.
+ */
+export class RedisAccessRevocations implements AccessRevocations {
+  readonly #redis: Redis
+  readonly #subscriber: Redis
+  readonly #list: RevocationList
+  readonly #ttlMs: number
+  readonly #key: string
+  readonly #channel: string
+  readonly #log: Logger
+
+  constructor (redis: Redis, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger }) {
+    this.#redis = redis
+    this.#list = list
+    this.#ttlMs = options.ttlMs
+    this.#key = `${options.keyPrefix}revoked-sids`
+    this.#channel = `${options.keyPrefix}revoked-sids`
+    this.#log = options.log
+    // A connection of its own: a subscribed connection serves nothing else.
+    this.#subscriber = redis.duplicate({ autoResubscribe: false, lazyConnect: true })
+    this.#subscriber.on('error', () => {}) // the main connection already reports Redis outages
+    this.#subscriber.on('message', (_channel: string, message: string) => this.#apply(message))
+    this.#subscriber.on('ready', () => { this.#resync().catch(() => {}) })
+  }
+
+  async start (): Promise<void> {
+    try {
+      await this.#subscriber.connect()
+    } catch {
+      // Down at start: the subscriber keeps reconnecting and resyncs on 'ready'.
+    }
+  }
+
+  async revoke (familyIds: string[]): Promise<void> {
+    if (familyIds.length === 0) return
+    const until = Date.now() + this.#ttlMs
+    for (const id of familyIds) this.#list.add(id, until)
+    try {
+      const scoreMembers = familyIds.flatMap((id) => [until, id])
+      await this.#redis.multi()
+        .zadd(this.#key, ...scoreMembers)
+        .zremrangebyscore(this.#key, '-inf', Date.now())
+        .pexpire(this.#key, this.#ttlMs)
+        .publish(this.#channel, `${until} ${familyIds.join(' ')}`)
+        .exec()
+    } catch (err) {
+      // The families are revoked in the store already; only other instances' view of their
+      // access tokens lags, for at most ACCESS_TOKEN_TTL.
+      this.#log.error({ err, count: familyIds.length }, 'could not broadcast access-token revocation')
+    }
+  }
+
+  isRevoked (familyId: string): boolean {
+    return this.#list.has(familyId)
+  }
+
+  async close (): Promise<void> {
+    this.#subscriber.disconnect()
+    this.#list.close()
+  }
+
+  #apply (message: string): void {
+    const [until, ...ids] = message.split(' ')
+    const untilMs = Number(until)
+    if (!Number.isFinite(untilMs)) return
+    for (const id of ids) this.#list.add(id, untilMs)
+  }
+
+  async #resync (): Promise<void> {
+    try {
+      // Subscribe first, then load: a revocation published in between is seen at least once.
+      await this.#subscriber.subscribe(this.#channel)
+      const entries = await this.#redis.zrangebyscore(this.#key, Date.now(), '+inf', 'WITHSCORES')
+      for (let i = 0; i + 1 < entries.length; i += 2) this.#list.add(entries[i] as string, Number(entries[i + 1]))
+    } catch (err) {
+      this.#log.warn({ err }, 'access-token revocation resync failed; retrying')
+      if (this.#subscriber.status === 'ready') setTimeout(() => { this.#resync().catch(() => {}) }, 1000).unref()
+    }
+  }
+}

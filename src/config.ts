@@ -1,0 +1,300 @@
+import { isIP } from 'node:net'
+import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { envSchema } from 'env-schema'
+import { Type, type Static } from 'typebox'
+import { parseKeySet, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
+
+const RATE = '^[0-9]{1,9}/[0-9]{1,7}$'
+
+/**
+ * Every environment variable the service reads, with its default and bounds.
+ * Durations are integer seconds unless the name says otherwise.
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,32}$', default: 'auth:' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10_000, default: 500 }),
+
+  JWT_SECRET: Type.Optional(Type.String()),
+  /** A JWK Set of private signing keys (ES256 / EdDSA), each with kid and alg; or a path to one. */
+  JWT_KEYS: Type.Optional(Type.String()),
+  JWT_KEYS_FILE: Type.Optional(Type.String()),
+  JWT_SIGNING_KID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
+  /** Algorithm of the key generated outside production when no keys are configured. */
+  JWT_ALGORITHM: Type.Union([Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'ES256' }),
+  JWT_CLOCK_TOLERANCE: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
+  ACCESS_TOKEN_CACHE_SIZE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10_000 }),
+  JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
+  JWT_AUDIENCE: Type.String({ minLength: 1, default: 'auth-service' }),
+  ACCESS_TOKEN_TTL: Type.Integer({ minimum: 1, maximum: 86_400, default: 600 }),
+  ACCESS_TOKEN_REVOCATION: Type.Union([Type.Literal('instant'), Type.Literal('off')], { default: 'instant' }),
+
+  REFRESH_TOKEN_SECRET: Type.Optional(Type.String()),
+  REFRESH_IDLE_TTL: Type.Integer({ minimum: 1, maximum: 31_536_000, default: 604_800 }),
+  REFRESH_ABSOLUTE_TTL: Type.Integer({ minimum: 1, maximum: 31_536_000, default: 2_592_000 }),
+  REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 300, default: 10 }),
+  MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
+
+  COOKIE_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+  COOKIE_SECURE: Type.Boolean({ default: true }),
+  COOKIE_SAMESITE: Type.Union([Type.Literal('strict'), Type.Literal('lax'), Type.Literal('none')], { default: 'strict' }),
+
+  /** false | hop count | comma-separated IPs/CIDRs of the proxies whose X-Forwarded-For is believed. */
+  TRUST_PROXY: Type.String({ pattern: '^(false|[0-9]{1,2}|[0-9a-fA-F:.,/ ]+)$', default: 'false' }),
+  /** Comma-separated browser origins allowed to call the API with credentials. */
+  ALLOWED_ORIGINS: Type.String({ default: '' }),
+
+  // Rate limits, each "max/windowSeconds".
+  RATE_LIMIT_LOGIN_IP: Type.String({ pattern: RATE, default: '30/60' }),
+  RATE_LIMIT_LOGIN_ACCOUNT: Type.String({ pattern: RATE, default: '10/900' }),
+  RATE_LIMIT_REGISTER_IP: Type.String({ pattern: RATE, default: '20/3600' }),
+  RATE_LIMIT_PASSWORD_IP: Type.String({ pattern: RATE, default: '10/900' }),
+  RATE_LIMIT_REFRESH_IP: Type.String({ pattern: RATE, default: '12000/60' }),
+  RATE_LIMIT_REFRESH_SESSION: Type.String({ pattern: RATE, default: '60/60' }),
+  RATE_LIMIT_NOT_FOUND_IP: Type.String({ pattern: RATE, default: '60/60' }),
+
+  ARGON2_MEMORY_COST: Type.Integer({ minimum: 8192, maximum: 1_048_576, default: 19_456 }),
+  ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
+  ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  ARGON2_MAX_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+
+  SHUTDOWN_TIMEOUT: Type.Integer({ minimum: 1, maximum: 60, default: 8 })
+})
+
+export type Env = Static<typeof EnvSchema>
+
+/** The validated, typed configuration the whole service reads from. */
+export interface Config {
+  env: Env['NODE_ENV']
+  isProduction: boolean
+  port: number
+  host: string
+  logLevel: Env['LOG_LEVEL']
+  redis: { url: string, keyPrefix: string, commandTimeoutMs: number } | null
+  jwt: {
+    /** HS256 secret (JWT_SECRET); null when asymmetric keys are used or one is to be generated. */
+    secret: string | null
+    /** 'hs256': JWT_SECRET; 'keys': JWT_KEYS / JWT_KEYS_FILE; 'generate': outside production, no keys given. */
+    keyMode: 'hs256' | 'keys' | 'generate'
+    /** The validated key set when keyMode is 'keys'. */
+    keySet: SigningKeySet | null
+    generateAlgorithm: AsymmetricAlgorithm
+    clockToleranceSeconds: number
+    verifiedTokenCacheSize: number
+    issuer: string
+    audience: string
+    accessTokenTtlSeconds: number
+    /** 'instant': revoked sessions' access tokens fail everywhere within a second; 'off': they live out their TTL. */
+    revocation: 'instant' | 'off'
+  }
+  refresh: {
+    secret: string | null
+    idleTtlSeconds: number
+    absoluteTtlSeconds: number
+    reuseGraceSeconds: number
+    maxFamiliesPerUser: number
+  }
+  cookie: { name: string, secure: boolean, sameSite: 'strict' | 'lax' | 'none' }
+  /** Fastify's trustProxy: false, a hop count, or the trusted proxy addresses. */
+  trustProxy: false | number | string[]
+  allowedOrigins: string[]
+  rateLimits: {
+    loginIp: RateLimit
+    loginAccount: RateLimit
+    registerIp: RateLimit
+    passwordIp: RateLimit
+    refreshIp: RateLimit
+    refreshSession: RateLimit
+    notFoundIp: RateLimit
+  }
+  argon2: { memoryCost: number, timeCost: number, parallelism: number, maxConcurrency: number }
+  shutdownTimeoutSeconds: number
+}
+
+export interface RateLimit {
+  max: number
+  windowSeconds: number
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const MIN_SECRET_BYTES = 32
+// Values copied from .env.example must never reach production.
+const PLACEHOLDER = /change[-_ ]?me|example|placeholder/i
+
+function checkSecret (name: string, value: string | undefined, production: boolean): string | null {
+  if (value === undefined || value === '') {
+    if (production) throw new ConfigError(`${name} is required in production (at least ${MIN_SECRET_BYTES} bytes, shared by every instance)`)
+    return null
+  }
+  if (Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
+    throw new ConfigError(`${name} must be at least ${MIN_SECRET_BYTES} bytes`)
+  }
+  if (production && PLACEHOLDER.test(value)) {
+    throw new ConfigError(`${name} still holds the placeholder from .env.example; generate one with: openssl rand -base64 48`)
+  }
+  return value
+}
+
+/**
+ * Validates the environment once and returns the typed configuration.
+ * Throws ConfigError with a message naming the variable; never echoes a secret's value.
+ */
+export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset", as in most .env files.
+  const data: Record<string, string> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key]
+    if (value !== undefined && value !== '') data[key] = value
+  }
+
+  let env: Env
+  try {
+    env = envSchema<Env>({ schema: EnvSchema, data, dotenv: false })
+  } catch (err) {
+    // Ajv messages name the variable and the rule, not the value.
+    throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
+  }
+
+  const production = env.NODE_ENV === 'production'
+  const keysJson = readKeys(env.JWT_KEYS, env.JWT_KEYS_FILE)
+  if (keysJson !== null && env.JWT_SECRET !== undefined) {
+    throw new ConfigError('set either JWT_SECRET (HS256, single service) or JWT_KEYS/JWT_KEYS_FILE (ES256/EdDSA), not both: one deployment never mixes symmetric and asymmetric keys')
+  }
+  let keySet: SigningKeySet | null = null
+  if (keysJson !== null) {
+    try {
+      keySet = parseKeySet(keysJson, env.JWT_SIGNING_KID)
+    } catch (err) {
+      throw new ConfigError((err as Error).message)
+    }
+  } else if (env.JWT_SIGNING_KID !== undefined) {
+    throw new ConfigError('JWT_SIGNING_KID needs JWT_KEYS or JWT_KEYS_FILE')
+  }
+  if (production && keysJson === null && env.JWT_SECRET === undefined) {
+    throw new ConfigError('production needs signing keys: JWT_KEYS or JWT_KEYS_FILE (a JWK Set of ES256/EdDSA private keys), or JWT_SECRET for HS256 in a single-service setup')
+  }
+  const jwtSecret = keysJson === null ? checkSecret('JWT_SECRET', env.JWT_SECRET, production) : null
+  const refreshSecret = checkSecret('REFRESH_TOKEN_SECRET', env.REFRESH_TOKEN_SECRET, production)
+  if (jwtSecret !== null && jwtSecret === refreshSecret) {
+    throw new ConfigError('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
+  }
+  if (production && env.REDIS_URL === undefined) {
+    throw new ConfigError('REDIS_URL is required in production: the embedded store serves one process only and loses every session on restart')
+  }
+  if (production && !env.COOKIE_SECURE) {
+    throw new ConfigError('COOKIE_SECURE=false is not allowed in production: the refresh cookie must never travel over plain HTTP')
+  }
+  const cookieName = env.COOKIE_NAME ?? (env.COOKIE_SECURE ? '__Secure-refresh_token' : 'refresh_token')
+  if (!env.COOKIE_SECURE && /^__(Secure|Host)-/.test(cookieName)) {
+    throw new ConfigError('COOKIE_NAME with a __Secure- or __Host- prefix requires COOKIE_SECURE=true (browsers drop such cookies otherwise)')
+  }
+  if (env.COOKIE_SAMESITE === 'none' && !env.COOKIE_SECURE) {
+    throw new ConfigError('COOKIE_SAMESITE=none requires COOKIE_SECURE=true (browsers refuse SameSite=None without Secure)')
+  }
+  if (env.REFRESH_REUSE_GRACE >= env.REFRESH_IDLE_TTL) {
+    throw new ConfigError('REFRESH_REUSE_GRACE must be shorter than REFRESH_IDLE_TTL')
+  }
+
+  return {
+    env: env.NODE_ENV,
+    isProduction: production,
+    port: env.PORT,
+    host: env.HOST,
+    logLevel: env.LOG_LEVEL,
+    redis: env.REDIS_URL === undefined
+      ? null
+      : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS },
+    jwt: {
+      secret: jwtSecret,
+      keyMode: keySet !== null ? 'keys' : env.JWT_SECRET !== undefined ? 'hs256' : 'generate',
+      keySet,
+      generateAlgorithm: env.JWT_ALGORITHM,
+      clockToleranceSeconds: env.JWT_CLOCK_TOLERANCE,
+      verifiedTokenCacheSize: env.ACCESS_TOKEN_CACHE_SIZE,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL,
+      revocation: env.ACCESS_TOKEN_REVOCATION
+    },
+    refresh: {
+      secret: refreshSecret,
+      idleTtlSeconds: env.REFRESH_IDLE_TTL,
+      absoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL,
+      reuseGraceSeconds: env.REFRESH_REUSE_GRACE,
+      maxFamiliesPerUser: env.MAX_SESSIONS_PER_USER
+    },
+    cookie: { name: cookieName, secure: env.COOKIE_SECURE, sameSite: env.COOKIE_SAMESITE },
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS),
+    rateLimits: {
+      loginIp: parseRate('RATE_LIMIT_LOGIN_IP', env.RATE_LIMIT_LOGIN_IP),
+      loginAccount: parseRate('RATE_LIMIT_LOGIN_ACCOUNT', env.RATE_LIMIT_LOGIN_ACCOUNT),
+      registerIp: parseRate('RATE_LIMIT_REGISTER_IP', env.RATE_LIMIT_REGISTER_IP),
+      passwordIp: parseRate('RATE_LIMIT_PASSWORD_IP', env.RATE_LIMIT_PASSWORD_IP),
+      refreshIp: parseRate('RATE_LIMIT_REFRESH_IP', env.RATE_LIMIT_REFRESH_IP),
+      refreshSession: parseRate('RATE_LIMIT_REFRESH_SESSION', env.RATE_LIMIT_REFRESH_SESSION),
+      notFoundIp: parseRate('RATE_LIMIT_NOT_FOUND_IP', env.RATE_LIMIT_NOT_FOUND_IP)
+    },
+    argon2: {
+      memoryCost: env.ARGON2_MEMORY_COST,
+      timeCost: env.ARGON2_TIME_COST,
+      parallelism: env.ARGON2_PARALLELISM,
+      // Argon2 runs on libuv's threadpool; more hashes in flight than cores only adds latency to everything else.
+      maxConcurrency: env.ARGON2_MAX_CONCURRENCY ?? Math.max(1, availableParallelism() - 1)
+    },
+    shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT
+  }
+}
+
+function parseRate (name: string, value: string): RateLimit {
+  const [max, windowSeconds] = value.split('/').map(Number) as [number, number]
+  if (max < 1 || windowSeconds < 1) throw new ConfigError(`${name} must be "max/windowSeconds" with both at least 1`)
+  return { max, windowSeconds }
+}
+
+function parseTrustProxy (value: string): false | number | string[] {
+  if (value === 'false') return false
+  if (/^[0-9]+$/.test(value)) return Number(value)
+  const entries = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split('/')
+    const version = isIP(address ?? '')
+    const maxBits = version === 4 ? 32 : 128
+    if (version === 0 || extra !== undefined || (bits !== undefined && !(/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits))) {
+      throw new ConfigError(`TRUST_PROXY: "${entry}" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)`)
+    }
+  }
+  return entries
+}
+
+function parseOrigins (value: string): string[] {
+  const origins = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  for (const origin of origins) {
+    let parsed: URL | null = null
+    try { parsed = new URL(origin) } catch {}
+    // An origin is scheme://host[:port] exactly, as browsers send it in the Origin header.
+    if (parsed === null || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
+      throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com`)
+    }
+  }
+  return origins
+}
+
+function readKeys (inline: string | undefined, file: string | undefined): string | null {
+  if (inline !== undefined && file !== undefined) throw new ConfigError('set JWT_KEYS or JWT_KEYS_FILE, not both')
+  if (file === undefined) return inline ?? null
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`JWT_KEYS_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+}

@@ -1,0 +1,23 @@
+import createError from '@fastify/error'
+
+// Stable codes: clients and tests match on `code` and status, never on message text.
+
+export const InvalidCredentialsError = createError('AUTH_INVALID_CREDENTIALS', 'Invalid email or password', 401)
+export const EmailTakenError = createError('AUTH_EMAIL_TAKEN', 'An account with this email already exists', 409)
+export const InvalidEmailError = createError('AUTH_INVALID_EMAIL', 'Email address is not valid', 400)
+export const RefreshInvalidError = createError('AUTH_REFRESH_INVALID', 'Refresh token is missing, invalid or expired', 401)
+export const RefreshReusedError = createError('AUTH_REFRESH_REUSED', 'Refresh token was already used; the session has been revoked', 401)
+export const AccessTokenInvalidError = createError('AUTH_TOKEN_INVALID', 'Access token is missing, invalid or expired', 401)
+export const SessionNotFoundError = createError('AUTH_SESSION_NOT_FOUND', 'No such session', 404)
+export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests, retry later', 429)
+export const CsrfError = createError('AUTH_CSRF', 'Cross-site request refused', 403)
+export const HeaderTooLargeError = createError('REQUEST_HEADER_TOO_LARGE', 'A request header is too large', 431)
+export const StoreUnavailableError = createError('AUTH_STORE_UNAVAILABLE', 'Session store is unavailable, try again shortly', 503)
+export const NotReadyError = createError('SERVICE_NOT_READY', 'Service is not ready', 503)
+
+export const ValidationError = createError('REQUEST_VALIDATION', '%s', 400)
+export const MalformedBodyError = createError('REQUEST_MALFORMED_BODY', 'Request body is not valid JSON', 400)
+export const BodyTooLargeError = createError('REQUEST_BODY_TOO_LARGE', 'Request body is too large', 413)
+export const UnsupportedMediaTypeError = createError('REQUEST_UNSUPPORTED_MEDIA_TYPE', 'Content type is not supported; send application/json', 415)
+export const NotFoundError = createError('NOT_FOUND', 'Route not found', 404)
+export const InternalError = createError('INTERNAL_ERROR', 'Internal server error', 500)

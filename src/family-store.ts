@@ -1,0 +1,97 @@
+/**
+ * Refresh-token families: one per login, holding only hashes of its current and
+ * previous token. Both implementations enforce the same contract (test/src/family-store.contract.ts).
+ */
+
+export interface FamilyPolicy {
+  /** Sliding lifetime: a family unused this long expires. */
+  idleTtlSeconds: number
+  /** Hard lifetime from login; never extended. */
+  absoluteTtlSeconds: number
+  /** How long after a rotation the parent may be presented again and receive the same successor. 0 = strict. */
+  reuseGraceSeconds: number
+  /** Live families kept per user; the least recently used one is evicted beyond this. */
+  maxFamiliesPerUser: number
+  /** Refreshes allowed per session (family) in a window, across all instances. */
+  refreshLimit: { max: number, windowSeconds: number }
+}
+
+export interface SessionMeta {
+  userAgent: string
+  ip: string
+}
+
+export interface CreateFamilyInput extends SessionMeta {
+  userId: string
+  /** Kept with the family so a refresh can mint an access token from the store's one answer. */
+  email: string
+  familyId: string
+  tokenHash: Buffer
+}
+
+export interface RotateInput extends SessionMeta {
+  userId: string
+  familyId: string
+  /** Generation of the presented token (its tag has already been verified). */
+  generation: number
+  presentedHash: Buffer
+  /** Hash of the successor the caller derived from the presented token. */
+  successorHash: Buffer
+}
+
+export interface CreateResult {
+  ttlSeconds: number
+  evictedFamilyIds: string[]
+}
+
+export type RotateResult =
+  /** The presented token was current; its successor is now current. */
+  | { status: 'rotated', ttlSeconds: number, email: string }
+  /** The presented token is the immediate parent, within the grace window: the successor is already current. */
+  | { status: 'grace', ttlSeconds: number, email: string }
+  /** A genuine token older than allowed: the family has been revoked. */
+  | { status: 'reused' }
+  /** No such live family (never existed, expired or revoked), or the token does not match it. */
+  | { status: 'invalid' }
+  /** Too many refreshes of this session in the current window; nothing changed. */
+  | { status: 'limited', retryAfterSeconds: number }
+
+export interface FamilySummary {
+  familyId: string
+  createdAtMs: number
+  lastUsedAtMs: number
+  expiresAtMs: number
+  userAgent: string
+  ip: string
+}
+
+export interface FamilyStore {
+  /**
+   * Records a new family. Returns the cookie lifetime, min(idle, absolute), and the
+   * families evicted to stay within the per-user cap (least recently used first).
+   */
+  create (input: CreateFamilyInput): Promise<CreateResult>
+  /** Rotation, grace and reuse detection in one atomic step. */
+  rotate (input: RotateInput): Promise<RotateResult>
+  /** Revokes one family; true when it was live. */
+  revoke (userId: string, familyId: string): Promise<boolean>
+  /** Revokes every family of a user, except `keepFamilyId` when given; returns the revoked family ids. */
+  revokeAll (userId: string, keepFamilyId?: string): Promise<string[]>
+  /** The user's live families, most recently used first. */
+  list (userId: string): Promise<FamilySummary[]>
+  /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
+  ping (): Promise<void>
+  close (): Promise<void>
+}
+
+/**
+ * Longest user agent kept per session: enough to tell devices apart (browser UAs run 100–130
+ * characters), and it fits two 64-byte fields, which keeps the Redis hash in its compact listpack
+ * encoding (hash-max-listpack-value): ~2.5x less memory per session than a hashtable.
+ */
+export const MAX_USER_AGENT_LENGTH = 128
+
+/** Printable ASCII only (one byte per character, nothing to confuse a terminal or a log), bounded. */
+export function clampUserAgent (userAgent: string | undefined): string {
+  return (userAgent ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_USER_AGENT_LENGTH)
+}

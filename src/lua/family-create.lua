@@ -1,0 +1,39 @@
+-- Records a new refresh-token family and caps the user's live families.
+-- KEYS[1] family hash, KEYS[2] user's family index (zset familyId -> last use ms); both carry the {userId} hash tag.
+-- ARGV: tokenHash, familyId, idleMs, absoluteMs, maxFamilies, userAgent, ip, familyKeyPrefix, email
+-- Returns { ttlMs, evictedFamilyId... }
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local idle = tonumber(ARGV[3])
+local absolute = tonumber(ARGV[4])
+local max = tonumber(ARGV[5])
+
+-- The user agent (printable ASCII, at most 128 bytes) is split in two fields of at most 64 bytes,
+-- so the hash stays in Redis's compact listpack encoding.
+-- Created and absolute-expiry times in seconds: small integers take 5 bytes in a listpack, not 9.
+redis.call('HSET', KEYS[1], 'c', ARGV[1], 'g', 0, 'r', now, 't', math.floor(now / 1000), 'a', math.floor((now + absolute) / 1000),
+  'u1', string.sub(ARGV[6], 1, 64), 'u2', string.sub(ARGV[6], 65, 128), 'ip', ARGV[7], 'e', ARGV[9])
+local ttl = math.min(idle, absolute)
+redis.call('PEXPIRE', KEYS[1], ttl)
+
+-- Entries idle longer than the idle TTL belong to families Redis has already expired.
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - idle))
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+-- The index must outlive every family it lists; a family never outlives its absolute lifetime.
+if redis.call('PTTL', KEYS[2]) < absolute then
+  redis.call('PEXPIRE', KEYS[2], absolute)
+end
+
+local result = { ttl }
+local excess = redis.call('ZCARD', KEYS[2]) - max
+if excess > 0 then
+  -- Least recently used first; the new family has the highest score and is never evicted.
+  local victims = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
+  for _, id in ipairs(victims) do
+    if redis.call('DEL', ARGV[8] .. id) == 1 then
+      result[#result + 1] = id
+    end
+    redis.call('ZREM', KEYS[2], id)
+  end
+end
+return result

@@ -1,0 +1,63 @@
+-- Rotation, grace and reuse detection of one refresh token, atomically.
+-- The caller has verified the token's tag, so (familyId, generation) are genuine.
+-- KEYS[1] family hash, KEYS[2] user's family index
+-- ARGV: presentedHash, generation, successorHash, idleMs, graceMs, userAgent, ip, familyId, limitMax, limitWindowMs
+-- Returns {1, ttlMs, email} rotated | {2, ttlMs, email} grace | {3} reused (family revoked) | {0} invalid
+--         | {4, retryAfterMs} limited (too many refreshes of this session in the window; nothing changed)
+-- (the email rides along so the caller can mint the access token without a second round trip)
+local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln')
+if not f[1] then
+  return { 0 }
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- Per-session rate limit, shared by every instance at no extra round trip: a fixed window
+-- (lw = window start, ln = refreshes in it) kept in the family itself.
+local limitWindow = tonumber(ARGV[10])
+local windowStart = tonumber(f[6]) or 0
+local count = tonumber(f[7]) or 0
+if now - windowStart >= limitWindow then
+  windowStart = now
+  count = 0
+end
+if count >= tonumber(ARGV[9]) then
+  return { 4, windowStart + limitWindow - now }
+end
+redis.call('HSET', KEYS[1], 'lw', windowStart, 'ln', count + 1)
+local current = tonumber(f[2])
+local presented = tonumber(ARGV[2])
+
+if presented == current then
+  if f[1] ~= ARGV[1] then
+    return { 0 }
+  end
+  local ttl = math.min(tonumber(ARGV[4]), tonumber(f[4]) * 1000 - now)
+  if ttl <= 0 then
+    redis.call('DEL', KEYS[1])
+    redis.call('ZREM', KEYS[2], ARGV[8])
+    return { 0 }
+  end
+  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now,
+    'u1', string.sub(ARGV[6], 1, 64), 'u2', string.sub(ARGV[6], 65, 128), 'ip', ARGV[7])
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('ZADD', KEYS[2], 'XX', now, ARGV[8])
+  return { 1, ttl, f[5] }
+end
+
+-- The immediate parent, again, shortly after its rotation (concurrent tabs, a retried request):
+-- its successor is already current, so the caller hands out that same token. No parent hash is
+-- stored: a genuine token of the previous generation whose derived successor is the current
+-- token can only be the parent.
+local grace = tonumber(ARGV[5])
+if presented == current - 1 and grace > 0 and now - tonumber(f[3]) < grace and f[1] == ARGV[3] then
+  return { 2, redis.call('PTTL', KEYS[1]), f[5] }
+end
+
+if presented < current then
+  -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[8])
+  return { 3 }
+end
+return { 0 }

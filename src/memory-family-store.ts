@@ -1,0 +1,178 @@
+import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
+
+interface FamilyRecord {
+  current: Buffer
+  generation: number
+  rotatedAtMs: number
+  createdAtMs: number
+  absoluteExpiryMs: number
+  expiresAtMs: number
+  userAgent: string
+  ip: string
+  email: string
+  limitWindowStartMs: number
+  limitCount: number
+}
+
+export interface MemoryFamilyStoreOptions {
+  /** Milliseconds since the epoch; injectable so tests control time. */
+  now?: () => number
+  /** How often expired families are swept out; they are also dropped lazily on access. */
+  sweepIntervalMs?: number
+}
+
+/**
+ * The embedded default store: same contract as Redis, one process only.
+ * Everything here is synchronous, so each method is atomic with respect to other requests.
+ */
+export class MemoryFamilyStore implements FamilyStore {
+  readonly #policy: FamilyPolicy
+  readonly #now: () => number
+  readonly #users = new Map<string, Map<string, FamilyRecord>>()
+  readonly #sweeper: NodeJS.Timeout
+
+  constructor (policy: FamilyPolicy, options: MemoryFamilyStoreOptions = {}) {
+    this.#policy = policy
+    this.#now = options.now ?? Date.now
+    this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000)
+    this.#sweeper.unref()
+  }
+
+  async create (input: CreateFamilyInput): Promise<CreateResult> {
+    const now = this.#now()
+    const p = this.#policy
+    const ttlMs = Math.min(p.idleTtlSeconds, p.absoluteTtlSeconds) * 1000
+    const families = this.#live(input.userId, now) ?? new Map<string, FamilyRecord>()
+    this.#users.set(input.userId, families)
+    families.set(input.familyId, {
+      current: input.tokenHash,
+      generation: 0,
+      rotatedAtMs: now,
+      createdAtMs: Math.floor(now / 1000) * 1000,
+      absoluteExpiryMs: Math.floor((now + p.absoluteTtlSeconds * 1000) / 1000) * 1000,
+      expiresAtMs: now + ttlMs,
+      userAgent: input.userAgent,
+      ip: input.ip,
+      email: input.email,
+      limitWindowStartMs: 0,
+      limitCount: 0
+    })
+    const evictedFamilyIds: string[] = []
+    if (families.size > p.maxFamiliesPerUser) {
+      const byLastUse = [...families].sort((a, b) => a[1].rotatedAtMs - b[1].rotatedAtMs)
+      for (const [id] of byLastUse.slice(0, families.size - p.maxFamiliesPerUser)) {
+        families.delete(id)
+        evictedFamilyIds.push(id)
+      }
+    }
+    return { ttlSeconds: Math.floor(ttlMs / 1000), evictedFamilyIds }
+  }
+
+  async rotate (input: RotateInput): Promise<RotateResult> {
+    const now = this.#now()
+    const families = this.#live(input.userId, now)
+    const f = families?.get(input.familyId)
+    if (families === undefined || f === undefined) return { status: 'invalid' }
+
+    const limitWindowMs = this.#policy.refreshLimit.windowSeconds * 1000
+    if (now - f.limitWindowStartMs >= limitWindowMs) {
+      f.limitWindowStartMs = now
+      f.limitCount = 0
+    }
+    if (f.limitCount >= this.#policy.refreshLimit.max) {
+      return { status: 'limited', retryAfterSeconds: Math.max(1, Math.ceil((f.limitWindowStartMs + limitWindowMs - now) / 1000)) }
+    }
+    f.limitCount += 1
+
+    if (input.generation === f.generation) {
+      if (!f.current.equals(input.presentedHash)) return { status: 'invalid' }
+      const ttlMs = Math.min(this.#policy.idleTtlSeconds * 1000, f.absoluteExpiryMs - now)
+      if (ttlMs <= 0) {
+        families.delete(input.familyId)
+        return { status: 'invalid' }
+      }
+      f.current = input.successorHash
+      f.generation += 1
+      f.rotatedAtMs = now
+      f.expiresAtMs = now + ttlMs
+      f.userAgent = input.userAgent
+      f.ip = input.ip
+      return { status: 'rotated', ttlSeconds: Math.floor(ttlMs / 1000), email: f.email }
+    }
+
+    const graceMs = this.#policy.reuseGraceSeconds * 1000
+    // No parent hash kept: a genuine previous-generation token whose successor is current is the parent.
+    if (input.generation === f.generation - 1 && graceMs > 0 && now - f.rotatedAtMs < graceMs &&
+        f.current.equals(input.successorHash)) {
+      return { status: 'grace', ttlSeconds: Math.floor((f.expiresAtMs - now) / 1000), email: f.email }
+    }
+
+    if (input.generation < f.generation) {
+      families.delete(input.familyId)
+      return { status: 'reused' }
+    }
+    return { status: 'invalid' }
+  }
+
+  async revoke (userId: string, familyId: string): Promise<boolean> {
+    const families = this.#live(userId, this.#now())
+    return families?.delete(familyId) ?? false
+  }
+
+  async revokeAll (userId: string, keepFamilyId?: string): Promise<string[]> {
+    const families = this.#live(userId, this.#now())
+    if (families === undefined) return []
+    const revoked = [...families.keys()].filter((id) => id !== keepFamilyId)
+    for (const id of revoked) families.delete(id)
+    if (families.size === 0) this.#users.delete(userId)
+    return revoked
+  }
+
+  async list (userId: string): Promise<FamilySummary[]> {
+    const families = this.#live(userId, this.#now())
+    if (families === undefined) return []
+    return [...families]
+      .sort((a, b) => b[1].rotatedAtMs - a[1].rotatedAtMs)
+      .map(([familyId, f]) => ({
+        familyId,
+        createdAtMs: f.createdAtMs,
+        lastUsedAtMs: f.rotatedAtMs,
+        expiresAtMs: f.expiresAtMs,
+        userAgent: f.userAgent,
+        ip: f.ip
+      }))
+  }
+
+  async ping (): Promise<void> {}
+
+  async close (): Promise<void> {
+    clearInterval(this.#sweeper)
+    this.#users.clear()
+  }
+
+  /** Drops every expired family; runs on a timer so memory stays bounded without traffic. */
+  sweep (): void {
+    const now = this.#now()
+    for (const userId of this.#users.keys()) this.#live(userId, now)
+  }
+
+  /** Number of live families, for tests and metrics. */
+  get size (): number {
+    let n = 0
+    for (const families of this.#users.values()) n += families.size
+    return n
+  }
+
+  #live (userId: string, now: number): Map<string, FamilyRecord> | undefined {
+    const families = this.#users.get(userId)
+    if (families === undefined) return undefined
+    for (const [id, f] of families) {
+      if (f.expiresAtMs <= now) families.delete(id)
+    }
+    if (families.size === 0) {
+      this.#users.delete(userId)
+      return undefined
+    }
+    return families
+  }
+}

@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs'
+import type { Redis, Result } from 'ioredis'
+import { guardStore } from './redis-client.js'
+import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
+
+const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    authFamilyCreate (family: string, index: string, tokenHash: Buffer, familyId: string, idleMs: number, absoluteMs: number,
+      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string): Result<[number, ...string[]], Context>
+    authFamilyRotate (family: string, index: string, presentedHash: Buffer, generation: number, successorHash: Buffer,
+      idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
+      limitMax: number, limitWindowMs: number): Result<[number, number?, string?], Context>
+    authFamilyRevoke (family: string, index: string, familyId: string): Result<number, Context>
+    authFamilyRevokeAll (index: string, familyKeyPrefix: string, keepFamilyId: string): Result<string[], Context>
+    authFamilyList (index: string, familyKeyPrefix: string): Result<Array<string | number>, Context>
+  }
+}
+
+/**
+ * Families in Redis. Every key of one user shares the `{userId}` hash tag, so each
+ * script touches a single hash slot and the store runs unchanged on Redis Cluster.
+ *
+ *   <prefix>{<userId>}:f:<familyId>  hash: c current token hash, g generation, r last rotation ms,
+ *                                    t created s, a absolute expiry s, u1 u2 user agent, ip, e email,
+ *                                    lw ln refresh-limit window
+ * Every field stays within 64 bytes so the hash keeps Redis's compact listpack encoding
+ * (bench/README.md: memory per session).
+ *   <prefix>{<userId>}:fams          zset: familyId -> last use ms
+ */
+export class RedisFamilyStore implements FamilyStore {
+  readonly #redis: Redis
+  readonly #prefix: string
+  readonly #policy: FamilyPolicy
+
+  constructor (redis: Redis, policy: FamilyPolicy, keyPrefix: string) {
+    this.#redis = redis
+    this.#policy = policy
+    this.#prefix = keyPrefix
+    defineFamilyCommands(redis)
+  }
+
+  async create (input: CreateFamilyInput): Promise<CreateResult> {
+    const p = this.#policy
+    const [ttlMs, ...evictedFamilyIds] = await guardStore(this.#redis, () => this.#redis.authFamilyCreate(
+      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.tokenHash, input.familyId,
+      p.idleTtlSeconds * 1000, p.absoluteTtlSeconds * 1000, p.maxFamiliesPerUser, input.userAgent, input.ip,
+      this.#familyKeyPrefix(input.userId), input.email))
+    return { ttlSeconds: Math.floor(ttlMs / 1000), evictedFamilyIds }
+  }
+
+  async rotate (input: RotateInput): Promise<RotateResult> {
+    const p = this.#policy
+    const [status, ttlMs, email] = await guardStore(this.#redis, () => this.#redis.authFamilyRotate(
+      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.presentedHash, input.generation,
+      input.successorHash, p.idleTtlSeconds * 1000, p.reuseGraceSeconds * 1000, input.userAgent, input.ip, input.familyId,
+      p.refreshLimit.max, p.refreshLimit.windowSeconds * 1000))
+    switch (status) {
+      case 1: return { status: 'rotated', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
+      case 2: return { status: 'grace', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
+      case 3: return { status: 'reused' }
+      case 4: return { status: 'limited', retryAfterSeconds: Math.max(1, Math.ceil((ttlMs ?? 0) / 1000)) }
+      default: return { status: 'invalid' }
+    }
+  }
+
+  async revoke (userId: string, familyId: string): Promise<boolean> {
+    const n = await guardStore(this.#redis, () => this.#redis.authFamilyRevoke(this.#familyKey(userId, familyId), this.#indexKey(userId), familyId))
+    return n === 1
+  }
+
+  revokeAll (userId: string, keepFamilyId = ''): Promise<string[]> {
+    return guardStore(this.#redis, () => this.#redis.authFamilyRevokeAll(this.#indexKey(userId), this.#familyKeyPrefix(userId), keepFamilyId))
+  }
+
+  async list (userId: string): Promise<FamilySummary[]> {
+    const flat = await guardStore(this.#redis, () => this.#redis.authFamilyList(this.#indexKey(userId), this.#familyKeyPrefix(userId)))
+    const now = Number(flat[0])
+    const out: FamilySummary[] = []
+    for (let i = 1; i + 6 < flat.length; i += 7) {
+      out.push({
+        familyId: String(flat[i]),
+        createdAtMs: Number(flat[i + 1]),
+        lastUsedAtMs: Number(flat[i + 2]),
+        // The earlier of the idle and the absolute deadline, as Redis will enforce it.
+        expiresAtMs: Math.min(Number(flat[i + 3]), now + Number(flat[i + 4])),
+        userAgent: String(flat[i + 5]),
+        ip: String(flat[i + 6])
+      })
+    }
+    return out
+  }
+
+  async ping (): Promise<void> {
+    await guardStore(this.#redis, () => this.#redis.ping())
+  }
+
+  async close (): Promise<void> {
+    // The connection belongs to the redis plugin, which closes it.
+  }
+
+  #familyKeyPrefix (userId: string): string {
+    return `${this.#prefix}{${userId}}:f:`
+  }
+
+  #familyKey (userId: string, familyId: string): string {
+    return `${this.#prefix}{${userId}}:f:${familyId}`
+  }
+
+  #indexKey (userId: string): string {
+    return `${this.#prefix}{${userId}}:fams`
+  }
+}
+
+function defineFamilyCommands (redis: Redis): void {
+  // Registered once per connection; ioredis sends EVALSHA and falls back to EVAL after a Redis restart.
+  if (typeof redis.authFamilyRotate === 'function') return
+  redis.defineCommand('authFamilyCreate', { numberOfKeys: 2, lua: lua('family-create') })
+  redis.defineCommand('authFamilyRotate', { numberOfKeys: 2, lua: lua('family-rotate') })
+  redis.defineCommand('authFamilyRevoke', { numberOfKeys: 2, lua: lua('family-revoke') })
+  redis.defineCommand('authFamilyRevokeAll', { numberOfKeys: 1, lua: lua('family-revoke-all') })
+  redis.defineCommand('authFamilyList', { numberOfKeys: 1, lua: lua('family-list') })
+}

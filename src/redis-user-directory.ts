@@ -1,0 +1,77 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { Redis, Result } from 'ioredis'
+import { guardStore } from './redis-client.js'
+import { newUserId, type User, type UserDirectory, type UserRecord } from './user-directory.js'
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    authUserCreate (account: string, id: string, email: string, passwordHash: string): Result<number, Context>
+  }
+}
+
+const createLua = readFileSync(new URL('./lua/user-create.lua', import.meta.url), 'utf8')
+
+/**
+ * Accounts in Redis:
+ *   <prefix>user:email:<sha256(email)>  hash: id, email, h (argon2id hash)
+ *   <prefix>user:id:<id>                the account key, for look-ups by id
+ * Key names carry a digest of the email so no address appears in a key listing.
+ */
+export class RedisUserDirectory implements UserDirectory {
+  readonly #redis: Redis
+  readonly #prefix: string
+
+  constructor (redis: Redis, keyPrefix: string) {
+    this.#redis = redis
+    this.#prefix = keyPrefix
+    if (typeof redis.authUserCreate !== 'function') {
+      redis.defineCommand('authUserCreate', { numberOfKeys: 1, lua: createLua })
+    }
+  }
+
+  async create (email: string, passwordHash: string): Promise<User | null> {
+    const id = newUserId()
+    const accountKey = this.#emailKey(email)
+    // The id pointer is written first: if the account write then fails, the pointer dangles harmlessly
+    // (findById checks it), whereas the reverse order could leave an account unreachable by id.
+    await guardStore(this.#redis, () => this.#redis.set(this.#idKey(id), accountKey))
+    const created = await guardStore(this.#redis, () => this.#redis.authUserCreate(accountKey, id, email, passwordHash))
+    if (created !== 1) {
+      await guardStore(this.#redis, () => this.#redis.del(this.#idKey(id)))
+      return null
+    }
+    return { id, email }
+  }
+
+  async findByEmail (email: string): Promise<UserRecord | null> {
+    return this.#read(this.#emailKey(email))
+  }
+
+  async findById (id: string): Promise<UserRecord | null> {
+    const accountKey = await guardStore(this.#redis, () => this.#redis.get(this.#idKey(id)))
+    if (accountKey === null) return null
+    const record = await this.#read(accountKey)
+    return record?.id === id ? record : null
+  }
+
+  async updatePasswordHash (id: string, passwordHash: string): Promise<void> {
+    const accountKey = await guardStore(this.#redis, () => this.#redis.get(this.#idKey(id)))
+    if (accountKey === null) return
+    await guardStore(this.#redis, () => this.#redis.hset(accountKey, 'h', passwordHash))
+  }
+
+  async #read (accountKey: string): Promise<UserRecord | null> {
+    const [id, email, passwordHash] = await guardStore(this.#redis, () => this.#redis.hmget(accountKey, 'id', 'email', 'h'))
+    if (id == null || email == null || passwordHash == null) return null
+    return { id, email, passwordHash }
+  }
+
+  #emailKey (email: string): string {
+    return `${this.#prefix}user:email:${createHash('sha256').update(email).digest('base64url')}`
+  }
+
+  #idKey (id: string): string {
+    return `${this.#prefix}user:id:${id}`
+  }
+}

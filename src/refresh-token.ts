@@ -1,0 +1,97 @@
+import { createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto'
+
+/** One refresh token, decoded. Never logged: `secret` is the bearer credential. */
+export interface RefreshToken {
+  userId: string
+  familyId: string
+  /** 0 for the token issued at login, +1 on every rotation. */
+  generation: number
+  /** 256 bits, base64url: random at login, HMAC-derived from the parent afterwards. */
+  secret: string
+}
+
+const SECRET_BYTES = 32
+const TAG_BYTES = 16
+const FAMILY_ID_BYTES = 16
+const MAX_GENERATION = 999_999_999
+// userId (128 bits) . familyId (128 bits) . generation . secret (256 bits) . tag (128 bits), base64url
+const FORMAT = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})\.(0|[1-9][0-9]{0,8})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})$/
+/** Longest string `parse` will look at; anything longer is rejected before a regex runs. */
+export const MAX_REFRESH_TOKEN_LENGTH = 128
+
+/**
+ * Mints, parses and rotates opaque refresh tokens.
+ *
+ * The successor of a token is derived from it with a key every instance shares,
+ * so concurrent refreshes of one token on any instance compute the same successor
+ * and the store keeps nothing but hashes. A truncated HMAC tag over the whole token
+ * lets any instance recognise a genuine token of an older generation — which is what
+ * makes reuse detection safe: a forged token naming someone's family is rejected
+ * before the store is touched, so it can never revoke that family.
+ */
+export class RefreshTokenCodec {
+  readonly #successorKey: KeyObject
+  readonly #tagKey: KeyObject
+
+  constructor (masterSecret: string) {
+    // Separate keys per purpose (HKDF, RFC 5869), so the tag key can never be used to derive successors.
+    const derive = (info: string): KeyObject =>
+      createSecretKey(Buffer.from(hkdfSync('sha256', masterSecret, Buffer.alloc(0), `refresh-token/${info}/v1`, 32)))
+    this.#successorKey = derive('successor')
+    this.#tagKey = derive('tag')
+  }
+
+  /** A token for a new family, the first of its chain. */
+  mint (userId: string): RefreshToken {
+    return {
+      userId,
+      familyId: randomBytes(FAMILY_ID_BYTES).toString('base64url'),
+      generation: 0,
+      secret: randomBytes(SECRET_BYTES).toString('base64url')
+    }
+  }
+
+  /** The one token that follows `token`: same on every instance, for every concurrent caller. */
+  successor (token: RefreshToken): RefreshToken {
+    if (token.generation >= MAX_GENERATION) throw new RangeError('refresh token generation exhausted')
+    const secret = createHmac('sha256', this.#successorKey).update(body(token)).digest('base64url')
+    return { userId: token.userId, familyId: token.familyId, generation: token.generation + 1, secret }
+  }
+
+  /**
+   * The cookie value of a token, and the digest the store keeps for it. Both come from one HMAC
+   * over the whole token: the first half is the tag in the cookie, the second half is stored, so
+   * the stored value appears nowhere in the cookie and reveals nothing without the key.
+   */
+  seal (token: RefreshToken): SealedRefreshToken {
+    const b = body(token)
+    const mac = createHmac('sha256', this.#tagKey).update(b).digest()
+    return { token, value: `${b}.${mac.subarray(0, TAG_BYTES).toString('base64url')}`, digest: mac.subarray(TAG_BYTES) }
+  }
+
+  /** Decodes a token this service issued; null for anything malformed or not carrying a valid tag. */
+  open (value: string | undefined): SealedRefreshToken | null {
+    if (value === undefined || value.length > MAX_REFRESH_TOKEN_LENGTH) return null
+    const m = FORMAT.exec(value)
+    if (m === null) return null
+    const [, userId, familyId, generation, secret, tag] = m as unknown as [string, string, string, string, string, string]
+    const token: RefreshToken = { userId, familyId, generation: Number(generation), secret }
+    const sealed = this.seal(token)
+    // Compare the encoded strings, not decoded bytes: base64url has non-canonical spellings of the same bytes.
+    const expected = sealed.value.slice(sealed.value.length - tag.length)
+    if (!timingSafeEqual(Buffer.from(tag), Buffer.from(expected))) return null
+    return sealed
+  }
+}
+
+/** A token with its cookie value and the digest the store keeps instead of it. */
+export interface SealedRefreshToken {
+  token: RefreshToken
+  value: string
+  /** 128 bits; the only trace of the token in the store. */
+  digest: Buffer
+}
+
+function body (token: RefreshToken): string {
+  return `${token.userId}.${token.familyId}.${token.generation}.${token.secret}`
+}

@@ -1,0 +1,32 @@
+import closeWithGrace from 'close-with-grace'
+import Fastify from 'fastify'
+import app, { serverOptions } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+
+let config: Config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err
+  // A clear one-line reason, no stack: the operator's fix is in the environment.
+  console.error(`auth-service: refusing to start: ${err.message}`)
+  process.exit(1)
+}
+
+const server = Fastify(serverOptions(config))
+await server.register(app, { config })
+
+// SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close idle keep-alive
+// sockets and Redis, and exit before the orchestrator's kill timeout.
+closeWithGrace({ delay: config.shutdownTimeoutSeconds * 1000, logger: server.log }, async ({ err, signal }) => {
+  if (err !== undefined) server.log.error({ err }, 'shutting down after an uncaught error')
+  else server.log.info({ signal }, 'shutting down')
+  await server.close()
+})
+
+try {
+  await server.listen({ port: config.port, host: config.host })
+} catch (err) {
+  server.log.error({ err }, 'could not listen')
+  process.exit(1)
+}

@@ -1,0 +1,125 @@
+import type { AccessRevocations } from './access-revocations.js'
+import type { FamilyStore, FamilySummary, SessionMeta } from './family-store.js'
+import type { RefreshTokenCodec } from './refresh-token.js'
+
+export interface IssuedSession {
+  userId: string
+  email: string
+  familyId: string
+  /** The opaque refresh token: goes into the cookie and nowhere else. */
+  refreshToken: string
+  /** Cookie Max-Age: min(idle timeout, remaining absolute lifetime). */
+  ttlSeconds: number
+}
+
+export type RefreshOutcome =
+  | ({ status: 'ok' } & IssuedSession)
+  | { status: 'invalid' }
+  | { status: 'limited', retryAfterSeconds: number }
+  | { status: 'reused', userId: string, familyId: string }
+
+/**
+ * Refresh-token sessions: login starts a family, refresh rotates it, logout ends it.
+ * Every path that ends a family also revokes that family's access tokens.
+ * Knows nothing of HTTP; the routes translate outcomes into responses.
+ */
+export class SessionService {
+  readonly #codec: RefreshTokenCodec
+  readonly #store: FamilyStore
+  readonly #revocations: AccessRevocations
+
+  constructor (codec: RefreshTokenCodec, store: FamilyStore, revocations: AccessRevocations) {
+    this.#codec = codec
+    this.#store = store
+    this.#revocations = revocations
+  }
+
+  /** A new family for every login; a refresh cookie sent along is never adopted. */
+  async start (user: { id: string, email: string }, meta: SessionMeta): Promise<IssuedSession & { evictedFamilyIds: string[] }> {
+    const sealed = this.#codec.seal(this.#codec.mint(user.id))
+    const { ttlSeconds, evictedFamilyIds } = await this.#store.create({
+      userId: user.id,
+      email: user.email,
+      familyId: sealed.token.familyId,
+      tokenHash: sealed.digest,
+      userAgent: meta.userAgent,
+      ip: meta.ip
+    })
+    // Families evicted by the per-user cap are ended like any other.
+    await this.#revocations.revoke(evictedFamilyIds)
+    return {
+      userId: user.id,
+      email: user.email,
+      familyId: sealed.token.familyId,
+      refreshToken: sealed.value,
+      ttlSeconds,
+      evictedFamilyIds
+    }
+  }
+
+  /** Rotates a presented refresh token: one store round trip whatever the outcome. */
+  async refresh (presented: string | undefined, meta: SessionMeta): Promise<RefreshOutcome> {
+    const opened = this.#codec.open(presented)
+    // Forged or malformed tokens never reach the store, so they cannot revoke anything.
+    if (opened === null) return { status: 'invalid' }
+    const { token } = opened
+    const successor = this.#codec.seal(this.#codec.successor(token))
+    const result = await this.#store.rotate({
+      userId: token.userId,
+      familyId: token.familyId,
+      generation: token.generation,
+      presentedHash: opened.digest,
+      successorHash: successor.digest,
+      userAgent: meta.userAgent,
+      ip: meta.ip
+    })
+    switch (result.status) {
+      case 'rotated':
+      case 'grace':
+        return {
+          status: 'ok',
+          userId: token.userId,
+          email: result.email,
+          familyId: token.familyId,
+          refreshToken: successor.value,
+          ttlSeconds: result.ttlSeconds
+        }
+      case 'limited':
+        return result
+      case 'reused':
+        await this.#revocations.revoke([token.familyId])
+        return { status: 'reused', userId: token.userId, familyId: token.familyId }
+      default:
+        return { status: 'invalid' }
+    }
+  }
+
+  /** Ends the family a genuine refresh token belongs to; null when the token is not one of ours. */
+  async end (presented: string | undefined): Promise<{ userId: string, familyId: string, revoked: boolean } | null> {
+    const token = this.#codec.open(presented)?.token
+    if (token === undefined) return null
+    const revoked = await this.#store.revoke(token.userId, token.familyId)
+    // Even when the family had already expired: its last access tokens may still be live.
+    await this.#revocations.revoke([token.familyId])
+    return { userId: token.userId, familyId: token.familyId, revoked }
+  }
+
+  /** The user's live sessions, most recently used first. */
+  list (userId: string): Promise<FamilySummary[]> {
+    return this.#store.list(userId)
+  }
+
+  /** Ends one session of the user; false when it is not a live session of theirs. */
+  async revoke (userId: string, familyId: string): Promise<boolean> {
+    const revoked = await this.#store.revoke(userId, familyId)
+    if (revoked) await this.#revocations.revoke([familyId])
+    return revoked
+  }
+
+  /** Ends every session of the user, or every one but `keepFamilyId`; returns the ended ones. */
+  async revokeAll (userId: string, keepFamilyId?: string): Promise<string[]> {
+    const revoked = await this.#store.revokeAll(userId, keepFamilyId)
+    await this.#revocations.revoke(revoked)
+    return revoked
+  }
+}

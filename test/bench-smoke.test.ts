@@ -1,0 +1,29 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+
+// Proves `npm run bench` works end to end, in a few seconds: no figure is asserted, only that
+// every run happened, without errors, and that the report was written.
+t.test('the benchmark runs end to end and writes its report', { timeout: 120_000 }, async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--rounds', '1', '--duration', '0.5', '--sessions', '2000', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => { stderr += String(d) })
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  t.equal(code, 0, stderr.slice(-2000))
+
+  const results = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'))
+  const runs = ['bare', 'bareRedis', 'refresh', 'tutorial', 'tutorialKeyObject', 'me', 'verifyRaw', 'login', 'argon2Raw', 'refreshUnderLoginFlood', 'meUnderLoginFlood']
+  for (const run of runs) {
+    t.ok(results.rounds[0][run].requests > 0, `${run} made requests`)
+    t.equal(results.rounds[0][run].non2xx, 0, `${run}: no non-2xx`)
+  }
+  t.equal(results.ratios.length, 8, 'every ratio reported')
+  t.ok(Math.abs(results.redis.commandsPerRefresh[0].roundTrips - 1) < 0.1, 'about one Redis command per refresh')
+  t.same(Object.keys(results.redis.commandsPerRefresh[0].clientCommands), ['evalsha'], 'and it is the rotation script')
+  t.match(readFileSync(join(out, 'latest.md'), 'utf8'), /\| refresh \/ bare Fastify \|/)
+  t.match(readFileSync(join(out, 'latest.svg'), 'utf8'), /^<svg /)
+})

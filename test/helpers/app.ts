@@ -1,0 +1,133 @@
+import { randomBytes } from 'node:crypto'
+import type { Writable } from 'node:stream'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import app, { serverOptions } from '../../src/app.js'
+import { loadConfig } from '../../src/config.js'
+
+export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+export type StoreKind = 'memory' | 'redis'
+
+interface Test {
+  teardown (fn: () => unknown): void
+}
+
+/** Settings every test app gets; cheap argon2 parameters keep suites fast (the bench uses the real ones). */
+export function testEnv (overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    JWT_SECRET: 'test-jwt-secret-0123456789abcdefghijklmnop',
+    REFRESH_TOKEN_SECRET: 'test-refresh-secret-0123456789abcdefghijkl',
+    ARGON2_MEMORY_COST: '8192',
+    ARGON2_TIME_COST: '1',
+    // Suites make many requests from one address; the rate-limit tests set their own limits.
+    RATE_LIMIT_LOGIN_IP: '100000/60',
+    RATE_LIMIT_LOGIN_ACCOUNT: '100000/60',
+    RATE_LIMIT_REGISTER_IP: '100000/60',
+    RATE_LIMIT_PASSWORD_IP: '100000/60',
+    RATE_LIMIT_NOT_FOUND_IP: '100000/60',
+    ...overrides
+  }
+}
+
+/** A key prefix of its own per app, so tests never touch each other's keys (or anyone else's). */
+export function uniquePrefix (): string {
+  return `test:${randomBytes(6).toString('hex')}:`
+}
+
+/**
+ * Builds the real app (same plugins, same server options as src/server.ts), ready for inject().
+ * With store 'redis' it uses the shared Redis under a unique prefix and deletes its keys afterwards.
+ */
+export interface BuildOptions {
+  store?: StoreKind
+  env?: Record<string, string | undefined>
+  logStream?: Writable
+  /** Share a key prefix with another app: two instances of one deployment. */
+  prefix?: string
+}
+
+export async function buildApp (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const store = options.store ?? 'redis'
+  const prefix = options.prefix ?? uniquePrefix()
+  const env = testEnv({
+    ...(store === 'redis' ? { REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix } : {}),
+    ...options.env
+  })
+  const config = loadConfig(env)
+  const fastifyOptions = serverOptions(config)
+  if (options.logStream !== undefined) fastifyOptions.logger = { ...(fastifyOptions.logger as object), stream: options.logStream }
+  const fastify = Fastify(fastifyOptions)
+  await fastify.register(app, { config })
+  await fastify.ready()
+  t.teardown(async () => {
+    await fastify.close()
+    if (config.redis !== null && config.redis.url === SHARED_REDIS_URL) await deleteKeys(config.redis.url, config.redis.keyPrefix)
+  })
+  return fastify
+}
+
+/** Deletes the keys under one test prefix: never a FLUSH on a Redis this suite did not start. */
+export async function deleteKeys (url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+  redis.on('error', () => {})
+  try {
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.unlink(...keys)
+    } while (cursor !== '0')
+  } catch {
+    // Redis gone (a fault test stopped it): nothing to clean.
+  } finally {
+    redis.disconnect()
+  }
+}
+
+export const PASSWORD = 'correct horse battery staple'
+
+let counter = 0
+export function uniqueEmail (): string {
+  counter += 1
+  return `user${counter}.${randomBytes(4).toString('hex')}@example.com`
+}
+
+export interface LoggedIn {
+  email: string
+  accessToken: string
+  /** The raw refresh-token value, as the cookie carries it. */
+  refreshToken: string
+  /** Ready to send as a Cookie header. */
+  cookie: string
+}
+
+/** Registers a fresh account and logs in. */
+export async function registerAndLogin (fastify: FastifyInstance, email = uniqueEmail(), userAgent = 'test-agent'): Promise<LoggedIn> {
+  const reg = await fastify.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  if (reg.statusCode !== 201) throw new Error(`register failed: ${reg.statusCode} ${reg.body}`)
+  return login(fastify, email, userAgent)
+}
+
+export async function login (fastify: FastifyInstance, email: string, userAgent = 'test-agent'): Promise<LoggedIn> {
+  const res = await fastify.inject({ method: 'POST', url: '/auth/login', headers: { 'user-agent': userAgent }, payload: { email, password: PASSWORD } })
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
+  const refreshToken = refreshCookieValue(fastify, res.headers['set-cookie'])
+  if (refreshToken === undefined) throw new Error('login set no refresh cookie')
+  return { email, accessToken: res.json().accessToken, refreshToken, cookie: `${fastify.config.cookie.name}=${refreshToken}` }
+}
+
+/** The value the response set for the refresh cookie ('' when it was cleared), or undefined. */
+export function refreshCookieValue (fastify: FastifyInstance, setCookie: string | string[] | undefined): string | undefined {
+  const headers = setCookie === undefined ? [] : Array.isArray(setCookie) ? setCookie : [setCookie]
+  const prefix = `${fastify.config.cookie.name}=`
+  const header = headers.find((h) => h.startsWith(prefix) && /Path=\/auth(;|$)/.test(h))
+  return header?.slice(prefix.length).split(';')[0]
+}
+
+export function refresh (fastify: FastifyInstance, cookie: string, headers: Record<string, string> = {}) {
+  return fastify.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie, ...headers } })
+}

@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+
+/** A free TCP port on loopback. */
+export async function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')))
+    })
+  })
+}
+
+/**
+ * A redis-server of the test's own, on a free loopback port with its own directory,
+ * so fault tests can stop, kill, pause and restart it without touching anyone's data.
+ *
+ * Each one has a random password. Tests run in parallel, and an app whose Redis was killed keeps
+ * reconnecting to that port: without a password, it would join whichever private Redis (or
+ * benchmark Redis) the OS later hands the same port to, and send commands there.
+ */
+export class PrivateRedis {
+  readonly port: number
+  readonly dir: string
+  readonly url: string
+  readonly #password = randomBytes(16).toString('hex')
+  readonly #appendOnly: boolean
+  #process: ChildProcess | null = null
+
+  private constructor (port: number, appendOnly: boolean) {
+    this.port = port
+    this.dir = mkdtempSync(join(tmpdir(), 'auth-redis-'))
+    this.url = `redis://:${this.#password}@127.0.0.1:${port}`
+    this.#appendOnly = appendOnly
+  }
+
+  /** A private Redis with its port and URL chosen but not yet running: the "Redis down at start" fault. */
+  static async create (t: { teardown (fn: () => unknown): void }, options: { appendOnly?: boolean } = {}): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(await freePort(), options.appendOnly ?? false)
+    t.teardown(async () => {
+      await redis.kill()
+      rmSync(redis.dir, { recursive: true, force: true })
+    })
+    return redis
+  }
+
+  static async start (t: { teardown (fn: () => unknown): void }, options: { appendOnly?: boolean } = {}): Promise<PrivateRedis> {
+    const redis = await PrivateRedis.create(t, options)
+    await redis.start()
+    return redis
+  }
+
+  async start (): Promise<void> {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--requirepass', this.#password, '--dir', this.dir, '--save', '',
+      '--appendonly', this.#appendOnly ? 'yes' : 'no', '--appendfsync', 'always', '--daemonize', 'no', '--enable-debug-command', 'local']
+    this.#process = spawn('redis-server', args, { stdio: 'ignore' })
+    const deadline = Date.now() + 5000
+    const child = this.#process
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`private redis on ${this.port} exited at start (port taken?)`)
+      if (await this.ping()) return
+      await sleep(25)
+    }
+    throw new Error(`private redis on ${this.port} did not start`)
+  }
+
+  /** Kills the server at once (SIGKILL): the "Redis crashed" fault. */
+  async kill (): Promise<void> {
+    const child = this.#process
+    this.#process = null
+    if (child === null || child.exitCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGKILL')
+    await exited
+  }
+
+  async restart (): Promise<void> {
+    await this.kill()
+    await this.start()
+  }
+
+  /** Runs one command on a short-lived connection. */
+  async command (...args: Array<string | number>): Promise<unknown> {
+    const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      return await client.call(String(args[0]), ...args.slice(1).map(String))
+    } finally {
+      client.disconnect()
+    }
+  }
+
+  async ping (): Promise<boolean> {
+    try {
+      return await this.command('PING') === 'PONG'
+    } catch {
+      return false
+    }
+  }
+}

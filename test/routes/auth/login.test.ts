@@ -1,0 +1,89 @@
+import t from 'tap'
+import { buildApp, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail } from '../../helpers/app.js'
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`POST /auth/login (${store} store)`, async (t) => {
+    const app = await buildApp(t, { store })
+    const email = uniqueEmail()
+    await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+    const login = (payload: object, headers: Record<string, string> = {}) => app.inject({ method: 'POST', url: '/auth/login', payload, headers })
+
+    t.test('answers 200 with a Bearer access token and sets the refresh cookie', async (t) => {
+      const res = await login({ email, password: PASSWORD })
+      t.equal(res.statusCode, 200)
+      const body = res.json()
+      t.same(Object.keys(body).sort(), ['accessToken', 'expiresIn', 'tokenType'])
+      t.equal(body.tokenType, 'Bearer')
+      t.equal(body.expiresIn, 600)
+      t.equal(res.headers['cache-control'], 'no-store')
+      const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => c.startsWith('__Secure-refresh_token='))
+      t.ok(cookie, 'cookie named with the __Secure- prefix by default')
+      t.match(cookie, /; Max-Age=604800; Path=\/auth; HttpOnly; Secure; SameSite=Strict$/)
+      const token = refreshCookieValue(app, res.headers['set-cookie']) as string
+      t.notOk(res.body.includes(token), 'the refresh token is never in the body')
+    })
+
+    t.test('the refresh token is opaque with at least 256 bits of secret', async (t) => {
+      const { refreshToken } = await registerAndLogin(app)
+      const secret = refreshToken.split('.')[3] as string
+      t.ok(Buffer.from(secret, 'base64url').length >= 32)
+    })
+
+    t.test('the access token carries sub, email, sid, iat, exp, jti, iss, aud', async (t) => {
+      const res = await login({ email, password: PASSWORD })
+      const [header, payload] = (res.json().accessToken as string).split('.').slice(0, 2).map((p) => JSON.parse(Buffer.from(p, 'base64url').toString()))
+      t.match(header, { alg: 'HS256' })
+      t.match(payload, { sub: /^[A-Za-z0-9_-]{22}$/, email, sid: /^[A-Za-z0-9_-]{22}$/, jti: String, iss: 'auth-service', aud: 'auth-service' })
+      t.equal(payload.exp - payload.iat, 600)
+    })
+
+    t.test('email is matched after normalisation', async (t) => {
+      t.equal((await login({ email: `  ${email.toUpperCase()} `, password: PASSWORD })).statusCode, 200)
+    })
+
+    t.test('every login starts a new family; a refresh cookie sent along is not adopted', async (t) => {
+      const first = await login({ email, password: PASSWORD })
+      const firstToken = refreshCookieValue(app, first.headers['set-cookie']) as string
+      const second = await login({ email, password: PASSWORD }, { cookie: `__Secure-refresh_token=${firstToken}` })
+      const secondToken = refreshCookieValue(app, second.headers['set-cookie']) as string
+      t.not(secondToken.split('.')[1], firstToken.split('.')[1], 'different family ids')
+    })
+
+    t.test('401 with one body for unknown email, wrong password and malformed email', async (t) => {
+      const bodies = []
+      for (const payload of [{ email: uniqueEmail(), password: PASSWORD }, { email, password: 'wrong password!' }, { email: 'not-an-email', password: PASSWORD }]) {
+        const res = await login(payload)
+        t.equal(res.statusCode, 401)
+        t.notOk(res.headers['set-cookie'], 'no cookie')
+        bodies.push(res.body)
+      }
+      t.same(new Set(bodies).size, 1, 'identical bodies')
+      t.match(JSON.parse(bodies[0] as string), { statusCode: 401, code: 'AUTH_INVALID_CREDENTIALS', error: 'Unauthorized', message: String })
+    })
+
+    t.test('unknown email and wrong password take comparable time (both run argon2)', async (t) => {
+      const time = async (payload: object) => {
+        const started = process.hrtime.bigint()
+        await login(payload)
+        return Number(process.hrtime.bigint() - started) / 1e6
+      }
+      const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+      const unknown: number[] = []
+      const wrong: number[] = []
+      for (let i = 0; i < 7; i++) {
+        unknown.push(await time({ email: uniqueEmail(), password: PASSWORD }))
+        wrong.push(await time({ email, password: 'wrong password!' }))
+      }
+      const ratio = median(unknown) / median(wrong)
+      t.ok(ratio > 0.5 && ratio < 2, `median unknown/wrong = ${ratio.toFixed(2)}`)
+    })
+
+    t.test('400 for bodies that are not credentials', async (t) => {
+      for (const payload of [{}, { email }, { email, password: 12345678901234 }, { email, password: PASSWORD, admin: true }]) {
+        const res = await login(payload)
+        t.equal(res.statusCode, 400, JSON.stringify(payload))
+        t.equal(res.json().code, 'REQUEST_VALIDATION')
+      }
+    })
+  })
+}

@@ -1,0 +1,171 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { buildApp, refresh, refreshCookieValue, registerAndLogin } from '../../helpers/app.js'
+
+const COOKIE = '__Secure-refresh_token'
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`POST /auth/refresh (${store} store)`, async (t) => {
+    const app = await buildApp(t, { store })
+
+    t.test('rotates: 200 with a new access token and a new refresh cookie, no body or content type needed', async (t) => {
+      const session = await registerAndLogin(app)
+      const res = await refresh(app, session.cookie)
+      t.equal(res.statusCode, 200)
+      t.equal(res.headers['cache-control'], 'no-store')
+      t.match(res.json(), { accessToken: String, tokenType: 'Bearer', expiresIn: 600 })
+      t.not(res.json().accessToken, session.accessToken)
+      const next = refreshCookieValue(app, res.headers['set-cookie'])
+      t.ok(next !== undefined && next !== '' && next !== session.refreshToken, 'a different refresh token')
+      t.match(([] as string[]).concat(res.headers['set-cookie'] ?? [])[0], /; Path=\/auth; HttpOnly; Secure; SameSite=Strict$/)
+      const me = await app.inject({ url: '/me', headers: { authorization: `Bearer ${res.json().accessToken}` } })
+      t.equal(me.statusCode, 200, 'the new access token works')
+      const again = await refresh(app, `${COOKIE}=${next}`)
+      t.equal(again.statusCode, 200, 'and the rotated token refreshes in turn')
+    })
+
+    t.test('accepts an empty JSON body too (fetch with a JSON content type)', async (t) => {
+      const session = await registerAndLogin(app)
+      const res = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie: session.cookie, 'content-type': 'application/json' } })
+      t.equal(res.statusCode, 200)
+    })
+
+    t.test('20 concurrent refreshes with one token: all 200 with one identical successor', async (t) => {
+      const session = await registerAndLogin(app)
+      const results = await Promise.all(Array.from({ length: 20 }, () => refresh(app, session.cookie)))
+      t.same(results.map((r) => r.statusCode), Array(20).fill(200))
+      const successors = new Set(results.map((r) => refreshCookieValue(app, r.headers['set-cookie'])))
+      t.equal(successors.size, 1, 'one live token: cookies never diverge')
+      const [successor] = successors
+      t.equal((await refresh(app, `${COOKIE}=${successor}`)).statusCode, 200, 'and it works')
+    })
+
+    t.test('the parent within the grace window gets the very same successor', async (t) => {
+      const session = await registerAndLogin(app)
+      const first = await refresh(app, session.cookie)
+      const retry = await refresh(app, session.cookie)
+      t.equal(retry.statusCode, 200)
+      t.equal(refreshCookieValue(app, retry.headers['set-cookie']), refreshCookieValue(app, first.headers['set-cookie']))
+    })
+
+    t.test('grandparent reuse inside the grace window revokes the whole family', async (t) => {
+      const session = await registerAndLogin(app)
+      const child = refreshCookieValue(app, (await refresh(app, session.cookie)).headers['set-cookie'])
+      const grandchild = refreshCookieValue(app, (await refresh(app, `${COOKIE}=${child}`)).headers['set-cookie'])
+      const reuse = await refresh(app, session.cookie)
+      t.equal(reuse.statusCode, 401)
+      t.equal(reuse.json().code, 'AUTH_REFRESH_REUSED')
+      t.equal(refreshCookieValue(app, reuse.headers['set-cookie']), '', 'cookie cleared')
+      const current = await refresh(app, `${COOKIE}=${grandchild}`)
+      t.equal(current.statusCode, 401, 'the current token is revoked with its family')
+      t.equal(current.json().code, 'AUTH_REFRESH_INVALID')
+    })
+
+    t.test('401 with the cookie cleared for a missing, malformed, forged or unknown token', async (t) => {
+      const session = await registerAndLogin(app)
+      const [userId, familyId, generation, secret, tag] = session.refreshToken.split('.') as [string, string, string, string, string]
+      const flip = (s: string) => (s[0] === 'A' ? 'B' : 'A') + s.slice(1)
+      const cases: Record<string, string | undefined> = {
+        missing: undefined,
+        empty: `${COOKIE}=`,
+        garbage: `${COOKIE}=not-a-token`,
+        'tampered secret': `${COOKIE}=${userId}.${familyId}.${generation}.${flip(secret)}.${tag}`,
+        'tampered tag': `${COOKIE}=${userId}.${familyId}.${generation}.${secret}.${flip(tag)}`,
+        'claimed later generation': `${COOKIE}=${userId}.${familyId}.5.${secret}.${tag}`,
+        'another user id': `${COOKIE}=AAAAAAAAAAAAAAAAAAAAAA.${familyId}.${generation}.${secret}.${tag}`,
+        'a JWT instead': `${COOKIE}=${session.accessToken}`,
+        huge: `${COOKIE}=${'a'.repeat(4000)}`
+      }
+      for (const [name, cookie] of Object.entries(cases)) {
+        const res = await refresh(app, cookie ?? '')
+        t.equal(res.statusCode, 401, name)
+        t.equal(res.json().code, 'AUTH_REFRESH_INVALID', name)
+        t.equal(refreshCookieValue(app, res.headers['set-cookie']), '', `${name}: cookie cleared`)
+      }
+      t.equal((await refresh(app, session.cookie)).statusCode, 200, 'none of it harmed the genuine session')
+    })
+
+    t.test('a forged token naming a victim family cannot revoke it', async (t) => {
+      const victim = await registerAndLogin(app)
+      const attacker = await registerAndLogin(app)
+      const [victimUser, victimFamily] = victim.refreshToken.split('.') as [string, string]
+      const [, , , secret, tag] = attacker.refreshToken.split('.') as [string, string, string, string, string]
+      // Generation 0 of the victim's family after it has rotated would be "reuse" — if it were genuine.
+      const next = refreshCookieValue(app, (await refresh(app, victim.cookie)).headers['set-cookie'])
+      await refresh(app, `${COOKIE}=${next}`)
+      const res = await refresh(app, `${COOKIE}=${victimUser}.${victimFamily}.0.${secret}.${tag}`)
+      t.equal(res.json().code, 'AUTH_REFRESH_INVALID', 'rejected as invalid, not as reuse')
+      const latest = refreshCookieValue(app, (await refresh(app, `${COOKIE}=${next}`)).headers['set-cookie'])
+      t.ok(latest, 'the victim family still refreshes (grace answer for its parent)')
+    })
+
+    t.test('two cookies of the refresh name: 401 and both cleared', async (t) => {
+      const a = await registerAndLogin(app)
+      const b = await registerAndLogin(app)
+      const res = await refresh(app, `${a.cookie}; ${b.cookie}`)
+      t.equal(res.statusCode, 401)
+      t.equal(res.json().code, 'AUTH_REFRESH_INVALID')
+      const cleared = ([] as string[]).concat(res.headers['set-cookie'] ?? []).filter((c) => c.startsWith(`${COOKIE}=;`))
+      t.ok(cleared.length >= 2, 'cleared on /auth and on the narrower paths a planted copy could use')
+      t.ok(cleared.some((c) => c.includes('Path=/auth;')))
+      t.ok(cleared.some((c) => c.includes('Path=/auth/refresh;')))
+      t.equal((await refresh(app, a.cookie)).statusCode, 200, 'nothing was rotated or revoked')
+    })
+
+    t.test('200 unrelated cookies around the refresh cookie are fine', async (t) => {
+      const session = await registerAndLogin(app)
+      const noise = Array.from({ length: 200 }, (_, i) => `c${i}=v${i}`).join('; ')
+      t.equal((await refresh(app, `${noise}; ${session.cookie}; x=y`)).statusCode, 200)
+    })
+
+    t.test('after logout the token no longer refreshes', async (t) => {
+      const session = await registerAndLogin(app)
+      t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: session.cookie } })).statusCode, 204)
+      const res = await refresh(app, session.cookie)
+      t.equal(res.statusCode, 401)
+      t.equal(res.json().code, 'AUTH_REFRESH_INVALID')
+    })
+  })
+}
+
+t.test('timeouts, enforced by the store', async (t) => {
+  for (const store of ['redis', 'memory'] as const) {
+    t.test(`parent after the grace window revokes the family (${store})`, async (t) => {
+      const app = await buildApp(t, { store, env: { REFRESH_REUSE_GRACE: '1' } })
+      const session = await registerAndLogin(app)
+      const child = refreshCookieValue(app, (await refresh(app, session.cookie)).headers['set-cookie'])
+      await sleep(1100)
+      const reuse = await refresh(app, session.cookie)
+      t.equal(reuse.json().code, 'AUTH_REFRESH_REUSED')
+      t.equal((await refresh(app, `${COOKIE}=${child}`)).statusCode, 401, 'the current token died with the family')
+    })
+
+    t.test(`with REFRESH_REUSE_GRACE=0 any second use is reuse (${store})`, async (t) => {
+      const app = await buildApp(t, { store, env: { REFRESH_REUSE_GRACE: '0' } })
+      const session = await registerAndLogin(app)
+      t.equal((await refresh(app, session.cookie)).statusCode, 200)
+      t.equal((await refresh(app, session.cookie)).json().code, 'AUTH_REFRESH_REUSED')
+    })
+
+    t.test(`idle expiry: a session unused for REFRESH_IDLE_TTL is gone (${store})`, async (t) => {
+      const app = await buildApp(t, { store, env: { REFRESH_IDLE_TTL: '1', REFRESH_REUSE_GRACE: '0' } })
+      const session = await registerAndLogin(app)
+      await sleep(1200)
+      const res = await refresh(app, session.cookie)
+      t.equal(res.statusCode, 401)
+      t.equal(res.json().code, 'AUTH_REFRESH_INVALID')
+    })
+
+    t.test(`the cookie Max-Age is min(idle, remaining absolute lifetime) (${store})`, async (t) => {
+      const app = await buildApp(t, { store, env: { REFRESH_IDLE_TTL: '100', REFRESH_ABSOLUTE_TTL: '3', REFRESH_REUSE_GRACE: '0' } })
+      const session = await registerAndLogin(app)
+      const maxAge = (res: { headers: Record<string, unknown> }) => Number(/Max-Age=(\d+)/.exec(String(([] as string[]).concat(res.headers['set-cookie'] as string)[0]))?.[1])
+      await sleep(1100)
+      const res = await refresh(app, session.cookie)
+      t.equal(res.statusCode, 200)
+      t.ok(maxAge(res) <= 2, `Max-Age ${maxAge(res)} ≤ 2 s left of the 3 s absolute lifetime`)
+      await sleep(2000)
+      t.equal((await refresh(app, `${COOKIE}=${refreshCookieValue(app, res.headers['set-cookie'])}`)).statusCode, 401, 'and the absolute lifetime ends it')
+    })
+  }
+})

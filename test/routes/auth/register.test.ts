@@ -1,0 +1,65 @@
+import t from 'tap'
+import { buildApp, PASSWORD, uniqueEmail } from '../../helpers/app.js'
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`POST /auth/register (${store} store)`, async (t) => {
+    const app = await buildApp(t, { store })
+    const register = (payload: unknown) => app.inject({ method: 'POST', url: '/auth/register', payload: payload as object })
+
+    t.test('creates an account and answers 201 with its id and normalised email', async (t) => {
+      const local = uniqueEmail().split('@')[0] as string
+      const res = await register({ email: `  ${local.toUpperCase()}@Example.COM `, password: PASSWORD })
+      t.equal(res.statusCode, 201)
+      t.match(res.json(), { id: /^[A-Za-z0-9_-]{22}$/, email: `${local}@example.com` })
+      t.same(Object.keys(res.json()).sort(), ['email', 'id'], 'nothing else, never a hash')
+    })
+
+    t.test('409 for an email already taken, compared after NFKC and lower-casing', async (t) => {
+      const local = `dup${Date.now()}`
+      t.equal((await register({ email: `${local}@example.com`, password: PASSWORD })).statusCode, 201)
+      for (const variant of [`${local.toUpperCase()}@EXAMPLE.COM`, `${local}@ｅｘａｍｐｌｅ.ｃｏｍ`, `${[...local].map((c) => String.fromCodePoint(c.codePointAt(0)! + 0xfee0)).join('')}@example.com`]) {
+        const res = await register({ email: variant, password: PASSWORD })
+        t.equal(res.statusCode, 409, variant)
+        t.equal(res.json().code, 'AUTH_EMAIL_TAKEN')
+      }
+    })
+
+    t.test('concurrent registrations of one email: exactly one wins', async (t) => {
+      const email = uniqueEmail()
+      const results = await Promise.all(Array.from({ length: 5 }, () => register({ email, password: PASSWORD })))
+      t.same(results.map((r) => r.statusCode).sort(), [201, 409, 409, 409, 409])
+    })
+
+    t.test('400 for invalid emails', async (t) => {
+      for (const email of ['', 'no-at-sign', 'a@b', 'two@@example.com', 'sp ace@example.com', 'nul\u0000@example.com', 'ctl\u0007@example.com', `${'a'.repeat(300)}@example.com`]) {
+        const res = await register({ email, password: PASSWORD })
+        t.equal(res.statusCode, 400, JSON.stringify(email))
+        t.match(res.json().code, /^(AUTH_INVALID_EMAIL|REQUEST_VALIDATION)$/)
+      }
+    })
+
+    t.test('400 for a password outside 12..128 characters; the bounds themselves are accepted', async (t) => {
+      t.equal((await register({ email: uniqueEmail(), password: 'x'.repeat(11) })).statusCode, 400)
+      t.equal((await register({ email: uniqueEmail(), password: 'x'.repeat(129) })).statusCode, 400)
+      t.equal((await register({ email: uniqueEmail(), password: 'x'.repeat(12) })).statusCode, 201)
+      t.equal((await register({ email: uniqueEmail(), password: '🔐'.repeat(128) })).statusCode, 201, 'characters, not bytes')
+    })
+
+    t.test('a 200 kB password is refused before hashing (413, fast)', async (t) => {
+      const started = process.hrtime.bigint()
+      const res = await register({ email: uniqueEmail(), password: 'x'.repeat(200_000) })
+      t.equal(res.statusCode, 413)
+      t.equal(res.json().code, 'REQUEST_BODY_TOO_LARGE')
+      t.equal(app.passwordHasher.pending, 0, 'no hash queued')
+      t.ok(process.hrtime.bigint() - started < 1_000_000_000n, 'answered without running the KDF')
+    })
+
+    t.test('the stored password hash is argon2id with the configured parameters', async (t) => {
+      const email = uniqueEmail()
+      await register({ email, password: PASSWORD })
+      const user = await app.users.findByEmail(email)
+      t.match(user?.passwordHash, /^\$argon2id\$v=19\$m=8192,p=1,t=1\$/)
+      t.notOk(user?.passwordHash.includes(PASSWORD))
+    })
+  })
+}

@@ -1,0 +1,178 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+
+const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
+const me = (app: FastifyInstance, s: LoggedIn) => app.inject({ url: '/me', headers: bearer(s) })
+
+/** Polls until `check` holds, for at most `ms`; returns the time it took. */
+async function within (ms: number, check: () => Promise<boolean>): Promise<number> {
+  const started = performance.now()
+  while (performance.now() - started < ms) {
+    if (await check()) return performance.now() - started
+    await sleep(20)
+  }
+  throw new Error(`not within ${ms} ms`)
+}
+
+/** Two instances of one deployment: same Redis, same prefix, same secrets. */
+async function twoInstances (t: Test) {
+  const prefix = uniquePrefix()
+  const a = await buildApp(t, { prefix })
+  const b = await buildApp(t, { prefix })
+  return { a, b }
+}
+
+t.test('GET /auth/sessions lists each login with its user agent and marks the caller\'s', async (t) => {
+  const app = await buildApp(t)
+  const phone = await registerAndLogin(app, undefined, 'Phone/1.0')
+  const laptop = await login(app, phone.email, 'Laptop/2.0')
+  const res = await app.inject({ url: '/auth/sessions', headers: bearer(laptop) })
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['cache-control'], 'no-store')
+  const { sessions } = res.json()
+  t.equal(sessions.length, 2)
+  t.match(sessions[0], { id: /^[A-Za-z0-9_-]{22}$/, userAgent: 'Laptop/2.0', ip: '127.0.0.1', current: true })
+  t.match(sessions[1], { userAgent: 'Phone/1.0', current: false })
+  for (const s of sessions) {
+    for (const field of ['createdAt', 'lastUsedAt', 'expiresAt']) t.equal(new Date(s[field]).toISOString(), s[field], `${field} is an ISO date`)
+  }
+  t.equal((await app.inject({ url: '/auth/sessions' })).statusCode, 401, '401 without a token')
+})
+
+t.test('the user agent and ip are updated on refresh', async (t) => {
+  const app = await buildApp(t)
+  const s = await registerAndLogin(app, undefined, 'Old/1.0')
+  const res = await refresh(app, s.cookie, { 'user-agent': 'New/2.0' })
+  const { sessions } = (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${res.json().accessToken}` } })).json()
+  t.equal(sessions[0].userAgent, 'New/2.0')
+})
+
+t.test('DELETE /auth/sessions/:id kills that refresh token and, within 1 s, its access token on the other instance', async (t) => {
+  const { a, b } = await twoInstances(t)
+  const phone = await registerAndLogin(a, undefined, 'Phone')
+  const laptop = await login(a, phone.email, 'Laptop')
+  const phoneId = (await a.inject({ url: '/auth/sessions', headers: bearer(laptop) })).json().sessions.find((s: { userAgent: string }) => s.userAgent === 'Phone').id
+  t.equal((await me(b, phone)).statusCode, 200, 'the phone token works on B before')
+
+  const res = await a.inject({ method: 'DELETE', url: `/auth/sessions/${phoneId}`, headers: bearer(laptop) })
+  t.equal(res.statusCode, 204)
+  const ms = await within(1000, async () => (await me(b, phone)).statusCode === 401)
+  t.pass(`the phone's access token fails on instance B ${ms.toFixed(0)} ms later`)
+  t.equal((await me(a, phone)).statusCode, 401, 'and on A at once')
+  t.equal((await refresh(b, phone.cookie)).statusCode, 401, 'its refresh token is dead')
+  t.equal((await me(b, laptop)).statusCode, 200, 'the caller keeps working')
+  t.equal((await refresh(b, laptop.cookie)).statusCode, 200)
+  t.equal((await a.inject({ method: 'DELETE', url: `/auth/sessions/${phoneId}`, headers: bearer(laptop) })).statusCode, 404, 'deleting again: 404')
+})
+
+t.test('another user\'s session id is a 404, the same as an unknown id, and the victim keeps refreshing', async (t) => {
+  const app = await buildApp(t)
+  const victim = await registerAndLogin(app)
+  const attacker = await registerAndLogin(app)
+  const victimId = (await app.inject({ url: '/auth/sessions', headers: bearer(victim) })).json().sessions[0].id
+  const foreign = await app.inject({ method: 'DELETE', url: `/auth/sessions/${victimId}`, headers: bearer(attacker) })
+  const unknown = await app.inject({ method: 'DELETE', url: '/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA', headers: bearer(attacker) })
+  t.equal(foreign.statusCode, 404)
+  t.same(foreign.json(), unknown.json(), 'no oracle: identical answers')
+  t.equal(foreign.json().code, 'AUTH_SESSION_NOT_FOUND')
+  t.equal((await refresh(app, victim.cookie)).statusCode, 200, 'the victim still refreshes')
+  t.equal((await me(app, victim)).statusCode, 200)
+  t.equal((await app.inject({ method: 'DELETE', url: '/auth/sessions/..%2F..%2Fetc', headers: bearer(attacker) })).statusCode, 400, 'malformed ids are a 400')
+})
+
+t.test('POST /auth/logout-all kills every refresh and access token of the user on both instances', async (t) => {
+  const { a, b } = await twoInstances(t)
+  const first = await registerAndLogin(a)
+  const second = await login(b, first.email)
+  const third = await login(a, first.email)
+  const bystander = await registerAndLogin(b)
+
+  const res = await b.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(first) })
+  t.equal(res.statusCode, 204)
+  t.equal(refreshCookieValue(b, res.headers['set-cookie']), '', 'the caller\'s cookie is cleared')
+  for (const [name, s] of Object.entries({ first, second, third })) {
+    for (const [instance, app] of Object.entries({ a, b })) {
+      await within(1000, async () => (await me(app, s)).statusCode === 401)
+      t.equal((await refresh(app, s.cookie)).statusCode, 401, `${name} refresh dead on ${instance}`)
+    }
+  }
+  t.pass('every access token fails on both instances within 1 s')
+  t.equal((await me(a, bystander)).statusCode, 200, 'another user is untouched')
+  t.equal((await a.inject({ url: '/auth/sessions', headers: bearer(bystander) })).json().sessions.length, 1)
+})
+
+t.test('POST /auth/password keeps the caller, kills the others, and the old password no longer logs in', async (t) => {
+  const { a, b } = await twoInstances(t)
+  const caller = await registerAndLogin(a)
+  const other = await login(b, caller.email)
+  const change = (s: LoggedIn, payload: object) => a.inject({ method: 'POST', url: '/auth/password', headers: bearer(s), payload })
+
+  const wrong = await change(caller, { currentPassword: 'not the password', newPassword: 'a brand new password' })
+  t.equal(wrong.statusCode, 401)
+  t.equal(wrong.json().code, 'AUTH_INVALID_CREDENTIALS')
+  t.equal((await change(caller, { currentPassword: PASSWORD, newPassword: 'short' })).statusCode, 400, 'policy: 400')
+  t.equal((await change(caller, { currentPassword: PASSWORD, newPassword: 'x'.repeat(129) })).statusCode, 400)
+
+  t.equal((await change(caller, { currentPassword: PASSWORD, newPassword: 'a brand new password' })).statusCode, 204)
+  t.equal((await me(b, caller)).statusCode, 200, 'the caller\'s access token still works')
+  t.equal((await refresh(b, caller.cookie)).statusCode, 200, 'the caller\'s session still refreshes')
+  await within(1000, async () => (await me(a, other)).statusCode === 401)
+  t.equal((await refresh(a, other.cookie)).statusCode, 401, 'the other session is dead')
+
+  const oldLogin = await a.inject({ method: 'POST', url: '/auth/login', payload: { email: caller.email, password: PASSWORD } })
+  t.equal(oldLogin.statusCode, 401, 'the old password no longer logs in')
+  const newLogin = await a.inject({ method: 'POST', url: '/auth/login', payload: { email: caller.email, password: 'a brand new password' } })
+  t.equal(newLogin.statusCode, 200, 'the new one does')
+})
+
+t.test('reuse detection revokes the family\'s access tokens too, on every instance', async (t) => {
+  const { a, b } = await twoInstances(t)
+  const s = await registerAndLogin(a)
+  const child = refreshCookieValue(a, (await refresh(a, s.cookie)).headers['set-cookie'])
+  const rotated = await refresh(a, `${a.config.cookie.name}=${child}`)
+  const latestAccess = { ...s, accessToken: rotated.json().accessToken as string }
+  t.equal((await refresh(b, s.cookie)).json().code, 'AUTH_REFRESH_REUSED')
+  await within(1000, async () => (await me(a, latestAccess)).statusCode === 401)
+  t.equal((await me(b, s)).statusCode, 401, 'the first access token too')
+})
+
+t.test('an instance started after a revocation still rejects that sid', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await buildApp(t, { prefix })
+  const s = await registerAndLogin(a)
+  await a.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: s.cookie } })
+  const late = await buildApp(t, { prefix })
+  await within(1000, async () => (await me(late, s)).statusCode === 401)
+  t.pass('the late instance loaded the revocation at start')
+})
+
+t.test('logout revokes the access tokens of that session', async (t) => {
+  const { a, b } = await twoInstances(t)
+  const s = await registerAndLogin(a)
+  await a.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: s.cookie } })
+  await within(1000, async () => (await me(b, s)).statusCode === 401)
+  t.pass('rejected on the other instance within 1 s')
+})
+
+t.test('with ACCESS_TOKEN_REVOCATION=off, access tokens live out their TTL', async (t) => {
+  const app = await buildApp(t, { env: { ACCESS_TOKEN_REVOCATION: 'off' } })
+  const s = await registerAndLogin(app)
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: s.cookie } })
+  t.equal((await refresh(app, s.cookie)).statusCode, 401, 'the refresh token is dead')
+  t.equal((await me(app, s)).statusCode, 200, 'the access token is not')
+})
+
+t.test('the per-user cap evicts the least recently used session and revokes its access tokens', async (t) => {
+  const app = await buildApp(t, { env: { MAX_SESSIONS_PER_USER: '2' } })
+  const first = await registerAndLogin(app)
+  await sleep(5)
+  const second = await login(app, first.email)
+  await sleep(5)
+  const third = await login(app, first.email)
+  t.equal((await app.inject({ url: '/auth/sessions', headers: bearer(third) })).json().sessions.length, 2)
+  t.equal((await refresh(app, first.cookie)).statusCode, 401, 'the oldest was evicted')
+  t.equal((await me(app, first)).statusCode, 401, 'with its access token')
+  t.equal((await refresh(app, second.cookie)).statusCode, 200)
+})

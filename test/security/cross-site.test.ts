@@ -1,0 +1,90 @@
+import t from 'tap'
+import { buildApp, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+
+const APP = 'https://app.example.com'
+const EVIL = 'https://evil.example'
+
+t.test('cookie-authenticated routes refuse cross-site requests and leave the token valid', async (t) => {
+  const app = await buildApp(t, { env: { ALLOWED_ORIGINS: `${APP}, https://admin.example.com` } })
+  const s = await registerAndLogin(app)
+
+  const refused: Record<string, Record<string, string>> = {
+    'foreign Origin': { origin: EVIL },
+    'Sec-Fetch-Site: cross-site': { 'sec-fetch-site': 'cross-site' },
+    'Sec-Fetch-Site: cross-site with an allowed Origin': { origin: APP, 'sec-fetch-site': 'cross-site' },
+    'Origin: null (sandboxed frame)': { origin: 'null' },
+    'look-alike origin': { origin: 'https://app.example.com.evil.example' },
+    'allowed host, other scheme': { origin: 'http://app.example.com' }
+  }
+  for (const [name, headers] of Object.entries(refused)) {
+    for (const url of ['/auth/refresh', '/auth/logout']) {
+      const res = await app.inject({ method: 'POST', url, headers: { cookie: s.cookie, ...headers } })
+      t.equal(res.statusCode, 403, `${url}, ${name}: 403`)
+      t.equal(res.json().code, 'AUTH_CSRF')
+      t.notOk(res.headers['set-cookie'], 'nothing set or cleared')
+    }
+  }
+  const res = await refresh(app, s.cookie)
+  t.equal(res.statusCode, 200, 'afterwards the token is still valid: nothing was rotated or revoked')
+  t.not(refreshCookieValue(app, res.headers['set-cookie']), '')
+})
+
+t.test('simple requests that skip preflight (form posts, text/plain) cannot refresh or log out', async (t) => {
+  const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP } })
+  const s = await registerAndLogin(app)
+  for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'text/plain;charset=UTF-8']) {
+    for (const url of ['/auth/refresh', '/auth/logout']) {
+      // Even from an allowed origin: a form never carries a JSON content type.
+      const res = await app.inject({ method: 'POST', url, payload: '', headers: { cookie: s.cookie, 'content-type': type, origin: APP } })
+      t.equal(res.statusCode, 415, `${url} with ${type}: 415`)
+    }
+  }
+  t.equal((await refresh(app, s.cookie)).statusCode, 200, 'the token survived')
+})
+
+t.test('allowed origins, same-origin browsers and non-browser clients pass', async (t) => {
+  const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP } })
+  let s = await registerAndLogin(app)
+  const next = async (headers: Record<string, string>) => {
+    const res = await refresh(app, s.cookie, headers)
+    s = { ...s, cookie: `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'])}` }
+    return res
+  }
+  const fromApp = await next({ origin: APP, 'sec-fetch-site': 'same-site', 'content-type': 'application/json' })
+  t.equal(fromApp.statusCode, 200, 'listed origin')
+  t.equal(fromApp.headers['access-control-allow-origin'], APP)
+  t.equal(fromApp.headers['access-control-allow-credentials'], 'true')
+  t.equal((await next({ origin: 'https://api.example.com', 'sec-fetch-site': 'same-origin' })).statusCode, 200, 'same-origin per the browser')
+  t.equal((await next({})).statusCode, 200, 'no Origin: curl, servers, load testers')
+})
+
+t.test('CORS preflight answers only the listed origins, with credentials', async (t) => {
+  const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP } })
+  const preflight = (origin: string) => app.inject({
+    method: 'OPTIONS',
+    url: '/auth/refresh',
+    headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' }
+  })
+  const ok = await preflight(APP)
+  t.equal(ok.statusCode, 204)
+  t.equal(ok.headers['access-control-allow-origin'], APP)
+  t.equal(ok.headers['access-control-allow-credentials'], 'true')
+  t.match(ok.headers['access-control-allow-methods'], /POST/)
+  t.match(String(ok.headers.vary), /Origin/)
+  const evil = await preflight(EVIL)
+  t.notOk(evil.headers['access-control-allow-origin'], 'no CORS grant for an unlisted origin')
+  t.notOk(evil.headers['access-control-allow-credentials'])
+  const get = await app.inject({ url: '/health/live', headers: { origin: EVIL } })
+  t.notOk(get.headers['access-control-allow-origin'], 'nor on plain responses')
+})
+
+t.test('COOKIE_SAMESITE=none or lax relaxes the cookie, and the cross-site checks keep holding', async (t) => {
+  for (const sameSite of ['none', 'lax']) {
+    const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP, COOKIE_SAMESITE: sameSite } })
+    const s = await registerAndLogin(app)
+    const res = await refresh(app, s.cookie, { origin: APP })
+    const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]
+    t.match(cookie, new RegExp(`; Secure; SameSite=${sameSite === 'none' ? 'None' : 'Lax'}$`))
+    t.equal((await refresh(app, s.cookie, { origin: EVIL })).statusCode, 403, `SameSite=${sameSite}: cross-site still refused`)
+  }
+})

@@ -1,0 +1,45 @@
+import t from 'tap'
+import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
+
+t.test('security headers suited to a JSON API on every response', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  for (const res of [await app.inject({ url: '/health/live' }), await app.inject({ url: '/nope' })]) {
+    t.equal(res.headers['x-content-type-options'], 'nosniff')
+    t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'")
+    t.equal(res.headers['x-frame-options'], 'SAMEORIGIN')
+    t.equal(res.headers['referrer-policy'], 'no-referrer')
+    t.notOk(res.headers['x-powered-by'])
+  }
+})
+
+t.test('HSTS in production only', async (t) => {
+  const dev = await buildApp(t, { store: 'memory' })
+  t.notOk((await dev.inject({ url: '/health/live' })).headers['strict-transport-security'])
+  const prod = await buildApp(t, { env: { NODE_ENV: 'production' } })
+  t.match((await prod.inject({ url: '/health/live' })).headers['strict-transport-security'], /max-age=31536000/)
+})
+
+t.test('Cache-Control: no-store on every response that carries a token', async (t) => {
+  const app = await buildApp(t)
+  const s = await registerAndLogin(app)
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: s.email, password: 'correct horse battery staple' } })
+  t.equal(login.headers['cache-control'], 'no-store')
+  t.equal((await refresh(app, s.cookie)).headers['cache-control'], 'no-store')
+  t.equal((await refresh(app, 'x=y')).headers['cache-control'], 'no-store', 'also the refusals that clear the cookie')
+})
+
+t.test('oversized Cookie and Authorization headers are a 4xx, never a 500', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const big = 'a'.repeat(8 * 1024 + 1)
+  const bearer = await app.inject({ url: '/me', headers: { authorization: `Bearer ${big}` } })
+  t.equal(bearer.statusCode, 401, 'a bearer token over 8 kB is an invalid token like any other')
+  t.equal(bearer.json().code, 'AUTH_TOKEN_INVALID')
+  for (const [url, headers] of [
+    ['/auth/refresh', { cookie: `__Secure-refresh_token=${big}` }],
+    ['/auth/logout', { cookie: `junk=${big}` }]
+  ] as const) {
+    const res = await app.inject({ method: 'POST', url, headers })
+    t.equal(res.statusCode, 431, url)
+    t.equal(res.json().code, 'REQUEST_HEADER_TOO_LARGE')
+  }
+})

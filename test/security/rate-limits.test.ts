@@ -1,0 +1,123 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { buildApp, login, PASSWORD, refresh, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+
+const loginAs = (app: Awaited<ReturnType<typeof buildApp>>, email: string, password: string, headers: Record<string, string> = {}) =>
+  app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, headers })
+
+t.test('40 failed logins alternating between two instances end in 429 with Retry-After; the right password works after the window', async (t) => {
+  const prefix = uniquePrefix()
+  const env = { RATE_LIMIT_LOGIN_ACCOUNT: '10/2', RATE_LIMIT_LOGIN_IP: '30/2' }
+  const a = await buildApp(t, { prefix, env })
+  const b = await buildApp(t, { prefix, env })
+  const email = uniqueEmail()
+  await a.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+
+  const statuses: number[] = []
+  let last
+  for (let i = 0; i < 40; i++) {
+    last = await loginAs(i % 2 === 0 ? a : b, email, `wrong password ${i}`)
+    statuses.push(last.statusCode)
+  }
+  t.same(statuses.slice(0, 10), Array(10).fill(401), 'the first 10 failures, counted across both instances, are 401s')
+  t.same(statuses.slice(10), Array(30).fill(429), 'then 429, on both instances')
+  t.match(last?.json(), { statusCode: 429, code: 'RATE_LIMITED' })
+  t.match(last?.headers['retry-after'], /^[12]$/, 'Retry-After says when')
+  t.equal((await loginAs(a, email, PASSWORD)).statusCode, 429, 'even the right password waits out the window')
+
+  await sleep(2100)
+  t.equal((await loginAs(b, email, PASSWORD)).statusCode, 200, 'after the window the right password works')
+})
+
+t.test('a successful login resets the account\'s failure counter', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT: '5/60' } })
+  const email = uniqueEmail()
+  await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  for (let i = 0; i < 4; i++) t.equal((await loginAs(app, email, 'wrong password!')).statusCode, 401)
+  t.equal((await loginAs(app, email, PASSWORD)).statusCode, 200)
+  for (let i = 0; i < 4; i++) t.equal((await loginAs(app, email, 'wrong password!')).statusCode, 401, `failure ${i + 1} after the reset`)
+})
+
+t.test('unknown emails are limited exactly like real ones (no existence oracle)', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT: '3/60' } })
+  const statuses = []
+  for (let i = 0; i < 5; i++) statuses.push((await loginAs(app, 'nobody-here@example.com', 'wrong password!')).statusCode)
+  t.same(statuses, [401, 401, 401, 429, 429])
+})
+
+t.test('per IP: spoofed X-Forwarded-For does not reset the counter when the proxy is not trusted', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_IP: '5/60', TRUST_PROXY: 'false' } })
+  const statuses = []
+  for (let i = 0; i < 8; i++) {
+    statuses.push((await loginAs(app, uniqueEmail(), 'wrong password!', { 'x-forwarded-for': `198.51.100.${i}` })).statusCode)
+  }
+  t.same(statuses, [401, 401, 401, 401, 401, 429, 429, 429])
+})
+
+t.test('per IP: behind a trusted proxy, X-Forwarded-For counts each client separately', async (t) => {
+  for (const trust of ['127.0.0.1', '127.0.0.0/8', '1']) {
+    const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_IP: '5/60', TRUST_PROXY: trust } })
+    const send = (client: string) => loginAs(app, uniqueEmail(), 'wrong password!', { 'x-forwarded-for': client })
+    const first = []
+    for (let i = 0; i < 6; i++) first.push((await send('198.51.100.7')).statusCode)
+    t.same(first, [401, 401, 401, 401, 401, 429], `TRUST_PROXY=${trust}: one client is limited`)
+    t.equal((await send('198.51.100.8')).statusCode, 401, `TRUST_PROXY=${trust}: another client behind the proxy is not`)
+    t.equal((await send('203.0.113.1, 198.51.100.7')).statusCode, 429, 'the client a trusted proxy saw is what counts, not what the client claims')
+  }
+})
+
+t.test('refresh: per-session limit shared across instances; the token stays valid', async (t) => {
+  const prefix = uniquePrefix()
+  const env = { RATE_LIMIT_REFRESH_SESSION: '3/1', REFRESH_REUSE_GRACE: '10' }
+  const a = await buildApp(t, { prefix, env })
+  const b = await buildApp(t, { prefix, env })
+  const s = await registerAndLogin(a)
+  // The same token four times (grace answers): the 4th is over the limit.
+  const statuses = []
+  for (let i = 0; i < 4; i++) statuses.push((await refresh(i % 2 === 0 ? a : b, s.cookie)).statusCode)
+  t.same(statuses, [200, 200, 200, 429])
+  const limited = await refresh(a, s.cookie)
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.headers['retry-after'], '1')
+  t.notOk(limited.headers['set-cookie'], 'the cookie is left alone')
+  await sleep(1100)
+  t.equal((await refresh(b, s.cookie)).statusCode, 200, 'after the window the same token works')
+  const other = await login(a, s.email)
+  t.equal((await refresh(a, other.cookie)).statusCode, 200, 'other sessions of the user were never limited')
+})
+
+t.test('refresh: per-IP limit', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_REFRESH_IP: '5/60' } })
+  const statuses = []
+  for (let i = 0; i < 7; i++) statuses.push((await refresh(app, '')).statusCode)
+  t.same(statuses, [401, 401, 401, 401, 401, 429, 429])
+})
+
+t.test('register and password change have their own limits', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_REGISTER_IP: '3/60', RATE_LIMIT_LOGIN_ACCOUNT: '3/60' } })
+  const registers = []
+  for (let i = 0; i < 4; i++) registers.push((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD } })).statusCode)
+  t.same(registers, [201, 201, 201, 429])
+
+  const other = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT: '10/60' } })
+  const s = await registerAndLogin(other)
+  const change = () => other.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${s.accessToken}` }, payload: { currentPassword: 'wrong password!', newPassword: 'a brand new password' } })
+  const changes = []
+  for (let i = 0; i < 12; i++) changes.push((await change()).statusCode)
+  t.same(changes.slice(0, 10), Array(10).fill(401))
+  t.same(changes.slice(10), [429, 429], 'wrong current passwords are limited like login (RATE_LIMIT_LOGIN_ACCOUNT)')
+})
+
+t.test('the 404 handler is rate-limited', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_NOT_FOUND_IP: '5/60' } })
+  const statuses = []
+  for (let i = 0; i < 7; i++) statuses.push((await app.inject({ url: `/wp-admin/${i}` })).statusCode)
+  t.same(statuses, [404, 404, 404, 404, 404, 429, 429])
+})
+
+t.test('rate limits on the embedded store too', async (t) => {
+  const app = await buildApp(t, { store: 'memory', env: { RATE_LIMIT_LOGIN_ACCOUNT: '2/60' } })
+  const statuses = []
+  for (let i = 0; i < 3; i++) statuses.push((await loginAs(app, 'someone@example.com', 'wrong password!')).statusCode)
+  t.same(statuses, [401, 401, 429])
+})

@@ -1,0 +1,51 @@
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { PrivateRedis } from '../helpers/redis-server.js'
+
+t.test('no password, token or secret ever reaches the logs, even at trace level', async (t) => {
+  let logs = ''
+  const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace' }, logStream: stream })
+
+  const session = await registerAndLogin(app)
+  const rotated = await refresh(app, session.cookie)
+  const next = refreshCookieValue(app, rotated.headers['set-cookie']) as string
+  await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })
+  await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}x` } })
+  await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: `${PASSWORD}-wrong` } })
+  await refresh(app, session.cookie + 'tampered')
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: `__Secure-refresh_token=${next}` } })
+
+  t.ok(logs.length > 1000, 'something was logged')
+  const secrets = {
+    password: PASSWORD,
+    'access token': session.accessToken,
+    'access token signature': session.accessToken.split('.')[2] as string,
+    'refresh token secret part': session.refreshToken.split('.')[3] as string,
+    'rotated refresh token secret part': next.split('.')[3] as string,
+    JWT_SECRET: app.config.jwt.secret as string,
+    REFRESH_TOKEN_SECRET: app.config.refresh.secret as string
+  }
+  for (const [name, value] of Object.entries(secrets)) {
+    t.notOk(logs.includes(value), `no ${name} in the logs`)
+  }
+})
+
+t.test('the Redis password stays out of the logs, also when Redis fails and errors are logged', async (t) => {
+  let logs = ''
+  const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const redis = await PrivateRedis.start(t)
+  const redisPassword = new URL(redis.url).password
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REDIS_URL: redis.url }, logStream: stream })
+
+  const session = await registerAndLogin(app)
+  t.equal((await refresh(app, session.cookie)).statusCode, 200, 'the service works on a password-protected Redis')
+  await redis.kill()
+  t.equal((await refresh(app, session.cookie)).statusCode, 503, 'Redis down: 503, and the cause is logged')
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503)
+
+  t.match(logs, /AUTH_STORE_UNAVAILABLE|store/i, 'the store failure was logged')
+  t.ok(redisPassword.length >= 32, 'the URL carried a password')
+  t.notOk(logs.includes(redisPassword), 'no Redis password in the logs')
+})

@@ -1,0 +1,57 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t, { type Test } from 'tap'
+import { RedisAccessRevocations } from '../../src/access-revocations.js'
+import { createRedisClient } from '../../src/redis-client.js'
+import { RevocationList } from '../../src/revocation-list.js'
+import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+
+const log = { warn () {}, error () {} }
+
+async function instance (t: Test, keyPrefix: string, ttlMs: number) {
+  const redis = createRedisClient({ url: SHARED_REDIS_URL, commandTimeoutMs: 2000 })
+  await redis.connect()
+  const list = new RevocationList({ sweepIntervalMs: 100 })
+  const revocations = new RedisAccessRevocations(redis, list, { keyPrefix, ttlMs, log })
+  await revocations.start()
+  t.teardown(async () => { await revocations.close(); await redis.quit() })
+  return { redis, list, revocations }
+}
+
+async function until (check: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await sleep(10)
+  }
+}
+
+t.test('10,000 revocations over pub/sub: every instance holds them, bounded, and forgets them after the TTL', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  const a = await instance(t, prefix, 1500)
+  const b = await instance(t, prefix, 1500)
+  await sleep(100) // both subscribed
+
+  const ids = Array.from({ length: 10_000 }, (_, i) => `fam${i.toString().padStart(19, '0')}`)
+  for (let i = 0; i < ids.length; i += 100) await a.revocations.revoke(ids.slice(i, i + 100))
+  await until(() => b.list.size === 10_000, 2000)
+  t.equal(b.list.size, 10_000, 'the other instance heard all 10,000')
+  t.ok(b.revocations.isRevoked(ids[0] as string) && b.revocations.isRevoked(ids[9999] as string))
+  t.ok(await a.redis.zcard(`${prefix}revoked-sids`) <= 10_000, 'the shared set holds at most the live ones')
+
+  await sleep(1700)
+  await until(() => a.list.size === 0 && b.list.size === 0, 1000)
+  t.pass('both lists are empty after the TTL, with no traffic')
+  t.equal(b.revocations.isRevoked(ids[0] as string), false)
+  t.equal(await a.redis.exists(`${prefix}revoked-sids`), 0, 'and the Redis set has expired too')
+})
+
+t.test('an instance that starts later loads the live revocations', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  const a = await instance(t, prefix, 60_000)
+  await a.revocations.revoke(['early-family'])
+  const late = await instance(t, prefix, 60_000)
+  await until(() => late.revocations.isRevoked('early-family'), 1000)
+  t.pass('loaded on connect')
+})

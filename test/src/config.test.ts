@@ -1,0 +1,148 @@
+import t from 'tap'
+import { ConfigError, loadConfig } from '../../src/config.js'
+
+const secret = (c: string) => c.repeat(40)
+const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j'), REFRESH_TOKEN_SECRET: secret('r') }
+
+t.test('defaults match the documented ones', async (t) => {
+  const config = loadConfig({})
+  t.match(config, {
+    env: 'development',
+    port: 3000,
+    host: '127.0.0.1',
+    logLevel: 'info',
+    redis: null,
+    jwt: { secret: null, issuer: 'auth-service', audience: 'auth-service', accessTokenTtlSeconds: 600 },
+    refresh: { secret: null, idleTtlSeconds: 604_800, absoluteTtlSeconds: 2_592_000, reuseGraceSeconds: 10, maxFamiliesPerUser: 100 },
+    cookie: { name: '__Secure-refresh_token', secure: true },
+    argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1 }
+  })
+})
+
+t.test('values are parsed and bounded', async (t) => {
+  t.match(loadConfig({ PORT: '8080', COOKIE_SECURE: 'false', ACCESS_TOKEN_TTL: '60' }), { port: 8080, cookie: { secure: false, name: 'refresh_token' }, jwt: { accessTokenTtlSeconds: 60 } })
+  for (const [name, value] of [['PORT', '70000'], ['PORT', 'abc'], ['ACCESS_TOKEN_TTL', '0'], ['REFRESH_IDLE_TTL', '1.5'], ['LOG_LEVEL', 'loud'], ['REDIS_URL', 'http://x'], ['COOKIE_NAME', 'bad name;']] as const) {
+    t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message: new RegExp(name) }, `${name}=${value} is refused, naming the variable`)
+  }
+})
+
+t.test('empty strings count as unset', async (t) => {
+  t.equal(loadConfig({ REDIS_URL: '', JWT_SECRET: '' }).redis, null)
+})
+
+t.test('secrets must be at least 32 bytes, and the two must differ', async (t) => {
+  t.throws(() => loadConfig({ JWT_SECRET: 'short' }), { message: /JWT_SECRET must be at least 32 bytes/ })
+  t.throws(() => loadConfig({ REFRESH_TOKEN_SECRET: 'short' }), { message: /REFRESH_TOKEN_SECRET must be at least 32 bytes/ })
+  t.throws(() => loadConfig({ JWT_SECRET: secret('s'), REFRESH_TOKEN_SECRET: secret('s') }), { message: /must differ/ })
+})
+
+t.test('production refuses unsafe config with a message naming the variable', async (t) => {
+  t.ok(loadConfig(production).isProduction, 'a safe production config loads')
+  const cases: Array<[Record<string, string | undefined>, RegExp]> = [
+    [{ JWT_SECRET: undefined }, /production needs signing keys: JWT_KEYS or JWT_KEYS_FILE .*, or JWT_SECRET/],
+    [{ REFRESH_TOKEN_SECRET: undefined }, /REFRESH_TOKEN_SECRET is required in production/],
+    [{ JWT_SECRET: 'too-short' }, /JWT_SECRET must be at least 32 bytes/],
+    [{ REDIS_URL: undefined }, /REDIS_URL is required in production/],
+    [{ COOKIE_SECURE: 'false' }, /COOKIE_SECURE=false is not allowed in production/],
+    [{ JWT_SECRET: 'change-me-change-me-change-me-change-me' }, /JWT_SECRET still holds the placeholder/]
+  ]
+  for (const [override, message] of cases) {
+    t.throws(() => loadConfig({ ...production, ...override }), { name: 'ConfigError', message }, String(message))
+  }
+})
+
+t.test('error messages never echo a secret value', async (t) => {
+  const leaked = 'super-secret-value-that-must-not-leak'
+  for (const env of [{ JWT_SECRET: leaked.slice(0, 20) }, { ...production, JWT_SECRET: leaked + '-change-me' }, { JWT_SECRET: leaked + leaked, REFRESH_TOKEN_SECRET: leaked + leaked }]) {
+    try {
+      loadConfig(env)
+      t.fail('should have thrown')
+    } catch (err) {
+      t.ok(err instanceof ConfigError)
+      t.notMatch((err as Error).message, /super-secret/)
+    }
+  }
+})
+
+t.test('a __Secure- cookie name needs COOKIE_SECURE', async (t) => {
+  t.throws(() => loadConfig({ COOKIE_SECURE: 'false', COOKIE_NAME: '__Secure-rt' }), { message: /COOKIE_NAME/ })
+  t.equal(loadConfig({ COOKIE_NAME: 'rt' }).cookie.name, 'rt')
+})
+
+t.test('the grace window must be shorter than the idle timeout', async (t) => {
+  t.throws(() => loadConfig({ REFRESH_IDLE_TTL: '10', REFRESH_REUSE_GRACE: '10' }), { message: /REFRESH_REUSE_GRACE/ })
+})
+
+t.test('TRUST_PROXY: false, a hop count, or addresses and CIDR ranges', async (t) => {
+  t.equal(loadConfig({}).trustProxy, false)
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1' }).trustProxy, ['10.0.0.0/8', '127.0.0.1', '::1'])
+  for (const bad of ['true', 'everyone', '10.0.0.0/33', '300.1.1.1', '10.0.0.1/8/2']) {
+    t.throws(() => loadConfig({ TRUST_PROXY: bad }), { message: /TRUST_PROXY/ }, bad)
+  }
+})
+
+t.test('ALLOWED_ORIGINS must be exact origins', async (t) => {
+  t.same(loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com, http://localhost:5173' }).allowedOrigins, ['https://app.example.com', 'http://localhost:5173'])
+  for (const bad of ['app.example.com', 'https://app.example.com/', 'https://app.example.com/path', '*', 'ftp://x.example']) {
+    t.throws(() => loadConfig({ ALLOWED_ORIGINS: bad }), { message: /ALLOWED_ORIGINS/ }, bad)
+  }
+})
+
+t.test('COOKIE_SAMESITE=none requires a Secure cookie', async (t) => {
+  t.equal(loadConfig({ COOKIE_SAMESITE: 'none' }).cookie.sameSite, 'none')
+  t.throws(() => loadConfig({ COOKIE_SAMESITE: 'none', COOKIE_SECURE: 'false' }), { message: /COOKIE_SAMESITE=none requires COOKIE_SECURE=true/ })
+})
+
+t.test('rate limits are "max/windowSeconds"', async (t) => {
+  t.same(loadConfig({}).rateLimits.loginAccount, { max: 10, windowSeconds: 900 })
+  t.same(loadConfig({ RATE_LIMIT_LOGIN_IP: '5/10' }).rateLimits.loginIp, { max: 5, windowSeconds: 10 })
+  for (const bad of ['5', '0/10', '5/0', 'a/b']) t.throws(() => loadConfig({ RATE_LIMIT_LOGIN_IP: bad }), { message: /RATE_LIMIT_LOGIN_IP/ }, bad)
+})
+
+t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) => {
+  const { privateJwk, keySetJson } = await import('../helpers/keys.js')
+  const { writeFileSync, mkdtempSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const { tmpdir } = await import('node:os')
+  const a = privateJwk('ES256', 'key-a')
+  const b = privateJwk('EdDSA', 'key-b')
+
+  const config = loadConfig({ JWT_KEYS: keySetJson(a, b), JWT_SIGNING_KID: 'key-b' })
+  t.equal(config.jwt.keyMode, 'keys')
+  t.equal(config.jwt.keySet?.current.kid, 'key-b')
+  t.equal(config.jwt.keySet?.current.alg, 'EdDSA')
+  t.same([...config.jwt.keySet?.byKid.keys() ?? []], ['key-a', 'key-b'])
+  t.equal(loadConfig({ JWT_KEYS: keySetJson(a, b) }).jwt.keySet?.current.kid, 'key-a', 'the first key signs by default')
+  t.notOk(JSON.stringify(config.jwt.keySet?.jwks).includes('"d"'), 'the published set has no private part')
+
+  const dir = mkdtempSync(join(tmpdir(), 'keys-'))
+  writeFileSync(join(dir, 'jwks.json'), keySetJson(a))
+  t.equal(loadConfig({ JWT_KEYS_FILE: join(dir, 'jwks.json') }).jwt.keySet?.current.kid, 'key-a')
+
+  t.equal(loadConfig({ JWT_SECRET: secret('s') }).jwt.keyMode, 'hs256', 'JWT_SECRET alone selects HS256')
+  t.equal(loadConfig({}).jwt.keyMode, 'generate', 'nothing outside production: generated')
+  t.equal(loadConfig({ ...production, JWT_SECRET: undefined, JWT_KEYS: keySetJson(a) }).jwt.keyMode, 'keys', 'production with keys and no JWT_SECRET')
+
+  const { d, ...publicOnly } = a
+  t.ok(d)
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [{ JWT_KEYS: keySetJson(a), JWT_SECRET: secret('s') }, /either JWT_SECRET .* or JWT_KEYS/],
+    [{ JWT_KEYS: keySetJson(a), JWT_KEYS_FILE: '/nope' }, /JWT_KEYS or JWT_KEYS_FILE, not both/],
+    [{ JWT_KEYS_FILE: '/does/not/exist.json' }, /JWT_KEYS_FILE: cannot read/],
+    [{ JWT_KEYS: '{not json' }, /JWT_KEYS is not valid JSON/],
+    [{ JWT_KEYS: '{"keys":[]}' }, /at least one key/],
+    [{ JWT_KEYS: keySetJson({ ...a, kid: '../../etc/passwd' }) }, /"kid" of 1-64 characters/],
+    [{ JWT_KEYS: keySetJson(a, { ...b, kid: 'key-a' }) }, /appears twice/],
+    [{ JWT_KEYS: keySetJson({ ...a, alg: 'HS256' }) }, /"alg" must be ES256 or EdDSA/],
+    [{ JWT_KEYS: keySetJson({ ...a, alg: 'EdDSA' }) }, /EdDSA needs kty OKP/],
+    [{ JWT_KEYS: keySetJson(publicOnly as typeof a) }, /no private part "d"/],
+    [{ JWT_KEYS: keySetJson({ ...a, d: 'AAAA' }) }, /is malformed/],
+    [{ JWT_KEYS: keySetJson(a), JWT_SIGNING_KID: 'missing' }, /JWT_SIGNING_KID "missing" is not a kid/],
+    [{ JWT_SIGNING_KID: 'key-a' }, /JWT_SIGNING_KID needs JWT_KEYS/]
+  ]
+  for (const [env, message] of refused) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, String(message))
+    try { loadConfig(env) } catch (err) { t.notOk((err as Error).message.includes(a.d as string), 'never echoes key material') }
+  }
+})

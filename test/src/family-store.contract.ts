@@ -1,0 +1,239 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+import type { FamilyPolicy, FamilyStore, RotateInput } from '../../src/family-store.js'
+import { newUserId } from '../../src/user-directory.js'
+import { RefreshTokenCodec, type RefreshToken } from '../../src/refresh-token.js'
+
+export type StoreFactory = (t: Test, policy: FamilyPolicy) => Promise<FamilyStore>
+
+const codec = new RefreshTokenCodec('contract-suite-secret-0123456789abcdef')
+const meta = { userAgent: 'Mozilla/5.0 (contract)', ip: '203.0.113.7' }
+const basePolicy: FamilyPolicy = { idleTtlSeconds: 60, absoluteTtlSeconds: 600, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: 1000, windowSeconds: 60 } }
+
+/** A family in the store, and helpers to present its tokens. */
+async function newFamily (store: FamilyStore, userId = newUserId()) {
+  const first = codec.mint(userId)
+  const created = await store.create({ userId, email: 'user@example.com', familyId: first.familyId, tokenHash: codec.seal(first).digest, ...meta })
+  return { first, userId, created }
+}
+
+function rotateInput (token: RefreshToken, overrides: Partial<RotateInput> = {}): RotateInput {
+  return {
+    userId: token.userId,
+    familyId: token.familyId,
+    generation: token.generation,
+    presentedHash: codec.seal(token).digest,
+    successorHash: codec.seal(codec.successor(token)).digest,
+    ...meta,
+    ...overrides
+  }
+}
+
+/**
+ * The FamilyStore contract: every implementation (memory, Redis) must pass all of it.
+ * Time-dependent cases use second-scale TTLs, the smallest unit the configuration has.
+ */
+export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
+  t.test('create answers the cookie lifetime: min(idle, absolute)', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, idleTtlSeconds: 60, absoluteTtlSeconds: 30 })
+    const { created } = await newFamily(store)
+    t.equal(created.ttlSeconds, 30)
+    t.same(created.evictedFamilyIds, [])
+    const idleBound = await makeStore(t, basePolicy)
+    t.equal((await newFamily(idleBound)).created.ttlSeconds, 60)
+  })
+
+  t.test('the current token rotates, and its successor becomes current', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const { first } = await newFamily(store)
+    const r1 = await store.rotate(rotateInput(first))
+    t.match(r1, { status: 'rotated', ttlSeconds: 60, email: 'user@example.com' })
+    const second = codec.successor(first)
+    t.match(await store.rotate(rotateInput(second)), { status: 'rotated' })
+    t.match(await store.rotate(rotateInput(codec.successor(second))), { status: 'rotated' }, 'and so on down the chain')
+  })
+
+  t.test('the parent presented again within the grace window gets grace, without changing state', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const { first } = await newFamily(store)
+    await store.rotate(rotateInput(first))
+    t.match(await store.rotate(rotateInput(first)), { status: 'grace', email: 'user@example.com' })
+    t.match(await store.rotate(rotateInput(first)), { status: 'grace' }, 'as often as it comes within the window')
+    t.match(await store.rotate(rotateInput(codec.successor(first))), { status: 'rotated' }, 'the successor is still current')
+  })
+
+  t.test('20 concurrent rotations of one token: one rotates, the others get grace on the same successor', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const { first } = await newFamily(store)
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.rotate(rotateInput(first))))
+    t.equal(results.filter((r) => r.status === 'rotated').length, 1)
+    t.equal(results.filter((r) => r.status === 'grace').length, 19)
+    t.match(await store.rotate(rotateInput(codec.successor(first))), { status: 'rotated' })
+  })
+
+  t.test('with grace 0 (strict), the parent presented again is reuse and revokes the family', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 0 })
+    const { first } = await newFamily(store)
+    await store.rotate(rotateInput(first))
+    t.same(await store.rotate(rotateInput(first)), { status: 'reused' })
+    t.same(await store.rotate(rotateInput(codec.successor(first))), { status: 'invalid' }, 'the current token died with its family')
+  })
+
+  t.test('the grandparent, even inside the grace window, is reuse and revokes the family', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const { first, userId } = await newFamily(store)
+    const second = codec.successor(first)
+    await store.rotate(rotateInput(first))
+    await store.rotate(rotateInput(second))
+    t.same(await store.rotate(rotateInput(first)), { status: 'reused' })
+    t.same(await store.rotate(rotateInput(codec.successor(second))), { status: 'invalid' })
+    t.same(await store.list(userId), [], 'gone from the listing')
+  })
+
+  t.test('the parent after the grace window is reuse and revokes the family', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
+    const { first } = await newFamily(store)
+    await store.rotate(rotateInput(first))
+    await sleep(1100)
+    t.same(await store.rotate(rotateInput(first)), { status: 'reused' })
+    t.same(await store.rotate(rotateInput(codec.successor(first))), { status: 'invalid' })
+  })
+
+  t.test('a hash that does not match the current generation is invalid and changes nothing', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const { first } = await newFamily(store)
+    const impostor = { ...first, secret: codec.mint(first.userId).secret }
+    t.same(await store.rotate(rotateInput(impostor)), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(first)), { status: 'rotated' }, 'the genuine token still works')
+  })
+
+  t.test('a token of one family never affects another family', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const a = await newFamily(store)
+    const b = await newFamily(store, a.userId)
+    // A's genuine current token, aimed at B's family (same generation): no match, no effect.
+    t.same(await store.rotate(rotateInput(a.first, { familyId: b.first.familyId })), { status: 'invalid' })
+    await store.rotate(rotateInput(a.first))
+    await store.rotate(rotateInput(b.first))
+    // A's current generation-1 token aimed at B, now also at generation 1.
+    t.same(await store.rotate(rotateInput(codec.successor(a.first), { familyId: b.first.familyId })), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(codec.successor(b.first))), { status: 'rotated' }, 'B still rotates')
+    t.match(await store.rotate(rotateInput(codec.successor(a.first))), { status: 'rotated' }, 'A still rotates')
+  })
+
+  t.test('refreshes per session are limited per window, then allowed again', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, refreshLimit: { max: 3, windowSeconds: 1 } })
+    let { first: token } = await newFamily(store)
+    for (let i = 0; i < 3; i++) {
+      t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, `refresh ${i + 1} of 3`)
+      token = codec.successor(token)
+    }
+    const limited = await store.rotate(rotateInput(token))
+    t.match(limited, { status: 'limited', retryAfterSeconds: 1 })
+    t.match(await store.rotate(rotateInput(codec.successor(token))), { status: 'limited' }, 'nothing rotated while limited')
+    const other = await newFamily(store)
+    t.match(await store.rotate(rotateInput(other.first)), { status: 'rotated' }, 'other sessions are not affected')
+    await sleep(1050)
+    t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, 'the window passes, the same token works')
+  })
+
+  t.test('an unknown family is invalid', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    t.same(await store.rotate(rotateInput(codec.mint(newUserId()))), { status: 'invalid' })
+  })
+
+  t.test('a family unused for the idle timeout expires', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, idleTtlSeconds: 1, reuseGraceSeconds: 0 })
+    const { first, userId } = await newFamily(store)
+    await sleep(1200)
+    t.same(await store.rotate(rotateInput(first)), { status: 'invalid' })
+    t.same(await store.list(userId), [])
+  })
+
+  t.test('the idle timeout slides on every refresh', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, idleTtlSeconds: 2, reuseGraceSeconds: 0 })
+    let { first: token } = await newFamily(store)
+    for (let i = 0; i < 3; i++) {
+      await sleep(1100)
+      t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, `still alive ${(i + 1) * 1.1}s after login`)
+      token = codec.successor(token)
+    }
+  })
+
+  t.test('the absolute lifetime never moves, however often the family is used', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, idleTtlSeconds: 60, absoluteTtlSeconds: 2, reuseGraceSeconds: 0 })
+    let { first: token } = await newFamily(store)
+    await sleep(1000)
+    const r = await store.rotate(rotateInput(token))
+    t.match(r, { status: 'rotated' })
+    t.ok(r.status === 'rotated' && r.ttlSeconds <= 1, 'the cookie lifetime shrinks to what is left')
+    token = codec.successor(token)
+    await sleep(1100)
+    t.same(await store.rotate(rotateInput(token)), { status: 'invalid' })
+  })
+
+  t.test('revoke ends one family; revoking again reports it was not live', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const a = await newFamily(store)
+    const b = await newFamily(store, a.userId)
+    t.equal(await store.revoke(a.userId, a.first.familyId), true)
+    t.equal(await store.revoke(a.userId, a.first.familyId), false)
+    t.same(await store.rotate(rotateInput(a.first)), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(b.first)), { status: 'rotated' }, 'the other family is untouched')
+  })
+
+  t.test('revokeAll ends every family of the user and only theirs', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const a = await newFamily(store)
+    const b = await newFamily(store, a.userId)
+    const other = await newFamily(store)
+    t.same((await store.revokeAll(a.userId)).sort(), [a.first.familyId, b.first.familyId].sort())
+    t.same(await store.rotate(rotateInput(a.first)), { status: 'invalid' })
+    t.same(await store.rotate(rotateInput(b.first)), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(other.first)), { status: 'rotated' })
+    t.same(await store.revokeAll(a.userId), [])
+  })
+
+  t.test('revokeAll can keep one family (the caller\'s own)', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const a = await newFamily(store)
+    const b = await newFamily(store, a.userId)
+    const c = await newFamily(store, a.userId)
+    t.same((await store.revokeAll(a.userId, b.first.familyId)).sort(), [a.first.familyId, c.first.familyId].sort())
+    t.match(await store.rotate(rotateInput(b.first)), { status: 'rotated' }, 'the kept family still rotates')
+    t.same((await store.list(a.userId)).map((s) => s.familyId), [b.first.familyId])
+    t.same(await store.rotate(rotateInput(a.first)), { status: 'invalid' })
+  })
+
+  t.test('list shows live families, most recently used first, with their client', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const a = await newFamily(store)
+    await sleep(5)
+    const b = await newFamily(store, a.userId)
+    await sleep(5)
+    await store.rotate(rotateInput(a.first, { userAgent: 'later-agent', ip: '198.51.100.1' }))
+    const sessions = await store.list(a.userId)
+    t.equal(sessions.length, 2)
+    t.match(sessions[0], { familyId: a.first.familyId, userAgent: 'later-agent', ip: '198.51.100.1' })
+    t.match(sessions[1], { familyId: b.first.familyId, userAgent: meta.userAgent, ip: meta.ip })
+    const [s] = sessions
+    t.ok(s !== undefined && s.createdAtMs <= s.lastUsedAtMs && s.lastUsedAtMs < s.expiresAtMs, 'created ≤ last used < expires')
+  })
+
+  t.test('live families per user are capped, evicting the least recently used', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, maxFamiliesPerUser: 3 })
+    const userId = newUserId()
+    const families = []
+    for (let i = 0; i < 3; i++) {
+      families.push((await newFamily(store, userId)).first)
+      await sleep(5)
+    }
+    // Using the oldest makes the second the least recently used.
+    await store.rotate(rotateInput(families[0] as RefreshToken))
+    await sleep(5)
+    const fourth = await newFamily(store, userId)
+    t.same(fourth.created.evictedFamilyIds, [(families[1] as RefreshToken).familyId])
+    t.equal((await store.list(userId)).length, 3)
+    t.same(await store.rotate(rotateInput(families[1] as RefreshToken)), { status: 'invalid' }, 'the evicted family no longer refreshes')
+  })
+}

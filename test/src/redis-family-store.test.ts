@@ -1,0 +1,86 @@
+import t, { type Test } from 'tap'
+import calculateSlot from 'cluster-key-slot'
+import { Redis } from 'ioredis'
+import { clampUserAgent } from '../../src/family-store.js'
+import { RedisFamilyStore } from '../../src/redis-family-store.js'
+import { RefreshTokenCodec } from '../../src/refresh-token.js'
+import { createRedisClient } from '../../src/redis-client.js'
+import { newUserId } from '../../src/user-directory.js'
+import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { familyStoreContract } from './family-store.contract.js'
+
+async function connect (t: Test): Promise<Redis> {
+  const redis = createRedisClient({ url: SHARED_REDIS_URL, commandTimeoutMs: 2000 })
+  await redis.connect()
+  t.teardown(() => redis.quit())
+  return redis
+}
+
+/** A store on the shared Redis under a prefix of its own, removed after the test. */
+async function setup (t: Test) {
+  const redis = await connect(t)
+  const prefix = uniquePrefix()
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  return { redis, prefix, store: new RedisFamilyStore(redis, policy, prefix), codec: new RefreshTokenCodec('redis-store-test-secret-0123456789abcdef') }
+}
+
+const policy = { idleTtlSeconds: 60, absoluteTtlSeconds: 600, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: 100, windowSeconds: 60 } }
+
+t.test('RedisFamilyStore fulfils the FamilyStore contract', async (t) => {
+  familyStoreContract(t, async (t, policy) => {
+    const redis = await connect(t)
+    const prefix = uniquePrefix()
+    t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+    return new RedisFamilyStore(redis, policy, prefix)
+  })
+})
+
+t.test('in Redis: only hashes, every key with a TTL, all keys of a user in one hash slot', async (t) => {
+  const { redis, prefix, store, codec } = await setup(t)
+  const userId = newUserId()
+  const tokens = []
+  for (let i = 0; i < 3; i++) {
+    const token = codec.mint(userId)
+    tokens.push(token)
+    await store.create({ userId, email: 'a@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: 'ua', ip: '127.0.0.1' })
+  }
+  await store.rotate({ userId, familyId: tokens[0]!.familyId, generation: 0, presentedHash: codec.seal(tokens[0]!).digest, successorHash: codec.seal(codec.successor(tokens[0]!)).digest, userAgent: 'ua', ip: '127.0.0.1' })
+
+  const keys = await redis.keys(`${prefix}*`)
+  t.equal(keys.length, 4, 'three families and one index')
+  const slots = new Set<number>()
+  for (const key of keys) {
+    t.ok(await redis.pttl(key) > 0, `${key.slice(prefix.length)} has a TTL`)
+    slots.add(calculateSlot(key))
+    t.match(key, `{${userId}}`, 'carries the user hash tag')
+  }
+  t.equal(slots.size, 1, 'one hash slot: every script runs on Redis Cluster')
+  const dump = JSON.stringify(await Promise.all(keys.filter((k) => k.includes(':f:')).map((k) => redis.hgetallBuffer(k))))
+  for (const token of [...tokens, codec.successor(tokens[0]!)]) {
+    t.notOk(dump.includes(token.secret) || dump.includes(codec.seal(token).value), 'no token is stored in plaintext')
+  }
+})
+
+t.test('rotation is one Redis command on the wire', async (t) => {
+  const { redis, store, codec } = await setup(t)
+  const token = codec.mint(newUserId())
+  await store.create({ userId: token.userId, email: 'a@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: '', ip: '' })
+  const sent: string[] = []
+  const original = redis.sendCommand.bind(redis)
+  redis.sendCommand = (command) => { sent.push(command.name); return original(command) }
+  await store.rotate({ userId: token.userId, familyId: token.familyId, generation: 0, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, userAgent: '', ip: '' })
+  redis.sendCommand = original
+  t.same(sent, ['evalsha'])
+})
+
+t.test('a family stays in the compact listpack encoding, even with a long browser user agent', async (t) => {
+  const { redis, prefix, store, codec } = await setup(t)
+  const token = codec.mint(newUserId())
+  const userAgent = clampUserAgent('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 ' + 'x'.repeat(100))
+  t.equal(userAgent.length, 128)
+  await store.create({ userId: token.userId, email: 'someone@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent, ip: '203.0.113.45' })
+  await store.rotate({ userId: token.userId, familyId: token.familyId, generation: 0, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, userAgent, ip: '203.0.113.45' })
+  const key = `${prefix}{${token.userId}}:f:${token.familyId}`
+  t.equal(await redis.call('OBJECT', 'ENCODING', key), 'listpack')
+  t.equal((await store.list(token.userId))[0]?.userAgent, userAgent, 'the whole 128 characters come back')
+})

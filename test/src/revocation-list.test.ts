@@ -1,0 +1,42 @@
+import t from 'tap'
+import { RevocationList } from '../../src/revocation-list.js'
+
+t.test('an entry is refused until its expiry and forgotten after', async (t) => {
+  let now = 1000
+  const list = new RevocationList({ now: () => now })
+  t.teardown(() => list.close())
+  list.add('a', 2000)
+  t.equal(list.has('a'), true)
+  t.equal(list.has('b'), false)
+  now = 2000
+  t.equal(list.has('a'), false)
+  t.equal(list.size, 0, 'dropped on look-up')
+  list.add('late', 1500)
+  t.equal(list.size, 0, 'an already expired revocation is not stored')
+})
+
+t.test('10,000 revocations: bounded memory, emptied after the TTL (measured)', async (t) => {
+  let now = 0
+  const list = new RevocationList({ now: () => now })
+  t.teardown(() => list.close())
+  const ids = Array.from({ length: 10_000 }, (_, i) => `sid-${i.toString().padStart(18, '0')}`)
+  const gc = global.gc ?? (() => {})
+  gc()
+  const before = process.memoryUsage().heapUsed
+  for (const [i, id] of ids.entries()) list.add(id, 600_000 + i)
+  gc()
+  const after = process.memoryUsage().heapUsed
+  t.equal(list.size, 10_000)
+  const perEntry = (after - before) / 10_000
+  t.comment(`heap growth: ${((after - before) / 1024).toFixed(0)} KiB, ~${perEntry.toFixed(0)} bytes per revocation`)
+  t.ok(global.gc === undefined || (perEntry > 0 && perEntry < 1024), 'under 1 KiB per entry (measured with --expose-gc)')
+  // The same 10,000 again do not grow it.
+  for (const id of ids) list.add(id, 600_000)
+  t.equal(list.size, 10_000)
+  now = 599_999
+  list.sweep()
+  t.equal(list.size, 10_000, 'nothing leaves before its time')
+  now = 610_000
+  list.sweep()
+  t.equal(list.size, 0, 'everything leaves after it')
+})

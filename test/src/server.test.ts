@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { request, Agent } from 'node:http'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
+import { freePort } from '../helpers/redis-server.js'
+
+function startServer (env: Record<string, string | undefined>): { child: ChildProcess, output: () => string, exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout?.on('data', (d) => { output += String(d) })
+  child.stderr?.on('data', (d) => { output += String(d) })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  return { child, output: () => output, exited }
+}
+
+function post (port: number, path: string, body: object, agent?: Agent): Promise<{ status: number, body: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = JSON.stringify(body)
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      let data = ''
+      res.on('data', (c) => { data += String(c) })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+async function waitForListening (server: ReturnType<typeof startServer>): Promise<void> {
+  const deadline = Date.now() + 15_000
+  while (!server.output().includes('Server listening')) {
+    if (Date.now() > deadline) throw new Error(`server did not start:\n${server.output()}`)
+    await sleep(50)
+  }
+}
+
+t.test('SIGTERM: in-flight requests finish, new ones are refused, idle keep-alive does not hold the process, exit well within 10 s', async (t) => {
+  const port = await freePort()
+  // Slow argon2 parameters make a login last long enough to be "in flight" when the signal lands.
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', ARGON2_MEMORY_COST: '65536', ARGON2_TIME_COST: '8' }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server)
+
+  const email = uniqueEmail()
+  t.equal((await post(port, '/auth/register', { email, password: PASSWORD })).status, 201)
+  // An idle keep-alive connection, open when the signal arrives.
+  const keepAlive = new Agent({ keepAlive: true })
+  t.teardown(() => keepAlive.destroy())
+  await post(port, '/auth/login', { email: 'nobody@example.com', password: PASSWORD }, keepAlive)
+
+  const inFlight = post(port, '/auth/login', { email, password: PASSWORD })
+  await sleep(30)
+  const signalledAt = Date.now()
+  server.child.kill('SIGTERM')
+  await sleep(20)
+  const late = await post(port, '/auth/login', { email, password: PASSWORD }).then((r) => r.status, (err: NodeJS.ErrnoException) => err.code)
+
+  t.equal((await inFlight).status, 200, 'the in-flight login completed')
+  t.ok(late === 'ECONNREFUSED' || late === 'ECONNRESET' || late === 503, `a new request after SIGTERM is refused (${late})`)
+  const code = await server.exited
+  const ms = Date.now() - signalledAt
+  t.equal(code, 0, 'clean exit')
+  t.ok(ms < 10_000, `exited ${ms} ms after SIGTERM`)
+  t.match(server.output(), /shutting down/)
+})
+
+t.test('production refuses unsafe config at start with a one-line message naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ REDIS_URL: 'redis://127.0.0.1:6379', REFRESH_TOKEN_SECRET: 'r'.repeat(40) }, /refusing to start: production needs signing keys/],
+    [{ JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40) }, /refusing to start: REDIS_URL is required in production/],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'short' }, /refusing to start: REFRESH_TOKEN_SECRET must be at least 32 bytes/]
+  ]
+  for (const [env, message] of cases) {
+    const server = startServer({ NODE_ENV: 'production', PORT: String(await freePort()), ...env })
+    t.teardown(() => { server.child.kill('SIGKILL') })
+    t.equal(await server.exited, 1, 'exit code 1')
+    t.match(server.output(), message)
+    t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
+  }
+})
