@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--duration s] [--rounds n] [--sessions n] [--out dir]
+// npm run bench [-- --quick] [--duration s] [--rounds n] [--sessions n] [--out dir] [--only bare,refresh] [--env KEY=VALUE]
 //
 // Starts the real service (production defaults) on a private Redis, seeds users and sessions,
 // and measures refresh, /me and login against baselines run in the same session, alternating
@@ -32,10 +32,19 @@ const { values: args } = parseArgs({
     // Profiles the service (--cpu-prof) during one refresh run instead of benchmarking; see bench/README.md.
     profile: { type: 'string' },
     scenario: { type: 'string', default: 'refresh' },
+    // Runs only these (comma-separated) and no flood: for quick comparisons while working on a cause.
+    only: { type: 'string' },
+    // Service settings to try, e.g. --env LOG_LEVEL=warn --env ARGON2_MAX_CONCURRENCY=2.
+    env: { type: 'string', multiple: true, default: [] },
     // The access-token algorithm: ES256 is the service default; HS256 for single-service setups.
     algorithm: { type: 'string', default: 'ES256' }
   }
 })
+const serviceEnv = Object.fromEntries(args.env.map((pair) => {
+  const at = pair.indexOf('=')
+  if (at < 1) throw new Error(`--env ${pair}: expected KEY=VALUE`)
+  return [pair.slice(0, at), pair.slice(at + 1)]
+}))
 const DURATION_S = Number(args.duration ?? (args.quick ? 1 : 5))
 const ROUNDS = Number(args.rounds ?? 3)
 const SESSIONS = Number(args.sessions ?? (args.quick ? 20_000 : 100_000))
@@ -248,7 +257,7 @@ async function main (): Promise<void> {
   log(`memory: ${memory.usedMemoryDeltaPerSession.toFixed(0)} B/session (used_memory delta), ${memory.memoryUsagePerSession.toFixed(0)} B (MEMORY USAGE)`)
 
   // --- processes: the service and the baselines ---
-  const ports = { service: await freePort(), bare: await freePort(), tutorial: await freePort(), tutorialKey: await freePort() }
+  const ports = { service: await freePort(), bare: await freePort(), bareLogged: await freePort(), tutorial: await freePort(), tutorialKey: await freePort() }
   const service = await startProcess('service', 'src/server.ts', {
     NODE_ENV: 'production',
     PORT: String(ports.service),
@@ -259,14 +268,17 @@ async function main (): Promise<void> {
     // All load comes from one loopback address: per-IP limits would measure the limiter, not the service.
     RATE_LIMIT_REFRESH_IP: '100000000/60',
     RATE_LIMIT_LOGIN_IP: '100000000/60',
-    ...(process.env.ARGON2_MAX_CONCURRENCY !== undefined ? { ARGON2_MAX_CONCURRENCY: process.env.ARGON2_MAX_CONCURRENCY } : {})
+    // --env KEY=VALUE: a setting of the service to try (it is recorded in the results).
+    ...serviceEnv
   })
-  await startProcess('bare', 'bench/baselines/bare-fastify.ts', { PORT: String(ports.bare), REDIS_URL: redisUrl, JWT_VERIFY_KEY: signingKey.verifyKey, JWT_ALGORITHM: signingKey.alg, PASSWORD_HASH: passwordHash })
+  const bareEnv = { REDIS_URL: redisUrl, JWT_VERIFY_KEY: signingKey.verifyKey, JWT_ALGORITHM: signingKey.alg, PASSWORD_HASH: passwordHash }
+  await startProcess('bare', 'bench/baselines/bare-fastify.ts', { PORT: String(ports.bare), ...bareEnv })
+  await startProcess('bare-logged', 'bench/baselines/bare-fastify.ts', { PORT: String(ports.bareLogged), LOG_LEVEL: 'info', ...bareEnv })
   const tutorialSecrets = { ACCESS_TOKEN_SECRET: randomBytes(32).toString('hex'), REFRESH_TOKEN_SECRET: 'tutorial-refresh-secret-' + randomBytes(16).toString('hex') }
   await startProcess('tutorial', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorial), ...tutorialSecrets })
   await startProcess('tutorial-keyobject', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorialKey), KEY_MODE: 'keyobject', ...tutorialSecrets })
   const base = (port: number) => `http://127.0.0.1:${port}`
-  await Promise.all([waitForHttp(`${base(ports.service)}/health/ready`), waitForHttp(`${base(ports.bare)}/hello`), waitForHttp(`${base(ports.tutorial)}/token`), waitForHttp(`${base(ports.tutorialKey)}/token`)])
+  await Promise.all([waitForHttp(`${base(ports.service)}/health/ready`), waitForHttp(`${base(ports.bare)}/hello`), waitForHttp(`${base(ports.bareLogged)}/hello`), waitForHttp(`${base(ports.tutorial)}/token`), waitForHttp(`${base(ports.tutorialKey)}/token`)])
 
   // Access tokens minted by the service, presented repeatedly like real clients do.
   const accessTokens: string[] = []
@@ -287,6 +299,9 @@ async function main (): Promise<void> {
   const scenarios: Record<string, () => Load> = {
     bare: () => ({ url: `${base(ports.bare)}/hello`, connections: CONNECTIONS }),
     bareRedis: () => ({ url: `${base(ports.bare)}/redis`, connections: CONNECTIONS }),
+    bareLogged: () => ({ url: `${base(ports.bareLogged)}/hello`, connections: CONNECTIONS }),
+    // A route that does nothing, through every hook of the service (logging, headers, CORS, limits).
+    live: () => ({ url: `${base(ports.service)}/health/live`, connections: CONNECTIONS }),
     refresh: () => ({
       url: base(ports.service),
       connections: CONNECTIONS,
@@ -304,6 +319,7 @@ async function main (): Promise<void> {
     tutorialKeyObject: () => ({ url: `${base(ports.tutorialKey)}/token`, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
     me: () => ({ url: base(ports.service), connections: CONNECTIONS, requests: [withAccessToken('/me')] }),
     verifyRaw: () => ({ url: base(ports.bare), connections: CONNECTIONS, requests: [withAccessToken('/verify')] }),
+    verifyRawLogged: () => ({ url: base(ports.bareLogged), connections: CONNECTIONS, requests: [withAccessToken('/verify')] }),
     login: () => ({
       url: base(ports.service),
       connections: LOGIN_CONNECTIONS,
@@ -332,8 +348,10 @@ async function main (): Promise<void> {
     return
   }
 
+  const only = args.only?.split(',')
+  for (const name of only ?? []) if (scenarios[name] === undefined) throw new Error(`--only: no run named ${name}`)
   log('warming up')
-  for (const make of Object.values(scenarios)) await load(make(), 1)
+  for (const [name, make] of Object.entries(scenarios)) if (only === undefined || only.includes(name)) await load(make(), 1)
 
   const rounds: Results['rounds'] = []
   const commandsPerRefresh: Array<ReturnType<typeof perRefresh>> = []
@@ -341,11 +359,15 @@ async function main (): Promise<void> {
     log(`round ${round + 1}/${ROUNDS}`)
     const r: Record<string, Measurement> = {}
     // Alternate: each target right after (or before) its baseline, order flipped every round.
-    const order = ['bare', 'bareRedis', 'refresh', 'tutorial', 'tutorialKeyObject', 'me', 'verifyRaw', 'login', 'argon2Raw']
+    const order = only ?? ['bare', 'bareRedis', 'bareLogged', 'live', 'refresh', 'tutorial', 'tutorialKeyObject', 'me', 'verifyRaw', 'verifyRawLogged', 'login', 'argon2Raw']
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const before = name === 'refresh' ? await commandStats(redis) : new Map<string, number>()
       r[name] = await load((scenarios[name] as () => Load)())
       if (name === 'refresh') commandsPerRefresh.push(perRefresh(before, await commandStats(redis), (r.refresh as Measurement).requests))
+    }
+    if (only !== undefined) {
+      rounds.push(r)
+      continue
     }
     // A login flood (more concurrent logins than cores) under refresh and /me load.
     const [refreshUnderFlood] = await Promise.all([load(scenarios.refresh!()), load(scenarios.login!())])
@@ -355,13 +377,27 @@ async function main (): Promise<void> {
     rounds.push(r)
   }
 
+  if (only !== undefined) {
+    // A quick comparison, not a result: printed, nothing written.
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+    const first = only[0] as string
+    for (const name of only) {
+      const rps = median(rounds.map((r) => (r[name] as Measurement).rps))
+      const ratio = median(rounds.map((r) => (r[name] as Measurement).rps / (r[first] as Measurement).rps))
+      const p99 = median(rounds.map((r) => (r[name] as Measurement).p99))
+      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length})`)
+    }
+    redis.disconnect()
+    return
+  }
+
   const algorithms = measureAlgorithms()
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))?.[1])
   const results: Results = {
     date: new Date().toISOString(),
     commit: await gitCommit(),
     machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
-    settings: { algorithm, durationSeconds: DURATION_S, rounds: ROUNDS, sessions: SESSIONS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, argon2: { memoryCost: ARGON2.memoryCost, timeCost: ARGON2.timeCost, parallelism: ARGON2.parallelism } },
+    settings: { algorithm, serviceEnv, durationSeconds: DURATION_S, rounds: ROUNDS, sessions: SESSIONS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, argon2: { memoryCost: ARGON2.memoryCost, timeCost: ARGON2.timeCost, parallelism: ARGON2.parallelism } },
     rounds,
     redis: { commandsPerRefresh, memory },
     serviceRssMb: rssKb / 1024,

@@ -1,8 +1,9 @@
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import AutoLoad from '@fastify/autoload'
-import { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
 
@@ -18,10 +19,20 @@ export interface AppOptions {
 
 /**
  * One access-log line per request, at completion, instead of Fastify's two ("incoming request" and
- * "request completed"): at thousands of refreshes per second the second line is measurable (bench/README.md).
+ * "request completed"): at thousands of refreshes per second the second line is measurable
+ * (bench/README.md). The one line carries what both did: method, URL, client, status, time.
  */
-class OneLineLogController extends LogController {
+export class OneLineLogController extends LogController {
   override incomingRequest (): void {}
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return
+    if (error !== null && error !== undefined) {
+      reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    } else {
+      reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+    }
+  }
 }
 
 function trustHops (hops: number): (address: string, hop: number) => boolean {
@@ -29,16 +40,22 @@ function trustHops (hops: number): (address: string, hop: number) => boolean {
 }
 
 /**
- * Fastify server options derived from config; used by src/server.ts and by the tests,
- * so both run the exact same server.
+ * The service's pino options; the benchmark's logged baseline uses them too. No `redact`: Fastify's
+ * request and reply serializers log no headers and no route logs a body, so there is nothing to
+ * redact, and pino's redaction cost about a tenth of a bare route's throughput here (bench/README.md).
+ * test/security/secrets-in-logs.test.ts holds the property at trace level.
  */
-export function serverOptions (config: Config): FastifyServerOptions {
+export function loggerOptions (level: string, stream?: DestinationStream): FastifyServerOptions['logger'] {
+  return { level, ...(stream === undefined ? {} : { stream }) }
+}
+
+/**
+ * Fastify server options derived from config; used by src/server.ts and by the tests,
+ * so both run the exact same server. Logs go to `logStream`, stdout by default.
+ */
+export function serverOptions (config: Config, logStream?: DestinationStream): FastifyServerOptions {
   return {
-    logger: {
-      level: config.logLevel,
-      // Belt and braces: the default serializers log no headers, and no route logs a body.
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'], censor: '[redacted]' }
-    },
+    logger: loggerOptions(config.logLevel, logStream),
     logController: new OneLineLogController(),
     bodyLimit: AUTH_BODY_LIMIT_BYTES,
     // Whose X-Forwarded-For is believed for request.ip (rate limits, session listing). Default: nobody's.

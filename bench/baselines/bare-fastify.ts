@@ -1,9 +1,11 @@
 // Baselines in a bare Fastify 5 server: the ceiling of any route here, raw access-token
 // verification with the service's own library and options, and raw argon2id verification.
+// Started a second time with LOG_LEVEL=info: the same routes with the service's access log.
 import argon2 from 'argon2'
 import { createVerifier } from 'fast-jwt'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
+import { loggerOptions, OneLineLogController } from '../../src/app.js'
 
 const env = process.env
 // The service's algorithm and public key, with fast-jwt's own cache of the same size as the service's.
@@ -17,7 +19,10 @@ const verify = createVerifier({
 })
 const passwordHash = env.PASSWORD_HASH as string
 
-const app = Fastify({ logger: false })
+// LOG_LEVEL set: the service's own access logging (one line per request, same options), nothing else.
+const app = Fastify(env.LOG_LEVEL === undefined
+  ? { logger: false }
+  : { logger: loggerOptions(env.LOG_LEVEL), logController: new OneLineLogController() })
 const hello = { type: 'object', properties: { hello: { type: 'string' } } } as const
 
 app.get('/hello', { schema: { response: { 200: hello } } }, async () => ({ hello: 'world' }))

@@ -57,9 +57,7 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Fa
     ...options.env
   })
   const config = loadConfig(env)
-  const fastifyOptions = serverOptions(config)
-  if (options.logStream !== undefined) fastifyOptions.logger = { ...(fastifyOptions.logger as object), stream: options.logStream }
-  const fastify = Fastify(fastifyOptions)
+  const fastify = Fastify(serverOptions(config, options.logStream))
   await fastify.register(app, { config })
   await fastify.ready()
   t.teardown(async () => {

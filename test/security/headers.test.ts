@@ -6,10 +6,23 @@ t.test('security headers suited to a JSON API on every response', async (t) => {
   for (const res of [await app.inject({ url: '/health/live' }), await app.inject({ url: '/nope' })]) {
     t.equal(res.headers['x-content-type-options'], 'nosniff')
     t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'")
-    t.equal(res.headers['x-frame-options'], 'SAMEORIGIN')
+    t.equal(res.headers['x-frame-options'], 'DENY')
     t.equal(res.headers['referrer-policy'], 'no-referrer')
-    t.notOk(res.headers['x-powered-by'])
+    t.equal(res.headers['cross-origin-resource-policy'], 'same-site')
+    t.equal(res.headers['cross-origin-opener-policy'], 'same-origin')
+    for (const name of ['x-powered-by', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection', 'origin-agent-cluster']) {
+      t.notOk(res.headers[name], `no ${name}: nothing here is a document`)
+    }
   }
+})
+
+t.test('the headers are the ones helmet sets, computed once at start', async (t) => {
+  const { helmetHeaders } = await import('../../plugins/security-headers.js')
+  const headers = helmetHeaders({ contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"] } } })
+  t.equal(headers['content-security-policy'], "default-src 'none'")
+  t.equal(headers['x-content-type-options'], 'nosniff')
+  t.match(headers['strict-transport-security'], /max-age=/, 'helmet defaults apply unless turned off')
+  t.throws(() => helmetHeaders({ contentSecurityPolicy: { directives: { defaultSrc: ["'none';injected"] } } }), 'helmet refusing its options stops the start')
 })
 
 t.test('HSTS in production only', async (t) => {
@@ -24,7 +37,9 @@ t.test('Cache-Control: no-store on every response that carries a token', async (
   const s = await registerAndLogin(app)
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: s.email, password: 'correct horse battery staple' } })
   t.equal(login.headers['cache-control'], 'no-store')
-  t.equal((await refresh(app, s.cookie)).headers['cache-control'], 'no-store')
+  const refreshed = await refresh(app, s.cookie)
+  t.equal(refreshed.headers['cache-control'], 'no-store')
+  t.notOk(refreshed.headers['x-ratelimit-remaining'], 'limit headers only come with a 429 (rate-limits.test.ts)')
   t.equal((await refresh(app, 'x=y')).headers['cache-control'], 'no-store', 'also the refusals that clear the cookie')
 })
 

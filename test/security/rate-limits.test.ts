@@ -89,8 +89,11 @@ t.test('refresh: per-session limit shared across instances; the token stays vali
 t.test('refresh: per-IP limit', async (t) => {
   const app = await buildApp(t, { env: { RATE_LIMIT_REFRESH_IP: '5/60' } })
   const statuses = []
-  for (let i = 0; i < 7; i++) statuses.push((await refresh(app, '')).statusCode)
-  t.same(statuses, [401, 401, 401, 401, 401, 429, 429])
+  const responses = []
+  for (let i = 0; i < 7; i++) responses.push(await refresh(app, ''))
+  t.same(responses.map((r) => r.statusCode), [401, 401, 401, 401, 401, 429, 429])
+  t.match(responses[5]?.headers['retry-after'], /^\d+$/, 'the 429 says when to come back')
+  t.equal(responses[5]?.json().code, 'RATE_LIMITED')
 })
 
 t.test('register and password change have their own limits', async (t) => {

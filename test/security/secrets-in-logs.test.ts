@@ -15,11 +15,17 @@ t.test('no password, token or secret ever reaches the logs, even at trace level'
   await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}x` } })
   await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: `${PASSWORD}-wrong` } })
   await refresh(app, session.cookie + 'tampered')
+  await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${session.accessToken}` } })
+  const newPassword = 'a brand new passphrase 9'
+  await app.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${session.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword } })
   await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: `__Secure-refresh_token=${next}` } })
 
   t.ok(logs.length > 1000, 'something was logged')
+  t.match(logs, /"url":"\/auth\/password"/, 'the requests themselves were logged')
+  t.notMatch(logs, /"headers"/, 'no request or response headers are logged at all')
   const secrets = {
     password: PASSWORD,
+    'new password': newPassword,
     'access token': session.accessToken,
     'access token signature': session.accessToken.split('.')[2] as string,
     'refresh token secret part': session.refreshToken.split('.')[3] as string,
