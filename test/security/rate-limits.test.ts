@@ -88,7 +88,6 @@ t.test('refresh: per-session limit shared across instances; the token stays vali
 
 t.test('refresh: per-IP limit', async (t) => {
   const app = await buildApp(t, { env: { RATE_LIMIT_REFRESH_IP: '5/60' } })
-  const statuses = []
   const responses = []
   for (let i = 0; i < 7; i++) responses.push(await refresh(app, ''))
   t.same(responses.map((r) => r.statusCode), [401, 401, 401, 401, 401, 429, 429])
