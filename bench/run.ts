@@ -348,8 +348,9 @@ async function main (): Promise<void> {
     return
   }
 
+  // --only a,b[,flood]: just these runs (and the two login-flood runs if "flood" is listed).
   const only = args.only?.split(',')
-  for (const name of only ?? []) if (scenarios[name] === undefined) throw new Error(`--only: no run named ${name}`)
+  for (const name of only ?? []) if (scenarios[name] === undefined && name !== 'flood') throw new Error(`--only: no run named ${name}`)
   log('warming up')
   for (const [name, make] of Object.entries(scenarios)) if (only === undefined || only.includes(name)) await load(make(), 1)
 
@@ -359,13 +360,13 @@ async function main (): Promise<void> {
     log(`round ${round + 1}/${ROUNDS}`)
     const r: Record<string, Measurement> = {}
     // Alternate: each target right after (or before) its baseline, order flipped every round.
-    const order = only ?? ['bare', 'bareRedis', 'bareLogged', 'live', 'refresh', 'tutorial', 'tutorialKeyObject', 'me', 'verifyRaw', 'verifyRawLogged', 'login', 'argon2Raw']
+    const order = only?.filter((name) => name !== 'flood') ?? ['bare', 'bareRedis', 'bareLogged', 'live', 'refresh', 'tutorial', 'tutorialKeyObject', 'me', 'verifyRaw', 'verifyRawLogged', 'login', 'argon2Raw']
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const before = name === 'refresh' ? await commandStats(redis) : new Map<string, number>()
       r[name] = await load((scenarios[name] as () => Load)())
       if (name === 'refresh') commandsPerRefresh.push(perRefresh(before, await commandStats(redis), (r.refresh as Measurement).requests))
     }
-    if (only !== undefined) {
+    if (only !== undefined && !only.includes('flood')) {
       rounds.push(r)
       continue
     }
@@ -380,8 +381,8 @@ async function main (): Promise<void> {
   if (only !== undefined) {
     // A quick comparison, not a result: printed, nothing written.
     const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
-    const first = only[0] as string
-    for (const name of only) {
+    const first = only[0] as string // ratios are to the first run named
+    for (const name of Object.keys(rounds[0] ?? {})) {
       const rps = median(rounds.map((r) => (r[name] as Measurement).rps))
       const ratio = median(rounds.map((r) => (r[name] as Measurement).rps / (r[first] as Measurement).rps))
       const p99 = median(rounds.map((r) => (r[name] as Measurement).p99))

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { PasswordHasher } from '../src/password-hasher.js'
+import { lowerHelperThreadPriority } from '../src/thread-priority.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -8,7 +9,10 @@ declare module 'fastify' {
 }
 
 export default fp(async function passwordHasherPlugin (fastify) {
-  const hasher = new PasswordHasher(fastify.config.argon2)
+  const { argon2 } = fastify.config
+  const lowered = await lowerHelperThreadPriority(argon2.threadNice)
+  if (lowered > 0) fastify.log.info({ threads: lowered, nice: argon2.threadNice }, 'hashing threads run below the event loop')
+  const hasher = new PasswordHasher(argon2)
   // The dummy hash for unknown emails is ready before the first login, so that login costs the same.
   await hasher.warmUp()
   fastify.decorate('passwordHasher', hasher)

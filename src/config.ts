@@ -63,6 +63,7 @@ export const EnvSchema = Type.Object({
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
   ARGON2_MAX_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+  ARGON2_THREAD_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
 
   SHUTDOWN_TIMEOUT: Type.Integer({ minimum: 1, maximum: 60, default: 8 })
 })
@@ -113,7 +114,8 @@ export interface Config {
     refreshSession: RateLimit
     notFoundIp: RateLimit
   }
-  argon2: { memoryCost: number, timeCost: number, parallelism: number, maxConcurrency: number }
+  /** threadNice: the nice value of the threads that hash (src/thread-priority.ts); 0 leaves them be. */
+  argon2: { memoryCost: number, timeCost: number, parallelism: number, maxConcurrency: number, threadNice: number }
   shutdownTimeoutSeconds: number
 }
 
@@ -248,8 +250,10 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       memoryCost: env.ARGON2_MEMORY_COST,
       timeCost: env.ARGON2_TIME_COST,
       parallelism: env.ARGON2_PARALLELISM,
-      // Argon2 runs on libuv's threadpool; more hashes in flight than cores only adds latency to everything else.
-      maxConcurrency: env.ARGON2_MAX_CONCURRENCY ?? Math.max(1, availableParallelism() - 1)
+      // Argon2 runs on libuv's threadpool, at a lower priority than the event loop (threadNice): one
+      // hash per core uses every cycle the event loop leaves, and keeps threadpool threads free for DNS.
+      maxConcurrency: env.ARGON2_MAX_CONCURRENCY ?? availableParallelism(),
+      threadNice: env.ARGON2_THREAD_NICE
     },
     shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT
   }

@@ -21,7 +21,7 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
     t.ok(results.rounds[0][run].requests > 0, `${run} made requests`)
     t.equal(results.rounds[0][run].non2xx, 0, `${run}: no non-2xx`)
   }
-  t.equal(results.ratios.length, 8, 'every ratio reported')
+  t.equal(results.ratios.length, 9, 'every target reported')
   t.equal(results.context.length, 4, 'and the context ratios')
   t.ok(Math.abs(results.redis.commandsPerRefresh[0].roundTrips - 1) < 0.1, 'about one Redis command per refresh')
   t.same(Object.keys(results.redis.commandsPerRefresh[0].clientCommands), ['evalsha'], 'and it is the rotation script')
