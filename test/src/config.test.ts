@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
 
@@ -15,13 +16,13 @@ t.test('defaults match the documented ones', async (t) => {
     jwt: { secret: null, issuer: 'auth-service', audience: 'auth-service', accessTokenTtlSeconds: 600 },
     refresh: { secret: null, idleTtlSeconds: 604_800, absoluteTtlSeconds: 2_592_000, reuseGraceSeconds: 10, maxFamiliesPerUser: 100 },
     cookie: { name: '__Secure-refresh_token', secure: true },
-    argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1 }
+    argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, maxConcurrency: availableParallelism(), threadNice: 10 }
   })
 })
 
 t.test('values are parsed and bounded', async (t) => {
   t.match(loadConfig({ PORT: '8080', COOKIE_SECURE: 'false', ACCESS_TOKEN_TTL: '60' }), { port: 8080, cookie: { secure: false, name: 'refresh_token' }, jwt: { accessTokenTtlSeconds: 60 } })
-  for (const [name, value] of [['PORT', '70000'], ['PORT', 'abc'], ['ACCESS_TOKEN_TTL', '0'], ['REFRESH_IDLE_TTL', '1.5'], ['LOG_LEVEL', 'loud'], ['REDIS_URL', 'http://x'], ['COOKIE_NAME', 'bad name;']] as const) {
+  for (const [name, value] of [['PORT', '70000'], ['PORT', 'abc'], ['ACCESS_TOKEN_TTL', '0'], ['REFRESH_IDLE_TTL', '1.5'], ['LOG_LEVEL', 'loud'], ['REDIS_URL', 'http://x'], ['COOKIE_NAME', 'bad name;'], ['ARGON2_THREAD_NICE', '20'], ['ARGON2_THREAD_NICE', '-5']] as const) {
     t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message: new RegExp(name) }, `${name}=${value} is refused, naming the variable`)
   }
 })
