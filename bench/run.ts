@@ -20,7 +20,7 @@ import { measureAlgorithms } from './algorithms.js'
 import { RedisUserDirectory } from '../src/redis-user-directory.js'
 import { freePort } from '../test/helpers/redis-server.js'
 import { tutorialRefreshToken } from './baselines/tutorial-express.js'
-import { writeReport, type Measurement, type Results } from './report.js'
+import { median, writeReport, type Measurement, type Results } from './report.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -32,7 +32,7 @@ const { values: args } = parseArgs({
     // Profiles the service (--cpu-prof) during one refresh run instead of benchmarking; see bench/README.md.
     profile: { type: 'string' },
     scenario: { type: 'string', default: 'refresh' },
-    // Runs only these (comma-separated) and no flood: for quick comparisons while working on a cause.
+    // Runs only these (comma-separated; "flood" adds the login-flood runs): quick comparisons, printed only.
     only: { type: 'string' },
     // Service settings to try, e.g. --env LOG_LEVEL=warn --env ARGON2_MAX_CONCURRENCY=2.
     env: { type: 'string', multiple: true, default: [] },
@@ -380,7 +380,6 @@ async function main (): Promise<void> {
 
   if (only !== undefined) {
     // A quick comparison, not a result: printed, nothing written.
-    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
     const first = only[0] as string // ratios are to the first run named
     for (const name of Object.keys(rounds[0] ?? {})) {
       const rps = median(rounds.map((r) => (r[name] as Measurement).rps))
