@@ -29,23 +29,28 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     sessions: { type: 'string' },
     out: { type: 'string', default: 'bench/results' },
-    // Profiles the service (--cpu-prof) during one refresh run instead of benchmarking; see bench/README.md.
+    // Profiles the server of one run (--cpu-prof) instead of benchmarking; see bench/README.md.
     profile: { type: 'string' },
     scenario: { type: 'string', default: 'refresh' },
     // Runs only these (comma-separated; "flood" adds the login-flood runs): quick comparisons, printed only.
     only: { type: 'string' },
     // Service settings to try, e.g. --env LOG_LEVEL=warn --env ARGON2_MAX_CONCURRENCY=2.
     env: { type: 'string', multiple: true, default: [] },
+    // A second service with these settings on top, measured beside the first in the same rounds
+    // (runs named "<run>@variant"): settings compared without the machine's drift between runs.
+    variant: { type: 'string', multiple: true, default: [] },
     // The access-token algorithm: ES256 is the service default; HS256 for single-service setups.
     algorithm: { type: 'string', default: 'ES256' }
   }
 })
-const serviceEnv = Object.fromEntries(args.env.map((pair) => {
+const settings = (pairs: string[], flag: string): Record<string, string> => Object.fromEntries(pairs.map((pair) => {
   const at = pair.indexOf('=')
-  if (at < 1) throw new Error(`--env ${pair}: expected KEY=VALUE`)
+  if (at < 1) throw new Error(`--${flag} ${pair}: expected KEY=VALUE`)
   return [pair.slice(0, at), pair.slice(at + 1)]
 }))
-const DURATION_S = Number(args.duration ?? (args.quick ? 1 : 5))
+const serviceEnv = settings(args.env, 'env')
+const variantEnv = settings(args.variant, 'variant')
+const DURATION_S = Number(args.duration ?? (args.quick ? 1 : 4))
 const ROUNDS = Number(args.rounds ?? 3)
 const SESSIONS = Number(args.sessions ?? (args.quick ? 20_000 : 100_000))
 const CONNECTIONS = 50
@@ -70,7 +75,10 @@ function log (message: string): void {
 }
 
 async function startProcess (name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
-  const nodeArgs = name === 'service' && args.profile !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : []
+  // Profiling: the service and the bare baselines, each into its own subfolder.
+  const nodeArgs = args.profile !== undefined && (name === 'service' || name === 'bare')
+    ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${join(args.profile, name)}`]
+    : []
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
     env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
     // The service logs at info to stdout as in production; the lines go to /dev/null, their cost stays.
@@ -121,6 +129,8 @@ class TokenPool {
 
 interface Load {
   url: string
+  /** The process answering: its CPU per request is recorded beside the throughput. */
+  server: ChildProcess
   connections: number
   method?: 'GET' | 'POST'
   headers?: Record<string, string>
@@ -129,6 +139,7 @@ interface Load {
 }
 
 async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
+  const cpuBefore = cpuSnapshot(spec.server)
   const result = await autocannon({
     url: spec.url,
     connections: spec.connections,
@@ -138,12 +149,60 @@ async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
     body: spec.body,
     requests: spec.requests
   })
+  const cpu = cpuPerRequest(cpuBefore, cpuSnapshot(spec.server), result.requests.total)
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     requests: result.requests.total,
-    non2xx: result.non2xx + result.errors + result.timeouts
+    non2xx: result.non2xx + result.errors + result.timeouts,
+    cpu
+  }
+}
+
+/** CPU seconds in user and in kernel mode, from a /proc stat file: a whole process, or one of its threads. */
+function statCpuSeconds (path: string): { user: number, system: number } {
+  try {
+    const fields = readFileSync(path, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 }
+  } catch {
+    return { user: Number.NaN, system: Number.NaN } // the process has exited
+  }
+}
+
+interface CpuSnapshot { serverMainUser: number, serverMainSystem: number, server: number, redis: number, loadGenerator: number }
+
+let redisPid: number | undefined
+function cpuSnapshot (server: ChildProcess): CpuSnapshot {
+  const own = process.cpuUsage()
+  // The server's event-loop thread (its thread id is its pid), which bounds its throughput, split into
+  // user and kernel time (the kernel's is mostly the socket writes and reads); and the whole process
+  // (V8's GC helpers, libuv's threadpool where argon2 hashes).
+  const main = statCpuSeconds(`/proc/${server.pid}/task/${server.pid}/stat`)
+  const whole = statCpuSeconds(`/proc/${server.pid}/stat`)
+  const redis = statCpuSeconds(`/proc/${redisPid}/stat`)
+  return {
+    serverMainUser: main.user,
+    serverMainSystem: main.system,
+    server: whole.user + whole.system,
+    redis: redis.user + redis.system,
+    loadGenerator: (own.user + own.system) / 1e6
+  }
+}
+
+/**
+ * Microseconds of CPU per completed request, per process. Less noisy than requests/s, and it shows who
+ * the bottleneck is: an event loop near 1 s of CPU per second is saturated; a load generator near it
+ * means the route outruns the generator.
+ */
+function cpuPerRequest (before: CpuSnapshot, after: CpuSnapshot, requests: number): Measurement['cpu'] {
+  const us = (k: keyof CpuSnapshot) => requests > 0 ? (after[k] - before[k]) * 1e6 / requests : 0
+  return {
+    serverMainUs: us('serverMainUser') + us('serverMainSystem'),
+    serverMainSystemUs: us('serverMainSystem'),
+    serverUs: us('server'),
+    redisUs: us('redis'),
+    loadGeneratorUs: us('loadGenerator')
   }
 }
 
@@ -175,10 +234,8 @@ function perRefresh (before: Map<string, number>, after: Map<string, number>, re
   return { roundTrips: roundTrips / requests, allCommands: allCommands / requests, clientCommands }
 }
 
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds (pid: number | undefined): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return (Number(fields[11]) + Number(fields[12])) / 100
+function describeCpu (c: Measurement['cpu']): string {
+  return `CPU µs/request: server event loop ${c.serverMainUs.toFixed(1)} (kernel ${c.serverMainSystemUs.toFixed(1)}), server ${c.serverUs.toFixed(1)}, redis ${c.redisUs.toFixed(1)}, load generator ${c.loadGeneratorUs.toFixed(1)}`
 }
 
 function setCookieToken (headers: Record<string, string | string[]>): string | undefined {
@@ -198,6 +255,7 @@ async function main (): Promise<void> {
   const redisPassword = randomBytes(16).toString('hex')
   const redisProc = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--requirepass', redisPassword, '--save', '', '--appendonly', 'no', '--dir', redisDir], { stdio: 'ignore' })
   children.push(redisProc)
+  redisPid = redisProc.pid
   const redisUrl = `redis://:${redisPassword}@127.0.0.1:${redisPort}`
   const redis = new Redis(redisUrl)
   redis.on('error', () => {}) // until redis-server has started
@@ -257,10 +315,9 @@ async function main (): Promise<void> {
   log(`memory: ${memory.usedMemoryDeltaPerSession.toFixed(0)} B/session (used_memory delta), ${memory.memoryUsagePerSession.toFixed(0)} B (MEMORY USAGE)`)
 
   // --- processes: the service and the baselines ---
-  const ports = { service: await freePort(), bare: await freePort(), bareLogged: await freePort(), tutorial: await freePort(), tutorialKey: await freePort() }
-  const service = await startProcess('service', 'src/server.ts', {
+  const ports = { service: await freePort(), serviceLogged: await freePort(), bare: await freePort(), tutorial: await freePort(), tutorialKey: await freePort() }
+  const productionEnv = {
     NODE_ENV: 'production',
-    PORT: String(ports.service),
     LOG_LEVEL: 'info',
     REDIS_URL: redisUrl,
     ...(jwtKeys === null ? { JWT_SECRET: jwtSecret } : { JWT_KEYS: jwtKeys }),
@@ -270,15 +327,34 @@ async function main (): Promise<void> {
     RATE_LIMIT_LOGIN_IP: '100000000/60',
     // --env KEY=VALUE: a setting of the service to try (it is recorded in the results).
     ...serviceEnv
-  })
-  const bareEnv = { REDIS_URL: redisUrl, JWT_VERIFY_KEY: signingKey.verifyKey, JWT_ALGORITHM: signingKey.alg, PASSWORD_HASH: passwordHash }
-  await startProcess('bare', 'bench/baselines/bare-fastify.ts', { PORT: String(ports.bare), ...bareEnv })
-  await startProcess('bare-logged', 'bench/baselines/bare-fastify.ts', { PORT: String(ports.bareLogged), LOG_LEVEL: 'info', ...bareEnv })
+  }
+  const service = await startProcess('service', 'src/server.ts', { ...productionEnv, PORT: String(ports.service) })
+  // The same service logging a line for every request, successes of the hot routes included: what that costs.
+  const serviceLogged = await startProcess('service-logged', 'src/server.ts', { ...productionEnv, ACCESS_LOG: 'all', PORT: String(ports.serviceLogged) })
+  const variantPort = await freePort()
+  const variant = Object.keys(variantEnv).length === 0
+    ? undefined
+    : await startProcess('variant', 'src/server.ts', { ...productionEnv, ...variantEnv, PORT: String(variantPort) })
+  const bareEnv = {
+    REDIS_URL: redisUrl,
+    JWT_VERIFY_KEY: signingKey.verifyKey,
+    JWT_ALGORITHM: signingKey.alg,
+    PASSWORD_HASH: passwordHash,
+    // The refresh floor (bare-fastify.ts): the service's store, codec and key, nothing else.
+    JWT_SIGN_KEY: signingKey.signKey,
+    JWT_KID: signingKey.kid,
+    REFRESH_TOKEN_SECRET: refreshSecret,
+    FAMILY_POLICY: JSON.stringify(policy),
+    REDIS_KEY_PREFIX: PREFIX,
+    COOKIE_NAME: COOKIE
+  }
+  const bare = await startProcess('bare', 'bench/baselines/bare-fastify.ts', { PORT: String(ports.bare), ...bareEnv })
   const tutorialSecrets = { ACCESS_TOKEN_SECRET: randomBytes(32).toString('hex'), REFRESH_TOKEN_SECRET: 'tutorial-refresh-secret-' + randomBytes(16).toString('hex') }
-  await startProcess('tutorial', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorial), ...tutorialSecrets })
-  await startProcess('tutorial-keyobject', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorialKey), KEY_MODE: 'keyobject', ...tutorialSecrets })
+  const tutorial = await startProcess('tutorial', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorial), ...tutorialSecrets })
+  const tutorialKey = await startProcess('tutorial-keyobject', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorialKey), KEY_MODE: 'keyobject', ...tutorialSecrets })
   const base = (port: number) => `http://127.0.0.1:${port}`
-  await Promise.all([waitForHttp(`${base(ports.service)}/health/ready`), waitForHttp(`${base(ports.bare)}/hello`), waitForHttp(`${base(ports.bareLogged)}/hello`), waitForHttp(`${base(ports.tutorial)}/token`), waitForHttp(`${base(ports.tutorialKey)}/token`)])
+  if (variant !== undefined) await waitForHttp(`${base(variantPort)}/health/ready`)
+  await Promise.all([waitForHttp(`${base(ports.service)}/health/ready`), waitForHttp(`${base(ports.bare)}/hello`), waitForHttp(`${base(ports.serviceLogged)}/health/ready`), waitForHttp(`${base(ports.tutorial)}/token`), waitForHttp(`${base(ports.tutorialKey)}/token`)])
 
   // Access tokens minted by the service, presented repeatedly like real clients do.
   const accessTokens: string[] = []
@@ -289,39 +365,41 @@ async function main (): Promise<void> {
   const tutorialBody = JSON.stringify({ refreshToken: tutorialRefreshToken(tutorialSecrets.REFRESH_TOKEN_SECRET) })
 
   const pool = new TokenPool(tokens)
-  let accessIndex = 0
-  const withAccessToken = (path: string): autocannon.Request => ({
-    method: 'GET',
-    path,
-    setupRequest: (req) => ({ ...req, headers: { authorization: `Bearer ${accessTokens[accessIndex++ % accessTokens.length]}` } })
-  })
+  // One request per token, built once: each connection presents the 20 tokens in turn, as clients
+  // present theirs on every call. Nothing changes per request, so autocannon sends prebuilt buffers
+  // as it does for the bare route, and the load generator costs both runs the same.
+  const withAccessTokens = (path: string): autocannon.Request[] =>
+    accessTokens.map((token) => ({ method: 'GET', path, headers: { authorization: `Bearer ${token}` } }))
+  const refreshRequest: autocannon.Request = {
+    method: 'POST',
+    path: '/auth/refresh',
+    setupRequest: (req) => ({ ...req, headers: { cookie: `${COOKIE}=${pool.take()}` } }),
+    onResponse: (status, _body, _context, headers) => {
+      const next = status === 200 ? setCookieToken(headers as Record<string, string>) : undefined
+      if (next !== undefined) pool.put(next)
+    }
+  }
   let loginIndex = 0
   const scenarios: Record<string, () => Load> = {
-    bare: () => ({ url: `${base(ports.bare)}/hello`, connections: CONNECTIONS }),
-    bareRedis: () => ({ url: `${base(ports.bare)}/redis`, connections: CONNECTIONS }),
-    bareLogged: () => ({ url: `${base(ports.bareLogged)}/hello`, connections: CONNECTIONS }),
+    bare: () => ({ url: `${base(ports.bare)}/hello`, server: bare, connections: CONNECTIONS }),
+    bareRedis: () => ({ url: `${base(ports.bare)}/redis`, server: bare, connections: CONNECTIONS }),
     // A route that does nothing, through every hook of the service (logging, headers, CORS, limits).
-    live: () => ({ url: `${base(ports.service)}/health/live`, connections: CONNECTIONS }),
+    live: () => ({ url: `${base(ports.service)}/health/live`, server: service, connections: CONNECTIONS }),
     refresh: () => ({
       url: base(ports.service),
+      server: service,
       connections: CONNECTIONS,
-      requests: [{
-        method: 'POST',
-        path: '/auth/refresh',
-        setupRequest: (req) => ({ ...req, headers: { cookie: `${COOKIE}=${pool.take()}` } }),
-        onResponse: (status, _body, _context, headers) => {
-          const next = status === 200 ? setCookieToken(headers as Record<string, string>) : undefined
-          if (next !== undefined) pool.put(next)
-        }
-      }]
+      requests: [refreshRequest]
     }),
-    tutorial: () => ({ url: `${base(ports.tutorial)}/token`, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
-    tutorialKeyObject: () => ({ url: `${base(ports.tutorialKey)}/token`, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
-    me: () => ({ url: base(ports.service), connections: CONNECTIONS, requests: [withAccessToken('/me')] }),
-    verifyRaw: () => ({ url: base(ports.bare), connections: CONNECTIONS, requests: [withAccessToken('/verify')] }),
-    verifyRawLogged: () => ({ url: base(ports.bareLogged), connections: CONNECTIONS, requests: [withAccessToken('/verify')] }),
+    // The same pool and feedback as refresh: both rotate the same seeded families.
+    refreshFloor: () => ({ ...scenarios.refresh!(), url: base(ports.bare), server: bare, requests: [{ ...refreshRequest, path: '/refresh-floor' }] }),
+    tutorial: () => ({ url: `${base(ports.tutorial)}/token`, server: tutorial, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
+    tutorialKeyObject: () => ({ url: `${base(ports.tutorialKey)}/token`, server: tutorialKey, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
+    me: () => ({ url: base(ports.service), server: service, connections: CONNECTIONS, requests: withAccessTokens('/me') }),
+    verifyRaw: () => ({ url: base(ports.bare), server: bare, connections: CONNECTIONS, requests: withAccessTokens('/verify') }),
     login: () => ({
       url: base(ports.service),
+      server: service,
       connections: LOGIN_CONNECTIONS,
       requests: [{
         method: 'POST',
@@ -330,20 +408,30 @@ async function main (): Promise<void> {
         setupRequest: (req) => ({ ...req, body: JSON.stringify({ email: loginAccounts[loginIndex++ % loginAccounts.length], password: PASSWORD }) })
       }]
     }),
-    argon2Raw: () => ({ url: `${base(ports.bare)}/argon2`, connections: LOGIN_CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: PASSWORD }) })
+    argon2Raw: () => ({ url: `${base(ports.bare)}/argon2`, server: bare, connections: LOGIN_CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: PASSWORD }) })
+  }
+
+  /** A run of the service, against another service process. */
+  const against = (name: string, port: number, server: ChildProcess) => (): Load => {
+    const run = (scenarios[name] as () => Load)()
+    return { ...run, url: run.url.replace(base(ports.service), base(port)), server }
+  }
+  scenarios.refreshLogged = against('refresh', ports.serviceLogged, serviceLogged)
+  scenarios.meLogged = against('me', ports.serviceLogged, serviceLogged)
+  // --variant: every run of the service again, against the variant.
+  if (variant !== undefined) {
+    for (const name of ['live', 'refresh', 'me', 'login']) scenarios[`${name}@variant`] = against(name, variantPort, variant)
   }
 
   if (args.profile !== undefined) {
     const scenario = scenarios[args.scenario] as () => Load
     await load(scenario(), 2)
-    const cpuBefore = { service: cpuSeconds(service.pid), redis: cpuSeconds(redisProc.pid), bench: process.cpuUsage() }
     const m = await load(scenario(), DURATION_S)
-    const bench = process.cpuUsage(cpuBefore.bench)
-    log(`profiled ${args.scenario}: ${m.rps.toFixed(0)} req/s; CPU per run (s): service ${(cpuSeconds(service.pid) - cpuBefore.service).toFixed(2)}, ` +
-      `redis ${(cpuSeconds(redisProc.pid) - cpuBefore.redis).toFixed(2)}, load generator ${((bench.user + bench.system) / 1e6).toFixed(2)} over ${DURATION_S} s`)
-    log('stopping the service to write the profile')
-    service.kill('SIGTERM')
-    await new Promise((resolve) => service.once('exit', resolve))
+    log(`profiled ${args.scenario}: ${m.rps.toFixed(0)} req/s; ${describeCpu(m.cpu)}`)
+    const { server } = scenario()
+    log(`stopping the server to write its profile under ${args.profile}`)
+    server.kill('SIGTERM')
+    await new Promise((resolve) => server.once('exit', resolve))
     redis.disconnect()
     return
   }
@@ -360,7 +448,8 @@ async function main (): Promise<void> {
     log(`round ${round + 1}/${ROUNDS}`)
     const r: Record<string, Measurement> = {}
     // Alternate: each target right after (or before) its baseline, order flipped every round.
-    const order = only?.filter((name) => name !== 'flood') ?? ['bare', 'bareRedis', 'bareLogged', 'live', 'refresh', 'tutorial', 'tutorialKeyObject', 'me', 'verifyRaw', 'verifyRawLogged', 'login', 'argon2Raw']
+    const order = only?.filter((name) => name !== 'flood') ??
+      ['bare', 'bareRedis', 'live', 'refreshFloor', 'refresh', 'refreshLogged', 'tutorial', 'tutorialKeyObject', 'verifyRaw', 'me', 'meLogged', 'login', 'argon2Raw']
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const before = name === 'refresh' ? await commandStats(redis) : new Map<string, number>()
       r[name] = await load((scenarios[name] as () => Load)())
@@ -385,7 +474,9 @@ async function main (): Promise<void> {
       const rps = median(rounds.map((r) => (r[name] as Measurement).rps))
       const ratio = median(rounds.map((r) => (r[name] as Measurement).rps / (r[first] as Measurement).rps))
       const p99 = median(rounds.map((r) => (r[name] as Measurement).p99))
-      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length})`)
+      const cpu = Object.fromEntries(Object.keys((rounds[0]?.[name] as Measurement).cpu).map((k) =>
+        [k, median(rounds.map((r) => (r[name] as Measurement).cpu[k as keyof Measurement['cpu']]))])) as Measurement['cpu']
+      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length}); ${describeCpu(cpu)}`)
     }
     redis.disconnect()
     return

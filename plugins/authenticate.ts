@@ -1,34 +1,40 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { AccessTokenInvalidError } from '../src/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook for protected scopes: verifies the bearer access token and sets request.user. */
-    authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void>
+    authenticate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   }
 }
 
 /**
  * Answers from the token alone, with no store round trip, so protected routes keep
  * working while Redis is down. Every failure gives the same body (RFC 6750 §3.1).
+ * A callback hook, not an async one: it runs on every protected request and needs no promise.
  */
+const BEARER = /^bearer /i
+
 export default fp(async function authenticatePlugin (fastify) {
   const { accessRevocations: revocations, accessTokens } = fastify
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest, reply: FastifyReply) {
+  fastify.decorate('authenticate', function authenticate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
     const header = request.headers.authorization
     if (header === undefined || header === '') {
       // No credentials at all: a challenge without an error code, as RFC 6750 §3.1 asks.
       reply.header('www-authenticate', 'Bearer')
-      throw new AccessTokenInvalidError()
+      done(new AccessTokenInvalidError())
+      return
     }
     // RFC 6750 §2.1: "Bearer" (any case), one space, the token.
-    const claims = /^bearer /i.test(header) ? accessTokens.verify(header.slice(7)) : null
+    const claims = BEARER.test(header) ? accessTokens.verify(header.slice(7)) : null
     // Revoked sessions: an in-memory lookup, kept current over Redis pub/sub; after a cache hit too.
     if (claims === null || revocations.isRevoked(claims.sid)) {
       reply.header('www-authenticate', 'Bearer error="invalid_token"')
-      throw new AccessTokenInvalidError()
+      done(new AccessTokenInvalidError())
+      return
     }
     request.user = claims
+    done()
   })
 }, { name: 'authenticate', dependencies: ['access-tokens', 'access-revocations'], fastify: '5.x' })

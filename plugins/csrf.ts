@@ -1,13 +1,15 @@
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { CsrfError, UnsupportedMediaTypeError } from '../src/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook for cookie-authenticated routes: refuses cross-site requests before anything else runs. */
-    csrfProtection (request: FastifyRequest, reply: FastifyReply): Promise<void>
+    csrfProtection (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   }
 }
+
+const JSON_TYPE = /^application\/json\s*(;|$)/i
 
 /**
  * The refresh cookie is sent by the browser whoever initiated the request, so the routes it
@@ -18,16 +20,24 @@ declare module 'fastify' {
  * - a body type other than JSON (form posts, text/plain — the "simple" requests that skip the CORS
  *   preflight) is refused, so a cross-site form can never reach the store.
  * All of it happens in onRequest: nothing is parsed, rotated or revoked for a refused request.
+ * A callback hook, not an async one: it runs on every refresh and needs no promise.
  */
 export default fp(async function csrfPlugin (fastify) {
   const allowed = new Set(fastify.config.allowedOrigins)
 
-  fastify.decorate('csrfProtection', async function csrfProtection (request: FastifyRequest) {
-    const site = request.headers['sec-fetch-site']
-    if (site === 'cross-site') throw new CsrfError()
-    const origin = request.headers.origin
-    if (origin !== undefined && site !== 'same-origin' && !allowed.has(origin)) throw new CsrfError()
-    const type = request.headers['content-type']
-    if (type !== undefined && !/^application\/json\s*(;|$)/i.test(type)) throw new UnsupportedMediaTypeError()
+  fastify.decorate('csrfProtection', function csrfProtection (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
+    const { headers } = request
+    const site = headers['sec-fetch-site']
+    const origin = headers.origin
+    if (site === 'cross-site' || (origin !== undefined && site !== 'same-origin' && !allowed.has(origin))) {
+      done(new CsrfError())
+      return
+    }
+    const type = headers['content-type']
+    if (type !== undefined && !JSON_TYPE.test(type)) {
+      done(new UnsupportedMediaTypeError())
+      return
+    }
+    done()
   })
 }, { name: 'csrf', dependencies: ['config'], fastify: '5.x' })

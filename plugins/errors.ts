@@ -61,9 +61,12 @@ export default fp(async function errorsPlugin (fastify) {
   })
 
   const { max, windowSeconds } = fastify.config.rateLimits.notFoundIp
+  // Counted under one label, whatever the path: a scanner's guesses must not become label values.
+  const unmatched = fastify.metrics.route('*', '(unmatched)')
   // Scanners probing for paths get throttled like everyone else.
   fastify.setNotFoundHandler({ preHandler: fastify.rateLimit({ max, timeWindow: windowSeconds * 1000 }) }, function notFound (request, reply) {
     const err = new NotFoundError()
+    unmatched.record(404, reply.elapsedTime)
     reply.code(404).send({ statusCode: 404, code: err.code, error: 'Not Found', message: err.message })
   })
-}, { name: 'errors', dependencies: ['config', 'rate-limit'], fastify: '5.x' })
+}, { name: 'errors', dependencies: ['config', 'rate-limit', 'metrics'], fastify: '5.x' })

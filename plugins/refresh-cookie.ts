@@ -1,5 +1,5 @@
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 
 export type PresentedRefreshCookie =
@@ -26,14 +26,31 @@ export const REFRESH_COOKIE_PATH = '/auth'
  * The refresh token lives only in this cookie: HttpOnly (no script reads it), Secure,
  * SameSite=Strict (COOKIE_SAMESITE may relax it for apps on another site; plugins/csrf.ts
  * keeps cross-site requests out either way), Path=/auth. It is never in a body or a URL.
+ *
+ * @fastify/cookie serializes every Set-Cookie value. It is registered in a scope of its own because
+ * only its serializer is used: its reply decorators parse the request's Cookie header and add an onSend
+ * hook to every response of the service, and the refresh cookie (the one cookie there is) is read
+ * from the raw header and written as one header. The attributes are serialized once at start; a
+ * refresh only appends its token and Max-Age (bench/README.md: the cost per refresh).
  */
 export default fp(async function refreshCookiePlugin (fastify) {
   const { name, secure, sameSite } = fastify.config.cookie
-  // hook: false — only the refresh routes look at cookies, and they read the raw header (see read()).
-  await fastify.register(fastifyCookie, { hook: false })
+  let serialize: FastifyInstance['serializeCookie'] | undefined
+  await fastify.register(async function cookieSerializer (scope) {
+    await scope.register(fastifyCookie, { hook: false })
+    serialize = scope.serializeCookie
+  })
+  if (serialize === undefined) throw new Error('@fastify/cookie did not decorate serializeCookie')
+  const serializeCookie = serialize
 
   const attributes = { httpOnly: true, secure, sameSite, path: REFRESH_COOKIE_PATH }
   const prefix = `${name}=`
+  // "; Path=/auth; HttpOnly; Secure; SameSite=Strict": everything after the value, as @fastify/cookie writes it.
+  const attributeSuffix = serializeCookie(name, 'v', attributes).slice(prefix.length + 1)
+  // Expiring a copy on each path it may have been given (planted duplicates sit on narrower paths).
+  const clearing = (path: string): string => serializeCookie(name, '', { ...attributes, path, expires: new Date(0), maxAge: 0 })
+  const clearHere = clearing(REFRESH_COOKIE_PATH)
+  const clearEverywhere = [clearHere, ...[`${REFRESH_COOKIE_PATH}/refresh`, `${REFRESH_COOKIE_PATH}/logout`, '/'].map(clearing)]
 
   fastify.decorate('refreshCookie', {
     read (request: FastifyRequest): PresentedRefreshCookie {
@@ -50,15 +67,11 @@ export default fp(async function refreshCookiePlugin (fastify) {
       return { status: 'present', value: values[0] as string }
     },
     set (reply: FastifyReply, token: string, maxAgeSeconds: number) {
-      reply.setCookie(name, token, { ...attributes, maxAge: maxAgeSeconds })
+      // Tokens are base64url and dots: nothing in them needs encoding.
+      reply.header('set-cookie', `${prefix}${token}; Max-Age=${Math.floor(maxAgeSeconds)}${attributeSuffix}`)
     },
     clear (reply: FastifyReply, everywhere = false) {
-      reply.clearCookie(name, attributes)
-      if (!everywhere) return
-      // A planted duplicate may sit on a narrower path; clear the ones it can have been given.
-      for (const path of [`${REFRESH_COOKIE_PATH}/refresh`, `${REFRESH_COOKIE_PATH}/logout`, '/']) {
-        reply.clearCookie(name, { ...attributes, path })
-      }
+      reply.header('set-cookie', everywhere ? clearEverywhere : clearHere)
     }
   })
 }, { name: 'refresh-cookie', dependencies: ['config'], fastify: '5.x' })

@@ -25,28 +25,35 @@ export function helmetHeaders (options: HelmetOptions): Record<string, string> {
 }
 
 /**
- * Headers suited to a JSON API (OWASP REST Security cheat sheet): nothing here is ever rendered,
- * framed or loaded as a subresource, so the CSP allows nothing and framing is denied. HSTS in
- * production only (local HTTP works).
+ * The headers OWASP's REST Security Cheat Sheet asks of every API response: nothing here is ever
+ * rendered, framed or loaded as a subresource, so the CSP allows nothing, framing is denied and
+ * nothing is stored by caches (the JWKS route alone opts into caching). HSTS in production only
+ * (local HTTP works). CORP keeps other sites from loading responses as no-cors subresources.
+ * Headers that only act on rendered documents are off: each is bytes and work on every response of
+ * the hot routes, for the server and for every client parsing it (bench/README.md).
  * Also refuses an oversized Cookie header up front with a 431. (An oversized bearer token is the
  * access-token verifier's to refuse, with the same 401 as any other invalid token.)
  */
 export default fp(async function securityHeadersPlugin (fastify) {
-  const headers = helmetHeaders({
-    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    strictTransportSecurity: fastify.config.isProduction ? { maxAge: 31_536_000, includeSubDomains: true } : false,
-    crossOriginResourcePolicy: { policy: 'same-site' },
-    referrerPolicy: { policy: 'no-referrer' },
-    xFrameOptions: { action: 'deny' },
-    // Headers for documents a browser renders or downloads (DNS prefetching, IE downloads, Flash
-    // and PDF cross-domain policies, the retired XSS auditor, agent clusters): a JSON API has none,
-    // and each header is bytes and work on every response of the hot routes.
-    xDnsPrefetchControl: false,
-    xDownloadOptions: false,
-    xPermittedCrossDomainPolicies: false,
-    xXssProtection: false,
-    originAgentCluster: false
-  })
+  const headers = {
+    ...helmetHeaders({
+      contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+      strictTransportSecurity: fastify.config.isProduction ? { maxAge: 31_536_000, includeSubDomains: true } : false,
+      crossOriginResourcePolicy: { policy: 'same-site' },
+      xFrameOptions: { action: 'deny' },
+      // Document-only (DNS prefetching, IE downloads, Flash and PDF cross-domain policies, the retired
+      // XSS auditor, agent clusters, opener isolation, the Referer a page sends): a JSON API has none.
+      crossOriginOpenerPolicy: false,
+      referrerPolicy: false,
+      xDnsPrefetchControl: false,
+      xDownloadOptions: false,
+      xPermittedCrossDomainPolicies: false,
+      xXssProtection: false,
+      originAgentCluster: false
+    }),
+    // Tokens, sessions and account data: no cache anywhere keeps a copy.
+    'cache-control': 'no-store'
+  }
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.headers(headers)
     if ((request.headers.cookie?.length ?? 0) > MAX_COOKIE_HEADER_BYTES) {

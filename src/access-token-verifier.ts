@@ -26,7 +26,7 @@ export interface VerifierOptions {
   issuer: string
   audience: string
   clockToleranceSeconds: number
-  /** Verified tokens remembered at once (LRU); 0 disables the cache. */
+  /** Verified tokens remembered at once (the oldest goes first); 0 disables the cache. */
   cacheSize: number
   now?: () => number
 }
@@ -39,7 +39,7 @@ type Verify = (token: string) => Record<string, unknown>
  * never match), `kid` only selects among configured keys, key-carrying headers and unknown `crit`
  * are refused, `typ` must be at+jwt, `exp` is required, `iss` and `aud` must be exactly ours.
  *
- * Successful verifications are cached (bounded LRU keyed by the token, never past its `exp`):
+ * Successful verifications are cached (bounded, oldest out first, keyed by the token, never past its `exp`):
  * clients present one token on many requests, and asymmetric verification costs ~70 µs here.
  * Failures are never cached. Revocation is checked by the caller on every request, cache or not.
  */
@@ -71,17 +71,14 @@ export class AccessTokenVerifier {
   verify (token: string): AccessTokenClaims | null {
     const cached = this.#cache.get(token)
     if (cached !== undefined) {
-      if (cached.expMs > this.#now()) {
-        // Refresh its place in the LRU order.
-        this.#cache.delete(token)
-        this.#cache.set(token, cached)
-        return cached.claims
-      }
+      if (cached.expMs > this.#now()) return cached.claims
       this.#cache.delete(token)
     }
 
     const claims = this.#verifyUncached(token)
     if (claims !== null && this.#cacheSize > 0) {
+      // Full: the oldest entry goes. Every token lives ACCESS_TOKEN_TTL, so the first cached is the
+      // first to expire; keeping hits in place (no LRU reordering) saves two Map writes per request.
       if (this.#cache.size >= this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string)
       this.#cache.set(token, { claims, expMs: claims.exp * 1000 })
     }
@@ -91,6 +88,11 @@ export class AccessTokenVerifier {
   /** Verified tokens currently remembered; for tests and metrics. */
   get cached (): number {
     return this.#cache.size
+  }
+
+  /** Whether a token's verification is remembered; for tests. */
+  isCached (token: string): boolean {
+    return this.#cache.has(token)
   }
 
   #verifyUncached (token: string): AccessTokenClaims | null {

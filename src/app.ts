@@ -17,18 +17,43 @@ export interface AppOptions {
   config: Config
 }
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * 'failures': a route that answers at high volume (refresh, /me, health, JWKS). Its successes are
+     * logged at debug unless ACCESS_LOG=all; its failures, like every request of other routes, at info.
+     */
+    accessLog?: 'failures'
+  }
+}
+
 /**
  * One access-log line per request, at completion, instead of Fastify's two ("incoming request" and
- * "request completed"): at thousands of refreshes per second the second line is measurable
- * (bench/README.md). The one line carries what both did: method, URL, client, status, time.
+ * "request completed"). The line carries method, URL, client, status and time.
+ *
+ * With `everyRequest` false (ACCESS_LOG=notable, the default) the successes of routes marked
+ * `accessLog: 'failures'` go to debug: those are the routes a load tester or a fleet of clients
+ * calls thousands of times a second, where a line per success cost a third of /me's throughput and
+ * a tenth of refresh's (bench/README.md) and says nothing the ingress's access log and /metrics
+ * counters do not. Every failure, every login, registration, logout, password change and session
+ * revocation, and every warning (refresh token reuse) is still logged at info or above.
  */
-export class OneLineLogController extends LogController {
+export class AccessLogController extends LogController {
+  readonly #everyRequest: boolean
+
+  constructor (everyRequest: boolean) {
+    super()
+    this.#everyRequest = everyRequest
+  }
+
   override incomingRequest (): void {}
 
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return
     if (error !== null && error !== undefined) {
       reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
+    } else if (!this.#everyRequest && reply.statusCode < 400 && request.routeOptions.config.accessLog === 'failures') {
+      reply.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
     } else {
       reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
     }
@@ -40,13 +65,22 @@ function trustHops (hops: number): (address: string, hop: number) => boolean {
 }
 
 /**
- * The service's pino options; the benchmark's logged baseline uses them too. No `redact`: Fastify's
- * request and reply serializers log no headers and no route logs a body, so there is nothing to
- * redact, and pino's redaction cost about a tenth of a bare route's throughput here (bench/README.md).
+ * What the access log says of a request: method, URL and client address. Fastify's default adds the
+ * Host header, the client port and an `accept-version` look-up to every line, which an auth service's
+ * log has no use for and which the hot routes paid for on every request (bench/README.md).
+ */
+function requestSerializer (request: FastifyRequest): { method: string, url: string, remoteAddress: string } {
+  return { method: request.method, url: request.url, remoteAddress: request.ip }
+}
+
+/**
+ * The service's pino options. No `redact`: these
+ * serializers log no headers and no route logs a body, so there is nothing to redact, and pino's
+ * redaction cost about a tenth of a bare route's throughput here (bench/README.md).
  * test/security/secrets-in-logs.test.ts holds the property at trace level.
  */
-export function loggerOptions (level: string, stream?: DestinationStream): FastifyServerOptions['logger'] {
-  return { level, ...(stream === undefined ? {} : { stream }) }
+function loggerOptions (level: string, stream?: DestinationStream): FastifyServerOptions['logger'] {
+  return { level, serializers: { req: requestSerializer }, ...(stream === undefined ? {} : { stream }) }
 }
 
 /**
@@ -56,7 +90,7 @@ export function loggerOptions (level: string, stream?: DestinationStream): Fasti
 export function serverOptions (config: Config, logStream?: DestinationStream): FastifyServerOptions {
   return {
     logger: loggerOptions(config.logLevel, logStream),
-    logController: new OneLineLogController(),
+    logController: new AccessLogController(config.accessLog === 'all'),
     bodyLimit: AUTH_BODY_LIMIT_BYTES,
     // Whose X-Forwarded-For is believed for request.ip (rate limits, session listing). Default: nobody's.
     trustProxy: typeof config.trustProxy === 'number'

@@ -16,6 +16,8 @@ export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  /** notable: every request except the successes of refresh, /me, health and JWKS (those at debug); all: every request at info. */
+  ACCESS_LOG: Type.Union([Type.Literal('notable'), Type.Literal('all')], { default: 'notable' }),
 
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,32}$', default: 'auth:' }),
@@ -63,7 +65,7 @@ export const EnvSchema = Type.Object({
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
   ARGON2_MAX_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
-  ARGON2_THREAD_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
+  ARGON2_THREAD_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 19 }),
 
   SHUTDOWN_TIMEOUT: Type.Integer({ minimum: 1, maximum: 60, default: 8 })
 })
@@ -77,6 +79,8 @@ export interface Config {
   port: number
   host: string
   logLevel: Env['LOG_LEVEL']
+  /** 'all': an info line for every request; 'notable': the successes of high-volume routes at debug. */
+  accessLog: Env['ACCESS_LOG']
   redis: { url: string, keyPrefix: string, commandTimeoutMs: number } | null
   jwt: {
     /** HS256 secret (JWT_SECRET); null when asymmetric keys are used or one is to be generated. */
@@ -212,6 +216,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     port: env.PORT,
     host: env.HOST,
     logLevel: env.LOG_LEVEL,
+    accessLog: env.ACCESS_LOG,
     redis: env.REDIS_URL === undefined
       ? null
       : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS },

@@ -26,7 +26,7 @@ export interface CreateFamilyInput extends SessionMeta {
   /** Kept with the family so a refresh can mint an access token from the store's one answer. */
   email: string
   familyId: string
-  tokenHash: Buffer
+  tokenHash: string
 }
 
 export interface RotateInput extends SessionMeta {
@@ -34,9 +34,9 @@ export interface RotateInput extends SessionMeta {
   familyId: string
   /** Generation of the presented token (its tag has already been verified). */
   generation: number
-  presentedHash: Buffer
+  presentedHash: string
   /** Hash of the successor the caller derived from the presented token. */
-  successorHash: Buffer
+  successorHash: string
 }
 
 export interface CreateResult {

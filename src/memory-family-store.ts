@@ -1,7 +1,7 @@
 import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
 
 interface FamilyRecord {
-  current: Buffer
+  current: string
   generation: number
   rotatedAtMs: number
   createdAtMs: number
@@ -85,7 +85,7 @@ export class MemoryFamilyStore implements FamilyStore {
     f.limitCount += 1
 
     if (input.generation === f.generation) {
-      if (!f.current.equals(input.presentedHash)) return { status: 'invalid' }
+      if (f.current !== input.presentedHash) return { status: 'invalid' }
       const ttlMs = Math.min(this.#policy.idleTtlSeconds * 1000, f.absoluteExpiryMs - now)
       if (ttlMs <= 0) {
         families.delete(input.familyId)
@@ -103,7 +103,7 @@ export class MemoryFamilyStore implements FamilyStore {
     const graceMs = this.#policy.reuseGraceSeconds * 1000
     // No parent hash kept: a genuine previous-generation token whose successor is current is the parent.
     if (input.generation === f.generation - 1 && graceMs > 0 && now - f.rotatedAtMs < graceMs &&
-        f.current.equals(input.successorHash)) {
+        f.current === input.successorHash) {
       return { status: 'grace', ttlSeconds: Math.floor((f.expiresAtMs - now) / 1000), email: f.email }
     }
 

@@ -7,9 +7,9 @@ const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, 
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    authFamilyCreate (family: string, index: string, tokenHash: Buffer, familyId: string, idleMs: number, absoluteMs: number,
+    authFamilyCreate (family: string, index: string, tokenHash: string, familyId: string, idleMs: number, absoluteMs: number,
       maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string): Result<[number, ...string[]], Context>
-    authFamilyRotate (family: string, index: string, presentedHash: Buffer, generation: number, successorHash: Buffer,
+    authFamilyRotate (family: string, index: string, presentedHash: string, generation: number, successorHash: string,
       idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
       limitMax: number, limitWindowMs: number): Result<[number, number?, string?], Context>
     authFamilyRevoke (family: string, index: string, familyId: string): Result<number, Context>

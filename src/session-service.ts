@@ -13,7 +13,8 @@ export interface IssuedSession {
 }
 
 export type RefreshOutcome =
-  | ({ status: 'ok' } & IssuedSession)
+  /** `grace`: the parent presented again within the grace window, answered with its existing successor. */
+  | ({ status: 'ok', grace: boolean } & IssuedSession)
   | { status: 'invalid' }
   | { status: 'limited', retryAfterSeconds: number }
   | { status: 'reused', userId: string, familyId: string }
@@ -78,6 +79,7 @@ export class SessionService {
       case 'grace':
         return {
           status: 'ok',
+          grace: result.status === 'grace',
           userId: token.userId,
           email: result.email,
           familyId: token.familyId,

@@ -1,11 +1,13 @@
 // Baselines in a bare Fastify 5 server: the ceiling of any route here, raw access-token
-// verification with the service's own library and options, and raw argon2id verification.
-// Started a second time with LOG_LEVEL=info: the same routes with the service's access log.
+// verification with the service's own library and options, raw argon2id verification, and the
+// floor of a refresh (the service's own domain code in a bare route).
+import { randomUUID } from 'node:crypto'
 import argon2 from 'argon2'
-import { createVerifier } from 'fast-jwt'
+import { createSigner, createVerifier } from 'fast-jwt'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import { loggerOptions, OneLineLogController } from '../../src/app.js'
+import { RedisFamilyStore } from '../../src/redis-family-store.js'
+import { RefreshTokenCodec } from '../../src/refresh-token.js'
 
 const env = process.env
 // The service's algorithm and public key, with fast-jwt's own cache of the same size as the service's.
@@ -19,10 +21,7 @@ const verify = createVerifier({
 })
 const passwordHash = env.PASSWORD_HASH as string
 
-// LOG_LEVEL set: the service's own access logging (one line per request, same options), nothing else.
-const app = Fastify(env.LOG_LEVEL === undefined
-  ? { logger: false }
-  : { logger: loggerOptions(env.LOG_LEVEL), logController: new OneLineLogController() })
+const app = Fastify({ logger: false })
 const hello = { type: 'object', properties: { hello: { type: 'string' } } } as const
 
 app.get('/hello', { schema: { response: { 200: hello } } }, async () => ({ hello: 'world' }))
@@ -46,11 +45,52 @@ app.get('/verify', async (request, reply) => {
   }
 })
 
+// The floor of a refresh: exactly the domain work of the service's /auth/refresh (tag check, successor,
+// the one rotation script on the same store, one access token signed as @fastify/jwt signs it: fast-jwt,
+// same key and claims) in a bare route: no hooks, no plugins, no access log. What the service adds on top is the cost of its HTTP
+// concerns (bench/README.md).
+if (env.REFRESH_TOKEN_SECRET !== undefined) {
+  const codec = new RefreshTokenCodec(env.REFRESH_TOKEN_SECRET)
+  const store = new RedisFamilyStore(redis, JSON.parse(env.FAMILY_POLICY as string), env.REDIS_KEY_PREFIX as string)
+  const sign = createSigner({
+    key: env.JWT_SIGN_KEY as string,
+    algorithm: env.JWT_ALGORITHM as 'ES256',
+    kid: env.JWT_KID,
+    header: { alg: env.JWT_ALGORITHM as 'ES256', typ: 'at+jwt' },
+    iss: 'auth-service',
+    aud: 'auth-service',
+    expiresIn: 600_000
+  })
+  const cookieName = env.COOKIE_NAME as string
+  const tokenResponse = { type: 'object', properties: { accessToken: { type: 'string' }, tokenType: { type: 'string' }, expiresIn: { type: 'integer' } } } as const
+  app.post('/refresh-floor', { schema: { response: { 200: tokenResponse, 401: { type: 'null' } } } }, async (request, reply) => {
+    const cookie = request.headers.cookie ?? ''
+    const opened = codec.open(cookie.slice(cookie.indexOf('=') + 1))
+    if (opened === null) return reply.code(401).send(null)
+    const { token } = opened
+    const successor = codec.seal(codec.successor(token))
+    const result = await store.rotate({
+      userId: token.userId,
+      familyId: token.familyId,
+      generation: token.generation,
+      presentedHash: opened.digest,
+      successorHash: successor.digest,
+      userAgent: request.headers['user-agent'] ?? '',
+      ip: request.ip
+    })
+    if (result.status !== 'rotated' && result.status !== 'grace') return reply.code(401).send(null)
+    reply.header('set-cookie', `${cookieName}=${successor.value}; Max-Age=${result.ttlSeconds}; Path=/auth; HttpOnly; Secure; SameSite=Strict`)
+    return { accessToken: sign({ sub: token.userId, email: result.email, sid: token.familyId, jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
+  })
+}
+
 app.post('/argon2', async (request, reply) => {
   const { password } = request.body as { password: string }
   if (!await argon2.verify(passwordHash, password)) return reply.code(401).send({ error: 'invalid' })
   return { ok: true }
 })
 
+// A clean exit on SIGTERM, so that --cpu-prof writes its profile.
+process.once('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
 await app.listen({ port: Number(env.PORT), host: '127.0.0.1' })
 console.log('listening')

@@ -23,12 +23,14 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       email === null ? null : users.findByEmail(email)
     ])
     if (throttle.blocked) {
+      fastify.metrics.login('limited')
       reply.header('retry-after', throttle.retryAfterSeconds)
       throw new RateLimitedError()
     }
     // Unknown and malformed emails are verified against a dummy hash: same work, same answer, same time.
     const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password)
     if (!ok || user === null) {
+      fastify.metrics.login('invalid_credentials')
       await failureCounters.login.recordFailure(subject)
       throw new InvalidCredentialsError()
     }
@@ -43,8 +45,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
 
     // Always a new family: a refresh cookie sent along with the login is ignored, never adopted.
     const session = await sessions.start(user, sessionMeta(request))
+    fastify.metrics.login('success')
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
-    reply.header('cache-control', 'no-store')
     return fastify.accessTokens.issue(session)
   })
 }

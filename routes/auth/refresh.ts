@@ -21,34 +21,40 @@ const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
   // Takes the refresh cookie and nothing else: no body, no content type needed.
   fastify.post('/refresh', {
     onRequest: fastify.csrfProtection,
+    // Successes logged at debug (src/app.ts): every client refreshes every few minutes; a reuse is a warning.
+    config: { accessLog: 'failures' },
     schema: {
       response: { 200: TokenResponse, 401: ErrorResponse, 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {
-    const { refreshCookie, sessions } = fastify
-    reply.header('cache-control', 'no-store')
+    const { refreshCookie, sessions, metrics } = fastify
     const cookie = refreshCookie.read(request)
     if (cookie.status !== 'present') {
+      metrics.refresh('invalid')
       refreshCookie.clear(reply, cookie.status === 'duplicate')
       throw new RefreshInvalidError()
     }
 
     const outcome = await sessions.refresh(cookie.value, sessionMeta(request))
     if (outcome.status === 'reused') {
+      metrics.refresh('reused')
       refreshCookie.clear(reply)
       request.log.warn({ userId: outcome.userId, familyId: outcome.familyId }, 'refresh token reuse detected: family revoked')
       throw new RefreshReusedError()
     }
     if (outcome.status === 'limited') {
+      metrics.refresh('limited')
       // The token stays valid: keep the cookie, tell the client when to come back.
       reply.header('retry-after', outcome.retryAfterSeconds)
       throw new RateLimitedError()
     }
     if (outcome.status === 'invalid') {
+      metrics.refresh('invalid')
       refreshCookie.clear(reply)
       throw new RefreshInvalidError()
     }
 
+    metrics.refresh(outcome.grace ? 'grace' : 'rotated')
     refreshCookie.set(reply, outcome.refreshToken, outcome.ttlSeconds)
     return fastify.accessTokens.issue(outcome)
   })

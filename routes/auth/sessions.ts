@@ -9,7 +9,6 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { response: { 200: SessionList, 401: ErrorResponse, 503: ErrorResponse } }
   }, async (request, reply) => {
     const list = await fastify.sessions.list(request.user.sub)
-    reply.header('cache-control', 'no-store')
     return {
       sessions: list.map((s) => ({
         id: s.familyId,

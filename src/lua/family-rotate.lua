@@ -13,7 +13,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 -- Per-session rate limit, shared by every instance at no extra round trip: a fixed window
--- (lw = window start, ln = refreshes in it) kept in the family itself.
+-- (lw = window start, ln = refreshes in it) kept in the family itself. Every answer below counts.
 local limitWindow = tonumber(ARGV[10])
 local windowStart = tonumber(f[6]) or 0
 local count = tonumber(f[7]) or 0
@@ -24,22 +24,21 @@ end
 if count >= tonumber(ARGV[9]) then
   return { 4, windowStart + limitWindow - now }
 end
-redis.call('HSET', KEYS[1], 'lw', windowStart, 'ln', count + 1)
+count = count + 1
 local current = tonumber(f[2])
 local presented = tonumber(ARGV[2])
 
-if presented == current then
-  if f[1] ~= ARGV[1] then
-    return { 0 }
-  end
+if presented == current and f[1] == ARGV[1] then
   local ttl = math.min(tonumber(ARGV[4]), tonumber(f[4]) * 1000 - now)
   if ttl <= 0 then
     redis.call('DEL', KEYS[1])
     redis.call('ZREM', KEYS[2], ARGV[8])
     return { 0 }
   end
+  -- One write for the rotation, the client that made it and the refresh counted against the limit:
+  -- this is the path a load of refreshes takes.
   redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now,
-    'u1', string.sub(ARGV[6], 1, 64), 'u2', string.sub(ARGV[6], 65, 128), 'ip', ARGV[7])
+    'u1', string.sub(ARGV[6], 1, 64), 'u2', string.sub(ARGV[6], 65, 128), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], 'XX', now, ARGV[8])
   return { 1, ttl, f[5] }
@@ -50,14 +49,18 @@ end
 -- stored: a genuine token of the previous generation whose derived successor is the current
 -- token can only be the parent.
 local grace = tonumber(ARGV[5])
-if presented == current - 1 and grace > 0 and now - tonumber(f[3]) < grace and f[1] == ARGV[3] then
-  return { 2, redis.call('PTTL', KEYS[1]), f[5] }
-end
+local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumber(f[3]) < grace and f[1] == ARGV[3]
 
-if presented < current then
+if presented < current and not isParentInGrace then
   -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[8])
   return { 3 }
 end
+
+redis.call('HSET', KEYS[1], 'lw', windowStart, 'ln', count)
+if isParentInGrace then
+  return { 2, redis.call('PTTL', KEYS[1]), f[5] }
+end
+-- The current generation with a digest that does not match, or a generation from the future.
 return { 0 }

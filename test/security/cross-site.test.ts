@@ -78,6 +78,23 @@ t.test('CORS preflight answers only the listed origins, with credentials', async
   t.notOk(get.headers['access-control-allow-origin'], 'nor on plain responses')
 })
 
+t.test('with no ALLOWED_ORIGINS (same-origin deployments) no origin is granted anything', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const s = await registerAndLogin(app)
+  const preflight = await app.inject({
+    method: 'OPTIONS',
+    url: '/auth/refresh',
+    headers: { origin: APP, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' }
+  })
+  t.notOk(preflight.headers['access-control-allow-origin'], 'the preflight grants nothing: the browser refuses the request')
+  t.notOk(preflight.headers['access-control-allow-credentials'])
+  const me = await app.inject({ url: '/me', headers: { origin: APP, authorization: `Bearer ${s.accessToken}` } })
+  t.notOk(me.headers['access-control-allow-origin'], 'nor does any response')
+  const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { origin: APP, cookie: s.cookie } })
+  t.equal(refreshed.statusCode, 403, 'and a cookie request from that origin is refused')
+  t.equal(refreshed.json().code, 'AUTH_CSRF')
+})
+
 t.test('COOKIE_SAMESITE=none or lax relaxes the cookie, and the cross-site checks keep holding', async (t) => {
   for (const sameSite of ['none', 'lax']) {
     const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP, COOKIE_SAMESITE: sameSite } })

@@ -1,19 +1,27 @@
 import t from 'tap'
 import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
 
-t.test('security headers suited to a JSON API on every response', async (t) => {
+t.test('security headers suited to a JSON API on every response (OWASP REST Security Cheat Sheet)', async (t) => {
   const app = await buildApp(t, { store: 'memory' })
-  for (const res of [await app.inject({ url: '/health/live' }), await app.inject({ url: '/nope' })]) {
+  const s = await registerAndLogin(app)
+  const responses = [
+    await app.inject({ url: '/health/live' }),
+    await app.inject({ url: '/nope' }),
+    await app.inject({ url: '/me', headers: { authorization: `Bearer ${s.accessToken}` } }),
+    await app.inject({ url: '/me' })
+  ]
+  for (const res of responses) {
     t.equal(res.headers['x-content-type-options'], 'nosniff')
     t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'")
     t.equal(res.headers['x-frame-options'], 'DENY')
-    t.equal(res.headers['referrer-policy'], 'no-referrer')
     t.equal(res.headers['cross-origin-resource-policy'], 'same-site')
-    t.equal(res.headers['cross-origin-opener-policy'], 'same-origin')
-    for (const name of ['x-powered-by', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection', 'origin-agent-cluster']) {
+    t.equal(res.headers['cache-control'], 'no-store', 'account data and errors are never cached')
+    for (const name of ['x-powered-by', 'x-dns-prefetch-control', 'x-download-options', 'x-permitted-cross-domain-policies', 'x-xss-protection',
+      'origin-agent-cluster', 'cross-origin-opener-policy', 'referrer-policy']) {
       t.notOk(res.headers[name], `no ${name}: nothing here is a document`)
     }
   }
+  t.match((await app.inject({ url: '/.well-known/jwks.json' })).headers['cache-control'], /^public, max-age=/, 'the public key set alone is cacheable')
 })
 
 t.test('the headers are the ones helmet sets, computed once at start', async (t) => {

@@ -38,14 +38,17 @@ t.test('a cached token is never accepted past its exp', async (t) => {
   t.equal(verifier.cached, 0, 'and forgotten')
 })
 
-t.test('the cache is bounded (least recently used out first)', async (t) => {
+t.test('the cache is bounded: the oldest entry, the first to expire, goes first', async (t) => {
   const verifier = new AccessTokenVerifier(keys, { ...options, cacheSize: 3 })
   const tokens = [token(), token(), token()]
   for (const tk of tokens) verifier.verify(tk)
-  verifier.verify(tokens[0] as string) // now the most recently used
-  verifier.verify(token())
+  verifier.verify(tokens[0] as string) // a hit does not move it: it still expires first
+  const fourth = token()
+  verifier.verify(fourth)
   t.equal(verifier.cached, 3)
-  t.ok(verifier.verify(tokens[0] as string), 'the recently used one stayed')
+  t.notOk(verifier.isCached(tokens[0] as string), 'the oldest went')
+  t.ok(verifier.isCached(tokens[1] as string) && verifier.isCached(tokens[2] as string) && verifier.isCached(fourth), 'the others stayed')
+  t.ok(verifier.verify(tokens[0] as string), 'an evicted token still verifies, the slow way')
 })
 
 t.test('cacheSize 0 disables the cache', async (t) => {

@@ -16,7 +16,7 @@ t.test('defaults match the documented ones', async (t) => {
     jwt: { secret: null, issuer: 'auth-service', audience: 'auth-service', accessTokenTtlSeconds: 600 },
     refresh: { secret: null, idleTtlSeconds: 604_800, absoluteTtlSeconds: 2_592_000, reuseGraceSeconds: 10, maxFamiliesPerUser: 100 },
     cookie: { name: '__Secure-refresh_token', secure: true },
-    argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, maxConcurrency: availableParallelism(), threadNice: 10 }
+    argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, maxConcurrency: availableParallelism(), threadNice: 19 }
   })
 })
 

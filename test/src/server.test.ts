@@ -67,7 +67,8 @@ t.test('SIGTERM: in-flight requests finish, new ones are refused, idle keep-aliv
   t.equal(code, 0, 'clean exit')
   t.ok(ms < 10_000, `exited ${ms} ms after SIGTERM`)
   t.match(server.output(), /shutting down/)
-  t.match(server.output(), /"req":\{"method":"POST","url":"\/auth\/register",[^\n]*"res":\{"statusCode":201\}[^\n]*"msg":"request completed"/, 'one access-log line per request, with method, URL and status')
+  t.match(server.output(), /"req":\{"method":"POST","url":"\/auth\/register","remoteAddress":"127\.0\.0\.1"\},"res":\{"statusCode":201\},"responseTime":[0-9.]+,"msg":"request completed"/,
+    'one access-log line per request, with method, URL, client, status and time')
   const answered = late === 503 ? 4 : 3
   t.equal(server.output().match(/"msg":"request completed"/g)?.length, answered, `all ${answered} answered requests logged, none lost at exit`)
 })

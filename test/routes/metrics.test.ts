@@ -1,0 +1,70 @@
+import t from 'tap'
+import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
+
+/** The value of one sample of the exposition, or undefined when it is absent. */
+function sample (body: string, name: string, labels: Record<string, string>): number | undefined {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+  for (const line of body.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue
+    const inside = line.slice(name.length + 1, line.indexOf('}'))
+    const parts = inside.split(',')
+    if (wanted.every((w) => parts.includes(w))) return Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return undefined
+}
+
+t.test('GET /metrics answers the Prometheus text format', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const res = await app.inject({ url: '/metrics' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  t.match(res.body, /^# HELP http_requests_total /m)
+  t.match(res.body, /^process_cpu_user_seconds_total \d/m, 'process metrics too')
+  t.match(res.body, /^nodejs_eventloop_lag_p99_seconds /m, 'including the event loop delay')
+})
+
+t.test('requests are counted by route pattern and status, with their latency', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const s = await registerAndLogin(app)
+  for (let i = 0; i < 3; i++) await app.inject({ url: '/me', headers: { authorization: `Bearer ${s.accessToken}` } })
+  await app.inject({ url: '/me' })
+  await app.inject({ method: 'DELETE', url: '/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA', headers: { authorization: `Bearer ${s.accessToken}` } })
+  const body = (await app.inject({ url: '/metrics' })).body
+
+  t.equal(sample(body, 'http_requests_total', { method: 'GET', route: '/me', status_code: '200' }), 3)
+  t.equal(sample(body, 'http_requests_total', { method: 'GET', route: '/me', status_code: '401' }), 1)
+  t.equal(sample(body, 'http_requests_total', { route: '/auth/sessions/:id', status_code: '404' }), 1, 'the pattern, never the raw URL')
+  t.notMatch(body, /AAAAAAAAAAAAAAAAAAAAAA/, 'no path parameter becomes a label')
+  t.equal(sample(body, 'http_request_duration_seconds_count', { method: 'GET', route: '/me' }), 4)
+  await app.inject({ url: '/wp-admin/setup.php' })
+  await app.inject({ url: '/.env' })
+  const after = (await app.inject({ url: '/metrics' })).body
+  t.equal(sample(after, 'http_requests_total', { route: '(unmatched)', status_code: '404' }), 2, 'unknown paths under one label')
+  t.notMatch(after, /wp-admin|\.env/, 'a scanner\'s guesses never become labels')
+  t.equal(sample(body, 'http_request_duration_seconds_bucket', { method: 'GET', route: '/me', le: '+Inf' }), 4)
+})
+
+t.test('refresh and login outcomes are counted, reuse among them', async (t) => {
+  const app = await buildApp(t, { env: { REFRESH_REUSE_GRACE: '0' } })
+  const s = await registerAndLogin(app)
+  await app.inject({ method: 'POST', url: '/auth/login', payload: { email: s.email, password: 'not the password at all' } })
+  t.equal((await refresh(app, s.cookie)).statusCode, 200)
+  t.equal((await refresh(app, s.cookie)).json().code, 'AUTH_REFRESH_REUSED')
+  await refresh(app, `${app.config.cookie.name}=forged`)
+  await app.inject({ method: 'POST', url: '/auth/refresh' })
+  const body = (await app.inject({ url: '/metrics' })).body
+
+  t.equal(sample(body, 'auth_refresh_total', { outcome: 'rotated' }), 1)
+  t.equal(sample(body, 'auth_refresh_total', { outcome: 'reused' }), 1)
+  t.equal(sample(body, 'auth_refresh_total', { outcome: 'invalid' }), 2, 'a forged token and a missing cookie')
+  t.equal(sample(body, 'auth_login_total', { outcome: 'success' }), 1)
+  t.equal(sample(body, 'auth_login_total', { outcome: 'invalid_credentials' }), 1)
+})
+
+t.test('two apps in one process keep their own counts', async (t) => {
+  const a = await buildApp(t, { store: 'memory' })
+  const b = await buildApp(t, { store: 'memory' })
+  await a.inject({ url: '/health/live' })
+  t.equal(sample((await a.inject({ url: '/metrics' })).body, 'http_requests_total', { route: '/health/live' }), 1)
+  t.equal(sample((await b.inject({ url: '/metrics' })).body, 'http_requests_total', { route: '/health/live' }), undefined)
+})
