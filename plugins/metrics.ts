@@ -19,7 +19,7 @@ export default fp(async function metricsPlugin (fastify) {
   fastify.decorate('metrics', metrics)
   fastify.addHook('onRoute', (route) => {
     const method = Array.isArray(route.method) ? route.method.join(',') : route.method
-    const recorder = metrics.route(method, route.url ?? route.path)
+    const recorder = metrics.route(method, route.url)
     const record = function recordMetrics (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
       recorder.record(reply.statusCode, reply.elapsedTime)
       done()

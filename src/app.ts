@@ -20,7 +20,7 @@ export interface AppOptions {
 declare module 'fastify' {
   interface FastifyContextConfig {
     /**
-     * 'failures': a route that answers at high volume (refresh, /me, health, JWKS). Its successes are
+     * 'failures': a route that answers at high volume (refresh, /me, health, JWKS, metrics). Its successes are
      * logged at debug unless ACCESS_LOG=all; its failures, like every request of other routes, at info.
      */
     accessLog?: 'failures'
@@ -33,9 +33,9 @@ declare module 'fastify' {
  *
  * With `everyRequest` false (ACCESS_LOG=notable, the default) the successes of routes marked
  * `accessLog: 'failures'` go to debug: those are the routes a load tester or a fleet of clients
- * calls thousands of times a second, where a line per success cost a third of /me's throughput and
- * a tenth of refresh's (bench/README.md) and says nothing the ingress's access log and /metrics
- * counters do not. Every failure, every login, registration, logout, password change and session
+ * calls thousands of times a second, where a line per success cost /me about a fifth of its
+ * throughput (bench: meLogged / me) and says nothing the ingress's access log and /metrics counters
+ * do not. Every failure, every login, registration, logout, password change and session
  * revocation, and every warning (refresh token reuse) is still logged at info or above.
  */
 export class AccessLogController extends LogController {

@@ -1,7 +1,8 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client'
 
-export type RefreshOutcome = 'rotated' | 'grace' | 'reused' | 'invalid' | 'limited'
-export type LoginOutcome = 'success' | 'invalid_credentials' | 'limited'
+/** Label values of auth_refresh_total; not SessionService's RefreshOutcome, which a route turns into one of these. */
+export type RefreshOutcomeLabel = 'rotated' | 'grace' | 'reused' | 'invalid' | 'limited'
+export type LoginOutcomeLabel = 'success' | 'invalid_credentials' | 'limited'
 
 /** Seconds; from a cache hit on /me (well under a millisecond) to a login on a busy machine. */
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
@@ -79,11 +80,11 @@ export class ServiceMetrics {
     }
   }
 
-  refresh (outcome: RefreshOutcome): void {
+  refresh (outcome: RefreshOutcomeLabel): void {
     this.#refreshes.inc({ outcome })
   }
 
-  login (outcome: LoginOutcome): void {
+  login (outcome: LoginOutcomeLabel): void {
     this.#logins.inc({ outcome })
   }
 
