@@ -19,7 +19,7 @@ export interface Results {
   rounds: Array<Record<string, Measurement>>
   redis: {
     commandsPerRefresh: Array<{ roundTrips: number, allCommands: number, clientCommands: Record<string, number> }>
-    memory: { sessions: number, usedMemoryDeltaPerSession: number, memoryUsagePerSession: number, familyKeyBytes: number, indexBytesPerSession: number, familyEncoding: string }
+    memory: { sessions: number, usedMemoryDeltaPerSession: number, memoryUsagePerSession: number, familyKeyBytes: number, indexBytesPerSession: number, familyEncoding: string, userAgentLength: number, unlistedAgentFamilyKeyBytes: number, familyKeyBytesAfterRuns: number }
   }
   serviceRssMb: number
   /** Microseconds per signature and per (uncached) verification, fast-jwt, in the bench process. */
@@ -133,6 +133,8 @@ export function markdown (results: Results): string {
   lines.push(`| … including the commands the script runs inside Redis | ${cmds.map((c) => fmt(c.allCommands, 2)).join(', ')} | |`)
   lines.push(`| Redis memory per live session, used_memory delta over ${mem.sessions} sessions | ${fmt(mem.usedMemoryDeltaPerSession, 0)} B | ≤ 400 B |`)
   lines.push(`| Redis memory per live session, MEMORY USAGE (family key ${fmt(mem.familyKeyBytes, 0)} B, ${mem.familyEncoding}, + index share ${fmt(mem.indexBytesPerSession, 0)} B) | ${fmt(mem.memoryUsagePerSession, 0)} B | ≤ 400 B |`)
+  lines.push(`| … family key after the runs (rotated, with its refresh-limit window) | ${fmt(mem.familyKeyBytesAfterRuns, 0)} B | |`)
+  lines.push(`| … family key with a ${mem.userAgentLength}-character user agent outside the compaction table (a script, not a browser) | ${fmt(mem.unlistedAgentFamilyKeyBytes, 0)} B | |`)
   lines.push(`| service RSS after the run | ${fmt(results.serviceRssMb, 0)} MiB | |`)
   lines.push('', '| algorithm (fast-jwt, uncached) | sign µs | verify µs |', '|---|---|---|')
   for (const [alg, m] of Object.entries(results.algorithms)) lines.push(`| ${alg} | ${fmt(m.signMicros, 1)} | ${fmt(m.verifyMicros, 1)} |`)

@@ -304,13 +304,25 @@ async function main (): Promise<void> {
   const usage = async (keys: string[]) => (await Promise.all(keys.map((k) => redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '0') as Promise<number>))).reduce((a, b) => a + b, 0) / keys.length
   const familyBytes = await usage(familyKeys)
   const indexBytesPerSession = (await usage(indexKeys)) / 100
+  // The seeded agent is a browser's, which the store compacts (src/compact-user-agent.ts); a client
+  // outside its table (a script, a load tester) is stored as sent. 200 such families, then removed.
+  const unlisted = Array.from({ length: 200 }, (_, i) => codec.mint(accounts[i % accounts.length]?.id as string))
+  const unlistedAgent = `bench-client/1.0 (unlisted; ${'x'.repeat(USER_AGENT.length - 29)})`
+  await Promise.all(unlisted.map((token) => store.create({ userId: token.userId, email: 'x@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: unlistedAgent, ip: '203.0.113.1' })))
+  const unlistedKeys = unlisted.map((token) => `${PREFIX}{${token.userId}}:f:${token.familyId}`)
+  const unlistedAgentFamilyKeyBytes = await usage(unlistedKeys)
+  await Promise.all(unlisted.map((token) => store.revoke(token.userId, token.familyId)))
   const memory = {
     sessions: SESSIONS,
     usedMemoryDeltaPerSession: (memoryAfter - memoryBefore) / SESSIONS,
     memoryUsagePerSession: familyBytes + indexBytesPerSession,
     familyKeyBytes: familyBytes,
     indexBytesPerSession,
-    familyEncoding: await redis.call('OBJECT', 'ENCODING', familyKeys[0] as string) as string
+    familyEncoding: await redis.call('OBJECT', 'ENCODING', familyKeys[0] as string) as string,
+    userAgentLength: USER_AGENT.length,
+    unlistedAgentFamilyKeyBytes,
+    /** Filled in after the runs: the same families, rotated, with their refresh-limit window. */
+    familyKeyBytesAfterRuns: 0
   }
   log(`memory: ${memory.usedMemoryDeltaPerSession.toFixed(0)} B/session (used_memory delta), ${memory.memoryUsagePerSession.toFixed(0)} B (MEMORY USAGE)`)
 
@@ -483,6 +495,7 @@ async function main (): Promise<void> {
   }
 
   const algorithms = measureAlgorithms()
+  memory.familyKeyBytesAfterRuns = await usage(familyKeys)
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))?.[1])
   const results: Results = {
     date: new Date().toISOString(),

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { Redis, Result } from 'ioredis'
 import { guardStore } from './redis-client.js'
+import { compactUserAgent, expandUserAgent } from './compact-user-agent.js'
 import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
@@ -23,7 +24,8 @@ declare module 'ioredis' {
  * script touches a single hash slot and the store runs unchanged on Redis Cluster.
  *
  *   <prefix>{<userId>}:f:<familyId>  hash: c current token hash, g generation, r last rotation ms,
- *                                    t created s, a absolute expiry s, u1 u2 user agent, ip, e email,
+ *                                    t created s, a absolute expiry s, u1 u2 user agent (compacted:
+ *                                    src/compact-user-agent.ts), ip, e email,
  *                                    lw ln refresh-limit window
  * Every field stays within 64 bytes so the hash keeps Redis's compact listpack encoding
  * (bench/README.md: memory per session).
@@ -45,7 +47,7 @@ export class RedisFamilyStore implements FamilyStore {
     const p = this.#policy
     const [ttlMs, ...evictedFamilyIds] = await guardStore(this.#redis, () => this.#redis.authFamilyCreate(
       this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.tokenHash, input.familyId,
-      p.idleTtlSeconds * 1000, p.absoluteTtlSeconds * 1000, p.maxFamiliesPerUser, input.userAgent, input.ip,
+      p.idleTtlSeconds * 1000, p.absoluteTtlSeconds * 1000, p.maxFamiliesPerUser, compactUserAgent(input.userAgent), input.ip,
       this.#familyKeyPrefix(input.userId), input.email))
     return { ttlSeconds: Math.floor(ttlMs / 1000), evictedFamilyIds }
   }
@@ -54,7 +56,7 @@ export class RedisFamilyStore implements FamilyStore {
     const p = this.#policy
     const [status, ttlMs, email] = await guardStore(this.#redis, () => this.#redis.authFamilyRotate(
       this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.presentedHash, input.generation,
-      input.successorHash, p.idleTtlSeconds * 1000, p.reuseGraceSeconds * 1000, input.userAgent, input.ip, input.familyId,
+      input.successorHash, p.idleTtlSeconds * 1000, p.reuseGraceSeconds * 1000, compactUserAgent(input.userAgent), input.ip, input.familyId,
       p.refreshLimit.max, p.refreshLimit.windowSeconds * 1000))
     switch (status) {
       case 1: return { status: 'rotated', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
@@ -85,7 +87,7 @@ export class RedisFamilyStore implements FamilyStore {
         lastUsedAtMs: Number(flat[i + 2]),
         // The earlier of the idle and the absolute deadline, as Redis will enforce it.
         expiresAtMs: Math.min(Number(flat[i + 3]), now + Number(flat[i + 4])),
-        userAgent: String(flat[i + 5]),
+        userAgent: expandUserAgent(String(flat[i + 5])),
         ip: String(flat[i + 6])
       })
     }

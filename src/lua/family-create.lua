@@ -8,11 +8,14 @@ local idle = tonumber(ARGV[3])
 local absolute = tonumber(ARGV[4])
 local max = tonumber(ARGV[5])
 
--- The user agent (printable ASCII, at most 128 bytes) is split in two fields of at most 64 bytes,
--- so the hash stays in Redis's compact listpack encoding.
+-- The user agent (compacted, at most 128 bytes) is split in two fields of at most 64 bytes, so the
+-- hash stays in Redis's compact listpack encoding; most compacted browser agents need only the first.
 -- Created and absolute-expiry times in seconds: small integers take 5 bytes in a listpack, not 9.
 redis.call('HSET', KEYS[1], 'c', ARGV[1], 'g', 0, 'r', now, 't', math.floor(now / 1000), 'a', math.floor((now + absolute) / 1000),
-  'u1', string.sub(ARGV[6], 1, 64), 'u2', string.sub(ARGV[6], 65, 128), 'ip', ARGV[7], 'e', ARGV[9])
+  'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'e', ARGV[9])
+if #ARGV[6] > 64 then
+  redis.call('HSET', KEYS[1], 'u2', string.sub(ARGV[6], 65, 128))
+end
 local ttl = math.min(idle, absolute)
 redis.call('PEXPIRE', KEYS[1], ttl)
 

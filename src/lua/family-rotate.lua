@@ -5,7 +5,7 @@
 -- Returns {1, ttlMs, email} rotated | {2, ttlMs, email} grace | {3} reused (family revoked) | {0} invalid
 --         | {4, retryAfterMs} limited (too many refreshes of this session in the window; nothing changed)
 -- (the email rides along so the caller can mint the access token without a second round trip)
-local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln')
+local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2')
 if not f[1] then
   return { 0 }
 end
@@ -37,8 +37,16 @@ if presented == current and f[1] == ARGV[1] then
   end
   -- One write for the rotation, the client that made it and the refresh counted against the limit:
   -- this is the path a load of refreshes takes.
-  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now,
-    'u1', string.sub(ARGV[6], 1, 64), 'u2', string.sub(ARGV[6], 65, 128), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
+  -- The user agent's second half only when it has one (family-create.lua).
+  if #ARGV[6] > 64 then
+    redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now,
+      'u1', string.sub(ARGV[6], 1, 64), 'u2', string.sub(ARGV[6], 65, 128), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
+  else
+    redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now, 'u1', ARGV[6], 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
+    if f[8] then
+      redis.call('HDEL', KEYS[1], 'u2')
+    end
+  end
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], 'XX', now, ARGV[8])
   return { 1, ttl, f[5] }

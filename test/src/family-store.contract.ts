@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import type { FamilyPolicy, FamilyStore, RotateInput } from '../../src/family-store.js'
+import { clampUserAgent, type FamilyPolicy, type FamilyStore, type RotateInput } from '../../src/family-store.js'
 import { newUserId } from '../../src/user-directory.js'
 import { RefreshTokenCodec, type RefreshToken } from '../../src/refresh-token.js'
 
@@ -218,6 +218,19 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.match(sessions[1], { familyId: b.first.familyId, userAgent: meta.userAgent, ip: meta.ip })
     const [s] = sessions
     t.ok(s !== undefined && s.createdAtMs <= s.lastUsedAtMs && s.lastUsedAtMs < s.expiresAtMs, 'created ≤ last used < expires')
+  })
+
+  t.test('list shows each client\'s user agent as it was sent, whatever its length, after every rotation', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const a = await newFamily(store)
+    const browser = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0'
+    const unknown = clampUserAgent(`custom-load-tester/1.0 ${'k'.repeat(200)}`)
+    let token = a.first
+    for (const userAgent of [unknown, browser, 'curl/8.5.0', unknown, '']) {
+      t.match(await store.rotate(rotateInput(token, { userAgent, ip: meta.ip })), { status: 'rotated' })
+      token = codec.successor(token)
+      t.equal((await store.list(a.userId))[0]?.userAgent, userAgent, `after a rotation by ${JSON.stringify(userAgent.slice(0, 24))}`)
+    }
   })
 
   t.test('live families per user are capped, evicting the least recently used', async (t) => {

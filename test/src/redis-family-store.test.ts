@@ -84,3 +84,29 @@ t.test('a family stays in the compact listpack encoding, even with a long browse
   t.equal(await redis.call('OBJECT', 'ENCODING', key), 'listpack')
   t.equal((await store.list(token.userId))[0]?.userAgent, userAgent, 'the whole 128 characters come back')
 })
+
+t.test('a browser user agent is stored compacted in one field; a long one in two, and no stale half stays', async (t) => {
+  const { redis, prefix, store, codec } = await setup(t)
+  let token = codec.mint(newUserId())
+  const key = `${prefix}{${token.userId}}:f:${token.familyId}`
+  const browser = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+  const long = clampUserAgent('x'.repeat(200))
+  await store.create({ userId: token.userId, email: 'someone@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: browser, ip: '203.0.113.45' })
+  const stored = await redis.hget(key, 'u1')
+  t.ok(stored !== null && stored.length < 16, `${browser.length} characters stored as ${stored?.length}`)
+  t.equal(await redis.hexists(key, 'u2'), 0)
+  for (const [userAgent, halves] of [[long, 1], [browser, 0], [long, 1], ['', 0]] as const) {
+    await store.rotate({ userId: token.userId, familyId: token.familyId, generation: token.generation, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, userAgent, ip: '203.0.113.45' })
+    token = codec.successor(token)
+    t.equal(await redis.hexists(key, 'u2'), halves, `second half after a rotation by a ${userAgent.length}-character agent`)
+  }
+})
+
+t.test('a user agent stored before compaction lists as it was stored', async (t) => {
+  const { redis, prefix, store, codec } = await setup(t)
+  const token = codec.mint(newUserId())
+  const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+  await store.create({ userId: token.userId, email: 'someone@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: '', ip: '203.0.113.45' })
+  await redis.hset(`${prefix}{${token.userId}}:f:${token.familyId}`, 'u1', userAgent.slice(0, 64), 'u2', userAgent.slice(64))
+  t.equal((await store.list(token.userId))[0]?.userAgent, userAgent)
+})
