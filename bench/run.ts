@@ -395,6 +395,7 @@ async function main (): Promise<void> {
   const scenarios: Record<string, () => Load> = {
     bare: () => ({ url: `${base(ports.bare)}/hello`, server: bare, connections: CONNECTIONS }),
     bareRedis: () => ({ url: `${base(ports.bare)}/redis`, server: bare, connections: CONNECTIONS }),
+    signRedis: () => ({ url: `${base(ports.bare)}/sign-redis`, server: bare, connections: CONNECTIONS, method: 'POST' }),
     // A route that does nothing, through every hook of the service (logging, headers, CORS, limits).
     live: () => ({ url: `${base(ports.service)}/health/live`, server: service, connections: CONNECTIONS }),
     refresh: () => ({
@@ -461,7 +462,7 @@ async function main (): Promise<void> {
     const r: Record<string, Measurement> = {}
     // Alternate: each target right after (or before) its baseline, order flipped every round.
     const order = only?.filter((name) => name !== 'flood') ??
-      ['bare', 'bareRedis', 'live', 'refreshFloor', 'refresh', 'refreshLogged', 'tutorial', 'tutorialKeyObject', 'verifyRaw', 'me', 'meLogged', 'login', 'argon2Raw']
+      ['bare', 'bareRedis', 'signRedis', 'live', 'refreshFloor', 'refresh', 'refreshLogged', 'tutorial', 'tutorialKeyObject', 'verifyRaw', 'me', 'meLogged', 'login', 'argon2Raw']
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const before = name === 'refresh' ? await commandStats(redis) : new Map<string, number>()
       r[name] = await load((scenarios[name] as () => Load)())

@@ -34,6 +34,7 @@ const PHRASES = [
 ] as const
 
 const CODES = PHRASES.map((_, i) => String.fromCharCode(i + 1))
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this matches
 const CONTROL = /[\x01-\x1f]/g
 /** A process sees few distinct user agents (one per browser build); bounded all the same. */
 const CACHE_LIMIT = 1024

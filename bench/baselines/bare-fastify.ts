@@ -61,6 +61,14 @@ if (env.REFRESH_TOKEN_SECRET !== undefined) {
     aud: 'auth-service',
     expiresIn: 600_000
   })
+  // Less than any refresh can do: one signature, as @fastify/jwt signs it, and one trivial Redis round trip; no token is
+  // read, no cookie set, and the request is the same every time. What this route reaches bounds refresh / bare for
+  // every design that issues a signed access token and keeps its sessions in Redis (bench/README.md).
+  app.post('/sign-redis', async () => {
+    counter = (counter + 1) % 100_000
+    await redis.eval(touch, 1, `bench-floor:${counter}`, 'x')
+    return { accessToken: sign({ sub: 'AAAAAAAAAAAAAAAAAAAAAA', email: 'bench-user-1@example.com', sid: 'BBBBBBBBBBBBBBBBBBBBBB', jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
+  })
   const cookieName = env.COOKIE_NAME as string
   const tokenResponse = { type: 'object', properties: { accessToken: { type: 'string' }, tokenType: { type: 'string' }, expiresIn: { type: 'integer' } } } as const
   app.post('/refresh-floor', { schema: { response: { 200: tokenResponse, 401: { type: 'null' } } } }, async (request, reply) => {
