@@ -60,8 +60,8 @@ export function ratios (results: Results): Ratio[] {
     per('/me / bare Fastify', 'requests/s', 0.5, true, (r) => m(r, 'me').rps / m(r, 'bare').rps),
     per('/me / raw verification', 'requests/s', 0.9, true, (r) => m(r, 'me').rps / m(r, 'verifyRaw').rps),
     per('login / raw argon2id', 'requests/s', 0.8, true, (r) => m(r, 'login').rps / m(r, 'argon2Raw').rps),
-    per('refresh p99 under login flood / idle', 'p99 latency', 2, false, (r) => m(r, 'refreshUnderLoginFlood').p99 / Math.max(1, m(r, 'refresh').p99)),
-    per('/me p99 under login flood / idle', 'p99 latency', 2, false, (r) => m(r, 'meUnderLoginFlood').p99 / Math.max(1, m(r, 'me').p99))
+    per('refresh p99 under login flood / idle', 'p99 latency', 2, false, (r) => m(r, 'refreshUnderLoginFlood').p99 / m(r, 'refresh').p99),
+    per('/me p99 under login flood / idle', 'p99 latency', 2, false, (r) => m(r, 'meUnderLoginFlood').p99 / m(r, 'me').p99)
   ]
 }
 
@@ -127,7 +127,7 @@ export function markdown (results: Results): string {
   for (const name of names) {
     const xs = results.rounds.map((r) => r[name] as Measurement)
     const cpu = (k: keyof Measurement['cpu']) => fmt(median(xs.map((x) => x.cpu[k])), 1)
-    lines.push(`| ${name} | ${fmt(median(xs.map((x) => x.rps)), 0)} | ${fmt(median(xs.map((x) => x.p50)), 1)} | ${fmt(median(xs.map((x) => x.p99)), 1)} | ${xs.reduce((a, x) => a + x.non2xx, 0)} | ` +
+    lines.push(`| ${name} | ${fmt(median(xs.map((x) => x.rps)), 0)} | ${fmt(median(xs.map((x) => x.p50)), 2)} | ${fmt(median(xs.map((x) => x.p99)), 2)} | ${xs.reduce((a, x) => a + x.non2xx, 0)} | ` +
       `${cpu('serverMainUs')} (${cpu('serverMainSystemUs')}) | ${cpu('serverUs')} | ${cpu('redisUs')} | ${cpu('loadGeneratorUs')} |`)
   }
   const mem = results.redis.memory
