@@ -49,6 +49,18 @@ t.test('the user agent and ip are updated on refresh', async (t) => {
   t.equal(sessions[0].userAgent, 'New/2.0')
 })
 
+t.test('a browser\'s user agent lists exactly as sent, however it is stored; control characters are replaced', async (t) => {
+  for (const store of ['redis', 'memory'] as const) {
+    const app = await buildApp(t, { store })
+    const edge = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0'
+    const s = await registerAndLogin(app, undefined, edge)
+    const list = async (token: string) => (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${token}` } })).json().sessions
+    t.equal((await list(s.accessToken))[0].userAgent, edge, `${store}: after login`)
+    const res = await refresh(app, s.cookie, { 'user-agent': 'evil\u0001\u0002agent' })
+    t.equal((await list(res.json().accessToken))[0].userAgent, 'evil??agent', `${store}: after a refresh by a hostile agent`)
+  }
+})
+
 t.test('DELETE /auth/sessions/:id kills that refresh token and, within 1 s, its access token on the other instance', async (t) => {
   const { a, b } = await twoInstances(t)
   const phone = await registerAndLogin(a, undefined, 'Phone')
