@@ -1,0 +1,227 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t, { type Test } from 'tap'
+import { generateKeySetJson } from '../../src/signing-keys.js'
+import { deleteKeys, PASSWORD, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { freePort } from '../helpers/redis-server.js'
+
+// The deployment the README describes, as processes: three instances of src/server.ts with the same
+// secrets and keys on one Redis, behind nginx (Debian's; .ci/run installs it) as the load balancer.
+const NGINX = '/usr/sbin/nginx'
+
+interface Instance { port: number, child: ChildProcess, output: () => string }
+
+async function startInstance (t: Test, env: Record<string, string | undefined>): Promise<Instance> {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH, ...env, PORT: String(port) } as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout?.on('data', (d) => { output += String(d) })
+  child.stderr?.on('data', (d) => { output += String(d) })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const deadline = Date.now() + 20_000
+  while (!output.includes('Server listening')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`instance did not start:\n${output}`)
+    await sleep(50)
+  }
+  return { port, child, output: () => output }
+}
+
+/** nginx in front of the instances: round robin, the client's address appended to X-Forwarded-For. */
+async function startNginx (t: Test, upstreams: number[]): Promise<number> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'auth-nginx-'))
+  for (const sub of ['client_body', 'proxy']) mkdirSync(join(dir, sub))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'nginx.conf'), `
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  upstream auth {
+    ${upstreams.map((p) => `server 127.0.0.1:${p} max_fails=0;`).join('\n    ')}
+    keepalive 16;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    # Which instance answered: lets the tests show a session really moved between instances.
+    add_header X-Upstream $upstream_addr always;
+    location / {
+      proxy_pass http://auth;
+    }
+    # A refresh is safe to send again to another instance even if the first one rotated the family
+    # before its connection broke: the parent within the grace window gets the same successor. nginx
+    # retries no POST by default (a login or a registration must not be repeated). An instance that is
+    # shutting down answers 503 to a request on a kept-alive connection without processing it.
+    location = /auth/refresh {
+      proxy_pass http://auth;
+      proxy_next_upstream error timeout http_503 non_idempotent;
+    }
+  }
+}
+`)
+  const child = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr?.on('data', (d) => { stderr += String(d) })
+  t.teardown(async () => {
+    child.kill('SIGQUIT')
+    if (child.exitCode === null) await once(child, 'exit')
+  })
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    const up = await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok, () => false)
+    if (up) return port
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr}`)
+    await sleep(50)
+  }
+}
+
+async function deployment (t: Test, instances = 3) {
+  const prefix = uniquePrefix()
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  // Production's shape: asymmetric keys shared by every instance, the refresh secret likewise, one hop of proxy trusted.
+  const env = testEnv({
+    REDIS_URL: SHARED_REDIS_URL,
+    REDIS_KEY_PREFIX: prefix,
+    JWT_SECRET: undefined,
+    JWT_KEYS: generateKeySetJson('ES256'),
+    TRUST_PROXY: '1',
+    LOG_LEVEL: 'info',
+    SHUTDOWN_TIMEOUT: '5',
+    // The stop test refreshes each session hundreds of times a second.
+    RATE_LIMIT_REFRESH_SESSION: '100000/60'
+  })
+  const started = await Promise.all(Array.from({ length: instances }, () => startInstance(t, env)))
+  const lb = await startNginx(t, started.map((i) => i.port))
+  return { instances: started, base: `http://127.0.0.1:${lb}` }
+}
+
+/** `refreshToken`: the refresh cookie's `name=value`, as the browser would send it back. */
+interface Answer { status: number, body: any, upstream: string, refreshToken: string | undefined }
+
+async function call (url: string, init: { method?: string, headers?: Record<string, string>, body?: unknown } = {}): Promise<Answer> {
+  const res = await fetch(url, {
+    method: init.method ?? 'GET',
+    headers: { ...(init.body === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body)
+  })
+  const refreshCookie = res.headers.getSetCookie().find((c) => /Path=\/auth(;|$)/.test(c))
+  const text = await res.text()
+  return {
+    status: res.status,
+    body: text === '' ? null : JSON.parse(text),
+    upstream: res.headers.get('x-upstream') ?? '',
+    refreshToken: refreshCookie?.split(';')[0]
+  }
+}
+
+const refresh = (base: string, cookie: string) => call(`${base}/auth/refresh`, { method: 'POST', headers: { cookie } })
+
+async function signUp (base: string, headers: Record<string, string> = {}) {
+  const email = uniqueEmail()
+  const registered = await call(`${base}/auth/register`, { method: 'POST', body: { email, password: PASSWORD }, headers })
+  if (registered.status !== 201) throw new Error(`register failed: ${registered.status}`)
+  const login = await call(`${base}/auth/login`, { method: 'POST', body: { email, password: PASSWORD }, headers })
+  if (login.status !== 200 || login.refreshToken === undefined) throw new Error(`login failed: ${login.status}`)
+  return { email, accessToken: login.body.accessToken as string, refreshToken: login.refreshToken }
+}
+
+t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGINX) ? false : `${NGINX} is not installed (apt-get install nginx-light)` }, async (t) => {
+  const { instances, base } = await deployment(t)
+
+  t.test('a session rotates from instance to instance, each refresh answered by the next one', async (t) => {
+    let { refreshToken } = await signUp(base)
+    const seen = new Set<string>()
+    const tokens = new Set<string>([refreshToken])
+    for (let i = 0; i < 9; i++) {
+      const res = await refresh(base, refreshToken)
+      t.equal(res.status, 200, `refresh ${i + 1} on ${res.upstream}`)
+      refreshToken = res.refreshToken as string
+      tokens.add(refreshToken)
+      seen.add(res.upstream)
+      const me = await call(`${base}/me`, { headers: { authorization: `Bearer ${res.body.accessToken as string}` } })
+      t.equal(me.status, 200, `its access token works on ${me.upstream}`)
+    }
+    t.equal(seen.size, 3, 'every instance rotated the session')
+    t.equal(tokens.size, 10, 'every rotation issued a new token')
+  })
+
+  t.test('two tabs refreshing the same token at once, on two instances, get the same successor', async (t) => {
+    const { refreshToken } = await signUp(base)
+    const [a, b] = await Promise.all([refresh(base, refreshToken), refresh(base, refreshToken)])
+    t.equal(a.status, 200)
+    t.equal(b.status, 200)
+    t.not(a.upstream, b.upstream, `answered by ${a.upstream} and ${b.upstream}`)
+    t.equal(a.refreshToken, b.refreshToken, 'one successor: the family is not forked')
+    t.equal((await refresh(base, a.refreshToken as string)).status, 200, 'and it rotates on')
+  })
+
+  t.test('a replayed rotated token, on any instance, ends the family on all of them', async (t) => {
+    const first = await signUp(base)
+    const second = await refresh(base, first.refreshToken)
+    const third = await refresh(base, second.refreshToken as string)
+    t.equal(third.status, 200)
+    const replay = await refresh(base, first.refreshToken) // two generations old: no grace
+    t.equal(replay.status, 401)
+    t.equal(replay.body.code, 'AUTH_REFRESH_REUSED')
+    t.equal((await refresh(base, third.refreshToken as string)).status, 401, 'the current token is dead too')
+    // The family's access tokens fail on every instance, asked directly, within a second.
+    const deadline = Date.now() + 1000
+    for (const instance of instances) {
+      let status = 0
+      while (Date.now() < deadline) {
+        status = (await call(`http://127.0.0.1:${instance.port}/me`, { headers: { authorization: `Bearer ${third.body.accessToken as string}` } })).status
+        if (status === 401) break
+        await sleep(20)
+      }
+      t.equal(status, 401, `instance on port ${instance.port} refuses the family's access token`)
+    }
+  })
+
+  t.test('the client address is the one nginx saw, not one the client wrote into X-Forwarded-For', async (t) => {
+    const forged = { 'x-forwarded-for': '203.0.113.66' }
+    const session = await signUp(base, forged)
+    const list = await call(`${base}/auth/sessions`, { headers: { authorization: `Bearer ${session.accessToken}`, ...forged } })
+    t.equal(list.status, 200)
+    t.equal(list.body.sessions[0].ip, '127.0.0.1', 'nginx appended the real peer; one trusted hop takes that, not the forged entry')
+  })
+
+  t.test('an instance stopped mid-traffic: its in-flight requests finish, nginx moves on, no client sees an error', async (t) => {
+    const sessions = await Promise.all(Array.from({ length: 4 }, () => signUp(base)))
+    const failures: string[] = []
+    let answered = 0
+    const until = { stopped: false }
+    const clients = sessions.map(async (s) => {
+      let token = s.refreshToken
+      while (!until.stopped) {
+        const res = await refresh(base, token).catch((err: Error) => ({ status: 0, upstream: err.message, refreshToken: undefined, body: null }))
+        if (res.status !== 200 || res.refreshToken === undefined) failures.push(`${res.status} from ${res.upstream}`)
+        else { token = res.refreshToken; answered += 1 }
+      }
+    })
+    await sleep(300)
+    const victim = instances[1] as Instance
+    victim.child.kill('SIGTERM')
+    const [code] = await once(victim.child, 'exit') as [number | null]
+    await sleep(500)
+    until.stopped = true
+    await Promise.all(clients)
+    t.equal(code, 0, 'the stopped instance drained and exited cleanly')
+    t.ok(answered > 20, `${answered} refreshes answered`)
+    t.same(failures, [], 'every refresh succeeded across the stop')
+  })
+})
