@@ -37,15 +37,13 @@ if presented == current and f[1] == ARGV[1] then
   end
   -- One write for the rotation, the client that made it and the refresh counted against the limit:
   -- this is the path a load of refreshes takes.
-  -- The user agent's second half only when it has one (family-create.lua).
+  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now,
+    'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
+  -- The user agent's second half only when it has one (family-create.lua), and none left from a longer one.
   if #ARGV[6] > 64 then
-    redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now,
-      'u1', string.sub(ARGV[6], 1, 64), 'u2', string.sub(ARGV[6], 65, 128), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
-  else
-    redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now, 'u1', ARGV[6], 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
-    if f[8] then
-      redis.call('HDEL', KEYS[1], 'u2')
-    end
+    redis.call('HSET', KEYS[1], 'u2', string.sub(ARGV[6], 65, 128))
+  elseif f[8] then
+    redis.call('HDEL', KEYS[1], 'u2')
   end
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], 'XX', now, ARGV[8])
