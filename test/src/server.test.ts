@@ -1,22 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { request, Agent } from 'node:http'
-import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
 import { freePort } from '../helpers/redis-server.js'
-
-function startServer (env: Record<string, string | undefined>): { child: ChildProcess, output: () => string, exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  child.stdout?.on('data', (d) => { output += String(d) })
-  child.stderr?.on('data', (d) => { output += String(d) })
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  return { child, output: () => output, exited }
-}
+import { startServer, waitForListening } from '../helpers/server-process.js'
 
 function post (port: number, path: string, body: object, agent?: Agent): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
@@ -29,14 +16,6 @@ function post (port: number, path: string, body: object, agent?: Agent): Promise
     req.on('error', reject)
     req.end(payload)
   })
-}
-
-async function waitForListening (server: ReturnType<typeof startServer>): Promise<void> {
-  const deadline = Date.now() + 15_000
-  while (!server.output().includes('Server listening')) {
-    if (Date.now() > deadline) throw new Error(`server did not start:\n${server.output()}`)
-    await sleep(50)
-  }
 }
 
 t.test('SIGTERM: in-flight requests finish, new ones are refused, idle keep-alive does not hold the process, exit well within 10 s', async (t) => {

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { tmpdir } from 'node:os'
@@ -8,29 +8,20 @@ import t, { type Test } from 'tap'
 import { generateKeySetJson } from '../../src/signing-keys.js'
 import { deleteKeys, PASSWORD, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort } from '../helpers/redis-server.js'
+import { startServer, waitForListening, type ServerProcess } from '../helpers/server-process.js'
 
 // The deployment the README describes, as processes: three instances of src/server.ts with the same
 // secrets and keys on one Redis, behind nginx (Debian's; .ci/run installs it) as the load balancer.
 const NGINX = '/usr/sbin/nginx'
 
-interface Instance { port: number, child: ChildProcess, output: () => string }
+interface Instance extends ServerProcess { port: number }
 
 async function startInstance (t: Test, env: Record<string, string | undefined>): Promise<Instance> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH, ...env, PORT: String(port) } as NodeJS.ProcessEnv,
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  child.stdout?.on('data', (d) => { output += String(d) })
-  child.stderr?.on('data', (d) => { output += String(d) })
-  t.teardown(() => { child.kill('SIGKILL') })
-  const deadline = Date.now() + 20_000
-  while (!output.includes('Server listening')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`instance did not start:\n${output}`)
-    await sleep(50)
-  }
-  return { port, child, output: () => output }
+  const server = startServer({ ...env, PORT: String(port) })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server, 20_000)
+  return { ...server, port }
 }
 
 /** nginx in front of the instances: round robin, the client's address appended to X-Forwarded-For. */
@@ -216,7 +207,7 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     await sleep(300)
     const victim = instances[1] as Instance
     victim.child.kill('SIGTERM')
-    const [code] = await once(victim.child, 'exit') as [number | null]
+    const code = await victim.exited
     await sleep(500)
     until.stopped = true
     await Promise.all(clients)

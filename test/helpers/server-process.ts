@@ -1,0 +1,32 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export interface ServerProcess {
+  child: ChildProcess
+  /** Everything it has written to stdout and stderr so far. */
+  output: () => string
+  exited: Promise<number | null>
+}
+
+/** src/server.ts as its own process, with exactly this environment (and PATH). */
+export function startServer (env: Record<string, string | undefined>): ServerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout?.on('data', (d) => { output += String(d) })
+  child.stderr?.on('data', (d) => { output += String(d) })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  return { child, output: () => output, exited }
+}
+
+/** Resolves once the server logs that it listens; throws with its output if it exits or takes longer. */
+export async function waitForListening (server: ServerProcess, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!server.output().includes('Server listening')) {
+    if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`server did not start:\n${server.output()}`)
+    await sleep(50)
+  }
+}
