@@ -6,8 +6,11 @@ import argon2 from 'argon2'
 import { createSigner, createVerifier } from 'fast-jwt'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
+import { noRevocations } from '../../src/access-revocations.js'
 import { RedisFamilyStore } from '../../src/redis-family-store.js'
 import { RefreshTokenCodec } from '../../src/refresh-token.js'
+import { SessionService } from '../../src/session-service.js'
+import { sessionMeta } from '../../src/session-meta.js'
 
 const env = process.env
 // The service's algorithm and public key, with fast-jwt's own cache of the same size as the service's.
@@ -45,13 +48,14 @@ app.get('/verify', async (request, reply) => {
   }
 })
 
-// The floor of a refresh: exactly the domain work of the service's /auth/refresh (tag check, successor,
-// the one rotation script on the same store, one access token signed as @fastify/jwt signs it: fast-jwt,
-// same key and claims) in a bare route: no hooks, no plugins, no access log. What the service adds on top is the cost of its HTTP
-// concerns (bench/README.md).
+// The floor of a refresh: exactly the domain work of the service's /auth/refresh (SessionService.refresh: tag
+// check, successor, the one rotation script on the same store; one access token signed as @fastify/jwt signs it:
+// fast-jwt, same key and claims) in a bare route: no hooks, no plugins, no access log. What the service adds on
+// top is the cost of its HTTP concerns (bench/README.md).
 if (env.REFRESH_TOKEN_SECRET !== undefined) {
-  const codec = new RefreshTokenCodec(env.REFRESH_TOKEN_SECRET)
   const store = new RedisFamilyStore(redis, JSON.parse(env.FAMILY_POLICY as string), env.REDIS_KEY_PREFIX as string)
+  // Revocation happens only on reuse, which the bench never presents.
+  const sessions = new SessionService(new RefreshTokenCodec(env.REFRESH_TOKEN_SECRET), store, noRevocations)
   const sign = createSigner({
     key: env.JWT_SIGN_KEY as string,
     algorithm: env.JWT_ALGORITHM as 'ES256',
@@ -61,34 +65,24 @@ if (env.REFRESH_TOKEN_SECRET !== undefined) {
     aud: 'auth-service',
     expiresIn: 600_000
   })
+  const tokenResponse = { type: 'object', properties: { accessToken: { type: 'string' }, tokenType: { type: 'string' }, expiresIn: { type: 'integer' } } } as const
+
   // Less than any refresh can do: one signature, as @fastify/jwt signs it, and one trivial Redis round trip; no token is
   // read, no cookie set, and the request is the same every time. What this route reaches bounds refresh / bare for
   // every design that issues a signed access token and keeps its sessions in Redis (bench/README.md).
-  app.post('/sign-redis', async () => {
+  app.post('/sign-redis', { schema: { response: { 200: tokenResponse } } }, async () => {
     counter = (counter + 1) % 100_000
     await redis.eval(touch, 1, `bench-floor:${counter}`, 'x')
     return { accessToken: sign({ sub: 'AAAAAAAAAAAAAAAAAAAAAA', email: 'bench-user-1@example.com', sid: 'BBBBBBBBBBBBBBBBBBBBBB', jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
   })
+
   const cookieName = env.COOKIE_NAME as string
-  const tokenResponse = { type: 'object', properties: { accessToken: { type: 'string' }, tokenType: { type: 'string' }, expiresIn: { type: 'integer' } } } as const
   app.post('/refresh-floor', { schema: { response: { 200: tokenResponse, 401: { type: 'null' } } } }, async (request, reply) => {
     const cookie = request.headers.cookie ?? ''
-    const opened = codec.open(cookie.slice(cookie.indexOf('=') + 1))
-    if (opened === null) return reply.code(401).send(null)
-    const { token } = opened
-    const successor = codec.seal(codec.successor(token))
-    const result = await store.rotate({
-      userId: token.userId,
-      familyId: token.familyId,
-      generation: token.generation,
-      presentedHash: opened.digest,
-      successorHash: successor.digest,
-      userAgent: request.headers['user-agent'] ?? '',
-      ip: request.ip
-    })
-    if (result.status !== 'rotated' && result.status !== 'grace') return reply.code(401).send(null)
-    reply.header('set-cookie', `${cookieName}=${successor.value}; Max-Age=${result.ttlSeconds}; Path=/auth; HttpOnly; Secure; SameSite=Strict`)
-    return { accessToken: sign({ sub: token.userId, email: result.email, sid: token.familyId, jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
+    const outcome = await sessions.refresh(cookie.slice(cookie.indexOf('=') + 1), sessionMeta(request))
+    if (outcome.status !== 'ok') return reply.code(401).send(null)
+    reply.header('set-cookie', `${cookieName}=${outcome.refreshToken}; Max-Age=${outcome.ttlSeconds}; Path=/auth; HttpOnly; Secure; SameSite=Strict`)
+    return { accessToken: sign({ sub: outcome.userId, email: outcome.email, sid: outcome.familyId, jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
   })
 }
 
