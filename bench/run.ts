@@ -39,6 +39,9 @@ const { values: args } = parseArgs({
     // A second service with these settings on top, measured beside the first in the same rounds
     // (runs named "<run>@variant"): settings compared without the machine's drift between runs.
     variant: { type: 'string', multiple: true, default: [] },
+    // The variant runs the service of another checkout (e.g. `git worktree add ../base HEAD~1`, with
+    // its node_modules): code compared beside code in the same rounds, as --variant compares settings.
+    'variant-checkout': { type: 'string' },
     // The access-token algorithm: ES256 is the service default; HS256 for single-service setups.
     algorithm: { type: 'string', default: 'ES256' }
   }
@@ -359,9 +362,9 @@ async function main (): Promise<void> {
   // The same service logging a line for every request, successes of the hot routes included: what that costs.
   const serviceLogged = await startProcess('service-logged', 'src/server.ts', { ...productionEnv, ACCESS_LOG: 'all', PORT: String(ports.serviceLogged) })
   const variantPort = await freePort()
-  const variant = Object.keys(variantEnv).length === 0
+  const variant = Object.keys(variantEnv).length === 0 && args['variant-checkout'] === undefined
     ? undefined
-    : await startProcess('variant', 'src/server.ts', { ...productionEnv, ...variantEnv, PORT: String(variantPort) })
+    : await startProcess('variant', join(args['variant-checkout'] ?? '.', 'src/server.ts'), { ...productionEnv, ...variantEnv, PORT: String(variantPort) })
   const bareEnv = {
     REDIS_URL: redisUrl,
     JWT_VERIFY_KEY: signingKey.verifyKey,

@@ -4,7 +4,7 @@ import { AccessTokenInvalidError } from '../src/errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** onRequest hook for protected scopes: verifies the bearer access token and sets request.user. */
+    /** onRequest hook of each protected route: verifies the bearer access token and sets request.user. */
     authenticate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   }
 }

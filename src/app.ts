@@ -122,10 +122,17 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     options: opts,
     forceESM: true
   })
+  // Route modules share this context instead of each getting one: every encapsulated context builds
+  // its own Request and Reply classes, so the per-request code all routes run (Fastify's, Node's)
+  // met a dozen object shapes; in one context refresh spends about 5 % less per request (bench/README.md).
+  // So a route module declares its full path and its hooks per route (`onRequest`), never per scope;
+  // test/src/app.test.ts holds both.
   await fastify.register(AutoLoad, {
     dir: join(root, 'routes'),
     options: opts,
-    forceESM: true
+    forceESM: true,
+    encapsulate: false,
+    dirNameRoutePrefix: false
   })
 }
 

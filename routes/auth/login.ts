@@ -6,7 +6,7 @@ import { sessionMeta } from '../../src/session-meta.js'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
   const { loginIp } = fastify.config.rateLimits
-  fastify.post('/login', {
+  fastify.post('/auth/login', {
     config: { rateLimit: { max: loginIp.max, timeWindow: loginIp.windowSeconds * 1000 } },
     schema: {
       body: Credentials,

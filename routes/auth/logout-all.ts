@@ -2,9 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorResponse } from '../../src/http-schemas.js'
 
 const logoutAll: FastifyPluginAsyncTypebox = async (fastify) => {
-  fastify.addHook('onRequest', fastify.authenticate)
-
-  fastify.post('/logout-all', {
+  fastify.post('/auth/logout-all', {
+    onRequest: fastify.authenticate,
     schema: { response: { 204: { type: 'null' }, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse } }
   }, async (request, reply) => {
     const { sub, sid } = request.user

@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { ErrorResponse } from '../../src/http-schemas.js'
 
 const logout: FastifyPluginAsyncTypebox = async (fastify) => {
-  fastify.post('/logout', {
+  fastify.post('/auth/logout', {
     onRequest: fastify.csrfProtection,
     schema: {
       response: { 204: Type.Null(), 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse }

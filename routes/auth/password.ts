@@ -3,10 +3,9 @@ import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
 import { ErrorResponse, PasswordChange } from '../../src/http-schemas.js'
 
 const password: FastifyPluginAsyncTypebox = async (fastify) => {
-  fastify.addHook('onRequest', fastify.authenticate)
-
   const { passwordIp } = fastify.config.rateLimits
-  fastify.post('/password', {
+  fastify.post('/auth/password', {
+    onRequest: fastify.authenticate,
     config: { rateLimit: { max: passwordIp.max, timeWindow: passwordIp.windowSeconds * 1000 } },
     schema: {
       body: PasswordChange,

@@ -5,6 +5,12 @@ import { ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
 import { sessionMeta } from '../../src/session-meta.js'
 
 const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
+  // The one route with a scope of its own (src/app.ts says why routes share one): its limiter counts
+  // in this instance's memory and applies to every route of its scope.
+  await fastify.register(refreshRoute)
+}
+
+const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   const { refreshIp } = fastify.config.rateLimits
   // Per client IP, counted in this instance's memory: a shared counter would cost a second Redis
   // round trip on the hottest route. The shared bound is per session, inside the rotation script.
@@ -19,7 +25,7 @@ const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   // Takes the refresh cookie and nothing else: no body, no content type needed.
-  fastify.post('/refresh', {
+  fastify.post('/auth/refresh', {
     onRequest: fastify.csrfProtection,
     // Successes logged at debug (src/app.ts): every client refreshes every few minutes; a reuse is a warning.
     config: { accessLog: 'failures' },

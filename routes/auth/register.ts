@@ -5,7 +5,7 @@ import { ErrorResponse, Registration, UserResponse } from '../../src/http-schema
 
 const register: FastifyPluginAsyncTypebox = async (fastify) => {
   const { registerIp } = fastify.config.rateLimits
-  fastify.post('/register', {
+  fastify.post('/auth/register', {
     config: { rateLimit: { max: registerIp.max, timeWindow: registerIp.windowSeconds * 1000 } },
     schema: {
       body: Registration,

@@ -3,9 +3,8 @@ import { SessionNotFoundError } from '../../src/errors.js'
 import { ErrorResponse, SessionList, SessionParams } from '../../src/http-schemas.js'
 
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
-  fastify.addHook('onRequest', fastify.authenticate)
-
-  fastify.get('/sessions', {
+  fastify.get('/auth/sessions', {
+    onRequest: fastify.authenticate,
     schema: { response: { 200: SessionList, 401: ErrorResponse, 503: ErrorResponse } }
   }, async (request, reply) => {
     const list = await fastify.sessions.list(request.user.sub)
@@ -22,7 +21,8 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   })
 
-  fastify.delete('/sessions/:id', {
+  fastify.delete('/auth/sessions/:id', {
+    onRequest: fastify.authenticate,
     schema: { params: SessionParams, response: { 204: { type: 'null' }, 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse } }
   }, async (request, reply) => {
     // Store keys are scoped by the caller's user id: another user's session id is simply not found,

@@ -5,13 +5,13 @@ import { ErrorResponse, StatusResponse } from '../../src/http-schemas.js'
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
   // Liveness: the process runs and its event loop answers. Never depends on Redis,
   // or an orchestrator would restart healthy instances during a Redis outage.
-  fastify.get('/live', {
+  fastify.get('/health/live', {
     config: { accessLog: 'failures' },
     schema: { response: { 200: StatusResponse } }
   }, async () => ({ status: 'ok' }))
 
   // Readiness: the store answers, so login and refresh can work. A load balancer routes by this.
-  fastify.get('/ready', {
+  fastify.get('/health/ready', {
     config: { accessLog: 'failures' },
     schema: { response: { 200: StatusResponse, 503: ErrorResponse } }
   }, async () => {
