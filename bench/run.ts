@@ -73,8 +73,10 @@ function cleanup (): void {
 process.on('exit', cleanup)
 process.on('SIGINT', () => process.exit(130))
 
+const benchStarted = Date.now()
+/** A progress line, with the seconds since the bench started: where a run's time goes. */
 function log (message: string): void {
-  process.stderr.write(`[bench] ${message}\n`)
+  process.stderr.write(`[bench ${((Date.now() - benchStarted) / 1000).toFixed(0).padStart(3)} s] ${message}\n`)
 }
 
 async function startProcess (name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
