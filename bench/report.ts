@@ -85,10 +85,11 @@ export function contextRatios (results: Results): Array<{ name: string, median: 
 /**
  * The most requests per second the machine could serve if every core were busy with nothing but one
  * run's work (its server, Redis and load-generator CPU per request), as a share of bare Fastify's
- * measured rate. For the refresh floor, a ceiling for refresh / bare that no implementation of this
- * design reaches; for signRedis, one that no design signing a token and calling Redis reaches.
+ * measured rate. For refresh, a ceiling that no spreading of the service's work over threads or
+ * processes passes; for the refresh floor, one that no implementation of this design passes; for
+ * signRedis, one that no design signing a token and calling Redis passes.
  */
-export function cpuCeiling (results: Results, run: 'refreshFloor' | 'signRedis'): { cpuMicrosPerRequest: number, maxRps: number, ratioToBare: number } {
+export function cpuCeiling (results: Results, run: 'refresh' | 'refreshFloor' | 'signRedis'): { cpuMicrosPerRequest: number, maxRps: number, ratioToBare: number } {
   const cores = results.machine.cores
   const perRound = results.rounds.map((r) => {
     const c = m(r, run).cpu
@@ -97,6 +98,23 @@ export function cpuCeiling (results: Results, run: 'refreshFloor' | 'signRedis')
   })
   return {
     cpuMicrosPerRequest: median(perRound.map((x) => x.cpu)),
+    maxRps: median(perRound.map((x) => x.maxRps)),
+    ratioToBare: median(perRound.map((x) => x.ratio))
+  }
+}
+
+/**
+ * The most requests per second one run's server could serve with its event loop's thread busy with nothing
+ * else (its CPU per request on that thread, kernel part included), as a share of bare Fastify's rate: the
+ * bound of a server that does a request's work on one thread, whatever the other cores do.
+ */
+export function eventLoopCeiling (results: Results, run: string): { eventLoopMicrosPerRequest: number, maxRps: number, ratioToBare: number } {
+  const perRound = results.rounds.map((r) => {
+    const us = m(r, run).cpu.serverMainUs
+    return { us, maxRps: 1e6 / us, ratio: 1e6 / us / m(r, 'bare').rps }
+  })
+  return {
+    eventLoopMicrosPerRequest: median(perRound.map((x) => x.us)),
     maxRps: median(perRound.map((x) => x.maxRps)),
     ratioToBare: median(perRound.map((x) => x.ratio))
   }
@@ -117,9 +135,12 @@ export function markdown (results: Results): string {
   }
   lines.push('', 'Context, no target: what the parts of a route cost here.', '', '| ratio | of | median | min–max | what it bounds |', '|---|---|---|---|---|')
   for (const r of contextRatios(results)) lines.push(`| ${r.name} | requests/s | **${fmt(r.median)}** | ${fmt(r.min)}–${fmt(r.max)} | ${r.bounds} |`)
+  const service = cpuCeiling(results, 'refresh')
+  const serviceLoop = eventLoopCeiling(results, 'refresh')
   const floor = cpuCeiling(results, 'refreshFloor')
   const minimal = cpuCeiling(results, 'signRedis')
-  lines.push('', `Ceilings of refresh / bare, from CPU per request (server, Redis and load generator) if ${results.machine.cores} cores did nothing else: the refresh floor costs ${fmt(floor.cpuMicrosPerRequest, 0)} µs, ${fmt(floor.maxRps, 0)} refreshes/s, **${fmt(floor.ratioToBare)}** of bare Fastify; ` +
+  lines.push('', `Ceilings of refresh / bare, from CPU per request (server, Redis and load generator) if ${results.machine.cores} cores did nothing else: the service's refresh costs ${fmt(service.cpuMicrosPerRequest, 0)} µs, ${fmt(service.maxRps, 0)} refreshes/s, **${fmt(service.ratioToBare)}** of bare Fastify ` +
+    `(its event loop alone, ${fmt(serviceLoop.eventLoopMicrosPerRequest, 0)} µs per refresh, caps it at ${fmt(serviceLoop.maxRps, 0)}/s, **${fmt(serviceLoop.ratioToBare)}**); the refresh floor costs ${fmt(floor.cpuMicrosPerRequest, 0)} µs, ${fmt(floor.maxRps, 0)}/s, **${fmt(floor.ratioToBare)}**; ` +
     `one signature and one Redis round trip alone (signRedis, a static request) cost ${fmt(minimal.cpuMicrosPerRequest, 0)} µs, ${fmt(minimal.maxRps, 0)}/s, **${fmt(minimal.ratioToBare)}** of bare.`)
   lines.push('', 'CPU columns: microseconds per completed request, medians over rounds; the event loop bounds a server\'s rate, its kernel part is mostly socket reads and writes; the login-flood runs share one service and one load generator, so theirs overlap.', '',
     '| run | requests/s | p50 ms | p99 ms | non-2xx | event loop µs (kernel) | server µs | Redis µs | load generator µs |', '|---|---|---|---|---|---|---|---|---|')
@@ -173,7 +194,7 @@ export function svg (results: Results): string {
 }
 
 export function writeReport (results: Results, dir: string): void {
-  writeFileSync(join(dir, 'latest.json'), JSON.stringify({ ...results, ratios: ratios(results), context: contextRatios(results), refreshCeiling: cpuCeiling(results, 'refreshFloor'), minimalRefreshCeiling: cpuCeiling(results, 'signRedis') }, null, 2) + '\n')
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify({ ...results, ratios: ratios(results), context: contextRatios(results), serviceRefreshCeiling: { cpu: cpuCeiling(results, 'refresh'), eventLoop: eventLoopCeiling(results, 'refresh') }, refreshCeiling: cpuCeiling(results, 'refreshFloor'), minimalRefreshCeiling: cpuCeiling(results, 'signRedis') }, null, 2) + '\n')
   writeFileSync(join(dir, 'latest.md'), markdown(results))
   writeFileSync(join(dir, 'latest.svg'), svg(results))
 }
