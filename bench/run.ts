@@ -53,7 +53,7 @@ const settings = (pairs: string[], flag: string): Record<string, string> => Obje
 }))
 const serviceEnv = settings(args.env, 'env')
 const variantEnv = settings(args.variant, 'variant')
-const DURATION_S = Number(args.duration ?? (args.quick ? 1 : 4))
+const DURATION_S = Number(args.duration ?? (args.quick ? 1 : 3))
 const ROUNDS = Number(args.rounds ?? 3)
 const SESSIONS = Number(args.sessions ?? (args.quick ? 20_000 : 100_000))
 const CONNECTIONS = 50
