@@ -266,7 +266,6 @@ function setCookieToken (headers: Record<string, string | string[]>): string | u
 }
 
 async function main (): Promise<void> {
-  const started = Date.now()
   const redisPort = await freePort()
   const redisDir = mkdtempSync(join(tmpdir(), 'auth-bench-redis-'))
   cleanups.push(() => rmSync(redisDir, { recursive: true, force: true }))
@@ -527,7 +526,7 @@ async function main (): Promise<void> {
     redis: { commandsPerRefresh, memory },
     serviceRssMb: rssKb / 1024,
     algorithms,
-    elapsedSeconds: (Date.now() - started) / 1000
+    elapsedSeconds: (Date.now() - benchStarted) / 1000
   }
   mkdirSync(args.out, { recursive: true })
   writeReport(results, args.out)

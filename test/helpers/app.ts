@@ -47,6 +47,8 @@ export interface BuildOptions {
   logStream?: Writable
   /** Share a key prefix with another app: two instances of one deployment. */
   prefix?: string
+  /** Runs on the bare instance before the app registers: hooks of the test's own that see every route. */
+  beforeApp?: (fastify: FastifyInstance) => void
 }
 
 export async function buildApp (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -58,6 +60,7 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Fa
   })
   const config = loadConfig(env)
   const fastify = Fastify(serverOptions(config, options.logStream))
+  options.beforeApp?.(fastify)
   await fastify.register(app, { config })
   await fastify.ready()
   t.teardown(async () => {

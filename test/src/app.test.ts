@@ -1,8 +1,6 @@
-import Fastify, { type RouteOptions } from 'fastify'
+import type { RouteOptions } from 'fastify'
 import t, { type Test } from 'tap'
-import app, { serverOptions } from '../../src/app.js'
-import { loadConfig } from '../../src/config.js'
-import { testEnv } from '../helpers/app.js'
+import { buildApp } from '../helpers/app.js'
 
 // The routes anyone may call. Every other route acts for a signed-in user.
 const PUBLIC_ROUTES = new Set([
@@ -18,20 +16,20 @@ const PUBLIC_ROUTES = new Set([
 
 /** The real app on the embedded store, with an `onRoute` and an `onRequest` hook of the test's own at its root. */
 async function inspectedApp (t: Test) {
-  const config = loadConfig(testEnv())
-  const fastify = Fastify(serverOptions(config))
   const routes: RouteOptions[] = []
   const requestClasses = new Map<string, object>()
   const replyClasses = new Map<string, object>()
-  fastify.addHook('onRoute', (route) => { routes.push(route) })
-  fastify.addHook('onRequest', (request, reply, done) => {
-    requestClasses.set(request.url, Object.getPrototypeOf(request) as object)
-    replyClasses.set(request.url, Object.getPrototypeOf(reply) as object)
-    done()
+  const fastify = await buildApp(t, {
+    store: 'memory',
+    beforeApp: (root) => {
+      root.addHook('onRoute', (route) => { routes.push(route) })
+      root.addHook('onRequest', (request, reply, done) => {
+        requestClasses.set(request.url, Object.getPrototypeOf(request) as object)
+        replyClasses.set(request.url, Object.getPrototypeOf(reply) as object)
+        done()
+      })
+    }
   })
-  await fastify.register(app, { config })
-  await fastify.ready()
-  t.teardown(() => fastify.close())
   return { fastify, routes: routes.filter((r) => r.method !== 'HEAD'), requestClasses, replyClasses }
 }
 
