@@ -9,6 +9,8 @@ export interface Measurement {
   non2xx: number
   /** CPU microseconds per completed request: the server's event loop (and its part in the kernel), the whole server process, Redis, the load generator. */
   cpu: { serverMainUs: number, serverMainSystemUs: number, serverUs: number, redisUs: number, loadGeneratorUs: number }
+  /** The share of all cores idle during the run, whoever else ran. */
+  machineIdlePercent: number
 }
 
 export interface Results {
@@ -142,14 +144,14 @@ export function markdown (results: Results): string {
   lines.push('', `Ceilings of refresh / bare, from CPU per request (server, Redis and load generator) if ${results.machine.cores} cores did nothing else: the service's refresh costs ${fmt(service.cpuMicrosPerRequest, 0)} µs, ${fmt(service.maxRps, 0)} refreshes/s, **${fmt(service.ratioToBare)}** of bare Fastify ` +
     `(its event loop alone, ${fmt(serviceLoop.eventLoopMicrosPerRequest, 0)} µs per refresh, caps it at ${fmt(serviceLoop.maxRps, 0)}/s, **${fmt(serviceLoop.ratioToBare)}**); the refresh floor costs ${fmt(floor.cpuMicrosPerRequest, 0)} µs, ${fmt(floor.maxRps, 0)}/s, **${fmt(floor.ratioToBare)}**; ` +
     `one signature and one Redis round trip alone (signRedis, a static request) cost ${fmt(minimal.cpuMicrosPerRequest, 0)} µs, ${fmt(minimal.maxRps, 0)}/s, **${fmt(minimal.ratioToBare)}** of bare.`)
-  lines.push('', 'CPU columns: microseconds per completed request, medians over rounds; the event loop bounds a server\'s rate, its kernel part is mostly socket reads and writes; the login-flood runs share one service and one load generator, so theirs overlap.', '',
-    '| run | requests/s | p50 ms | p99 ms | non-2xx | event loop µs (kernel) | server µs | Redis µs | load generator µs |', '|---|---|---|---|---|---|---|---|---|')
+  lines.push('', 'CPU columns: microseconds per completed request, medians over rounds; the event loop bounds a server\'s rate, its kernel part is mostly socket reads and writes; the login-flood runs share one service and one load generator, so theirs overlap. Idle: the share of all cores that sat idle during the run (the ceilings above assume none).', '',
+    '| run | requests/s | p50 ms | p99 ms | non-2xx | event loop µs (kernel) | server µs | Redis µs | load generator µs | idle % |', '|---|---|---|---|---|---|---|---|---|---|')
   const names = Object.keys(results.rounds[0] ?? {})
   for (const name of names) {
     const xs = results.rounds.map((r) => r[name] as Measurement)
     const cpu = (k: keyof Measurement['cpu']) => fmt(median(xs.map((x) => x.cpu[k])), 1)
     lines.push(`| ${name} | ${fmt(median(xs.map((x) => x.rps)), 0)} | ${fmt(median(xs.map((x) => x.p50)), 2)} | ${fmt(median(xs.map((x) => x.p99)), 2)} | ${xs.reduce((a, x) => a + x.non2xx, 0)} | ` +
-      `${cpu('serverMainUs')} (${cpu('serverMainSystemUs')}) | ${cpu('serverUs')} | ${cpu('redisUs')} | ${cpu('loadGeneratorUs')} |`)
+      `${cpu('serverMainUs')} (${cpu('serverMainSystemUs')}) | ${cpu('serverUs')} | ${cpu('redisUs')} | ${cpu('loadGeneratorUs')} | ${fmt(median(xs.map((x) => x.machineIdlePercent)), 0)} |`)
   }
   const mem = results.redis.memory
   const cmds = results.redis.commandsPerRefresh

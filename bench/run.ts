@@ -162,7 +162,7 @@ async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
       if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime)
     })
   })
-  const cpu = cpuPerRequest(cpuBefore, cpuSnapshot(spec.server), result.requests.total)
+  const cpuAfter = cpuSnapshot(spec.server)
   const sorted = Float64Array.from(latencies).sort()
   return {
     rps: result.requests.average,
@@ -170,7 +170,8 @@ async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
     p99: quantile(sorted, 0.99),
     requests: result.requests.total,
     non2xx: result.non2xx + result.errors + result.timeouts,
-    cpu
+    cpu: cpuPerRequest(cpuBefore, cpuAfter, result.requests.total),
+    machineIdlePercent: idlePercent(cpuBefore.machine, cpuAfter.machine)
   }
 }
 
@@ -190,7 +191,24 @@ function statCpuSeconds (path: string): { user: number, system: number } {
   }
 }
 
-interface CpuSnapshot { serverMainUser: number, serverMainSystem: number, server: number, redis: number, loadGenerator: number }
+interface CpuSnapshot { serverMainUser: number, serverMainSystem: number, server: number, redis: number, loadGenerator: number, machine: MachineTimes }
+
+/** The whole machine's CPU time since boot, idle and in all, in clock ticks (/proc/stat's first line). */
+interface MachineTimes { idle: number, total: number }
+function machineTimes (): MachineTimes {
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]?.trim().split(/\s+/).slice(1, 9).map(Number) ?? []
+  return { idle: (ticks[3] ?? 0) + (ticks[4] ?? 0), total: ticks.reduce((a, b) => a + b, 0) }
+}
+
+/**
+ * The share of all cores that sat idle during a run. CPU ceilings assume cores that never idle; a run with
+ * an event loop short of saturation and idle cores is bound by the hand-offs between processes and threads.
+ */
+function idlePercent (before: MachineTimes, after: MachineTimes): number {
+  const total = after.total - before.total
+  return total > 0 ? 100 * (after.idle - before.idle) / total : 0
+}
 
 let redisPid: number | undefined
 function cpuSnapshot (server: ChildProcess): CpuSnapshot {
@@ -206,7 +224,8 @@ function cpuSnapshot (server: ChildProcess): CpuSnapshot {
     serverMainSystem: main.system,
     server: whole.user + whole.system,
     redis: redis.user + redis.system,
-    loadGenerator: (own.user + own.system) / 1e6
+    loadGenerator: (own.user + own.system) / 1e6,
+    machine: machineTimes()
   }
 }
 
@@ -216,7 +235,7 @@ function cpuSnapshot (server: ChildProcess): CpuSnapshot {
  * means the route outruns the generator.
  */
 function cpuPerRequest (before: CpuSnapshot, after: CpuSnapshot, requests: number): Measurement['cpu'] {
-  const us = (k: keyof CpuSnapshot) => requests > 0 ? (after[k] - before[k]) * 1e6 / requests : 0
+  const us = (k: Exclude<keyof CpuSnapshot, 'machine'>) => requests > 0 ? (after[k] - before[k]) * 1e6 / requests : 0
   return {
     serverMainUs: us('serverMainUser') + us('serverMainSystem'),
     serverMainSystemUs: us('serverMainSystem'),
@@ -459,7 +478,7 @@ async function main (): Promise<void> {
     const scenario = scenarios[args.scenario] as () => Load
     await load(scenario(), 2)
     const m = await load(scenario(), DURATION_S)
-    log(`profiled ${args.scenario}: ${m.rps.toFixed(0)} req/s; ${describeCpu(m.cpu)}`)
+    log(`profiled ${args.scenario}: ${m.rps.toFixed(0)} req/s; ${describeCpu(m.cpu)}; machine idle ${m.machineIdlePercent.toFixed(0)} %`)
     const { server } = scenario()
     log(`stopping the server to write its profile under ${args.profile}`)
     server.kill('SIGTERM')
@@ -508,7 +527,8 @@ async function main (): Promise<void> {
       const p99 = median(rounds.map((r) => (r[name] as Measurement).p99))
       const cpu = Object.fromEntries(Object.keys((rounds[0]?.[name] as Measurement).cpu).map((k) =>
         [k, median(rounds.map((r) => (r[name] as Measurement).cpu[k as keyof Measurement['cpu']]))])) as Measurement['cpu']
-      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99.toFixed(2)} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length}); ${describeCpu(cpu)}`)
+      const idle = median(rounds.map((r) => (r[name] as Measurement).machineIdlePercent))
+      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99.toFixed(2)} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length}); ${describeCpu(cpu)}; machine idle ${idle.toFixed(0)} %`)
     }
     redis.disconnect()
     return

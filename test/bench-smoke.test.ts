@@ -22,6 +22,8 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
     t.ok(results.rounds[0][run].requests > 0, `${run} made requests`)
     t.equal(results.rounds[0][run].non2xx, 0, `${run}: no non-2xx`)
     t.ok(results.rounds[0][run].cpu.serverMainUs > 0, `${run}: the server's CPU per request was measured`)
+    const idle = results.rounds[0][run].machineIdlePercent
+    t.ok(idle >= 0 && idle <= 100, `${run}: the machine's idle share was measured (${idle} %)`)
   }
   t.equal(results.ratios.length, 9, 'every target reported')
   t.equal(results.context.length, 7, 'and the context ratios')
