@@ -11,6 +11,8 @@ export interface Measurement {
   cpu: { serverMainUs: number, serverMainSystemUs: number, serverUs: number, redisUs: number, loadGeneratorUs: number }
   /** The share of all cores idle during the run, whoever else ran. */
   machineIdlePercent: number
+  /** The server process measured: each round has new ones. */
+  serverPid: number
 }
 
 export interface Results {

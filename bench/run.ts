@@ -96,6 +96,16 @@ async function startProcess (name: string, script: string, env: Record<string, s
   return child
 }
 
+/** SIGTERM, as an orchestrator stops a container; SIGKILL if it has not exited within 10 s. */
+async function stopProcess (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
+}
+
 async function waitForHttp (url: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
@@ -171,7 +181,8 @@ async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
     requests: result.requests.total,
     non2xx: result.non2xx + result.errors + result.timeouts,
     cpu: cpuPerRequest(cpuBefore, cpuAfter, result.requests.total),
-    machineIdlePercent: idlePercent(cpuBefore.machine, cpuAfter.machine)
+    machineIdlePercent: idlePercent(cpuBefore.machine, cpuAfter.machine),
+    serverPid: spec.server.pid as number
   }
 }
 
@@ -378,13 +389,7 @@ async function main (): Promise<void> {
     // --env KEY=VALUE: a setting of the service to try (it is recorded in the results).
     ...serviceEnv
   }
-  const service = await startProcess('service', 'src/server.ts', { ...productionEnv, PORT: String(ports.service) })
-  // The same service logging a line for every request, successes of the hot routes included: what that costs.
-  const serviceLogged = await startProcess('service-logged', 'src/server.ts', { ...productionEnv, ACCESS_LOG: 'all', PORT: String(ports.serviceLogged) })
   const variantPort = await freePort()
-  const variant = Object.keys(variantEnv).length === 0 && args['variant-checkout'] === undefined
-    ? undefined
-    : await startProcess('variant', join(args['variant-checkout'] ?? '.', 'src/server.ts'), { ...productionEnv, ...variantEnv, PORT: String(variantPort) })
   const bareEnv = {
     REDIS_URL: redisUrl,
     JWT_VERIFY_KEY: signingKey.verifyKey,
@@ -398,13 +403,30 @@ async function main (): Promise<void> {
     REDIS_KEY_PREFIX: PREFIX,
     COOKIE_NAME: COOKIE
   }
-  const bare = await startProcess('bare', 'bench/baselines/bare-fastify.ts', { PORT: String(ports.bare), ...bareEnv })
   const tutorialSecrets = { ACCESS_TOKEN_SECRET: randomBytes(32).toString('hex'), REFRESH_TOKEN_SECRET: 'tutorial-refresh-secret-' + randomBytes(16).toString('hex') }
-  const tutorial = await startProcess('tutorial', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorial), ...tutorialSecrets })
-  const tutorialKey = await startProcess('tutorial-keyobject', 'bench/baselines/tutorial-express.ts', { PORT: String(ports.tutorialKey), KEY_MODE: 'keyobject', ...tutorialSecrets })
   const base = (port: number) => `http://127.0.0.1:${port}`
-  if (variant !== undefined) await waitForHttp(`${base(variantPort)}/health/ready`)
-  await Promise.all([waitForHttp(`${base(ports.service)}/health/ready`), waitForHttp(`${base(ports.bare)}/hello`), waitForHttp(`${base(ports.serviceLogged)}/health/ready`), waitForHttp(`${base(ports.tutorial)}/token`), waitForHttp(`${base(ports.tutorialKey)}/token`)])
+  const withVariant = Object.keys(variantEnv).length > 0 || args['variant-checkout'] !== undefined
+  // Each server: its script, its environment, and a URL that answers once it is ready.
+  const serverSpecs: Record<string, { script: string, env: Record<string, string>, ready: string }> = {
+    service: { script: 'src/server.ts', env: { ...productionEnv, PORT: String(ports.service) }, ready: `${base(ports.service)}/health/ready` },
+    // The same service logging a line for every request, successes of the hot routes included: what that costs.
+    serviceLogged: { script: 'src/server.ts', env: { ...productionEnv, ACCESS_LOG: 'all', PORT: String(ports.serviceLogged) }, ready: `${base(ports.serviceLogged)}/health/ready` },
+    ...(withVariant
+      ? { variant: { script: join(args['variant-checkout'] ?? '.', 'src/server.ts'), env: { ...productionEnv, ...variantEnv, PORT: String(variantPort) }, ready: `${base(variantPort)}/health/ready` } }
+      : {}),
+    bare: { script: 'bench/baselines/bare-fastify.ts', env: { PORT: String(ports.bare), ...bareEnv }, ready: `${base(ports.bare)}/hello` },
+    tutorial: { script: 'bench/baselines/tutorial-express.ts', env: { PORT: String(ports.tutorial), ...tutorialSecrets }, ready: `${base(ports.tutorial)}/token` },
+    tutorialKey: { script: 'bench/baselines/tutorial-express.ts', env: { PORT: String(ports.tutorialKey), KEY_MODE: 'keyobject', ...tutorialSecrets }, ready: `${base(ports.tutorialKey)}/token` }
+  }
+  const startServers = async (): Promise<Record<string, ChildProcess>> => {
+    const started: Record<string, ChildProcess> = {}
+    for (const [name, spec] of Object.entries(serverSpecs)) started[name] = await startProcess(name, spec.script, spec.env)
+    await Promise.all(Object.values(serverSpecs).map((spec) => waitForHttp(spec.ready)))
+    return started
+  }
+  let servers = await startServers()
+  /** The process of that name serving now: every round after the first gets new ones (bench/README.md). */
+  const server = (name: string): ChildProcess => servers[name] as ChildProcess
 
   // Access tokens minted by the service, presented repeatedly like real clients do.
   const accessTokens: string[] = []
@@ -431,26 +453,26 @@ async function main (): Promise<void> {
   }
   let loginIndex = 0
   const scenarios: Record<string, () => Load> = {
-    bare: () => ({ url: `${base(ports.bare)}/hello`, server: bare, connections: CONNECTIONS }),
-    bareRedis: () => ({ url: `${base(ports.bare)}/redis`, server: bare, connections: CONNECTIONS }),
-    signRedis: () => ({ url: `${base(ports.bare)}/sign-redis`, server: bare, connections: CONNECTIONS, method: 'POST' }),
+    bare: () => ({ url: `${base(ports.bare)}/hello`, server: server('bare'), connections: CONNECTIONS }),
+    bareRedis: () => ({ url: `${base(ports.bare)}/redis`, server: server('bare'), connections: CONNECTIONS }),
+    signRedis: () => ({ url: `${base(ports.bare)}/sign-redis`, server: server('bare'), connections: CONNECTIONS, method: 'POST' }),
     // A route that does nothing, through every hook of the service (logging, headers, CORS, limits).
-    live: () => ({ url: `${base(ports.service)}/health/live`, server: service, connections: CONNECTIONS }),
+    live: () => ({ url: `${base(ports.service)}/health/live`, server: server('service'), connections: CONNECTIONS }),
     refresh: () => ({
       url: base(ports.service),
-      server: service,
+      server: server('service'),
       connections: CONNECTIONS,
       requests: [refreshRequest]
     }),
     // The same pool and feedback as refresh: both rotate the same seeded families.
-    refreshFloor: () => ({ ...scenarios.refresh!(), url: base(ports.bare), server: bare, requests: [{ ...refreshRequest, path: '/refresh-floor' }] }),
-    tutorial: () => ({ url: `${base(ports.tutorial)}/token`, server: tutorial, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
-    tutorialKeyObject: () => ({ url: `${base(ports.tutorialKey)}/token`, server: tutorialKey, connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
-    me: () => ({ url: base(ports.service), server: service, connections: CONNECTIONS, requests: withAccessTokens('/me') }),
-    verifyRaw: () => ({ url: base(ports.bare), server: bare, connections: CONNECTIONS, requests: withAccessTokens('/verify') }),
+    refreshFloor: () => ({ ...scenarios.refresh!(), url: base(ports.bare), server: server('bare'), requests: [{ ...refreshRequest, path: '/refresh-floor' }] }),
+    tutorial: () => ({ url: `${base(ports.tutorial)}/token`, server: server('tutorial'), connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
+    tutorialKeyObject: () => ({ url: `${base(ports.tutorialKey)}/token`, server: server('tutorialKey'), connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
+    me: () => ({ url: base(ports.service), server: server('service'), connections: CONNECTIONS, requests: withAccessTokens('/me') }),
+    verifyRaw: () => ({ url: base(ports.bare), server: server('bare'), connections: CONNECTIONS, requests: withAccessTokens('/verify') }),
     login: () => ({
       url: base(ports.service),
-      server: service,
+      server: server('service'),
       connections: LOGIN_CONNECTIONS,
       requests: [{
         method: 'POST',
@@ -459,19 +481,19 @@ async function main (): Promise<void> {
         setupRequest: (req) => ({ ...req, body: JSON.stringify({ email: loginAccounts[loginIndex++ % loginAccounts.length], password: PASSWORD }) })
       }]
     }),
-    argon2Raw: () => ({ url: `${base(ports.bare)}/argon2`, server: bare, connections: LOGIN_CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: PASSWORD }) })
+    argon2Raw: () => ({ url: `${base(ports.bare)}/argon2`, server: server('bare'), connections: LOGIN_CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ password: PASSWORD }) })
   }
 
   /** A run of the service, against another service process. */
-  const against = (name: string, port: number, server: ChildProcess) => (): Load => {
+  const against = (name: string, port: number, serverName: string) => (): Load => {
     const run = (scenarios[name] as () => Load)()
-    return { ...run, url: run.url.replace(base(ports.service), base(port)), server }
+    return { ...run, url: run.url.replace(base(ports.service), base(port)), server: server(serverName) }
   }
-  scenarios.refreshLogged = against('refresh', ports.serviceLogged, serviceLogged)
-  scenarios.meLogged = against('me', ports.serviceLogged, serviceLogged)
+  scenarios.refreshLogged = against('refresh', ports.serviceLogged, 'serviceLogged')
+  scenarios.meLogged = against('me', ports.serviceLogged, 'serviceLogged')
   // --variant: every run of the service again, against the variant.
-  if (variant !== undefined) {
-    for (const name of ['live', 'refresh', 'me', 'login']) scenarios[`${name}@variant`] = against(name, variantPort, variant)
+  if (withVariant) {
+    for (const name of ['live', 'refresh', 'me', 'login']) scenarios[`${name}@variant`] = against(name, variantPort, 'variant')
   }
 
   if (args.profile !== undefined) {
@@ -479,10 +501,8 @@ async function main (): Promise<void> {
     await load(scenario(), 2)
     const m = await load(scenario(), DURATION_S)
     log(`profiled ${args.scenario}: ${m.rps.toFixed(0)} req/s; ${describeCpu(m.cpu)}; machine idle ${m.machineIdlePercent.toFixed(0)} %`)
-    const { server } = scenario()
     log(`stopping the server to write its profile under ${args.profile}`)
-    server.kill('SIGTERM')
-    await new Promise((resolve) => server.once('exit', resolve))
+    await stopProcess(scenario().server)
     redis.disconnect()
     return
   }
@@ -490,12 +510,26 @@ async function main (): Promise<void> {
   // --only a,b[,flood]: just these runs (and the two login-flood runs if "flood" is listed).
   const only = args.only?.split(',')
   for (const name of only ?? []) if (scenarios[name] === undefined && name !== 'flood') throw new Error(`--only: no run named ${name}`)
+  // Every run at once, for a couple of seconds: enough for each server to compile the code its runs take,
+  // and a round of new processes costs seconds, not a run's length per run.
+  const warmUp = async (): Promise<void> => {
+    await Promise.all(Object.entries(scenarios).filter(([name]) => only === undefined || only.includes(name)).map(([, make]) => load(make(), Math.min(2, DURATION_S * 2))))
+  }
   log('warming up')
-  for (const [name, make] of Object.entries(scenarios)) if (only === undefined || only.includes(name)) await load(make(), 1)
+  await warmUp()
 
   const rounds: Results['rounds'] = []
   const commandsPerRefresh: Array<ReturnType<typeof perRefresh>> = []
   for (let round = 0; round < ROUNDS; round++) {
+    if (round > 0) {
+      // New processes every round, as JMH forks a new JVM per fork: on this machine one process of the same
+      // code can serve a third slower or faster than another for its whole life (bench/README.md), which
+      // alternating rounds against the same processes would never average out.
+      log(`round ${round + 1}/${ROUNDS}: new server processes`)
+      await Promise.all(Object.values(servers).map(stopProcess))
+      servers = await startServers()
+      await warmUp()
+    }
     log(`round ${round + 1}/${ROUNDS}`)
     const r: Record<string, Measurement> = {}
     // Alternate: each target right after (or before) its baseline, order flipped every round.
@@ -536,7 +570,7 @@ async function main (): Promise<void> {
 
   const algorithms = measureAlgorithms()
   memory.familyKeyBytesAfterRuns = await usage(familyKeys)
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))?.[1])
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server('service').pid}/status`, 'utf8'))?.[1])
   const results: Results = {
     date: new Date().toISOString(),
     commit: await gitCommit(),

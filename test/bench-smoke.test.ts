@@ -5,11 +5,11 @@ import { join } from 'node:path'
 import t from 'tap'
 
 // Proves `npm run bench` works end to end, in a few seconds: no figure is asserted, only that
-// every run happened, without errors, and that the report was written.
+// every run happened, without errors, each round on new server processes, and that the report was written.
 t.test('the benchmark runs end to end and writes its report', { timeout: 120_000 }, async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'bench-smoke-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--rounds', '1', '--duration', '0.5', '--sessions', '2000', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--rounds', '2', '--duration', '0.5', '--sessions', '2000', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += String(d) })
   const code = await new Promise((resolve) => child.on('exit', resolve))
@@ -24,6 +24,8 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
     t.ok(results.rounds[0][run].cpu.serverMainUs > 0, `${run}: the server's CPU per request was measured`)
     const idle = results.rounds[0][run].machineIdlePercent
     t.ok(idle >= 0 && idle <= 100, `${run}: the machine's idle share was measured (${idle} %)`)
+    t.ok(results.rounds[1][run].requests > 0, `${run} made requests in the second round too`)
+    t.not(results.rounds[1][run].serverPid, results.rounds[0][run].serverPid, `${run}: the second round was served by a new process`)
   }
   t.equal(results.ratios.length, 9, 'every target reported')
   t.equal(results.context.length, 7, 'and the context ratios')
