@@ -41,3 +41,22 @@ t.test('per-route request metrics expose exactly what prom-client\'s Counter and
   t.match(exposition, /^http_request_duration_seconds_count\{method="POST",route="\/auth\/refresh"\} 4$/m)
   t.notMatch(exposition, /never-requested/, 'a route without requests has no series yet')
 })
+
+t.test('refresh and login outcomes expose exactly what prom-client\'s labelled Counter would', async (t) => {
+  const metrics = new ServiceMetrics()
+  const registry = new Registry()
+  const refreshes = new Counter({ name: 'auth_refresh_total', help: 'Refresh-token presentations by outcome; "reused" means a rotated token came back and its family was revoked.', labelNames: ['outcome'], registers: [registry] })
+  const logins = new Counter({ name: 'auth_login_total', help: 'Login attempts by outcome.', labelNames: ['outcome'], registers: [registry] })
+  for (const outcome of ['rotated', 'rotated', 'reused', 'grace', 'rotated', 'invalid', 'limited', 'invalid'] as const) {
+    metrics.refresh(outcome)
+    refreshes.inc({ outcome })
+  }
+  for (const outcome of ['invalid_credentials', 'success', 'success'] as const) {
+    metrics.login(outcome)
+    logins.inc({ outcome })
+  }
+  for (const name of ['auth_refresh_total', 'auth_login_total']) {
+    t.equal(await metrics.registry.getSingleMetricAsString(name), await registry.getSingleMetricAsString(name), name)
+  }
+  t.match((await metrics.exposition()).body, /^auth_refresh_total\{outcome="rotated"\} 3$/m)
+})
