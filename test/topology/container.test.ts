@@ -1,0 +1,205 @@
+import { execFile, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { promisify } from 'node:util'
+import t, { type Test } from 'tap'
+import { generateKeySetJson } from '../../src/signing-keys.js'
+import { PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { freePort, PrivateRedis } from '../helpers/redis-server.js'
+import { waitForListening, type ServerProcess } from '../helpers/server-process.js'
+
+// The Dockerfile, run as processes: there is no container engine on this machine. Its build stage
+// compiles what it copies, its deps stage installs the production dependencies alone, and its runtime
+// stage's CMD and HEALTHCHECK run on what those produce, with the stage's ENV. Steps are read from the
+// Dockerfile itself, so a change there changes what runs here; a step this test does not know fails it.
+// What it catches: a devDependency imported at run time, a file the build leaves out of dist/ (the Lua
+// scripts, the autoloaded plugins and routes), an entry point that works under tsx only.
+const execFileAsync = promisify(execFile)
+const ROOT = join(import.meta.dirname, '..', '..')
+
+interface Stage {
+  name: string
+  workdir: string
+  copies: Array<{ from: string | null, sources: string[], dest: string }>
+  runs: string[]
+  env: Record<string, string>
+  cmd: string[] | null
+  healthcheck: string[] | null
+}
+
+/** The stages of a Dockerfile, in order; continuation lines joined, comments dropped. */
+function parseDockerfile (text: string): Stage[] {
+  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+  const stages: Stage[] = []
+  for (const line of lines) {
+    const [, instruction = '', rest = ''] = /^(\S+)\s+(.*)$/.exec(line) ?? []
+    const stage = stages.at(-1)
+    if (instruction === 'FROM') {
+      stages.push({ name: / AS (\S+)$/i.exec(rest)?.[1] ?? 'runtime', workdir: '/', copies: [], runs: [], env: {}, cmd: null, healthcheck: null })
+    } else if (stage === undefined) {
+      continue
+    } else if (instruction === 'WORKDIR') {
+      stage.workdir = rest
+    } else if (instruction === 'COPY') {
+      const words = rest.split(/\s+/)
+      const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length) ?? null
+      const paths = words.filter((w) => !w.startsWith('--'))
+      stage.copies.push({ from, sources: paths.slice(0, -1), dest: paths.at(-1) as string })
+    } else if (instruction === 'RUN') {
+      stage.runs.push(rest)
+    } else if (instruction === 'ENV') {
+      for (const [, key, value] of rest.matchAll(/(\w+)=(\S+)/g)) stage.env[key as string] = value as string
+    } else if (instruction === 'CMD') {
+      stage.cmd = JSON.parse(rest)
+    } else if (instruction === 'HEALTHCHECK') {
+      stage.healthcheck = JSON.parse(rest.slice(rest.indexOf('CMD ') + 4))
+    }
+  }
+  return stages
+}
+
+async function sh (cwd: string, file: string, args: string[]): Promise<void> {
+  // Not the test runner's NODE_OPTIONS (its loaders) nor NODE_ENV: a build stage has neither.
+  await execFileAsync(file, args, { cwd, env: { ...process.env, NODE_OPTIONS: undefined, NODE_ENV: undefined }, maxBuffer: 64 * 1024 * 1024 })
+}
+
+/**
+ * Runs one RUN line of a stage. `npm ci` of the build stage is the repository's own install (same lock file,
+ * all dependencies), linked in; the deps stage's runs for real, from npm's cache where it can. apt-get is the
+ * image's toolchain, which .ci/run installs on this machine; `npm cache clean` only slims the image, and
+ * must not empty this machine's cache.
+ */
+async function run (stage: Stage, dir: string, line: string): Promise<void> {
+  for (const step of line.split('&&').map((s) => s.trim())) {
+    const [file = '', ...args] = step.split(/\s+/)
+    if (file === 'apt-get' || file === 'rm' || (file === 'npm' && args[0] === 'cache')) continue
+    if (file === 'npm' && args[0] === 'ci' && !args.includes('--omit=dev')) {
+      symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+    } else if (file === 'npm' && (args[0] === 'ci' || args[0] === 'run')) {
+      await sh(dir, 'npm', args[0] === 'ci' ? [...args, '--prefer-offline'] : args)
+    } else {
+      throw new Error(`stage ${stage.name}: this test does not know how to run "${step}"; teach it`)
+    }
+  }
+}
+
+/** Builds every stage into a directory of its own, as `docker build` would; returns the runtime stage's. */
+async function build (t: Test, stages: Stage[]): Promise<{ dir: string, stage: Stage }> {
+  const work = mkdtempSync(join(tmpdir(), 'auth-image-'))
+  t.teardown(() => rmSync(work, { recursive: true, force: true }))
+  const dirs = new Map<string, string>()
+  for (const stage of stages) {
+    const dir = join(work, stage.name)
+    mkdirSync(dir)
+    dirs.set(stage.name, dir)
+    for (const copy of stage.copies) {
+      for (const source of copy.sources) {
+        // A path in another stage is absolute in its image, whose WORKDIR is that stage's directory here.
+        const fromStage = stages.find((s) => s.name === copy.from)
+        const from = fromStage === undefined ? join(ROOT, source) : join(dirs.get(fromStage.name) as string, source.slice(fromStage.workdir.length))
+        // As COPY does: a file into a directory keeps its name; a directory's contents go into the destination.
+        const target = copy.dest.endsWith('/') && !statSync(from).isDirectory() ? join(dir, copy.dest, basename(from)) : join(dir, copy.dest)
+        cpSync(from, target, { recursive: true, verbatimSymlinks: true })
+      }
+    }
+    for (const line of stage.runs) await run(stage, dir, line)
+  }
+  const runtime = stages.at(-1) as Stage
+  return { dir: dirs.get(runtime.name) as string, stage: runtime }
+}
+
+function start (dir: string, cmd: string[], env: Record<string, string | undefined>): ServerProcess {
+  const [file, ...args] = cmd as [string, ...string[]]
+  const child = spawn(file === 'node' ? process.execPath : file, args, {
+    cwd: dir,
+    env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout?.on('data', (d) => { output += String(d) })
+  child.stderr?.on('data', (d) => { output += String(d) })
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  return { child, output: () => output, exited }
+}
+
+async function healthcheck (dir: string, cmd: string[], env: Record<string, string>): Promise<number> {
+  const [file, ...args] = cmd as [string, ...string[]]
+  try {
+    await execFileAsync(file === 'node' ? process.execPath : file, args, { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 10_000 })
+    return 0
+  } catch (err) {
+    return (err as { code?: number }).code ?? -1
+  }
+}
+
+t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, async (t) => {
+  const stages = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))
+  t.same(stages.map((s) => s.name), ['build', 'deps', 'runtime'], 'three stages: build, production dependencies, runtime')
+  const { dir, stage } = await build(t, stages)
+  t.equal(stage.env.NODE_ENV, 'production', 'the image runs in production mode, which refuses unsafe config')
+  t.equal(stage.env.HOST, '0.0.0.0', 'and listens on every interface of its container')
+  t.ok(stage.cmd !== null && stage.healthcheck !== null, 'it has a CMD and a HEALTHCHECK')
+  const cmd = stage.cmd as string[]
+  const check = stage.healthcheck as string[]
+
+  const redis = await PrivateRedis.start(t)
+  const port = String(await freePort())
+  // The operator's part (README: containers), with the image's ENV; loopback only, as every test here.
+  const env = {
+    ...stage.env,
+    HOST: '127.0.0.1',
+    PORT: port,
+    REDIS_URL: redis.url,
+    JWT_KEYS: generateKeySetJson('ES256'),
+    REFRESH_TOKEN_SECRET: randomBytes(48).toString('base64')
+  }
+
+  t.test('refuses to start without the config production needs, and says which', async (t) => {
+    const server = start(dir, cmd, { ...env, REDIS_URL: undefined })
+    t.equal(await server.exited, 1, 'exits 1')
+    t.match(server.output(), /refusing to start: REDIS_URL is required in production/)
+    t.notMatch(server.output(), env.REFRESH_TOKEN_SECRET, 'and never echoes a secret')
+  })
+
+  t.test('serves from dist/ with production dependencies alone, and its HEALTHCHECK follows it', async (t) => {
+    t.equal(await healthcheck(dir, check, env), 1, 'the health check fails before the service is up')
+    const server = start(dir, cmd, env)
+    t.teardown(() => { server.child.kill('SIGKILL') })
+    await waitForListening(server, 30_000)
+    t.equal(await healthcheck(dir, check, env), 0, 'and passes once it serves')
+
+    const base = `http://127.0.0.1:${port}`
+    t.equal((await fetch(`${base}/health/ready`)).status, 200, 'ready: Redis answers')
+    const jwks = await (await fetch(`${base}/.well-known/jwks.json`)).json() as { keys: Array<{ kid: string, d?: string }> }
+    t.same(jwks.keys.map((k) => [k.kid, k.d]), [[JSON.parse(env.JWT_KEYS).keys[0].kid, undefined]], 'the JWKS publishes the configured key, never its private part')
+
+    // A whole session through the compiled routes, plugins and Lua scripts.
+    const email = uniqueEmail()
+    const json = { 'content-type': 'application/json' }
+    t.equal((await fetch(`${base}/auth/register`, { method: 'POST', headers: json, body: JSON.stringify({ email, password: PASSWORD }) })).status, 201, 'registers')
+    const login = await fetch(`${base}/auth/login`, { method: 'POST', headers: json, body: JSON.stringify({ email, password: PASSWORD }) })
+    t.equal(login.status, 200, 'logs in: argon2 loads and hashes at the production parameters')
+    const cookie = login.headers.getSetCookie()[0]?.split(';')[0] as string
+    t.match(login.headers.getSetCookie()[0], /^__Secure-refresh_token=[^;]+;.*HttpOnly.*Secure/i, 'production cookie: __Secure- prefix, HttpOnly, Secure')
+    const refreshed = await fetch(`${base}/auth/refresh`, { method: 'POST', headers: { cookie } })
+    t.equal(refreshed.status, 200, 'the refresh rotates (the Lua script was built into dist/)')
+    const successor = refreshed.headers.getSetCookie()[0]?.split(';')[0] as string
+    t.not(successor, cookie, 'to a new refresh token')
+    const { accessToken } = await refreshed.json() as { accessToken: string }
+    const me = await fetch(`${base}/me`, { headers: { authorization: `Bearer ${accessToken}` } })
+    t.match(await me.json(), { id: /^[A-Za-z0-9_-]{22}$/, email }, 'whose access token /me accepts')
+    const again = await fetch(`${base}/auth/refresh`, { method: 'POST', headers: { cookie } })
+    t.equal(again.headers.getSetCookie()[0]?.split(';')[0], successor, 'the parent again within the grace window: the same successor (the family lives in Redis)')
+
+    // node is PID 1 in the image, so SIGTERM reaches it directly (the CMD is an exec-form array).
+    server.child.kill('SIGTERM')
+    t.equal(await server.exited, 0, 'SIGTERM: it drains and exits 0')
+    t.match(server.output(), /"signal":"SIGTERM"/, 'saying why')
+    t.equal(await healthcheck(dir, check, env), 1, 'and the health check fails once it is gone')
+    t.notMatch(server.output(), env.REFRESH_TOKEN_SECRET, 'the refresh secret is never logged')
+    t.notMatch(server.output(), cookie.split('=')[1] as string, 'nor the refresh token')
+  })
+})
