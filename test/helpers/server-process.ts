@@ -11,7 +11,13 @@ export interface ServerProcess {
 
 /** src/server.ts as its own process, with exactly this environment (and PATH). */
 export function startServer (env: Record<string, string | undefined>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  return startProcess(process.execPath, ['--import', 'tsx', 'src/server.ts'], env)
+}
+
+/** Any command as a server process, with exactly this environment (and PATH), in `cwd` if given. */
+export function startProcess (file: string, args: string[], env: Record<string, string | undefined>, cwd?: string): ServerProcess {
+  const child = spawn(file, args, {
+    cwd,
     env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe']
   })

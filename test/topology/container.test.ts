@@ -1,6 +1,5 @@
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
@@ -9,7 +8,7 @@ import t, { type Test } from 'tap'
 import { generateKeySetJson } from '../../src/signing-keys.js'
 import { PASSWORD, uniqueEmail } from '../helpers/app.js'
 import { freePort, PrivateRedis } from '../helpers/redis-server.js'
-import { waitForListening, type ServerProcess } from '../helpers/server-process.js'
+import { startProcess, waitForListening, type ServerProcess } from '../helpers/server-process.js'
 
 // The Dockerfile, run as processes: there is no container engine on this machine. Its build stage
 // compiles what it copies, its deps stage installs the production dependencies alone, and its runtime
@@ -111,18 +110,10 @@ async function build (t: Test, stages: Stage[]): Promise<{ dir: string, stage: S
   return { dir: dirs.get(runtime.name) as string, stage: runtime }
 }
 
+/** The image's exec-form CMD, in the runtime stage's directory; `node` is this machine's. */
 function start (dir: string, cmd: string[], env: Record<string, string | undefined>): ServerProcess {
   const [file, ...args] = cmd as [string, ...string[]]
-  const child = spawn(file === 'node' ? process.execPath : file, args, {
-    cwd: dir,
-    env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  child.stdout?.on('data', (d) => { output += String(d) })
-  child.stderr?.on('data', (d) => { output += String(d) })
-  const exited = once(child, 'exit').then(([code]) => code as number | null)
-  return { child, output: () => output, exited }
+  return startProcess(file === 'node' ? process.execPath : file, args, env, dir)
 }
 
 async function healthcheck (dir: string, cmd: string[], env: Record<string, string>): Promise<number> {
