@@ -78,6 +78,9 @@ export function contextRatios (results: Results): Array<{ name: string, median: 
   return [
     per('bare route + one Redis round trip / bare', 'any route that touches Redis', 'bareRedis', 'bare'),
     per('one signature + one Redis round trip, in a bare route / bare', 'refresh / bare, for any design that signs an access token and keeps sessions in Redis', 'signRedis', 'bare'),
+    per('minimal refresh (the least any refresh can do, in a bare route) / bare', 'refresh / bare, for any design that rotates refresh tokens in Redis and signs an access token', 'refreshMinimal', 'bare'),
+    per('minimal refresh / tutorial (string secrets)', 'refresh / tutorial, for any such design', 'refreshMinimal', 'tutorial'),
+    per('minimal refresh / tutorial (KeyObject secrets)', 'refresh / KeyObject tutorial, for any such design', 'refreshMinimal', 'tutorialKeyObject'),
     per('refresh floor (the domain work of a refresh in a bare route) / bare', 'refresh / bare, with this design and algorithm', 'refreshFloor', 'bare'),
     per('refresh / refresh floor', 'what the service\'s HTTP concerns cost a refresh', 'refresh', 'refreshFloor'),
     per('service no-op route (/health/live) / bare', 'any route of the service: every hook and header', 'live', 'bare'),
@@ -90,10 +93,11 @@ export function contextRatios (results: Results): Array<{ name: string, median: 
  * The most requests per second the machine could serve if every core were busy with nothing but one
  * run's work (its server, Redis and load-generator CPU per request), as a share of bare Fastify's
  * measured rate. For refresh, a ceiling that no spreading of the service's work over threads or
- * processes passes; for the refresh floor, one that no implementation of this design passes; for
- * signRedis, one that no design signing a token and calling Redis passes.
+ * processes passes; for the refresh floor, one that no implementation of this design passes; for the
+ * minimal refresh, one that no design rotating refresh tokens in Redis passes; for signRedis, one that
+ * no design signing a token and calling Redis passes.
  */
-export function cpuCeiling (results: Results, run: 'refresh' | 'refreshFloor' | 'signRedis'): { cpuMicrosPerRequest: number, maxRps: number, ratioToBare: number } {
+export function cpuCeiling (results: Results, run: 'refresh' | 'refreshFloor' | 'refreshMinimal' | 'signRedis'): { cpuMicrosPerRequest: number, maxRps: number, ratioToBare: number } {
   const cores = results.machine.cores
   const perRound = results.rounds.map((r) => {
     const c = m(r, run).cpu
@@ -142,10 +146,12 @@ export function markdown (results: Results): string {
   const service = cpuCeiling(results, 'refresh')
   const serviceLoop = eventLoopCeiling(results, 'refresh')
   const floor = cpuCeiling(results, 'refreshFloor')
-  const minimal = cpuCeiling(results, 'signRedis')
+  const minimal = cpuCeiling(results, 'refreshMinimal')
+  const signOnly = cpuCeiling(results, 'signRedis')
   lines.push('', `Ceilings of refresh / bare, from CPU per request (server, Redis and load generator) if ${results.machine.cores} cores did nothing else: the service's refresh costs ${fmt(service.cpuMicrosPerRequest, 0)} µs, ${fmt(service.maxRps, 0)} refreshes/s, **${fmt(service.ratioToBare)}** of bare Fastify ` +
     `(its event loop alone, ${fmt(serviceLoop.eventLoopMicrosPerRequest, 0)} µs per refresh, caps it at ${fmt(serviceLoop.maxRps, 0)}/s, **${fmt(serviceLoop.ratioToBare)}**); the refresh floor costs ${fmt(floor.cpuMicrosPerRequest, 0)} µs, ${fmt(floor.maxRps, 0)}/s, **${fmt(floor.ratioToBare)}**; ` +
-    `one signature and one Redis round trip alone (signRedis, a static request) cost ${fmt(minimal.cpuMicrosPerRequest, 0)} µs, ${fmt(minimal.maxRps, 0)}/s, **${fmt(minimal.ratioToBare)}** of bare.`)
+    `the minimal refresh costs ${fmt(minimal.cpuMicrosPerRequest, 0)} µs, ${fmt(minimal.maxRps, 0)}/s, **${fmt(minimal.ratioToBare)}**; ` +
+    `one signature and one Redis round trip alone (signRedis, a static request) cost ${fmt(signOnly.cpuMicrosPerRequest, 0)} µs, ${fmt(signOnly.maxRps, 0)}/s, **${fmt(signOnly.ratioToBare)}** of bare.`)
   lines.push('', 'CPU columns: microseconds per completed request, medians over rounds; the event loop bounds a server\'s rate, its kernel part is mostly socket reads and writes; the login-flood runs share one service and one load generator, so theirs overlap. Idle: the share of all cores that sat idle during the run (the ceilings above assume none).', '',
     '| run | requests/s | p50 ms | p99 ms | non-2xx | event loop µs (kernel) | server µs | Redis µs | load generator µs | idle % |', '|---|---|---|---|---|---|---|---|---|---|')
   const names = Object.keys(results.rounds[0] ?? {})
@@ -198,7 +204,7 @@ export function svg (results: Results): string {
 }
 
 export function writeReport (results: Results, dir: string): void {
-  writeFileSync(join(dir, 'latest.json'), JSON.stringify({ ...results, ratios: ratios(results), context: contextRatios(results), serviceRefreshCeiling: { cpu: cpuCeiling(results, 'refresh'), eventLoop: eventLoopCeiling(results, 'refresh') }, refreshCeiling: cpuCeiling(results, 'refreshFloor'), minimalRefreshCeiling: cpuCeiling(results, 'signRedis') }, null, 2) + '\n')
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify({ ...results, ratios: ratios(results), context: contextRatios(results), serviceRefreshCeiling: { cpu: cpuCeiling(results, 'refresh'), eventLoop: eventLoopCeiling(results, 'refresh') }, refreshCeiling: cpuCeiling(results, 'refreshFloor'), minimalRefreshCeiling: cpuCeiling(results, 'refreshMinimal'), signRedisCeiling: cpuCeiling(results, 'signRedis') }, null, 2) + '\n')
   writeFileSync(join(dir, 'latest.md'), markdown(results))
   writeFileSync(join(dir, 'latest.svg'), svg(results))
 }

@@ -4,7 +4,7 @@
 // and measures refresh, /me and login against baselines run in the same session, alternating
 // round by round. Only loopback; every run is bounded in time. See bench/README.md.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -374,6 +374,20 @@ async function main (): Promise<void> {
     familyKeyBytesAfterRuns: 0
   }
   log(`memory: ${memory.usedMemoryDeltaPerSession.toFixed(0)} B/session (used_memory delta), ${memory.memoryUsagePerSession.toFixed(0)} B (MEMORY USAGE)`)
+  // The minimal refresh's own families (bare-fastify.ts), as many as the service's, seeded after the memory
+  // figures: `minimal:<familyId>` holds the secret's SHA-256 and the user's email.
+  const minimalTokens: string[] = []
+  for (let i = 0; i < SESSIONS; i += 1000) {
+    const batch = redis.pipeline()
+    for (let j = i; j < Math.min(i + 1000, SESSIONS); j++) {
+      const account = accounts[j % accounts.length] as { id: string, email: string }
+      const familyId = randomBytes(16).toString('base64url')
+      const secret = randomBytes(16).toString('base64url')
+      batch.set(`minimal:${familyId}`, hash('sha256', secret, 'base64url') + account.email, 'EX', 604_800)
+      minimalTokens.push(`${account.id}.${familyId}.${secret}`)
+    }
+    await batch.exec()
+  }
 
   // --- processes: the service and the baselines ---
   const ports = { service: await freePort(), serviceLogged: await freePort(), bare: await freePort(), tutorial: await freePort(), tutorialKey: await freePort() }
@@ -437,20 +451,21 @@ async function main (): Promise<void> {
   const tutorialBody = JSON.stringify({ refreshToken: tutorialRefreshToken(tutorialSecrets.REFRESH_TOKEN_SECRET) })
 
   const pool = new TokenPool(tokens)
+  const minimalPool = new TokenPool(minimalTokens)
   // One request per token, built once: each connection presents the 20 tokens in turn, as clients
   // present theirs on every call. Nothing changes per request, so autocannon sends prebuilt buffers
   // as it does for the bare route, and the load generator costs both runs the same.
   const withAccessTokens = (path: string): autocannon.Request[] =>
     accessTokens.map((token) => ({ method: 'GET', path, headers: { authorization: `Bearer ${token}` } }))
-  const refreshRequest: autocannon.Request = {
+  const refreshRequest = (path: string, tokenPool: TokenPool): autocannon.Request => ({
     method: 'POST',
-    path: '/auth/refresh',
-    setupRequest: (req) => ({ ...req, headers: { cookie: `${COOKIE}=${pool.take()}` } }),
+    path,
+    setupRequest: (req) => ({ ...req, headers: { cookie: `${COOKIE}=${tokenPool.take()}` } }),
     onResponse: (status, _body, _context, headers) => {
       const next = status === 200 ? setCookieToken(headers as Record<string, string>) : undefined
-      if (next !== undefined) pool.put(next)
+      if (next !== undefined) tokenPool.put(next)
     }
-  }
+  })
   let loginIndex = 0
   const scenarios: Record<string, () => Load> = {
     bare: () => ({ url: `${base(ports.bare)}/hello`, server: server('bare'), connections: CONNECTIONS }),
@@ -462,10 +477,12 @@ async function main (): Promise<void> {
       url: base(ports.service),
       server: server('service'),
       connections: CONNECTIONS,
-      requests: [refreshRequest]
+      requests: [refreshRequest('/auth/refresh', pool)]
     }),
     // The same pool and feedback as refresh: both rotate the same seeded families.
-    refreshFloor: () => ({ ...scenarios.refresh!(), url: base(ports.bare), server: server('bare'), requests: [{ ...refreshRequest, path: '/refresh-floor' }] }),
+    refreshFloor: () => ({ ...scenarios.refresh!(), url: base(ports.bare), server: server('bare'), requests: [refreshRequest('/refresh-floor', pool)] }),
+    // The same feedback, over families of its own.
+    refreshMinimal: () => ({ ...scenarios.refresh!(), url: base(ports.bare), server: server('bare'), requests: [refreshRequest('/refresh-minimal', minimalPool)] }),
     tutorial: () => ({ url: `${base(ports.tutorial)}/token`, server: server('tutorial'), connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
     tutorialKeyObject: () => ({ url: `${base(ports.tutorialKey)}/token`, server: server('tutorialKey'), connections: CONNECTIONS, method: 'POST', headers: { 'content-type': 'application/json' }, body: tutorialBody }),
     me: () => ({ url: base(ports.service), server: server('service'), connections: CONNECTIONS, requests: withAccessTokens('/me') }),
@@ -534,7 +551,7 @@ async function main (): Promise<void> {
     const r: Record<string, Measurement> = {}
     // Alternate: each target right after (or before) its baseline, order flipped every round.
     const order = only?.filter((name) => name !== 'flood') ??
-      ['bare', 'bareRedis', 'signRedis', 'live', 'refreshFloor', 'refresh', 'refreshLogged', 'tutorial', 'tutorialKeyObject', 'verifyRaw', 'me', 'meLogged', 'login', 'argon2Raw']
+      ['bare', 'bareRedis', 'signRedis', 'refreshMinimal', 'live', 'refreshFloor', 'refresh', 'refreshLogged', 'tutorial', 'tutorialKeyObject', 'verifyRaw', 'me', 'meLogged', 'login', 'argon2Raw']
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const before = name === 'refresh' ? await commandStats(redis) : new Map<string, number>()
       r[name] = await load((scenarios[name] as () => Load)())

@@ -1,7 +1,7 @@
 // Baselines in a bare Fastify 5 server: the ceiling of any route here, raw access-token
 // verification with the service's own library and options, raw argon2id verification, and the
 // floor of a refresh (the service's own domain code in a bare route).
-import { randomUUID } from 'node:crypto'
+import { hash, randomBytes, randomUUID } from 'node:crypto'
 import argon2 from 'argon2'
 import { createSigner, createVerifier } from 'fast-jwt'
 import Fastify from 'fastify'
@@ -48,16 +48,12 @@ app.get('/verify', async (request, reply) => {
   }
 })
 
-// The floor of a refresh: exactly the domain work of the service's /auth/refresh (SessionService.refresh: tag
-// check, successor, the one rotation script on the same store; one access token signed as @fastify/jwt signs it:
-// fast-jwt, same key and claims) in a bare route: no hooks, no plugins, no access log. What the service adds on
-// top is the cost of its HTTP concerns (bench/README.md).
-if (env.REFRESH_TOKEN_SECRET !== undefined) {
-  const store = new RedisFamilyStore(redis, JSON.parse(env.FAMILY_POLICY as string), env.REDIS_KEY_PREFIX as string)
-  // Revocation happens only on reuse, which the bench never presents.
-  const sessions = new SessionService(new RefreshTokenCodec(env.REFRESH_TOKEN_SECRET), store, noRevocations)
-  const sign = createSigner({
-    key: env.JWT_SIGN_KEY as string,
+// An access token signed as @fastify/jwt signs it (fast-jwt, the service's key and claims), for the routes that
+// sign; they exist only when the bench gives the signing key.
+const sign = env.JWT_SIGN_KEY === undefined
+  ? undefined
+  : createSigner({
+    key: env.JWT_SIGN_KEY,
     algorithm: env.JWT_ALGORITHM as 'ES256',
     kid: env.JWT_KID,
     header: { alg: env.JWT_ALGORITHM as 'ES256', typ: 'at+jwt' },
@@ -65,7 +61,16 @@ if (env.REFRESH_TOKEN_SECRET !== undefined) {
     aud: 'auth-service',
     expiresIn: 600_000
   })
-  const tokenResponse = { type: 'object', properties: { accessToken: { type: 'string' }, tokenType: { type: 'string' }, expiresIn: { type: 'integer' } } } as const
+const tokenResponse = { type: 'object', properties: { accessToken: { type: 'string' }, tokenType: { type: 'string' }, expiresIn: { type: 'integer' } } } as const
+
+// The floor of a refresh: exactly the domain work of the service's /auth/refresh (SessionService.refresh: tag
+// check, successor, the one rotation script on the same store; one access token signed as @fastify/jwt signs it:
+// fast-jwt, same key and claims) in a bare route: no hooks, no plugins, no access log. What the service adds on
+// top is the cost of its HTTP concerns (bench/README.md).
+if (sign !== undefined && env.REFRESH_TOKEN_SECRET !== undefined) {
+  const store = new RedisFamilyStore(redis, JSON.parse(env.FAMILY_POLICY as string), env.REDIS_KEY_PREFIX as string)
+  // Revocation happens only on reuse, which the bench never presents.
+  const sessions = new SessionService(new RefreshTokenCodec(env.REFRESH_TOKEN_SECRET), store, noRevocations)
 
   // Less than any refresh can do: one signature, as @fastify/jwt signs it, and one trivial Redis round trip; no token is
   // read, no cookie set, and the request is the same every time. What this route reaches bounds refresh / bare for
@@ -83,6 +88,38 @@ if (env.REFRESH_TOKEN_SECRET !== undefined) {
     if (outcome.status !== 'ok') return reply.code(401).send(null)
     reply.header('set-cookie', `${cookieName}=${outcome.refreshToken}; Max-Age=${outcome.ttlSeconds}; Path=/auth; HttpOnly; Secure; SameSite=Strict`)
     return { accessToken: sign({ sub: outcome.userId, email: outcome.email, sid: outcome.familyId, jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
+  })
+}
+
+// The least any refresh can do, under this bench's protocol (a different token on every request, its successor
+// fed back from the cookie): read the token from the cookie, hash it (secrets are never stored in plaintext),
+// swap the family's digest for its successor's in one round trip (a mismatch deletes the family: reuse
+// detection, though without the service's tag it cannot tell a forged token from a reused one), sign the same
+// access token, set the cookie. No grace window, no absolute lifetime, no session list or metadata, no limit:
+// everything the service's rotation does beyond this is left out. What this route reaches bounds
+// refresh for every design that rotates refresh tokens in Redis and signs an access token (bench/README.md).
+// Its families are seeded by the bench apart from the service's: `<userId>.<familyId>.<secret>` in the
+// cookie, `minimal:<familyId>` holding the secret's SHA-256 and the user's email.
+if (sign !== undefined && env.COOKIE_NAME !== undefined) {
+  const cookieName = env.COOKIE_NAME
+  redis.defineCommand('minimalRotate', {
+    numberOfKeys: 1,
+    lua: `local cur = redis.call('GET', KEYS[1])
+if not cur then return false end
+if string.sub(cur, 1, 43) ~= ARGV[1] then redis.call('DEL', KEYS[1]) return false end
+redis.call('SET', KEYS[1], ARGV[2] .. string.sub(cur, 44), 'EX', ARGV[3])
+return string.sub(cur, 44)`
+  })
+  const minimalRotate = (redis as unknown as { minimalRotate: (key: string, presented: string, next: string, ttl: number) => Promise<string | null> }).minimalRotate.bind(redis)
+  app.post('/refresh-minimal', { schema: { response: { 200: tokenResponse, 401: { type: 'null' } } } }, async (request, reply) => {
+    const cookie = request.headers.cookie ?? ''
+    const [userId, familyId, secret] = cookie.slice(cookie.indexOf('=') + 1).split('.')
+    if (userId === undefined || familyId === undefined || secret === undefined) return reply.code(401).send(null)
+    const successor = randomBytes(16).toString('base64url')
+    const email = await minimalRotate(`minimal:${familyId}`, hash('sha256', secret, 'base64url'), hash('sha256', successor, 'base64url'), 604_800)
+    if (email === null) return reply.code(401).send(null)
+    reply.header('set-cookie', `${cookieName}=${userId}.${familyId}.${successor}; Max-Age=604800; Path=/auth; HttpOnly; Secure; SameSite=Strict`)
+    return { accessToken: sign({ sub: userId, email, sid: familyId, jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
   })
 }
 
