@@ -28,10 +28,13 @@ export function startProcess (file: string, args: string[], env: Record<string, 
   return { child, output: () => output, exited }
 }
 
-/** Resolves once the server logs that it listens; throws with its output if it exits or takes longer. */
-export async function waitForListening (server: ServerProcess, timeoutMs = 15_000): Promise<void> {
+/**
+ * Resolves once the server logs that it listens (Fastify's line, or `marker` for a server that says it
+ * otherwise); throws with its output if it exits or takes longer.
+ */
+export async function waitForListening (server: ServerProcess, timeoutMs = 15_000, marker = 'Server listening'): Promise<void> {
   const deadline = Date.now() + timeoutMs
-  while (!server.output().includes('Server listening')) {
+  while (!server.output().includes(marker)) {
     if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`server did not start:\n${server.output()}`)
     await sleep(50)
   }

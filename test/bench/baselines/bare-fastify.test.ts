@@ -1,9 +1,8 @@
 import { generateKeyPairSync, hash, randomBytes, verify } from 'node:crypto'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { PrivateRedis, freePort } from '../../helpers/redis-server.js'
-import { startProcess } from '../../helpers/server-process.js'
+import { startProcess, waitForListening } from '../../helpers/server-process.js'
 
 const COOKIE = '__Secure-refresh_token'
 
@@ -26,10 +25,7 @@ t.test('the minimal refresh rotates the token in Redis and signs an access token
     PASSWORD_HASH: 'unused'
   })
   t.teardown(() => { server.child.kill('SIGKILL') })
-  while (!server.output().includes('listening')) {
-    if (server.child.exitCode !== null) throw new Error(server.output())
-    await sleep(50)
-  }
+  await waitForListening(server, 15_000, 'listening')
 
   // Seeded as the bench seeds it: the secret's SHA-256, then the email.
   const familyId = randomBytes(16).toString('base64url')
