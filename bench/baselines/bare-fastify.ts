@@ -62,6 +62,8 @@ const sign = env.JWT_SIGN_KEY === undefined
     expiresIn: 600_000
   })
 const tokenResponse = { type: 'object', properties: { accessToken: { type: 'string' }, tokenType: { type: 'string' }, expiresIn: { type: 'integer' } } } as const
+// The refresh cookie's attributes, as the service writes them after its Max-Age.
+const cookieAttributes = 'Path=/auth; HttpOnly; Secure; SameSite=Strict'
 
 // The floor of a refresh: exactly the domain work of the service's /auth/refresh (SessionService.refresh: tag
 // check, successor, the one rotation script on the same store; one access token signed as @fastify/jwt signs it:
@@ -86,7 +88,7 @@ if (sign !== undefined && env.REFRESH_TOKEN_SECRET !== undefined) {
     const cookie = request.headers.cookie ?? ''
     const outcome = await sessions.refresh(cookie.slice(cookie.indexOf('=') + 1), sessionMeta(request))
     if (outcome.status !== 'ok') return reply.code(401).send(null)
-    reply.header('set-cookie', `${cookieName}=${outcome.refreshToken}; Max-Age=${outcome.ttlSeconds}; Path=/auth; HttpOnly; Secure; SameSite=Strict`)
+    reply.header('set-cookie', `${cookieName}=${outcome.refreshToken}; Max-Age=${outcome.ttlSeconds}; ${cookieAttributes}`)
     return { accessToken: sign({ sub: outcome.userId, email: outcome.email, sid: outcome.familyId, jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
   })
 }
@@ -118,7 +120,7 @@ return string.sub(cur, 44)`
     const successor = randomBytes(16).toString('base64url')
     const email = await minimalRotate(`minimal:${familyId}`, hash('sha256', secret, 'base64url'), hash('sha256', successor, 'base64url'), 604_800)
     if (email === null) return reply.code(401).send(null)
-    reply.header('set-cookie', `${cookieName}=${userId}.${familyId}.${successor}; Max-Age=604800; Path=/auth; HttpOnly; Secure; SameSite=Strict`)
+    reply.header('set-cookie', `${cookieName}=${userId}.${familyId}.${successor}; Max-Age=604800; ${cookieAttributes}`)
     return { accessToken: sign({ sub: userId, email, sid: familyId, jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
   })
 }
