@@ -137,6 +137,8 @@ export function markdown (results: Results): string {
   const lines: string[] = []
   lines.push(`# Benchmark results (${results.date.slice(0, 10)}, commit ${results.commit})`, '')
   lines.push(`${results.machine.cores} cores (${results.machine.cpu}), Node ${results.machine.node}; access tokens ${String(results.settings.algorithm)}; ${results.settings.rounds} alternating rounds of ${results.settings.durationSeconds} s per run, ${results.settings.connections} connections (${results.settings.loginConnections} for login), ${results.redis.memory.sessions} seeded sessions. Median over rounds, min–max in brackets.`, '')
+  const commands = results.settings.serverCommands as Record<string, string> | undefined
+  if (commands !== undefined) lines.push(`Every server ran as compiled by tsc, on node with no loader, as the container runs the service: \`${commands.service}\`.`, '')
   lines.push('| ratio | of | median | min–max | target | met |', '|---|---|---|---|---|---|')
   for (const r of ratios(results)) {
     lines.push(`| ${r.name} | ${r.of} | **${fmt(r.median)}** | ${fmt(r.min)}–${fmt(r.max)} | ${r.atLeast ? '≥' : '≤'} ${r.target} | ${met(r) ? 'yes' : 'no'} |`)

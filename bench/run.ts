@@ -5,9 +5,9 @@
 // round by round. Only loopback; every run is bounded in time. See bench/README.md.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { hash, randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve as resolvePath } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import argon2 from 'argon2'
@@ -79,12 +79,33 @@ function log (message: string): void {
   process.stderr.write(`[bench ${((Date.now() - benchStarted) / 1000).toFixed(0).padStart(3)} s] ${message}\n`)
 }
 
+/**
+ * Compiles a checkout as production builds it (`npm run build`: tsc with the project's options, and the
+ * Lua scripts beside the code) into a directory inside the checkout, where its package.json and
+ * node_modules apply. Every server then runs the code the container runs, on plain node, with no
+ * TypeScript loader (tsx's hooks, its source maps) in its process. Returns the directory; it is removed
+ * when the bench exits.
+ */
+function compile (checkout: string, tsconfig: string): Promise<string> {
+  const out = mkdtempSync(join(checkout, '.bench-build-'))
+  cleanups.push(() => rmSync(out, { recursive: true, force: true }))
+  const tsc = spawn(process.execPath, [join(checkout, 'node_modules/typescript/bin/tsc'), '-p', join(checkout, tsconfig), '--outDir', out], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  tsc.stdout.on('data', (d) => { output += String(d) })
+  tsc.stderr.on('data', (d) => { output += String(d) })
+  return new Promise((resolve, reject) => tsc.on('exit', (code) => {
+    if (code !== 0) return reject(new Error(`tsc -p ${join(checkout, tsconfig)} failed:\n${output}`))
+    cpSync(join(checkout, 'src/lua'), join(out, 'src/lua'), { recursive: true })
+    resolve(out)
+  }))
+}
+
 async function startProcess (name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
   // Profiling: the service and the bare baselines, each into its own subfolder.
   const nodeArgs = args.profile !== undefined && (name === 'service' || name === 'bare')
     ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${join(args.profile, name)}`]
     : []
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...nodeArgs, script], {
     env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
     // The service logs at info to stdout as in production; the lines go to /dev/null, their cost stays.
     stdio: ['ignore', 'ignore', 'pipe']
@@ -420,17 +441,23 @@ async function main (): Promise<void> {
   const tutorialSecrets = { ACCESS_TOKEN_SECRET: randomBytes(32).toString('hex'), REFRESH_TOKEN_SECRET: 'tutorial-refresh-secret-' + randomBytes(16).toString('hex') }
   const base = (port: number) => `http://127.0.0.1:${port}`
   const withVariant = Object.keys(variantEnv).length > 0 || args['variant-checkout'] !== undefined
+  log('compiling the service and the baselines')
+  const [build, variantBuild] = await Promise.all([
+    compile(resolvePath('.'), 'tsconfig.bench.json'),
+    // Another checkout's commit may predate tsconfig.bench.json: its service is all the variant runs.
+    args['variant-checkout'] !== undefined ? compile(resolvePath(args['variant-checkout']), 'tsconfig.json') : undefined
+  ])
   // Each server: its script, its environment, and a URL that answers once it is ready.
   const serverSpecs: Record<string, { script: string, env: Record<string, string>, ready: string }> = {
-    service: { script: 'src/server.ts', env: { ...productionEnv, PORT: String(ports.service) }, ready: `${base(ports.service)}/health/ready` },
+    service: { script: join(build, 'src/server.js'), env: { ...productionEnv, PORT: String(ports.service) }, ready: `${base(ports.service)}/health/ready` },
     // The same service logging a line for every request, successes of the hot routes included: what that costs.
-    serviceLogged: { script: 'src/server.ts', env: { ...productionEnv, ACCESS_LOG: 'all', PORT: String(ports.serviceLogged) }, ready: `${base(ports.serviceLogged)}/health/ready` },
+    serviceLogged: { script: join(build, 'src/server.js'), env: { ...productionEnv, ACCESS_LOG: 'all', PORT: String(ports.serviceLogged) }, ready: `${base(ports.serviceLogged)}/health/ready` },
     ...(withVariant
-      ? { variant: { script: join(args['variant-checkout'] ?? '.', 'src/server.ts'), env: { ...productionEnv, ...variantEnv, PORT: String(variantPort) }, ready: `${base(variantPort)}/health/ready` } }
+      ? { variant: { script: join(variantBuild ?? build, 'src/server.js'), env: { ...productionEnv, ...variantEnv, PORT: String(variantPort) }, ready: `${base(variantPort)}/health/ready` } }
       : {}),
-    bare: { script: 'bench/baselines/bare-fastify.ts', env: { PORT: String(ports.bare), ...bareEnv }, ready: `${base(ports.bare)}/hello` },
-    tutorial: { script: 'bench/baselines/tutorial-express.ts', env: { PORT: String(ports.tutorial), ...tutorialSecrets }, ready: `${base(ports.tutorial)}/token` },
-    tutorialKey: { script: 'bench/baselines/tutorial-express.ts', env: { PORT: String(ports.tutorialKey), KEY_MODE: 'keyobject', ...tutorialSecrets }, ready: `${base(ports.tutorialKey)}/token` }
+    bare: { script: join(build, 'bench/baselines/bare-fastify.js'), env: { PORT: String(ports.bare), ...bareEnv }, ready: `${base(ports.bare)}/hello` },
+    tutorial: { script: join(build, 'bench/baselines/tutorial-express.js'), env: { PORT: String(ports.tutorial), ...tutorialSecrets }, ready: `${base(ports.tutorial)}/token` },
+    tutorialKey: { script: join(build, 'bench/baselines/tutorial-express.js'), env: { PORT: String(ports.tutorialKey), KEY_MODE: 'keyobject', ...tutorialSecrets }, ready: `${base(ports.tutorialKey)}/token` }
   }
   const startServers = async (): Promise<Record<string, ChildProcess>> => {
     const started: Record<string, ChildProcess> = {}
@@ -441,6 +468,10 @@ async function main (): Promise<void> {
   let servers = await startServers()
   /** The process of that name serving now: every round after the first gets new ones (bench/README.md). */
   const server = (name: string): ChildProcess => servers[name] as ChildProcess
+  // What each server process was started as, read back from the kernel: the report shows it ran compiled.
+  const serverCommands = Object.fromEntries(Object.keys(serverSpecs).map((name) => [name,
+    readFileSync(`/proc/${server(name).pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '')
+      .map((arg) => arg === process.execPath ? 'node' : arg.replace(build, '<build>').replace(variantBuild ?? build, '<variant build>')).join(' ')]))
 
   // Access tokens minted by the service, presented repeatedly like real clients do.
   const accessTokens: string[] = []
@@ -592,7 +623,7 @@ async function main (): Promise<void> {
     date: new Date().toISOString(),
     commit: await gitCommit(),
     machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
-    settings: { algorithm, serviceEnv, durationSeconds: DURATION_S, rounds: ROUNDS, sessions: SESSIONS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, argon2: { memoryCost: ARGON2.memoryCost, timeCost: ARGON2.timeCost, parallelism: ARGON2.parallelism } },
+    settings: { algorithm, serviceEnv, serverCommands, durationSeconds: DURATION_S, rounds: ROUNDS, sessions: SESSIONS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, argon2: { memoryCost: ARGON2.memoryCost, timeCost: ARGON2.timeCost, parallelism: ARGON2.parallelism } },
     rounds,
     redis: { commandsPerRefresh, memory },
     serviceRssMb: rssKb / 1024,

@@ -27,6 +27,8 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
     t.ok(results.rounds[1][run].requests > 0, `${run} made requests in the second round too`)
     t.not(results.rounds[1][run].serverPid, results.rounds[0][run].serverPid, `${run}: the second round was served by a new process`)
   }
+  t.equal(results.settings.serverCommands.service, 'node <build>/src/server.js', 'the service ran compiled, with no loader, as in production')
+  t.equal(results.settings.serverCommands.bare, 'node <build>/bench/baselines/bare-fastify.js', 'and so did its baselines')
   t.equal(results.ratios.length, 9, 'every target reported')
   t.equal(results.context.length, 10, 'and the context ratios')
   t.ok(results.serviceRefreshCeiling.cpu.ratioToBare > 0 && results.serviceRefreshCeiling.eventLoop.ratioToBare > 0, 'and the ceilings of the service\'s refresh / bare, from all its CPU and from its event loop')
