@@ -1,11 +1,11 @@
-// npm run bench [-- --quick] [--duration s] [--rounds n] [--sessions n] [--out dir] [--only bare,refresh] [--env KEY=VALUE]
+// npm run bench [-- options]; npm run bench -- --help lists them.
 //
 // Starts the real service (production defaults) on a private Redis, seeds users and sessions,
 // and measures refresh, /me and login against baselines run in the same session, alternating
 // round by round. Only loopback; every run is bounded in time. See bench/README.md.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { hash, randomBytes } from 'node:crypto'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -22,40 +22,108 @@ import { freePort } from '../test/helpers/redis-server.js'
 import { tutorialRefreshToken } from './baselines/tutorial-express.js'
 import { median, writeReport, type Measurement, type Results } from './report.js'
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    duration: { type: 'string' },
-    rounds: { type: 'string' },
-    sessions: { type: 'string' },
-    out: { type: 'string', default: 'bench/results' },
-    // Profiles the server of one run (--cpu-prof) instead of benchmarking; see bench/README.md.
-    profile: { type: 'string' },
-    scenario: { type: 'string', default: 'refresh' },
-    // Runs only these (comma-separated; "flood" adds the login-flood runs): quick comparisons, printed only.
-    only: { type: 'string' },
-    // Service settings to try, e.g. --env LOG_LEVEL=warn --env ARGON2_MAX_CONCURRENCY=2.
-    env: { type: 'string', multiple: true, default: [] },
-    // A second service with these settings on top, measured beside the first in the same rounds
-    // (runs named "<run>@variant"): settings compared without the machine's drift between runs.
-    variant: { type: 'string', multiple: true, default: [] },
-    // The variant runs the service of another checkout (e.g. `git worktree add ../base HEAD~1`, with
-    // its node_modules): code compared beside code in the same rounds, as --variant compares settings.
-    'variant-checkout': { type: 'string' },
-    // The access-token algorithm: ES256 is the service default; HS256 for single-service setups.
-    algorithm: { type: 'string', default: 'ES256' }
+/** Every run of a round, in the order they alternate (reversed every other round). */
+const RUNS = ['bare', 'bareRedis', 'signRedis', 'refreshMinimal', 'live', 'refreshFloor', 'refresh', 'refreshLogged', 'tutorial', 'tutorialKeyObject', 'verifyRaw', 'me', 'meLogged', 'login', 'argon2Raw']
+/** The runs of the service that --variant and --variant-checkout repeat against the variant, as "<run>@variant". */
+const VARIANT_RUNS = ['live', 'refresh', 'me', 'login']
+const ALGORITHMS = ['ES256', 'EdDSA', 'HS256'] as const
+
+const USAGE = `Usage: npm run bench [-- options]
+
+  --quick                  1 s runs over 20,000 sessions: about a minute and a quarter in all
+  --duration SECONDS       length of each run (default 3)
+  --rounds N               alternating rounds, each on new server processes (default 3)
+  --sessions N             sessions seeded, at least 2,000 (default 100,000)
+  --out DIR                where latest.json, latest.md and latest.svg go (default bench/results)
+  --only RUN,...           only these runs, ratios to the first printed, nothing written;
+                           "flood" adds the login-flood runs
+  --env KEY=VALUE          a setting of the service (repeatable)
+  --variant KEY=VALUE      a second service with this setting on top, measured in the same
+                           rounds as RUN@variant (repeatable)
+  --variant-checkout DIR   the second service runs another checkout's code
+  --algorithm ALG          access-token algorithm: ${ALGORITHMS.join(', ')} (default ES256)
+  --profile DIR            CPU-profile the server of one run (--scenario) instead of benchmarking
+  --scenario RUN           the run to profile (default refresh)
+  --help                   this text
+
+Runs: ${RUNS.join(', ')}; with a variant also ${VARIANT_RUNS.map((name) => `${name}@variant`).join(', ')}.
+What each measures and how to read the results: bench/README.md.
+`
+
+/** A command line the bench cannot run: said in one line with the usage, not as a stack trace. */
+function usageError (message: string): never {
+  process.stderr.write(`bench: ${message}\n\n${USAGE}`)
+  process.exit(2)
+}
+
+function parseCommandLine (): ReturnType<typeof parse>['values'] {
+  try {
+    return parse().values
+  } catch (err) {
+    return usageError((err as Error).message)
   }
-})
+}
+function parse () {
+  return parseArgs({
+    options: {
+      help: { type: 'boolean', default: false },
+      quick: { type: 'boolean', default: false },
+      duration: { type: 'string' },
+      rounds: { type: 'string' },
+      sessions: { type: 'string' },
+      out: { type: 'string', default: 'bench/results' },
+      // Profiles the server of one run (--cpu-prof) instead of benchmarking; see bench/README.md.
+      profile: { type: 'string' },
+      scenario: { type: 'string', default: 'refresh' },
+      // Runs only these (comma-separated; "flood" adds the login-flood runs): quick comparisons, printed only.
+      only: { type: 'string' },
+      // Service settings to try, e.g. --env LOG_LEVEL=warn --env ARGON2_MAX_CONCURRENCY=2.
+      env: { type: 'string', multiple: true, default: [] },
+      // A second service with these settings on top, measured beside the first in the same rounds
+      // (runs named "<run>@variant"): settings compared without the machine's drift between runs.
+      variant: { type: 'string', multiple: true, default: [] },
+      // The variant runs the service of another checkout (e.g. `git worktree add ../base HEAD~1`, with
+      // its node_modules): code compared beside code in the same rounds, as --variant compares settings.
+      'variant-checkout': { type: 'string' },
+      // The access-token algorithm: ES256 is the service default; HS256 for single-service setups.
+      algorithm: { type: 'string', default: 'ES256' }
+    }
+  })
+}
+
+const args = parseCommandLine()
+if (args.help) {
+  process.stdout.write(USAGE)
+  process.exit(0)
+}
 const settings = (pairs: string[], flag: string): Record<string, string> => Object.fromEntries(pairs.map((pair) => {
   const at = pair.indexOf('=')
-  if (at < 1) throw new Error(`--${flag} ${pair}: expected KEY=VALUE`)
+  if (at < 1) usageError(`--${flag} ${pair}: expected KEY=VALUE`)
   return [pair.slice(0, at), pair.slice(at + 1)]
 }))
+/** A number from the command line, or the default; anything else is a usage error. */
+function numberOption (flag: 'duration' | 'rounds' | 'sessions', fallback: number, valid: (n: number) => boolean, expected: string): number {
+  const value = args[flag]
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (value.trim() === '' || !valid(n)) usageError(`--${flag} ${value}: expected ${expected}`)
+  return n
+}
 const serviceEnv = settings(args.env, 'env')
 const variantEnv = settings(args.variant, 'variant')
-const DURATION_S = Number(args.duration ?? (args.quick ? 1 : 3))
-const ROUNDS = Number(args.rounds ?? 3)
-const SESSIONS = Number(args.sessions ?? (args.quick ? 20_000 : 100_000))
+const DURATION_S = numberOption('duration', args.quick ? 1 : 3, (n) => Number.isFinite(n) && n > 0, 'a number of seconds above 0')
+const ROUNDS = numberOption('rounds', 3, (n) => Number.isInteger(n) && n >= 1, 'a whole number of at least 1')
+// The first 20 seeded users, one per 100 sessions, mint the access tokens the /me runs present.
+const SESSIONS = numberOption('sessions', args.quick ? 20_000 : 100_000, (n) => Number.isInteger(n) && n >= 2_000, 'a whole number of at least 2000')
+if (!(ALGORITHMS as readonly string[]).includes(args.algorithm)) usageError(`--algorithm ${args.algorithm}: expected one of ${ALGORITHMS.join(', ')}`)
+const withVariant = Object.keys(variantEnv).length > 0 || args['variant-checkout'] !== undefined
+const runNames = [...RUNS, ...(withVariant ? VARIANT_RUNS.map((name) => `${name}@variant`) : [])]
+for (const name of args.only?.split(',') ?? []) {
+  if (!runNames.includes(name) && name !== 'flood') usageError(`--only: no run named "${name}"`)
+}
+const variantCheckout = args['variant-checkout']
+if (variantCheckout !== undefined && !existsSync(join(variantCheckout, 'tsconfig.json'))) usageError(`--variant-checkout ${variantCheckout}: not a checkout of this project (no tsconfig.json)`)
+if (args.profile !== undefined && !runNames.includes(args.scenario)) usageError(`--scenario: no run named "${args.scenario}"`)
 const CONNECTIONS = 50
 const LOGIN_CONNECTIONS = 8 // more concurrent logins than cores
 const PASSWORD = 'correct horse battery staple'
@@ -331,7 +399,7 @@ async function main (): Promise<void> {
   redis.on('error', () => {}) // until redis-server has started
   for (let i = 0; i < 100; i++) { try { await redis.ping(); break } catch { await sleep(50) } }
 
-  const algorithm = args.algorithm as 'ES256' | 'EdDSA' | 'HS256'
+  const algorithm = args.algorithm as typeof ALGORITHMS[number]
   const jwtSecret = randomBytes(48).toString('base64url')
   const jwtKeys = algorithm === 'HS256' ? null : generateKeySetJson(algorithm)
   const signingKey = jwtKeys === null ? hs256KeySet(jwtSecret).current : parseKeySet(jwtKeys, undefined).current
@@ -440,7 +508,6 @@ async function main (): Promise<void> {
   }
   const tutorialSecrets = { ACCESS_TOKEN_SECRET: randomBytes(32).toString('hex'), REFRESH_TOKEN_SECRET: 'tutorial-refresh-secret-' + randomBytes(16).toString('hex') }
   const base = (port: number) => `http://127.0.0.1:${port}`
-  const withVariant = Object.keys(variantEnv).length > 0 || args['variant-checkout'] !== undefined
   log('compiling the service and the baselines')
   const [build, variantBuild] = await Promise.all([
     compile(resolvePath('.'), 'tsconfig.bench.json'),
@@ -541,7 +608,7 @@ async function main (): Promise<void> {
   scenarios.meLogged = against('me', ports.serviceLogged, 'serviceLogged')
   // --variant: every run of the service again, against the variant.
   if (withVariant) {
-    for (const name of ['live', 'refresh', 'me', 'login']) scenarios[`${name}@variant`] = against(name, variantPort, 'variant')
+    for (const name of VARIANT_RUNS) scenarios[`${name}@variant`] = against(name, variantPort, 'variant')
   }
 
   if (args.profile !== undefined) {
@@ -557,7 +624,6 @@ async function main (): Promise<void> {
 
   // --only a,b[,flood]: just these runs (and the two login-flood runs if "flood" is listed).
   const only = args.only?.split(',')
-  for (const name of only ?? []) if (scenarios[name] === undefined && name !== 'flood') throw new Error(`--only: no run named ${name}`)
   // Every run at once, for a couple of seconds: enough for each server to compile the code its runs take,
   // and a round of new processes costs seconds, not a run's length per run.
   const warmUp = async (): Promise<void> => {
@@ -581,8 +647,7 @@ async function main (): Promise<void> {
     log(`round ${round + 1}/${ROUNDS}`)
     const r: Record<string, Measurement> = {}
     // Alternate: each target right after (or before) its baseline, order flipped every round.
-    const order = only?.filter((name) => name !== 'flood') ??
-      ['bare', 'bareRedis', 'signRedis', 'refreshMinimal', 'live', 'refreshFloor', 'refresh', 'refreshLogged', 'tutorial', 'tutorialKeyObject', 'verifyRaw', 'me', 'meLogged', 'login', 'argon2Raw']
+    const order = only?.filter((name) => name !== 'flood') ?? RUNS
     for (const name of round % 2 === 0 ? order : [...order].reverse()) {
       const before = name === 'refresh' ? await commandStats(redis) : new Map<string, number>()
       r[name] = await load((scenarios[name] as () => Load)())
