@@ -116,12 +116,12 @@ const ROUNDS = numberOption('rounds', 3, (n) => Number.isInteger(n) && n >= 1, '
 // The first 20 seeded users, one per 100 sessions, mint the access tokens the /me runs present.
 const SESSIONS = numberOption('sessions', args.quick ? 20_000 : 100_000, (n) => Number.isInteger(n) && n >= 2_000, 'a whole number of at least 2000')
 if (!(ALGORITHMS as readonly string[]).includes(args.algorithm)) usageError(`--algorithm ${args.algorithm}: expected one of ${ALGORITHMS.join(', ')}`)
-const withVariant = Object.keys(variantEnv).length > 0 || args['variant-checkout'] !== undefined
+const variantCheckout = args['variant-checkout']
+const withVariant = Object.keys(variantEnv).length > 0 || variantCheckout !== undefined
 const runNames = [...RUNS, ...(withVariant ? VARIANT_RUNS.map((name) => `${name}@variant`) : [])]
 for (const name of args.only?.split(',') ?? []) {
   if (!runNames.includes(name) && name !== 'flood') usageError(`--only: no run named "${name}"`)
 }
-const variantCheckout = args['variant-checkout']
 if (variantCheckout !== undefined && !existsSync(join(variantCheckout, 'tsconfig.json'))) usageError(`--variant-checkout ${variantCheckout}: not a checkout of this project (no tsconfig.json)`)
 if (args.profile !== undefined && !runNames.includes(args.scenario)) usageError(`--scenario: no run named "${args.scenario}"`)
 const CONNECTIONS = 50
@@ -512,7 +512,7 @@ async function main (): Promise<void> {
   const [build, variantBuild] = await Promise.all([
     compile(resolvePath('.'), 'tsconfig.bench.json'),
     // Another checkout's commit may predate tsconfig.bench.json: its service is all the variant runs.
-    args['variant-checkout'] !== undefined ? compile(resolvePath(args['variant-checkout']), 'tsconfig.json') : undefined
+    variantCheckout !== undefined ? compile(resolvePath(variantCheckout), 'tsconfig.json') : undefined
   ])
   // Each server: its script, its environment, and a URL that answers once it is ready.
   const serverSpecs: Record<string, { script: string, env: Record<string, string>, ready: string }> = {
