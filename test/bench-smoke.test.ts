@@ -27,7 +27,9 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
     t.ok(results.rounds[1][run].requests > 0, `${run} made requests in the second round too`)
     t.not(results.rounds[1][run].serverPid, results.rounds[0][run].serverPid, `${run}: the second round was served by a new process`)
   }
-  t.equal(results.settings.serverCommands.service, 'node <build>/src/server.js', 'the service ran compiled, with no loader, as in production')
+  // The Dockerfile's CMD, with its build directory (dist/) standing for the bench's.
+  const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(readFileSync('Dockerfile', 'utf8'))?.[1] ?? '[]') as string[]
+  t.equal(results.settings.serverCommands.service, cmd.join(' ').replace(/ dist\//, ' <build>/'), 'the service ran as the container runs it: compiled, with no loader')
   t.equal(results.settings.serverCommands.bare, 'node <build>/bench/baselines/bare-fastify.js', 'and so did its baselines')
   t.equal(results.ratios.length, 9, 'every target reported')
   t.equal(results.context.length, 10, 'and the context ratios')
