@@ -1,10 +1,17 @@
 import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 
 // The bench's command line: `--help` says what it takes, and a command line it cannot run is refused
 // in one line, with the usage, before any server or Redis starts.
+// Should a check regress and a bench run, its report goes here, never over the committed results.
+const out = mkdtempSync(join(tmpdir(), 'bench-cli-'))
+t.teardown(() => rmSync(out, { recursive: true, force: true }))
+
 function bench (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--out', out, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => { stdout += String(d) })
@@ -51,6 +58,7 @@ t.test('a command line the bench cannot run is refused with the reason, not a st
     t.notMatch(stderr, /\[bench /, `${label}: nothing started`)
     t.equal(stdout, '', `${label}: nothing on stdout`)
   })
+  t.same(readdirSync(out), [], 'and no report was written')
 })
 
 t.test('a variant makes its runs known to --only', async (t) => {
