@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { contextRatios, markdown, ratios, svg, type Results } from '../../bench/report.js'
+
+// The results in the repository are what the README quotes: they must be a whole run of `npm run bench`
+// on committed code, and the tables and chart beside them must be rendered from them.
+const results = JSON.parse(readFileSync('bench/results/latest.json', 'utf8')) as Results
+
+t.test('the committed results are a full run of a commit', async (t) => {
+  t.match(results.commit, /^[0-9a-f]{7,40}$/, 'of a commit, not of uncommitted changes')
+  t.ok(results.rounds.length >= 3, 'at least three rounds: every ratio is a median over them')
+  t.ok(results.redis.memory.sessions >= 100_000, 'over 100,000 seeded sessions')
+  const runs = Object.keys(results.rounds[0] ?? {})
+  t.ok(runs.includes('refreshUnderLoginFlood') && runs.includes('meUnderLoginFlood'), 'with the login floods')
+  results.rounds.forEach((round, i) => {
+    t.same(Object.keys(round).sort(), [...runs].sort(), `round ${i + 1} has every run`)
+    for (const [name, m] of Object.entries(round)) {
+      if (!(m.requests > 0 && m.non2xx === 0)) t.fail(`round ${i + 1}, ${name}: ${m.requests} requests, ${m.non2xx} non-2xx`)
+    }
+  })
+  for (const r of [...ratios(results), ...contextRatios(results)]) {
+    t.ok(Number.isFinite(r.median) && r.median > 0, `${r.name}: ${r.median}`)
+  }
+})
+
+t.test('latest.md and latest.svg are rendered from latest.json', async (t) => {
+  t.equal(readFileSync('bench/results/latest.md', 'utf8'), markdown(results))
+  t.equal(readFileSync('bench/results/latest.svg', 'utf8'), svg(results))
+})
+
+t.test('the README quotes this run, with its date and commit', async (t) => {
+  const readme = readFileSync('README.md', 'utf8')
+  const performance = readme.slice(readme.indexOf('## Performance'), readme.indexOf('\n## ', readme.indexOf('## Performance') + 1))
+  t.match(performance, `(${results.date.slice(0, 10)}, commit ${results.commit},`)
+  t.match(readFileSync('bench/README.md', 'utf8'), `\`results/latest.md\` is a full run at ${results.commit}`, 'and the bench\'s findings say which run they read')
+})
