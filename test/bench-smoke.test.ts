@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { parseDockerfile } from './helpers/dockerfile.js'
 
 // Proves `npm run bench` works end to end, in a few seconds: no figure is asserted, only that
 // every run happened, without errors, each round on new server processes, and that the report was written.
@@ -27,8 +28,8 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
     t.ok(results.rounds[1][run].requests > 0, `${run} made requests in the second round too`)
     t.not(results.rounds[1][run].serverPid, results.rounds[0][run].serverPid, `${run}: the second round was served by a new process`)
   }
-  // The Dockerfile's CMD, with its build directory (dist/) standing for the bench's.
-  const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(readFileSync('Dockerfile', 'utf8'))?.[1] ?? '[]') as string[]
+  // The image's CMD, with its build directory (dist/) standing for the bench's.
+  const cmd = parseDockerfile(readFileSync('Dockerfile', 'utf8')).at(-1)?.cmd ?? []
   t.equal(results.settings.serverCommands.service, cmd.join(' ').replace(/ dist\//, ' <build>/'), 'the service ran as the container runs it: compiled, with no loader')
   t.equal(results.settings.serverCommands.bare, 'node <build>/bench/baselines/bare-fastify.js', 'and so did its baselines')
   t.equal(results.ratios.length, 9, 'every target reported')

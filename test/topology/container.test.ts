@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 import { generateKeySetJson } from '../../src/signing-keys.js'
 import { PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { parseDockerfile, type Stage } from '../helpers/dockerfile.js'
 import { freePort, PrivateRedis } from '../helpers/redis-server.js'
 import { startProcess, waitForListening, type ServerProcess } from '../helpers/server-process.js'
 
@@ -18,47 +19,6 @@ import { startProcess, waitForListening, type ServerProcess } from '../helpers/s
 // scripts, the autoloaded plugins and routes), an entry point that works under tsx only.
 const execFileAsync = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
-
-interface Stage {
-  name: string
-  workdir: string
-  copies: Array<{ from: string | null, sources: string[], dest: string }>
-  runs: string[]
-  env: Record<string, string>
-  cmd: string[] | null
-  healthcheck: string[] | null
-}
-
-/** The stages of a Dockerfile, in order; continuation lines joined, comments dropped. */
-function parseDockerfile (text: string): Stage[] {
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
-  const stages: Stage[] = []
-  for (const line of lines) {
-    const [, instruction = '', rest = ''] = /^(\S+)\s+(.*)$/.exec(line) ?? []
-    const stage = stages.at(-1)
-    if (instruction === 'FROM') {
-      stages.push({ name: / AS (\S+)$/i.exec(rest)?.[1] ?? 'runtime', workdir: '/', copies: [], runs: [], env: {}, cmd: null, healthcheck: null })
-    } else if (stage === undefined) {
-      continue
-    } else if (instruction === 'WORKDIR') {
-      stage.workdir = rest
-    } else if (instruction === 'COPY') {
-      const words = rest.split(/\s+/)
-      const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length) ?? null
-      const paths = words.filter((w) => !w.startsWith('--'))
-      stage.copies.push({ from, sources: paths.slice(0, -1), dest: paths.at(-1) as string })
-    } else if (instruction === 'RUN') {
-      stage.runs.push(rest)
-    } else if (instruction === 'ENV') {
-      for (const [, key, value] of rest.matchAll(/(\w+)=(\S+)/g)) stage.env[key as string] = value as string
-    } else if (instruction === 'CMD') {
-      stage.cmd = JSON.parse(rest)
-    } else if (instruction === 'HEALTHCHECK') {
-      stage.healthcheck = JSON.parse(rest.slice(rest.indexOf('CMD ') + 4))
-    }
-  }
-  return stages
-}
 
 async function sh (cwd: string, file: string, args: string[]): Promise<void> {
   // Not the test runner's NODE_OPTIONS (its loaders) nor NODE_ENV: a build stage has neither.

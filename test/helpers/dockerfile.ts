@@ -1,0 +1,42 @@
+// A Dockerfile read as its stages, for the tests that run what it describes without a container engine.
+
+export interface Stage {
+  name: string
+  workdir: string
+  copies: Array<{ from: string | null, sources: string[], dest: string }>
+  runs: string[]
+  env: Record<string, string>
+  cmd: string[] | null
+  healthcheck: string[] | null
+}
+
+/** The stages of a Dockerfile, in order; continuation lines joined, comments dropped. */
+export function parseDockerfile (text: string): Stage[] {
+  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))
+  const stages: Stage[] = []
+  for (const line of lines) {
+    const [, instruction = '', rest = ''] = /^(\S+)\s+(.*)$/.exec(line) ?? []
+    const stage = stages.at(-1)
+    if (instruction === 'FROM') {
+      stages.push({ name: / AS (\S+)$/i.exec(rest)?.[1] ?? 'runtime', workdir: '/', copies: [], runs: [], env: {}, cmd: null, healthcheck: null })
+    } else if (stage === undefined) {
+      continue
+    } else if (instruction === 'WORKDIR') {
+      stage.workdir = rest
+    } else if (instruction === 'COPY') {
+      const words = rest.split(/\s+/)
+      const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length) ?? null
+      const paths = words.filter((w) => !w.startsWith('--'))
+      stage.copies.push({ from, sources: paths.slice(0, -1), dest: paths.at(-1) as string })
+    } else if (instruction === 'RUN') {
+      stage.runs.push(rest)
+    } else if (instruction === 'ENV') {
+      for (const [, key, value] of rest.matchAll(/(\w+)=(\S+)/g)) stage.env[key as string] = value as string
+    } else if (instruction === 'CMD') {
+      stage.cmd = JSON.parse(rest)
+    } else if (instruction === 'HEALTHCHECK') {
+      stage.healthcheck = JSON.parse(rest.slice(rest.indexOf('CMD ') + 4))
+    }
+  }
+  return stages
+}
