@@ -431,9 +431,9 @@ async function main (): Promise<void> {
   for (let i = 0; i < SESSIONS; i += 1000) {
     await Promise.all(Array.from({ length: Math.min(1000, SESSIONS - i) }, async (_, j) => {
       const account = accounts[(i + j) % accounts.length] as { id: string, email: string }
-      const token = codec.mint(account.id)
-      await store.create({ userId: account.id, email: account.email, familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: USER_AGENT, ip: `203.0.113.${(i + j) % 250}` })
-      tokens.push(codec.seal(token).value)
+      const sealed = codec.seal(codec.mint(account.id))
+      await store.create({ userId: account.id, email: account.email, familyId: sealed.token.familyId, tokenHash: sealed.digest, userAgent: USER_AGENT, ip: `203.0.113.${(i + j) % 250}` })
+      tokens.push(sealed.value)
     }))
   }
   const memoryAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1])

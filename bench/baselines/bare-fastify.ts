@@ -64,6 +64,8 @@ const sign = env.JWT_SIGN_KEY === undefined
 const tokenResponse = { type: 'object', properties: { accessToken: { type: 'string' }, tokenType: { type: 'string' }, expiresIn: { type: 'integer' } } } as const
 // The refresh cookie's attributes, as the service writes them after its Max-Age.
 const cookieAttributes = 'Path=/auth; HttpOnly; Secure; SameSite=Strict'
+/** The refresh token from a Cookie header holding that cookie alone, as the bench sends it. */
+const refreshCookie = (header = ''): string => header.slice(header.indexOf('=') + 1)
 
 // The floor of a refresh: exactly the domain work of the service's /auth/refresh (SessionService.refresh: tag
 // check, successor, the one rotation script on the same store; one access token signed as @fastify/jwt signs it:
@@ -85,8 +87,7 @@ if (sign !== undefined && env.REFRESH_TOKEN_SECRET !== undefined) {
 
   const cookieName = env.COOKIE_NAME as string
   app.post('/refresh-floor', { schema: { response: { 200: tokenResponse, 401: { type: 'null' } } } }, async (request, reply) => {
-    const cookie = request.headers.cookie ?? ''
-    const outcome = await sessions.refresh(cookie.slice(cookie.indexOf('=') + 1), sessionMeta(request))
+    const outcome = await sessions.refresh(refreshCookie(request.headers.cookie), sessionMeta(request))
     if (outcome.status !== 'ok') return reply.code(401).send(null)
     reply.header('set-cookie', `${cookieName}=${outcome.refreshToken}; Max-Age=${outcome.ttlSeconds}; ${cookieAttributes}`)
     return { accessToken: sign({ sub: outcome.userId, email: outcome.email, sid: outcome.familyId, jti: randomUUID() }), tokenType: 'Bearer', expiresIn: 600 }
@@ -114,8 +115,7 @@ return string.sub(cur, 44)`
   })
   const minimalRotate = (redis as unknown as { minimalRotate: (key: string, presented: string, next: string, ttl: number) => Promise<string | null> }).minimalRotate.bind(redis)
   app.post('/refresh-minimal', { schema: { response: { 200: tokenResponse, 401: { type: 'null' } } } }, async (request, reply) => {
-    const cookie = request.headers.cookie ?? ''
-    const [userId, familyId, secret] = cookie.slice(cookie.indexOf('=') + 1).split('.')
+    const [userId, familyId, secret] = refreshCookie(request.headers.cookie).split('.')
     if (userId === undefined || familyId === undefined || secret === undefined) return reply.code(401).send(null)
     const successor = randomBytes(16).toString('base64url')
     const email = await minimalRotate(`minimal:${familyId}`, hash('sha256', secret, 'base64url'), hash('sha256', successor, 'base64url'), 604_800)
