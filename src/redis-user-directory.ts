@@ -7,10 +7,12 @@ import { newUserId, type User, type UserDirectory, type UserRecord } from './use
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     authUserCreate (account: string, id: string, email: string, passwordHash: string): Result<number, Context>
+    authUserSetHash (account: string, id: string, passwordHash: string): Result<number, Context>
   }
 }
 
 const createLua = readFileSync(new URL('./lua/user-create.lua', import.meta.url), 'utf8')
+const setHashLua = readFileSync(new URL('./lua/user-set-hash.lua', import.meta.url), 'utf8')
 
 /**
  * Accounts in Redis:
@@ -27,6 +29,7 @@ export class RedisUserDirectory implements UserDirectory {
     this.#prefix = keyPrefix
     if (typeof redis.authUserCreate !== 'function') {
       redis.defineCommand('authUserCreate', { numberOfKeys: 1, lua: createLua })
+      redis.defineCommand('authUserSetHash', { numberOfKeys: 1, lua: setHashLua })
     }
   }
 
@@ -58,7 +61,7 @@ export class RedisUserDirectory implements UserDirectory {
   async updatePasswordHash (id: string, passwordHash: string): Promise<void> {
     const accountKey = await guardStore(this.#redis, () => this.#redis.get(this.#idKey(id)))
     if (accountKey === null) return
-    await guardStore(this.#redis, () => this.#redis.hset(accountKey, 'h', passwordHash))
+    await guardStore(this.#redis, () => this.#redis.authUserSetHash(accountKey, id, passwordHash))
   }
 
   async #read (accountKey: string): Promise<UserRecord | null> {

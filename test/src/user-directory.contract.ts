@@ -1,0 +1,95 @@
+import type { Test } from 'tap'
+import type { UserDirectory } from '../../src/user-directory.js'
+
+export type DirectoryFactory = (t: Test) => Promise<UserDirectory>
+
+// Stand-ins for argon2id PHC strings: the directory stores whatever hash it is given.
+const HASH = '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA'
+const NEW_HASH = '$argon2id$v=19$m=19456,t=2,p=1$bmV3c2FsdG5ld3NhbHQ$bmV3aGFzaG5ld2hhc2g'
+
+let counter = 0
+/** A normalised email no other case uses (directories on a shared Redis keep no per-test namespace for emails). */
+function freshEmail (): string {
+  return `contract-${process.pid}-${Date.now()}-${counter++}@example.com`
+}
+
+/**
+ * The UserDirectory contract: every implementation (memory, Redis) must pass all of it.
+ * Emails reach the directory already normalised (routes/auth/register.ts), so none of this is about case or Unicode.
+ */
+export function userDirectoryContract (t: Test, makeDirectory: DirectoryFactory): void {
+  t.test('an account is found by its email and by its id, with the hash it was created with', async (t) => {
+    const users = await makeDirectory(t)
+    const email = freshEmail()
+    const created = await users.create(email, HASH)
+    t.ok(created, 'created')
+    t.match(created?.id, /^[A-Za-z0-9_-]{22}$/, 'a 128-bit base64url id')
+    t.same(created, { id: created?.id, email }, 'create answers the account without its hash')
+    t.same(await users.findByEmail(email), { id: created?.id, email, passwordHash: HASH })
+    t.same(await users.findById(created!.id), { id: created?.id, email, passwordHash: HASH })
+  })
+
+  t.test('an unknown email or id is null', async (t) => {
+    const users = await makeDirectory(t)
+    t.equal(await users.findByEmail(freshEmail()), null)
+    t.equal(await users.findById('AAAAAAAAAAAAAAAAAAAAAA'), null)
+  })
+
+  t.test('a taken email is refused, and the account that holds it keeps its id and hash', async (t) => {
+    const users = await makeDirectory(t)
+    const email = freshEmail()
+    const first = await users.create(email, HASH)
+    t.equal(await users.create(email, NEW_HASH), null)
+    t.same(await users.findByEmail(email), { id: first?.id, email, passwordHash: HASH })
+  })
+
+  t.test('of concurrent registrations of one email, exactly one wins and it is the account stored', async (t) => {
+    const users = await makeDirectory(t)
+    const email = freshEmail()
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => users.create(email, `${HASH}${i}`)))
+    const winners = results.filter((r) => r !== null)
+    t.equal(winners.length, 1, 'one account')
+    const winner = winners[0]!
+    const stored = await users.findByEmail(email)
+    t.equal(stored?.id, winner.id, 'the winner is the account found by email')
+    t.equal(stored?.passwordHash, `${HASH}${results.indexOf(winner)}`, 'with the winner\'s hash')
+    t.same(await users.findById(winner.id), stored)
+  })
+
+  t.test('ids differ between accounts', async (t) => {
+    const users = await makeDirectory(t)
+    const ids = new Set<string>()
+    for (let i = 0; i < 50; i++) ids.add((await users.create(freshEmail(), HASH))!.id)
+    t.equal(ids.size, 50)
+  })
+
+  t.test('updatePasswordHash replaces the hash seen by both look-ups, and nothing else', async (t) => {
+    const users = await makeDirectory(t)
+    const email = freshEmail()
+    const bystanderEmail = freshEmail()
+    const account = (await users.create(email, HASH))!
+    await users.create(bystanderEmail, HASH)
+    await users.updatePasswordHash(account.id, NEW_HASH)
+    t.same(await users.findByEmail(email), { id: account.id, email, passwordHash: NEW_HASH })
+    t.same(await users.findById(account.id), { id: account.id, email, passwordHash: NEW_HASH })
+    t.equal((await users.findByEmail(bystanderEmail))?.passwordHash, HASH, 'another account is untouched')
+  })
+
+  t.test('updatePasswordHash of an unknown id creates nothing', async (t) => {
+    const users = await makeDirectory(t)
+    const id = 'BBBBBBBBBBBBBBBBBBBBBB'
+    await users.updatePasswordHash(id, NEW_HASH)
+    t.equal(await users.findById(id), null)
+  })
+
+  t.test('a record handed out is a copy: changing it changes nothing stored', async (t) => {
+    const users = await makeDirectory(t)
+    const email = freshEmail()
+    const account = (await users.create(email, HASH))!
+    const record = (await users.findById(account.id))!
+    record.passwordHash = NEW_HASH
+    record.email = 'attacker@example.com'
+    t.same(await users.findByEmail(email), { id: account.id, email, passwordHash: HASH })
+    t.equal(await users.findByEmail('attacker@example.com'), null)
+  })
+}
