@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
 import { generateKeySetJson } from '../../src/signing-keys.js'
 import { deleteKeys, PASSWORD, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort } from '../helpers/redis-server.js'
@@ -24,8 +26,11 @@ async function startInstance (t: Test, env: Record<string, string | undefined>):
   return { ...server, port }
 }
 
-/** nginx in front of the instances: round robin, the client's address appended to X-Forwarded-For. */
-async function startNginx (t: Test, upstreams: number[]): Promise<number> {
+/**
+ * nginx in front of the instances: round robin, the client's address appended to X-Forwarded-For.
+ * `backups` get only what the others fail to answer.
+ */
+async function startNginx (t: Test, upstreams: number[], backups: number[] = []): Promise<number> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'auth-nginx-'))
   for (const sub of ['client_body', 'proxy']) mkdirSync(join(dir, sub))
@@ -41,6 +46,7 @@ http {
   proxy_temp_path ${dir}/proxy;
   upstream auth {
     ${upstreams.map((p) => `server 127.0.0.1:${p} max_fails=0;`).join('\n    ')}
+    ${backups.map((p) => `server 127.0.0.1:${p} max_fails=0 backup;`).join('\n    ')}
     keepalive 16;
   }
   server {
@@ -49,8 +55,10 @@ http {
     proxy_set_header Connection "";
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    # Which instance answered: lets the tests show a session really moved between instances.
+    # Which instances were tried and what each answered (502: no answer): lets the tests show a session really
+    # moved between instances, and which attempt a retried request's answer came from.
     add_header X-Upstream $upstream_addr always;
+    add_header X-Upstream-Status $upstream_status always;
     location / {
       proxy_pass http://auth;
     }
@@ -81,11 +89,11 @@ http {
   }
 }
 
-async function deployment (t: Test, instances = 3) {
+/** Production's shape: asymmetric keys shared by every instance, the refresh secret likewise, one hop of proxy trusted. */
+function deploymentEnv (t: Test) {
   const prefix = uniquePrefix()
   t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
-  // Production's shape: asymmetric keys shared by every instance, the refresh secret likewise, one hop of proxy trusted.
-  const env = testEnv({
+  return testEnv({
     REDIS_URL: SHARED_REDIS_URL,
     REDIS_KEY_PREFIX: prefix,
     JWT_SECRET: undefined,
@@ -96,13 +104,47 @@ async function deployment (t: Test, instances = 3) {
     // The stop test refreshes each session hundreds of times a second.
     RATE_LIMIT_REFRESH_SESSION: '100000/60'
   })
+}
+
+async function deployment (t: Test, instances = 3) {
+  const env = deploymentEnv(t)
   const started = await Promise.all(Array.from({ length: instances }, () => startInstance(t, env)))
   const lb = await startNginx(t, started.map((i) => i.port))
   return { instances: started, base: `http://127.0.0.1:${lb}` }
 }
 
+/**
+ * A TCP proxy in front of Redis for one instance. `mute()` drops Redis's replies from then on while the
+ * instance's commands still reach Redis: the instance can commit a write and never learn that it did.
+ */
+async function mutableRedisProxy (t: Test, redisUrl: string): Promise<{ url: string, mute: () => void }> {
+  const target = new URL(redisUrl)
+  let muted = false
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 6379), target.hostname)
+    for (const socket of [client, upstream]) {
+      sockets.add(socket)
+      socket.on('error', () => {})
+      socket.on('close', () => { sockets.delete(socket); client.destroy(); upstream.destroy() })
+    }
+    client.pipe(upstream)
+    upstream.on('data', (chunk: Buffer) => { if (!muted) client.write(chunk) })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    server.close()
+  })
+  const url = new URL(redisUrl)
+  url.hostname = '127.0.0.1'
+  url.port = String((server.address() as AddressInfo).port)
+  return { url: url.toString(), mute: () => { muted = true } }
+}
+
 /** `refreshToken`: the refresh cookie's `name=value`, as the browser would send it back. */
-interface Answer { status: number, body: any, upstream: string, refreshToken: string | undefined }
+interface Answer { status: number, body: any, upstream: string, upstreamStatus: string, refreshToken: string | undefined }
 
 async function call (url: string, init: { method?: string, headers?: Record<string, string>, body?: unknown } = {}): Promise<Answer> {
   const res = await fetch(url, {
@@ -116,6 +158,7 @@ async function call (url: string, init: { method?: string, headers?: Record<stri
     status: res.status,
     body: text === '' ? null : JSON.parse(text),
     upstream: res.headers.get('x-upstream') ?? '',
+    upstreamStatus: res.headers.get('x-upstream-status') ?? '',
     refreshToken: refreshCookie?.split(';')[0]
   }
 }
@@ -199,7 +242,7 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     const clients = sessions.map(async (s) => {
       let token = s.refreshToken
       while (!until.stopped) {
-        const res = await refresh(base, token).catch((err: Error) => ({ status: 0, upstream: err.message, refreshToken: undefined, body: null }))
+        const res = await refresh(base, token).catch((err: Error) => ({ status: 0, upstream: err.message, upstreamStatus: '', refreshToken: undefined, body: null }))
         if (res.status !== 200 || res.refreshToken === undefined) failures.push(`${res.status} from ${res.upstream}`)
         else { token = res.refreshToken; answered += 1 }
       }
@@ -215,4 +258,41 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     t.ok(answered > 20, `${answered} refreshes answered`)
     t.same(failures, [], 'every refresh succeeded across the stop')
   })
+})
+
+t.test('an instance killed after rotating a family, before answering: nginx sends the refresh on, and the next instance answers it from the grace window', { skip: existsSync(NGINX) ? false : `${NGINX} is not installed (apt-get install nginx-light)` }, async (t) => {
+  const env = deploymentEnv(t)
+  const proxy = await mutableRedisProxy(t, SHARED_REDIS_URL)
+  const victim = await startInstance(t, { ...env, REDIS_URL: proxy.url })
+  const standby = await startInstance(t, env)
+  const base = `http://127.0.0.1:${await startNginx(t, [victim.port], [standby.port])}`
+  const session = await signUp(base)
+
+  const redis = new Redis(SHARED_REDIS_URL)
+  t.teardown(() => redis.quit())
+  const families = await redis.keys(`${env.REDIS_KEY_PREFIX as string}*:f:*`)
+  t.equal(families.length, 1, 'one session in this deployment')
+  const family = families[0] as string
+  const generation = await redis.hget(family, 'g')
+
+  proxy.mute()
+  const answer = refresh(base, session.refreshToken)
+  const deadline = Date.now() + 5000
+  while (await redis.hget(family, 'g') === generation) {
+    if (Date.now() > deadline) throw new Error('the victim never rotated the family')
+    await sleep(5)
+  }
+  victim.child.kill('SIGKILL') // the rotation is committed in Redis; the victim never saw Redis's reply
+  const res = await answer
+
+  t.equal(res.upstream, `127.0.0.1:${victim.port}, 127.0.0.1:${standby.port}`, 'sent to the victim, then to the standby')
+  t.equal(res.upstreamStatus, '502, 200', 'the victim never answered; the standby did')
+  t.equal(res.status, 200, 'the client sees a refresh, not an error')
+  const metrics = await fetch(`http://127.0.0.1:${standby.port}/metrics`).then((r) => r.text())
+  t.match(metrics, /auth_refresh_total\{outcome="grace"\} 1\n/, 'answered as a concurrent tab is: from the grace window')
+
+  const next = await refresh(base, res.refreshToken as string)
+  t.equal(next.status, 200, 'the successor it got rotates on: the family was neither forked nor revoked')
+  const list = await call(`${base}/auth/sessions`, { headers: { authorization: `Bearer ${next.body.accessToken as string}` } })
+  t.equal(list.body.sessions.length, 1, 'still one session')
 })
