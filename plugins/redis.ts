@@ -45,8 +45,9 @@ export default fp(async function redisPlugin (fastify) {
   fastify.addHook('onClose', async () => {
     try {
       await redis.quit()
-    } catch {
-      redis.disconnect()
-    }
+    } catch {}
+    // Also after a clean QUIT: ioredis 6.0 leaves the Sentinel failover detector's subscriptions open
+    // after quit() (redis/ioredis#1362, fixed after 6.0.0), and they would hold the process open.
+    redis.disconnect()
   })
 }, { name: 'redis', dependencies: ['config'], fastify: '5.x' })

@@ -22,6 +22,10 @@ export const EnvSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,32}$', default: 'auth:' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10_000, default: 500 }),
+  /** Comma-separated host:port of Redis Sentinels: the master is whichever they name, followed through failovers. */
+  REDIS_SENTINELS: Type.Optional(Type.String()),
+  REDIS_SENTINEL_MASTER: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'mymaster' }),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
 
   JWT_SECRET: Type.Optional(Type.String()),
   /** A JWK Set of private signing keys (ES256 / EdDSA), each with kid and alg; or a path to one. */
@@ -81,7 +85,7 @@ export interface Config {
   logLevel: Env['LOG_LEVEL']
   /** 'all': an info line for every request; 'notable': the successes of high-volume routes at debug. */
   accessLog: Env['ACCESS_LOG']
-  redis: { url: string, keyPrefix: string, commandTimeoutMs: number } | null
+  redis: RedisConfig | null
   jwt: {
     /** HS256 secret (JWT_SECRET); null when asymmetric keys are used or one is to be generated. */
     secret: string | null
@@ -128,6 +132,14 @@ export interface RateLimit {
   windowSeconds: number
 }
 
+export interface RedisConfig {
+  /** With sentinel, only its credentials and database are used: the Sentinels name the master's address. */
+  url: string
+  keyPrefix: string
+  commandTimeoutMs: number
+  sentinel: { nodes: Array<{ host: string, port: number }>, master: string, password: string | undefined } | null
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError'
 }
@@ -148,6 +160,30 @@ function checkSecret (name: string, value: string | undefined, production: boole
     throw new ConfigError(`${name} still holds the placeholder from .env.example; generate one with: openssl rand -base64 48`)
   }
   return value
+}
+
+const SENTINEL_ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
+
+function parseSentinels (env: Env): RedisConfig['sentinel'] {
+  if (env.REDIS_SENTINELS === undefined) {
+    if (env.REDIS_SENTINEL_PASSWORD !== undefined) throw new ConfigError('REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS')
+    return null
+  }
+  if (env.REDIS_URL === undefined) {
+    throw new ConfigError('REDIS_SENTINELS needs REDIS_URL for the master\'s credentials and database (its host is not used), e.g. redis://:password@mymaster/0')
+  }
+  if (env.REDIS_URL.startsWith('rediss:')) {
+    throw new ConfigError('REDIS_SENTINELS with a rediss:// REDIS_URL is not supported: TLS through Sentinel is not implemented')
+  }
+  const nodes = env.REDIS_SENTINELS.split(',').map((entry) => {
+    const match = SENTINEL_ADDRESS.exec(entry.trim())
+    const port = Number(match?.[2])
+    if (match === null || port < 1 || port > 65_535) {
+      throw new ConfigError('REDIS_SENTINELS must be a comma-separated list of host:port (IPv6 as [address]:port)')
+    }
+    return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port }
+  })
+  return { nodes, master: env.REDIS_SENTINEL_MASTER, password: env.REDIS_SENTINEL_PASSWORD }
 }
 
 /**
@@ -193,6 +229,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (jwtSecret !== null && jwtSecret === refreshSecret) {
     throw new ConfigError('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
   }
+  const sentinel = parseSentinels(env)
   if (production && env.REDIS_URL === undefined) {
     throw new ConfigError('REDIS_URL is required in production: the embedded store serves one process only and loses every session on restart')
   }
@@ -219,7 +256,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     accessLog: env.ACCESS_LOG,
     redis: env.REDIS_URL === undefined
       ? null
-      : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS },
+      : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS, sentinel },
     jwt: {
       secret: jwtSecret,
       keyMode: keySet !== null ? 'keys' : env.JWT_SECRET !== undefined ? 'hs256' : 'generate',

@@ -1,11 +1,17 @@
 import { Redis, type RedisOptions } from 'ioredis'
+import type { RedisConfig } from './config.js'
 import { StoreUnavailableError } from './errors.js'
 
 export interface RedisClientOptions {
   url: string
   /** Upper bound on one command; past it the caller gets an error instead of a hang. */
   commandTimeoutMs: number
+  /** Ask these Sentinels for the master, and ask again whenever the connection breaks. */
+  sentinel?: RedisConfig['sentinel']
 }
+
+// Reconnect quickly and keep trying forever; capped so recovery after an outage or a failover is prompt.
+const retryStrategy = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
 
 /**
  * An ioredis client tuned to fail fast: when Redis is down or slow, requests get a
@@ -13,7 +19,20 @@ export interface RedisClientOptions {
  * keeps reconnecting in the background so the service recovers without a restart.
  */
 export function createRedisClient (options: RedisClientOptions, extra: RedisOptions = {}): Redis {
+  const sentinel = options.sentinel ?? null
   return new Redis(options.url, {
+    ...(sentinel === null
+      ? {}
+      : {
+          sentinels: sentinel.nodes,
+          name: sentinel.master,
+          sentinelPassword: sentinel.password,
+          sentinelRetryStrategy: retryStrategy,
+          sentinelCommandTimeout: options.commandTimeoutMs,
+          // Subscribes to the Sentinels' +switch-master, so a failover moves the client at once rather
+          // than when its socket to the old master happens to break.
+          failoverDetector: true
+        }),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -24,8 +43,7 @@ export function createRedisClient (options: RedisClientOptions, extra: RedisOpti
     // auto-pipeline is sent only after the previous one completes, so with a stalled Redis queued
     // commands could wait out several timeouts: guardStore() bounds every request instead.
     enableAutoPipelining: true,
-    // Reconnect quickly and keep trying forever; capped so recovery after an outage is prompt.
-    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 1000),
+    retryStrategy,
     ...extra
   })
 }

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,24 +27,33 @@ export async function freePort (): Promise<number> {
  * reconnecting to that port: without a password, it would join whichever private Redis (or
  * benchmark Redis) the OS later hands the same port to, and send commands there.
  */
+export interface PrivateRedisOptions {
+  appendOnly?: boolean
+  /** Another server's password, for a replica that its master's clients must also be able to use. */
+  password?: string
+  /** More redis-server arguments, e.g. `--replicaof`. */
+  args?: string[]
+}
+
 export class PrivateRedis {
   readonly port: number
   readonly dir: string
   readonly url: string
-  readonly #password = randomBytes(16).toString('hex')
-  readonly #appendOnly: boolean
+  readonly password: string
+  readonly #options: PrivateRedisOptions
   #process: ChildProcess | null = null
 
-  private constructor (port: number, appendOnly: boolean) {
+  private constructor (port: number, options: PrivateRedisOptions) {
     this.port = port
     this.dir = mkdtempSync(join(tmpdir(), 'auth-redis-'))
-    this.url = `redis://:${this.#password}@127.0.0.1:${port}`
-    this.#appendOnly = appendOnly
+    this.password = options.password ?? randomBytes(16).toString('hex')
+    this.url = `redis://:${this.password}@127.0.0.1:${port}`
+    this.#options = options
   }
 
   /** A private Redis with its port and URL chosen but not yet running: the "Redis down at start" fault. */
-  static async create (t: { teardown (fn: () => unknown): void }, options: { appendOnly?: boolean } = {}): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort(), options.appendOnly ?? false)
+  static async create (t: { teardown (fn: () => unknown): void }, options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(await freePort(), options)
     t.teardown(async () => {
       await redis.kill()
       rmSync(redis.dir, { recursive: true, force: true })
@@ -52,15 +61,16 @@ export class PrivateRedis {
     return redis
   }
 
-  static async start (t: { teardown (fn: () => unknown): void }, options: { appendOnly?: boolean } = {}): Promise<PrivateRedis> {
+  static async start (t: { teardown (fn: () => unknown): void }, options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
     const redis = await PrivateRedis.create(t, options)
     await redis.start()
     return redis
   }
 
   async start (): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--requirepass', this.#password, '--dir', this.dir, '--save', '',
-      '--appendonly', this.#appendOnly ? 'yes' : 'no', '--appendfsync', 'always', '--daemonize', 'no', '--enable-debug-command', 'local']
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--requirepass', this.password, '--dir', this.dir, '--save', '',
+      '--appendonly', this.#options.appendOnly === true ? 'yes' : 'no', '--appendfsync', 'always', '--daemonize', 'no', '--enable-debug-command', 'local',
+      ...(this.#options.args ?? [])]
     this.#process = spawn('redis-server', args, { stdio: 'ignore' })
     const deadline = Date.now() + 5000
     const child = this.#process
@@ -105,5 +115,70 @@ export class PrivateRedis {
     } catch {
       return false
     }
+  }
+}
+
+/**
+ * A Redis Sentinel of the test's own, watching one private master (quorum 1: it alone decides a failover).
+ * It has a password of its own, for the reason PrivateRedis has one.
+ */
+export class PrivateSentinel {
+  readonly port: number
+  readonly password: string
+  readonly masterName: string
+
+  private constructor (port: number, password: string, masterName: string) {
+    this.port = port
+    this.password = password
+    this.masterName = masterName
+  }
+
+  static async start (t: { teardown (fn: () => unknown): void }, master: PrivateRedis, masterName = 'authmaster'): Promise<PrivateSentinel> {
+    const port = await freePort()
+    const dir = mkdtempSync(join(tmpdir(), 'auth-sentinel-'))
+    const password = randomBytes(16).toString('hex')
+    // Sentinel rewrites its configuration file as it learns the topology: it must be a file of its own.
+    writeFileSync(join(dir, 'sentinel.conf'), [
+      `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `requirepass ${password}`,
+      `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 1`,
+      `sentinel auth-pass ${masterName} ${master.password}`,
+      `sentinel down-after-milliseconds ${masterName} 500`,
+      `sentinel failover-timeout ${masterName} 5000`, ''
+    ].join('\n'))
+    const child = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' })
+    const sentinel = new PrivateSentinel(port, password, masterName)
+    t.teardown(async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGKILL')
+        await exited
+      }
+      rmSync(dir, { recursive: true, force: true })
+    })
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`private sentinel on ${port} exited at start`)
+      if (await sentinel.command('PING').then((r) => r === 'PONG', () => false)) return sentinel
+      await sleep(25)
+    }
+    throw new Error(`private sentinel on ${port} did not start`)
+  }
+
+  /** Runs one command on a short-lived connection, e.g. `SENTINEL get-master-addr-by-name`. */
+  async command (...args: Array<string | number>): Promise<unknown> {
+    const client = new Redis({ host: '127.0.0.1', port: this.port, password: this.password, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      return await client.call(String(args[0]), ...args.slice(1).map(String))
+    } finally {
+      client.disconnect()
+    }
+  }
+
+  /** The port of the server the Sentinel names as master now. */
+  async masterPort (): Promise<number> {
+    const [, port] = await this.command('SENTINEL', 'get-master-addr-by-name', this.masterName) as [string, string]
+    return Number(port)
   }
 }

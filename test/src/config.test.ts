@@ -147,3 +147,32 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
     try { loadConfig(env) } catch (err) { t.notOk((err as Error).message.includes(a.d as string), 'never echoes key material') }
   }
 })
+
+t.test('REDIS_SENTINELS: host:port list, the master group name, and the URL for credentials only', async (t) => {
+  const url = 'redis://:pw@mymaster/2'
+  t.same(loadConfig({ REDIS_URL: url, REDIS_SENTINELS: 's1.internal:26379, 10.0.0.2:26380,[fd00::3]:26381' }).redis?.sentinel, {
+    nodes: [{ host: 's1.internal', port: 26379 }, { host: '10.0.0.2', port: 26380 }, { host: 'fd00::3', port: 26381 }],
+    master: 'mymaster',
+    password: undefined
+  })
+  t.match(loadConfig({ REDIS_URL: url, REDIS_SENTINELS: 's:1', REDIS_SENTINEL_MASTER: 'auth-primary', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }).redis,
+    { url, sentinel: { master: 'auth-primary', password: 'sentinel-secret' } })
+  t.equal(loadConfig({ REDIS_URL: url }).redis?.sentinel, null, 'no Sentinels: REDIS_URL names the server')
+
+  for (const [env, message] of [
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1' }, /REDIS_SENTINELS must be a comma-separated list of host:port/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379,' }, /REDIS_SENTINELS must be/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:0' }, /REDIS_SENTINELS must be/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:65536' }, /REDIS_SENTINELS must be/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 'fd00::3:26379' }, /IPv6 as \[address\]:port/],
+    [{ REDIS_SENTINELS: 's1:26379' }, /REDIS_SENTINELS needs REDIS_URL/],
+    [{ REDIS_URL: 'rediss://:pw@mymaster', REDIS_SENTINELS: 's1:26379' }, /rediss:\/\/ REDIS_URL is not supported/],
+    [{ REDIS_URL: url, REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }, /REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'bad name' }, /REDIS_SENTINEL_MASTER/]
+  ] as const) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+  const refused = (() => { try { loadConfig({ REDIS_URL: url, REDIS_SENTINELS: 'bad entry', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }) } catch (err) { return (err as Error).message } })()
+  t.type(refused, 'string', 'refused')
+  t.notMatch(refused, /sentinel-secret/, 'the Sentinel password is never echoed')
+})
