@@ -1,11 +1,10 @@
-import type { Redis } from 'ioredis'
 import fp from 'fastify-plugin'
-import { createRedisClient } from '../src/redis-client.js'
+import { createRedisClient, type RedisClient } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The shared Redis connection; null when the embedded in-memory store is in use. */
-    redis: Redis | null
+    redis: RedisClient | null
   }
 }
 
@@ -24,12 +23,14 @@ export default fp(async function redisPlugin (fastify) {
 
   const redis = createRedisClient(options)
   let lastError = ''
-  redis.on('error', (err: Error) => {
+  const onError = (err: Error) => {
     // One line per distinct failure, not one per reconnect attempt.
     if (err.message === lastError) return
     lastError = err.message
     fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error')
-  })
+  }
+  redis.on('error', onError)
+  redis.on('node error', onError) // a Redis Cluster's: one of its nodes failed
   redis.on('ready', () => {
     if (lastError !== '') fastify.log.info('redis connection restored')
     lastError = ''
@@ -41,7 +42,7 @@ export default fp(async function redisPlugin (fastify) {
     fastify.log.error('redis is unreachable at start; store-backed routes answer 503 until it is back (retrying in the background)')
   }
 
-  fastify.decorate('redis', redis)
+  fastify.decorate<RedisClient | null>('redis', redis)
   fastify.addHook('onClose', async () => {
     try {
       await redis.quit()

@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis'
+import { Cluster } from 'ioredis'
 import type { RevocationList } from './revocation-list.js'
+import type { RedisClient } from './redis-client.js'
 
 /**
  * Makes the access tokens of revoked families fail on every instance within a second,
@@ -53,15 +54,15 @@ export class LocalAccessRevocations implements AccessRevocations {
  * subscriber reloads the sorted set, so a restart or a dropped subscription opens no window.
  */
 export class RedisAccessRevocations implements AccessRevocations {
-  readonly #redis: Redis
-  readonly #subscriber: Redis
+  readonly #redis: RedisClient
+  readonly #subscriber: RedisClient
   readonly #list: RevocationList
   readonly #ttlMs: number
   readonly #key: string
   readonly #channel: string
   readonly #log: Logger
 
-  constructor (redis: Redis, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger }) {
+  constructor (redis: RedisClient, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger }) {
     this.#redis = redis
     this.#list = list
     this.#ttlMs = options.ttlMs
@@ -69,7 +70,9 @@ export class RedisAccessRevocations implements AccessRevocations {
     this.#channel = `${options.keyPrefix}revoked-sids`
     this.#log = options.log
     // A connection of its own: a subscribed connection serves nothing else.
-    this.#subscriber = redis.duplicate({ autoResubscribe: false, lazyConnect: true })
+    this.#subscriber = redis instanceof Cluster
+      ? redis.duplicate(undefined, { lazyConnect: true })
+      : redis.duplicate({ autoResubscribe: false, lazyConnect: true })
     this.#subscriber.on('error', () => {}) // the main connection already reports Redis outages
     this.#subscriber.on('message', (_channel: string, message: string) => this.#apply(message))
     this.#subscriber.on('ready', () => { this.#resync().catch(() => {}) })

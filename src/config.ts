@@ -26,6 +26,8 @@ export const EnvSchema = Type.Object({
   REDIS_SENTINELS: Type.Optional(Type.String()),
   REDIS_SENTINEL_MASTER: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'mymaster' }),
   REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
+  /** Comma-separated host:port of Redis Cluster nodes to start from: the client learns the others. */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String()),
 
   JWT_SECRET: Type.Optional(Type.String()),
   /** A JWK Set of private signing keys (ES256 / EdDSA), each with kid and alg; or a path to one. */
@@ -133,12 +135,15 @@ export interface RateLimit {
 }
 
 export interface RedisConfig {
-  /** With sentinel, only its credentials and database are used: the Sentinels name the master's address. */
+  /** With sentinel or cluster, only its credentials (and database) are used: the address comes from them. */
   url: string
   keyPrefix: string
   commandTimeoutMs: number
-  sentinel: { nodes: Array<{ host: string, port: number }>, master: string, password: string | undefined } | null
+  sentinel: { nodes: HostPort[], master: string, password: string | undefined } | null
+  cluster: { nodes: HostPort[] } | null
 }
+
+export interface HostPort { host: string, port: number }
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -162,7 +167,7 @@ function checkSecret (name: string, value: string | undefined, production: boole
   return value
 }
 
-const SENTINEL_ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
 
 function parseSentinels (env: Env): RedisConfig['sentinel'] {
   if (env.REDIS_SENTINELS === undefined) {
@@ -175,15 +180,35 @@ function parseSentinels (env: Env): RedisConfig['sentinel'] {
   if (env.REDIS_URL.startsWith('rediss:')) {
     throw new ConfigError('REDIS_SENTINELS with a rediss:// REDIS_URL is not supported: TLS through Sentinel is not implemented')
   }
-  const nodes = env.REDIS_SENTINELS.split(',').map((entry) => {
-    const match = SENTINEL_ADDRESS.exec(entry.trim())
+  return { nodes: parseHostPorts('REDIS_SENTINELS', env.REDIS_SENTINELS), master: env.REDIS_SENTINEL_MASTER, password: env.REDIS_SENTINEL_PASSWORD }
+}
+
+function parseCluster (env: Env): RedisConfig['cluster'] {
+  if (env.REDIS_CLUSTER_NODES === undefined) return null
+  if (env.REDIS_SENTINELS !== undefined) {
+    throw new ConfigError('set either REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both: a Redis Cluster fails over by itself')
+  }
+  if (env.REDIS_URL === undefined) {
+    throw new ConfigError('REDIS_CLUSTER_NODES needs REDIS_URL for the nodes\' credentials (its host is not used), e.g. redis://:password@cluster')
+  }
+  if (env.REDIS_URL.startsWith('rediss:')) {
+    throw new ConfigError('REDIS_CLUSTER_NODES with a rediss:// REDIS_URL is not supported: TLS to a Redis Cluster is not implemented')
+  }
+  if (!/^rediss?:\/\/[^/]*(\/0?)?$/.test(env.REDIS_URL)) {
+    throw new ConfigError('REDIS_URL names a database, but a Redis Cluster has only database 0')
+  }
+  return { nodes: parseHostPorts('REDIS_CLUSTER_NODES', env.REDIS_CLUSTER_NODES) }
+}
+
+function parseHostPorts (name: string, value: string): HostPort[] {
+  return value.split(',').map((entry) => {
+    const match = HOST_PORT.exec(entry.trim())
     const port = Number(match?.[2])
     if (match === null || port < 1 || port > 65_535) {
-      throw new ConfigError('REDIS_SENTINELS must be a comma-separated list of host:port (IPv6 as [address]:port)')
+      throw new ConfigError(`${name} must be a comma-separated list of host:port (IPv6 as [address]:port)`)
     }
     return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port }
   })
-  return { nodes, master: env.REDIS_SENTINEL_MASTER, password: env.REDIS_SENTINEL_PASSWORD }
 }
 
 /**
@@ -230,6 +255,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     throw new ConfigError('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
   }
   const sentinel = parseSentinels(env)
+  const cluster = parseCluster(env)
   if (production && env.REDIS_URL === undefined) {
     throw new ConfigError('REDIS_URL is required in production: the embedded store serves one process only and loses every session on restart')
   }
@@ -256,7 +282,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     accessLog: env.ACCESS_LOG,
     redis: env.REDIS_URL === undefined
       ? null
-      : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS, sentinel },
+      : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS, sentinel, cluster },
     jwt: {
       secret: jwtSecret,
       keyMode: keySet !== null ? 'keys' : env.JWT_SECRET !== undefined ? 'hs256' : 'generate',

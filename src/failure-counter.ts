@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import type { Redis, Result } from 'ioredis'
-import { guardStore } from './redis-client.js'
+import type { Result } from 'ioredis'
+import { guardStore, type RedisClient } from './redis-client.js'
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -33,12 +33,12 @@ return { n, redis.call('PTTL', KEYS[1]) }
 `
 
 export class RedisFailureCounter implements FailureCounter {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #prefix: string
   readonly #max: number
   readonly #windowMs: number
 
-  constructor (redis: Redis, options: { keyPrefix: string, name: string, max: number, windowSeconds: number }) {
+  constructor (redis: RedisClient, options: { keyPrefix: string, name: string, max: number, windowSeconds: number }) {
     this.#redis = redis
     this.#prefix = `${options.keyPrefix}failures:${options.name}:`
     this.#max = options.max

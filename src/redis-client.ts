@@ -1,6 +1,9 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from './config.js'
 import { StoreUnavailableError } from './errors.js'
+
+/** One Redis server (found directly or through Sentinels), or a Redis Cluster. */
+export type RedisClient = Redis | Cluster
 
 export interface RedisClientOptions {
   url: string
@@ -8,6 +11,8 @@ export interface RedisClientOptions {
   commandTimeoutMs: number
   /** Ask these Sentinels for the master, and ask again whenever the connection breaks. */
   sentinel?: RedisConfig['sentinel']
+  /** Seed nodes of a Redis Cluster: the client learns the rest and follows the slots as they move. */
+  cluster?: RedisConfig['cluster']
 }
 
 // Reconnect quickly and keep trying forever; capped so recovery after an outage or a failover is prompt.
@@ -18,7 +23,22 @@ const retryStrategy = (attempt: number): number => Math.min(50 * 2 ** attempt, 1
  * 503 within the timeout instead of piling up in an offline queue, and the client
  * keeps reconnecting in the background so the service recovers without a restart.
  */
-export function createRedisClient (options: RedisClientOptions, extra: RedisOptions = {}): Redis {
+export function createRedisClient (options: RedisClientOptions & { cluster?: null }): Redis
+export function createRedisClient (options: RedisClientOptions): RedisClient
+export function createRedisClient (options: RedisClientOptions): RedisClient {
+  const cluster = options.cluster ?? null
+  if (cluster !== null) {
+    const { username, password } = parseCredentials(options.url)
+    return new Cluster(cluster.nodes, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: retryStrategy,
+      // Replicas would answer reads a refresh has just written with the value before it.
+      scaleReads: 'master',
+      redisOptions: { ...nodeOptions(options), username, password }
+    })
+  }
   const sentinel = options.sentinel ?? null
   return new Redis(options.url, {
     ...(sentinel === null
@@ -33,19 +53,36 @@ export function createRedisClient (options: RedisClientOptions, extra: RedisOpti
           // than when its socket to the old master happens to break.
           failoverDetector: true
         }),
+    ...nodeOptions(options),
     lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: options.commandTimeoutMs,
-    connectTimeout: Math.max(options.commandTimeoutMs, 1000),
     // Coalesces the commands of concurrent requests into one socket write per tick: without it, one
     // write syscall per command was the largest single cost of a refresh (bench/README.md). An
     // auto-pipeline is sent only after the previous one completes, so with a stalled Redis queued
     // commands could wait out several timeouts: guardStore() bounds every request instead.
     enableAutoPipelining: true,
-    retryStrategy,
-    ...extra
+    retryStrategy
   })
+}
+
+/** What every connection to a Redis server gets, alone or as a node of a cluster. */
+function nodeOptions (options: RedisClientOptions): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: options.commandTimeoutMs,
+    connectTimeout: Math.max(options.commandTimeoutMs, 1000)
+  }
+}
+
+function parseCredentials (url: string): { username: string | undefined, password: string | undefined } {
+  const parsed = new URL(url)
+  const decode = (part: string) => part === '' ? undefined : decodeURIComponent(part)
+  return { username: decode(parsed.username), password: decode(parsed.password) }
+}
+
+/** The upper bound on one command that createRedisClient gave this client. */
+function commandTimeoutOf (redis: RedisClient): number | undefined {
+  return redis instanceof Cluster ? redis.options.redisOptions?.commandTimeout : redis.options.commandTimeout
 }
 
 /** Used only for a client built without a commandTimeout; createRedisClient always sets one. */
@@ -57,8 +94,8 @@ const FALLBACK_DEADLINE_MS = 500
  * for the logs. The deadline is enforced here, not only by ioredis: however commands queue inside
  * the client (auto-pipelining), the request is answered in time.
  */
-export async function guardStore<T> (redis: Redis, operation: () => Promise<T>): Promise<T> {
-  const deadlineMs = redis.options.commandTimeout ?? FALLBACK_DEADLINE_MS
+export async function guardStore<T> (redis: RedisClient, operation: () => Promise<T>): Promise<T> {
+  const deadlineMs = commandTimeoutOf(redis) ?? FALLBACK_DEADLINE_MS
   let timer: NodeJS.Timeout | undefined
   try {
     return await Promise.race([

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
-import { guardStore } from './redis-client.js'
+import type { Result } from 'ioredis'
+import { guardStore, type RedisClient } from './redis-client.js'
 import { compactUserAgent, expandUserAgent } from './compact-user-agent.js'
 import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
 
@@ -32,11 +32,11 @@ declare module 'ioredis' {
  *   <prefix>{<userId>}:fams          zset: familyId -> last use ms
  */
 export class RedisFamilyStore implements FamilyStore {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #prefix: string
   readonly #policy: FamilyPolicy
 
-  constructor (redis: Redis, policy: FamilyPolicy, keyPrefix: string) {
+  constructor (redis: RedisClient, policy: FamilyPolicy, keyPrefix: string) {
     this.#redis = redis
     this.#policy = policy
     this.#prefix = keyPrefix
@@ -115,7 +115,7 @@ export class RedisFamilyStore implements FamilyStore {
   }
 }
 
-function defineFamilyCommands (redis: Redis): void {
+function defineFamilyCommands (redis: RedisClient): void {
   // Registered once per connection; ioredis sends EVALSHA and falls back to EVAL after a Redis restart.
   if (typeof redis.authFamilyRotate === 'function') return
   redis.defineCommand('authFamilyCreate', { numberOfKeys: 2, lua: lua('family-create') })

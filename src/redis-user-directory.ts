@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { Redis, Result } from 'ioredis'
-import { guardStore } from './redis-client.js'
+import type { Result } from 'ioredis'
+import { guardStore, type RedisClient } from './redis-client.js'
 import { newUserId, type User, type UserDirectory, type UserRecord } from './user-directory.js'
 
 declare module 'ioredis' {
@@ -21,10 +21,10 @@ const setHashLua = readFileSync(new URL('./lua/user-set-hash.lua', import.meta.u
  * Key names carry a digest of the email so no address appears in a key listing.
  */
 export class RedisUserDirectory implements UserDirectory {
-  readonly #redis: Redis
+  readonly #redis: RedisClient
   readonly #prefix: string
 
-  constructor (redis: Redis, keyPrefix: string) {
+  constructor (redis: RedisClient, keyPrefix: string) {
     this.#redis = redis
     this.#prefix = keyPrefix
     if (typeof redis.authUserCreate !== 'function') {

@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 
 /** A free TCP port on loopback. */
@@ -180,5 +181,76 @@ export class PrivateSentinel {
   async masterPort (): Promise<number> {
     const [, port] = await this.command('SENTINEL', 'get-master-addr-by-name', this.masterName) as [string, string]
     return Number(port)
+  }
+}
+
+/**
+ * A Redis Cluster of the test's own: `masters` private Redis servers (no replicas), every hash slot
+ * assigned by `redis-cli --cluster create`. All nodes share one password, as a cluster's clients need.
+ */
+export class PrivateCluster {
+  readonly nodes: PrivateRedis[]
+  readonly password: string
+
+  private constructor (nodes: PrivateRedis[], password: string) {
+    this.nodes = nodes
+    this.password = password
+  }
+
+  /** The service's REDIS_URL for this cluster: the credentials only (the nodes come from REDIS_CLUSTER_NODES). */
+  get url (): string {
+    return `redis://:${this.password}@cluster`
+  }
+
+  /** Every node, as a client's seed list. */
+  get seeds (): Array<{ host: string, port: number }> {
+    return this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
+  }
+
+  /** The service's REDIS_CLUSTER_NODES: every node as a seed. */
+  get seedList (): string {
+    return this.seeds.map((n) => `${n.host}:${n.port}`).join(',')
+  }
+
+  /** A private cluster with its ports chosen but no node running yet: the "Redis down at start" fault. */
+  static async create (t: { teardown (fn: () => unknown): void }, options: { masters?: number, appendOnly?: boolean } = {}): Promise<PrivateCluster> {
+    const password = randomBytes(16).toString('hex')
+    const nodes: PrivateRedis[] = []
+    for (let i = 0; i < (options.masters ?? 3); i++) {
+      // The bus port is set, not derived (port + 10000 can be past 65535 for a port from the ephemeral range).
+      const busPort = await freePort()
+      nodes.push(await PrivateRedis.create(t, {
+        password,
+        appendOnly: options.appendOnly,
+        args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort),
+          '--cluster-node-timeout', '1000', '--masterauth', password]
+      }))
+    }
+    return new PrivateCluster(nodes, password)
+  }
+
+  static async start (t: { teardown (fn: () => unknown): void }, options: { masters?: number, appendOnly?: boolean } = {}): Promise<PrivateCluster> {
+    const cluster = await PrivateCluster.create(t, options)
+    await cluster.start()
+    return cluster
+  }
+
+  /** Starts every node and assigns all hash slots among them. */
+  async start (): Promise<void> {
+    for (const node of this.nodes) await node.start()
+    await promisify(execFile)('redis-cli', ['-a', this.password, '--no-auth-warning', '--cluster', 'create',
+      ...this.nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 })
+    await this.waitUntilOk()
+  }
+
+  /** Resolves once every running node says the cluster is ok (all slots served). */
+  async waitUntilOk (timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const states = await Promise.all(this.nodes.map((n) => n.command('CLUSTER', 'INFO').then((info) => /cluster_state:ok/.test(String(info)), () => false)))
+      if (states.every(Boolean)) return
+      if (Date.now() > deadline) throw new Error('private cluster not ok in time')
+      await sleep(100)
+    }
   }
 }

@@ -147,7 +147,7 @@ for (const setup of setups()) {
     const redis = app.redis
     const originalSend = redis?.sendCommand.bind(redis)
     if (redis !== null && originalSend !== undefined) {
-      redis.sendCommand = (command) => { redisCommands.push(command.name); return originalSend(command) }
+      redis.sendCommand = (command: Parameters<typeof originalSend>[0]) => { redisCommands.push(command.name); return originalSend(command) }
     }
     for (const [name, token] of Object.entries(attacks)) {
       const res = await app.inject({ url: '/me', headers: { authorization: `Bearer ${token}` } })

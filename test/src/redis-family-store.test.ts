@@ -7,6 +7,7 @@ import { RefreshTokenCodec } from '../../src/refresh-token.js'
 import { createRedisClient } from '../../src/redis-client.js'
 import { newUserId } from '../../src/user-directory.js'
 import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { PrivateCluster } from '../helpers/redis-server.js'
 import { familyStoreContract } from './family-store.contract.js'
 
 async function connect (t: Test): Promise<Redis> {
@@ -32,6 +33,16 @@ t.test('RedisFamilyStore fulfils the FamilyStore contract', async (t) => {
     const prefix = uniquePrefix()
     t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
     return new RedisFamilyStore(redis, policy, prefix)
+  })
+})
+
+t.test('RedisFamilyStore fulfils the FamilyStore contract on a Redis Cluster', async (t) => {
+  const cluster = await PrivateCluster.start(t)
+  familyStoreContract(t, async (t, policy) => {
+    const redis = createRedisClient({ url: cluster.url, commandTimeoutMs: 2000, cluster: { nodes: cluster.seeds } })
+    await redis.connect()
+    t.teardown(() => redis.quit())
+    return new RedisFamilyStore(redis, policy, uniquePrefix())
   })
 })
 

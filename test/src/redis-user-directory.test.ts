@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { RedisUserDirectory } from '../../src/redis-user-directory.js'
 import { createRedisClient } from '../../src/redis-client.js'
 import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { PrivateCluster } from '../helpers/redis-server.js'
 import { userDirectoryContract } from './user-directory.contract.js'
 
 /** A directory on the shared Redis under a prefix of its own, removed after the test. */
@@ -16,6 +17,16 @@ async function setup (t: Test) {
 
 t.test('RedisUserDirectory fulfils the UserDirectory contract', async (t) => {
   userDirectoryContract(t, async (t) => (await setup(t)).users)
+})
+
+t.test('RedisUserDirectory fulfils the UserDirectory contract on a Redis Cluster', async (t) => {
+  const cluster = await PrivateCluster.start(t)
+  userDirectoryContract(t, async (t) => {
+    const redis = createRedisClient({ url: cluster.url, commandTimeoutMs: 2000, cluster: { nodes: cluster.seeds } })
+    await redis.connect()
+    t.teardown(() => redis.quit())
+    return new RedisUserDirectory(redis, uniquePrefix())
+  })
 })
 
 t.test('in Redis: two keys per account, no email in a key name, no pointer left by a lost race', async (t) => {

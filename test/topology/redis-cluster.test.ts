@@ -1,0 +1,161 @@
+import { Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../helpers/app.js'
+import { PrivateCluster } from '../helpers/redis-server.js'
+
+// The deployment on a Redis Cluster: two instances of the service (same secrets, same key prefix) on three
+// masters, each instance given every node as a seed (REDIS_CLUSTER_NODES).
+
+const bearer = (s: { accessToken: string }) => ({ authorization: `Bearer ${s.accessToken}` })
+const cookieOf = (app: FastifyInstance, res: { headers: Record<string, unknown> }) =>
+  `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'] as string[] | string | undefined) as string}`
+
+/** Polls until `check` holds, for at most `ms`. */
+async function within (ms: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await check()) return true
+    await sleep(20)
+  }
+  return false
+}
+
+t.test('on a Redis Cluster of three masters', async (t) => {
+  const cluster = await PrivateCluster.start(t, { appendOnly: true })
+  const prefix = uniquePrefix()
+  const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList }
+  const a = await buildApp(t, { prefix, env })
+  const b = await buildApp(t, { prefix, env })
+
+  t.test('accounts and sessions spread over the masters, and every session moves between instances', async (t) => {
+    const sessions: LoggedIn[] = []
+    for (let i = 0; i < 12; i++) sessions.push(await registerAndLogin(i % 2 === 0 ? a : b))
+    for (const [i, s] of sessions.entries()) {
+      const res = await refresh(i % 2 === 0 ? b : a, s.cookie)
+      t.equal(res.statusCode, 200, `session ${i} refreshed on the other instance`)
+    }
+    const sizes = await Promise.all(cluster.nodes.map(async (n) => Number(await n.command('DBSIZE'))))
+    t.ok(sizes.filter((size) => size > 0).length >= 2, `keys on more than one master: ${sizes.join(', ')}`)
+    t.equal((await a.inject({ url: '/health/ready' })).statusCode, 200, 'ready')
+  })
+
+  t.test('two instances refreshing one token at once give one successor; a replay ends the family on both', async (t) => {
+    const first = await registerAndLogin(a)
+    const [ra, rb] = await Promise.all([refresh(a, first.cookie), refresh(b, first.cookie)])
+    t.equal(ra.statusCode, 200)
+    t.equal(rb.statusCode, 200)
+    t.equal(cookieOf(a, ra), cookieOf(b, rb), 'one successor')
+    const third = await refresh(a, cookieOf(a, ra))
+    t.equal(third.statusCode, 200)
+
+    const replay = await refresh(b, first.cookie) // two generations old
+    t.equal(replay.statusCode, 401)
+    t.equal(replay.json().code, 'AUTH_REFRESH_REUSED')
+    t.equal((await refresh(a, cookieOf(a, third))).statusCode, 401, 'the current token is dead too')
+    const access = { accessToken: third.json().accessToken as string }
+    for (const [name, app] of Object.entries({ a, b })) {
+      t.ok(await within(1000, async () => (await app.inject({ url: '/me', headers: bearer(access) })).statusCode === 401),
+        `instance ${name} refuses the family's access token within 1 s (revocation published through the cluster)`)
+    }
+  })
+
+  t.test('sessions are listed and revoked, one or all, and a password change keeps only the caller', async (t) => {
+    const phone = await registerAndLogin(a, undefined, 'Phone/1.0')
+    const laptop = await login(b, phone.email, 'Laptop/2.0')
+    const tablet = await login(a, phone.email, 'Tablet/3.0')
+    const list = await b.inject({ url: '/auth/sessions', headers: bearer(phone) })
+    t.equal(list.statusCode, 200)
+    t.equal(list.json().sessions.length, 3)
+    const laptopId = (list.json().sessions as Array<{ id: string, userAgent: string }>).find((s) => s.userAgent === 'Laptop/2.0')?.id as string
+    t.equal((await a.inject({ method: 'DELETE', url: `/auth/sessions/${laptopId}`, headers: bearer(phone) })).statusCode, 204)
+    t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'the revoked session no longer refreshes')
+
+    const change = await a.inject({ method: 'POST', url: '/auth/password', headers: bearer(phone), payload: { currentPassword: PASSWORD, newPassword: 'a brand new password' } })
+    t.equal(change.statusCode, 204)
+    t.equal((await refresh(b, tablet.cookie)).statusCode, 401, 'the other session ended with the password change')
+    t.equal((await refresh(b, phone.cookie)).statusCode, 200, 'the caller\'s session lives on')
+    const relogin = await b.inject({ method: 'POST', url: '/auth/login', payload: { email: phone.email, password: 'a brand new password' } })
+    t.equal(relogin.statusCode, 200, 'the new password logs in on the other instance')
+
+    t.equal((await b.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(relogin.json()) })).statusCode, 204)
+    t.ok(await within(1000, async () => (await a.inject({ url: '/auth/sessions', headers: bearer(relogin.json()) })).statusCode === 401),
+      'logged out everywhere: the other instance refuses the access token within 1 s')
+  })
+})
+
+t.test('rate limits and failed-login counters are shared through the cluster', async (t) => {
+  const cluster = await PrivateCluster.start(t)
+  const prefix = uniquePrefix()
+  const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList, RATE_LIMIT_LOGIN_ACCOUNT: '3/60', RATE_LIMIT_REGISTER_IP: '4/60' }
+  const a = await buildApp(t, { prefix, env })
+  const b = await buildApp(t, { prefix, env })
+
+  const victim = await registerAndLogin(a)
+  const statuses = []
+  for (let i = 0; i < 4; i++) {
+    const app = i % 2 === 0 ? a : b
+    statuses.push((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: victim.email, password: 'wrong password!!' } })).statusCode)
+  }
+  t.same(statuses, [401, 401, 401, 429], 'the fourth failure, on either instance, is refused')
+
+  const registrations = []
+  for (let i = 0; i < 4; i++) {
+    const app = i % 2 === 0 ? b : a
+    registrations.push((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `spread${i}.${prefix.slice(5, 13)}@example.com`, password: PASSWORD } })).statusCode)
+  }
+  t.same(registrations, [201, 201, 201, 429], 'one per-IP budget across both instances (one registration was the victim\'s)')
+})
+
+t.test('a master of the cluster killed: store routes answer 503 within 2 s, /me keeps working, and the sessions are back with the node', async (t) => {
+  const cluster = await PrivateCluster.start(t, { appendOnly: true })
+  let logs = ''
+  const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const app = await buildApp(t, { logStream, env: { LOG_LEVEL: 'trace', REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList } })
+  const session = await registerAndLogin(app)
+  const rotated = await refresh(app, session.cookie)
+  t.equal(rotated.statusCode, 200)
+  const cookie = cookieOf(app, rotated)
+
+  // Kill the master that holds this session's family (the account's keys may sit on others).
+  const holders = await Promise.all(cluster.nodes.map(async (n) => (await n.command('KEYS', '*:f:*') as string[]).length === 1))
+  t.equal(holders.filter(Boolean).length, 1, 'one master holds the family')
+  const victim = cluster.nodes[holders.indexOf(true)] as PrivateCluster['nodes'][number]
+  await victim.kill()
+
+  const started = performance.now()
+  const res = await refresh(app, cookie)
+  const ms = performance.now() - started
+  t.equal(res.statusCode, 503, 'refresh fails closed')
+  t.equal(res.json().code, 'AUTH_STORE_UNAVAILABLE')
+  t.ok(ms < 2000, `answered in ${ms.toFixed(0)} ms`)
+  t.equal((await app.inject({ url: '/me', headers: bearer(rotated.json()) })).statusCode, 200, '/me verifies without the store')
+
+  await victim.start()
+  await cluster.waitUntilOk()
+  t.ok(await within(10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200), 'ready again')
+  const after = await within(10_000, async () => (await refresh(app, cookie)).statusCode === 200)
+  t.ok(after, 'the session survived (AOF) and refreshes once its master is back')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })).statusCode, 200, 'login works')
+  t.match(logs, /redis connection error|store/, 'the outage was logged')
+  t.notOk(logs.includes(cluster.password), 'without the cluster\'s password')
+})
+
+t.test('the cluster down at start: the service starts, answers 503 fast, and serves once the cluster is up', async (t) => {
+  const cluster = await PrivateCluster.create(t)
+  const started = performance.now()
+  const app = await buildApp(t, { env: { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList } })
+  t.ok(performance.now() - started < 5000, 'started without the cluster')
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
+  const before = performance.now()
+  const res = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `early.${uniquePrefix().slice(5, 13)}@example.com`, password: PASSWORD } })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'AUTH_STORE_UNAVAILABLE')
+  t.ok(performance.now() - before < 2000, 'answered within 2 s')
+
+  await cluster.start()
+  t.ok(await within(10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200), 'ready once the cluster is')
+  const session = await registerAndLogin(app)
+  t.equal((await refresh(app, session.cookie)).statusCode, 200, 'and serves sessions')
+})
