@@ -20,6 +20,18 @@ export async function freePort (): Promise<number> {
   })
 }
 
+/** One command on a short-lived connection to a server on loopback: no retries, no queue. */
+async function oneCommand (port: number, password: string, args: Array<string | number>): Promise<unknown> {
+  const client = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return await client.call(String(args[0]), ...args.slice(1).map(String))
+  } finally {
+    client.disconnect()
+  }
+}
+
 /**
  * A redis-server of the test's own, on a free loopback port with its own directory,
  * so fault tests can stop, kill, pause and restart it without touching anyone's data.
@@ -100,14 +112,7 @@ export class PrivateRedis {
 
   /** Runs one command on a short-lived connection. */
   async command (...args: Array<string | number>): Promise<unknown> {
-    const client = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
-    client.on('error', () => {})
-    try {
-      await client.connect()
-      return await client.call(String(args[0]), ...args.slice(1).map(String))
-    } finally {
-      client.disconnect()
-    }
+    return oneCommand(this.port, this.password, args)
   }
 
   async ping (): Promise<boolean> {
@@ -167,14 +172,7 @@ export class PrivateSentinel {
 
   /** Runs one command on a short-lived connection, e.g. `SENTINEL get-master-addr-by-name`. */
   async command (...args: Array<string | number>): Promise<unknown> {
-    const client = new Redis({ host: '127.0.0.1', port: this.port, password: this.password, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
-    client.on('error', () => {})
-    try {
-      await client.connect()
-      return await client.call(String(args[0]), ...args.slice(1).map(String))
-    } finally {
-      client.disconnect()
-    }
+    return oneCommand(this.port, this.password, args)
   }
 
   /** The port of the server the Sentinel names as master now. */
