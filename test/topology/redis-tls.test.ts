@@ -1,0 +1,59 @@
+import t, { type Test } from 'tap'
+import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
+import { freePort, PrivateRedis } from '../helpers/redis-server.js'
+import { startServer, waitForListening } from '../helpers/server-process.js'
+import { makeCertificates } from '../helpers/tls.js'
+
+// REDIS_URL=rediss://… as managed Redis offerings require it: TLS with the server's certificate verified against
+// the trusted CAs, which for a private CA is Node's own NODE_EXTRA_CA_CERTS. Each service is its own process,
+// since Node reads NODE_EXTRA_CA_CERTS once at start.
+
+async function service (t: Test, env: Record<string, string>) {
+  const port = await freePort()
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40), ...env }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server, 20_000)
+  const call = async (path: string, body?: object, cookie?: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method: body === undefined && cookie === undefined ? 'GET' : 'POST',
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(cookie === undefined ? {} : { cookie }) },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
+    return { status: res.status, cookie: res.headers.getSetCookie().find((c) => c.includes('Path=/auth'))?.split(';')[0] }
+  }
+  return { call, output: server.output }
+}
+
+t.test('Redis over TLS (rediss://)', async (t) => {
+  const certs = await makeCertificates(t)
+  const tlsPort = await freePort()
+  // The plain port stays open for the test's own checks; the services are given only the TLS one.
+  const redis = await PrivateRedis.start(t, { args: ['--tls-port', String(tlsPort), '--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no'] })
+  const rediss = (host: string) => `rediss://:${redis.password}@${host}:${tlsPort}`
+
+  t.test('with the CA trusted, the service keeps its sessions in Redis over TLS', async (t) => {
+    const { call } = await service(t, { REDIS_URL: rediss('localhost'), NODE_EXTRA_CA_CERTS: certs.ca })
+    t.equal((await call('/health/ready')).status, 200, 'ready')
+    const email = uniqueEmail()
+    t.equal((await call('/auth/register', { email, password: PASSWORD })).status, 201)
+    const login = await call('/auth/login', { email, password: PASSWORD })
+    t.equal(login.status, 200)
+    const refreshed = await call('/auth/refresh', undefined, login.cookie)
+    t.equal(refreshed.status, 200, 'refresh rotates through the TLS connection')
+    t.ok(Number(await redis.command('DBSIZE')) > 0, 'the session is in this Redis')
+  })
+
+  t.test('a certificate from an untrusted CA is refused: 503, never a fall-back to plaintext', async (t) => {
+    const { call, output } = await service(t, { REDIS_URL: rediss('localhost') })
+    t.equal((await call('/health/ready')).status, 503, 'not ready')
+    t.equal((await call('/auth/register', { email: uniqueEmail(), password: PASSWORD })).status, 503, 'store routes fail closed')
+    t.match(output(), /certificate/i, 'the certificate error is logged')
+    t.notOk(output().includes(redis.password), 'without the Redis password')
+  })
+
+  t.test('a certificate for another name is refused', async (t) => {
+    const { call, output } = await service(t, { REDIS_URL: rediss('127.0.0.1'), NODE_EXTRA_CA_CERTS: certs.ca })
+    t.equal((await call('/health/ready')).status, 503, 'the certificate names localhost, not 127.0.0.1')
+    t.match(output(), /altnames|does not match|ERR_TLS_CERT_ALTNAME_INVALID/i)
+  })
+})
