@@ -85,6 +85,19 @@ function commandTimeoutOf (redis: RedisClient): number | undefined {
   return redis instanceof Cluster ? redis.options.redisOptions?.commandTimeout : redis.options.commandTimeout
 }
 
+/**
+ * Whether the store can serve requests. A cluster's node answers PING even while the cluster refuses every
+ * key (a master down and its slots unserved), so there the cluster's own state is asked.
+ */
+export async function pingStore (redis: RedisClient): Promise<void> {
+  if (!(redis instanceof Cluster)) {
+    await guardStore(redis, () => redis.ping())
+    return
+  }
+  const info = await guardStore(redis, () => redis.cluster('INFO'))
+  if (!/^cluster_state:ok\r?$/m.test(info)) throw new StoreUnavailableError({ cause: new Error('the Redis Cluster is not serving all slots') })
+}
+
 /** Used only for a client built without a commandTimeout; createRedisClient always sets one. */
 const FALLBACK_DEADLINE_MS = 500
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { Result } from 'ioredis'
-import { guardStore, type RedisClient } from './redis-client.js'
+import { guardStore, pingStore, type RedisClient } from './redis-client.js'
 import { compactUserAgent, expandUserAgent } from './compact-user-agent.js'
 import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
 
@@ -95,7 +95,7 @@ export class RedisFamilyStore implements FamilyStore {
   }
 
   async ping (): Promise<void> {
-    await guardStore(this.#redis, () => this.#redis.ping())
+    await pingStore(this.#redis)
   }
 
   async close (): Promise<void> {

@@ -131,6 +131,11 @@ t.test('a master of the cluster killed: store routes answer 503 within 2 s, /me 
   t.equal(res.json().code, 'AUTH_STORE_UNAVAILABLE')
   t.ok(ms < 2000, `answered in ${ms.toFixed(0)} ms`)
   t.equal((await app.inject({ url: '/me', headers: bearer(rotated.json()) })).statusCode, 200, '/me verifies without the store')
+  const ready = async () => (await app.inject({ url: '/health/ready' })).statusCode
+  t.ok(await within(5000, async () => await ready() === 503), 'not ready once the cluster marks its slots unserved')
+  const probes = []
+  for (let i = 0; i < 12; i++) probes.push(await ready())
+  t.same(probes, Array(12).fill(503), 'and every probe says so, whichever node it reaches: the other masters still answer PING')
 
   await victim.start()
   await cluster.waitUntilOk()
