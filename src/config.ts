@@ -191,9 +191,6 @@ function parseCluster (env: Env): RedisConfig['cluster'] {
   if (env.REDIS_URL === undefined) {
     throw new ConfigError('REDIS_CLUSTER_NODES needs REDIS_URL for the nodes\' credentials (its host is not used), e.g. redis://:password@cluster')
   }
-  if (env.REDIS_URL.startsWith('rediss:')) {
-    throw new ConfigError('REDIS_CLUSTER_NODES with a rediss:// REDIS_URL is not supported: TLS to a Redis Cluster is not implemented')
-  }
   if (!/^rediss?:\/\/[^/]*(\/0?)?$/.test(env.REDIS_URL)) {
     throw new ConfigError('REDIS_URL names a database, but a Redis Cluster has only database 0')
   }

@@ -29,6 +29,7 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
   const cluster = options.cluster ?? null
   if (cluster !== null) {
     const { username, password } = parseCredentials(options.url)
+    const tls = options.url.startsWith('rediss:')
     return new Cluster(cluster.nodes, {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -36,7 +37,10 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
       clusterRetryStrategy: retryStrategy,
       // Replicas would answer reads a refresh has just written with the value before it.
       scaleReads: 'master',
-      redisOptions: { ...nodeOptions(options), username, password }
+      // rediss://: every node over TLS, its certificate checked against the name the cluster gives for it. Names
+      // are kept, not resolved to addresses first (ioredis's default), or no certificate name would match.
+      ...(tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => { callback(null, address) } } : {}),
+      redisOptions: { ...nodeOptions(options), username, password, ...(tls ? { tls: {} } : {}) }
     })
   }
   const sentinel = options.sentinel ?? null

@@ -182,6 +182,13 @@ export class PrivateSentinel {
   }
 }
 
+export interface ClusterOptions {
+  masters?: number
+  appendOnly?: boolean
+  /** Certificates for a cluster that speaks TLS to its clients and on its bus (test/helpers/tls.ts). */
+  tls?: { ca: string, cert: string, key: string }
+}
+
 /**
  * A Redis Cluster of the test's own: `masters` private Redis servers (no replicas), every hash slot
  * assigned by `redis-cli --cluster create`. All nodes share one password, as a cluster's clients need.
@@ -189,20 +196,26 @@ export class PrivateSentinel {
 export class PrivateCluster {
   readonly nodes: PrivateRedis[]
   readonly password: string
+  /** With TLS: each node's TLS port, the one the cluster announces to TLS clients (as `localhost`). */
+  readonly #tlsPorts: number[] | null
 
-  private constructor (nodes: PrivateRedis[], password: string) {
+  private constructor (nodes: PrivateRedis[], password: string, tlsPorts: number[] | null) {
     this.nodes = nodes
     this.password = password
+    this.#tlsPorts = tlsPorts
   }
 
   /** The service's REDIS_URL for this cluster: the credentials only (the nodes come from REDIS_CLUSTER_NODES). */
   get url (): string {
-    return `redis://:${this.password}@cluster`
+    return `${this.#tlsPorts === null ? 'redis' : 'rediss'}://:${this.password}@cluster`
   }
 
-  /** Every node, as a client's seed list. */
+  /** Every node, as a client's seed list (with TLS, by the name its certificate carries). */
   get seeds (): Array<{ host: string, port: number }> {
-    return this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
+    const tlsPorts = this.#tlsPorts
+    return tlsPorts === null
+      ? this.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
+      : tlsPorts.map((port) => ({ host: 'localhost', port }))
   }
 
   /** The service's REDIS_CLUSTER_NODES: every node as a seed. */
@@ -211,23 +224,33 @@ export class PrivateCluster {
   }
 
   /** A private cluster with its ports chosen but no node running yet: the "Redis down at start" fault. */
-  static async create (t: { teardown (fn: () => unknown): void }, options: { masters?: number, appendOnly?: boolean } = {}): Promise<PrivateCluster> {
+  static async create (t: { teardown (fn: () => unknown): void }, options: ClusterOptions = {}): Promise<PrivateCluster> {
     const password = randomBytes(16).toString('hex')
     const nodes: PrivateRedis[] = []
+    const tlsPorts: number[] = []
     for (let i = 0; i < (options.masters ?? 3); i++) {
       // The bus port is set, not derived (port + 10000 can be past 65535 for a port from the ephemeral range).
       const busPort = await freePort()
+      const tls = options.tls
+      const tlsPort = tls === undefined ? 0 : await freePort()
+      tlsPorts.push(tlsPort)
       nodes.push(await PrivateRedis.create(t, {
         password,
         appendOnly: options.appendOnly,
         args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort),
-          '--cluster-node-timeout', '1000', '--masterauth', password]
+          '--cluster-node-timeout', '1000', '--masterauth', password,
+          // The plain port stays open for the test's own commands; TLS clients are told the TLS ports, by name.
+          ...(tls === undefined
+            ? []
+            : ['--tls-port', String(tlsPort), '--tls-cluster', 'yes', '--tls-cert-file', tls.cert, '--tls-key-file', tls.key,
+                '--tls-ca-cert-file', tls.ca, '--tls-auth-clients', 'no',
+                '--cluster-announce-hostname', 'localhost', '--cluster-preferred-endpoint-type', 'hostname'])]
       }))
     }
-    return new PrivateCluster(nodes, password)
+    return new PrivateCluster(nodes, password, options.tls === undefined ? null : tlsPorts)
   }
 
-  static async start (t: { teardown (fn: () => unknown): void }, options: { masters?: number, appendOnly?: boolean } = {}): Promise<PrivateCluster> {
+  static async start (t: { teardown (fn: () => unknown): void }, options: ClusterOptions = {}): Promise<PrivateCluster> {
     const cluster = await PrivateCluster.create(t, options)
     await cluster.start()
     return cluster

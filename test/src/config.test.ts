@@ -181,12 +181,12 @@ t.test('REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster, with REDIS_URL for t
   t.same(loadConfig({ REDIS_URL: 'redis://:pw@cluster', REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2:6379' }).redis?.cluster,
     { nodes: [{ host: '10.0.0.1', port: 6379 }, { host: '10.0.0.2', port: 6379 }] })
   t.same(loadConfig({ REDIS_URL: 'redis://:pw@cluster/0', REDIS_CLUSTER_NODES: 'n1:7000' }).redis?.cluster, { nodes: [{ host: 'n1', port: 7000 }] }, 'database 0 may be named')
+  t.match(loadConfig({ REDIS_URL: 'rediss://:pw@cluster', REDIS_CLUSTER_NODES: 'n1:7000' }).redis, { url: 'rediss://:pw@cluster' }, 'TLS to every node')
   t.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).redis?.cluster, null)
   for (const [env, message] of [
     [{ REDIS_URL: 'redis://:pw@cluster', REDIS_CLUSTER_NODES: 'n1' }, /REDIS_CLUSTER_NODES must be a comma-separated list of host:port/],
     [{ REDIS_CLUSTER_NODES: 'n1:7000' }, /REDIS_CLUSTER_NODES needs REDIS_URL/],
     [{ REDIS_URL: 'redis://:pw@cluster/2', REDIS_CLUSTER_NODES: 'n1:7000' }, /a Redis Cluster has only database 0/],
-    [{ REDIS_URL: 'rediss://:pw@cluster', REDIS_CLUSTER_NODES: 'n1:7000' }, /rediss:\/\/ REDIS_URL is not supported/],
     [{ REDIS_URL: 'redis://:pw@cluster', REDIS_CLUSTER_NODES: 'n1:7000', REDIS_SENTINELS: 's1:26379' }, /either REDIS_SENTINELS or REDIS_CLUSTER_NODES/]
   ] as const) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))

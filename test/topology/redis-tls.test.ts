@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
-import { freePort, PrivateRedis } from '../helpers/redis-server.js'
+import { freePort, PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
 import { makeCertificates } from '../helpers/tls.js'
 
@@ -56,4 +56,29 @@ t.test('Redis over TLS (rediss://)', async (t) => {
     t.equal((await call('/health/ready')).status, 503, 'the certificate names localhost, not 127.0.0.1')
     t.match(output(), /altnames|does not match|ERR_TLS_CERT_ALTNAME_INVALID/i)
   })
+})
+
+t.test('a Redis Cluster over TLS: every node reached by the name it announces, its certificate checked', async (t) => {
+  const certs = await makeCertificates(t)
+  const cluster = await PrivateCluster.start(t, { tls: certs })
+  const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList }
+
+  const trusted = await service(t, { ...env, NODE_EXTRA_CA_CERTS: certs.ca })
+  t.equal((await trusted.call('/health/ready')).status, 200, 'ready')
+  const sessions = []
+  for (let i = 0; i < 6; i++) {
+    const email = uniqueEmail()
+    t.equal((await trusted.call('/auth/register', { email, password: PASSWORD })).status, 201)
+    const login = await trusted.call('/auth/login', { email, password: PASSWORD })
+    t.equal(login.status, 200)
+    sessions.push(login.cookie)
+  }
+  for (const cookie of sessions) t.equal((await trusted.call('/auth/refresh', undefined, cookie)).status, 200, 'refresh rotates over TLS')
+  const sizes = await Promise.all(cluster.nodes.map(async (n) => Number(await n.command('DBSIZE'))))
+  t.ok(sizes.filter((size) => size > 0).length >= 2, `on more than one node: ${sizes.join(', ')}`)
+
+  const untrusted = await service(t, env)
+  t.equal((await untrusted.call('/health/ready')).status, 503, 'without the CA: not ready')
+  t.equal((await untrusted.call('/auth/register', { email: uniqueEmail(), password: PASSWORD })).status, 503, 'and store routes fail closed')
+  t.notOk(untrusted.output().includes(cluster.password), 'no password in its logs')
 })
