@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 
 /** Polls `check` every 50 ms until it holds; fails the test's setup after `ms`. */
@@ -27,17 +27,18 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
 
   let logs = ''
   const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
-  const app = await buildApp(t, {
-    logStream,
-    env: {
-      LOG_LEVEL: 'trace',
-      // Its host names no server: with Sentinels, the URL gives only the credentials and the database.
-      REDIS_URL: `redis://:${master.password}@unused.invalid/0`,
-      REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
-      REDIS_SENTINEL_MASTER: sentinel.masterName,
-      REDIS_SENTINEL_PASSWORD: sentinel.password
-    }
-  })
+  const env = {
+    LOG_LEVEL: 'trace',
+    // Its host names no server: with Sentinels, the URL gives only the credentials and the database.
+    REDIS_URL: `redis://:${master.password}@unused.invalid/0`,
+    REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
+    REDIS_SENTINEL_MASTER: sentinel.masterName,
+    REDIS_SENTINEL_PASSWORD: sentinel.password
+  }
+  const prefix = uniquePrefix()
+  const app = await buildApp(t, { logStream, prefix, env })
+  // A second instance of the deployment, to hear the revocations the first one publishes.
+  const other = await buildApp(t, { logStream, prefix, env })
   const session = await registerAndLogin(app)
   const first = await refresh(app, session.cookie)
   t.equal(first.statusCode, 200, 'refresh works through the Sentinel-named master')
@@ -73,13 +74,18 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   t.equal(await sentinel.masterPort(), replica.port, 'the Sentinel promoted the replica')
   t.equal(field(await replica.command('INFO', 'replication'), 'role'), 'master', 'and the replica is the master now')
 
-  t.equal((await refresh(app, cookie)).statusCode, 200, 'the session that existed before the failover keeps rotating')
+  const rotated = await refresh(app, cookie)
+  t.equal(rotated.statusCode, 200, 'the session that existed before the failover keeps rotating')
+  const bearer = { authorization: `Bearer ${rotated.json().accessToken as string}` }
+  t.equal((await other.inject({ url: '/me', headers: bearer })).statusCode, 200, 'its access token works on the other instance')
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'ready')
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })
   t.equal(login.statusCode, 200, 'the account is on the new master: login works')
   const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie } })
   t.equal(logout.statusCode, 204)
   t.equal((await refresh(app, cookie)).statusCode, 401, 'and revocation is written to the new master')
+  await until('the other instance refuses the revoked session\'s access token', 1000, async () => (await other.inject({ url: '/me', headers: bearer })).statusCode === 401)
+  t.pass('the other instance heard the revocation within 1 s: its subscription moved to the new master too')
 
   t.notOk(logs.includes(master.password), 'the Redis password is not in the logs')
   t.notOk(logs.includes(sentinel.password), 'nor the Sentinel\'s')
