@@ -209,6 +209,18 @@ function parseHostPorts (name: string, value: string): HostPort[] {
 }
 
 /**
+ * How many argon2 hashes may run at once by default. Hashes run on libuv's threadpool; one thread of it is
+ * always left for the rest of the process (DNS look-ups of Redis hosts among them). With the hashing threads
+ * niced below the event loop, one hash more than there are cores keeps every core busy across the hand-off
+ * from one hash to the next (bench/README.md: 0.92 of raw argon2id against 0.83 with one per core, in the same
+ * rounds); without the nice, one per core, so that hashing cannot crowd out the event loop.
+ */
+export function defaultHashConcurrency (machine: { cores: number, threadpoolSize: number, niced: boolean }): number {
+  const wanted = machine.cores + (machine.niced ? 1 : 0)
+  return Math.max(1, Math.min(wanted, machine.threadpoolSize - 1))
+}
+
+/**
  * Validates the environment once and returns the typed configuration.
  * Throws ConfigError with a message naming the variable; never echoes a secret's value.
  */
@@ -315,9 +327,11 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       memoryCost: env.ARGON2_MEMORY_COST,
       timeCost: env.ARGON2_TIME_COST,
       parallelism: env.ARGON2_PARALLELISM,
-      // Argon2 runs on libuv's threadpool, at a lower priority than the event loop (threadNice): one
-      // hash per core uses every cycle the event loop leaves, and keeps threadpool threads free for DNS.
-      maxConcurrency: env.ARGON2_MAX_CONCURRENCY ?? availableParallelism(),
+      maxConcurrency: env.ARGON2_MAX_CONCURRENCY ?? defaultHashConcurrency({
+        cores: availableParallelism(),
+        threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4,
+        niced: process.platform === 'linux' && env.ARGON2_THREAD_NICE > 0
+      }),
       threadNice: env.ARGON2_THREAD_NICE
     },
     shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import t from 'tap'
-import { ConfigError, loadConfig } from '../../src/config.js'
+import { ConfigError, defaultHashConcurrency, loadConfig } from '../../src/config.js'
 
 const secret = (c: string) => c.repeat(40)
 const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j'), REFRESH_TOKEN_SECRET: secret('r') }
@@ -16,7 +16,7 @@ t.test('defaults match the documented ones', async (t) => {
     jwt: { secret: null, issuer: 'auth-service', audience: 'auth-service', accessTokenTtlSeconds: 600 },
     refresh: { secret: null, idleTtlSeconds: 604_800, absoluteTtlSeconds: 2_592_000, reuseGraceSeconds: 10, maxFamiliesPerUser: 100 },
     cookie: { name: '__Secure-refresh_token', secure: true },
-    argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, maxConcurrency: availableParallelism(), threadNice: 19 }
+    argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, threadNice: 19 }
   })
 })
 
@@ -191,4 +191,20 @@ t.test('REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster, with REDIS_URL for t
   ] as const) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   }
+})
+
+t.test('argon2 concurrency by default: one hash more than cores when the hashing threads are niced, one thread of libuv\'s pool always left', async (t) => {
+  const cases: Array<[{ cores: number, threadpoolSize: number, niced: boolean }, number]> = [
+    [{ cores: 2, threadpoolSize: 4, niced: true }, 3],
+    [{ cores: 2, threadpoolSize: 4, niced: false }, 2],
+    [{ cores: 1, threadpoolSize: 4, niced: true }, 2],
+    [{ cores: 8, threadpoolSize: 4, niced: true }, 3],
+    [{ cores: 8, threadpoolSize: 16, niced: true }, 9],
+    [{ cores: 8, threadpoolSize: 16, niced: false }, 8],
+    [{ cores: 4, threadpoolSize: 1, niced: true }, 1]
+  ]
+  for (const [machine, expected] of cases) t.equal(defaultHashConcurrency(machine), expected, JSON.stringify(machine))
+  t.equal(loadConfig({ ARGON2_MAX_CONCURRENCY: '5' }).argon2.maxConcurrency, 5, 'ARGON2_MAX_CONCURRENCY overrides it')
+  t.equal(loadConfig({}).argon2.maxConcurrency, defaultHashConcurrency({ cores: availableParallelism(), threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4, niced: process.platform === 'linux' }),
+    'the default is that rule applied to this machine')
 })
