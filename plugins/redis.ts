@@ -13,6 +13,25 @@ declare module 'fastify' {
  * service: it starts, answers /health/ready with 503 and serves what needs no store (access-token
  * verification) while the client keeps reconnecting in the background.
  */
+/**
+ * How long the start waits for Redis. A single server refuses at once when it is down; through Sentinels the
+ * client keeps asking them and its connect() never settles while none answers, so the wait is bounded.
+ */
+const START_WAIT_MS = 2000
+
+/** Whether the client connected within `ms`; it keeps trying in the background either way. */
+async function connectedWithin (redis: RedisClient, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      redis.connect().then(() => true, () => false),
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms) })
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export default fp(async function redisPlugin (fastify) {
   const { redis: options } = fastify.config
   if (options === null) {
@@ -24,9 +43,10 @@ export default fp(async function redisPlugin (fastify) {
   const redis = createRedisClient(options)
   let lastError = ''
   const onError = (err: Error) => {
-    // One line per distinct failure, not one per reconnect attempt.
-    if (err.message === lastError) return
-    lastError = err.message
+    // One line per distinct failure, not one per reconnect attempt (whose messages differ only in their delays).
+    const kind = err.message.replace(/[0-9]+/g, 'N')
+    if (kind === lastError) return
+    lastError = kind
     fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error')
   }
   redis.on('error', onError)
@@ -36,9 +56,7 @@ export default fp(async function redisPlugin (fastify) {
     lastError = ''
   })
 
-  try {
-    await redis.connect()
-  } catch {
+  if (!await connectedWithin(redis, START_WAIT_MS)) {
     fastify.log.error('redis is unreachable at start; store-backed routes answer 503 until it is back (retrying in the background)')
   }
 
@@ -46,9 +64,8 @@ export default fp(async function redisPlugin (fastify) {
   fastify.addHook('onClose', async () => {
     try {
       await redis.quit()
-    } catch {}
-    // Also after a clean QUIT: ioredis 6.0 leaves the Sentinel failover detector's subscriptions open
-    // after quit() (redis/ioredis#1362, fixed after 6.0.0), and they would hold the process open.
-    redis.disconnect()
+    } catch {
+      redis.disconnect()
+    }
   })
 }, { name: 'redis', dependencies: ['config'], fastify: '5.x' })

@@ -79,11 +79,9 @@ export class RedisAccessRevocations implements AccessRevocations {
   }
 
   async start (): Promise<void> {
-    try {
-      await this.#subscriber.connect()
-    } catch {
-      // Down at start: the subscriber keeps reconnecting and resyncs on 'ready'.
-    }
+    // Not awaited: the list is loaded on 'ready' either way, and through Sentinels connect() does not settle
+    // while none answers. Down at start, the subscriber keeps reconnecting and resyncs when it is back.
+    this.#subscriber.connect().catch(() => {})
   }
 
   async revoke (familyIds: string[]): Promise<void> {

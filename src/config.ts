@@ -177,9 +177,6 @@ function parseSentinels (env: Env): RedisConfig['sentinel'] {
   if (env.REDIS_URL === undefined) {
     throw new ConfigError('REDIS_SENTINELS needs REDIS_URL for the master\'s credentials and database (its host is not used), e.g. redis://:password@mymaster/0')
   }
-  if (env.REDIS_URL.startsWith('rediss:')) {
-    throw new ConfigError('REDIS_SENTINELS with a rediss:// REDIS_URL is not supported: TLS through Sentinel is not implemented')
-  }
   return { nodes: parseHostPorts('REDIS_SENTINELS', env.REDIS_SENTINELS), master: env.REDIS_SENTINEL_MASTER, password: env.REDIS_SENTINEL_PASSWORD }
 }
 

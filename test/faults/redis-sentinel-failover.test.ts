@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix } from '../helpers/app.js'
-import { PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
+import t, { type Test } from 'tap'
+import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
+import { startServer, waitForListening } from '../helpers/server-process.js'
+import { makeCertificates } from '../helpers/tls.js'
 
 /** Polls `check` every 50 ms until it holds; fails the test's setup after `ms`. */
 async function until (what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
@@ -16,7 +19,8 @@ async function until (what: string, ms: number, check: () => Promise<boolean>): 
 const field = (info: unknown, name: string): string | undefined => new RegExp(`^${name}:(\\S+)`, 'm').exec(String(info))?.[1]
 
 t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its replica, and the service follows it with the sessions it had', async (t) => {
-  const master = await PrivateRedis.start(t)
+  // Full sync at once: a diskless sync otherwise waits 5 s for more replicas to join it.
+  const master = await PrivateRedis.start(t, { args: ['--repl-diskless-sync-delay', '0'] })
   const replica = await PrivateRedis.start(t, { password: master.password, args: ['--replicaof', '127.0.0.1', String(master.port), '--masterauth', master.password] })
   await until('the replica is in sync', 5000, async () => field(await replica.command('INFO', 'replication'), 'master_link_status') === 'up')
   const sentinel = await PrivateSentinel.start(t, master)
@@ -90,3 +94,93 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   t.notOk(logs.includes(master.password), 'the Redis password is not in the logs')
   t.notOk(logs.includes(sentinel.password), 'nor the Sentinel\'s')
 })
+
+t.test('no Sentinel answering at start: the service starts, answers 503 fast, and serves once one answers', async (t) => {
+  const master = await PrivateRedis.start(t)
+  const sentinelPort = await freePort()
+  const sentinelPassword = randomBytes(16).toString('hex')
+  const started = performance.now()
+  const app = await buildApp(t, {
+    env: { REDIS_URL: `redis://:${master.password}@unused.invalid/0`, REDIS_SENTINELS: `127.0.0.1:${sentinelPort}`, REDIS_SENTINEL_MASTER: 'authmaster', REDIS_SENTINEL_PASSWORD: sentinelPassword }
+  })
+  t.ok(performance.now() - started < 5000, `started in ${(performance.now() - started).toFixed(0)} ms`)
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
+  const before = performance.now()
+  const res = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD } })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'AUTH_STORE_UNAVAILABLE')
+  t.ok(performance.now() - before < 2000, 'answered within 2 s')
+
+  await PrivateSentinel.start(t, master, { port: sentinelPort, password: sentinelPassword })
+  await until('ready once a Sentinel answers', 10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200)
+  const session = await registerAndLogin(app)
+  t.equal((await refresh(app, session.cookie)).statusCode, 200, 'and serves sessions')
+})
+
+t.test('the same failover over TLS: Sentinels, master and replica reached by name, certificates checked', async (t) => {
+  const certs = await makeCertificates(t)
+  const tlsArgs = ['--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no']
+  const [masterTls, replicaTls, sentinelTls] = [await freePort(), await freePort(), await freePort()]
+  // Plain ports stay open for the test's own commands; everything the service is told of is TLS, by name.
+  const master = await PrivateRedis.start(t, { args: ['--tls-port', String(masterTls), ...tlsArgs, '--repl-diskless-sync-delay', '0'] })
+  const replica = await PrivateRedis.start(t, {
+    password: master.password,
+    args: ['--tls-port', String(replicaTls), ...tlsArgs, '--tls-replication', 'yes', '--replicaof', 'localhost', String(masterTls),
+      '--masterauth', master.password, '--replica-announce-ip', 'localhost', '--replica-announce-port', String(replicaTls)]
+  })
+  await until('the replica is in sync over TLS', 5000, async () => field(await replica.command('INFO', 'replication'), 'master_link_status') === 'up')
+  const sentinel = await PrivateSentinel.start(t, master, { tls: { certs, port: sentinelTls, masterPort: masterTls } })
+  await until('the Sentinel knows the replica', 15_000, async () => {
+    const replicas = await sentinel.command('SENTINEL', 'replicas', sentinel.masterName) as string[][]
+    return replicas.some((r) => r[r.indexOf('port') + 1] === String(replicaTls) && r[r.indexOf('flags') + 1] === 'slave')
+  })
+
+  const env = {
+    REDIS_URL: `rediss://:${master.password}@unused.invalid/0`,
+    REDIS_SENTINELS: `localhost:${sentinelTls}`,
+    REDIS_SENTINEL_MASTER: sentinel.masterName,
+    REDIS_SENTINEL_PASSWORD: sentinel.password
+  }
+  // Node reads NODE_EXTRA_CA_CERTS at start: the services run as processes of their own.
+  const trusted = await serviceProcess(t, { ...env, NODE_EXTRA_CA_CERTS: certs.ca })
+  const untrusted = await serviceProcess(t, env)
+  t.equal((await untrusted.call('/health/ready')).status, 503, 'without the CA: not ready, no fall-back to plaintext')
+
+  const email = uniqueEmail()
+  t.equal((await trusted.call('/auth/register', { email, password: PASSWORD })).status, 201)
+  const login = await trusted.call('/auth/login', { email, password: PASSWORD })
+  t.equal(login.status, 200)
+  const written = Number(field(await master.command('INFO', 'replication'), 'master_repl_offset'))
+  await until('the replica has every write', 5000, async () => Number(field(await replica.command('INFO', 'replication'), 'slave_repl_offset')) >= written)
+
+  await master.kill()
+  const statuses: number[] = []
+  let answer = await trusted.call('/auth/refresh', undefined, login.cookie)
+  const deadline = Date.now() + 30_000
+  while (answer.status !== 200 && Date.now() < deadline) {
+    statuses.push(answer.status)
+    await sleep(100)
+    answer = await trusted.call('/auth/refresh', undefined, login.cookie)
+  }
+  t.equal(answer.status, 200, `the session refreshes on the promoted replica, ${statuses.length} refused before`)
+  t.ok(statuses.every((s) => s === 503), 'every refusal before it was a 503')
+  t.equal(await sentinel.masterPort(), replicaTls, 'the Sentinel promoted the replica')
+  t.equal((await trusted.call('/auth/login', { email, password: PASSWORD })).status, 200, 'the account is there: login works')
+  t.notOk(trusted.output().includes(master.password) || untrusted.output().includes(master.password), 'no Redis password in the logs')
+})
+
+async function serviceProcess (t: Test, env: Record<string, string>) {
+  const port = await freePort()
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40), ...env }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server, 20_000)
+  const call = async (path: string, body?: object, cookie?: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method: body === undefined && cookie === undefined ? 'GET' : 'POST',
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(cookie === undefined ? {} : { cookie }) },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
+    return { status: res.status, cookie: res.headers.getSetCookie().find((c) => c.includes('Path=/auth'))?.split(';')[0] }
+  }
+  return { call, output: server.output }
+}

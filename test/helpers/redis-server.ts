@@ -124,6 +124,14 @@ export class PrivateRedis {
   }
 }
 
+export interface SentinelOptions {
+  masterName?: string
+  /** A port and password chosen before, e.g. ones a service was already told of. */
+  port?: number
+  password?: string
+  tls?: { certs: { ca: string, cert: string, key: string }, port: number, masterPort: number }
+}
+
 /**
  * A Redis Sentinel of the test's own, watching one private master (quorum 1: it alone decides a failover).
  * It has a password of its own, for the reason PrivateRedis has one.
@@ -139,14 +147,24 @@ export class PrivateSentinel {
     this.masterName = masterName
   }
 
-  static async start (t: { teardown (fn: () => unknown): void }, master: PrivateRedis, masterName = 'authmaster'): Promise<PrivateSentinel> {
-    const port = await freePort()
+  /**
+   * With `tls`, the Sentinel also listens on `tls.port`, reaches the servers it watches over TLS at the master's
+   * `tls.masterPort`, and names them `localhost`, the name their certificates carry.
+   */
+  static async start (t: { teardown (fn: () => unknown): void }, master: PrivateRedis, options: SentinelOptions = {}): Promise<PrivateSentinel> {
+    const masterName = options.masterName ?? 'authmaster'
+    const tls = options.tls
+    const port = options.port ?? await freePort()
     const dir = mkdtempSync(join(tmpdir(), 'auth-sentinel-'))
-    const password = randomBytes(16).toString('hex')
+    const password = options.password ?? randomBytes(16).toString('hex')
     // Sentinel rewrites its configuration file as it learns the topology: it must be a file of its own.
     writeFileSync(join(dir, 'sentinel.conf'), [
       `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, `requirepass ${password}`,
-      `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 1`,
+      ...(tls === undefined
+        ? [`sentinel monitor ${masterName} 127.0.0.1 ${master.port} 1`]
+        : [`tls-port ${tls.port}`, `tls-cert-file ${tls.certs.cert}`, `tls-key-file ${tls.certs.key}`, `tls-ca-cert-file ${tls.certs.ca}`,
+            'tls-auth-clients no', 'tls-replication yes', 'sentinel resolve-hostnames yes', 'sentinel announce-hostnames yes',
+            `sentinel monitor ${masterName} localhost ${tls.masterPort} 1`]),
       `sentinel auth-pass ${masterName} ${master.password}`,
       `sentinel down-after-milliseconds ${masterName} 500`,
       `sentinel failover-timeout ${masterName} 5000`, ''

@@ -166,7 +166,6 @@ t.test('REDIS_SENTINELS: host:port list, the master group name, and the URL for 
     [{ REDIS_URL: url, REDIS_SENTINELS: 's1:65536' }, /REDIS_SENTINELS must be/],
     [{ REDIS_URL: url, REDIS_SENTINELS: 'fd00::3:26379' }, /IPv6 as \[address\]:port/],
     [{ REDIS_SENTINELS: 's1:26379' }, /REDIS_SENTINELS needs REDIS_URL/],
-    [{ REDIS_URL: 'rediss://:pw@mymaster', REDIS_SENTINELS: 's1:26379' }, /rediss:\/\/ REDIS_URL is not supported/],
     [{ REDIS_URL: url, REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }, /REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS/],
     [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'bad name' }, /REDIS_SENTINEL_MASTER/]
   ] as const) {
