@@ -158,6 +158,7 @@ t.test('REDIS_SENTINELS: host:port list, the master group name, and the URL for 
   t.match(loadConfig({ REDIS_URL: url, REDIS_SENTINELS: 's:1', REDIS_SENTINEL_MASTER: 'auth-primary', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }).redis,
     { url, sentinel: { master: 'auth-primary', password: 'sentinel-secret' } })
   t.equal(loadConfig({ REDIS_URL: url }).redis?.sentinel, null, 'no Sentinels: REDIS_URL names the server')
+  t.match(loadConfig({ REDIS_URL: 'rediss://:pw@mymaster', REDIS_SENTINELS: 'localhost:26379' }).redis, { url: 'rediss://:pw@mymaster', sentinel: { nodes: [{ host: 'localhost', port: 26379 }] } }, 'TLS through Sentinels')
 
   for (const [env, message] of [
     [{ REDIS_URL: url, REDIS_SENTINELS: 's1' }, /REDIS_SENTINELS must be a comma-separated list of host:port/],
