@@ -41,19 +41,20 @@ export default fp(async function redisPlugin (fastify) {
   }
 
   const redis = createRedisClient(options)
-  let lastError = ''
+  // One line per kind of failure and outage, not one per reconnect attempt (up to one a second, and through
+  // Sentinels two kinds alternate; their messages differ only in their delays).
+  const loggedThisOutage = new Set<string>()
   const onError = (err: Error) => {
-    // One line per distinct failure, not one per reconnect attempt (whose messages differ only in their delays).
     const kind = err.message.replace(/[0-9]+/g, 'N')
-    if (kind === lastError) return
-    lastError = kind
+    if (loggedThisOutage.has(kind)) return
+    loggedThisOutage.add(kind)
     fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error')
   }
   redis.on('error', onError)
   redis.on('node error', onError) // a Redis Cluster's: one of its nodes failed
   redis.on('ready', () => {
-    if (lastError !== '') fastify.log.info('redis connection restored')
-    lastError = ''
+    if (loggedThisOutage.size > 0) fastify.log.info('redis connection restored')
+    loggedThisOutage.clear()
   })
 
   if (!await connectedWithin(redis, START_WAIT_MS)) {

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -98,4 +99,22 @@ t.test('slow Redis: requests get 503 within 2 s instead of hanging, then the ser
   // The stalled refresh may or may not have been applied by Redis after the stall; the grace window
   // makes the same token good either way, which is exactly what a client retrying after a 503 needs.
   t.equal((await refresh(app, session.cookie)).statusCode, 200, 'retrying the same token after the stall succeeds')
+})
+
+t.test('an outage is logged once per kind of failure, not once per reconnect attempt, and its end once', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const lines: Array<{ msg: string }> = []
+  const logStream = new Writable({ write (chunk, _enc, done) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l)); done() } })
+  const app = await buildApp(t, { logStream, env: { LOG_LEVEL: 'info', REDIS_URL: redis.url } })
+  const count = (msg: string) => lines.filter((l) => l.msg === msg).length
+
+  for (const outage of [1, 2]) {
+    await redis.kill()
+    await sleep(3000) // the client retries every 100 ms to 1 s meanwhile
+    t.ok(count('redis connection error') >= outage, `outage ${outage} is logged`)
+    t.ok(count('redis connection error') <= 3 * outage, `with at most three lines (${count('redis connection error')} in all so far), not one per attempt`)
+    await redis.start()
+    await waitUntilReady(app)
+    t.equal(count('redis connection restored'), outage, 'its end is logged once')
+  }
 })

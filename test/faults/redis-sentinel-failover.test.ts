@@ -93,6 +93,10 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
 
   t.notOk(logs.includes(master.password), 'the Redis password is not in the logs')
   t.notOk(logs.includes(sentinel.password), 'nor the Sentinel\'s')
+  // While the master is gone the client alternates between two failures (the dead master refuses, then no
+  // Sentinel names a live one), retrying up to once a second: each kind is logged once per outage.
+  const errorLines = logs.split('\n').filter((l) => l.includes('"msg":"redis connection error"')).length
+  t.ok(errorLines >= 2 && errorLines <= 6, `${errorLines} error lines for two instances over ${refusals.length} refused refreshes`)
 })
 
 t.test('no Sentinel answering at start: the service starts, answers 503 fast, and serves once one answers', async (t) => {
