@@ -84,15 +84,16 @@ export class MemoryFamilyStore implements FamilyStore {
     }
     f.limitCount += 1
 
-    if (input.generation === f.generation) {
-      if (f.current !== input.presentedHash) return { status: 'invalid' }
+    // A later generation than the store's rotates too (src/lua/family-rotate.lua says why).
+    if (input.generation >= f.generation) {
+      if (input.generation === f.generation && f.current !== input.presentedHash) return { status: 'invalid' }
       const ttlMs = Math.min(this.#policy.idleTtlSeconds * 1000, f.absoluteExpiryMs - now)
       if (ttlMs <= 0) {
         families.delete(input.familyId)
         return { status: 'invalid' }
       }
       f.current = input.successorHash
-      f.generation += 1
+      f.generation = input.generation + 1
       f.rotatedAtMs = now
       f.expiresAtMs = now + ttlMs
       f.userAgent = input.userAgent
@@ -107,11 +108,8 @@ export class MemoryFamilyStore implements FamilyStore {
       return { status: 'grace', ttlSeconds: Math.floor((f.expiresAtMs - now) / 1000), email: f.email }
     }
 
-    if (input.generation < f.generation) {
-      families.delete(input.familyId)
-      return { status: 'reused' }
-    }
-    return { status: 'invalid' }
+    families.delete(input.familyId)
+    return { status: 'reused' }
   }
 
   async revoke (userId: string, familyId: string): Promise<boolean> {

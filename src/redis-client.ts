@@ -63,6 +63,10 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
           failoverDetector: false
         }),
     ...nodeOptions(options),
+    // A server that was master and is no longer one (READONLY), or a master that may be cut off from its replicas
+    // (NOREPLICAS, with min-replicas-to-write) — both what a Sentinel failover leaves behind: connect again,
+    // which through Sentinels means asking them for the master. The failed command is not sent again.
+    reconnectOnError: (err) => /^(READONLY|NOREPLICAS)/.test(err.message),
     lazyConnect: true,
     // Coalesces the commands of concurrent requests into one socket write per tick: without it, one
     // write syscall per command was the largest single cost of a refresh (bench/README.md). An

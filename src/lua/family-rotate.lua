@@ -28,7 +28,11 @@ count = count + 1
 local current = tonumber(f[2])
 local presented = tonumber(ARGV[2])
 
-if presented == current and f[1] == ARGV[1] then
+-- The current token rotates. So does a genuine token of a later generation than the store's: only writes the
+-- store lost (a failover to a replica they had not reached, a restart without persistence) leave the store
+-- behind a token it issued, and no one can mint one (the tag), so it is taken as current and the session
+-- survives the loss instead of ending on its next refresh.
+if (presented == current and f[1] == ARGV[1]) or presented > current then
   local ttl = math.min(tonumber(ARGV[4]), tonumber(f[4]) * 1000 - now)
   if ttl <= 0 then
     redis.call('DEL', KEYS[1])
@@ -37,7 +41,7 @@ if presented == current and f[1] == ARGV[1] then
   end
   -- One write for the rotation, the client that made it and the refresh counted against the limit:
   -- this is the path a load of refreshes takes.
-  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', current + 1, 'r', now,
+  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', presented + 1, 'r', now,
     'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
   -- The user agent's second half only when it has one (family-create.lua), and none left from a longer one.
   if #ARGV[6] > 64 then
@@ -68,5 +72,5 @@ redis.call('HSET', KEYS[1], 'lw', windowStart, 'ln', count)
 if isParentInGrace then
   return { 2, redis.call('PTTL', KEYS[1]), f[5] }
 end
--- The current generation with a digest that does not match, or a generation from the future.
+-- The current generation with a digest that does not match.
 return { 0 }

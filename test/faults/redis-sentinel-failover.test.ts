@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
 import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
@@ -18,9 +19,10 @@ async function until (what: string, ms: number, check: () => Promise<boolean>): 
 
 const field = (info: unknown, name: string): string | undefined => new RegExp(`^${name}:(\\S+)`, 'm').exec(String(info))?.[1]
 
-t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its replica, and the service follows it with the sessions it had', async (t) => {
+/** A master, its replica in sync, and a Sentinel that knows both; `env` points a service at them. */
+async function replicatedUnderSentinel (t: Test, masterArgs: string[] = []) {
   // Full sync at once: a diskless sync otherwise waits 5 s for more replicas to join it.
-  const master = await PrivateRedis.start(t, { args: ['--repl-diskless-sync-delay', '0'] })
+  const master = await PrivateRedis.start(t, { args: ['--repl-diskless-sync-delay', '0', ...masterArgs] })
   const replica = await PrivateRedis.start(t, { password: master.password, args: ['--replicaof', '127.0.0.1', String(master.port), '--masterauth', master.password] })
   await until('the replica is in sync', 5000, async () => field(await replica.command('INFO', 'replication'), 'master_link_status') === 'up')
   const sentinel = await PrivateSentinel.start(t, master)
@@ -28,17 +30,21 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
     const replicas = await sentinel.command('SENTINEL', 'replicas', sentinel.masterName) as string[][]
     return replicas.some((r) => r[r.indexOf('port') + 1] === String(replica.port) && r[r.indexOf('flags') + 1] === 'slave')
   })
-
-  let logs = ''
-  const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
   const env = {
-    LOG_LEVEL: 'trace',
     // Its host names no server: with Sentinels, the URL gives only the credentials and the database.
     REDIS_URL: `redis://:${master.password}@unused.invalid/0`,
     REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
     REDIS_SENTINEL_MASTER: sentinel.masterName,
     REDIS_SENTINEL_PASSWORD: sentinel.password
   }
+  return { master, replica, sentinel, env }
+}
+
+t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its replica, and the service follows it with the sessions it had', async (t) => {
+  const { master, replica, sentinel, env: sentinelEnv } = await replicatedUnderSentinel(t)
+  let logs = ''
+  const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const env = { LOG_LEVEL: 'trace', ...sentinelEnv }
   const prefix = uniquePrefix()
   const app = await buildApp(t, { logStream, prefix, env })
   // A second instance of the deployment, to hear the revocations the first one publishes.
@@ -97,6 +103,55 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   // Sentinel names a live one), retrying up to once a second: each kind is logged once per outage.
   const errorLines = logs.split('\n').filter((l) => l.includes('"msg":"redis connection error"')).length
   t.ok(errorLines >= 2 && errorLines <= 6, `${errorLines} error lines for two instances over ${refusals.length} refused refreshes`)
+})
+
+t.test('a hung master under Sentinel: 503 while it hangs, then the session lives on on the promoted replica, past the rotation the failover lost', async (t) => {
+  // min-replicas-to-write is the operator's side (README): a master that wakes to find its replica gone refuses
+  // writes (NOREPLICAS), and the client then asks the Sentinels again. It still runs what was queued while it
+  // hung before it notices, so one rotation lands there and is lost with it: the client holds a token one
+  // generation ahead of the promoted replica's, which the store takes as current.
+  const { master, replica, sentinel, env } = await replicatedUnderSentinel(t, ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '2'])
+  const app = await buildApp(t, { env: { ...env, RATE_LIMIT_REFRESH_SESSION: '1000/60' } })
+  const session = await registerAndLogin(app)
+  let cookie = session.cookie
+  const written = Number(field(await master.command('INFO', 'replication'), 'master_repl_offset'))
+  await until('the replica has every write', 5000, async () => Number(field(await replica.command('INFO', 'replication'), 'slave_repl_offset')) >= written)
+
+  const HANG_MS = 8000
+  const staller = new Redis(master.url)
+  staller.on('error', () => {})
+  t.teardown(() => staller.disconnect())
+  const hung = Date.now()
+  staller.call('DEBUG', 'SLEEP', String(HANG_MS / 1000)).catch(() => {})
+  await sleep(100)
+
+  const during: number[] = []
+  while (Date.now() - hung < HANG_MS - 1000) { // each answer within the hang, its 500 ms timeout included
+    during.push((await refresh(app, cookie)).statusCode)
+    await sleep(200)
+  }
+  t.ok(during.length > 5 && during.every((s) => s === 503), `every refresh while the master hangs is a 503: ${during.join(' ')}`)
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, '/me verifies meanwhile')
+
+  let first = 0
+  await until('a refresh succeeds after the hang', 10_000, async () => {
+    const res = await refresh(app, cookie)
+    first = res.statusCode
+    if (res.statusCode === 200) cookie = `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'])}`
+    return res.statusCode === 200
+  })
+  t.equal(first, 200, `the same session refreshes ${((Date.now() - hung) / 1000).toFixed(1)} s after the hang began`)
+  t.equal(await sentinel.masterPort(), replica.port, 'on the promoted replica')
+  // The old master is reconfigured as a replica some seconds after it wakes; no rotation may be lost with it.
+  const after: number[] = []
+  for (let i = 0; i < 12; i++) {
+    const res = await refresh(app, cookie)
+    after.push(res.statusCode)
+    if (res.statusCode === 200) cookie = `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'])}`
+    await sleep(1000)
+  }
+  t.notOk(after.includes(401), `the family is never taken for reused or lost: ${after.join(' ')}`)
+  t.ok(after.filter((s) => s === 200).length >= 10, 'and it keeps rotating')
 })
 
 t.test('no Sentinel answering at start: the service starts, answers 503 fast, and serves once one answers', async (t) => {
