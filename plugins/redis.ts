@@ -9,11 +9,6 @@ declare module 'fastify' {
 }
 
 /**
- * Connects to Redis when REDIS_URL is set. A Redis that is down at start does not stop the
- * service: it starts, answers /health/ready with 503 and serves what needs no store (access-token
- * verification) while the client keeps reconnecting in the background.
- */
-/**
  * How long the start waits for Redis. A single server refuses at once when it is down; through Sentinels the
  * client keeps asking them and its connect() never settles while none answers, so the wait is bounded.
  */
@@ -32,6 +27,11 @@ async function connectedWithin (redis: RedisClient, ms: number): Promise<boolean
   }
 }
 
+/**
+ * Connects to Redis when REDIS_URL is set. A Redis that is down at start does not stop the
+ * service: it starts, answers /health/ready with 503 and serves what needs no store (access-token
+ * verification) while the client keeps reconnecting in the background.
+ */
 export default fp(async function redisPlugin (fastify) {
   const { redis: options } = fastify.config
   if (options === null) {
