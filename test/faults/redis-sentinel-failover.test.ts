@@ -3,9 +3,9 @@ import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
-import { startServer, waitForListening } from '../helpers/server-process.js'
+import { startServiceOverHttp } from '../helpers/server-process.js'
 import { makeCertificates } from '../helpers/tls.js'
 
 /** Polls `check` every 50 ms until it holds; fails the test's setup after `ms`. */
@@ -201,8 +201,8 @@ t.test('the same failover over TLS: Sentinels, master and replica reached by nam
     REDIS_SENTINEL_PASSWORD: sentinel.password
   }
   // Node reads NODE_EXTRA_CA_CERTS at start: the services run as processes of their own.
-  const trusted = await serviceProcess(t, { ...env, NODE_EXTRA_CA_CERTS: certs.ca })
-  const untrusted = await serviceProcess(t, env)
+  const trusted = await startServiceOverHttp(t, { ...env, NODE_EXTRA_CA_CERTS: certs.ca })
+  const untrusted = await startServiceOverHttp(t, env)
   t.equal((await untrusted.call('/health/ready')).status, 503, 'without the CA: not ready, no fall-back to plaintext')
 
   const email = uniqueEmail()
@@ -227,19 +227,3 @@ t.test('the same failover over TLS: Sentinels, master and replica reached by nam
   t.equal((await trusted.call('/auth/login', { email, password: PASSWORD })).status, 200, 'the account is there: login works')
   t.notOk(trusted.output().includes(master.password) || untrusted.output().includes(master.password), 'no Redis password in the logs')
 })
-
-async function serviceProcess (t: Test, env: Record<string, string>) {
-  const port = await freePort()
-  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40), ...env }))
-  t.teardown(() => { server.child.kill('SIGKILL') })
-  await waitForListening(server, 20_000)
-  const call = async (path: string, body?: object, cookie?: string) => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-      method: body === undefined && cookie === undefined ? 'GET' : 'POST',
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(cookie === undefined ? {} : { cookie }) },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    })
-    return { status: res.status, cookie: res.headers.getSetCookie().find((c) => c.includes('Path=/auth'))?.split(';')[0] }
-  }
-  return { call, output: server.output }
-}

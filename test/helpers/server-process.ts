@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { testEnv } from './app.js'
+import { freePort } from './redis-server.js'
 
 export interface ServerProcess {
   child: ChildProcess
@@ -38,4 +40,25 @@ export async function waitForListening (server: ServerProcess, timeoutMs = 15_00
     if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`server did not start:\n${server.output()}`)
     await sleep(50)
   }
+}
+
+/**
+ * src/server.ts as a process of its own on a free port, with the test settings plus `env`, and a `call` that
+ * speaks to it over HTTP (GET, or POST with a JSON body and/or a cookie). For what must be set before Node
+ * starts, such as NODE_EXTRA_CA_CERTS.
+ */
+export async function startServiceOverHttp (t: { teardown (fn: () => unknown): void }, env: Record<string, string>) {
+  const port = await freePort()
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40), ...env }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server, 20_000)
+  const call = async (path: string, body?: object, cookie?: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method: body === undefined && cookie === undefined ? 'GET' : 'POST',
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(cookie === undefined ? {} : { cookie }) },
+      body: body === undefined ? undefined : JSON.stringify(body)
+    })
+    return { status: res.status, cookie: res.headers.getSetCookie().find((c) => c.includes('Path=/auth'))?.split(';')[0] }
+  }
+  return { call, output: server.output }
 }

@@ -1,28 +1,12 @@
-import t, { type Test } from 'tap'
-import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
+import t from 'tap'
+import { PASSWORD, uniqueEmail } from '../helpers/app.js'
 import { freePort, PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
-import { startServer, waitForListening } from '../helpers/server-process.js'
+import { startServiceOverHttp } from '../helpers/server-process.js'
 import { makeCertificates } from '../helpers/tls.js'
 
 // REDIS_URL=rediss://… as managed Redis offerings require it: TLS with the server's certificate verified against
 // the trusted CAs, which for a private CA is Node's own NODE_EXTRA_CA_CERTS. Each service is its own process,
 // since Node reads NODE_EXTRA_CA_CERTS once at start.
-
-async function service (t: Test, env: Record<string, string>) {
-  const port = await freePort()
-  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40), ...env }))
-  t.teardown(() => { server.child.kill('SIGKILL') })
-  await waitForListening(server, 20_000)
-  const call = async (path: string, body?: object, cookie?: string) => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-      method: body === undefined && cookie === undefined ? 'GET' : 'POST',
-      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(cookie === undefined ? {} : { cookie }) },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    })
-    return { status: res.status, cookie: res.headers.getSetCookie().find((c) => c.includes('Path=/auth'))?.split(';')[0] }
-  }
-  return { call, output: server.output }
-}
 
 t.test('Redis over TLS (rediss://)', async (t) => {
   const certs = await makeCertificates(t)
@@ -32,7 +16,7 @@ t.test('Redis over TLS (rediss://)', async (t) => {
   const rediss = (host: string) => `rediss://:${redis.password}@${host}:${tlsPort}`
 
   t.test('with the CA trusted, the service keeps its sessions in Redis over TLS', async (t) => {
-    const { call } = await service(t, { REDIS_URL: rediss('localhost'), NODE_EXTRA_CA_CERTS: certs.ca })
+    const { call } = await startServiceOverHttp(t, { REDIS_URL: rediss('localhost'), NODE_EXTRA_CA_CERTS: certs.ca })
     t.equal((await call('/health/ready')).status, 200, 'ready')
     const email = uniqueEmail()
     t.equal((await call('/auth/register', { email, password: PASSWORD })).status, 201)
@@ -44,7 +28,7 @@ t.test('Redis over TLS (rediss://)', async (t) => {
   })
 
   t.test('a certificate from an untrusted CA is refused: 503, never a fall-back to plaintext', async (t) => {
-    const { call, output } = await service(t, { REDIS_URL: rediss('localhost') })
+    const { call, output } = await startServiceOverHttp(t, { REDIS_URL: rediss('localhost') })
     t.equal((await call('/health/ready')).status, 503, 'not ready')
     t.equal((await call('/auth/register', { email: uniqueEmail(), password: PASSWORD })).status, 503, 'store routes fail closed')
     t.match(output(), /certificate/i, 'the certificate error is logged')
@@ -52,7 +36,7 @@ t.test('Redis over TLS (rediss://)', async (t) => {
   })
 
   t.test('a certificate for another name is refused', async (t) => {
-    const { call, output } = await service(t, { REDIS_URL: rediss('127.0.0.1'), NODE_EXTRA_CA_CERTS: certs.ca })
+    const { call, output } = await startServiceOverHttp(t, { REDIS_URL: rediss('127.0.0.1'), NODE_EXTRA_CA_CERTS: certs.ca })
     t.equal((await call('/health/ready')).status, 503, 'the certificate names localhost, not 127.0.0.1')
     t.match(output(), /altnames|does not match|ERR_TLS_CERT_ALTNAME_INVALID/i)
   })
@@ -63,7 +47,7 @@ t.test('a Redis Cluster over TLS: every node reached by the name it announces, i
   const cluster = await PrivateCluster.start(t, { tls: certs })
   const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList }
 
-  const trusted = await service(t, { ...env, NODE_EXTRA_CA_CERTS: certs.ca })
+  const trusted = await startServiceOverHttp(t, { ...env, NODE_EXTRA_CA_CERTS: certs.ca })
   t.equal((await trusted.call('/health/ready')).status, 200, 'ready')
   const sessions = []
   for (let i = 0; i < 6; i++) {
@@ -77,7 +61,7 @@ t.test('a Redis Cluster over TLS: every node reached by the name it announces, i
   const sizes = await Promise.all(cluster.nodes.map(async (n) => Number(await n.command('DBSIZE'))))
   t.ok(sizes.filter((size) => size > 0).length >= 2, `on more than one node: ${sizes.join(', ')}`)
 
-  const untrusted = await service(t, env)
+  const untrusted = await startServiceOverHttp(t, env)
   t.equal((await untrusted.call('/health/ready')).status, 503, 'without the CA: not ready')
   t.equal((await untrusted.call('/auth/register', { email: uniqueEmail(), password: PASSWORD })).status, 503, 'and store routes fail closed')
   t.notOk(untrusted.output().includes(cluster.password), 'no password in its logs')
