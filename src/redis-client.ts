@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from './config.js'
 import { StoreUnavailableError } from './errors.js'
@@ -15,6 +16,11 @@ export interface RedisClientOptions {
   cluster?: RedisConfig['cluster']
 }
 
+/** A script of src/lua/ (copied beside the compiled code by the build), for `defineCommand`. */
+export function luaScript (name: string): string {
+  return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
+}
+
 // Reconnect quickly and keep trying forever; capped so recovery after an outage or a failover is prompt.
 const retryStrategy = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
 
@@ -26,10 +32,10 @@ const retryStrategy = (attempt: number): number => Math.min(50 * 2 ** attempt, 1
 export function createRedisClient (options: RedisClientOptions & { cluster?: null }): Redis
 export function createRedisClient (options: RedisClientOptions): RedisClient
 export function createRedisClient (options: RedisClientOptions): RedisClient {
+  const tls = options.url.startsWith('rediss:')
   const cluster = options.cluster ?? null
   if (cluster !== null) {
     const { username, password } = parseCredentials(options.url)
-    const tls = options.url.startsWith('rediss:')
     return new Cluster(cluster.nodes, {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -55,7 +61,7 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
           sentinelCommandTimeout: options.commandTimeoutMs,
           // rediss://: the Sentinels and the servers they name, all over TLS, each certificate checked against
           // the name it is reached by (Sentinels name servers as configured: announce-hostnames for names).
-          ...(options.url.startsWith('rediss:') ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+          ...(tls ? { tls: {}, enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
           // Not ioredis's failoverDetector: with it (ioredis 6.0.0) the client reconnected a second time after
           // following a failover and once stayed on the dead master for 30 s, in 1 of 3 runs of
           // test/faults/redis-sentinel-failover.test.ts (0 of 6 without it); Sentinel closes the connections of

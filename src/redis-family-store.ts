@@ -1,10 +1,7 @@
-import { readFileSync } from 'node:fs'
 import type { Result } from 'ioredis'
-import { guardStore, pingStore, type RedisClient } from './redis-client.js'
+import { guardStore, luaScript, pingStore, type RedisClient } from './redis-client.js'
 import { compactUserAgent, expandUserAgent } from './compact-user-agent.js'
 import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
-
-const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -118,9 +115,9 @@ export class RedisFamilyStore implements FamilyStore {
 function defineFamilyCommands (redis: RedisClient): void {
   // Registered once per connection; ioredis sends EVALSHA and falls back to EVAL after a Redis restart.
   if (typeof redis.authFamilyRotate === 'function') return
-  redis.defineCommand('authFamilyCreate', { numberOfKeys: 2, lua: lua('family-create') })
-  redis.defineCommand('authFamilyRotate', { numberOfKeys: 2, lua: lua('family-rotate') })
-  redis.defineCommand('authFamilyRevoke', { numberOfKeys: 2, lua: lua('family-revoke') })
-  redis.defineCommand('authFamilyRevokeAll', { numberOfKeys: 1, lua: lua('family-revoke-all') })
-  redis.defineCommand('authFamilyList', { numberOfKeys: 1, lua: lua('family-list') })
+  redis.defineCommand('authFamilyCreate', { numberOfKeys: 2, lua: luaScript('family-create') })
+  redis.defineCommand('authFamilyRotate', { numberOfKeys: 2, lua: luaScript('family-rotate') })
+  redis.defineCommand('authFamilyRevoke', { numberOfKeys: 2, lua: luaScript('family-revoke') })
+  redis.defineCommand('authFamilyRevokeAll', { numberOfKeys: 1, lua: luaScript('family-revoke-all') })
+  redis.defineCommand('authFamilyList', { numberOfKeys: 1, lua: luaScript('family-list') })
 }

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { Result } from 'ioredis'
-import { guardStore, type RedisClient } from './redis-client.js'
+import { guardStore, luaScript, type RedisClient } from './redis-client.js'
 import { newUserId, type User, type UserDirectory, type UserRecord } from './user-directory.js'
 
 declare module 'ioredis' {
@@ -10,9 +9,6 @@ declare module 'ioredis' {
     authUserSetHash (account: string, id: string, passwordHash: string): Result<number, Context>
   }
 }
-
-const createLua = readFileSync(new URL('./lua/user-create.lua', import.meta.url), 'utf8')
-const setHashLua = readFileSync(new URL('./lua/user-set-hash.lua', import.meta.url), 'utf8')
 
 /**
  * Accounts in Redis:
@@ -28,8 +24,8 @@ export class RedisUserDirectory implements UserDirectory {
     this.#redis = redis
     this.#prefix = keyPrefix
     if (typeof redis.authUserCreate !== 'function') {
-      redis.defineCommand('authUserCreate', { numberOfKeys: 1, lua: createLua })
-      redis.defineCommand('authUserSetHash', { numberOfKeys: 1, lua: setHashLua })
+      redis.defineCommand('authUserCreate', { numberOfKeys: 1, lua: luaScript('user-create') })
+      redis.defineCommand('authUserSetHash', { numberOfKeys: 1, lua: luaScript('user-set-hash') })
     }
   }
 
