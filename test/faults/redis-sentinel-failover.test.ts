@@ -6,42 +6,55 @@ import { Redis } from 'ioredis'
 import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
-import { makeCertificates } from '../helpers/tls.js'
-
-/** Polls `check` every 50 ms until it holds; fails the test's setup after `ms`. */
-async function until (what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await check().catch(() => false)) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`)
-    await sleep(50)
-  }
-}
+import { makeCertificates, type TestCertificates } from '../helpers/tls.js'
+import { within } from '../helpers/poll.js'
 
 const field = (info: unknown, name: string): string | undefined => new RegExp(`^${name}:(\\S+)`, 'm').exec(String(info))?.[1]
 
-/** A master, its replica in sync, and a Sentinel that knows both; `env` points a service at them. */
-async function replicatedUnderSentinel (t: Test, masterArgs: string[] = []) {
+/**
+ * A master, its replica in sync, and a Sentinel that knows both; `env` points a service at them. With `certs`,
+ * everything the service is told of is TLS and reached by name (`localhost`, the name the certificates carry);
+ * the plain ports stay open for the test's own commands. `replicaPort` is the port the Sentinel names it by.
+ */
+async function replicatedUnderSentinel (t: Test, options: { masterArgs?: string[], certs?: TestCertificates } = {}) {
+  const certs = options.certs
+  const tlsArgs = certs === undefined ? [] : ['--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no']
+  const [masterTls, replicaTls, sentinelTls] = certs === undefined ? [0, 0, 0] : [await freePort(), await freePort(), await freePort()]
   // Full sync at once: a diskless sync otherwise waits 5 s for more replicas to join it.
-  const master = await PrivateRedis.start(t, { args: ['--repl-diskless-sync-delay', '0', ...masterArgs] })
-  const replica = await PrivateRedis.start(t, { password: master.password, args: ['--replicaof', '127.0.0.1', String(master.port), '--masterauth', master.password] })
-  await until('the replica is in sync', 5000, async () => field(await replica.command('INFO', 'replication'), 'master_link_status') === 'up')
-  const sentinel = await PrivateSentinel.start(t, master)
-  await until('the Sentinel knows the replica', 15_000, async () => {
-    const replicas = await sentinel.command('SENTINEL', 'replicas', sentinel.masterName) as string[][]
-    return replicas.some((r) => r[r.indexOf('port') + 1] === String(replica.port) && r[r.indexOf('flags') + 1] === 'slave')
+  const master = await PrivateRedis.start(t, {
+    args: ['--repl-diskless-sync-delay', '0', ...(certs === undefined ? [] : ['--tls-port', String(masterTls), ...tlsArgs]), ...(options.masterArgs ?? [])]
   })
+  const replica = await PrivateRedis.start(t, {
+    password: master.password,
+    args: certs === undefined
+      ? ['--replicaof', '127.0.0.1', String(master.port), '--masterauth', master.password]
+      : ['--tls-port', String(replicaTls), ...tlsArgs, '--tls-replication', 'yes', '--replicaof', 'localhost', String(masterTls),
+          '--masterauth', master.password, '--replica-announce-ip', 'localhost', '--replica-announce-port', String(replicaTls)]
+  })
+  const replicaPort = certs === undefined ? replica.port : replicaTls
+  await within(5000, async () => field(await replica.command('INFO', 'replication'), 'master_link_status') === 'up', 'the replica is in sync')
+  const sentinel = await PrivateSentinel.start(t, master, certs === undefined ? {} : { tls: { certs, port: sentinelTls, masterPort: masterTls } })
+  await within(15_000, async () => {
+    const replicas = await sentinel.command('SENTINEL', 'replicas', sentinel.masterName) as string[][]
+    return replicas.some((r) => r[r.indexOf('port') + 1] === String(replicaPort) && r[r.indexOf('flags') + 1] === 'slave')
+  }, 'the Sentinel knows the replica')
   const env = {
     // Its host names no server: with Sentinels, the URL gives only the credentials and the database.
-    REDIS_URL: `redis://:${master.password}@unused.invalid/0`,
-    REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
+    REDIS_URL: `${certs === undefined ? 'redis' : 'rediss'}://:${master.password}@unused.invalid/0`,
+    REDIS_SENTINELS: certs === undefined ? `127.0.0.1:${sentinel.port}` : `localhost:${sentinelTls}`,
     REDIS_SENTINEL_MASTER: sentinel.masterName,
     REDIS_SENTINEL_PASSWORD: sentinel.password
   }
-  return { master, replica, sentinel, env }
+  /** Waits until the replica has everything the master has written so far: what it has is what survives. */
+  const replicated = async (): Promise<void> => {
+    const written = Number(field(await master.command('INFO', 'replication'), 'master_repl_offset'))
+    await within(5000, async () => Number(field(await replica.command('INFO', 'replication'), 'slave_repl_offset')) >= written, 'the replica has every write')
+  }
+  return { master, replica, replicaPort, sentinel, env, replicated }
 }
 
 t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its replica, and the service follows it with the sessions it had', async (t) => {
-  const { master, replica, sentinel, env: sentinelEnv } = await replicatedUnderSentinel(t)
+  const { master, replica, sentinel, env: sentinelEnv, replicated } = await replicatedUnderSentinel(t)
   let logs = ''
   const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
   const env = { LOG_LEVEL: 'trace', ...sentinelEnv }
@@ -55,9 +68,7 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   let cookie = `${app.config.cookie.name}=${refreshCookieValue(app, first.headers['set-cookie'])}`
   t.ok(Number(await master.command('DBSIZE')) > 0, 'the sessions are on the master')
 
-  // What the replica has is what survives: wait until it has everything the master wrote.
-  const written = Number(field(await master.command('INFO', 'replication'), 'master_repl_offset'))
-  await until('the replica has every write', 5000, async () => Number(field(await replica.command('INFO', 'replication'), 'slave_repl_offset')) >= written)
+  await replicated()
 
   await master.kill()
   const me = await app.inject({ url: '/me', headers: { authorization: `Bearer ${first.json().accessToken as string}` } })
@@ -94,7 +105,7 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie } })
   t.equal(logout.statusCode, 204)
   t.equal((await refresh(app, cookie)).statusCode, 401, 'and revocation is written to the new master')
-  await until('the other instance refuses the revoked session\'s access token', 1000, async () => (await other.inject({ url: '/me', headers: bearer })).statusCode === 401)
+  await within(1000, async () => (await other.inject({ url: '/me', headers: bearer })).statusCode === 401, 'the other instance refuses the revoked session\'s access token')
   t.pass('the other instance heard the revocation within 1 s: its subscription moved to the new master too')
 
   t.notOk(logs.includes(master.password), 'the Redis password is not in the logs')
@@ -110,12 +121,11 @@ t.test('a hung master under Sentinel: 503 while it hangs, then the session lives
   // writes (NOREPLICAS), and the client then asks the Sentinels again. It still runs what was queued while it
   // hung before it notices, so one rotation lands there and is lost with it: the client holds a token one
   // generation ahead of the promoted replica's, which the store takes as current.
-  const { master, replica, sentinel, env } = await replicatedUnderSentinel(t, ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '2'])
+  const { master, replica, sentinel, env, replicated } = await replicatedUnderSentinel(t, { masterArgs: ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '2'] })
   const app = await buildApp(t, { env: { ...env, RATE_LIMIT_REFRESH_SESSION: '1000/60' } })
   const session = await registerAndLogin(app)
   let cookie = session.cookie
-  const written = Number(field(await master.command('INFO', 'replication'), 'master_repl_offset'))
-  await until('the replica has every write', 5000, async () => Number(field(await replica.command('INFO', 'replication'), 'slave_repl_offset')) >= written)
+  await replicated()
 
   const HANG_MS = 8000
   const staller = new Redis(master.url)
@@ -134,12 +144,12 @@ t.test('a hung master under Sentinel: 503 while it hangs, then the session lives
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, '/me verifies meanwhile')
 
   let first = 0
-  await until('a refresh succeeds after the hang', 10_000, async () => {
+  await within(10_000, async () => {
     const res = await refresh(app, cookie)
     first = res.statusCode
     if (res.statusCode === 200) cookie = `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'])}`
     return res.statusCode === 200
-  })
+  }, 'a refresh succeeds after the hang')
   t.equal(first, 200, `the same session refreshes ${((Date.now() - hung) / 1000).toFixed(1)} s after the hang began`)
   t.equal(await sentinel.masterPort(), replica.port, 'on the promoted replica')
   // The old master is reconfigured as a replica some seconds after it wakes; no rotation may be lost with it.
@@ -171,35 +181,14 @@ t.test('no Sentinel answering at start: the service starts, answers 503 fast, an
   t.ok(performance.now() - before < 2000, 'answered within 2 s')
 
   await PrivateSentinel.start(t, master, { port: sentinelPort, password: sentinelPassword })
-  await until('ready once a Sentinel answers', 10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200)
+  await within(10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready once a Sentinel answers')
   const session = await registerAndLogin(app)
   t.equal((await refresh(app, session.cookie)).statusCode, 200, 'and serves sessions')
 })
 
 t.test('the same failover over TLS: Sentinels, master and replica reached by name, certificates checked', async (t) => {
   const certs = await makeCertificates(t)
-  const tlsArgs = ['--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no']
-  const [masterTls, replicaTls, sentinelTls] = [await freePort(), await freePort(), await freePort()]
-  // Plain ports stay open for the test's own commands; everything the service is told of is TLS, by name.
-  const master = await PrivateRedis.start(t, { args: ['--tls-port', String(masterTls), ...tlsArgs, '--repl-diskless-sync-delay', '0'] })
-  const replica = await PrivateRedis.start(t, {
-    password: master.password,
-    args: ['--tls-port', String(replicaTls), ...tlsArgs, '--tls-replication', 'yes', '--replicaof', 'localhost', String(masterTls),
-      '--masterauth', master.password, '--replica-announce-ip', 'localhost', '--replica-announce-port', String(replicaTls)]
-  })
-  await until('the replica is in sync over TLS', 5000, async () => field(await replica.command('INFO', 'replication'), 'master_link_status') === 'up')
-  const sentinel = await PrivateSentinel.start(t, master, { tls: { certs, port: sentinelTls, masterPort: masterTls } })
-  await until('the Sentinel knows the replica', 15_000, async () => {
-    const replicas = await sentinel.command('SENTINEL', 'replicas', sentinel.masterName) as string[][]
-    return replicas.some((r) => r[r.indexOf('port') + 1] === String(replicaTls) && r[r.indexOf('flags') + 1] === 'slave')
-  })
-
-  const env = {
-    REDIS_URL: `rediss://:${master.password}@unused.invalid/0`,
-    REDIS_SENTINELS: `localhost:${sentinelTls}`,
-    REDIS_SENTINEL_MASTER: sentinel.masterName,
-    REDIS_SENTINEL_PASSWORD: sentinel.password
-  }
+  const { master, replicaPort, sentinel, env, replicated } = await replicatedUnderSentinel(t, { certs })
   // Node reads NODE_EXTRA_CA_CERTS at start: the services run as processes of their own.
   const trusted = await startServiceOverHttp(t, { ...env, NODE_EXTRA_CA_CERTS: certs.ca })
   const untrusted = await startServiceOverHttp(t, env)
@@ -209,8 +198,7 @@ t.test('the same failover over TLS: Sentinels, master and replica reached by nam
   t.equal((await trusted.call('/auth/register', { email, password: PASSWORD })).status, 201)
   const login = await trusted.call('/auth/login', { email, password: PASSWORD })
   t.equal(login.status, 200)
-  const written = Number(field(await master.command('INFO', 'replication'), 'master_repl_offset'))
-  await until('the replica has every write', 5000, async () => Number(field(await replica.command('INFO', 'replication'), 'slave_repl_offset')) >= written)
+  await replicated()
 
   await master.kill()
   const statuses: number[] = []
@@ -223,7 +211,7 @@ t.test('the same failover over TLS: Sentinels, master and replica reached by nam
   }
   t.equal(answer.status, 200, `the session refreshes on the promoted replica, ${statuses.length} refused before`)
   t.ok(statuses.every((s) => s === 503), 'every refusal before it was a 503')
-  t.equal(await sentinel.masterPort(), replicaTls, 'the Sentinel promoted the replica')
+  t.equal(await sentinel.masterPort(), replicaPort, 'the Sentinel promoted the replica')
   t.equal((await trusted.call('/auth/login', { email, password: PASSWORD })).status, 200, 'the account is there: login works')
   t.notOk(trusted.output().includes(master.password) || untrusted.output().includes(master.password), 'no Redis password in the logs')
 })

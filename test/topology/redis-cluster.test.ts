@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
 import { PrivateCluster } from '../helpers/redis-server.js'
 
 // The deployment on a Redis Cluster: two instances of the service (same secrets, same key prefix) on three
@@ -11,16 +11,6 @@ import { PrivateCluster } from '../helpers/redis-server.js'
 const bearer = (s: { accessToken: string }) => ({ authorization: `Bearer ${s.accessToken}` })
 const cookieOf = (app: FastifyInstance, res: { headers: Record<string, unknown> }) =>
   `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'] as string[] | string | undefined) as string}`
-
-/** Polls until `check` holds, for at most `ms`. */
-async function within (ms: number, check: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await check()) return true
-    await sleep(20)
-  }
-  return false
-}
 
 t.test('on a Redis Cluster of three masters', async (t) => {
   const cluster = await PrivateCluster.start(t, { appendOnly: true })
@@ -56,8 +46,9 @@ t.test('on a Redis Cluster of three masters', async (t) => {
     t.equal((await refresh(a, cookieOf(a, third))).statusCode, 401, 'the current token is dead too')
     const access = { accessToken: third.json().accessToken as string }
     for (const [name, app] of Object.entries({ a, b })) {
-      t.ok(await within(1000, async () => (await app.inject({ url: '/me', headers: bearer(access) })).statusCode === 401),
-        `instance ${name} refuses the family's access token within 1 s (revocation published through the cluster)`)
+      const what = `instance ${name} refuses the family's access token within 1 s (revocation published through the cluster)`
+      await within(1000, async () => (await app.inject({ url: '/me', headers: bearer(access) })).statusCode === 401, what)
+      t.pass(what)
     }
   })
 
@@ -80,8 +71,9 @@ t.test('on a Redis Cluster of three masters', async (t) => {
     t.equal(relogin.statusCode, 200, 'the new password logs in on the other instance')
 
     t.equal((await b.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(relogin.json()) })).statusCode, 204)
-    t.ok(await within(1000, async () => (await a.inject({ url: '/auth/sessions', headers: bearer(relogin.json()) })).statusCode === 401),
-      'logged out everywhere: the other instance refuses the access token within 1 s')
+    const what = 'logged out everywhere: the other instance refuses the access token within 1 s'
+    await within(1000, async () => (await a.inject({ url: '/auth/sessions', headers: bearer(relogin.json()) })).statusCode === 401, what)
+    t.pass(what)
   })
 })
 
@@ -132,16 +124,18 @@ t.test('a master of the cluster killed: store routes answer 503 within 2 s, /me 
   t.ok(ms < 2000, `answered in ${ms.toFixed(0)} ms`)
   t.equal((await app.inject({ url: '/me', headers: bearer(rotated.json()) })).statusCode, 200, '/me verifies without the store')
   const ready = async () => (await app.inject({ url: '/health/ready' })).statusCode
-  t.ok(await within(5000, async () => await ready() === 503), 'not ready once the cluster marks its slots unserved')
+  await within(5000, async () => await ready() === 503, 'not ready once the cluster marks its slots unserved')
+  t.pass('not ready once the cluster marks its slots unserved')
   const probes = []
   for (let i = 0; i < 12; i++) probes.push(await ready())
   t.same(probes, Array(12).fill(503), 'and every probe says so, whichever node it reaches: the other masters still answer PING')
 
   await victim.start()
   await cluster.waitUntilOk()
-  t.ok(await within(10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200), 'ready again')
-  const after = await within(10_000, async () => (await refresh(app, cookie)).statusCode === 200)
-  t.ok(after, 'the session survived (AOF) and refreshes once its master is back')
+  await within(10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready again')
+  t.pass('ready again')
+  await within(10_000, async () => (await refresh(app, cookie)).statusCode === 200, 'the session refreshes once its master is back')
+  t.pass('the session survived (AOF) and refreshes once its master is back')
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })).statusCode, 200, 'login works')
   t.match(logs, /redis connection error|store/, 'the outage was logged')
   t.notOk(logs.includes(cluster.password), 'without the cluster\'s password')
@@ -160,7 +154,8 @@ t.test('the cluster down at start: the service starts, answers 503 fast, and ser
   t.ok(performance.now() - before < 2000, 'answered within 2 s')
 
   await cluster.start()
-  t.ok(await within(10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200), 'ready once the cluster is')
+  await within(10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready once the cluster is')
+  t.pass('ready once the cluster is')
   const session = await registerAndLogin(app)
   t.equal((await refresh(app, session.cookie)).statusCode, 200, 'and serves sessions')
 })

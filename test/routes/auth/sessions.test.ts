@@ -1,20 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { within } from '../../helpers/poll.js'
 import { buildApp, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
 
 const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
 const me = (app: FastifyInstance, s: LoggedIn) => app.inject({ url: '/me', headers: bearer(s) })
-
-/** Polls until `check` holds, for at most `ms`; returns the time it took. */
-async function within (ms: number, check: () => Promise<boolean>): Promise<number> {
-  const started = performance.now()
-  while (performance.now() - started < ms) {
-    if (await check()) return performance.now() - started
-    await sleep(20)
-  }
-  throw new Error(`not within ${ms} ms`)
-}
 
 /** Two instances of one deployment: same Redis, same prefix, same secrets. */
 async function twoInstances (t: Test) {
