@@ -20,6 +20,25 @@ export async function freePort (): Promise<number> {
   })
 }
 
+/** Resolves once the server `child` started answers PING; throws if it exits first (port taken?) or takes over 5 s. */
+async function answering (child: ChildProcess, port: number, password: string, what: string): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited at start (port taken?)`)
+    if (await oneCommand(port, password, ['PING']).then((r) => r === 'PONG', () => false)) return
+    await sleep(25)
+  }
+  throw new Error(`${what} did not start`)
+}
+
+/** Kills a server at once (SIGKILL) and waits until it is gone. */
+async function killed (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGKILL')
+  await exited
+}
+
 /** One command on a short-lived connection to a server on loopback: no retries, no queue. */
 async function oneCommand (port: number, password: string, args: Array<string | number>): Promise<unknown> {
   const client = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
@@ -85,24 +104,14 @@ export class PrivateRedis {
       '--appendonly', this.#options.appendOnly === true ? 'yes' : 'no', '--appendfsync', 'always', '--daemonize', 'no', '--enable-debug-command', 'local',
       ...(this.#options.args ?? [])]
     this.#process = spawn('redis-server', args, { stdio: 'ignore' })
-    const deadline = Date.now() + 5000
-    const child = this.#process
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`private redis on ${this.port} exited at start (port taken?)`)
-      if (await this.ping()) return
-      await sleep(25)
-    }
-    throw new Error(`private redis on ${this.port} did not start`)
+    await answering(this.#process, this.port, this.password, `private redis on ${this.port}`)
   }
 
   /** Kills the server at once (SIGKILL): the "Redis crashed" fault. */
   async kill (): Promise<void> {
     const child = this.#process
     this.#process = null
-    if (child === null || child.exitCode !== null) return
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGKILL')
-    await exited
+    if (child !== null) await killed(child)
   }
 
   async restart (): Promise<void> {
@@ -113,14 +122,6 @@ export class PrivateRedis {
   /** Runs one command on a short-lived connection. */
   async command (...args: Array<string | number>): Promise<unknown> {
     return oneCommand(this.port, this.password, args)
-  }
-
-  async ping (): Promise<boolean> {
-    try {
-      return await this.command('PING') === 'PONG'
-    } catch {
-      return false
-    }
   }
 }
 
@@ -172,20 +173,11 @@ export class PrivateSentinel {
     const child = spawn('redis-server', [join(dir, 'sentinel.conf'), '--sentinel'], { stdio: 'ignore' })
     const sentinel = new PrivateSentinel(port, password, masterName)
     t.teardown(async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve))
-        child.kill('SIGKILL')
-        await exited
-      }
+      await killed(child)
       rmSync(dir, { recursive: true, force: true })
     })
-    const deadline = Date.now() + 5000
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`private sentinel on ${port} exited at start`)
-      if (await sentinel.command('PING').then((r) => r === 'PONG', () => false)) return sentinel
-      await sleep(25)
-    }
-    throw new Error(`private sentinel on ${port} did not start`)
+    await answering(child, port, password, `private sentinel on ${port}`)
+    return sentinel
   }
 
   /** Runs one command on a short-lived connection, e.g. `SENTINEL get-master-addr-by-name`. */
