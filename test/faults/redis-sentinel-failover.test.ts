@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, PASSWORD, nextRefreshCookie, refresh, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
 import { makeCertificates, type TestCertificates } from '../helpers/tls.js'
@@ -65,7 +65,7 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   const session = await registerAndLogin(app)
   const first = await refresh(app, session.cookie)
   t.equal(first.statusCode, 200, 'refresh works through the Sentinel-named master')
-  let cookie = `${app.config.cookie.name}=${refreshCookieValue(app, first.headers['set-cookie'])}`
+  let cookie = nextRefreshCookie(app, first)
   t.ok(Number(await master.command('DBSIZE')) > 0, 'the sessions are on the master')
 
   await replicated()
@@ -83,7 +83,7 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
     const ms = performance.now() - started
     if (res.statusCode === 200) {
       recovered = true
-      cookie = `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'])}`
+      cookie = nextRefreshCookie(app, res)
     } else {
       refusals.push(`${res.statusCode} ${res.json().code as string} in ${ms.toFixed(0)} ms`)
       await sleep(100)
@@ -147,7 +147,7 @@ t.test('a hung master under Sentinel: 503 while it hangs, then the session lives
   await within(10_000, async () => {
     const res = await refresh(app, cookie)
     first = res.statusCode
-    if (res.statusCode === 200) cookie = `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'])}`
+    if (res.statusCode === 200) cookie = nextRefreshCookie(app, res)
     return res.statusCode === 200
   }, 'a refresh succeeds after the hang')
   t.equal(first, 200, `the same session refreshes ${((Date.now() - hung) / 1000).toFixed(1)} s after the hang began`)
@@ -157,7 +157,7 @@ t.test('a hung master under Sentinel: 503 while it hangs, then the session lives
   for (let i = 0; i < 12; i++) {
     const res = await refresh(app, cookie)
     after.push(res.statusCode)
-    if (res.statusCode === 200) cookie = `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'])}`
+    if (res.statusCode === 200) cookie = nextRefreshCookie(app, res)
     await sleep(1000)
   }
   t.notOk(after.includes(401), `the family is never taken for reused or lost: ${after.join(' ')}`)

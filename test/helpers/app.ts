@@ -129,6 +129,11 @@ export function refreshCookieValue (fastify: FastifyInstance, setCookie: string 
   return header?.slice(prefix.length).split(';')[0]
 }
 
+/** The Cookie header that presents the refresh token a response set, as the browser would send it next. */
+export function nextRefreshCookie (fastify: FastifyInstance, response: { headers: { 'set-cookie'?: string | string[] } }): string {
+  return `${fastify.config.cookie.name}=${refreshCookieValue(fastify, response.headers['set-cookie']) ?? ''}`
+}
+
 export function refresh (fastify: FastifyInstance, cookie: string, headers: Record<string, string> = {}) {
   return fastify.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie, ...headers } })
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, nextRefreshCookie, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
 
 const APP = 'https://app.example.com'
 const EVIL = 'https://evil.example'
@@ -47,7 +47,7 @@ t.test('allowed origins, same-origin browsers and non-browser clients pass', asy
   let s = await registerAndLogin(app)
   const next = async (headers: Record<string, string>) => {
     const res = await refresh(app, s.cookie, headers)
-    s = { ...s, cookie: `${app.config.cookie.name}=${refreshCookieValue(app, res.headers['set-cookie'])}` }
+    s = { ...s, cookie: nextRefreshCookie(app, res) }
     return res
   }
   const fromApp = await next({ origin: APP, 'sec-fetch-site': 'same-site', 'content-type': 'application/json' })
