@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis'
 import type { RevocationList } from './revocation-list.js'
-import type { RedisClient } from './redis-client.js'
+import { refreshingSlots, type RedisClient } from './redis-client.js'
 
 /**
  * Makes the access tokens of revoked families fail on every instance within a second,
@@ -22,6 +22,15 @@ interface Logger {
 export function revocationTtlMs (accessTokenTtlSeconds: number): number {
   return accessTokenTtlSeconds * 1000 + 5000
 }
+
+/**
+ * How often each instance checks its subscription and reads the revocations recorded since its last read: the
+ * bound on how late it applies one whose message pub/sub lost (pub/sub delivers at most once).
+ */
+const CATCH_UP_MS = 1000
+
+/** Clock skew between instances that a catch-up allows for (as revocationTtlMs does). */
+const CLOCK_SKEW_MS = 5000
 
 /** `ACCESS_TOKEN_REVOCATION=off`: access tokens live out their TTL. */
 export const noRevocations: AccessRevocations = {
@@ -50,8 +59,10 @@ export class LocalAccessRevocations implements AccessRevocations {
 
 /**
  * Every instance: revocations are recorded in a sorted set (member sid, score = expiry ms) and
- * published on a channel. Each instance applies what it hears, and on every (re)connection of its
- * subscriber reloads the sorted set, so a restart or a dropped subscription opens no window.
+ * published on a channel. Each instance applies what it hears, on every (re)connection of its
+ * subscriber reloads the sorted set, so a restart or a dropped subscription opens no window, and every
+ * second reads what was recorded since its last read, for the messages lost without a reconnection it
+ * could see (a Redis Cluster moves its subscription to another node silently).
  */
 export class RedisAccessRevocations implements AccessRevocations {
   readonly #redis: RedisClient
@@ -61,6 +72,9 @@ export class RedisAccessRevocations implements AccessRevocations {
   readonly #key: string
   readonly #channel: string
   readonly #log: Logger
+  #timer: NodeJS.Timeout | undefined
+  /** When the last complete read of the set began (this instance's clock); 0 until the first. */
+  #loadedAt = 0
 
   constructor (redis: RedisClient, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger }) {
     this.#redis = redis
@@ -71,7 +85,7 @@ export class RedisAccessRevocations implements AccessRevocations {
     this.#log = options.log
     // A connection of its own: a subscribed connection serves nothing else.
     this.#subscriber = redis instanceof Cluster
-      ? redis.duplicate(undefined, { lazyConnect: true })
+      ? refreshingSlots(redis.duplicate(undefined, { lazyConnect: true }))
       : redis.duplicate({ autoResubscribe: false, lazyConnect: true })
     this.#subscriber.on('error', () => {}) // the main connection already reports Redis outages
     this.#subscriber.on('message', (_channel: string, message: string) => this.#apply(message))
@@ -82,6 +96,14 @@ export class RedisAccessRevocations implements AccessRevocations {
     // Not awaited: the list is loaded on 'ready' either way, and through Sentinels connect() does not settle
     // while none answers. Down at start, the subscriber keeps reconnecting and resyncs when it is back.
     this.#subscriber.connect().catch(() => {})
+    this.#timer = setInterval(() => {
+      // A subscribed connection only listens, so a server gone silent (frozen, cut off) would go unnoticed for as
+      // long as TCP takes to give up. An unanswered PING makes the client close the connection (its socketTimeout)
+      // and connect again — through Sentinels, to the master they name now. (A cluster's subscription is on a
+      // connection of ioredis's own, which it moves when the slot map drops that node.)
+      if (!(this.#subscriber instanceof Cluster) && this.#subscriber.status === 'ready') this.#subscriber.ping().catch(() => {})
+      this.#catchUp().catch(() => {})
+    }, CATCH_UP_MS).unref()
   }
 
   async revoke (familyIds: string[]): Promise<void> {
@@ -108,6 +130,7 @@ export class RedisAccessRevocations implements AccessRevocations {
   }
 
   async close (): Promise<void> {
+    clearInterval(this.#timer)
     this.#subscriber.disconnect()
     this.#list.close()
   }
@@ -119,12 +142,26 @@ export class RedisAccessRevocations implements AccessRevocations {
     for (const id of ids) this.#list.add(id, untilMs)
   }
 
+  /** Applies the live revocations scoring at least `min`, and notes when this read began. */
+  async #load (min: number): Promise<void> {
+    const startedAt = Date.now()
+    const entries = await this.#redis.zrangebyscore(this.#key, Math.max(min, startedAt), '+inf', 'WITHSCORES')
+    for (let i = 0; i + 1 < entries.length; i += 2) this.#list.add(entries[i] as string, Number(entries[i + 1]))
+    this.#loadedAt = startedAt
+  }
+
+  async #catchUp (): Promise<void> {
+    if (this.#loadedAt === 0) return // the first read is the resync's, once the subscriber is ready
+    // A revocation scores the revoking instance's clock + the TTL: one recorded since the last read began scores at
+    // least this (instances share ACCESS_TOKEN_TTL).
+    await this.#load(this.#loadedAt + this.#ttlMs - CLOCK_SKEW_MS)
+  }
+
   async #resync (): Promise<void> {
     try {
       // Subscribe first, then load: a revocation published in between is seen at least once.
       await this.#subscriber.subscribe(this.#channel)
-      const entries = await this.#redis.zrangebyscore(this.#key, Date.now(), '+inf', 'WITHSCORES')
-      for (let i = 0; i + 1 < entries.length; i += 2) this.#list.add(entries[i] as string, Number(entries[i + 1]))
+      await this.#load(0)
     } catch (err) {
       this.#log.warn({ err }, 'access-token revocation resync failed; retrying')
       if (this.#subscriber.status === 'ready') setTimeout(() => { this.#resync().catch(() => {}) }, 1000).unref()

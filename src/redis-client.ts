@@ -21,6 +21,9 @@ export function luaScript (name: string): string {
   return readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 }
 
+/** How often a cluster client asks for the slot map unprompted. */
+const SLOTS_REFRESH_MS = 2000
+
 // Reconnect quickly and keep trying forever; capped so recovery after an outage or a failover is prompt.
 const retryStrategy = (attempt: number): number => Math.min(50 * 2 ** attempt, 1000)
 
@@ -36,7 +39,7 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
   const cluster = options.cluster ?? null
   if (cluster !== null) {
     const { username, password } = parseCredentials(options.url)
-    return new Cluster(cluster.nodes, {
+    return refreshingSlots(new Cluster(cluster.nodes, {
       lazyConnect: true,
       enableOfflineQueue: false,
       enableAutoPipelining: true,
@@ -47,7 +50,7 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
       // are kept, not resolved to addresses first (ioredis's default), or no certificate name would match.
       ...(tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => { callback(null, address) } } : {}),
       redisOptions: { ...nodeOptions(options), username, password, ...(tls ? { tls: {} } : {}) }
-    })
+    }))
   }
   const sentinel = options.sentinel ?? null
   return new Redis(options.url, {
@@ -89,14 +92,40 @@ function nodeOptions (options: RedisClientOptions): RedisOptions {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: options.commandTimeoutMs,
-    connectTimeout: Math.max(options.commandTimeoutMs, 1000)
+    connectTimeout: Math.max(options.commandTimeoutMs, 1000),
+    socketTimeout: silentServerMs(options.commandTimeoutMs)
   }
+}
+
+/**
+ * How long a connection with commands in flight may receive nothing before it is closed and made again. A
+ * server that is frozen or cut off by a partition closes nothing (the kernel even accepts new connections to
+ * a stopped process): without this the client waited on it for as long as TCP retransmits (minutes), and
+ * through Sentinels never asked them for the master they had promoted meanwhile. Several command timeouts,
+ * so that a server that is only slow keeps its connection.
+ */
+export function silentServerMs (commandTimeoutMs: number): number {
+  return Math.max(4 * commandTimeoutMs, 2000)
 }
 
 function parseCredentials (url: string): { username: string | undefined, password: string | undefined } {
   const parsed = new URL(url)
   const decode = (part: string) => part === '' ? undefined : decodeURIComponent(part)
   return { username: decode(parsed.username), password: decode(parsed.password) }
+}
+
+/**
+ * Has `cluster` ask for the slot map every few seconds, not only when a command is refused: an instance with
+ * little traffic, and a subscriber, which sends nothing, would otherwise keep to a node that went silent after the
+ * cluster failed it over (socketTimeout notices silence only while commands wait); ioredis moves a cluster's
+ * subscription as soon as the map drops its node. Not ioredis's `slotsRefreshInterval`: in ioredis 6.0.0 a refresh
+ * still under way when the client closes schedules the next round, and so on forever, and that timer holds the
+ * process open (seen in test/topology/redis-cluster.test.ts).
+ */
+export function refreshingSlots (cluster: Cluster): Cluster {
+  const timer = setInterval(() => { if (cluster.status === 'ready') cluster.refreshSlotsCache() }, SLOTS_REFRESH_MS).unref()
+  cluster.once('end', () => { clearInterval(timer) })
+  return cluster
 }
 
 /** The upper bound on one command that createRedisClient gave this client. */

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
+import { silentServerMs } from '../../src/redis-client.js'
 
 async function timed<T> (fn: () => Promise<T>): Promise<{ value: T, ms: number }> {
   const started = performance.now()
@@ -99,6 +100,35 @@ t.test('slow Redis: requests get 503 within 2 s instead of hanging, then the ser
   // The stalled refresh may or may not have been applied by Redis after the stall; the grace window
   // makes the same token good either way, which is exactly what a client retrying after a 503 needs.
   t.equal((await refresh(app, session.cookie)).statusCode, 200, 'retrying the same token after the stall succeeds')
+})
+
+t.test('Redis frozen longer than the client waits on a silent server: 503 within 2 s throughout, and back without restart when it answers again', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  let logs = ''
+  const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const app = await buildApp(t, { logStream, env: { LOG_LEVEL: 'info', REDIS_URL: redis.url } })
+  const session = await registerAndLogin(app)
+
+  // SIGSTOP: the connections stay open and new ones are still accepted by the kernel, but nothing answers.
+  redis.pause()
+  const frozen = Date.now()
+  const answers: string[] = []
+  while (Date.now() - frozen < 3 * silentServerMs(app.config.redis!.commandTimeoutMs)) {
+    const { value: res, ms } = await timed(() => refresh(app, session.cookie))
+    answers.push(`${res.statusCode} ${res.json().code as string} ${ms < 2000 ? 'fast' : `in ${ms.toFixed(0)} ms`}`)
+    await sleep(200)
+  }
+  t.same(new Set(answers), new Set(['503 AUTH_STORE_UNAVAILABLE fast']), `${answers.length} refreshes while Redis is frozen: every one a 503 within 2 s`)
+  t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, '/me verifies meanwhile')
+  t.match(logs, /"msg":"redis connection error"[^\n]*Socket timeout|Socket timeout[^\n]*"msg":"redis connection error"/, 'the client noticed the silence and logged it')
+
+  redis.resume()
+  const recoveredMs = await waitUntilReady(app)
+  t.pass(`ready ${recoveredMs.toFixed(0)} ms after Redis answers again`)
+  t.equal((await refresh(app, session.cookie)).statusCode, 200, 'the session refreshes')
+  // The connections the client gave up on while Redis was frozen are closed, not left open on the server.
+  const clients = Number(/^connected_clients:(\d+)/m.exec(String(await redis.command('INFO', 'clients')))?.[1])
+  t.ok(clients <= 3, `${clients} connections on Redis: the service's command and subscriber connections, and this one`)
 })
 
 t.test('an outage is logged once per kind of failure, not once per reconnect attempt, and its end once', async (t) => {

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis'
 import { buildApp, PASSWORD, nextRefreshCookie, refresh, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
+import { silentServerMs } from '../../src/redis-client.js'
 import { makeCertificates, type TestCertificates } from '../helpers/tls.js'
 import { within } from '../helpers/poll.js'
 
@@ -116,13 +117,17 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   t.ok(errorLines >= 2 && errorLines <= 6, `${errorLines} error lines for two instances over ${refusals.length} refused refreshes`)
 })
 
-t.test('a hung master under Sentinel: 503 while it hangs, then the session lives on on the promoted replica, past the rotation the failover lost', async (t) => {
+t.test('a master hung for less than the client waits on a silent server, while Sentinel promotes its replica: 503 while it hangs, then the session lives on on the promoted replica, past the rotation the failover lost', async (t) => {
   // min-replicas-to-write is the operator's side (README): a master that wakes to find its replica gone refuses
   // writes (NOREPLICAS), and the client then asks the Sentinels again. It still runs what was queued while it
   // hung before it notices, so one rotation lands there and is lost with it: the client holds a token one
   // generation ahead of the promoted replica's, which the store takes as current.
   const { master, replica, sentinel, env, replicated } = await replicatedUnderSentinel(t, { masterArgs: ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '2'] })
-  const app = await buildApp(t, { env: { ...env, RATE_LIMIT_REFRESH_SESSION: '1000/60' } })
+  // A command timeout of 2.5 s lets the client wait 10 s on a silent server before it connects again: the 8 s hang
+  // stays under it, so the client is still on the master when it wakes (a longer silence: the test after this).
+  const COMMAND_TIMEOUT_MS = 2500
+  t.equal(silentServerMs(COMMAND_TIMEOUT_MS), 10_000)
+  const app = await buildApp(t, { env: { ...env, RATE_LIMIT_REFRESH_SESSION: '1000/60', REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) } })
   const session = await registerAndLogin(app)
   let cookie = session.cookie
   await replicated()
@@ -136,11 +141,11 @@ t.test('a hung master under Sentinel: 503 while it hangs, then the session lives
   await sleep(100)
 
   const during: number[] = []
-  while (Date.now() - hung < HANG_MS - 1000) { // each answer within the hang, its 500 ms timeout included
+  while (Date.now() - hung < HANG_MS - COMMAND_TIMEOUT_MS - 500) { // each answer within the hang, its timeout included
     during.push((await refresh(app, cookie)).statusCode)
     await sleep(200)
   }
-  t.ok(during.length > 5 && during.every((s) => s === 503), `every refresh while the master hangs is a 503: ${during.join(' ')}`)
+  t.ok(during.length >= 2 && during.every((s) => s === 503), `every refresh while the master hangs is a 503: ${during.join(' ')}`)
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, '/me verifies meanwhile')
 
   let first = 0
@@ -162,6 +167,64 @@ t.test('a hung master under Sentinel: 503 while it hangs, then the session lives
   }
   t.notOk(after.includes(401), `the family is never taken for reused or lost: ${after.join(' ')}`)
   t.ok(after.filter((s) => s === 200).length >= 10, 'and it keeps rotating')
+})
+
+t.test('a master that stops answering for good (frozen or cut off, its connections left open): the service leaves it for the promoted replica while it is still gone', async (t) => {
+  // No error and no closed connection ever tells the client: a stopped process keeps its sockets, and the kernel
+  // still accepts connections to it. Only silence does.
+  const { master, replica, sentinel, env, replicated } = await replicatedUnderSentinel(t, { masterArgs: ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '2'] })
+  const prefix = uniquePrefix()
+  const app = await buildApp(t, { prefix, env: { ...env, RATE_LIMIT_REFRESH_SESSION: '1000/60' } })
+  const other = await buildApp(t, { prefix, env }) // its connections sit idle on the master: it serves only /me here
+  const session = await registerAndLogin(app)
+  let cookie = session.cookie
+  await replicated()
+
+  master.pause()
+  const paused = Date.now()
+  const refusals: string[] = []
+  let recovered = false
+  while (!recovered && Date.now() - paused < 20_000) {
+    const started = performance.now()
+    const res = await refresh(app, cookie)
+    if (res.statusCode === 200) {
+      recovered = true
+      cookie = nextRefreshCookie(app, res)
+    } else {
+      refusals.push(`${res.statusCode} ${res.json().code as string} in ${(performance.now() - started).toFixed(0)} ms`)
+      await sleep(100)
+    }
+  }
+  t.ok(recovered, `the session refreshes ${((Date.now() - paused) / 1000).toFixed(1)} s after the master stopped, while it is still stopped`)
+  if (!recovered) return
+  t.ok(refusals.every((r) => /^503 AUTH_STORE_UNAVAILABLE in \d+ ms$/.test(r) && Number(r.split(' ')[3]) < 2000),
+    'until then every refresh failed closed: 503 within 2 s', { refusals })
+  t.equal(await sentinel.masterPort(), replica.port, 'on the promoted replica')
+
+  // The other instance's subscription was on the stopped master too: it must hear a revocation published on the new one.
+  const res = await refresh(app, cookie)
+  t.equal(res.statusCode, 200)
+  cookie = nextRefreshCookie(app, res)
+  const bearer = { authorization: `Bearer ${res.json().accessToken as string}` }
+  t.equal((await other.inject({ url: '/me', headers: bearer })).statusCode, 200, 'the access token works on the other instance')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie } })).statusCode, 204)
+  await within(5000, async () => (await other.inject({ url: '/me', headers: bearer })).statusCode === 401, 'the other instance refuses the revoked session\'s access token')
+  t.pass('the other instance refuses the logged-out session\'s access token: its subscription left the stopped master')
+
+  // Back, it runs what its sockets still held, then Sentinel makes it a replica: nothing it ran may end a session.
+  master.resume()
+  const again = await registerAndLogin(app)
+  cookie = again.cookie
+  const after: number[] = []
+  for (let i = 0; i < 6; i++) {
+    const res = await refresh(app, cookie)
+    after.push(res.statusCode)
+    if (res.statusCode === 200) cookie = nextRefreshCookie(app, res)
+    await sleep(1000)
+  }
+  t.same(after, [200, 200, 200, 200, 200, 200], 'after the old master is back, sessions rotate on, every one a 200')
+  await within(10_000, async () => field(await master.command('INFO', 'replication'), 'role') === 'slave', 'the old master is made a replica')
+  t.pass('and the old master is a replica now')
 })
 
 t.test('no Sentinel answering at start: the service starts, answers 503 fast, and serves once one answers', async (t) => {

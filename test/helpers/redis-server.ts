@@ -119,6 +119,18 @@ export class PrivateRedis {
     await this.start()
   }
 
+  /**
+   * Stops the server (SIGSTOP) without closing anything: connections stay open and the kernel still accepts new
+   * ones, but nothing answers — what a client sees of a server cut off by a network partition or frozen.
+   */
+  pause (): void {
+    this.#process?.kill('SIGSTOP')
+  }
+
+  resume (): void {
+    this.#process?.kill('SIGCONT')
+  }
+
   /** Runs one command on a short-lived connection. */
   async command (...args: Array<string | number>): Promise<unknown> {
     return oneCommand(this.port, this.password, args)
@@ -194,14 +206,17 @@ export class PrivateSentinel {
 
 export interface ClusterOptions {
   masters?: number
+  /** Replicas of each master: with one, the cluster fails a lost master over to its replica by itself. */
+  replicas?: number
   appendOnly?: boolean
   /** Certificates for a cluster that speaks TLS to its clients and on its bus (test/helpers/tls.ts). */
   tls?: { ca: string, cert: string, key: string }
 }
 
 /**
- * A Redis Cluster of the test's own: `masters` private Redis servers (no replicas), every hash slot
- * assigned by `redis-cli --cluster create`. All nodes share one password, as a cluster's clients need.
+ * A Redis Cluster of the test's own: `masters` private Redis servers, each with `replicas` replicas (none by
+ * default), every hash slot assigned by `redis-cli --cluster create`. All nodes share one password, as a
+ * cluster's clients need.
  */
 export class PrivateCluster {
   readonly nodes: PrivateRedis[]
@@ -209,10 +224,13 @@ export class PrivateCluster {
   /** With TLS: each node's TLS port, the one the cluster announces to TLS clients (as `localhost`). */
   readonly #tlsPorts: number[] | null
 
-  private constructor (nodes: PrivateRedis[], password: string, tlsPorts: number[] | null) {
+  readonly #replicas: number
+
+  private constructor (nodes: PrivateRedis[], password: string, tlsPorts: number[] | null, replicas: number) {
     this.nodes = nodes
     this.password = password
     this.#tlsPorts = tlsPorts
+    this.#replicas = replicas
   }
 
   /** The service's REDIS_URL for this cluster: the credentials only (the nodes come from REDIS_CLUSTER_NODES). */
@@ -238,7 +256,7 @@ export class PrivateCluster {
     const password = randomBytes(16).toString('hex')
     const nodes: PrivateRedis[] = []
     const tlsPorts: number[] = []
-    for (let i = 0; i < (options.masters ?? 3); i++) {
+    for (let i = 0; i < (options.masters ?? 3) * (1 + (options.replicas ?? 0)); i++) {
       // The bus port is set, not derived (port + 10000 can be past 65535 for a port from the ephemeral range).
       const busPort = await freePort()
       const tls = options.tls
@@ -248,7 +266,9 @@ export class PrivateCluster {
         password,
         appendOnly: options.appendOnly,
         args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort),
-          '--cluster-node-timeout', '1000', '--masterauth', password,
+          // A replica fails over however long since it last heard from its master: with the default factor the
+          // replica of a master that had taken no writes since the cluster was made did not fail over within 15 s.
+          '--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0', '--masterauth', password,
           // The plain port stays open for the test's own commands; TLS clients are told the TLS ports, by name.
           ...(tls === undefined
             ? []
@@ -257,7 +277,7 @@ export class PrivateCluster {
                 '--cluster-announce-hostname', 'localhost', '--cluster-preferred-endpoint-type', 'hostname'])]
       }))
     }
-    return new PrivateCluster(nodes, password, options.tls === undefined ? null : tlsPorts)
+    return new PrivateCluster(nodes, password, options.tls === undefined ? null : tlsPorts, options.replicas ?? 0)
   }
 
   static async start (t: { teardown (fn: () => unknown): void }, options: ClusterOptions = {}): Promise<PrivateCluster> {
@@ -270,8 +290,31 @@ export class PrivateCluster {
   async start (): Promise<void> {
     for (const node of this.nodes) await node.start()
     await promisify(execFile)('redis-cli', ['-a', this.password, '--no-auth-warning', '--cluster', 'create',
-      ...this.nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 })
+      ...this.nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(this.#replicas), '--cluster-yes'], { timeout: 20_000 })
     await this.waitUntilOk()
+  }
+
+  /** The node that replicates `master`, once it is in sync with it (all it has written so far is on the replica). */
+  async syncedReplicaOf (master: PrivateRedis, timeoutMs = 10_000): Promise<PrivateRedis> {
+    const deadline = Date.now() + timeoutMs
+    const id = String(await master.command('CLUSTER', 'MYID'))
+    let replica: PrivateRedis | undefined
+    // Replicas are attached as the cluster is created; the master hears of its own a moment later.
+    while (replica === undefined) {
+      // <id> <ip:port@bus> <flags> <master id> ...
+      const lines = String(await master.command('CLUSTER', 'NODES')).split('\n').map((l) => l.split(' '))
+      const port = lines.find((f) => f[3] === id)?.[1]?.split(/[:@]/)[1]
+      replica = this.nodes.find((n) => String(n.port) === port)
+      if (replica === undefined && Date.now() > deadline) throw new Error(`no replica of the node on ${master.port}`)
+      if (replica === undefined) await sleep(50)
+    }
+    const field = (info: unknown, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(String(info))?.[1])
+    const written = field(await master.command('INFO', 'replication'), 'master_repl_offset')
+    while (!(field(await replica.command('INFO', 'replication'), 'slave_repl_offset') >= written)) {
+      if (Date.now() > deadline) throw new Error('the replica did not catch up in time')
+      await sleep(50)
+    }
+    return replica
   }
 
   /** Resolves once every running node says the cluster is ok (all slots served). */

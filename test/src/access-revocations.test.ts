@@ -55,3 +55,16 @@ t.test('an instance that starts later loads the live revocations', async (t) => 
   await until(() => late.revocations.isRevoked('early-family'), 1000)
   t.pass('loaded on connect')
 })
+
+t.test('a revocation whose message is lost is applied within about a second: each instance reads what was recorded since its last read', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  const ttlMs = 60_000
+  const a = await instance(t, prefix, ttlMs)
+  await sleep(1500) // past its first read on connect
+  // Recorded as revoke() records it, by an instance whose clock runs 3 s behind, but never published.
+  await a.redis.zadd(`${prefix}revoked-sids`, Date.now() - 3000 + ttlMs, 'unheard-family')
+  const recorded = Date.now()
+  await until(() => a.revocations.isRevoked('unheard-family'), 2500)
+  t.pass(`applied ${Date.now() - recorded} ms after it was recorded, with no message`)
+})

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, uniquePrefix, type LoggedIn } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
@@ -155,4 +156,98 @@ t.test('the cluster down at start: the service starts, answers 503 fast, and ser
   t.pass('ready once the cluster is')
   const session = await registerAndLogin(app)
   t.equal((await refresh(app, session.cookie)).statusCode, 200, 'and serves sessions')
+})
+
+for (const fault of ['killed', 'frozen'] as const) {
+  t.test(`a master with a replica ${fault === 'killed' ? 'killed' : 'frozen (it answers nothing and closes nothing)'}: the cluster promotes the replica, and the service follows it with the sessions`, async (t) => {
+    const cluster = await PrivateCluster.start(t, { replicas: 1 })
+    const prefix = uniquePrefix()
+    const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList }
+    const app = await buildApp(t, { prefix, env })
+    const other = await buildApp(t, { prefix, env })
+    const session = await registerAndLogin(app)
+    const rotated = await refresh(app, session.cookie)
+    t.equal(rotated.statusCode, 200)
+    let cookie = nextRefreshCookie(app, rotated)
+
+    const holder = (await Promise.all(cluster.nodes.map(async (n) => (await n.command('KEYS', '*:f:*') as string[]).length === 1 && /role:master/.test(String(await n.command('INFO', 'replication'))))))
+      .indexOf(true)
+    const victim = cluster.nodes[holder] as PrivateCluster['nodes'][number]
+    const replica = await cluster.syncedReplicaOf(victim)
+    if (fault === 'killed') {
+      await victim.kill()
+    } else {
+      victim.pause()
+      t.teardown(() => { victim.resume() }) // before the instances close: they say goodbye to every node
+    }
+    const lost = Date.now()
+
+    const refusals: string[] = []
+    let recovered = false
+    while (!recovered && Date.now() - lost < 20_000) {
+      const started = performance.now()
+      const res = await refresh(app, cookie)
+      if (res.statusCode === 200) {
+        recovered = true
+        cookie = nextRefreshCookie(app, res)
+      } else {
+        refusals.push(`${res.statusCode} ${res.json().code as string} in ${(performance.now() - started).toFixed(0)} ms`)
+        await sleep(100)
+      }
+    }
+    t.ok(recovered, `the session refreshes ${((Date.now() - lost) / 1000).toFixed(1)} s after its master was ${fault}, ${refusals.length} refused before`)
+    if (!recovered) return
+    t.ok(refusals.every((r) => /^503 AUTH_STORE_UNAVAILABLE in \d+ ms$/.test(r) && Number(r.split(' ')[3]) < 2000),
+      'until then every refresh failed closed: 503 within 2 s', { refusals })
+    t.match(String(await replica.command('INFO', 'replication')), /role:master/, 'on the promoted replica')
+    await within(10_000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready')
+    t.pass('ready')
+    t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })).statusCode, 200, 'login works')
+
+    // The other instance, idle so far, may still send this session's commands to the lost master: it learns the
+    // new slot map from its next refusal, or from its periodic refresh of the map.
+    let res = await refresh(other, cookie)
+    const idleStarted = Date.now()
+    while (res.statusCode === 503 && Date.now() - idleStarted < 5000) {
+      await sleep(200)
+      res = await refresh(other, cookie)
+    }
+    t.equal(res.statusCode, 200, `the session rotates on the other instance too, ${Date.now() - idleStarted} ms after its first try`)
+    cookie = nextRefreshCookie(other, res)
+    // A revocation published now reaches the other instance, whichever node its subscription was on.
+    t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie } })).statusCode, 204)
+    await within(5000, async () => (await other.inject({ url: '/me', headers: bearer(res.json()) })).statusCode === 401, 'the other instance refuses the logged-out session\'s access token')
+    t.pass('the other instance refuses the logged-out session\'s access token')
+  })
+}
+
+t.test('the node an instance listens for revocations on frozen: its subscription moves to another node and hears the next revocation', async (t) => {
+  const cluster = await PrivateCluster.start(t, { replicas: 1 })
+  const prefix = uniquePrefix()
+  const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList }
+  const listener = await buildApp(t, { prefix, env })
+  // Its subscription is the only one yet: the node whose client list shows it.
+  let node: PrivateCluster['nodes'][number] | undefined
+  await within(5000, async () => {
+    const lists = await Promise.all(cluster.nodes.map(async (n) => String(await n.command('CLIENT', 'LIST'))))
+    node = cluster.nodes[lists.findIndex((list) => list.includes('name=ioredis-cluster(subscriber)'))]
+    return node !== undefined
+  }, 'the listener has subscribed')
+  const frozen = node as PrivateCluster['nodes'][number]
+  const wasMaster = /role:master/.test(String(await frozen.command('INFO', 'replication')))
+  const replica = wasMaster ? await cluster.syncedReplicaOf(frozen) : null
+  const app = await buildApp(t, { prefix, env })
+  const session = await registerAndLogin(app)
+  t.equal((await listener.inject({ url: '/me', headers: bearer(session) })).statusCode, 200)
+
+  frozen.pause()
+  t.teardown(() => { frozen.resume() }) // before the instances close: they say goodbye to every node
+  // A frozen master's slots move to its replica; a frozen replica is only marked failed.
+  await within(15_000, async () => replica === null
+    ? String(await (cluster.nodes.find((n) => n !== frozen) as typeof frozen).command('CLUSTER', 'NODES')).split('\n').some((l) => l.includes(`:${frozen.port}@`) && /\bfail\b/.test(l))
+    : /role:master/.test(String(await replica.command('INFO', 'replication'))), 'the cluster has failed the frozen node')
+  t.pass(`the cluster failed the frozen ${wasMaster ? 'master over to its replica' : 'replica'}`)
+  await within(10_000, async () => (await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: session.cookie } })).statusCode === 204, 'logged out')
+  await within(10_000, async () => (await listener.inject({ url: '/me', headers: bearer(session) })).statusCode === 401, 'the listener refuses the logged-out session\'s access token')
+  t.pass('the listener refuses the logged-out session\'s access token: its subscription left the frozen node')
 })
