@@ -13,6 +13,12 @@ export interface AccessRevocations {
   close (): Promise<void>
 }
 
+interface Revocation {
+  /** Until when the families' access tokens could be presented (epoch ms). */
+  until: number
+  familyIds: string[]
+}
+
 interface Logger {
   warn (obj: object, msg: string): void
   error (obj: object, msg: string): void
@@ -75,6 +81,9 @@ export class RedisAccessRevocations implements AccessRevocations {
   #timer: NodeJS.Timeout | undefined
   /** When the last complete read of the set began (this instance's clock); 0 until the first. */
   #loadedAt = 0
+  /** Revocations this instance could not record and publish: retried every second until their tokens are dead. */
+  #unsent: Revocation[] = []
+  #retrying = false
 
   constructor (redis: RedisClient, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger }) {
     this.#redis = redis
@@ -103,6 +112,7 @@ export class RedisAccessRevocations implements AccessRevocations {
       // connection of ioredis's own, which it moves when the slot map drops that node.)
       if (!(this.#subscriber instanceof Cluster) && this.#subscriber.status === 'ready') this.#subscriber.ping().catch(() => {})
       this.#catchUp().catch(() => {})
+      this.#retryUnsent().catch(() => {})
     }, CATCH_UP_MS).unref()
   }
 
@@ -111,17 +121,42 @@ export class RedisAccessRevocations implements AccessRevocations {
     const until = Date.now() + this.#ttlMs
     for (const id of familyIds) this.#list.add(id, until)
     try {
-      const scoreMembers = familyIds.flatMap((id) => [until, id])
-      await this.#redis.multi()
-        .zadd(this.#key, ...scoreMembers)
-        .zremrangebyscore(this.#key, '-inf', Date.now())
-        .pexpire(this.#key, this.#ttlMs)
-        .publish(this.#channel, `${until} ${familyIds.join(' ')}`)
-        .exec()
+      await this.#broadcast({ until, familyIds })
     } catch (err) {
-      // The families are revoked in the store already; only other instances' view of their
-      // access tokens lags, for at most ACCESS_TOKEN_TTL.
-      this.#log.error({ err, count: familyIds.length }, 'could not broadcast access-token revocation')
+      // The families are revoked in the store already; only other instances' view of their access tokens lags,
+      // until a retry gets through (every second, for as long as the tokens could live).
+      this.#log.error({ err, count: familyIds.length }, 'could not broadcast access-token revocation; retrying')
+      this.#unsent.push({ until, familyIds })
+    }
+  }
+
+  async #broadcast ({ until, familyIds }: Revocation): Promise<void> {
+    await this.#redis.multi()
+      .zadd(this.#key, ...familyIds.flatMap((id) => [until, id]))
+      .zremrangebyscore(this.#key, '-inf', Date.now())
+      .pexpire(this.#key, this.#ttlMs)
+      .publish(this.#channel, `${until} ${familyIds.join(' ')}`)
+      .exec()
+  }
+
+  async #retryUnsent (): Promise<void> {
+    if (this.#retrying || this.#unsent.length === 0) return
+    this.#retrying = true
+    const now = Date.now()
+    const pending = this.#unsent.filter((r) => r.until > now) // past `until`, no access token of theirs is left
+    this.#unsent = []
+    try {
+      for (const [i, revocation] of pending.entries()) {
+        try {
+          await this.#broadcast(revocation)
+          this.#log.warn({ count: revocation.familyIds.length }, 'access-token revocation broadcast on retry')
+        } catch {
+          this.#unsent.push(...pending.slice(i)) // still unreachable: the rest waits for the next round
+          return
+        }
+      }
+    } finally {
+      this.#retrying = false
     }
   }
 

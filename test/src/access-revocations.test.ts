@@ -4,11 +4,12 @@ import { RedisAccessRevocations } from '../../src/access-revocations.js'
 import { createRedisClient } from '../../src/redis-client.js'
 import { RevocationList } from '../../src/revocation-list.js'
 import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { PrivateRedis } from '../helpers/redis-server.js'
 
 const log = { warn () {}, error () {} }
 
-async function instance (t: Test, keyPrefix: string, ttlMs: number) {
-  const redis = createRedisClient({ url: SHARED_REDIS_URL, commandTimeoutMs: 2000 })
+async function instance (t: Test, keyPrefix: string, ttlMs: number, url = SHARED_REDIS_URL) {
+  const redis = createRedisClient({ url, commandTimeoutMs: 2000 })
   await redis.connect()
   const list = new RevocationList({ sweepIntervalMs: 100 })
   const revocations = new RedisAccessRevocations(redis, list, { keyPrefix, ttlMs, log })
@@ -67,4 +68,24 @@ t.test('a revocation whose message is lost is applied within about a second: eac
   const recorded = Date.now()
   await until(() => a.revocations.isRevoked('unheard-family'), 2500)
   t.pass(`applied ${Date.now() - recorded} ms after it was recorded, with no message`)
+})
+
+t.test('a revocation that cannot be broadcast (Redis down) is broadcast once Redis is back', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const errors: string[] = []
+  const a = await instance(t, 'p:', 60_000, redis.url)
+  const b = await instance(t, 'p:', 60_000, redis.url)
+  const logged = { warn () {}, error (_obj: object, msg: string) { errors.push(msg) } }
+  const revoker = new RedisAccessRevocations(a.redis, new RevocationList(), { keyPrefix: 'p:', ttlMs: 60_000, log: logged })
+  await revoker.start()
+  t.teardown(() => revoker.close())
+
+  await redis.kill()
+  await revoker.revoke(['unsent-family'])
+  t.ok(revoker.isRevoked('unsent-family'), 'revoked on the instance itself at once')
+  t.same(errors, ['could not broadcast access-token revocation; retrying'])
+  await redis.start() // empty: the set is gone with the server, only the retry can bring the revocation back
+  await until(() => b.revocations.isRevoked('unsent-family'), 5000)
+  t.pass('the other instance applies it after Redis is back')
+  t.ok(await a.redis.zscore('p:revoked-sids', 'unsent-family') !== null, 'and it is in the shared set, for instances that start later')
 })
