@@ -34,6 +34,8 @@ COPY --from=build --chown=node:node /app/dist ./dist
 COPY --chown=node:node package.json ./
 # The official image's unprivileged user.
 USER node
+# With METRICS_PORT set, /metrics is served there instead, for a scraper on the instance's network: publish it
+# (docker run -p / a Service port) only where Prometheus can reach it, never on the public load balancer.
 EXPOSE 3000
 # Liveness only: readiness (/health/ready) depends on Redis and belongs to the load balancer.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \

@@ -4,6 +4,8 @@ import { Type } from 'typebox'
 const metrics: FastifyPluginAsyncTypebox = async (fastify) => {
   // For the Prometheus scraper on the instance's own address; keep it off the public load balancer
   // (README: containers), like /health/ready. It reveals traffic and outcomes, never a secret.
+  // With METRICS_PORT it is served there instead (src/metrics-server.ts), and not on the API's port at all.
+  if (fastify.config.metricsPort !== null) return
   fastify.get('/metrics', {
     config: { accessLog: 'failures' },
     schema: { response: { 200: Type.String({ description: 'Prometheus text exposition format' }) } }

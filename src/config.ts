@@ -15,6 +15,8 @@ export const EnvSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  /** A port of its own for GET /metrics (on HOST), which then leaves the service's port; unset: on the service's port. */
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   /** notable: every request except the successes of refresh, /me, health and JWKS (those at debug); all: every request at info. */
   ACCESS_LOG: Type.Union([Type.Literal('notable'), Type.Literal('all')], { default: 'notable' }),
@@ -84,6 +86,8 @@ export interface Config {
   isProduction: boolean
   port: number
   host: string
+  /** Where GET /metrics is served when not on `port`; null: on `port`, with the API. */
+  metricsPort: number | null
   logLevel: Env['LOG_LEVEL']
   /** 'all': an info line for every request; 'notable': the successes of high-volume routes at debug. */
   accessLog: Env['ACCESS_LOG']
@@ -278,12 +282,16 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (env.REFRESH_REUSE_GRACE >= env.REFRESH_IDLE_TTL) {
     throw new ConfigError('REFRESH_REUSE_GRACE must be shorter than REFRESH_IDLE_TTL')
   }
+  if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) {
+    throw new ConfigError('METRICS_PORT must differ from PORT (unset it to serve /metrics on PORT)')
+  }
 
   return {
     env: env.NODE_ENV,
     isProduction: production,
     port: env.PORT,
     host: env.HOST,
+    metricsPort: env.METRICS_PORT ?? null,
     logLevel: env.LOG_LEVEL,
     accessLog: env.ACCESS_LOG,
     redis: env.REDIS_URL === undefined

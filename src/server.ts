@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import app, { serverOptions } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { metricsServer } from './metrics-server.js'
 
 let config: Config
 try {
@@ -15,17 +16,19 @@ try {
 
 const server = Fastify(serverOptions(config))
 await server.register(app, { config })
+const metrics = config.metricsPort === null ? null : metricsServer(server)
 
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close idle keep-alive
 // sockets and Redis, and exit before the orchestrator's kill timeout.
 closeWithGrace({ delay: config.shutdownTimeoutSeconds * 1000, logger: server.log }, async ({ err, signal }) => {
   if (err !== undefined) server.log.error({ err }, 'shutting down after an uncaught error')
   else server.log.info({ signal }, 'shutting down')
-  await server.close()
+  await Promise.all([server.close(), metrics?.close()])
 })
 
 try {
   await server.listen({ port: config.port, host: config.host })
+  if (metrics !== null && config.metricsPort !== null) await metrics.listen({ port: config.metricsPort, host: config.host })
 } catch (err) {
   server.log.error({ err }, 'could not listen')
   process.exit(1)

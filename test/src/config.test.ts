@@ -11,6 +11,7 @@ t.test('defaults match the documented ones', async (t) => {
     env: 'development',
     port: 3000,
     host: '127.0.0.1',
+    metricsPort: null,
     logLevel: 'info',
     redis: null,
     jwt: { secret: null, issuer: 'auth-service', audience: 'auth-service', accessTokenTtlSeconds: 600 },
@@ -25,6 +26,12 @@ t.test('values are parsed and bounded', async (t) => {
   for (const [name, value] of [['PORT', '70000'], ['PORT', 'abc'], ['ACCESS_TOKEN_TTL', '0'], ['REFRESH_IDLE_TTL', '1.5'], ['LOG_LEVEL', 'loud'], ['REDIS_URL', 'http://x'], ['COOKIE_NAME', 'bad name;'], ['ARGON2_THREAD_NICE', '20'], ['ARGON2_THREAD_NICE', '-5']] as const) {
     t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message: new RegExp(name) }, `${name}=${value} is refused, naming the variable`)
   }
+})
+
+t.test('METRICS_PORT: /metrics on a port of its own, which cannot be the API\'s', async (t) => {
+  t.equal(loadConfig({ METRICS_PORT: '9464' }).metricsPort, 9464)
+  t.throws(() => loadConfig({ PORT: '9464', METRICS_PORT: '9464' }), { name: 'ConfigError', message: /METRICS_PORT must differ from PORT/ })
+  t.throws(() => loadConfig({ METRICS_PORT: '0' }), { name: 'ConfigError', message: /METRICS_PORT/ }, 'a port a scraper can be told of, not a random one')
 })
 
 t.test('empty strings count as unset', async (t) => {

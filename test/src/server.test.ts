@@ -4,6 +4,7 @@ import t from 'tap'
 import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
 import { freePort } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
+import { within } from '../helpers/poll.js'
 
 function post (port: number, path: string, body: object, agent?: Agent): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
@@ -65,4 +66,29 @@ t.test('production refuses unsafe config at start with a one-line message naming
     t.match(server.output(), message)
     t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
   }
+})
+
+t.test('METRICS_PORT: /metrics is served on its own port, counts the API\'s requests, and leaves the API\'s port; SIGTERM closes both', async (t) => {
+  const [port, metricsPort] = [await freePort(), await freePort()]
+  const server = startServer(testEnv({ PORT: String(port), METRICS_PORT: String(metricsPort), LOG_LEVEL: 'info' }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server)
+  await within(5000, async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.status, () => 0)) === 200, 'the metrics port answers')
+
+  t.equal((await post(port, '/auth/login', { email: uniqueEmail(), password: PASSWORD })).status, 401)
+  const api = await fetch(`http://127.0.0.1:${port}/metrics`)
+  t.equal(api.status, 404, 'not on the API\'s port')
+  t.equal((await api.json() as { code: string }).code, 'NOT_FOUND', 'the API\'s own 404')
+  const scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+  t.match(scraped.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
+  const body = await scraped.text()
+  t.match(body, /auth_login_total\{outcome="[a-z_]+"\} 1/, 'the login on the API\'s port is counted')
+  t.match(body, /http_requests_total\{method="POST",route="\/auth\/login",status_code="401"\} 1/)
+  t.notMatch(body, /route="\/metrics"/, 'scrapes are not API traffic')
+  const other = await fetch(`http://127.0.0.1:${metricsPort}/auth/login`, { method: 'POST' })
+  t.same([other.status, (await other.json() as { code: string }).code], [404, 'NOT_FOUND'], 'and the metrics port serves nothing else')
+
+  server.child.kill('SIGTERM')
+  t.equal(await server.exited, 0, 'clean exit')
+  t.equal(await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.status, (err: Error & { cause?: { code?: string } }) => err.cause?.code), 'ECONNREFUSED', 'the metrics port is closed too')
 })

@@ -1,0 +1,17 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import { NotFoundError } from './errors.js'
+
+/**
+ * GET /metrics on a port of its own (METRICS_PORT), for a scraper on the instance's network, so that no route of
+ * the API's port — the one the load balancer publishes — reveals traffic and outcomes. It serves the registry of
+ * `service`, whose routes record into it, and nothing else; it logs only failures of its own.
+ */
+export function metricsServer (service: FastifyInstance): FastifyInstance {
+  const server = Fastify({ loggerInstance: service.log.child({ server: 'metrics' }), disableRequestLogging: true })
+  server.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await service.metrics.exposition()
+    return reply.type(contentType).send(body)
+  })
+  server.setNotFoundHandler((_request, reply) => { reply.code(404).send(new NotFoundError()) })
+  return server
+}
