@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
@@ -136,4 +137,28 @@ export function nextRefreshCookie (fastify: FastifyInstance, response: { headers
 
 export function refresh (fastify: FastifyInstance, cookie: string, headers: Record<string, string> = {}) {
   return fastify.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie, ...headers } })
+}
+
+export interface Refusal { status: number, code: string, ms: number }
+
+/**
+ * Through a store outage: refreshes `cookie` every 100 ms until one succeeds or `timeoutMs` passes. Gives the
+ * rotated cookie (null if none succeeded), every refusal before it, and the time to the success.
+ */
+export async function refreshUntilServed (fastify: FastifyInstance, cookie: string, timeoutMs: number): Promise<{ cookie: string | null, refusals: Refusal[], seconds: string }> {
+  const since = Date.now()
+  const refusals: Refusal[] = []
+  while (Date.now() - since < timeoutMs) {
+    const started = performance.now()
+    const res = await refresh(fastify, cookie)
+    if (res.statusCode === 200) return { cookie: nextRefreshCookie(fastify, res), refusals, seconds: ((Date.now() - since) / 1000).toFixed(1) }
+    refusals.push({ status: res.statusCode, code: res.json().code, ms: Math.round(performance.now() - started) })
+    await sleep(100)
+  }
+  return { cookie: null, refusals, seconds: ((Date.now() - since) / 1000).toFixed(1) }
+}
+
+/** Whether each refusal failed closed, as the service must while its store is out: 503, its stable code, within 2 s. */
+export function failedClosed (refusals: Refusal[]): boolean {
+  return refusals.every((r) => r.status === 503 && r.code === 'AUTH_STORE_UNAVAILABLE' && r.ms < 2000)
 }
