@@ -44,8 +44,8 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
       enableOfflineQueue: false,
       // No auto-pipelining on a cluster (ioredis 6.0.0): a command sent before the client has its slot map waits
       // for it, and resumes into a TypeError thrown outside any promise — an uncaught exception that ended the
-      // process here when the map it got was partial (a cluster still forming; test/topology/redis-cluster.test.ts,
-      // 2 runs in 6 under load) — and its batches are refused as a whole across a slot move (redis/ioredis#2075).
+      // process when the map it got was partial (a cluster still forming: seen in test/topology/redis-cluster.test.ts
+      // under load) — and its batches are refused as a whole across a slot move (redis/ioredis#2075).
       // Each command is written as it comes: a cluster spreads the load over its masters anyway.
       enableAutoPipelining: false,
       clusterRetryStrategy: retryStrategy,
@@ -142,7 +142,7 @@ function commandTimeoutOf (redis: RedisClient): number | undefined {
  * Whether the store can serve requests. A cluster's node answers PING even while the cluster refuses every
  * key (a master down and its slots unserved), so there the cluster's own state is asked. The client must be
  * ready itself too (guardStore): a cluster client takes `CLUSTER` commands while it connects, but nothing else
- * yet — readiness said 200 and the next registration got 503 (2 runs in 6 of the cluster-down-at-start test).
+ * yet — readiness said 200 and the next registration got 503 (seen in the cluster-down-at-start test under load).
  */
 export async function pingStore (redis: RedisClient): Promise<void> {
   if (!(redis instanceof Cluster)) {
