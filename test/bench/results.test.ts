@@ -28,6 +28,14 @@ t.test('latest.md and latest.svg are rendered from latest.json', async (t) => {
   t.equal(readFileSync('bench/results/latest.svg', 'utf8'), svg(results))
 })
 
+t.test('the commands row tells background commands from per-refresh ones: by how rare they are, never as 0.000', async (t) => {
+  const row = markdown(results).split('\n').find((l) => l.startsWith('| Redis commands sent per refresh')) ?? ''
+  t.match(row, /evalsha 1\.\d{3}/, 'the rotation script, per refresh')
+  t.notMatch(row, /\b0\.000\b/)
+  const background = Object.entries((results.redis.commandsPerRefresh[0]?.clientCommands ?? {}) as Record<string, number>).filter(([, v]) => v < 0.01)
+  for (const [name, perRefresh] of background) t.match(row, `${name} 1 per ${Math.round(1 / perRefresh).toLocaleString('en-US')} refreshes`)
+})
+
 t.test('the README quotes this run, with its date and commit', async (t) => {
   const readme = readFileSync('README.md', 'utf8')
   const performance = readme.slice(readme.indexOf('## Performance'), readme.indexOf('\n## ', readme.indexOf('## Performance') + 1))
