@@ -111,6 +111,8 @@ export class RedisAccessRevocations implements AccessRevocations {
       // and connect again — through Sentinels, to the master they name now. (A cluster's subscription is on a
       // connection of ioredis's own, which it moves when the slot map drops that node.)
       if (!(this.#subscriber instanceof Cluster) && this.#subscriber.status === 'ready') this.#subscriber.ping().catch(() => {})
+      // Nothing to read from or write to while the client is not ready; the subscriber resyncs when it is back.
+      if (this.#redis.status !== 'ready') return
       this.#catchUp().catch(() => {})
       this.#retryUnsent().catch(() => {})
     }, CATCH_UP_MS).unref()
@@ -140,7 +142,7 @@ export class RedisAccessRevocations implements AccessRevocations {
   }
 
   async #retryUnsent (): Promise<void> {
-    if (this.#retrying || this.#unsent.length === 0 || this.#redis.status !== 'ready') return
+    if (this.#retrying || this.#unsent.length === 0) return
     this.#retrying = true
     const now = Date.now()
     const pending = this.#unsent.filter((r) => r.until > now) // past `until`, no access token of theirs is left
@@ -187,7 +189,6 @@ export class RedisAccessRevocations implements AccessRevocations {
 
   async #catchUp (): Promise<void> {
     if (this.#loadedAt === 0) return // the first read is the resync's, once the subscriber is ready
-    if (this.#redis.status !== 'ready') return // nothing to read from; the subscriber resyncs when it is back
     // A revocation scores the revoking instance's clock + the TTL: one recorded since the last read began scores at
     // least this (instances share ACCESS_TOKEN_TTL).
     await this.#load(this.#loadedAt + this.#ttlMs - CLOCK_SKEW_MS)
