@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { buildApp, failedClosed, PASSWORD, nextRefreshCookie, refresh, refreshUntilServed, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
@@ -9,8 +10,6 @@ import { startServiceOverHttp } from '../helpers/server-process.js'
 import { silentServerMs } from '../../src/redis-client.js'
 import { makeCertificates, type TestCertificates } from '../helpers/tls.js'
 import { within } from '../helpers/poll.js'
-
-const field = (info: unknown, name: string): string | undefined => new RegExp(`^${name}:(\\S+)`, 'm').exec(String(info))?.[1]
 
 /**
  * A master, its replica in sync, and a Sentinel that knows both; `env` points a service at them. With `certs`,
@@ -33,7 +32,7 @@ async function replicatedUnderSentinel (t: Test, options: { masterArgs?: string[
           '--masterauth', master.password, '--replica-announce-ip', 'localhost', '--replica-announce-port', String(replicaTls)]
   })
   const replicaPort = certs === undefined ? replica.port : replicaTls
-  await within(5000, async () => field(await replica.command('INFO', 'replication'), 'master_link_status') === 'up', 'the replica is in sync')
+  await within(5000, async () => await replica.replication('master_link_status') === 'up', 'the replica is in sync')
   const sentinel = await PrivateSentinel.start(t, master, certs === undefined ? {} : { tls: { certs, port: sentinelTls, masterPort: masterTls } })
   await within(15_000, async () => {
     const replicas = await sentinel.command('SENTINEL', 'replicas', sentinel.masterName) as string[][]
@@ -47,11 +46,20 @@ async function replicatedUnderSentinel (t: Test, options: { masterArgs?: string[
     REDIS_SENTINEL_PASSWORD: sentinel.password
   }
   /** Waits until the replica has everything the master has written so far: what it has is what survives. */
-  const replicated = async (): Promise<void> => {
-    const written = Number(field(await master.command('INFO', 'replication'), 'master_repl_offset'))
-    await within(5000, async () => Number(field(await replica.command('INFO', 'replication'), 'slave_repl_offset')) >= written, 'the replica has every write')
-  }
+  const replicated = async (): Promise<void> => { await replica.caughtUpWith(master) }
   return { master, replica, replicaPort, sentinel, env, replicated }
+}
+
+/** While a failover settles: refreshes a session once a second, `times` times, each time with its latest token; the statuses. */
+async function refreshEverySecond (app: FastifyInstance, cookie: string, times: number): Promise<number[]> {
+  const statuses: number[] = []
+  for (let i = 0; i < times; i++) {
+    const res = await refresh(app, cookie)
+    statuses.push(res.statusCode)
+    if (res.statusCode === 200) cookie = nextRefreshCookie(app, res)
+    await sleep(1000)
+  }
+  return statuses
 }
 
 t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its replica, and the service follows it with the sessions it had', async (t) => {
@@ -82,7 +90,7 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   cookie = served.cookie
   t.ok(failedClosed(refusals), 'until then every refresh failed closed: 503 within 2 s', { refusals })
   t.equal(await sentinel.masterPort(), replica.port, 'the Sentinel promoted the replica')
-  t.equal(field(await replica.command('INFO', 'replication'), 'role'), 'master', 'and the replica is the master now')
+  t.equal(await replica.replication('role'), 'master', 'and the replica is the master now')
 
   const rotated = await refresh(app, cookie)
   t.equal(rotated.statusCode, 200, 'the session that existed before the failover keeps rotating')
@@ -146,13 +154,7 @@ t.test('a master hung for less than the client waits on a silent server, while S
   t.equal(first, 200, `the same session refreshes ${((Date.now() - hung) / 1000).toFixed(1)} s after the hang began`)
   t.equal(await sentinel.masterPort(), replica.port, 'on the promoted replica')
   // The old master is reconfigured as a replica some seconds after it wakes; no rotation may be lost with it.
-  const after: number[] = []
-  for (let i = 0; i < 12; i++) {
-    const res = await refresh(app, cookie)
-    after.push(res.statusCode)
-    if (res.statusCode === 200) cookie = nextRefreshCookie(app, res)
-    await sleep(1000)
-  }
+  const after = await refreshEverySecond(app, cookie, 12)
   t.notOk(after.includes(401), `the family is never taken for reused or lost: ${after.join(' ')}`)
   t.ok(after.filter((s) => s === 200).length >= 10, 'and it keeps rotating')
 })
@@ -189,16 +191,9 @@ t.test('a master that stops answering for good (frozen or cut off, its connectio
   // Back, it runs what its sockets still held, then Sentinel makes it a replica: nothing it ran may end a session.
   master.resume()
   const again = await registerAndLogin(app)
-  cookie = again.cookie
-  const after: number[] = []
-  for (let i = 0; i < 6; i++) {
-    const res = await refresh(app, cookie)
-    after.push(res.statusCode)
-    if (res.statusCode === 200) cookie = nextRefreshCookie(app, res)
-    await sleep(1000)
-  }
+  const after = await refreshEverySecond(app, again.cookie, 6)
   t.same(after, [200, 200, 200, 200, 200, 200], 'after the old master is back, sessions rotate on, every one a 200')
-  await within(10_000, async () => field(await master.command('INFO', 'replication'), 'role') === 'slave', 'the old master is made a replica')
+  await within(10_000, async () => await master.replication('role') === 'slave', 'the old master is made a replica')
   t.pass('and the old master is a replica now')
 })
 

@@ -143,19 +143,21 @@ export interface Refusal { status: number, code: string, ms: number }
 
 /**
  * Through a store outage: refreshes `cookie` every 100 ms until one succeeds or `timeoutMs` passes. Gives the
- * rotated cookie (null if none succeeded), every refusal before it, and the time to the success.
+ * rotated cookie and the new access token (null if none succeeded), every refusal before it, and the time to
+ * the success.
  */
-export async function refreshUntilServed (fastify: FastifyInstance, cookie: string, timeoutMs: number): Promise<{ cookie: string | null, refusals: Refusal[], seconds: string }> {
+export async function refreshUntilServed (fastify: FastifyInstance, cookie: string, timeoutMs: number): Promise<{ cookie: string | null, accessToken: string | null, refusals: Refusal[], seconds: string }> {
   const since = Date.now()
   const refusals: Refusal[] = []
+  const seconds = () => ((Date.now() - since) / 1000).toFixed(1)
   while (Date.now() - since < timeoutMs) {
     const started = performance.now()
     const res = await refresh(fastify, cookie)
-    if (res.statusCode === 200) return { cookie: nextRefreshCookie(fastify, res), refusals, seconds: ((Date.now() - since) / 1000).toFixed(1) }
+    if (res.statusCode === 200) return { cookie: nextRefreshCookie(fastify, res), accessToken: res.json().accessToken, refusals, seconds: seconds() }
     refusals.push({ status: res.statusCode, code: res.json().code, ms: Math.round(performance.now() - started) })
     await sleep(100)
   }
-  return { cookie: null, refusals, seconds: ((Date.now() - since) / 1000).toFixed(1) }
+  return { cookie: null, accessToken: null, refusals, seconds: seconds() }
 }
 
 /** Whether each refusal failed closed, as the service must while its store is out: 503, its stable code, within 2 s. */

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
+import { within } from './poll.js'
 
 /** A free TCP port on loopback. */
 export async function freePort (): Promise<number> {
@@ -134,6 +135,17 @@ export class PrivateRedis {
   /** Runs one command on a short-lived connection. */
   async command (...args: Array<string | number>): Promise<unknown> {
     return oneCommand(this.port, this.password, args)
+  }
+
+  /** One field of `INFO replication`: `role`, `master_link_status`, an offset. */
+  async replication (name: string): Promise<string | undefined> {
+    return new RegExp(`^${name}:(\\S+)`, 'm').exec(String(await this.command('INFO', 'replication')))?.[1]
+  }
+
+  /** Waits until this replica has everything `master` has written so far: what it has is what survives a failover. */
+  async caughtUpWith (master: PrivateRedis, timeoutMs = 5000): Promise<void> {
+    const written = Number(await master.replication('master_repl_offset'))
+    await within(timeoutMs, async () => Number(await this.replication('slave_repl_offset')) >= written, `the replica on ${this.port} has every write`)
   }
 }
 
@@ -295,26 +307,20 @@ export class PrivateCluster {
   }
 
   /** The node that replicates `master`, once it is in sync with it (all it has written so far is on the replica). */
-  async syncedReplicaOf (master: PrivateRedis, timeoutMs = 10_000): Promise<PrivateRedis> {
-    const deadline = Date.now() + timeoutMs
+  async syncedReplicaOf (master: PrivateRedis): Promise<PrivateRedis> {
     const id = String(await master.command('CLUSTER', 'MYID'))
     let replica: PrivateRedis | undefined
     // Replicas are attached as the cluster is created; the master hears of its own a moment later.
-    while (replica === undefined) {
+    await within(5000, async () => {
       // <id> <ip:port@bus> <flags> <master id> ...
       const lines = String(await master.command('CLUSTER', 'NODES')).split('\n').map((l) => l.split(' '))
       const port = lines.find((f) => f[3] === id)?.[1]?.split(/[:@]/)[1]
       replica = this.nodes.find((n) => String(n.port) === port)
-      if (replica === undefined && Date.now() > deadline) throw new Error(`no replica of the node on ${master.port}`)
-      if (replica === undefined) await sleep(50)
-    }
-    const field = (info: unknown, name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(String(info))?.[1])
-    const written = field(await master.command('INFO', 'replication'), 'master_repl_offset')
-    while (!(field(await replica.command('INFO', 'replication'), 'slave_repl_offset') >= written)) {
-      if (Date.now() > deadline) throw new Error('the replica did not catch up in time')
-      await sleep(50)
-    }
-    return replica
+      return replica !== undefined
+    }, `a replica of the node on ${master.port}`)
+    const found = replica as PrivateRedis
+    await found.caughtUpWith(master)
+    return found
   }
 
   /** Resolves once every running node says the cluster is ok (all slots served). */
