@@ -123,6 +123,10 @@ t.test('a master of the cluster killed: store routes answer 503 within 2 s, /me 
   const ready = async () => (await app.inject({ url: '/health/ready' })).statusCode
   await within(5000, async () => await ready() === 503, 'not ready once the cluster marks its slots unserved')
   t.pass('not ready once the cluster marks its slots unserved')
+  // Each surviving master turns to cluster_state:fail when it marks the victim failed, not all at once: until every
+  // one has, a probe that reaches a later one would rightly hear "ok".
+  const survivors = cluster.nodes.filter((n) => n !== victim)
+  await within(5000, async () => (await Promise.all(survivors.map(async (n) => /cluster_state:fail/.test(String(await n.command('CLUSTER', 'INFO')))))).every(Boolean), 'every other master says the cluster has failed')
   const probes = []
   for (let i = 0; i < 12; i++) probes.push(await ready())
   t.same(probes, Array(12).fill(503), 'and every probe says so, whichever node it reaches: the other masters still answer PING')
