@@ -4,6 +4,7 @@ import AutoLoad from '@fastify/autoload'
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { DestinationStream } from 'pino'
+import { clientErrorHandler } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
 
@@ -100,6 +101,7 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
       : config.trustProxy,
     // Slow or stalled clients cannot hold connections open indefinitely.
     requestTimeout: 30_000,
+    clientErrorHandler,
     ajv: {
       customOptions: {
         // Unknown fields are refused, not silently dropped; types are never coerced ("123" is not 123).

@@ -15,6 +15,8 @@ export const HeaderTooLargeError = createError('REQUEST_HEADER_TOO_LARGE', 'A re
 export const StoreUnavailableError = createError('AUTH_STORE_UNAVAILABLE', 'Session store is unavailable, try again shortly', 503)
 export const NotReadyError = createError('SERVICE_NOT_READY', 'Service is not ready', 503)
 
+export const MalformedRequestError = createError('REQUEST_MALFORMED', 'Request is not valid HTTP', 400)
+export const RequestTimeoutError = createError('REQUEST_TIMEOUT', 'Request was not received in time', 408)
 export const ValidationError = createError('REQUEST_VALIDATION', '%s', 400)
 export const MalformedBodyError = createError('REQUEST_MALFORMED_BODY', 'Request body is not valid JSON', 400)
 export const BodyTooLargeError = createError('REQUEST_BODY_TOO_LARGE', 'Request body is too large', 413)

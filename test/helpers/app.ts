@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
@@ -50,6 +50,8 @@ export interface BuildOptions {
   prefix?: string
   /** Runs on the bare instance before the app registers: hooks of the test's own that see every route. */
   beforeApp?: (fastify: FastifyInstance) => void
+  /** Server options over the service's own (src/app.ts serverOptions), e.g. a serverFactory. */
+  server?: Pick<FastifyServerOptions, 'serverFactory'>
 }
 
 export async function buildApp (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -60,7 +62,7 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Fa
     ...options.env
   })
   const config = loadConfig(env)
-  const fastify = Fastify(serverOptions(config, options.logStream))
+  const fastify = Fastify({ ...serverOptions(config, options.logStream), ...options.server })
   options.beforeApp?.(fastify)
   await fastify.register(app, { config })
   await fastify.ready()

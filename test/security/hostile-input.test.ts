@@ -1,5 +1,8 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { buildApp, PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { rawRequest } from '../helpers/raw-http.js'
 
 t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 500', async (t) => {
   const app = await buildApp(t)
@@ -52,4 +55,44 @@ t.test('no route answers a 500 for any of a batch of hostile requests', async (t
     }
   }
   t.ok([...statuses].every((s) => [200, 201, 204, 400, 401, 409].includes(s)), `statuses seen: ${[...statuses].join(', ')}`)
+})
+
+t.test('requests Node\'s HTTP parser refuses get the same JSON errors, and the connection is closed', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const cases: Array<[string, string, number, string]> = [
+    ['not HTTP at all', 'GARBAGE\r\n\r\n', 400, 'REQUEST_MALFORMED'],
+    ['a header line without a colon', 'GET /health/live HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n', 400, 'REQUEST_MALFORMED'],
+    // Two lengths are how request smuggling between a proxy and a server begins.
+    ['two Content-Length headers', 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400, 'REQUEST_MALFORMED'],
+    ['Content-Length beside chunked', 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'REQUEST_MALFORMED'],
+    ['a chunk size that is not hex, after the route was found', 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', 400, 'REQUEST_MALFORMED'],
+    ['headers over 16 KiB', `GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'REQUEST_HEADER_TOO_LARGE']
+  ]
+  for (const [name, bytes, status, code] of cases) {
+    const res = await rawRequest(port, bytes)
+    t.equal(res.statusCode, status, `${name}: ${status}`)
+    t.match(res.headers['content-type'], /^application\/json/, `${name}: JSON`)
+    t.equal(res.headers.connection, 'close', `${name}: the connection is closed`)
+    t.equal(res.headers['x-content-type-options'], 'nosniff', `${name}: not sniffed`)
+    t.match(JSON.parse(res.body), { statusCode: status, code, error: String, message: String }, `${name}: ${code}`)
+  }
+  const after = await rawRequest(port, 'GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  t.equal(after.statusCode, 200, 'the service goes on serving well-formed requests')
+})
+
+t.test('a request not received within the request timeout gets a JSON 408', async (t) => {
+  // The service's timeout is 30 s, checked every 30 s by Node; a server of the same options with both short.
+  const app = await buildApp(t, {
+    store: 'memory',
+    server: { serverFactory: (handler) => createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, handler) }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const started = Date.now()
+  const res = await rawRequest(port, 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"email":')
+  t.equal(res.statusCode, 408)
+  t.match(JSON.parse(res.body), { statusCode: 408, code: 'REQUEST_TIMEOUT', error: 'Request Timeout', message: String })
+  t.ok(Date.now() - started >= 250, 'answered once the timeout had passed, not before')
 })

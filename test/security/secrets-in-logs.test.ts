@@ -1,6 +1,8 @@
+import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { rawRequest } from '../helpers/raw-http.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
 t.test('no password, token or secret ever reaches the logs, even at trace level', async (t) => {
@@ -35,6 +37,38 @@ t.test('no password, token or secret ever reaches the logs, even at trace level'
   }
   for (const [name, value] of Object.entries(secrets)) {
     t.notOk(logs.includes(value), `no ${name} in the logs`)
+  }
+})
+
+t.test('a request the HTTP parser refuses is logged by its error code alone, never by the bytes it carried', async (t) => {
+  let logs = ''
+  const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace' }, logStream: stream })
+  const session = await registerAndLogin(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const body = JSON.stringify({ email: session.email, password: PASSWORD })
+  // Node hands the handler of a malformed request the raw bytes it received (err.rawPacket): here a refresh
+  // cookie, an access token and a login's password, each in a request the parser refuses.
+  const malformed = [
+    `POST /auth/refresh HTTP/1.1\r\nHost: x\r\nCookie: ${session.cookie}\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\n`,
+    `GET /me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${session.accessToken}\r\nNo colon here\r\n\r\n`,
+    `POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nContent-Length: ${body.length + 1}\r\n\r\n${body}`
+  ]
+  for (const bytes of malformed) t.equal((await rawRequest(port, bytes)).statusCode, 400, 'refused')
+
+  t.equal(logs.match(/"msg":"client error"/g)?.length, 3, 'each refusal was logged')
+  t.match(logs, /"code":"HPE_UNEXPECTED_CONTENT_LENGTH"/, 'by the parser\'s code')
+  t.notMatch(logs, /rawPacket/, 'without the raw request')
+  const asBytes = (value: string) => [...Buffer.from(value)].join(',')
+  const secrets = {
+    password: PASSWORD,
+    'access token signature': session.accessToken.split('.')[2] as string,
+    'refresh token secret part': session.refreshToken.split('.')[3] as string
+  }
+  for (const [name, value] of Object.entries(secrets)) {
+    t.notOk(logs.includes(value), `no ${name} in the logs`)
+    t.notOk(logs.includes(asBytes(value)), `no ${name} in the logs as bytes`)
   }
 })
 

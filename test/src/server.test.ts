@@ -5,6 +5,7 @@ import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
 import { freePort } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
 import { within } from '../helpers/poll.js'
+import { rawRequest } from '../helpers/raw-http.js'
 
 function post (port: number, path: string, body: object, agent?: Agent): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
@@ -87,6 +88,8 @@ t.test('METRICS_PORT: /metrics is served on its own port, counts the API\'s requ
   t.notMatch(body, /route="\/metrics"/, 'scrapes are not API traffic')
   const other = await fetch(`http://127.0.0.1:${metricsPort}/auth/login`, { method: 'POST' })
   t.same([other.status, (await other.json() as { code: string }).code], [404, 'NOT_FOUND'], 'and the metrics port serves nothing else')
+  const malformed = await rawRequest(metricsPort, 'GARBAGE\r\n\r\n')
+  t.same([malformed.statusCode, (JSON.parse(malformed.body) as { code: string }).code], [400, 'REQUEST_MALFORMED'], 'and refuses what is not HTTP as the API\'s port does')
 
   server.child.kill('SIGTERM')
   t.equal(await server.exited, 0, 'clean exit')
