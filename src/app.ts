@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import AutoLoad from '@fastify/autoload'
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import type { DestinationStream } from 'pino'
+import { stdSerializers, type DestinationStream } from 'pino'
 import { clientErrorHandler } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
@@ -74,14 +74,40 @@ function requestSerializer (request: FastifyRequest): { method: string, url: str
   return { method: request.method, url: request.url, remoteAddress: request.ip }
 }
 
+/** What pino's error serializer makes of an error, its own and its nested errors alike. */
+const SERIALIZED_ERROR: unknown = Object.getPrototypeOf(stdSerializers.err(new Error('prototype')))
+
+/**
+ * pino's error serializer, less what errors carry of the traffic: ioredis attaches a failed command's arguments
+ * (`command.args`: emails, client addresses, token digests, password hashes), Node a malformed request's raw
+ * bytes (`rawPacket`). The command's name stays: it says which call failed.
+ */
+function errorSerializer (err: Error): ReturnType<typeof stdSerializers.err> {
+  const serialized = stdSerializers.err(err)
+  dropTraffic(serialized)
+  return serialized
+}
+
+function dropTraffic (serialized: unknown): void {
+  if (typeof serialized !== 'object' || serialized === null || Object.getPrototypeOf(serialized) !== SERIALIZED_ERROR) return
+  const fields = serialized as Record<string, unknown>
+  delete fields.rawPacket
+  const command = fields.command
+  if (typeof command === 'object' && command !== null) fields.command = { name: (command as { name?: unknown }).name }
+  for (const value of Object.values(fields)) {
+    if (Array.isArray(value)) value.forEach(dropTraffic)
+    else dropTraffic(value)
+  }
+}
+
 /**
  * The service's pino options. No `redact`: these
- * serializers log no headers and no route logs a body, so there is nothing to redact, and pino's
- * redaction cost about a tenth of a bare route's throughput here (bench/README.md).
+ * serializers log no headers, no route logs a body, and errors lose what they carry of the traffic, so there is
+ * nothing to redact, and pino's redaction cost about a tenth of a bare route's throughput here (bench/README.md).
  * test/security/secrets-in-logs.test.ts holds the property at trace level.
  */
 function loggerOptions (level: string, stream?: DestinationStream): FastifyServerOptions['logger'] {
-  return { level, serializers: { req: requestSerializer }, ...(stream === undefined ? {} : { stream }) }
+  return { level, serializers: { req: requestSerializer, err: errorSerializer }, ...(stream === undefined ? {} : { stream }) }
 }
 
 /**

@@ -89,3 +89,39 @@ t.test('the Redis password stays out of the logs, also when Redis fails and erro
   t.ok(redisPassword.length >= 32, 'the URL carried a password')
   t.notOk(logs.includes(redisPassword), 'no Redis password in the logs')
 })
+
+t.test('a command Redis refuses is logged by its name, never by its arguments', async (t) => {
+  let logs = ''
+  const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const redis = await PrivateRedis.start(t)
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REDIS_URL: redis.url }, logStream: stream })
+  const session = await registerAndLogin(app)
+  const userAgent = 'a-distinct-agent/1.0'
+  const [familyKey] = await redis.command('KEYS', '*:f:*') as string[]
+  const storedDigest = await redis.command('HGET', familyKey as string, 'c') as string
+  t.ok(storedDigest.length >= 16, 'the family\'s stored digest, as the rotation script receives it')
+
+  // Redis out of memory refuses every write, with the command and its arguments attached to the error by ioredis.
+  await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+  await redis.command('CONFIG', 'SET', 'maxmemory', '1')
+  const auth = { authorization: `Bearer ${session.accessToken}` }
+  const newPassword = 'a brand new passphrase 9'
+  const refused = [
+    await app.inject({ method: 'POST', url: '/auth/login', headers: { 'user-agent': userAgent }, payload: { email: session.email, password: PASSWORD } }),
+    await refresh(app, session.cookie),
+    await app.inject({ method: 'POST', url: '/auth/password', headers: auth, payload: { currentPassword: PASSWORD, newPassword } }),
+    await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `other-${session.email}`, password: PASSWORD } })
+  ]
+  t.same(refused.map((res) => res.json().code), Array(4).fill('AUTH_STORE_UNAVAILABLE'), 'each write refused: 503')
+
+  t.match(logs, /"command":\{"name":"(evalsha|eval|set)"\}/, 'the failed command is named')
+  t.notMatch(logs, /"args"/, 'without its arguments')
+  const traffic = {
+    email: session.email,
+    'user agent': userAgent,
+    'stored digest': storedDigest,
+    'password hash': '$argon2id$',
+    'script source': 'redis.call'
+  }
+  for (const [name, value] of Object.entries(traffic)) t.notOk(logs.includes(value), `no ${name} in the logs`)
+})
