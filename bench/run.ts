@@ -216,7 +216,7 @@ async function waitForHttp (url: string, timeoutMs = 20_000): Promise<void> {
 /**
  * Refreshes of one session allowed per minute, for the service and the refresh floor. The rotation script counts
  * and compares as it would at the default (60), so the work measured is the same; but a fast machine refreshes a
- * small pool's sessions more often than that (the smoke test's 2,000 at 15,000 refreshes/s), and each refusal
+ * small pool's sessions nearly that often (the smoke test's 2,000 at 15,000 refreshes/s), and each refusal
  * would take a token out of the pool for good.
  */
 const SESSION_REFRESH_LIMIT = 100_000_000
