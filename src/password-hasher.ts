@@ -36,7 +36,7 @@ export class PasswordHasher {
   }
 
   hash (password: string): Promise<string> {
-    return this.#limit(() => argon2.hash(password, this.#options))
+    return this.#limit(() => argon2.hash(normalizePassword(password), this.#options))
   }
 
   /** Constant-work verification: with `hash` null it verifies against a dummy hash and returns false. */
@@ -44,7 +44,7 @@ export class PasswordHasher {
     const target = hash ?? await this.#dummy()
     const ok = await this.#limit(async () => {
       try {
-        return await argon2.verify(target, password)
+        return await argon2.verify(target, normalizePassword(password))
       } catch {
         // A corrupt stored hash must read as a failed login, not a 500.
         return false
@@ -71,4 +71,14 @@ export class PasswordHasher {
     this.#dummyHash ??= argon2.hash(randomBytes(32).toString('base64url'), this.#options)
     return this.#dummyHash
   }
+}
+
+/**
+ * The form of a password that is hashed and verified: NFKC, as NIST SP 800-63B (5.1.1.2) advises for secrets
+ * with Unicode characters. The same typed password reaches the service composed from one keyboard or system and
+ * decomposed from another ("é" as one code point or as "e" and a combining accent), and would otherwise be a
+ * different password there.
+ */
+export function normalizePassword (password: string): string {
+  return password.normalize('NFKC')
 }

@@ -11,6 +11,14 @@ t.test('hashes with argon2id at the configured parameters and verifies', async (
   t.equal(await hasher.verify(hash, 'wrong'), false)
 })
 
+t.test('hashes and verifies the NFKC form of a password, so every form of it verifies', async (t) => {
+  const hasher = new PasswordHasher(params)
+  const hash = await hasher.hash('Ångström ﬁle 12345'.normalize('NFD'))
+  t.equal(await hasher.verify(hash, 'Ångström ﬁle 12345'.normalize('NFC')), true, 'composed')
+  t.equal(await hasher.verify(hash, 'Ångström file 12345'), true, 'the ligature folded')
+  t.equal(await hasher.verify(hash, 'Angstrom file 12345'), false, 'not with the accents dropped')
+})
+
 t.test('without a stored hash it still does the work, and says no', async (t) => {
   const hasher = new PasswordHasher(params)
   await hasher.warmUp()

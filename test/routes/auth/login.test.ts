@@ -41,6 +41,19 @@ for (const store of ['redis', 'memory'] as const) {
       t.equal((await login({ email: `  ${email.toUpperCase()} `, password: PASSWORD })).statusCode, 200)
     })
 
+    t.test('the password is matched in any Unicode normalisation form of the one registered', async (t) => {
+      // One typed password, as two systems send it: "é" and "ü" composed (NFC), and decomposed into a letter
+      // and a combining accent (NFD); and fullwidth digits, which NFKC folds to ASCII.
+      const composed = 'café über 2024 pass'.normalize('NFC')
+      const other = uniqueEmail()
+      t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: other, password: composed } })).statusCode, 201)
+      const decomposed = composed.normalize('NFD')
+      t.not(decomposed, composed, 'the two forms are different strings')
+      t.equal((await login({ email: other, password: decomposed })).statusCode, 200, 'decomposed')
+      t.equal((await login({ email: other, password: composed.replace('2024', '２０２４') })).statusCode, 200, 'fullwidth digits')
+      t.equal((await login({ email: other, password: composed.replace('é', 'e') })).statusCode, 401, 'but an accent left out is another password')
+    })
+
     t.test('every login starts a new family; a refresh cookie sent along is not adopted', async (t) => {
       const first = await login({ email, password: PASSWORD })
       const firstToken = refreshCookieValue(app, first.headers['set-cookie']) as string
