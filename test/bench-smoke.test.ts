@@ -38,6 +38,7 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
   t.ok(results.refreshCeiling.ratioToBare > 0, 'and the ceiling of the refresh floor / bare')
   t.ok(results.minimalRefreshCeiling.cpu.ratioToBare > 0 && results.minimalRefreshCeiling.eventLoop.ratioToBare > 0, 'and those of the least any refresh can do')
   t.ok(results.signRedisCeiling.ratioToBare > 0, 'and that of one signature and one Redis round trip')
+  t.same(results.targetCeilings.map((c: { name: string }) => c.name), results.ratios.filter((r: { name: string }) => r.name.startsWith('refresh / ')).map((r: { name: string }) => r.name), 'and each refresh throughput target at the service\'s and the minimal refresh\'s CPU ceilings')
   t.ok(Math.abs(results.redis.commandsPerRefresh[0].roundTrips - 1) < 0.1, 'about one Redis command per refresh')
   const { evalsha, ...others } = results.redis.commandsPerRefresh[0].clientCommands as Record<string, number>
   t.ok(Math.abs((evalsha ?? 0) - 1) < 0.1, 'and it is the rotation script')
