@@ -79,6 +79,6 @@ export class PasswordHasher {
  * decomposed from another ("é" as one code point or as "e" and a combining accent), and would otherwise be a
  * different password there.
  */
-export function normalizePassword (password: string): string {
+function normalizePassword (password: string): string {
   return password.normalize('NFKC')
 }
