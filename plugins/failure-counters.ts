@@ -1,18 +1,26 @@
 import fp from 'fastify-plugin'
+import type { RateLimit } from '../src/config.js'
 import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from '../src/failure-counter.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Failed password checks per account: for login (by email) and password change (by user id). */
-    failureCounters: { login: FailureCounter, password: FailureCounter }
+    /**
+     * Failed password checks. Login counts them per account from one client address (`loginFromClient`, keyed
+     * by email and address) and per account from every address (`login`, by email); password change per user.
+     */
+    failureCounters: { login: FailureCounter, loginFromClient: FailureCounter, password: FailureCounter }
   }
 }
 
 export default fp(async function failureCountersPlugin (fastify) {
   const { redis, config } = fastify
-  const limit = config.rateLimits.loginAccount
-  const counter = (name: string): FailureCounter => redis === null
+  const { loginAccount, loginAccountIp } = config.rateLimits
+  const counter = (name: string, limit: RateLimit): FailureCounter => redis === null
     ? new MemoryFailureCounter({ max: limit.max, windowSeconds: limit.windowSeconds })
     : new RedisFailureCounter(redis, { keyPrefix: config.redis?.keyPrefix ?? '', name, max: limit.max, windowSeconds: limit.windowSeconds })
-  fastify.decorate('failureCounters', { login: counter('login'), password: counter('password') })
+  fastify.decorate('failureCounters', {
+    login: counter('login', loginAccount),
+    loginFromClient: counter('login-client', loginAccountIp),
+    password: counter('password', loginAccountIp)
+  })
 }, { name: 'failure-counters', dependencies: ['config', 'redis'], fastify: '5.x' })

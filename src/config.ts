@@ -62,7 +62,8 @@ export const EnvSchema = Type.Object({
 
   // Rate limits, each "max/windowSeconds".
   RATE_LIMIT_LOGIN_IP: Type.String({ pattern: RATE, default: '30/60' }),
-  RATE_LIMIT_LOGIN_ACCOUNT: Type.String({ pattern: RATE, default: '10/900' }),
+  RATE_LIMIT_LOGIN_ACCOUNT_IP: Type.String({ pattern: RATE, default: '10/900' }),
+  RATE_LIMIT_LOGIN_ACCOUNT: Type.String({ pattern: RATE, default: '100/900' }),
   RATE_LIMIT_REGISTER_IP: Type.String({ pattern: RATE, default: '20/3600' }),
   RATE_LIMIT_PASSWORD_IP: Type.String({ pattern: RATE, default: '10/900' }),
   RATE_LIMIT_REFRESH_IP: Type.String({ pattern: RATE, default: '12000/60' }),
@@ -121,6 +122,9 @@ export interface Config {
   allowedOrigins: string[]
   rateLimits: {
     loginIp: RateLimit
+    /** Failed password checks per account from one client address (login), and per user (password change). */
+    loginAccountIp: RateLimit
+    /** Failed logins per account from every address together: distributed guessing. */
     loginAccount: RateLimit
     registerIp: RateLimit
     passwordIp: RateLimit
@@ -321,6 +325,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS),
     rateLimits: {
       loginIp: parseRate('RATE_LIMIT_LOGIN_IP', env.RATE_LIMIT_LOGIN_IP),
+      loginAccountIp: parseRate('RATE_LIMIT_LOGIN_ACCOUNT_IP', env.RATE_LIMIT_LOGIN_ACCOUNT_IP),
       loginAccount: parseRate('RATE_LIMIT_LOGIN_ACCOUNT', env.RATE_LIMIT_LOGIN_ACCOUNT),
       registerIp: parseRate('RATE_LIMIT_REGISTER_IP', env.RATE_LIMIT_REGISTER_IP),
       passwordIp: parseRate('RATE_LIMIT_PASSWORD_IP', env.RATE_LIMIT_PASSWORD_IP),

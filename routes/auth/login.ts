@@ -17,11 +17,16 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const email = normalizeEmail(request.body.email)
     // Failures count per account whether or not it exists, so the limit is no existence oracle.
     const subject = email ?? request.body.email.trim().toLowerCase()
+    // Per account from this address first: one attacker's guesses lock out only that attacker, never the
+    // account's owner elsewhere. Per account from every address, with a higher limit: distributed guessing.
+    const fromClient = `${subject}\n${request.ip}`
     // In parallel: with a stalled Redis each sequential call would add a full command timeout.
-    const [throttle, user] = await Promise.all([
+    const [clientThrottle, accountThrottle, user] = await Promise.all([
+      failureCounters.loginFromClient.check(fromClient),
       failureCounters.login.check(subject),
       email === null ? null : users.findByEmail(email)
     ])
+    const throttle = clientThrottle.blocked ? clientThrottle : accountThrottle
     if (throttle.blocked) {
       fastify.metrics.login('limited')
       reply.header('retry-after', throttle.retryAfterSeconds)
@@ -31,10 +36,10 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password)
     if (!ok || user === null) {
       fastify.metrics.login('invalid_credentials')
-      await failureCounters.login.recordFailure(subject)
+      await Promise.all([failureCounters.loginFromClient.recordFailure(fromClient), failureCounters.login.recordFailure(subject)])
       throw new InvalidCredentialsError()
     }
-    await failureCounters.login.reset(subject)
+    await Promise.all([failureCounters.loginFromClient.reset(fromClient), failureCounters.login.reset(subject)])
 
     if (passwordHasher.needsRehash(user.passwordHash)) {
       // Upgrade hashes made with older parameters while the password is at hand; never delays the login.

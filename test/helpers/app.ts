@@ -25,6 +25,7 @@ export function testEnv (overrides: Record<string, string | undefined> = {}): Re
     ARGON2_TIME_COST: '1',
     // Suites make many requests from one address; the rate-limit tests set their own limits.
     RATE_LIMIT_LOGIN_IP: '100000/60',
+    RATE_LIMIT_LOGIN_ACCOUNT_IP: '100000/60',
     RATE_LIMIT_LOGIN_ACCOUNT: '100000/60',
     RATE_LIMIT_REGISTER_IP: '100000/60',
     RATE_LIMIT_PASSWORD_IP: '100000/60',

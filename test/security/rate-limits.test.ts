@@ -5,9 +5,9 @@ import { buildApp, login, PASSWORD, refresh, registerAndLogin, uniqueEmail, uniq
 const loginAs = (app: Awaited<ReturnType<typeof buildApp>>, email: string, password: string, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, headers })
 
-t.test('40 failed logins alternating between two instances end in 429 with Retry-After; the right password works after the window', async (t) => {
+t.test('40 failed logins from one address, alternating between two instances, end in 429 with Retry-After for that address; the right password works after the window', async (t) => {
   const prefix = uniquePrefix()
-  const env = { RATE_LIMIT_LOGIN_ACCOUNT: '10/2', RATE_LIMIT_LOGIN_IP: '30/2' }
+  const env = { RATE_LIMIT_LOGIN_ACCOUNT_IP: '10/2', RATE_LIMIT_LOGIN_IP: '30/2' }
   const a = await buildApp(t, { prefix, env })
   const b = await buildApp(t, { prefix, env })
   const email = uniqueEmail()
@@ -23,14 +23,39 @@ t.test('40 failed logins alternating between two instances end in 429 with Retry
   t.same(statuses.slice(10), Array(30).fill(429), 'then 429, on both instances')
   t.match(last?.json(), { statusCode: 429, code: 'RATE_LIMITED' })
   t.match(last?.headers['retry-after'], /^[12]$/, 'Retry-After says when')
-  t.equal((await loginAs(a, email, PASSWORD)).statusCode, 429, 'even the right password waits out the window')
+  t.equal((await loginAs(a, email, PASSWORD)).statusCode, 429, 'even the right password waits out the window, from that address')
 
   await sleep(2100)
   t.equal((await loginAs(b, email, PASSWORD)).statusCode, 200, 'after the window the right password works')
 })
 
-t.test('a successful login resets the account\'s failure counter', async (t) => {
-  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT: '5/60' } })
+t.test('an attacker guessing from one address cannot lock the account\'s owner out', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '5/60', RATE_LIMIT_LOGIN_ACCOUNT: '20/60' } })
+  const email = uniqueEmail()
+  await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const from = (remoteAddress: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress })
+  const attacker = []
+  for (let i = 0; i < 8; i++) attacker.push((await from('203.0.113.66', `guess number ${i}`)).statusCode)
+  t.same(attacker, [401, 401, 401, 401, 401, 429, 429, 429], 'the attacker\'s address is refused after 5 failures')
+  t.equal((await from('203.0.113.66', PASSWORD)).statusCode, 429, 'even with the right password, from there')
+  t.equal((await from('198.51.100.7', PASSWORD)).statusCode, 200, 'the owner, from their own address, signs in')
+})
+
+t.test('guesses spread over many addresses add up to the account\'s limit, which then holds for every address', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '5/60', RATE_LIMIT_LOGIN_ACCOUNT: '12/60' } })
+  const email = uniqueEmail()
+  await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const from = (remoteAddress: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress })
+  const statuses = []
+  for (let i = 0; i < 14; i++) statuses.push((await from(`203.0.113.${i % 4}`, `guess number ${i}`)).statusCode)
+  t.same(statuses, [...Array(12).fill(401), 429, 429], 'four addresses, three guesses each under their own limit: 12 failures, then 429')
+  const owner = await from('198.51.100.7', PASSWORD)
+  t.equal(owner.statusCode, 429, 'now every address waits out the window')
+  t.ok(Number(owner.headers['retry-after']) > 0, 'and is told how long')
+})
+
+t.test('a successful login resets the failure counters of the account and of its address', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '5/60', RATE_LIMIT_LOGIN_ACCOUNT: '6/60' } })
   const email = uniqueEmail()
   await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
   for (let i = 0; i < 4; i++) t.equal((await loginAs(app, email, 'wrong password!')).statusCode, 401)
@@ -39,7 +64,7 @@ t.test('a successful login resets the account\'s failure counter', async (t) => 
 })
 
 t.test('unknown emails are limited exactly like real ones (no existence oracle)', async (t) => {
-  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT: '3/60' } })
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/60' } })
   const statuses = []
   for (let i = 0; i < 5; i++) statuses.push((await loginAs(app, 'nobody-here@example.com', 'wrong password!')).statusCode)
   t.same(statuses, [401, 401, 401, 429, 429])
@@ -96,18 +121,18 @@ t.test('refresh: per-IP limit', async (t) => {
 })
 
 t.test('register and password change have their own limits', async (t) => {
-  const app = await buildApp(t, { env: { RATE_LIMIT_REGISTER_IP: '3/60', RATE_LIMIT_LOGIN_ACCOUNT: '3/60' } })
+  const app = await buildApp(t, { env: { RATE_LIMIT_REGISTER_IP: '3/60' } })
   const registers = []
   for (let i = 0; i < 4; i++) registers.push((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD } })).statusCode)
   t.same(registers, [201, 201, 201, 429])
 
-  const other = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT: '10/60' } })
+  const other = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '10/60' } })
   const s = await registerAndLogin(other)
   const change = () => other.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${s.accessToken}` }, payload: { currentPassword: 'wrong password!', newPassword: 'a brand new password' } })
   const changes = []
   for (let i = 0; i < 12; i++) changes.push((await change()).statusCode)
   t.same(changes.slice(0, 10), Array(10).fill(401))
-  t.same(changes.slice(10), [429, 429], 'wrong current passwords are limited like login (RATE_LIMIT_LOGIN_ACCOUNT)')
+  t.same(changes.slice(10), [429, 429], 'wrong current passwords are limited per user as login is per address (RATE_LIMIT_LOGIN_ACCOUNT_IP)')
 })
 
 t.test('the 404 handler is rate-limited', async (t) => {
@@ -118,7 +143,7 @@ t.test('the 404 handler is rate-limited', async (t) => {
 })
 
 t.test('rate limits on the embedded store too', async (t) => {
-  const app = await buildApp(t, { store: 'memory', env: { RATE_LIMIT_LOGIN_ACCOUNT: '2/60' } })
+  const app = await buildApp(t, { store: 'memory', env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '2/60' } })
   const statuses = []
   for (let i = 0; i < 3; i++) statuses.push((await loginAs(app, 'someone@example.com', 'wrong password!')).statusCode)
   t.same(statuses, [401, 401, 429])

@@ -103,7 +103,8 @@ t.test('COOKIE_SAMESITE=none requires a Secure cookie', async (t) => {
 })
 
 t.test('rate limits are "max/windowSeconds"', async (t) => {
-  t.same(loadConfig({}).rateLimits.loginAccount, { max: 10, windowSeconds: 900 })
+  t.same(loadConfig({}).rateLimits.loginAccountIp, { max: 10, windowSeconds: 900 })
+  t.same(loadConfig({}).rateLimits.loginAccount, { max: 100, windowSeconds: 900 })
   t.same(loadConfig({ RATE_LIMIT_LOGIN_IP: '5/10' }).rateLimits.loginIp, { max: 5, windowSeconds: 10 })
   for (const bad of ['5', '0/10', '5/0', 'a/b']) t.throws(() => loadConfig({ RATE_LIMIT_LOGIN_IP: bad }), { message: /RATE_LIMIT_LOGIN_IP/ }, bad)
 })

@@ -77,7 +77,7 @@ t.test('on a Redis Cluster of three masters', async (t) => {
 t.test('rate limits and failed-login counters are shared through the cluster', async (t) => {
   const cluster = await PrivateCluster.start(t)
   const prefix = uniquePrefix()
-  const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList, RATE_LIMIT_LOGIN_ACCOUNT: '3/60', RATE_LIMIT_REGISTER_IP: '4/60' }
+  const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList, RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/60', RATE_LIMIT_REGISTER_IP: '4/60' }
   const a = await buildApp(t, { prefix, env })
   const b = await buildApp(t, { prefix, env })
 
