@@ -120,6 +120,32 @@ t.test('refresh: per-IP limit', async (t) => {
   t.equal(responses[5]?.json().code, 'RATE_LIMITED')
 })
 
+t.test('per IP on IPv6: every address of one /64 is one client, whose budget a new address does not renew', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_IP: '5/60', RATE_LIMIT_NOT_FOUND_IP: '5/60', RATE_LIMIT_REFRESH_IP: '5/60' } })
+  // A client on 2001:db8:0:1::/64 taking a new address for every request, as any IPv6 host can.
+  const rotating = (i: number) => `2001:db8:0:1:${(i + 1).toString(16)}::${(i * 7 + 3).toString(16)}`
+  const sends = {
+    login: (remoteAddress: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email: uniqueEmail(), password: 'wrong password!' }, remoteAddress }),
+    'unknown route': (remoteAddress: string) => app.inject({ url: '/wp-login.php', remoteAddress }),
+    refresh: (remoteAddress: string) => app.inject({ method: 'POST', url: '/auth/refresh', remoteAddress })
+  }
+  for (const [route, send] of Object.entries(sends)) {
+    const statuses = []
+    for (let i = 0; i < 7; i++) statuses.push((await send(rotating(i))).statusCode)
+    t.same(statuses.slice(5), [429, 429], `${route}: the sixth and seventh addresses of the /64 are refused`)
+    t.not((await send('2001:db8:0:2::1')).statusCode, 429, `${route}: the next /64 is another client`)
+    t.not((await send('::ffff:198.51.100.20')).statusCode, 429, `${route}: and an IPv4 client its own`)
+  }
+})
+
+t.test('an attacker taking a new IPv6 address per guess is still one address to the account\'s limit', async (t) => {
+  const from = await accountLimitedTo(t, '5/60', '100/60')
+  const statuses = []
+  for (let i = 0; i < 7; i++) statuses.push((await from(`2001:db8:0:1::${i + 1}`, `guess number ${i}`)).statusCode)
+  t.same(statuses, [401, 401, 401, 401, 401, 429, 429])
+  t.equal((await from('2001:db8:0:2::1', PASSWORD)).statusCode, 200, 'the owner, on another network, signs in')
+})
+
 t.test('register and password change have their own limits', async (t) => {
   const app = await buildApp(t, { env: { RATE_LIMIT_REGISTER_IP: '3/60' } })
   const registers = []
