@@ -21,13 +21,20 @@ t.test('no password, token or secret ever reaches the logs, even at trace level'
   const newPassword = 'a brand new passphrase 9'
   await app.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${session.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword } })
   await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: `__Secure-refresh_token=${next}` } })
+  // Clients that put credentials in a URL, which no route reads.
+  await app.inject({ url: `/me?access_token=${session.accessToken}` })
+  await app.inject({ method: 'POST', url: `/auth/refresh?refresh_token=${next}` })
+  const queryPassword = 'QueryStringPassword-42'
+  await app.inject({ method: 'POST', url: `/auth/login?password=${queryPassword}`, payload: { email: session.email, password: 'x' } })
 
   t.ok(logs.length > 1000, 'something was logged')
   t.match(logs, /"url":"\/auth\/password"/, 'the requests themselves were logged')
   t.notMatch(logs, /"headers"/, 'no request or response headers are logged at all')
+  t.match(logs, /"url":"\/me\?"/, 'a query string shows as a bare "?"')
   const secrets = {
     password: PASSWORD,
     'new password': newPassword,
+    'password sent in a query string': queryPassword,
     'access token': session.accessToken,
     'access token signature': session.accessToken.split('.')[2] as string,
     'refresh token secret part': session.refreshToken.split('.')[3] as string,
