@@ -17,8 +17,8 @@ export default fp(async function rateLimitPlugin (fastify) {
     global: false,
     ...(redis === null ? {} : { redis, nameSpace: `${config.redis?.keyPrefix ?? ''}rl:` }),
     skipOnError: true,
-    // Clients are counted by address, an IPv6 one by its /64 (the plugin's default ipv6Subnet; src/client-address.ts
-    // counts login failures the same way).
+    // Clients are counted by address, an IPv6 one by its /64 (the plugin's default ipv6Subnet; login counts its
+    // failures per address with the plugin's own normalizeIP).
     errorResponseBuilder: () => new RateLimitedError()
   })
 }, { name: 'rate-limit', dependencies: ['config', 'redis'], fastify: '5.x' })

@@ -1,5 +1,5 @@
+import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { clientKey } from '../../src/client-address.js'
 import { normalizeEmail } from '../../src/email.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
 import { Credentials, ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
@@ -20,7 +20,9 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const subject = email ?? request.body.email.trim().toLowerCase()
     // Per account from this address first: one attacker's guesses lock out only that attacker, never the
     // account's owner elsewhere. Per account from every address, with a higher limit: distributed guessing.
-    const fromClient = `${subject}\n${clientKey(request.ip)}`
+    // The address as the per-IP limiter counts it: an IPv6 client by its /64, where it can take a new address
+    // for every request; an IPv4-mapped address as its IPv4 one.
+    const fromClient = `${subject}\n${normalizeIP(request.ip)}`
     // In parallel: with a stalled Redis each sequential call would add a full command timeout.
     const [clientThrottle, accountThrottle, user] = await Promise.all([
       failureCounters.loginFromClient.check(fromClient),

@@ -143,7 +143,16 @@ t.test('an attacker taking a new IPv6 address per guess is still one address to 
   const statuses = []
   for (let i = 0; i < 7; i++) statuses.push((await from(`2001:db8:0:1::${i + 1}`, `guess number ${i}`)).statusCode)
   t.same(statuses, [401, 401, 401, 401, 401, 429, 429])
+  t.equal((await from('2001:0DB8:0000:0001:0000:0000:0000:0abc', PASSWORD)).statusCode, 429, 'the same /64 written in full is the same client')
   t.equal((await from('2001:db8:0:2::1', PASSWORD)).statusCode, 200, 'the owner, on another network, signs in')
+})
+
+t.test('an IPv4 client is one address to the account\'s limit whether it arrives as IPv4 or IPv4-mapped IPv6', async (t) => {
+  const from = await accountLimitedTo(t, '3/60', '100/60')
+  const statuses = []
+  for (let i = 0; i < 4; i++) statuses.push((await from(i % 2 === 0 ? '203.0.113.7' : '::ffff:203.0.113.7', `guess number ${i}`)).statusCode)
+  t.same(statuses, [401, 401, 401, 429])
+  t.equal((await from('203.0.113.8', PASSWORD)).statusCode, 200, 'the next IPv4 address is another client')
 })
 
 t.test('register and password change have their own limits', async (t) => {
