@@ -107,17 +107,22 @@ export function contextRatios (results: Results): Array<{ name: string, median: 
  * no design signing a token and calling Redis passes.
  */
 export function cpuCeiling (results: Results, run: 'refresh' | 'refreshFloor' | 'refreshMinimal' | 'signRedis'): { cpuMicrosPerRequest: number, maxRps: number, ratioToBare: number } {
-  const cores = results.machine.cores
   const perRound = results.rounds.map((r) => {
-    const c = m(r, run).cpu
-    const cpu = c.serverUs + c.redisUs + c.loadGeneratorUs
-    return { cpu, maxRps: cores * 1e6 / cpu, ratio: cores * 1e6 / cpu / m(r, 'bare').rps }
+    const { cpu, maxRps } = roundCeiling(results, r, run)
+    return { cpu, maxRps, ratio: maxRps / m(r, 'bare').rps }
   })
   return {
     cpuMicrosPerRequest: median(perRound.map((x) => x.cpu)),
     maxRps: median(perRound.map((x) => x.maxRps)),
     ratioToBare: median(perRound.map((x) => x.ratio))
   }
+}
+
+/** One round's CPU per request of a run, over its server, Redis and load generator, and the rate it allows on every core. */
+function roundCeiling (results: Results, r: Record<string, Measurement>, run: string): { cpu: number, maxRps: number } {
+  const c = m(r, run).cpu
+  const cpu = c.serverUs + c.redisUs + c.loadGeneratorUs
+  return { cpu, maxRps: results.machine.cores * 1e6 / cpu }
 }
 
 /**
@@ -128,13 +133,9 @@ export function cpuCeiling (results: Results, run: 'refresh' | 'refreshFloor' | 
  * signs an access token. This is the measurement that shows a missed target impossible here, in every run.
  */
 export function targetCeilings (results: Results): Array<{ name: string, target: number, service: { median: number, max: number }, minimal: { median: number, max: number } }> {
-  const ceilingRps = (r: Record<string, Measurement>, run: string) => {
-    const c = m(r, run).cpu
-    return results.machine.cores * 1e6 / (c.serverUs + c.redisUs + c.loadGeneratorUs)
-  }
   return REFRESH_THROUGHPUT_TARGETS.map(({ name, baseline, target }) => {
     const at = (run: string) => {
-      const xs = results.rounds.map((r) => ceilingRps(r, run) / m(r, baseline).rps)
+      const xs = results.rounds.map((r) => roundCeiling(results, r, run).maxRps / m(r, baseline).rps)
       return { median: median(xs), max: Math.max(...xs) }
     }
     return { name, target, service: at('refresh'), minimal: at('refreshMinimal') }
