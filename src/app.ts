@@ -4,7 +4,7 @@ import AutoLoad from '@fastify/autoload'
 import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { stdSerializers, type DestinationStream } from 'pino'
-import { clientErrorHandler } from './client-errors.js'
+import { clientErrorHandler, frameworkErrorHandler } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
 
@@ -131,6 +131,7 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
     // Slow or stalled clients cannot hold connections open indefinitely.
     requestTimeout: 30_000,
     clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
     ajv: {
       customOptions: {
         // Unknown fields are refused, not silently dropped; types are never coerced ("123" is not 123).

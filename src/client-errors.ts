@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
-import type { FastifyError, FastifyInstance } from 'fastify'
-import { HeaderTooLargeError, MalformedRequestError, RequestTimeoutError } from './errors.js'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
 
 /**
  * The whole response for a request Node's HTTP parser gave up on, in the shape of every other error of the
@@ -38,4 +38,21 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
     socket.write(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMEOUT : err.code === 'HPE_HEADER_OVERFLOW' ? HEADER_OVERFLOW : MALFORMED)
   }
   socket.destroy()
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL the router cannot decode (`/%`, a broken UTF-8 escape) or a path parameter over
+ * its length limit. Fastify's default answers these outside every hook, in a shape of its own with its internal code
+ * (`FST_ERR_BAD_URL`) and the URL echoed back. Here they get the service's error shape and stable codes; no hook has
+ * run for such a request, so the two headers that matter on an error are set here, and its access-log line written.
+ */
+export function frameworkErrorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const known = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new UrlTooLongError() : err.code === 'FST_ERR_BAD_URL' ? new MalformedUrlError() : null
+  if (known === null) request.log.error({ err }, 'request failed')
+  const answer = known ?? new InternalError()
+  const statusCode = answer.statusCode as number
+  reply.code(statusCode).header('cache-control', 'no-store').header('x-content-type-options', 'nosniff')
+    .send({ statusCode, code: answer.code, error: STATUS_CODES[statusCode] as string, message: answer.message })
+  // The access-log line every other failure gets (src/app.ts AccessLogController), which Fastify skips for these.
+  reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
 }

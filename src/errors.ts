@@ -17,6 +17,8 @@ export const NotReadyError = createError('SERVICE_NOT_READY', 'Service is not re
 
 export const MalformedRequestError = createError('REQUEST_MALFORMED', 'Request is not valid HTTP', 400)
 export const RequestTimeoutError = createError('REQUEST_TIMEOUT', 'Request was not received in time', 408)
+export const MalformedUrlError = createError('REQUEST_MALFORMED_URL', 'Request URL is not valid', 400)
+export const UrlTooLongError = createError('REQUEST_URL_TOO_LONG', 'A path segment of the request URL is too long', 414)
 export const ValidationError = createError('REQUEST_VALIDATION', '%s', 400)
 export const MalformedBodyError = createError('REQUEST_MALFORMED_BODY', 'Request body is not valid JSON', 400)
 export const BodyTooLargeError = createError('REQUEST_BODY_TOO_LARGE', 'Request body is too large', 413)

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { clientErrorHandler } from './client-errors.js'
+import { clientErrorHandler, frameworkErrorHandler } from './client-errors.js'
 import { NotFoundError } from './errors.js'
 
 /**
@@ -8,7 +8,7 @@ import { NotFoundError } from './errors.js'
  * `service`, whose routes record into it, and nothing else; it logs only failures of its own.
  */
 export function metricsServer (service: FastifyInstance): FastifyInstance {
-  const server = Fastify({ loggerInstance: service.log.child({ server: 'metrics' }), disableRequestLogging: true, clientErrorHandler })
+  const server = Fastify({ loggerInstance: service.log.child({ server: 'metrics' }), disableRequestLogging: true, clientErrorHandler, frameworkErrors: frameworkErrorHandler })
   server.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await service.metrics.exposition()
     return reply.type(contentType).send(body)

@@ -1,7 +1,7 @@
-import { createServer } from 'node:http'
+import { createServer, STATUS_CODES } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { buildApp, PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { buildApp, PASSWORD, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
 
 t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 500', async (t) => {
@@ -55,6 +55,26 @@ t.test('no route answers a 500 for any of a batch of hostile requests', async (t
     }
   }
   t.ok([...statuses].every((s) => [200, 201, 204, 400, 401, 409].includes(s)), `statuses seen: ${[...statuses].join(', ')}`)
+})
+
+t.test('URLs the router cannot decode, and path segments over its limit, get the same JSON errors', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const { accessToken } = await registerAndLogin(app)
+  const cases: Array<[string, 'GET' | 'DELETE', string, number, string]> = [
+    ['a bare %', 'GET', '/%', 400, 'REQUEST_MALFORMED_URL'],
+    ['a broken UTF-8 escape in a session id', 'DELETE', '/auth/sessions/%E0%A4%A', 400, 'REQUEST_MALFORMED_URL'],
+    ['an invalid escape before a query', 'GET', '/me%zz?x=1', 400, 'REQUEST_MALFORMED_URL'],
+    ['a session id longer than any path segment the router takes', 'DELETE', `/auth/sessions/${'a'.repeat(101)}`, 414, 'REQUEST_URL_TOO_LONG']
+  ]
+  for (const [name, method, url, status, code] of cases) {
+    const res = await app.inject({ method, url, headers: { authorization: `Bearer ${accessToken}` } })
+    t.equal(res.statusCode, status, `${name}: ${status}`)
+    t.same(res.json(), { statusCode: status, code, error: STATUS_CODES[status], message: String(res.json().message) }, `${name}: ${code}`)
+    t.notMatch(res.body, /FST_|%/, `${name}: neither Fastify's internal code nor the URL comes back`)
+    t.match(res.headers, { 'content-type': /^application\/json/, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' }, `${name}: headers of an error`)
+  }
+  const valid = await app.inject({ method: 'DELETE', url: `/auth/sessions/${'a'.repeat(100)}`, headers: { authorization: `Bearer ${accessToken}` } })
+  t.equal(valid.json().code, 'REQUEST_VALIDATION', 'a long id the router does take is refused by the route\'s own schema')
 })
 
 t.test('requests Node\'s HTTP parser refuses get the same JSON errors, and the connection is closed', async (t) => {

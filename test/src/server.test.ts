@@ -90,6 +90,8 @@ t.test('METRICS_PORT: /metrics is served on its own port, counts the API\'s requ
   t.same([other.status, (await other.json() as { code: string }).code], [404, 'NOT_FOUND'], 'and the metrics port serves nothing else')
   const malformed = await rawRequest(metricsPort, 'GARBAGE\r\n\r\n')
   t.same([malformed.statusCode, (JSON.parse(malformed.body) as { code: string }).code], [400, 'REQUEST_MALFORMED'], 'and refuses what is not HTTP as the API\'s port does')
+  const undecodable = await fetch(`http://127.0.0.1:${metricsPort}/%`)
+  t.same([undecodable.status, (await undecodable.json() as { code: string }).code], [400, 'REQUEST_MALFORMED_URL'], 'and a URL it cannot decode')
 
   server.child.kill('SIGTERM')
   t.equal(await server.exited, 0, 'clean exit')
