@@ -17,9 +17,10 @@ export function buildResourceServer (options: ResourceServerOptions): FastifyIns
 
   app.decorateRequest('claims', null)
   app.addHook('onRequest', async (request, reply) => {
-    const [scheme, token] = (request.headers.authorization ?? '').split(' ')
+    // RFC 6750 §2.1: the scheme in any case, one or more spaces, the token.
+    const token = /^bearer +(\S+)$/i.exec(request.headers.authorization ?? '')?.[1]
     try {
-      if (scheme?.toLowerCase() !== 'bearer' || token === undefined) throw new Error('no bearer token')
+      if (token === undefined) throw new Error('no bearer token')
       const { payload } = await jwtVerify(token, jwks, {
         issuer: options.issuer ?? 'auth-service',
         audience: options.audience ?? 'auth-service',

@@ -26,8 +26,10 @@ export default fp(async function authenticatePlugin (fastify) {
       done(new AccessTokenInvalidError())
       return
     }
-    // RFC 6750 §2.1: "Bearer" (any case), one space, the token.
-    const claims = BEARER.test(header) ? accessTokens.verify(header.slice(7)) : null
+    // RFC 6750 §2.1: "Bearer" (any case), one or more spaces, the token.
+    let start = 7
+    while (header.charCodeAt(start) === 32) start++
+    const claims = BEARER.test(header) ? accessTokens.verify(header.slice(start)) : null
     // Revoked sessions: an in-memory lookup, kept current over Redis pub/sub; after a cache hit too.
     if (claims === null || revocations.isRevoked(claims.sid)) {
       reply.header('www-authenticate', 'Bearer error="invalid_token"')

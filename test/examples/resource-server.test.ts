@@ -15,6 +15,7 @@ for (const alg of ['ES256', 'EdDSA'] as const) {
     const ok = await api.inject({ url: '/orders', headers: { authorization: `Bearer ${session.accessToken}` } })
     t.equal(ok.statusCode, 200)
     t.same(ok.json(), { owner: sub, orders: [] })
+    t.equal((await api.inject({ url: '/orders', headers: { authorization: `bearer  ${session.accessToken}` } })).statusCode, 200, 'the scheme in any case, two spaces before the token')
 
     const tampered = session.accessToken.replace(/\.([^.]+)\./, (_m, p: string) => `.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), sub: 'someone-else' })).toString('base64url')}.`)
     t.equal((await api.inject({ url: '/orders', headers: { authorization: `Bearer ${tampered}` } })).statusCode, 401, 'tampered: refused')

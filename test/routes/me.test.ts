@@ -23,6 +23,12 @@ t.test('GET /me', async (t) => {
     t.same(res.json(), { id: claims.sub, email: session.email })
   })
 
+  t.test('takes the scheme in any case and any number of spaces before the token (RFC 6750 §2.1, RFC 9110 §11.4)', async (t) => {
+    for (const header of [`bearer ${session.accessToken}`, `BEARER ${session.accessToken}`, `Bearer   ${session.accessToken}`]) {
+      t.equal((await me(header)).statusCode, 200, header.slice(0, 12))
+    }
+  })
+
   t.test('401 without credentials, with a Bearer challenge', async (t) => {
     const res = await me()
     t.equal(res.statusCode, 401)
@@ -54,7 +60,7 @@ t.test('GET /me', async (t) => {
   }
 
   t.test('401 for malformed Authorization headers, never a 500', async (t) => {
-    for (const header of ['Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', `bearer${session.accessToken}`, `Bearer ${'a'.repeat(7000)}`, 'Bearer a.b.c', 'Bearer ...']) {
+    for (const header of ['Bearer', 'Bearer ', 'Bearer    ', `Bearer\t${session.accessToken}`, `Bearer ${session.accessToken} x`, 'Basic dXNlcjpwYXNz', `bearer${session.accessToken}`, `Bearer ${'a'.repeat(7000)}`, 'Bearer a.b.c', 'Bearer ...']) {
       const res = await me(header)
       t.equal(res.statusCode, 401, header.slice(0, 30))
     }
