@@ -14,6 +14,22 @@ const FRAMEWORK_ERRORS: Record<string, () => FastifyError> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => new MalformedBodyError()
 }
 
+// JSON lets "\ud800" escape a lone surrogate, which is no Unicode character: argon2 and Redis see its UTF-8 form,
+// U+FFFD, so two different passwords or emails would become one (and not in the in-memory store, which keeps
+// JavaScript strings). Only a body with such an escape is walked. In `u` mode a class of surrogates matches only
+// an unpaired one; a pair (an emoji) is one code point outside it.
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u
+
+function holdsLoneSurrogate (value: unknown): boolean {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value)
+  if (typeof value !== 'object' || value === null) return false
+  for (const [key, member] of Object.entries(value)) {
+    if (LONE_SURROGATE.test(key) || holdsLoneSurrogate(member)) return true
+  }
+  return false
+}
+
 /**
  * Every error leaves as { statusCode, code, error, message } with a stable code.
  * 4xx messages are specific and safe; 5xx messages never carry internal detail.
@@ -30,7 +46,14 @@ export default fp(async function errorsPlugin (fastify) {
       done(null, undefined)
       return
     }
-    parseJson(request, body as string, done)
+    if (!SURROGATE_ESCAPE.test(body as string)) {
+      parseJson(request, body as string, done)
+      return
+    }
+    parseJson(request, body as string, (err, value) => {
+      if (err === null && holdsLoneSurrogate(value)) done(new ValidationError('body must be well-formed Unicode text; it holds an unpaired surrogate'), undefined)
+      else done(err, value)
+    })
   })
 
   fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {

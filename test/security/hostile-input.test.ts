@@ -33,6 +33,33 @@ t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 50
   }
 })
 
+t.test('an unpaired surrogate escaped in a body is refused, so no two passwords or emails become one', async (t) => {
+  // Encoded as UTF-8 (for argon2, for Redis) every lone surrogate becomes U+FFFD: these three passwords were one,
+  // and two emails that differ only there were one account in Redis and two in the in-memory store.
+  for (const store of ['memory', 'redis'] as const) {
+    const app = await buildApp(t, { store })
+    const post = (url: string, body: string) => app.inject({ method: 'POST', url, payload: body, headers: { 'content-type': 'application/json' } })
+    const email = uniqueEmail()
+    const refused = [
+      ['register, password', '/auth/register', `{"email":"${email}","password":"correct\\ud800horse battery"}`],
+      ['register, email', '/auth/register', `{"email":"\\udbff${email}","password":"${PASSWORD}"}`],
+      ['register, a low surrogate alone', '/auth/register', `{"email":"${email}","password":"correct\\uDC00horse battery"}`],
+      ['login, password', '/auth/login', `{"email":"${email}","password":"correct\\udfffhorse battery"}`],
+      ['register, an unknown key', '/auth/register', '{"\\ud800":1}']
+    ]
+    for (const [name, url, body] of refused) {
+      const res = await post(url as string, body as string)
+      t.equal(res.statusCode, 400, `${store}, ${name}: 400`)
+      t.equal(res.json().code, 'REQUEST_VALIDATION', `${store}, ${name}: REQUEST_VALIDATION`)
+    }
+    const withEmoji = 'correct horse battery \\ud83d\\udc0e'
+    t.equal((await post('/auth/register', `{"email":"${email}","password":"${withEmoji}"}`)).statusCode, 201, `${store}: an escaped surrogate pair is one character, and welcome`)
+    t.equal((await post('/auth/login', `{"email":"${email}","password":"${withEmoji}"}`)).statusCode, 200, `${store}: that password signs in`)
+    t.equal((await post('/auth/login', JSON.stringify({ email, password: 'correct horse battery \u{1F40E}' }))).statusCode, 200, `${store}: sent unescaped too`)
+    t.equal((await post('/auth/login', `{"email":"${email}","password":"correct horse battery \\ufffd"}`)).statusCode, 401, `${store}: U+FFFD is another password`)
+  }
+})
+
 t.test('unknown routes are a JSON 404', async (t) => {
   const app = await buildApp(t, { store: 'memory' })
   for (const [method, url] of [['GET', '/nope'], ['DELETE', '/auth/login'], ['GET', '/auth/refresh'], ['GET', `/${'a'.repeat(5000)}`]] as const) {
