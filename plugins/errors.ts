@@ -3,7 +3,7 @@ import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
 import {
   BodyTooLargeError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
-  UnsupportedMediaTypeError, ValidationError
+  UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
 
 /** Fastify's own error codes, mapped once to this service's stable ones. */
@@ -44,6 +44,13 @@ export default fp(async function errorsPlugin (fastify) {
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body.length === 0) {
       done(null, undefined)
+      return
+    }
+    // A compressed body would be parsed as if it were not (Fastify decodes none): refused, as RFC 9110 §8.4.1
+    // allows, rather than read differently from a proxy or filter in front that does decode it.
+    const encoding = request.headers['content-encoding']
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      done(new UnsupportedEncodingError(), undefined)
       return
     }
     if (!SURROGATE_ESCAPE.test(body as string)) {

@@ -1,5 +1,6 @@
 import { createServer, STATUS_CODES } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { gzipSync } from 'node:zlib'
 import t from 'tap'
 import { buildApp, PASSWORD, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
@@ -8,6 +9,8 @@ t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 50
   const app = await buildApp(t)
   const post = (url: string, payload: string | Buffer, contentType = 'application/json') =>
     app.inject({ method: 'POST', url, payload, headers: { 'content-type': contentType } })
+  const encoded = (encoding: string, payload: string | Buffer) =>
+    app.inject({ method: 'POST', url: '/auth/login', payload, headers: { 'content-type': 'application/json', 'content-encoding': encoding } })
 
   const cases: Array<[string, () => ReturnType<typeof post>, number, string]> = [
     ['malformed JSON', () => post('/auth/login', '{"email": "a@b.c", "password": '), 400, 'REQUEST_MALFORMED_BODY'],
@@ -23,7 +26,10 @@ t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 50
     ['text/plain', () => post('/auth/login', 'email=a&password=b', 'text/plain'), 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE'],
     ['form post', () => post('/auth/register', 'email=a@b.c&password=x', 'application/x-www-form-urlencoded'), 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE'],
     ['multipart', () => post('/auth/login', '--x\r\n\r\n--x--', 'multipart/form-data; boundary=x'), 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE'],
-    ['invalid UTF-8', () => post('/auth/login', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d])), 400, 'REQUEST_MALFORMED_BODY']
+    ['invalid UTF-8', () => post('/auth/login', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d])), 400, 'REQUEST_MALFORMED_BODY'],
+    ['gzip-compressed JSON', () => encoded('gzip', gzipSync(JSON.stringify({ email: 'a@example.com', password: PASSWORD }))), 415, 'REQUEST_UNSUPPORTED_ENCODING'],
+    ['plain JSON labelled as compressed', () => encoded('br', JSON.stringify({ email: 'a@example.com', password: PASSWORD })), 415, 'REQUEST_UNSUPPORTED_ENCODING'],
+    ['identity encoding: read as any body', () => encoded('identity', JSON.stringify({ email: 'a@example.com', password: PASSWORD })), 401, 'AUTH_INVALID_CREDENTIALS']
   ]
   for (const [name, request, status, code] of cases) {
     const res = await request()
