@@ -1,5 +1,6 @@
 import fastifyCors from '@fastify/cors'
 import fp from 'fastify-plugin'
+import { NotFoundError } from '../src/errors.js'
 
 /**
  * CORS for the browser apps in ALLOWED_ORIGINS, with credentials (the refresh cookie).
@@ -10,10 +11,19 @@ import fp from 'fastify-plugin'
  * @fastify/cors is not registered at all: its hook and its `Vary: Origin` would cost every request
  * (about 5 % of a refresh, bench/README.md) to say no. A preflight then finds no route (404), and
  * the browser refuses the cross-origin request just the same.
+ *
+ * Registered after the error handler and the security headers: a route takes the error handler in place when it
+ * is added, and @fastify/cors adds one (`OPTIONS *`), which before them answered an OPTIONS with a body in
+ * Fastify's own shape and codes (`FST_ERR_CTP_INVALID_JSON_BODY`) and its granted preflights without the headers.
  */
 export default fp(async function corsPlugin (fastify) {
   const allowed = new Set(fastify.config.allowedOrigins)
   if (allowed.size === 0) return
+  // A preflight names the method it asks about; an OPTIONS without one is a request of its own, which no route
+  // serves: the 404 it gets without CORS, where @fastify/cors's strict mode answered a text/plain 400.
+  fastify.addHook('onRequest', function notAPreflight (request, _reply, done) {
+    done(request.method === 'OPTIONS' && request.headers['access-control-request-method'] === undefined ? new NotFoundError() : undefined)
+  })
   await fastify.register(fastifyCors, {
     origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),
     credentials: true,
@@ -24,4 +34,4 @@ export default fp(async function corsPlugin (fastify) {
     preflight: true,
     strictPreflight: true
   })
-}, { name: 'cors', dependencies: ['config'], fastify: '5.x' })
+}, { name: 'cors', dependencies: ['config', 'errors', 'security-headers'], fastify: '5.x' })

@@ -76,6 +76,16 @@ t.test('CORS preflight answers only the listed origins, with credentials', async
   t.notOk(evil.headers['access-control-allow-credentials'])
   const get = await app.inject({ url: '/health/live', headers: { origin: EVIL } })
   t.notOk(get.headers['access-control-allow-origin'], 'nor on plain responses')
+  t.match(ok.headers, { 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' }, 'a granted preflight carries the security headers')
+  // @fastify/cors serves OPTIONS on every path with a route of its own, which parses the body of a preflight it
+  // does not grant like any other.
+  for (const [payload, contentType, status, code] of [['{', 'application/json', 400, 'REQUEST_MALFORMED_BODY'], ['x', 'text/plain', 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE'], ['', '', 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE']] as const) {
+    const res = await app.inject({ method: 'OPTIONS', url: '/auth/refresh', payload, headers: { origin: EVIL, 'access-control-request-method': 'POST', 'content-type': contentType } })
+    t.same([res.statusCode, res.json().code], [status, code], `a refused preflight with a ${contentType || 'blank'} body: the service's ${code}`)
+  }
+  const notPreflight = await app.inject({ method: 'OPTIONS', url: '/auth/refresh', headers: { origin: APP } })
+  t.same([notPreflight.statusCode, notPreflight.json().code], [404, 'NOT_FOUND'], 'an OPTIONS that names no method is no preflight: the 404 it gets without CORS')
+  t.notOk(notPreflight.headers['access-control-allow-origin'], 'and no grant')
 })
 
 t.test('with no ALLOWED_ORIGINS (same-origin deployments) no origin is granted anything', async (t) => {
