@@ -1,0 +1,145 @@
+import fc from 'fast-check'
+import type { FastifyInstance, InjectOptions } from 'fastify'
+import t, { type Test } from 'tap'
+import * as errors from '../../src/errors.js'
+import { buildApp, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, type LoggedIn, type StoreKind } from '../helpers/app.js'
+
+// Random requests against every route, built from what an attacker holds: a genuine session of their own (and
+// tampered copies of its tokens), garbage, foreign origins, odd content types and encodings, any Unicode.
+// FUZZ_RUNS and FUZZ_SEED widen or replay a run; the fixed seed keeps CI's run the same every time.
+const RUNS = Number(process.env.FUZZ_RUNS ?? 1000)
+const SEED = Number(process.env.FUZZ_SEED ?? 20261126)
+
+const APP_ORIGIN = 'https://app.example.com'
+const CODES = new Set<string>(Object.values(errors).map((ServiceError) => new ServiceError('x').code))
+
+const ROUTES: Array<[string, string]> = [['POST', '/auth/register'], ['POST', '/auth/login'], ['POST', '/auth/refresh'], ['POST', '/auth/logout'],
+  ['POST', '/auth/logout-all'], ['POST', '/auth/password'], ['GET', '/auth/sessions'], ['DELETE', '/auth/sessions/:id'], ['GET', '/me'],
+  ['GET', '/.well-known/jwks.json'], ['GET', '/health/live'], ['GET', '/health/ready'], ['GET', '/metrics']]
+const PATHS = ROUTES.map(([, path]) => path)
+
+/** One character changed: what tampering with a token in transit looks like. */
+function tampered (value: string, at: number, char: string): string {
+  const i = at % value.length
+  return value.slice(0, i) + (value[i] === char ? '_' : char) + value.slice(i + 1)
+}
+
+function requests (attacker: LoggedIn, cookieName: string, familyId: string): fc.Arbitrary<InjectOptions> {
+  const text = fc.string({ unit: 'grapheme', maxLength: 40 })
+  // Header values: printable ASCII, as the HTTP parser lets through.
+  const headerText = fc.string({ unit: 'grapheme-ascii', maxLength: 60 })
+  const sessionId = fc.oneof(
+    fc.constantFrom(familyId, 'AAAAAAAAAAAAAAAAAAAAAA'),
+    fc.string({ unit: 'grapheme-ascii', maxLength: 30 }).map((s) => encodeURIComponent(s)),
+    fc.constantFrom('%', '%E0%A4%A', '..%2f..%2f', 'a'.repeat(101))
+  )
+  const withId = (path: string) => path.endsWith(':id') ? sessionId.map((id) => path.replace(':id', id)) : fc.constant(path)
+  // Mostly a route as it is served, method and all; then any method on any path, and paths no route serves.
+  const target = fc.oneof(
+    { arbitrary: fc.constantFrom(...ROUTES).chain(([method, path]) => withId(path).map((url) => ({ method, url }))), weight: 6 },
+    { arbitrary: fc.record({ method: fc.constantFrom('GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'OPTIONS', 'HEAD'), url: fc.constantFrom(...PATHS).chain(withId) }), weight: 2 },
+    fc.record({
+      method: fc.constantFrom('GET', 'POST'),
+      url: fc.oneof(
+        fc.webPath().map((p) => (p.startsWith('/') ? p : `/${p}`)),
+        fc.tuple(fc.constantFrom(...PATHS), fc.constantFrom('/', '?', '?x=%', '%', '%E0%A4%A', '/..%2f', '#')).map(([path, suffix]) => path + suffix)
+      )
+    })
+  )
+  const bearer = fc.oneof(
+    fc.constant(`Bearer ${attacker.accessToken}`),
+    fc.tuple(fc.nat(), fc.constantFrom('A', 'x', '.', '-')).map(([at, c]) => `Bearer ${tampered(attacker.accessToken, at, c)}`),
+    headerText.map((s) => `Bearer ${s}`),
+    headerText
+  )
+  const cookie = fc.oneof(
+    fc.constant(attacker.cookie),
+    fc.tuple(fc.nat(), fc.constantFrom('A', 'x', '.', '-')).map(([at, c]) => `${cookieName}=${tampered(attacker.refreshToken, at, c)}`),
+    headerText.map((s) => `${cookieName}=${s}`),
+    headerText
+  )
+  const credentials = fc.record({ email: fc.oneof(fc.constant(attacker.email), fc.emailAddress(), text), password: fc.oneof(fc.constant(PASSWORD), text) },
+    { requiredKeys: [] })
+  const body = fc.oneof(
+    credentials.map((c) => JSON.stringify(c)),
+    fc.record({ currentPassword: fc.oneof(fc.constant(PASSWORD), text), newPassword: text }, { requiredKeys: [] }).map((c) => JSON.stringify(c)),
+    fc.json({ maxDepth: 3 }),
+    text
+  )
+  return fc.record({
+    target,
+    headers: fc.record({
+      authorization: bearer,
+      cookie,
+      origin: fc.constantFrom(APP_ORIGIN, 'https://evil.example', 'null'),
+      'access-control-request-method': fc.constantFrom('POST', 'DELETE'),
+      'content-type': fc.oneof({ arbitrary: fc.constantFrom('application/json', 'application/json; charset=utf-8'), weight: 6 },
+        fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x'), headerText),
+      'content-encoding': fc.constantFrom('gzip', 'identity', 'identity'),
+      'user-agent': headerText,
+      'x-forwarded-for': fc.ipV4()
+    }, { requiredKeys: [] }),
+    payload: fc.option(body, { nil: undefined })
+  }).map(({ target, headers, payload }) => ({ ...target, headers, payload }) as InjectOptions)
+}
+
+/** What every answer must be, whatever was asked. Returns what is wrong with it, or null. */
+function fault (request: InjectOptions, res: Awaited<ReturnType<FastifyInstance['inject']>>): string | null {
+  if (res.statusCode >= 500) return `a ${res.statusCode}: ${res.body}`
+  if (res.headers['x-content-type-options'] !== 'nosniff') return 'no nosniff'
+  const cacheable = res.statusCode === 200 && String(request.url).startsWith('/.well-known/jwks.json')
+  if (!cacheable && res.headers['cache-control'] !== 'no-store') return `cache-control ${String(res.headers['cache-control'])}`
+  for (const setCookie of [res.headers['set-cookie'] ?? []].flat()) {
+    if (!/; HttpOnly/.test(setCookie) || !/; Secure/.test(setCookie) || !/; SameSite=Strict/.test(setCookie) || !/; Path=\/auth(;|$)/.test(setCookie)) {
+      return `a cookie without its attributes: ${setCookie}`
+    }
+  }
+  if (res.statusCode < 400 || request.method === 'HEAD') return null
+  if (!/^application\/json/.test(String(res.headers['content-type']))) return `an error as ${String(res.headers['content-type'])}`
+  let error: Record<string, unknown>
+  try {
+    error = res.json()
+  } catch {
+    return `an error body that is not JSON: ${res.body}`
+  }
+  if (error.statusCode !== res.statusCode || typeof error.error !== 'string' || typeof error.message !== 'string') return `an error of another shape: ${res.body}`
+  if (!CODES.has(error.code as string)) return `an error code the service does not define: ${String(error.code)}`
+  return null
+}
+
+/** Each store's answers to the same random requests, in order. */
+const answered = new Map<StoreKind, number[]>()
+
+async function fuzz (t: Test, store: StoreKind): Promise<void> {
+  const app = await buildApp(t, { store, env: { ALLOWED_ORIGINS: APP_ORIGIN } })
+  // A user the random requests know nothing of: what they do must leave this account and its session intact.
+  const bystander = await registerAndLogin(app)
+  const attacker = await registerAndLogin(app)
+  const familyId = JSON.parse(Buffer.from(attacker.accessToken.split('.')[1] as string, 'base64url').toString()).sid as string
+  const statuses = new Map<number, number>()
+  const sequence: number[] = []
+  answered.set(store, sequence)
+
+  await fc.assert(fc.asyncProperty(requests(attacker, app.config.cookie.name, familyId), async (request) => {
+    const res = await app.inject(request)
+    statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
+    sequence.push(res.statusCode)
+    const wrong = fault(request, res)
+    if (wrong !== null) throw new Error(`${String(request.method)} ${String(request.url)}: ${wrong}`)
+  }), { numRuns: RUNS, seed: SEED })
+
+  t.pass(`${RUNS} random requests: statuses ${[...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(', ')}`)
+  t.ok([...statuses.keys()].some((s) => s < 300) && statuses.size >= 4, 'the requests reached routes and their successes, not only one kind of refusal')
+  const rotated = await refresh(app, bystander.cookie)
+  t.equal(rotated.statusCode, 200, 'the bystander\'s session still refreshes')
+  t.equal((await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${rotated.json().accessToken as string}` } })).json().sessions.length, 1,
+    'and is still the bystander\'s only session')
+  t.equal((await refresh(app, nextRefreshCookie(app, rotated))).statusCode, 200, 'and rotates again')
+  const signIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: bystander.email, password: PASSWORD } })
+  t.equal(signIn.statusCode, 200, 'the bystander still signs in with the password')
+  const other = answered.get(store === 'redis' ? 'memory' : 'redis')
+  if (other !== undefined) t.same(sequence, other, 'both stores gave the same answer to each request, in order')
+}
+
+t.test('random requests on the embedded store: never a 5xx, every error the service\'s own, other accounts untouched', (t) => fuzz(t, 'memory'))
+t.test('random requests on Redis: never a 5xx, every error the service\'s own, other accounts untouched', (t) => fuzz(t, 'redis'))
