@@ -1,8 +1,9 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
+import { expectationFailedHandler } from '../src/client-errors.js'
 import {
-  BodyTooLargeError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
+  BodyTooLargeError, InternalError, MalformedBodyError, MalformedRequestError, NotFoundError, NotReadyError, StoreUnavailableError,
   UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
 
@@ -35,6 +36,13 @@ function holdsLoneSurrogate (value: unknown): boolean {
  * 4xx messages are specific and safe; 5xx messages never carry internal detail.
  */
 export default fp(async function errorsPlugin (fastify) {
+  // What Node itself refuses with an empty answer, refused here in the service's shape: an HTTP/1.1 request without
+  // Host (RFC 9112 §3.2; serverOptions turns Node's own check off) and an Expect other than 100-continue.
+  fastify.addHook('onRequest', function requireHost (request, _reply, done) {
+    done(request.headers.host === undefined && request.raw.httpVersion === '1.1' ? new MalformedRequestError() : undefined)
+  })
+  fastify.server.on('checkExpectation', expectationFailedHandler)
+
   // JSON only. Dropping the text/plain parser makes form-less cross-site "simple" posts a 415.
   fastify.removeContentTypeParser('text/plain')
   // An empty body with a JSON content type reads as "no body": routes that take none (refresh, logout)
@@ -99,4 +107,4 @@ export default fp(async function errorsPlugin (fastify) {
     unmatched.record(404, reply.elapsedTime)
     reply.code(404).send({ statusCode: 404, code: err.code, error: 'Not Found', message: err.message })
   })
-}, { name: 'errors', dependencies: ['config', 'rate-limit', 'metrics'], fastify: '5.x' })
+}, { name: 'errors', dependencies: ['config', 'rate-limit', 'metrics', 'security-headers'], fastify: '5.x' })

@@ -1,7 +1,8 @@
+import type { Server } from 'node:http'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import AutoLoad from '@fastify/autoload'
-import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import { LogController, type FastifyHttpOptions, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { stdSerializers, type DestinationStream } from 'pino'
 import { clientErrorHandler, frameworkErrorHandler } from './client-errors.js'
@@ -117,7 +118,7 @@ function loggerOptions (level: string, stream?: DestinationStream): FastifyServe
  * Fastify server options derived from config; used by src/server.ts and by the tests,
  * so both run the exact same server. Logs go to `logStream`, stdout by default.
  */
-export function serverOptions (config: Config, logStream?: DestinationStream): FastifyServerOptions {
+export function serverOptions (config: Config, logStream?: DestinationStream): FastifyHttpOptions<Server> {
   return {
     logger: loggerOptions(config.logLevel, logStream),
     logController: new AccessLogController(config.accessLog === 'all'),
@@ -132,6 +133,8 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
     requestTimeout: 30_000,
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler,
+    // An HTTP/1.1 request without Host is refused by the errors plugin, in the service's shape, not by Node.
+    http: { requireHostHeader: false },
     ajv: {
       customOptions: {
         // Unknown fields are refused, not silently dropped; types are never coerced ("123" is not 123).

@@ -1,16 +1,22 @@
 import { STATUS_CODES } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
+import { ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
+
+/** The body of an error answered outside Fastify, in the shape of every other. */
+function errorBody (err: FastifyError): { statusCode: number, error: string, body: string } {
+  const statusCode = err.statusCode as number
+  const error = STATUS_CODES[statusCode] as string
+  return { statusCode, error, body: JSON.stringify({ statusCode, code: err.code, error, message: err.message }) }
+}
 
 /**
  * The whole response for a request Node's HTTP parser gave up on, in the shape of every other error of the
  * service. Written straight to the socket: no route, hook or reply exists for such a request.
  */
 function rawResponse (err: FastifyError): string {
-  const statusCode = err.statusCode as number
-  const error = STATUS_CODES[statusCode] as string
-  const body = JSON.stringify({ statusCode, code: err.code, error, message: err.message })
+  const { statusCode, error, body } = errorBody(err)
   return `HTTP/1.1 ${statusCode} ${error}\r\n` +
     'Content-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
@@ -55,4 +61,21 @@ export function frameworkErrorHandler (err: FastifyError, request: FastifyReques
     .send({ statusCode, code: answer.code, error: STATUS_CODES[statusCode] as string, message: answer.message })
   // The access-log line every other failure gets (src/app.ts AccessLogController), which Fastify skips for these.
   reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+}
+
+const EXPECTATION_FAILED = errorBody(new ExpectationFailedError())
+
+/**
+ * The server's `checkExpectation` listener: a request with an `Expect` other than 100-continue, which Node answers
+ * before Fastify sees it, with a 417 and no body when nothing listens. The body it did not ask to send is not read.
+ */
+export function expectationFailedHandler (_request: IncomingMessage, response: ServerResponse): void {
+  response.writeHead(417, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(EXPECTATION_FAILED.body),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    connection: 'close'
+  })
+  response.end(EXPECTATION_FAILED.body)
 }

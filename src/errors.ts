@@ -17,6 +17,7 @@ export const NotReadyError = createError('SERVICE_NOT_READY', 'Service is not re
 
 export const MalformedRequestError = createError('REQUEST_MALFORMED', 'Request is not valid HTTP', 400)
 export const RequestTimeoutError = createError('REQUEST_TIMEOUT', 'Request was not received in time', 408)
+export const ExpectationFailedError = createError('REQUEST_EXPECTATION_FAILED', 'The only expectation supported is 100-continue', 417)
 export const MalformedUrlError = createError('REQUEST_MALFORMED_URL', 'Request URL is not valid', 400)
 export const UrlTooLongError = createError('REQUEST_URL_TOO_LONG', 'A path segment of the request URL is too long', 414)
 export const ValidationError = createError('REQUEST_VALIDATION', '%s', 400)

@@ -135,6 +135,29 @@ t.test('requests Node\'s HTTP parser refuses get the same JSON errors, and the c
   t.equal(after.statusCode, 200, 'the service goes on serving well-formed requests')
 })
 
+t.test('what Node would refuse with an empty answer gets the same JSON errors: no Host, an unknown expectation', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const login = JSON.stringify({ email: 'a@example.com', password: PASSWORD })
+  const cases: Array<[string, string, number, string]> = [
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400.
+    ['HTTP/1.1 without Host', 'GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n', 400, 'REQUEST_MALFORMED'],
+    ['an Expect other than 100-continue', `POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\nExpect: 200-ok\r\n\r\n${login}`, 417, 'REQUEST_EXPECTATION_FAILED']
+  ]
+  for (const [name, bytes, status, code] of cases) {
+    const res = await rawRequest(port, bytes)
+    t.equal(res.statusCode, status, `${name}: ${status}`)
+    t.match(res.headers, { 'content-type': /^application\/json/, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' }, `${name}: JSON, not sniffed, not stored`)
+    t.match(JSON.parse(res.body), { statusCode: status, code, error: String, message: String }, `${name}: ${code}`)
+  }
+  const http10 = await rawRequest(port, 'GET /health/live HTTP/1.0\r\n\r\n')
+  t.equal(http10.statusCode, 200, 'HTTP/1.0 needs no Host')
+  const continued = await rawRequest(port, `POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${login}`)
+  t.equal(continued.statusCode, 100, 'Expect: 100-continue is answered with a 100')
+  t.match(continued.body, /^HTTP\/1\.1 401 /, 'and then the request itself')
+})
+
 t.test('a request not received within the request timeout gets a JSON 408', async (t) => {
   // The service's timeout is 30 s, checked every 30 s by Node; a server of the same options with both short.
   const app = await buildApp(t, {
