@@ -21,9 +21,11 @@ export class MemoryUserDirectory implements UserDirectory {
     return copy(this.#byId.get(id))
   }
 
-  async updatePasswordHash (id: string, passwordHash: string): Promise<void> {
+  async updatePasswordHash (id: string, replacing: string, passwordHash: string): Promise<boolean> {
     const record = this.#byId.get(id)
-    if (record !== undefined) record.passwordHash = passwordHash
+    if (record === undefined || record.passwordHash !== replacing) return false
+    record.passwordHash = passwordHash
+    return true
   }
 }
 

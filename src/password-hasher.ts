@@ -67,6 +67,11 @@ export class PasswordHasher {
     return this.#limit.pendingCount
   }
 
+  /** Hashes in their slots, computing. */
+  get running (): number {
+    return this.#limit.activeCount
+  }
+
   #dummy (): Promise<string> {
     this.#dummyHash ??= argon2.hash(randomBytes(32).toString('base64url'), this.#options)
     return this.#dummyHash

@@ -6,7 +6,7 @@ import { newUserId, type User, type UserDirectory, type UserRecord } from './use
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     authUserCreate (account: string, id: string, email: string, passwordHash: string): Result<number, Context>
-    authUserSetHash (account: string, id: string, passwordHash: string): Result<number, Context>
+    authUserSetHash (account: string, id: string, replacing: string, passwordHash: string): Result<number, Context>
   }
 }
 
@@ -54,10 +54,10 @@ export class RedisUserDirectory implements UserDirectory {
     return record?.id === id ? record : null
   }
 
-  async updatePasswordHash (id: string, passwordHash: string): Promise<void> {
+  async updatePasswordHash (id: string, replacing: string, passwordHash: string): Promise<boolean> {
     const accountKey = await guardStore(this.#redis, () => this.#redis.get(this.#idKey(id)))
-    if (accountKey === null) return
-    await guardStore(this.#redis, () => this.#redis.authUserSetHash(accountKey, id, passwordHash))
+    if (accountKey === null) return false
+    return await guardStore(this.#redis, () => this.#redis.authUserSetHash(accountKey, id, replacing, passwordHash)) === 1
   }
 
   async #read (accountKey: string): Promise<UserRecord | null> {

@@ -16,7 +16,11 @@ export interface UserDirectory {
   create (email: string, passwordHash: string): Promise<User | null>
   findByEmail (email: string): Promise<UserRecord | null>
   findById (id: string): Promise<UserRecord | null>
-  updatePasswordHash (id: string, passwordHash: string): Promise<void>
+  /**
+   * Replaces the account's hash `replacing` with `passwordHash`; false, changing nothing, when the account holds
+   * another hash by now (a password change or a rehash got there first) or does not exist.
+   */
+  updatePasswordHash (id: string, replacing: string, passwordHash: string): Promise<boolean>
 }
 
 /** 128 random bits, base64url: as unguessable as a UUIDv4, 14 characters shorter in every key and token. */

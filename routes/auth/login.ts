@@ -35,24 +35,34 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       reply.header('retry-after', throttle.retryAfterSeconds)
       throw new RateLimitedError()
     }
-    // Unknown and malformed emails are verified against a dummy hash: same work, same answer, same time.
-    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password)
-    if (!ok || user === null) {
+    const refuse = async (): Promise<never> => {
       fastify.metrics.login('invalid_credentials')
       await Promise.all([failureCounters.loginFromClient.recordFailure(fromClient), failureCounters.login.recordFailure(subject)])
       throw new InvalidCredentialsError()
     }
+    // Unknown and malformed emails are verified against a dummy hash: same work, same answer, same time.
+    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password)
+    if (!ok || user === null) return refuse()
     await Promise.all([failureCounters.loginFromClient.reset(fromClient), failureCounters.login.reset(subject)])
 
     if (passwordHasher.needsRehash(user.passwordHash)) {
-      // Upgrade hashes made with older parameters while the password is at hand; never delays the login.
+      // Upgrade hashes made with older parameters while the password is at hand; never delays the login. Only over
+      // the hash just verified: a password change that lands first stays.
       passwordHasher.hash(request.body.password)
-        .then((hash) => users.updatePasswordHash(user.id, hash))
+        .then((hash) => users.updatePasswordHash(user.id, user.passwordHash, hash))
         .catch((err: unknown) => request.log.warn({ err }, 'password rehash failed'))
     }
 
     // Always a new family: a refresh cookie sent along with the login is ignored, never adopted.
     const session = await sessions.start(user, sessionMeta(request))
+    // A password change may have completed since the hash was read (this login waiting its turn to hash, on a busy
+    // instance): it ended the sessions it found, and this one may have been created after it looked. So the hash is
+    // read again now that the session exists; one that changed but still takes this password was only rehashed.
+    const stored = await users.findById(user.id)
+    if (stored === null || (stored.passwordHash !== user.passwordHash && !await passwordHasher.verify(stored.passwordHash, request.body.password))) {
+      await sessions.revoke(user.id, session.familyId)
+      return refuse()
+    }
     fastify.metrics.login('success')
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
     return fastify.accessTokens.issue(session)

@@ -28,7 +28,12 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     await failureCounters.password.reset(sub)
 
-    await users.updatePasswordHash(user.id, await passwordHasher.hash(request.body.newPassword))
+    // Only over the hash the current password was verified against: of two changes made at once with the same
+    // current password, the second finds it is no longer current (else the last writer would set the password and,
+    // with its revocation, sign the first out).
+    if (!await users.updatePasswordHash(user.id, user.passwordHash, await passwordHasher.hash(request.body.newPassword))) {
+      throw new InvalidCredentialsError()
+    }
     // Whoever else knew the old password is logged out everywhere; the caller stays signed in.
     await sessions.revokeAll(user.id, sid)
     return reply.code(204).send(null)

@@ -41,6 +41,7 @@ t.test('no more hashes run at once than maxConcurrency; the rest wait', async (t
   const all = Array.from({ length: 6 }, () => hasher.hash('pw'))
   await new Promise((resolve) => setImmediate(resolve))
   t.equal(hasher.pending, 4, 'four queued behind the two running')
+  t.equal(hasher.running, 2, 'two running')
   await Promise.all(all)
-  t.equal(hasher.pending, 0)
+  t.same([hasher.pending, hasher.running], [0, 0])
 })

@@ -69,7 +69,7 @@ export function userDirectoryContract (t: Test, makeDirectory: DirectoryFactory)
     const bystanderEmail = freshEmail()
     const account = (await users.create(email, HASH))!
     await users.create(bystanderEmail, HASH)
-    await users.updatePasswordHash(account.id, NEW_HASH)
+    t.equal(await users.updatePasswordHash(account.id, HASH, NEW_HASH), true, 'replaced')
     t.same(await users.findByEmail(email), { id: account.id, email, passwordHash: NEW_HASH })
     t.same(await users.findById(account.id), { id: account.id, email, passwordHash: NEW_HASH })
     t.equal((await users.findByEmail(bystanderEmail))?.passwordHash, HASH, 'another account is untouched')
@@ -78,8 +78,20 @@ export function userDirectoryContract (t: Test, makeDirectory: DirectoryFactory)
   t.test('updatePasswordHash of an unknown id creates nothing', async (t) => {
     const users = await makeDirectory(t)
     const id = 'BBBBBBBBBBBBBBBBBBBBBB'
-    await users.updatePasswordHash(id, NEW_HASH)
+    t.equal(await users.updatePasswordHash(id, HASH, NEW_HASH), false)
     t.equal(await users.findById(id), null)
+  })
+
+  t.test('updatePasswordHash replaces only the hash the caller names: one that changed since is kept', async (t) => {
+    const users = await makeDirectory(t)
+    const email = freshEmail()
+    const account = (await users.create(email, HASH))!
+    t.equal(await users.updatePasswordHash(account.id, HASH, NEW_HASH), true, 'the first change over HASH')
+    t.equal(await users.updatePasswordHash(account.id, HASH, `${HASH}-late`), false, 'a second over HASH finds it gone')
+    t.equal((await users.findById(account.id))?.passwordHash, NEW_HASH, 'and the first change stays')
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => users.updatePasswordHash(account.id, NEW_HASH, `${NEW_HASH}${i}`)))
+    t.equal(results.filter(Boolean).length, 1, 'of ten at once over the same hash, exactly one replaces it')
+    t.equal((await users.findById(account.id))?.passwordHash, `${NEW_HASH}${results.indexOf(true)}`, 'the winner\'s')
   })
 
   t.test('a record handed out is a copy: changing it changes nothing stored', async (t) => {

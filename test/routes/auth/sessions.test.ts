@@ -130,6 +130,52 @@ t.test('POST /auth/password keeps the caller, kills the others, and the old pass
   t.equal(newLogin.statusCode, 200, 'the new one does')
 })
 
+t.test('a login that verified the old password while a change completed elsewhere gets no session, and its rehash does not undo the change', async (t) => {
+  const prefix = uniquePrefix()
+  const fast = await buildApp(t, { prefix })
+  // Another instance of the deployment, busy: one hash at a time, each slow, and of other parameters than the
+  // account's hash, so that a login it serves also rehashes the password.
+  const busy = await buildApp(t, { prefix, env: { ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '6', ARGON2_MEMORY_COST: '65536' } })
+  const owner = await registerAndLogin(fast)
+  const login = (app: FastifyInstance, email: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } })
+
+  const ahead = login(busy, `nobody-${owner.email}`, PASSWORD)
+  await within(5000, async () => busy.passwordHasher.running === 1, 'another login hashes on the busy instance')
+  const attacker = login(busy, owner.email, PASSWORD)
+  await within(5000, async () => busy.passwordHasher.pending === 1, 'the attacker\'s login has read the account and waits its turn to hash')
+  const changed = await fast.inject({ method: 'POST', url: '/auth/password', headers: bearer(owner), payload: { currentPassword: PASSWORD, newPassword: 'the owner\'s new password' } })
+  t.equal(changed.statusCode, 204, 'the owner changes the password on the other instance')
+  t.equal(busy.passwordHasher.pending, 1, 'while the attacker\'s login, which read the old hash, still waits')
+
+  const res = await attacker
+  t.same([res.statusCode, res.json().code], [401, 'AUTH_INVALID_CREDENTIALS'], 'the old password, checked against the hash it read, signs no one in')
+  t.notOk(refreshCookieValue(busy, res.headers['set-cookie']), 'no refresh cookie')
+  const listed = (await fast.inject({ url: '/auth/sessions', headers: bearer(owner) })).json().sessions as Array<{ current: boolean }>
+  t.same(listed.map((s) => s.current), [true], 'the owner\'s session is the account\'s only one')
+
+  await ahead
+  // The busy instance started a rehash of the old password for that login; one more hash there runs after it.
+  await login(busy, `nobody-${owner.email}`, PASSWORD)
+  t.equal((await login(fast, owner.email, PASSWORD)).statusCode, 401, 'the old password stays changed')
+  t.equal((await login(fast, owner.email, 'the owner\'s new password')).statusCode, 200, 'the new one signs in')
+})
+
+t.test('of two password changes made at once with the same current password, the second is refused', async (t) => {
+  const { a, b } = await twoInstances(t)
+  const first = await registerAndLogin(a)
+  const second = await login(b, first.email)
+  const change = (app: FastifyInstance, s: LoggedIn, newPassword: string) =>
+    app.inject({ method: 'POST', url: '/auth/password', headers: bearer(s), payload: { currentPassword: PASSWORD, newPassword } })
+  const results = await Promise.all([change(a, first, 'the first new password'), change(b, second, 'the second new password')])
+  const statuses = results.map((r) => r.statusCode).sort()
+  t.same(statuses, [204, 401], 'one change, and one told the current password is not that any more')
+  const winner = results[0]!.statusCode === 204 ? 'the first new password' : 'the second new password'
+  const [kept, signedOut] = results[0]!.statusCode === 204 ? [first, second] : [second, first]
+  t.equal((await a.inject({ method: 'POST', url: '/auth/login', payload: { email: first.email, password: winner } })).statusCode, 200, 'the winner\'s password signs in')
+  t.equal((await refresh(a, kept.cookie)).statusCode, 200, 'the winner\'s session lives')
+  t.equal((await refresh(a, signedOut.cookie)).statusCode, 401, 'the other was signed out by the change')
+})
+
 t.test('reuse detection revokes the family\'s access tokens too, on every instance', async (t) => {
   const { a, b } = await twoInstances(t)
   const s = await registerAndLogin(a)
