@@ -1,5 +1,4 @@
-import { STATUS_CODES } from 'node:http'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
@@ -55,10 +54,9 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
 export function frameworkErrorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const known = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new UrlTooLongError() : err.code === 'FST_ERR_BAD_URL' ? new MalformedUrlError() : null
   if (known === null) request.log.error({ err }, 'request failed')
-  const answer = known ?? new InternalError()
-  const statusCode = answer.statusCode as number
-  reply.code(statusCode).header('cache-control', 'no-store').header('x-content-type-options', 'nosniff')
-    .send({ statusCode, code: answer.code, error: STATUS_CODES[statusCode] as string, message: answer.message })
+  const { statusCode, body } = errorBody(known ?? new InternalError())
+  reply.code(statusCode).type('application/json; charset=utf-8').header('cache-control', 'no-store').header('x-content-type-options', 'nosniff')
+    .send(body)
   // The access-log line every other failure gets (src/app.ts AccessLogController), which Fastify skips for these.
   reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
 }

@@ -38,7 +38,8 @@ t.test('SIGTERM: in-flight requests finish, new ones are refused, idle keep-aliv
   await sleep(30)
   const signalledAt = Date.now()
   server.child.kill('SIGTERM')
-  await sleep(20)
+  // Once the process says so it has stopped listening (a fixed pause lost that race on a loaded machine).
+  await within(5000, async () => /shutting down/.test(server.output()), 'the shutdown has begun')
   const late = await post(port, '/auth/login', { email, password: PASSWORD }).then((r) => r.status, (err: NodeJS.ErrnoException) => err.code)
 
   t.equal((await inFlight).status, 200, 'the in-flight login completed')
