@@ -5,7 +5,7 @@ import { buildApp, PASSWORD, refreshCookieValue, uniqueEmail, type StoreKind } f
 
 // The session routes against a model of what they promise, over random sequences of logins, refreshes with the
 // current, the previous or an older token of a session (or a tampered one), logouts, revocations, password
-// changes and reads: after every request the answer is the model's, on both stores, with and without a grace
+// changes, logins with a password the account had before, and reads: after every request the answer is the model's, on both stores, with and without a grace
 // window. SESSION_MODEL_RUNS and SESSION_MODEL_SEED widen or replay a run; the fixed seed keeps CI's the same.
 const RUNS = Number(process.env.SESSION_MODEL_RUNS ?? 80)
 const SEED = Number(process.env.SESSION_MODEL_SEED ?? 20261126)
@@ -20,6 +20,8 @@ interface Family {
 
 interface Model {
   password: string
+  /** Passwords the account had before. */
+  retired: string[]
   families: Family[]
   graceful: boolean
 }
@@ -68,6 +70,18 @@ class Login implements fc.AsyncCommand<Model, Real> {
   }
 
   toString = () => 'login'
+}
+
+/** A password the account had before: refused, and no session is made. */
+class LoginWithRetiredPassword implements fc.AsyncCommand<Model, Real> {
+  constructor (readonly index: number) {}
+  check = (m: Readonly<Model>) => m.retired.length > 0
+  async run (m: Model, { app, email }: Real) {
+    const res = await send(app, { method: 'POST', url: '/auth/login', payload: { email, password: pick(m.retired, this.index) } })
+    expect(res.statusCode === 401 && res.json().code === 'AUTH_INVALID_CREDENTIALS', `login with a retired password: ${res.statusCode} ${res.body}`)
+  }
+
+  toString = () => `loginWithRetiredPassword(${this.index})`
 }
 
 class Refresh implements fc.AsyncCommand<Model, Real> {
@@ -151,10 +165,11 @@ class ChangePassword implements fc.AsyncCommand<Model, Real> {
   check = (m: Readonly<Model>) => m.families.length > 0
   async run (m: Model, { app }: Real) {
     const caller = pick(m.families, this.caller)
-    const newPassword = `${PASSWORD} ${m.families.length}-${this.caller}`
+    const newPassword = `${PASSWORD} #${m.retired.length + 1}`
     const res = await send(app, { method: 'POST', url: '/auth/password', headers: bearer(caller), payload: { currentPassword: m.password, newPassword } })
     if (!caller.live) return expect(res.statusCode === 401, `password change by an ended session: ${res.statusCode}`)
     expect(res.statusCode === 204, `password change: ${res.statusCode} ${res.body}`)
+    m.retired.push(m.password)
     m.password = newPassword
     for (const family of m.families) family.live = family === caller
   }
@@ -192,6 +207,7 @@ const commands = fc.commands([
   fc.tuple(index, index).map(([c, target]) => new RevokeSession(c, target)),
   index.map((c) => new LogoutAll(c)),
   index.map((c) => new ChangePassword(c)),
+  index.map((i) => new LoginWithRetiredPassword(i)),
   index.map((c) => new Read(c)),
   index.map((c) => new Read(c))
 ], { maxCommands: 30, size: 'max' })
@@ -207,7 +223,7 @@ for (const store of ['memory', 'redis'] as const satisfies StoreKind[]) {
         expect(registered.statusCode === 201, `register: ${registered.statusCode}`)
         // Every sequence starts with one session rotated twice, so it has a parent and an older token to present;
         // what follows is random.
-        const first: Model = { password: PASSWORD, families: [], graceful: grace > 0 }
+        const first: Model = { password: PASSWORD, retired: [], families: [], graceful: grace > 0 }
         await new Login().run(first, { app, email })
         for (let i = 0; i < 2; i++) await new Refresh(0, 'current').run(first, { app, email })
         await fc.asyncModelRun(() => ({ model: first, real: { app, email } }), cmds)
