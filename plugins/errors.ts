@@ -1,9 +1,9 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
-import { expectationFailedHandler } from '../src/client-errors.js'
+import { expectationFailedHandler, requireHost } from '../src/client-errors.js'
 import {
-  BodyTooLargeError, InternalError, MalformedBodyError, MalformedRequestError, NotFoundError, NotReadyError, StoreUnavailableError,
+  BodyTooLargeError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
   UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
 
@@ -38,9 +38,7 @@ function holdsLoneSurrogate (value: unknown): boolean {
 export default fp(async function errorsPlugin (fastify) {
   // What Node itself refuses with an empty answer, refused here in the service's shape: an HTTP/1.1 request without
   // Host (RFC 9112 §3.2; serverOptions turns Node's own check off) and an Expect other than 100-continue.
-  fastify.addHook('onRequest', function requireHost (request, _reply, done) {
-    done(request.headers.host === undefined && request.raw.httpVersion === '1.1' ? new MalformedRequestError() : undefined)
-  })
+  fastify.addHook('onRequest', requireHost)
   fastify.server.on('checkExpectation', expectationFailedHandler)
 
   // JSON only. Dropping the text/plain parser makes form-less cross-site "simple" posts a 415.

@@ -1,6 +1,6 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
 
 /** The body of an error answered outside Fastify, in the shape of every other. */
@@ -76,4 +76,12 @@ export function expectationFailedHandler (_request: IncomingMessage, response: S
     connection: 'close'
   })
   response.end(EXPECTATION_FAILED.body)
+}
+
+/**
+ * onRequest hook: an HTTP/1.1 request without Host is a 400 (RFC 9112 §3.2). Node's own check answers it with an
+ * empty body, so servers that use this hook are created with that check off (`http: { requireHostHeader: false }`).
+ */
+export function requireHost (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  done(request.headers.host === undefined && request.raw.httpVersion === '1.1' ? new MalformedRequestError() : undefined)
 }

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { clientErrorHandler, frameworkErrorHandler } from './client-errors.js'
+import { clientErrorHandler, expectationFailedHandler, frameworkErrorHandler, requireHost } from './client-errors.js'
 import { NotFoundError } from './errors.js'
 
 /**
@@ -8,7 +8,16 @@ import { NotFoundError } from './errors.js'
  * `service`, whose routes record into it, and nothing else; it logs only failures of its own.
  */
 export function metricsServer (service: FastifyInstance): FastifyInstance {
-  const server = Fastify({ loggerInstance: service.log.child({ server: 'metrics' }), disableRequestLogging: true, clientErrorHandler, frameworkErrors: frameworkErrorHandler })
+  const server = Fastify({
+    loggerInstance: service.log.child({ server: 'metrics' }),
+    disableRequestLogging: true,
+    // What the API's port refuses in the service's error shape, this port refuses in it too (src/client-errors.ts).
+    clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
+    http: { requireHostHeader: false }
+  })
+  server.addHook('onRequest', requireHost)
+  server.server.on('checkExpectation', expectationFailedHandler)
   server.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await service.metrics.exposition()
     return reply.type(contentType).send(body)

@@ -93,6 +93,10 @@ t.test('METRICS_PORT: /metrics is served on its own port, counts the API\'s requ
   t.same([malformed.statusCode, (JSON.parse(malformed.body) as { code: string }).code], [400, 'REQUEST_MALFORMED'], 'and refuses what is not HTTP as the API\'s port does')
   const undecodable = await fetch(`http://127.0.0.1:${metricsPort}/%`)
   t.same([undecodable.status, (await undecodable.json() as { code: string }).code], [400, 'REQUEST_MALFORMED_URL'], 'and a URL it cannot decode')
+  const noHost = await rawRequest(metricsPort, 'GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n')
+  t.same([noHost.statusCode, (JSON.parse(noHost.body) as { code: string }).code], [400, 'REQUEST_MALFORMED'], 'and an HTTP/1.1 request without Host')
+  const expectation = await rawRequest(metricsPort, 'GET /metrics HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n')
+  t.same([expectation.statusCode, (JSON.parse(expectation.body) as { code: string }).code], [417, 'REQUEST_EXPECTATION_FAILED'], 'and an expectation it cannot meet')
 
   server.child.kill('SIGTERM')
   t.equal(await server.exited, 0, 'clean exit')
