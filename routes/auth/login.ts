@@ -58,8 +58,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // A password change may have completed since the hash was read (this login waiting its turn to hash, on a busy
     // instance): it ended the sessions it found, and this one may have been created after it looked. So the hash is
     // read again now that the session exists; one that changed but still takes this password was only rehashed.
-    const stored = await users.findById(user.id)
-    if (stored === null || (stored.passwordHash !== user.passwordHash && !await passwordHasher.verify(stored.passwordHash, request.body.password))) {
+    const stored = await users.findByEmail(user.email)
+    if (stored?.id !== user.id || (stored.passwordHash !== user.passwordHash && !await passwordHasher.verify(stored.passwordHash, request.body.password))) {
       await sessions.revoke(user.id, session.familyId)
       return refuse()
     }
