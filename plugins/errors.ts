@@ -3,7 +3,7 @@ import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
 import { expectationFailedHandler, requireHost } from '../src/client-errors.js'
 import {
-  BodyTooLargeError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
+  BodyTooLargeError, HashingBusyError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
   UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
 
@@ -84,6 +84,9 @@ export default fp(async function errorsPlugin (fastify) {
       request.log.warn({ err: error.cause ?? error }, 'store unavailable')
     } else if (err instanceof NotReadyError) {
       // An expected answer during an outage, already logged by the redis plugin.
+    } else if (err instanceof HashingBusyError) {
+      // Load shed on purpose (src/password-hasher.ts), counted per route in /metrics; a log line each would add load.
+      reply.header('retry-after', '1')
     } else if (statusCode >= 500) {
       request.log.error({ err: error }, 'request failed')
       err = new InternalError()

@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
+import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
 
 /** The body of an error answered outside Fastify, in the shape of every other. */
 function errorBody (err: FastifyError): { statusCode: number, error: string, body: string } {
@@ -84,4 +84,16 @@ export function expectationFailedHandler (_request: IncomingMessage, response: S
  */
 export function requireHost (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
   done(request.headers.host === undefined && request.raw.httpVersion === '1.1' ? new MalformedRequestError() : undefined)
+}
+
+/**
+ * Aborted when the client closes its connection before its answer is written, so that work queued for it (a password
+ * hash waiting for a slot) is dropped instead of done for no one.
+ */
+export function whenClientGone (reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort(new ClientClosedError())
+  })
+  return controller.signal
 }

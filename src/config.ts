@@ -74,6 +74,7 @@ export const EnvSchema = Type.Object({
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
   ARGON2_MAX_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+  ARGON2_MAX_QUEUE: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000 })),
   ARGON2_THREAD_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 19 }),
 
   SHUTDOWN_TIMEOUT: Type.Integer({ minimum: 1, maximum: 60, default: 8 })
@@ -133,7 +134,7 @@ export interface Config {
     notFoundIp: RateLimit
   }
   /** threadNice: the nice value of the threads that hash (src/thread-priority.ts); 0 leaves them be. */
-  argon2: { memoryCost: number, timeCost: number, parallelism: number, maxConcurrency: number, threadNice: number }
+  argon2: { memoryCost: number, timeCost: number, parallelism: number, maxConcurrency: number, maxQueue: number, threadNice: number }
   shutdownTimeoutSeconds: number
 }
 
@@ -220,6 +221,13 @@ function parseHostPorts (name: string, value: string): HostPort[] {
  * from one hash to the next (bench/README.md: 0.92 of raw argon2id against 0.83 with one per core, in the same
  * rounds); without the nice, one per core, so that hashing cannot crowd out the event loop.
  */
+/**
+ * Hashes that may wait for each hashing slot by default (ARGON2_MAX_QUEUE): at the real parameters a hash takes
+ * 20–100 ms on the machines measured, so the last in a full queue waits about 1–6 s. Past that a login is answered
+ * 503 at once, rather than queued behind work its client may no longer be waiting for.
+ */
+export const HASHES_QUEUED_PER_SLOT = 64
+
 export function defaultHashConcurrency (machine: { cores: number, threadpoolSize: number, niced: boolean }): number {
   const wanted = machine.cores + (machine.niced ? 1 : 0)
   return Math.max(1, Math.min(wanted, machine.threadpoolSize - 1))
@@ -246,6 +254,11 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   }
 
   const production = env.NODE_ENV === 'production'
+  const maxConcurrency = env.ARGON2_MAX_CONCURRENCY ?? defaultHashConcurrency({
+    cores: availableParallelism(),
+    threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4,
+    niced: process.platform === 'linux' && env.ARGON2_THREAD_NICE > 0
+  })
   const keysJson = readKeys(env.JWT_KEYS, env.JWT_KEYS_FILE)
   if (keysJson !== null && env.JWT_SECRET !== undefined) {
     throw new ConfigError('set either JWT_SECRET (HS256, single service) or JWT_KEYS/JWT_KEYS_FILE (ES256/EdDSA), not both: one deployment never mixes symmetric and asymmetric keys')
@@ -337,11 +350,8 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       memoryCost: env.ARGON2_MEMORY_COST,
       timeCost: env.ARGON2_TIME_COST,
       parallelism: env.ARGON2_PARALLELISM,
-      maxConcurrency: env.ARGON2_MAX_CONCURRENCY ?? defaultHashConcurrency({
-        cores: availableParallelism(),
-        threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4,
-        niced: process.platform === 'linux' && env.ARGON2_THREAD_NICE > 0
-      }),
+      maxConcurrency,
+      maxQueue: env.ARGON2_MAX_QUEUE ?? maxConcurrency * HASHES_QUEUED_PER_SLOT,
       threadNice: env.ARGON2_THREAD_NICE
     },
     shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT

@@ -14,6 +14,9 @@ export const CsrfError = createError('AUTH_CSRF', 'Cross-site request refused', 
 export const HeaderTooLargeError = createError('REQUEST_HEADER_TOO_LARGE', 'A request header is too large', 431)
 export const StoreUnavailableError = createError('AUTH_STORE_UNAVAILABLE', 'Session store is unavailable, try again shortly', 503)
 export const NotReadyError = createError('SERVICE_NOT_READY', 'Service is not ready', 503)
+export const HashingBusyError = createError('SERVICE_BUSY', 'Too many sign-ins at once, retry shortly', 503)
+/** Never seen by the client, which has gone: the status the access log shows for it (nginx's 499). */
+export const ClientClosedError = createError('REQUEST_ABANDONED', 'The client closed the connection before the answer', 499)
 
 export const MalformedRequestError = createError('REQUEST_MALFORMED', 'Request is not valid HTTP', 400)
 export const RequestTimeoutError = createError('REQUEST_TIMEOUT', 'Request was not received in time', 408)

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import argon2 from 'argon2'
 import pLimit, { type LimitFunction } from 'p-limit'
+import { HashingBusyError } from './errors.js'
 
 export interface Argon2Params {
   memoryCost: number
@@ -8,16 +9,23 @@ export interface Argon2Params {
   parallelism: number
   /** Hashes allowed in flight at once; the rest wait their turn. */
   maxConcurrency: number
+  /** Hashes allowed to wait for a slot; one more is refused at once (HashingBusyError). */
+  maxQueue: number
 }
 
 /**
  * argon2id hashing with bounded concurrency.
  * Argon2 saturates a libuv thread per hash; unbounded, a login flood would queue
  * behind it every other task that uses the threadpool and starve the event loop.
+ * The queue is bounded too, and a hash whose caller has gone (its `signal` aborted) is dropped before it starts:
+ * under a flood that outlasts clients' patience, the slots would otherwise go to requests no one awaits any more,
+ * and every login would time out.
  */
 export class PasswordHasher {
   readonly #options: argon2.HashOptions
   readonly #limit: LimitFunction
+  readonly #maxQueue: number
+  #dropped = 0
   #dummyHash: Promise<string> | null = null
 
   constructor (params: Argon2Params) {
@@ -28,6 +36,7 @@ export class PasswordHasher {
       parallelism: params.parallelism
     }
     this.#limit = pLimit(params.maxConcurrency)
+    this.#maxQueue = params.maxQueue
   }
 
   /** Computes the hash compared against when an email is unknown, so both paths cost one argon2 verification. */
@@ -35,21 +44,21 @@ export class PasswordHasher {
     await this.#dummy()
   }
 
-  hash (password: string): Promise<string> {
-    return this.#limit(() => argon2.hash(normalizePassword(password), this.#options))
+  hash (password: string, signal?: AbortSignal): Promise<string> {
+    return this.#run(() => argon2.hash(normalizePassword(password), this.#options), signal)
   }
 
   /** Constant-work verification: with `hash` null it verifies against a dummy hash and returns false. */
-  async verify (hash: string | null, password: string): Promise<boolean> {
+  async verify (hash: string | null, password: string, signal?: AbortSignal): Promise<boolean> {
     const target = hash ?? await this.#dummy()
-    const ok = await this.#limit(async () => {
+    const ok = await this.#run(async () => {
       try {
         return await argon2.verify(target, normalizePassword(password))
       } catch {
         // A corrupt stored hash must read as a failed login, not a 500.
         return false
       }
-    })
+    }, signal)
     return ok && hash !== null
   }
 
@@ -70,6 +79,26 @@ export class PasswordHasher {
   /** Hashes in their slots, computing. */
   get running (): number {
     return this.#limit.activeCount
+  }
+
+  /** Hashes dropped before they started, their callers gone. */
+  get dropped (): number {
+    return this.#dropped
+  }
+
+  /** Queues `work` for a slot, unless the queue is full; skips it, rejecting with the signal's reason, if aborted by then. */
+  #run<T> (work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    // Counted together: p-limit starts a queued task a microtask later, so in one burst all of it shows as pending.
+    if (this.#limit.pendingCount + this.#limit.activeCount >= this.#limit.concurrency + this.#maxQueue) {
+      return Promise.reject(new HashingBusyError())
+    }
+    return this.#limit(async () => {
+      if (signal?.aborted === true) {
+        this.#dropped++
+        throw signal.reason
+      }
+      return await work()
+    })
   }
 
   #dummy (): Promise<string> {

@@ -1,5 +1,6 @@
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
 import { Credentials, ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
@@ -41,7 +42,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       throw new InvalidCredentialsError()
     }
     // Unknown and malformed emails are verified against a dummy hash: same work, same answer, same time.
-    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password)
+    const clientGone = whenClientGone(reply)
+    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password, clientGone)
     if (!ok || user === null) return refuse()
     await Promise.all([failureCounters.loginFromClient.reset(fromClient), failureCounters.login.reset(subject)])
 
@@ -59,7 +61,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // instance): it ended the sessions it found, and this one may have been created after it looked. So the hash is
     // read again now that the session exists; one that changed but still takes this password was only rehashed.
     const stored = await users.findByEmail(user.email)
-    if (stored?.id !== user.id || (stored.passwordHash !== user.passwordHash && !await passwordHasher.verify(stored.passwordHash, request.body.password))) {
+    if (stored?.id !== user.id || (stored.passwordHash !== user.passwordHash && !await passwordHasher.verify(stored.passwordHash, request.body.password, clientGone))) {
       await sessions.revoke(user.id, session.familyId)
       return refuse()
     }

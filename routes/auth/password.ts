@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { whenClientGone } from '../../src/client-errors.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
 import { ErrorResponse, PasswordChange } from '../../src/http-schemas.js'
 
@@ -21,7 +22,8 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
       throw new RateLimitedError()
     }
     const user = await users.findById(sub)
-    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.currentPassword)
+    const clientGone = whenClientGone(reply)
+    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.currentPassword, clientGone)
     if (!ok || user === null) {
       await failureCounters.password.recordFailure(sub)
       throw new InvalidCredentialsError()
@@ -31,7 +33,7 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     // Only over the hash the current password was verified against: of two changes made at once with the same
     // current password, the second finds it is no longer current (else the last writer would set the password and,
     // with its revocation, sign the first out).
-    if (!await users.updatePasswordHash(user.id, user.passwordHash, await passwordHasher.hash(request.body.newPassword))) {
+    if (!await users.updatePasswordHash(user.id, user.passwordHash, await passwordHasher.hash(request.body.newPassword, clientGone))) {
       throw new InvalidCredentialsError()
     }
     // Whoever else knew the old password is logged out everywhere; the caller stays signed in.

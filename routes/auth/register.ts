@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { EmailTakenError, InvalidEmailError } from '../../src/errors.js'
 import { ErrorResponse, Registration, UserResponse } from '../../src/http-schemas.js'
@@ -16,7 +17,7 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
     if (email === null) throw new InvalidEmailError()
     // Cheap duplicate check before the expensive hash; create() below is the authoritative one.
     if (await fastify.users.findByEmail(email) !== null) throw new EmailTakenError()
-    const passwordHash = await fastify.passwordHasher.hash(request.body.password)
+    const passwordHash = await fastify.passwordHasher.hash(request.body.password, whenClientGone(reply))
     const user = await fastify.users.create(email, passwordHash)
     if (user === null) throw new EmailTakenError()
     return reply.code(201).send(user)

@@ -1,7 +1,8 @@
 import t from 'tap'
+import { HashingBusyError } from '../../src/errors.js'
 import { PasswordHasher } from '../../src/password-hasher.js'
 
-const params = { memoryCost: 8192, timeCost: 1, parallelism: 1, maxConcurrency: 2 }
+const params = { memoryCost: 8192, timeCost: 1, parallelism: 1, maxConcurrency: 2, maxQueue: 100 }
 
 t.test('hashes with argon2id at the configured parameters and verifies', async (t) => {
   const hasher = new PasswordHasher(params)
@@ -44,4 +45,30 @@ t.test('no more hashes run at once than maxConcurrency; the rest wait', async (t
   t.equal(hasher.running, 2, 'two running')
   await Promise.all(all)
   t.same([hasher.pending, hasher.running], [0, 0])
+})
+
+t.test('at most maxQueue hashes wait for a slot: one more, even in one burst, is refused at once', async (t) => {
+  const hasher = new PasswordHasher({ ...params, maxConcurrency: 2, maxQueue: 3 })
+  const burst = Array.from({ length: 7 }, () => hasher.hash('pw').then(() => 'hashed', (err: unknown) => err))
+  const outcomes = await Promise.all(burst)
+  t.equal(outcomes.filter((o) => o === 'hashed').length, 5, 'two slots and three waiting')
+  t.ok(outcomes.slice(5).every((o) => o instanceof HashingBusyError), 'the last two: SERVICE_BUSY')
+  t.equal(await hasher.verify(await hasher.hash('pw'), 'pw'), true, 'and hashing goes on once the queue has room')
+})
+
+t.test('a hash whose caller has gone is dropped before it starts, with the signal\'s reason', async (t) => {
+  const hasher = new PasswordHasher({ ...params, maxConcurrency: 1 })
+  const stored = await hasher.hash('pw')
+  const running = hasher.hash('pw')
+  const gone = new AbortController()
+  const waiting = hasher.verify(stored, 'pw', gone.signal)
+  const stays = hasher.verify(stored, 'pw', new AbortController().signal)
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same([hasher.running, hasher.pending], [1, 2], 'both wait behind the running hash')
+  const reason = new Error('client gone')
+  gone.abort(reason)
+  await t.rejects(waiting, reason, 'the one whose caller left is not computed')
+  await running
+  t.equal(await stays, true, 'the one whose caller stayed is')
+  t.equal(hasher.dropped, 1)
 })

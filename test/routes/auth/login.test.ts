@@ -1,4 +1,6 @@
+import { connect, type AddressInfo } from 'node:net'
 import t from 'tap'
+import { within } from '../../helpers/poll.js'
 import { buildApp, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
@@ -100,3 +102,44 @@ for (const store of ['redis', 'memory'] as const) {
     })
   })
 }
+
+// One hashing slot and slow hashes: a login waits its turn long enough to be seen waiting.
+const OVERLOADED = { ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '4', ARGON2_MEMORY_COST: '65536' }
+
+t.test('logins past the hashing queue\'s bound are answered 503 SERVICE_BUSY at once, with Retry-After', async (t) => {
+  const app = await buildApp(t, { store: 'memory', env: { ...OVERLOADED, ARGON2_MAX_QUEUE: '1' } })
+  const account = await registerAndLogin(app)
+  const burst = await Promise.all(Array.from({ length: 4 }, (_, i) =>
+    app.inject({ method: 'POST', url: '/auth/login', payload: { email: i === 0 ? account.email : uniqueEmail(), password: PASSWORD } })))
+  t.same(burst.map((r) => r.statusCode), [200, 401, 503, 503], 'one hashing, one waiting; the other two refused')
+  for (const refused of burst.slice(2)) {
+    t.same(refused.json(), { statusCode: 503, code: 'SERVICE_BUSY', error: 'Service Unavailable', message: 'Too many sign-ins at once, retry shortly' })
+    t.equal(refused.headers['retry-after'], '1')
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: account.email, password: PASSWORD } })).statusCode, 200, 'and the next login is served')
+})
+
+t.test('a login whose client has gone while it waited to hash is dropped: the slot goes to the next one', async (t) => {
+  const app = await buildApp(t, { store: 'memory', env: OVERLOADED })
+  const account = await registerAndLogin(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const body = JSON.stringify({ email: account.email, password: PASSWORD })
+  const signIn = () => fetch(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+
+  const ahead = signIn()
+  await within(5000, async () => app.passwordHasher.running === 1, 'a login hashes')
+  // Three clients that send a login and hang up while it waits for the slot (a client timing out under load).
+  const impatient = Array.from({ length: 3 }, () => {
+    const socket = connect(port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(`POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    return socket
+  })
+  await within(5000, async () => app.passwordHasher.pending === 3, 'the three wait behind it')
+  for (const socket of impatient) socket.destroy()
+  await within(5000, async () => (await ahead).status === 200, 'the first login is answered')
+  await within(5000, async () => app.passwordHasher.pending + app.passwordHasher.running === 0, 'the queue empties')
+  t.equal(app.passwordHasher.dropped, 3, 'the three hashes no one awaited were never computed')
+  t.equal((await signIn()).status, 200, 'the next login is served')
+})
