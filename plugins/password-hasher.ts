@@ -15,5 +15,6 @@ export default fp(async function passwordHasherPlugin (fastify) {
   const hasher = new PasswordHasher(argon2)
   // The dummy hash for unknown emails is ready before the first login, so that login costs the same.
   await hasher.warmUp()
+  fastify.metrics.observeHashing(hasher)
   fastify.decorate('passwordHasher', hasher)
-}, { name: 'password-hasher', dependencies: ['config'], fastify: '5.x' })
+}, { name: 'password-hasher', dependencies: ['config', 'metrics'], fastify: '5.x' })

@@ -22,6 +22,14 @@ function processMetrics (): Registry {
   return processRegistry
 }
 
+/** What the password hasher tells of its load. */
+export interface HashingLoad {
+  readonly running: number
+  readonly pending: number
+  readonly refused: number
+  readonly dropped: number
+}
+
 /** What one route records per answered request; bound once per route so a request does no look-up by name. */
 export interface RouteRecorder {
   record (statusCode: number, durationMs: number): void
@@ -38,7 +46,7 @@ interface Sample {
 interface CollectedMetric {
   name: string
   help: string
-  type: 'counter' | 'histogram'
+  type: 'counter' | 'gauge' | 'histogram'
   aggregator: 'sum'
   get: () => { name: string, help: string, type: string, aggregator: 'sum', values: Sample[] }
 }
@@ -161,6 +169,20 @@ export class ServiceMetrics {
 
   login (outcome: LoginOutcomeLabel): void {
     this.#logins.inc(outcome)
+  }
+
+  /**
+   * The password hasher's load, read at scrape time: hashes computing and waiting for a slot, and those refused with
+   * the queue full or dropped with their client gone (src/password-hasher.ts). Shedding shows here, not in the log.
+   */
+  observeHashing (hasher: HashingLoad): void {
+    const metrics = [
+      collected('auth_password_hashes', 'Password hashes (argon2id) by state: computing in a slot, or waiting for one.', 'gauge',
+        () => [{ value: hasher.running, labels: { state: 'running' } }, { value: hasher.pending, labels: { state: 'waiting' } }]),
+      collected('auth_password_hashes_shed_total', 'Password hashes not computed: refused with the queue full (503 SERVICE_BUSY), or dropped when their client had gone.', 'counter',
+        () => [{ value: hasher.refused, labels: { reason: 'queue_full' } }, { value: hasher.dropped, labels: { reason: 'client_gone' } }])
+    ]
+    for (const metric of metrics) this.registry.registerMetric(metric as unknown as Metric)
   }
 
   /** The Prometheus text exposition of this app's and the process's metrics. */

@@ -26,6 +26,7 @@ export class PasswordHasher {
   readonly #limit: LimitFunction
   readonly #maxQueue: number
   #dropped = 0
+  #refused = 0
   #dummyHash: Promise<string> | null = null
 
   constructor (params: Argon2Params) {
@@ -86,10 +87,16 @@ export class PasswordHasher {
     return this.#dropped
   }
 
+  /** Hashes refused at once, the queue full. */
+  get refused (): number {
+    return this.#refused
+  }
+
   /** Queues `work` for a slot, unless the queue is full; skips it, rejecting with the signal's reason, if aborted by then. */
   #run<T> (work: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     // Counted together: p-limit starts a queued task a microtask later, so in one burst all of it shows as pending.
     if (this.#limit.pendingCount + this.#limit.activeCount >= this.#limit.concurrency + this.#maxQueue) {
+      this.#refused++
       return Promise.reject(new HashingBusyError())
     }
     return this.#limit(async () => {

@@ -21,6 +21,7 @@ t.test('GET /metrics answers the Prometheus text format', async (t) => {
   t.match(res.body, /^# HELP http_requests_total /m)
   t.match(res.body, /^process_cpu_user_seconds_total \d/m, 'process metrics too')
   t.match(res.body, /^nodejs_eventloop_lag_p99_seconds /m, 'including the event loop delay')
+  t.match(res.body, /^# TYPE auth_password_hashes gauge\n(auth_password_hashes\{state="(running|waiting)"\} 0\n){2}/m, 'and the password hasher\'s load')
 })
 
 t.test('requests are counted by route pattern and status, with their latency', async (t) => {

@@ -117,6 +117,9 @@ t.test('logins past the hashing queue\'s bound are answered 503 SERVICE_BUSY at 
     t.equal(refused.headers['retry-after'], '1')
   }
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: account.email, password: PASSWORD } })).statusCode, 200, 'and the next login is served')
+  const metrics = (await app.inject({ url: '/metrics' })).body
+  t.match(metrics, /^auth_password_hashes_shed_total\{reason="queue_full"\} 2$/m, 'the refusals are counted in /metrics')
+  t.match(metrics, /^auth_password_hashes\{state="waiting"\} 0$/m, 'beside the queue\'s depth')
 })
 
 t.test('a login whose client has gone while it waited to hash is dropped: the slot goes to the next one', async (t) => {
@@ -142,4 +145,5 @@ t.test('a login whose client has gone while it waited to hash is dropped: the sl
   await within(5000, async () => app.passwordHasher.pending + app.passwordHasher.running === 0, 'the queue empties')
   t.equal(app.passwordHasher.dropped, 3, 'the three hashes no one awaited were never computed')
   t.equal((await signIn()).status, 200, 'the next login is served')
+  t.match((await app.inject({ url: '/metrics' })).body, /^auth_password_hashes_shed_total\{reason="client_gone"\} 3$/m, 'and /metrics counts them')
 })
