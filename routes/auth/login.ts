@@ -60,8 +60,17 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // A password change may have completed since the hash was read (this login waiting its turn to hash, on a busy
     // instance): it ended the sessions it found, and this one may have been created after it looked. So the hash is
     // read again now that the session exists; one that changed but still takes this password was only rehashed.
-    const stored = await users.findByEmail(user.email)
-    if (stored?.id !== user.id || (stored.passwordHash !== user.passwordHash && !await passwordHasher.verify(stored.passwordHash, request.body.password, clientGone))) {
+    const stillTheirs = async (): Promise<boolean> => {
+      const stored = await users.findByEmail(user.email)
+      return stored?.id === user.id && (stored.passwordHash === user.passwordHash || await passwordHasher.verify(stored.passwordHash, request.body.password, clientGone))
+    }
+    // A session whose login is not answered (refused, or failed on the way: store down, hasher busy, client gone) must
+    // not stay behind, listed among the user's sessions with no one holding its token.
+    const kept = await stillTheirs().catch(async (err: unknown) => {
+      await sessions.revoke(user.id, session.familyId).catch(() => {})
+      throw err
+    })
+    if (!kept) {
       await sessions.revoke(user.id, session.familyId)
       return refuse()
     }

@@ -1,3 +1,4 @@
+import { connect, type AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -158,6 +159,34 @@ t.test('a login that verified the old password while a change completed elsewher
   await login(busy, `nobody-${owner.email}`, PASSWORD)
   t.equal((await login(fast, owner.email, PASSWORD)).statusCode, 401, 'the old password stays changed')
   t.equal((await login(fast, owner.email, 'the owner\'s new password')).statusCode, 200, 'the new one signs in')
+})
+
+t.test('a login whose client hangs up while it takes its second look at the password leaves no session behind', async (t) => {
+  const prefix = uniquePrefix()
+  const fast = await buildApp(t, { prefix })
+  const busy = await buildApp(t, { prefix, env: { ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '6', ARGON2_MEMORY_COST: '65536' } })
+  await busy.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = busy.server.address() as AddressInfo
+  const owner = await registerAndLogin(fast)
+
+  const ahead = busy.inject({ method: 'POST', url: '/auth/login', payload: { email: `nobody-${owner.email}`, password: PASSWORD } })
+  await within(5000, async () => busy.passwordHasher.running === 1, 'another login hashes on the busy instance')
+  const body = JSON.stringify({ email: owner.email, password: PASSWORD })
+  const client = connect(port, '127.0.0.1')
+  client.on('error', () => {})
+  client.write(`POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+  await within(5000, async () => busy.passwordHasher.pending === 1, 'the login has read the old hash and waits to verify it')
+  t.equal((await fast.inject({ method: 'POST', url: '/auth/password', headers: bearer(owner), payload: { currentPassword: PASSWORD, newPassword: 'the owner\'s new password' } })).statusCode, 204)
+  await ahead
+  // The old password verifies against the hash the login read; it makes its session, and queues its second look
+  // (against the changed hash) behind the rehash it started.
+  await within(5000, async () => busy.passwordHasher.pending === 0, 'the login verifies')
+  await within(5000, async () => busy.passwordHasher.pending === 1, 'its second look waits behind its rehash')
+  client.destroy()
+  await within(10_000, async () => busy.passwordHasher.pending + busy.passwordHasher.running === 0, 'the busy instance is idle')
+  t.equal(busy.passwordHasher.dropped, 1, 'the second look was dropped with its client')
+  const listed = (await fast.inject({ url: '/auth/sessions', headers: bearer(owner) })).json().sessions as Array<{ current: boolean }>
+  t.same(listed.map((s) => s.current), [true], 'and the session it had made is gone: the owner\'s is the account\'s only one')
 })
 
 t.test('of two password changes made at once with the same current password, the second is refused', async (t) => {
