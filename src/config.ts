@@ -215,19 +215,19 @@ function parseHostPorts (name: string, value: string): HostPort[] {
 }
 
 /**
- * How many argon2 hashes may run at once by default. Hashes run on libuv's threadpool; one thread of it is
- * always left for the rest of the process (DNS look-ups of Redis hosts among them). With the hashing threads
- * niced below the event loop, one hash more than there are cores keeps every core busy across the hand-off
- * from one hash to the next (bench/README.md: 0.92 of raw argon2id against 0.83 with one per core, in the same
- * rounds); without the nice, one per core, so that hashing cannot crowd out the event loop.
- */
-/**
  * Hashes that may wait for each hashing slot by default (ARGON2_MAX_QUEUE): at the real parameters a hash takes
  * 20–100 ms on the machines measured, so the last in a full queue waits about 1–6 s. Past that a login is answered
  * 503 at once, rather than queued behind work its client may no longer be waiting for.
  */
 export const HASHES_QUEUED_PER_SLOT = 64
 
+/**
+ * How many argon2 hashes may run at once by default. Hashes run on libuv's threadpool; one thread of it is
+ * always left for the rest of the process (DNS look-ups of Redis hosts among them). With the hashing threads
+ * niced below the event loop, one hash more than there are cores keeps every core busy across the hand-off
+ * from one hash to the next (bench/README.md: 0.92 of raw argon2id against 0.83 with one per core, in the same
+ * rounds); without the nice, one per core, so that hashing cannot crowd out the event loop.
+ */
 export function defaultHashConcurrency (machine: { cores: number, threadpoolSize: number, niced: boolean }): number {
   const wanted = machine.cores + (machine.niced ? 1 : 0)
   return Math.max(1, Math.min(wanted, machine.threadpoolSize - 1))
