@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
-import { expectationFailedHandler, requireHost } from '../src/client-errors.js'
+import { answerWhatNodeRefuses } from '../src/client-errors.js'
 import {
   BodyTooLargeError, HashingBusyError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
   UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
@@ -38,8 +38,7 @@ function holdsLoneSurrogate (value: unknown): boolean {
 export default fp(async function errorsPlugin (fastify) {
   // What Node itself refuses with an empty answer, refused here in the service's shape: an HTTP/1.1 request without
   // Host (RFC 9112 §3.2; serverOptions turns Node's own check off) and an Expect other than 100-continue.
-  fastify.addHook('onRequest', requireHost)
-  fastify.server.on('checkExpectation', expectationFailedHandler)
+  answerWhatNodeRefuses(fastify)
 
   // JSON only. Dropping the text/plain parser makes form-less cross-site "simple" posts a 415.
   fastify.removeContentTypeParser('text/plain')

@@ -5,7 +5,7 @@ import AutoLoad from '@fastify/autoload'
 import { LogController, type FastifyHttpOptions, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { stdSerializers, type DestinationStream } from 'pino'
-import { clientErrorHandler, frameworkErrorHandler } from './client-errors.js'
+import { refusalOptions } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
 
@@ -131,10 +131,9 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
       : config.trustProxy,
     // Slow or stalled clients cannot hold connections open indefinitely.
     requestTimeout: 30_000,
-    clientErrorHandler,
-    frameworkErrors: frameworkErrorHandler,
-    // An HTTP/1.1 request without Host is refused by the errors plugin, in the service's shape, not by Node.
-    http: { requireHostHeader: false },
+    // Malformed requests, undecodable URLs and a missing Host answered in the service's shape (the errors plugin
+    // adds the hook and listener these options count on).
+    ...refusalOptions,
     ajv: {
       customOptions: {
         // Unknown fields are refused, not silently dropped; types are never coerced ("123" is not 123).

@@ -3,6 +3,9 @@ import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
 
+/** The headers of an error answered here, outside the service's hooks (plugins/security-headers.ts sets the rest's). */
+const ERROR_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }
+
 /** The body of an error answered outside Fastify, in the shape of every other. */
 function errorBody (err: FastifyError): { statusCode: number, error: string, body: string } {
   const statusCode = err.statusCode as number
@@ -16,13 +19,8 @@ function errorBody (err: FastifyError): { statusCode: number, error: string, bod
  */
 function rawResponse (err: FastifyError): string {
   const { statusCode, error, body } = errorBody(err)
-  return `HTTP/1.1 ${statusCode} ${error}\r\n` +
-    'Content-Type: application/json; charset=utf-8\r\n' +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-    'Cache-Control: no-store\r\n' +
-    'X-Content-Type-Options: nosniff\r\n' +
-    'Connection: close\r\n\r\n' +
-    body
+  const headers = Object.entries({ ...ERROR_HEADERS, 'content-length': Buffer.byteLength(body), connection: 'close' })
+  return `HTTP/1.1 ${statusCode} ${error}\r\n${headers.map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`
 }
 
 const TIMEOUT = rawResponse(new RequestTimeoutError())
@@ -55,8 +53,7 @@ export function frameworkErrorHandler (err: FastifyError, request: FastifyReques
   const known = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new UrlTooLongError() : err.code === 'FST_ERR_BAD_URL' ? new MalformedUrlError() : null
   if (known === null) request.log.error({ err }, 'request failed')
   const { statusCode, body } = errorBody(known ?? new InternalError())
-  reply.code(statusCode).type('application/json; charset=utf-8').header('cache-control', 'no-store').header('x-content-type-options', 'nosniff')
-    .send(body)
+  reply.code(statusCode).headers(ERROR_HEADERS).send(body)
   // The access-log line every other failure gets (src/app.ts AccessLogController), which Fastify skips for these.
   reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
 }
@@ -67,22 +64,13 @@ const EXPECTATION_FAILED = errorBody(new ExpectationFailedError())
  * The server's `checkExpectation` listener: a request with an `Expect` other than 100-continue, which Node answers
  * before Fastify sees it, with a 417 and no body when nothing listens. The body it did not ask to send is not read.
  */
-export function expectationFailedHandler (_request: IncomingMessage, response: ServerResponse): void {
-  response.writeHead(417, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(EXPECTATION_FAILED.body),
-    'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
-    connection: 'close'
-  })
+function expectationFailedHandler (_request: IncomingMessage, response: ServerResponse): void {
+  response.writeHead(417, { ...ERROR_HEADERS, 'content-length': Buffer.byteLength(EXPECTATION_FAILED.body), connection: 'close' })
   response.end(EXPECTATION_FAILED.body)
 }
 
-/**
- * onRequest hook: an HTTP/1.1 request without Host is a 400 (RFC 9112 §3.2). Node's own check answers it with an
- * empty body, so servers that use this hook are created with that check off (`http: { requireHostHeader: false }`).
- */
-export function requireHost (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+/** onRequest hook: an HTTP/1.1 request without Host is a 400 (RFC 9112 §3.2). */
+function requireHost (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
   done(request.headers.host === undefined && request.raw.httpVersion === '1.1' ? new MalformedRequestError() : undefined)
 }
 
@@ -96,4 +84,16 @@ export function whenClientGone (reply: FastifyReply): AbortSignal {
     if (!reply.raw.writableFinished) controller.abort(new ClientClosedError())
   })
   return controller.signal
+}
+
+/**
+ * Server options that hand what Node's parser and Fastify's router refuse on their own to the handlers above, and
+ * turn off Node's own Host check (an empty 400): a server made with them calls `answerWhatNodeRefuses` too.
+ */
+export const refusalOptions = { clientErrorHandler, frameworkErrors: frameworkErrorHandler, http: { requireHostHeader: false } }
+
+/** The Host check and the `Expect` answer, in the service's shape, on a server made with `refusalOptions`. */
+export function answerWhatNodeRefuses (fastify: FastifyInstance): void {
+  fastify.addHook('onRequest', requireHost)
+  fastify.server.on('checkExpectation', expectationFailedHandler)
 }

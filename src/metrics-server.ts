@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { clientErrorHandler, expectationFailedHandler, frameworkErrorHandler, requireHost } from './client-errors.js'
+import { answerWhatNodeRefuses, refusalOptions } from './client-errors.js'
 import { NotFoundError } from './errors.js'
 
 /**
@@ -12,12 +12,9 @@ export function metricsServer (service: FastifyInstance): FastifyInstance {
     loggerInstance: service.log.child({ server: 'metrics' }),
     disableRequestLogging: true,
     // What the API's port refuses in the service's error shape, this port refuses in it too (src/client-errors.ts).
-    clientErrorHandler,
-    frameworkErrors: frameworkErrorHandler,
-    http: { requireHostHeader: false }
+    ...refusalOptions
   })
-  server.addHook('onRequest', requireHost)
-  server.server.on('checkExpectation', expectationFailedHandler)
+  answerWhatNodeRefuses(server)
   server.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await service.metrics.exposition()
     return reply.type(contentType).send(body)
