@@ -1,8 +1,8 @@
 import { isIP } from 'node:net'
 import { readFileSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { usableCores } from './cpu-quota.js'
 import { parseKeySet, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
 
 const RATE = '^[0-9]{1,9}/[0-9]{1,7}$'
@@ -226,7 +226,8 @@ export const HASHES_QUEUED_PER_SLOT = 64
  * always left for the rest of the process (DNS look-ups of Redis hosts among them). With the hashing threads
  * niced below the event loop, one hash more than there are cores keeps every core busy across the hand-off
  * from one hash to the next (bench/README.md: 0.92 of raw argon2id against 0.83 with one per core, in the same
- * rounds); without the nice, one per core, so that hashing cannot crowd out the event loop.
+ * rounds); without the nice, one per core, so that hashing cannot crowd out the event loop. The cores are those
+ * the process may use: in a container, its CPU quota's (src/cpu-quota.ts).
  */
 export function defaultHashConcurrency (machine: { cores: number, threadpoolSize: number, niced: boolean }): number {
   const wanted = machine.cores + (machine.niced ? 1 : 0)
@@ -255,7 +256,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
 
   const production = env.NODE_ENV === 'production'
   const maxConcurrency = env.ARGON2_MAX_CONCURRENCY ?? defaultHashConcurrency({
-    cores: availableParallelism(),
+    cores: usableCores(),
     threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4,
     niced: process.platform === 'linux' && env.ARGON2_THREAD_NICE > 0
   })

@@ -1,6 +1,6 @@
-import { availableParallelism } from 'node:os'
 import t from 'tap'
 import { ConfigError, defaultHashConcurrency, HASHES_QUEUED_PER_SLOT, loadConfig } from '../../src/config.js'
+import { usableCores } from '../../src/cpu-quota.js'
 
 const secret = (c: string) => c.repeat(40)
 const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j'), REFRESH_TOKEN_SECRET: secret('r') }
@@ -213,8 +213,8 @@ t.test('argon2 concurrency by default: one hash more than cores when the hashing
   ]
   for (const [machine, expected] of cases) t.equal(defaultHashConcurrency(machine), expected, JSON.stringify(machine))
   t.equal(loadConfig({ ARGON2_MAX_CONCURRENCY: '5' }).argon2.maxConcurrency, 5, 'ARGON2_MAX_CONCURRENCY overrides it')
-  t.equal(loadConfig({}).argon2.maxConcurrency, defaultHashConcurrency({ cores: availableParallelism(), threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4, niced: process.platform === 'linux' }),
-    'the default is that rule applied to this machine')
+  t.equal(loadConfig({}).argon2.maxConcurrency, defaultHashConcurrency({ cores: usableCores(), threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4, niced: process.platform === 'linux' }),
+    'the default is that rule applied to this machine (its cores, within any CPU quota: cpu-quota.test.ts)')
   t.equal(loadConfig({ ARGON2_MAX_CONCURRENCY: '3' }).argon2.maxQueue, 3 * HASHES_QUEUED_PER_SLOT, 'ARGON2_MAX_QUEUE: by default a number per slot')
   t.equal(loadConfig({ ARGON2_MAX_QUEUE: '0' }).argon2.maxQueue, 0, 'or what it says, 0 included (no waiting at all)')
   t.throws(() => loadConfig({ ARGON2_MAX_QUEUE: '-1' }), /ARGON2_MAX_QUEUE/)
