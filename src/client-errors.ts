@@ -1,7 +1,8 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, RequestTimeoutError, UrlTooLongError } from './errors.js'
+import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, NotFoundError, RequestTimeoutError, UrlTooLongError } from './errors.js'
 
 /** The headers of an error answered here, outside the service's hooks (plugins/security-headers.ts sets the rest's). */
 const ERROR_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }
@@ -26,6 +27,7 @@ function rawResponse (err: FastifyError): string {
 const TIMEOUT = rawResponse(new RequestTimeoutError())
 const HEADER_OVERFLOW = rawResponse(new HeaderTooLargeError())
 const MALFORMED = rawResponse(new MalformedRequestError())
+const NO_TUNNEL = rawResponse(new NotFoundError())
 
 /**
  * Fastify's `clientErrorHandler`: malformed HTTP, headers over Node's limit, a request not received within
@@ -69,6 +71,16 @@ function expectationFailedHandler (_request: IncomingMessage, response: ServerRe
   response.end(EXPECTATION_FAILED.body)
 }
 
+/**
+ * The server's `connect` listener: a CONNECT asks for a tunnel, which Node hands to no route and, when nothing
+ * listens, answers by closing the connection without a word. This service tunnels nowhere: the answer is the one
+ * any other route it does not have gets, and the connection is closed once it is written.
+ */
+function refuseTunnel (_request: IncomingMessage, socket: Duplex): void {
+  if (socket.writable) socket.end(NO_TUNNEL, () => socket.destroy())
+  else socket.destroy()
+}
+
 /** onRequest hook: an HTTP/1.1 request without Host is a 400 (RFC 9112 §3.2). */
 function requireHost (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
   done(request.headers.host === undefined && request.raw.httpVersion === '1.1' ? new MalformedRequestError() : undefined)
@@ -92,8 +104,9 @@ export function whenClientGone (reply: FastifyReply): AbortSignal {
  */
 export const refusalOptions = { clientErrorHandler, frameworkErrors: frameworkErrorHandler, http: { requireHostHeader: false } }
 
-/** The Host check and the `Expect` answer, in the service's shape, on a server made with `refusalOptions`. */
+/** The Host check and the answers to an unmet `Expect` and to CONNECT, in the service's shape, on a server made with `refusalOptions`. */
 export function answerWhatNodeRefuses (fastify: FastifyInstance): void {
   fastify.addHook('onRequest', requireHost)
   fastify.server.on('checkExpectation', expectationFailedHandler)
+  fastify.server.on('connect', refuseTunnel)
 }

@@ -135,7 +135,7 @@ t.test('requests Node\'s HTTP parser refuses get the same JSON errors, and the c
   t.equal(after.statusCode, 200, 'the service goes on serving well-formed requests')
 })
 
-t.test('what Node would refuse with an empty answer gets the same JSON errors: no Host, an unknown expectation', async (t) => {
+t.test('what Node would refuse with an empty answer gets the same JSON errors: no Host, an unknown expectation, a tunnel', async (t) => {
   const app = await buildApp(t, { store: 'memory' })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as AddressInfo
@@ -143,7 +143,10 @@ t.test('what Node would refuse with an empty answer gets the same JSON errors: n
   const cases: Array<[string, string, number, string]> = [
     // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400.
     ['HTTP/1.1 without Host', 'GET /health/live HTTP/1.1\r\nConnection: close\r\n\r\n', 400, 'REQUEST_MALFORMED'],
-    ['an Expect other than 100-continue', `POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\nExpect: 200-ok\r\n\r\n${login}`, 417, 'REQUEST_EXPECTATION_FAILED']
+    ['an Expect other than 100-continue', `POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\nExpect: 200-ok\r\n\r\n${login}`, 417, 'REQUEST_EXPECTATION_FAILED'],
+    // A proxy's method, answered as any method or path the service does not serve.
+    ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 404, 'NOT_FOUND'],
+    ['CONNECT with bytes for the tunnel already sent', 'CONNECT 127.0.0.1:6379 HTTP/1.1\r\nHost: 127.0.0.1:6379\r\n\r\nAUTH secret\r\n', 404, 'NOT_FOUND']
   ]
   for (const [name, bytes, status, code] of cases) {
     const res = await rawRequest(port, bytes)

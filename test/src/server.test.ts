@@ -97,6 +97,8 @@ t.test('METRICS_PORT: /metrics is served on its own port, counts the API\'s requ
   t.same([noHost.statusCode, (JSON.parse(noHost.body) as { code: string }).code], [400, 'REQUEST_MALFORMED'], 'and an HTTP/1.1 request without Host')
   const expectation = await rawRequest(metricsPort, 'GET /metrics HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n')
   t.same([expectation.statusCode, (JSON.parse(expectation.body) as { code: string }).code], [417, 'REQUEST_EXPECTATION_FAILED'], 'and an expectation it cannot meet')
+  const tunnel = await rawRequest(metricsPort, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n')
+  t.same([tunnel.statusCode, (JSON.parse(tunnel.body) as { code: string }).code], [404, 'NOT_FOUND'], 'and a tunnel it does not open')
 
   server.child.kill('SIGTERM')
   t.equal(await server.exited, 0, 'clean exit')
