@@ -1,6 +1,11 @@
+import { request } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
 
 interface Line { level: number, msg: string, req?: { method: string, url: string, remoteAddress: string }, res?: { statusCode: number }, responseTime?: number }
 
@@ -13,9 +18,16 @@ async function appWithLog (t: Test, env: Record<string, string>) {
       done()
     }
   })
-  const app = await buildApp(t, { env, logStream: stream })
+  const app = await buildApp(t, { env, logStream: stream, beforeApp: holdOnRequest })
   const completed = (url: string) => lines.filter((l) => l.msg === 'request completed' && l.req?.url === url)
   return { app, lines, completed }
+}
+
+/** A test's own hook: a request with `x-test-hold` is held 300 ms before its route runs. */
+function holdOnRequest (fastify: FastifyInstance): void {
+  fastify.addHook('preHandler', async (request) => {
+    if (request.headers['x-test-hold'] !== undefined) await sleep(300)
+  })
 }
 
 const INFO = 30
@@ -68,5 +80,46 @@ t.test('ACCESS_LOG=all logs every request at info', async (t) => {
   await app.inject({ url: '/health/live' })
   for (const url of ['/auth/refresh', '/me', '/health/live']) {
     t.same(completed(url).map((l) => [l.level, l.res?.statusCode]), [[INFO, 200]], url)
+  }
+})
+
+/** Sends a request to a listening app and hangs up `afterMs` later, before any answer can come. */
+async function hangUp (port: number, path: string, init: { method?: string, headers?: Record<string, string>, body?: string }, afterMs: number): Promise<void> {
+  const req = request({ port, host: '127.0.0.1', path, method: init.method ?? 'GET', headers: init.headers })
+  req.on('error', () => {})
+  req.on('response', () => { throw new Error(`${path} answered within ${afterMs} ms: the test needs it slower`) })
+  req.end(init.body)
+  await sleep(afterMs)
+  req.destroy()
+}
+
+const abandoned = (lines: Line[], url: string) => lines.filter((l) => l.msg === 'request abandoned by its client' && l.req?.url === url)
+
+t.test('a login whose client hangs up before its answer is still logged at info, with its client and without its password', async (t) => {
+  // One slow hash at a time: the login is still hashing when its client hangs up.
+  const { app, lines } = await appWithLog(t, { LOG_LEVEL: 'info', ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '6', ARGON2_MEMORY_COST: '65536' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const body = JSON.stringify({ email: 'someone@example.com', password: PASSWORD })
+  await hangUp(port, '/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body }, 30)
+  await within(5000, async () => abandoned(lines, '/auth/login').length > 0, 'a line for the abandoned login')
+  const [line] = abandoned(lines, '/auth/login')
+  t.match(line, { level: INFO, req: { method: 'POST', url: '/auth/login', remoteAddress: '127.0.0.1' } }, 'at info, with method, URL and client')
+  t.type(line?.responseTime, 'number', 'and how long the client waited')
+  t.notMatch(JSON.stringify(lines), PASSWORD, 'no password in any line')
+  t.notMatch(JSON.stringify(lines), 'someone@example.com', 'nor the email')
+  t.same(lines.filter((l) => l.msg === 'request completed' && l.req?.url === '/auth/login'), [], 'and no completion line: nothing was answered')
+})
+
+t.test('an abandoned request of a high-volume route gets a line only where its successes would: ACCESS_LOG=all', async (t) => {
+  for (const [accessLog, expected] of [['notable', 0], ['all', 1]] as const) {
+    // A route held by the test's own hook, so that its client can hang up before the answer.
+    const { app, lines } = await appWithLog(t, { LOG_LEVEL: 'debug', ACCESS_LOG: accessLog })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as AddressInfo
+    const session = await registerAndLogin(app)
+    await hangUp(port, '/me', { headers: { authorization: `Bearer ${session.accessToken}`, 'x-test-hold': '1' } }, 50)
+    await sleep(400)
+    t.equal(abandoned(lines, '/me').length, expected, `ACCESS_LOG=${accessLog}: ${expected} line`)
   }
 })

@@ -1,0 +1,28 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+
+/**
+ * A line for the requests whose client closed its connection before the answer was written, on every route whose
+ * requests are all logged at info (src/app.ts AccessLogController: all of them with ACCESS_LOG=all, otherwise every
+ * route not marked `accessLog: 'failures'`). Fastify writes its completion line only once an answer is written, so
+ * such a request left no trace: a credential-stuffing client that sent its login and hung up at once was in no log,
+ * though its password was checked. Fastify's own `onRequestAbort` does not fire once the request's body has been
+ * read, which a login's always has.
+ *
+ * Not on the high-volume routes by default: a listener per request there buys a line that would be at debug.
+ */
+export default fp(async function accessLogPlugin (fastify) {
+  const everyRequest = fastify.config.accessLog === 'all'
+  fastify.addHook('onRoute', (route) => {
+    if (!everyRequest && route.config?.accessLog === 'failures') return
+    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = [noteAbandonment, ...existing as onRequestHookHandler[]]
+  })
+}, { name: 'access-log', dependencies: ['config'], fastify: '5.x' })
+
+function noteAbandonment (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) reply.log.info({ req: request, responseTime: reply.elapsedTime }, 'request abandoned by its client')
+  })
+  done()
+}
