@@ -47,9 +47,11 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     if (!ok || user === null) return refuse()
     await Promise.all([failureCounters.loginFromClient.reset(fromClient), failureCounters.login.reset(subject)])
 
-    if (passwordHasher.needsRehash(user.passwordHash)) {
-      // Upgrade hashes made with older parameters while the password is at hand; never delays the login. Only over
-      // the hash just verified: a password change that lands first stays.
+    if (passwordHasher.pending === 0 && passwordHasher.needsRehash(user.passwordHash)) {
+      // Upgrade hashes made with older parameters while the password is at hand; never delays the login. Not while
+      // other hashes wait for a slot: under a flood (new parameters just deployed, every login an old hash) a rehash
+      // would take the slot of a waiting login, and the account's next quiet login upgrades it. Only over the hash
+      // just verified: a password change that lands first stays.
       passwordHasher.hash(request.body.password)
         .then((hash) => users.updatePasswordHash(user.id, user.passwordHash, hash))
         .catch((err: unknown) => request.log.warn({ err }, 'password rehash failed'))

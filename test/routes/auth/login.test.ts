@@ -1,7 +1,7 @@
 import { connect, type AddressInfo } from 'node:net'
 import t from 'tap'
 import { within } from '../../helpers/poll.js'
-import { buildApp, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail } from '../../helpers/app.js'
+import { buildApp, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/login (${store} store)`, async (t) => {
@@ -146,4 +146,30 @@ t.test('a login whose client has gone while it waited to hash is dropped: the sl
   t.equal(app.passwordHasher.dropped, 3, 'the three hashes no one awaited were never computed')
   t.equal((await signIn()).status, 200, 'the next login is served')
   t.match((await app.inject({ url: '/metrics' })).body, /^auth_password_hashes_shed_total\{reason="client_gone"\} 3$/m, 'and /metrics counts them')
+})
+
+t.test('a hash of older parameters is not upgraded while other logins wait for a slot, and is at the next quiet login', async (t) => {
+  const prefix = uniquePrefix()
+  const before = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '1' } })
+  const account = await registerAndLogin(before)
+  const stored = async () => (await before.users.findByEmail(account.email))?.passwordHash ?? ''
+  t.match(await stored(), /,t=1\$/, 'the account\'s hash is of the older parameters')
+
+  // New parameters deployed, and a queue of logins on the instance.
+  const busy = await buildApp(t, { prefix, env: OVERLOADED })
+  const signIn = (email: string) => busy.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
+  const ahead = signIn(uniqueEmail())
+  await within(5000, async () => busy.passwordHasher.running === 1, 'a login hashes')
+  const owner = signIn(account.email)
+  await within(5000, async () => busy.passwordHasher.pending === 1, 'the owner\'s login waits its turn')
+  const behind = [signIn(uniqueEmail()), signIn(uniqueEmail())]
+  await within(5000, async () => busy.passwordHasher.pending === 3, 'two more wait behind it')
+  t.equal((await owner).statusCode, 200, 'the owner signs in')
+  await Promise.all([ahead, ...behind])
+  await within(10_000, async () => busy.passwordHasher.pending + busy.passwordHasher.running === 0, 'the queue empties')
+  t.match(await stored(), /,t=1\$/, 'no rehash took a slot from the logins that waited')
+
+  t.equal((await signIn(account.email)).statusCode, 200, 'a login with no one waiting')
+  await within(10_000, async () => /,t=4\$/.test(await stored()), 'upgrades the hash after its answer')
+  t.equal((await signIn(account.email)).statusCode, 200, 'and the password still works')
 })
