@@ -95,6 +95,12 @@ export async function deleteKeys (url: string, prefix: string): Promise<void> {
 
 export const PASSWORD = 'correct horse battery staple'
 
+/**
+ * An instance that hashes one password at a time, each slowly (a few hundred ms): a login there waits its turn long
+ * enough for a test to act while it waits (a busy instance of the deployment).
+ */
+export const ONE_SLOW_HASH_AT_A_TIME = { ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '6', ARGON2_MEMORY_COST: '65536' }
+
 let counter = 0
 export function uniqueEmail (): string {
   counter += 1

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 
 interface Line { level: number, msg: string, req?: { method: string, url: string, remoteAddress: string }, res?: { statusCode: number }, responseTime?: number }
@@ -97,7 +97,7 @@ const abandoned = (lines: Line[], url: string) => lines.filter((l) => l.msg === 
 
 t.test('a login whose client hangs up before its answer is still logged at info, with its client and without its password', async (t) => {
   // One slow hash at a time: the login is still hashing when its client hangs up.
-  const { app, lines } = await appWithLog(t, { LOG_LEVEL: 'info', ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '6', ARGON2_MEMORY_COST: '65536' })
+  const { app, lines } = await appWithLog(t, { LOG_LEVEL: 'info', ...ONE_SLOW_HASH_AT_A_TIME })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as AddressInfo
   const body = JSON.stringify({ email: 'someone@example.com', password: PASSWORD })

@@ -1,7 +1,7 @@
 import { connect, type AddressInfo } from 'node:net'
 import t from 'tap'
 import { within } from '../../helpers/poll.js'
-import { buildApp, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/login (${store} store)`, async (t) => {
@@ -103,11 +103,8 @@ for (const store of ['redis', 'memory'] as const) {
   })
 }
 
-// One hashing slot and slow hashes: a login waits its turn long enough to be seen waiting.
-const OVERLOADED = { ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '4', ARGON2_MEMORY_COST: '65536' }
-
 t.test('logins past the hashing queue\'s bound are answered 503 SERVICE_BUSY at once, with Retry-After', async (t) => {
-  const app = await buildApp(t, { store: 'memory', env: { ...OVERLOADED, ARGON2_MAX_QUEUE: '1' } })
+  const app = await buildApp(t, { store: 'memory', env: { ...ONE_SLOW_HASH_AT_A_TIME, ARGON2_MAX_QUEUE: '1' } })
   const account = await registerAndLogin(app)
   const burst = await Promise.all(Array.from({ length: 4 }, (_, i) =>
     app.inject({ method: 'POST', url: '/auth/login', payload: { email: i === 0 ? account.email : uniqueEmail(), password: PASSWORD } })))
@@ -123,7 +120,7 @@ t.test('logins past the hashing queue\'s bound are answered 503 SERVICE_BUSY at 
 })
 
 t.test('a login whose client has gone while it waited to hash is dropped: the slot goes to the next one', async (t) => {
-  const app = await buildApp(t, { store: 'memory', env: OVERLOADED })
+  const app = await buildApp(t, { store: 'memory', env: ONE_SLOW_HASH_AT_A_TIME })
   const account = await registerAndLogin(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as AddressInfo
@@ -156,7 +153,7 @@ t.test('a hash of older parameters is not upgraded while other logins wait for a
   t.match(await stored(), /,t=1\$/, 'the account\'s hash is of the older parameters')
 
   // New parameters deployed, and a queue of logins on the instance.
-  const busy = await buildApp(t, { prefix, env: OVERLOADED })
+  const busy = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
   const signIn = (email: string) => busy.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
   const ahead = signIn(uniqueEmail())
   await within(5000, async () => busy.passwordHasher.running === 1, 'a login hashes')
@@ -170,6 +167,6 @@ t.test('a hash of older parameters is not upgraded while other logins wait for a
   t.match(await stored(), /,t=1\$/, 'no rehash took a slot from the logins that waited')
 
   t.equal((await signIn(account.email)).statusCode, 200, 'a login with no one waiting')
-  await within(10_000, async () => /,t=4\$/.test(await stored()), 'upgrades the hash after its answer')
+  await within(10_000, async () => (await stored()).includes(`,t=${ONE_SLOW_HASH_AT_A_TIME.ARGON2_TIME_COST}$`), 'upgrades the hash after its answer')
   t.equal((await signIn(account.email)).statusCode, 200, 'and the password still works')
 })

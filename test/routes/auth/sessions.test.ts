@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { within } from '../../helpers/poll.js'
-import { buildApp, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
 
 const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
 const me = (app: FastifyInstance, s: LoggedIn) => app.inject({ url: '/me', headers: bearer(s) })
@@ -136,7 +136,7 @@ t.test('a login that verified the old password while a change completed elsewher
   const fast = await buildApp(t, { prefix })
   // Another instance of the deployment, busy: one hash at a time, each slow, and of other parameters than the
   // account's hash, so that a login it serves also rehashes the password.
-  const busy = await buildApp(t, { prefix, env: { ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '6', ARGON2_MEMORY_COST: '65536' } })
+  const busy = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
   const owner = await registerAndLogin(fast)
   const login = (app: FastifyInstance, email: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } })
 
@@ -164,7 +164,7 @@ t.test('a login that verified the old password while a change completed elsewher
 t.test('a login whose client hangs up while it takes its second look at the password leaves no session behind', async (t) => {
   const prefix = uniquePrefix()
   const fast = await buildApp(t, { prefix })
-  const busy = await buildApp(t, { prefix, env: { ARGON2_MAX_CONCURRENCY: '1', ARGON2_TIME_COST: '6', ARGON2_MEMORY_COST: '65536' } })
+  const busy = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
   await busy.listen({ port: 0, host: '127.0.0.1' })
   const { port } = busy.server.address() as AddressInfo
   const owner = await registerAndLogin(fast)
