@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Writable } from 'node:stream'
@@ -72,6 +73,12 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Fa
     if (config.redis !== null && config.redis.url === SHARED_REDIS_URL) await deleteKeys(config.redis.url, config.redis.keyPrefix)
   })
   return fastify
+}
+
+/** Starts an app built by buildApp listening on a free loopback port, for clients that need a real socket; returns the port. */
+export async function listenOnLoopback (fastify: FastifyInstance): Promise<number> {
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  return (fastify.server.address() as AddressInfo).port
 }
 
 /** Deletes the keys under one test prefix: never a FLUSH on a Redis this suite did not start. */

@@ -1,8 +1,7 @@
 import { createServer, STATUS_CODES } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { gzipSync } from 'node:zlib'
 import t from 'tap'
-import { buildApp, PASSWORD, registerAndLogin, uniqueEmail } from '../helpers/app.js'
+import { buildApp, listenOnLoopback, PASSWORD, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
 
 t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 500', async (t) => {
@@ -112,8 +111,7 @@ t.test('URLs the router cannot decode, and path segments over its limit, get the
 
 t.test('requests Node\'s HTTP parser refuses get the same JSON errors, and the connection is closed', async (t) => {
   const app = await buildApp(t, { store: 'memory' })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listenOnLoopback(app)
   const cases: Array<[string, string, number, string]> = [
     ['not HTTP at all', 'GARBAGE\r\n\r\n', 400, 'REQUEST_MALFORMED'],
     ['a header line without a colon', 'GET /health/live HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n', 400, 'REQUEST_MALFORMED'],
@@ -137,8 +135,7 @@ t.test('requests Node\'s HTTP parser refuses get the same JSON errors, and the c
 
 t.test('what Node would refuse with an empty answer gets the same JSON errors: no Host, an unknown expectation, a tunnel', async (t) => {
   const app = await buildApp(t, { store: 'memory' })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listenOnLoopback(app)
   const login = JSON.stringify({ email: 'a@example.com', password: PASSWORD })
   const cases: Array<[string, string, number, string]> = [
     // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400.
@@ -167,8 +164,7 @@ t.test('a request not received within the request timeout gets a JSON 408', asyn
     store: 'memory',
     server: { serverFactory: (handler) => createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, handler) }
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listenOnLoopback(app)
   const started = Date.now()
   const res = await rawRequest(port, 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"email":')
   t.equal(res.statusCode, 408)

@@ -1,7 +1,6 @@
-import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, listenOnLoopback, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
@@ -55,8 +54,7 @@ t.test('a request the HTTP parser refuses is logged by its error code alone, nev
   const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
   const app = await buildApp(t, { env: { LOG_LEVEL: 'trace' }, logStream: stream })
   const session = await registerAndLogin(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listenOnLoopback(app)
   const body = JSON.stringify({ email: session.email, password: PASSWORD })
   // Node hands the handler of a malformed request the raw bytes it received (err.rawPacket): here a refresh
   // cookie, an access token and a login's password, each in a request the parser refuses.

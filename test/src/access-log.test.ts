@@ -1,10 +1,9 @@
 import { request } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 
 interface Line { level: number, msg: string, req?: { method: string, url: string, remoteAddress: string }, res?: { statusCode: number }, responseTime?: number }
@@ -98,8 +97,7 @@ const abandoned = (lines: Line[], url: string) => lines.filter((l) => l.msg === 
 t.test('a login whose client hangs up before its answer is still logged at info, with its client and without its password', async (t) => {
   // One slow hash at a time: the login is still hashing when its client hangs up.
   const { app, lines } = await appWithLog(t, { LOG_LEVEL: 'info', ...ONE_SLOW_HASH_AT_A_TIME })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listenOnLoopback(app)
   const body = JSON.stringify({ email: 'someone@example.com', password: PASSWORD })
   await hangUp(port, '/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body }, 30)
   await within(5000, async () => abandoned(lines, '/auth/login').length > 0, 'a line for the abandoned login')
@@ -115,8 +113,7 @@ t.test('an abandoned request of a high-volume route gets a line only where its s
   for (const [accessLog, expected] of [['notable', 0], ['all', 1]] as const) {
     // A route held by the test's own hook, so that its client can hang up before the answer.
     const { app, lines } = await appWithLog(t, { LOG_LEVEL: 'debug', ACCESS_LOG: accessLog })
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    const { port } = app.server.address() as AddressInfo
+    const port = await listenOnLoopback(app)
     const session = await registerAndLogin(app)
     await hangUp(port, '/me', { headers: { authorization: `Bearer ${session.accessToken}`, 'x-test-hold': '1' } }, 50)
     await sleep(400)

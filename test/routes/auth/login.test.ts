@@ -1,7 +1,7 @@
-import { connect, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import t from 'tap'
 import { within } from '../../helpers/poll.js'
-import { buildApp, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/login (${store} store)`, async (t) => {
@@ -122,8 +122,7 @@ t.test('logins past the hashing queue\'s bound are answered 503 SERVICE_BUSY at 
 t.test('a login whose client has gone while it waited to hash is dropped: the slot goes to the next one', async (t) => {
   const app = await buildApp(t, { store: 'memory', env: ONE_SLOW_HASH_AT_A_TIME })
   const account = await registerAndLogin(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listenOnLoopback(app)
   const body = JSON.stringify({ email: account.email, password: PASSWORD })
   const signIn = () => fetch(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
 

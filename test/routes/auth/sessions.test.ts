@@ -1,9 +1,9 @@
-import { connect, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { within } from '../../helpers/poll.js'
-import { buildApp, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
 
 const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
 const me = (app: FastifyInstance, s: LoggedIn) => app.inject({ url: '/me', headers: bearer(s) })
@@ -165,8 +165,7 @@ t.test('a login whose client hangs up while it takes its second look at the pass
   const prefix = uniquePrefix()
   const fast = await buildApp(t, { prefix })
   const busy = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
-  await busy.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = busy.server.address() as AddressInfo
+  const port = await listenOnLoopback(busy)
   const owner = await registerAndLogin(fast)
 
   const ahead = busy.inject({ method: 'POST', url: '/auth/login', payload: { email: `nobody-${owner.email}`, password: PASSWORD } })
