@@ -7,6 +7,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
     // Successes logged at debug (src/app.ts): clients call this on every page.
     config: { accessLog: 'failures' },
     schema: {
+      summary: 'The signed-in user, from the access token alone',
       response: { 200: UserResponse, 401: ErrorResponse }
     }
   }, async (request) => {

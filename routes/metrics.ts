@@ -8,7 +8,7 @@ const metrics: FastifyPluginAsyncTypebox = async (fastify) => {
   if (fastify.config.metricsPort !== null) return
   fastify.get('/metrics', {
     config: { accessLog: 'failures' },
-    schema: { response: { 200: Type.String({ description: 'Prometheus text exposition format' }) } }
+    schema: { summary: 'Prometheus metrics', produces: ['text/plain'], response: { 200: Type.String({ description: 'Prometheus text exposition format' }) } }
   }, async (_request, reply) => {
     const { contentType, body } = await fastify.metrics.exposition()
     // Not JSON: a string with its own content type is sent as it is.

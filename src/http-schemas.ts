@@ -10,10 +10,10 @@ export const AUTH_BODY_LIMIT_BYTES = 16 * 1024
 
 export const ErrorResponse = Type.Object({
   statusCode: Type.Integer(),
-  code: Type.String(),
+  code: Type.String({ description: 'Stable: match on this, not on the message' }),
   error: Type.String(),
   message: Type.String()
-})
+}, { description: 'An error' })
 
 export const Credentials = Type.Object({
   // Length bounds on the raw input; the address itself is checked after normalisation (src/email.ts).

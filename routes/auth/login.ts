@@ -11,6 +11,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/auth/login', {
     config: { rateLimit: { max: loginIp.max, timeWindow: loginIp.windowSeconds * 1000 } },
     schema: {
+      summary: 'Sign in: an access token in the body, a refresh token in the cookie',
       body: Credentials,
       response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }

@@ -4,7 +4,10 @@ import { ErrorResponse } from '../../src/http-schemas.js'
 const logoutAll: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/auth/logout-all', {
     onRequest: fastify.authenticate,
-    schema: { response: { 204: { type: 'null' }, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse } }
+    schema: {
+      summary: 'End every session of the caller\'s account, on every device',
+      response: { 204: { type: 'null' }, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse }
+    }
   }, async (request, reply) => {
     const { sub, sid } = request.user
     const revoked = await fastify.sessions.revokeAll(sub)

@@ -6,6 +6,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/auth/logout', {
     onRequest: fastify.csrfProtection,
     schema: {
+      summary: 'End the session of the refresh cookie, and clear the cookie',
       response: { 204: Type.Null(), 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {

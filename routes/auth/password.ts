@@ -9,6 +9,7 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.authenticate,
     config: { rateLimit: { max: passwordIp.max, timeWindow: passwordIp.windowSeconds * 1000 } },
     schema: {
+      summary: 'Change the password; every other session ends',
       body: PasswordChange,
       response: { 204: { type: 'null' }, 400: ErrorResponse, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }

@@ -30,6 +30,7 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     // Successes logged at debug (src/app.ts): every client refreshes every few minutes; a reuse is a warning.
     config: { accessLog: 'failures' },
     schema: {
+      summary: 'A new access token, and the refresh cookie rotated',
       response: { 200: TokenResponse, 401: ErrorResponse, 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {

@@ -9,6 +9,7 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/auth/register', {
     config: { rateLimit: { max: registerIp.max, timeWindow: registerIp.windowSeconds * 1000 } },
     schema: {
+      summary: 'Create an account',
       body: Registration,
       response: { 201: UserResponse, 400: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }

@@ -5,7 +5,7 @@ import { ErrorResponse, SessionList, SessionParams } from '../../src/http-schema
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/auth/sessions', {
     onRequest: fastify.authenticate,
-    schema: { response: { 200: SessionList, 401: ErrorResponse, 503: ErrorResponse } }
+    schema: { summary: 'The caller\'s sessions, most recently used first', response: { 200: SessionList, 401: ErrorResponse, 503: ErrorResponse } }
   }, async (request, reply) => {
     const list = await fastify.sessions.list(request.user.sub)
     return {
@@ -23,7 +23,11 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.delete('/auth/sessions/:id', {
     onRequest: fastify.authenticate,
-    schema: { params: SessionParams, response: { 204: { type: 'null' }, 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse } }
+    schema: {
+      summary: 'End one of the caller\'s sessions, with its access tokens',
+      params: SessionParams,
+      response: { 204: { type: 'null' }, 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse }
+    }
   }, async (request, reply) => {
     // Store keys are scoped by the caller's user id: another user's session id is simply not found,
     // with the same answer as an id that never existed (no oracle).

@@ -7,13 +7,13 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   // or an orchestrator would restart healthy instances during a Redis outage.
   fastify.get('/health/live', {
     config: { accessLog: 'failures' },
-    schema: { response: { 200: StatusResponse } }
+    schema: { summary: 'Liveness: the process answers', response: { 200: StatusResponse } }
   }, async () => ({ status: 'ok' }))
 
   // Readiness: the store answers, so login and refresh can work. A load balancer routes by this.
   fastify.get('/health/ready', {
     config: { accessLog: 'failures' },
-    schema: { response: { 200: StatusResponse, 503: ErrorResponse } }
+    schema: { summary: 'Readiness: the store answers', response: { 200: StatusResponse, 503: ErrorResponse } }
   }, async () => {
     try {
       await fastify.familyStore.ping()

@@ -11,7 +11,8 @@ const PUBLIC_ROUTES = new Set([
   'GET /health/live',
   'GET /health/ready',
   'GET /metrics',
-  'GET /.well-known/jwks.json'
+  'GET /.well-known/jwks.json',
+  'GET /openapi.json'
 ])
 
 /** The real app on the embedded store, with an `onRoute` and an `onRequest` hook of the test's own at its root. */

@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import type { RouteOptions } from 'fastify'
+import t, { type Test } from 'tap'
+import { buildApp } from '../helpers/app.js'
+
+interface Operation { summary?: string, security?: Array<Record<string, string[]>>, responses: Record<string, unknown> }
+type Document = { openapi: string, paths: Record<string, Record<string, Operation>>, components: { securitySchemes: Record<string, { in?: string, name?: string }> } }
+
+/** The app, the routes it registered (as Fastify saw them), and its OpenAPI document as a client fetches it. */
+async function documented (t: Test) {
+  const routes: RouteOptions[] = []
+  const app = await buildApp(t, { store: 'memory', beforeApp: (fastify) => { fastify.addHook('onRoute', (route) => { routes.push(route) }) } })
+  const res = await app.inject({ url: '/openapi.json' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^application\/json/)
+  return { app, routes, doc: res.json() as Document }
+}
+
+/** "GET /auth/sessions/{id}" for each operation of the document. */
+function operations (doc: Document): string[] {
+  return Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`)).sort()
+}
+
+t.test('GET /openapi.json is a valid OpenAPI 3.1 document of every route the service serves, and only those', async (t) => {
+  const { routes, doc } = await documented(t)
+  const validator = new Validator()
+  const result = await validator.validate(doc as unknown as Record<string, unknown>)
+  t.same(result.errors, undefined, 'no schema errors')
+  t.ok(result.valid, 'valid')
+  t.equal(validator.version, '3.1')
+
+  const served = routes
+    .filter((route) => route.method !== 'HEAD' && route.url !== '/openapi.json' && route.url !== '*')
+    .map((route) => `${String(route.method)} ${route.url.replace(/:(\w+)/g, '{$1}')}`)
+    .sort()
+  t.same(operations(doc), served, 'one operation per route')
+  for (const route of routes.filter((r) => r.schema?.response !== undefined && r.method !== 'HEAD' && r.url !== '/openapi.json')) {
+    const operation = doc.paths[route.url.replace(/:(\w+)/g, '{$1}')]?.[String(route.method).toLowerCase()]
+    t.same(Object.keys(operation?.responses ?? {}).sort(), Object.keys(route.schema?.response as object).sort(), `${String(route.method)} ${route.url}: the statuses its schema declares`)
+    t.type(operation?.summary, 'string', `${String(route.method)} ${route.url}: a summary`)
+  }
+})
+
+t.test('the credentials each operation documents are the ones the service demands', async (t) => {
+  const { app, doc } = await documented(t)
+  t.match(doc.components.securitySchemes.refreshCookie, { in: 'cookie', name: app.config.cookie.name }, 'the refresh cookie under its configured name')
+  for (const [path, methods] of Object.entries(doc.paths)) {
+    for (const [method, operation] of Object.entries(methods)) {
+      const schemes = (operation.security ?? []).flatMap((requirement) => Object.keys(requirement))
+      const url = path.replace('{id}', 'AAAAAAAAAAAAAAAAAAAAAA')
+      // Without any credentials, from the service's own origin.
+      const res = await app.inject({ method: method.toUpperCase() as 'GET', url, headers: { origin: 'https://app.example' }, ...(method === 'get' || method === 'delete' ? {} : { payload: {} }) })
+      const code = String(res.headers['content-type'] ?? '').startsWith('application/json') ? (res.json() as { code?: string }).code : undefined
+      if (schemes.includes('accessToken')) {
+        t.same([res.statusCode, code], [401, 'AUTH_TOKEN_INVALID'], `${method.toUpperCase()} ${path}: documented as taking the bearer token, refused without it`)
+      } else {
+        t.not(code, 'AUTH_TOKEN_INVALID', `${method.toUpperCase()} ${path}: no bearer token documented, none asked`)
+      }
+    }
+  }
+  const cookieRoutes = operations(doc).filter((op) => {
+    const [method, path] = op.split(' ') as [string, string]
+    return (doc.paths[path]?.[method.toLowerCase()]?.security ?? []).some((requirement) => 'refreshCookie' in requirement)
+  })
+  t.same(cookieRoutes, ['POST /auth/logout', 'POST /auth/refresh'], 'the refresh cookie: refresh and logout, the routes that read it')
+})
+
+t.test('the README\'s HTTP contract lists the operations the document describes', async (t) => {
+  const { doc } = await documented(t)
+  const readme = readFileSync('README.md', 'utf8')
+  const contract = readme.slice(readme.indexOf('## HTTP contract'), readme.indexOf('\n## ', readme.indexOf('## HTTP contract') + 1))
+  const listed = [...contract.matchAll(/^\| `(GET|POST|DELETE|PUT|PATCH) ([^`]+)`/gm)].map(([, method, path]) => `${method} ${path?.replace(/:(\w+)/g, '{$1}')}`)
+  t.same(listed.filter((op) => op !== 'GET /openapi.json').sort(), operations(doc), 'every operation in the table, and nothing else')
+  t.ok(listed.includes('GET /openapi.json'), 'and the document itself')
+})
