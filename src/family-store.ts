@@ -79,6 +79,8 @@ export interface FamilyStore {
   revokeAll (userId: string, keepFamilyId?: string): Promise<string[]>
   /** The user's live families, most recently used first. */
   list (userId: string): Promise<FamilySummary[]>
+  /** True while the family is live: neither revoked, nor reused, nor expired. */
+  isLive (userId: string, familyId: string): Promise<boolean>
   /** Resolves when the store answers; rejects with StoreUnavailableError otherwise. */
   ping (): Promise<void>
   close (): Promise<void>

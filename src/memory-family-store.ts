@@ -141,6 +141,10 @@ export class MemoryFamilyStore implements FamilyStore {
       }))
   }
 
+  async isLive (userId: string, familyId: string): Promise<boolean> {
+    return this.#live(userId, this.#now())?.has(familyId) ?? false
+  }
+
   async ping (): Promise<void> {}
 
   async close (): Promise<void> {

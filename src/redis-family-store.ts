@@ -91,6 +91,11 @@ export class RedisFamilyStore implements FamilyStore {
     return out
   }
 
+  async isLive (userId: string, familyId: string): Promise<boolean> {
+    // A family's key is deleted when it ends and expires with it (its TTL is the earlier of its two deadlines).
+    return await guardStore(this.#redis, () => this.#redis.exists(this.#familyKey(userId, familyId))) === 1
+  }
+
   async ping (): Promise<void> {
     await pingStore(this.#redis)
   }

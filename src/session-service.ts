@@ -111,6 +111,11 @@ export class SessionService {
     return this.#store.list(userId)
   }
 
+  /** True while the session is live in the store, which every instance shares: not ended, not expired. */
+  isLive (userId: string, familyId: string): Promise<boolean> {
+    return this.#store.isLive(userId, familyId)
+  }
+
   /** Ends one session of the user; false when it is not a live session of theirs. */
   async revoke (userId: string, familyId: string): Promise<boolean> {
     const revoked = await this.#store.revoke(userId, familyId)

@@ -3,7 +3,7 @@ import { ErrorResponse } from '../../src/http-schemas.js'
 
 const logoutAll: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/auth/logout-all', {
-    onRequest: fastify.authenticate,
+    onRequest: [fastify.authenticate, fastify.requireLiveSession],
     schema: {
       summary: 'End every session of the caller\'s account, on every device',
       response: { 204: { type: 'null' }, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 503: ErrorResponse }
@@ -11,7 +11,8 @@ const logoutAll: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { sub, sid } = request.user
     const revoked = await fastify.sessions.revokeAll(sub)
-    // The caller's family goes too, even when it already expired: its access tokens must stop now.
+    // The caller's family goes too, even when it expired between the hook's look and this: its access tokens must
+    // stop now.
     if (!revoked.includes(sid)) await fastify.accessRevocations.revoke([sid])
     fastify.refreshCookie.clear(reply)
     return reply.code(204).send(null)

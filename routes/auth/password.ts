@@ -6,7 +6,7 @@ import { ErrorResponse, PasswordChange } from '../../src/http-schemas.js'
 const password: FastifyPluginAsyncTypebox = async (fastify) => {
   const { passwordIp } = fastify.config.rateLimits
   fastify.post('/auth/password', {
-    onRequest: fastify.authenticate,
+    onRequest: [fastify.authenticate, fastify.requireLiveSession],
     config: { rateLimit: { max: passwordIp.max, timeWindow: passwordIp.windowSeconds * 1000 } },
     schema: {
       summary: 'Change the password; every other session ends',

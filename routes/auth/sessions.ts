@@ -4,7 +4,7 @@ import { ErrorResponse, SessionList, SessionParams } from '../../src/http-schema
 
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/auth/sessions', {
-    onRequest: fastify.authenticate,
+    onRequest: [fastify.authenticate, fastify.requireLiveSession],
     schema: { summary: 'The caller\'s sessions, most recently used first', response: { 200: SessionList, 401: ErrorResponse, 503: ErrorResponse } }
   }, async (request, reply) => {
     const list = await fastify.sessions.list(request.user.sub)
@@ -22,7 +22,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.delete('/auth/sessions/:id', {
-    onRequest: fastify.authenticate,
+    onRequest: [fastify.authenticate, fastify.requireLiveSession],
     schema: {
       summary: 'End one of the caller\'s sessions, with its access tokens',
       params: SessionParams,

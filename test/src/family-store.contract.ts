@@ -147,6 +147,25 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, 'the window passes, the same token works')
   })
 
+  t.test('a family is live from its creation until it ends: revoked, reused, or each user\'s alone', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 0 })
+    const a = await newFamily(store)
+    t.equal(await store.isLive(a.userId, a.first.familyId), true, 'live once created')
+    t.equal(await store.isLive(newUserId(), a.first.familyId), false, 'not under another user\'s id')
+    t.equal(await store.isLive(a.userId, codec.mint(a.userId).familyId), false, 'an unknown family is not live')
+    t.match(await store.rotate(rotateInput(a.first)), { status: 'rotated' })
+    t.equal(await store.isLive(a.userId, a.first.familyId), true, 'still live after a rotation')
+    t.same(await store.rotate(rotateInput(a.first)), { status: 'reused' })
+    t.equal(await store.isLive(a.userId, a.first.familyId), false, 'not once reuse revoked it')
+    const b = await newFamily(store, a.userId)
+    await store.revoke(a.userId, b.first.familyId)
+    t.equal(await store.isLive(a.userId, b.first.familyId), false, 'not once revoked')
+    const c = await newFamily(store, a.userId)
+    const d = await newFamily(store, a.userId)
+    await store.revokeAll(a.userId, d.first.familyId)
+    t.same([await store.isLive(a.userId, c.first.familyId), await store.isLive(a.userId, d.first.familyId)], [false, true], 'revokeAll ends all but the one kept')
+  })
+
   t.test('an unknown family is invalid', async (t) => {
     const store = await makeStore(t, basePolicy)
     t.same(await store.rotate(rotateInput(codec.mint(newUserId()))), { status: 'invalid' })
@@ -156,6 +175,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const store = await makeStore(t, { ...basePolicy, idleTtlSeconds: 1, reuseGraceSeconds: 0 })
     const { first, userId } = await newFamily(store)
     await sleep(1200)
+    t.equal(await store.isLive(userId, first.familyId), false, 'no longer live')
     t.same(await store.rotate(rotateInput(first)), { status: 'invalid' })
     t.same(await store.list(userId), [])
   })
@@ -179,6 +199,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.ok(r.status === 'rotated' && r.ttlSeconds <= 1, 'the cookie lifetime shrinks to what is left')
     token = codec.successor(token)
     await sleep(1100)
+    t.equal(await store.isLive(token.userId, token.familyId), false, 'no longer live, though used within its idle timeout')
     t.same(await store.rotate(rotateInput(token)), { status: 'invalid' })
   })
 

@@ -1,12 +1,15 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
-import t from 'tap'
-import { buildApp, PASSWORD, refreshCookieValue, uniqueEmail, type StoreKind } from '../../helpers/app.js'
+import t, { type Test } from 'tap'
+import { buildApp, PASSWORD, refreshCookieValue, sidOf, uniqueEmail, uniquePrefix, type StoreKind } from '../../helpers/app.js'
 
 // The session routes against a model of what they promise, over random sequences of logins, refreshes with the
 // current, the previous or an older token of a session (or a tampered one), logouts, revocations, password
-// changes, logins with a password the account had before, and reads: after every request the answer is the model's, on both stores, with and without a grace
-// window. SESSION_MODEL_RUNS and SESSION_MODEL_SEED widen or replay a run; the fixed seed keeps CI's the same.
+// changes, logins with a password the account had before, and reads: after every request the answer is the model's,
+// on both stores, with and without a grace window, and on two instances of a deployment sharing one Redis. Nothing but
+// the revocation of access tokens may lag across instances (within a second). SESSION_MODEL_RUNS and
+// SESSION_MODEL_SEED widen or replay a run; the fixed seed keeps CI's the same.
 const RUNS = Number(process.env.SESSION_MODEL_RUNS ?? 80)
 const SEED = Number(process.env.SESSION_MODEL_SEED ?? 20261126)
 
@@ -27,13 +30,13 @@ interface Model {
 }
 
 interface Real {
-  app: FastifyInstance
+  /** The instances of the deployment, sharing one store; requests go to each in turn, as a load balancer sends them. */
+  instances: FastifyInstance[]
   email: string
 }
 
 type Which = 'current' | 'parent' | 'older' | 'tampered'
 
-const sidOf = (accessToken: string): string => JSON.parse(Buffer.from(accessToken.split('.')[1] as string, 'base64url').toString()).sid
 const bearer = (family: Family) => ({ authorization: `Bearer ${family.accessToken}` })
 const pick = <T>(items: T[], index: number): T => items[index % items.length] as T
 
@@ -48,11 +51,15 @@ function presented (family: Family, which: Which): string | null {
 }
 
 let sent = 0
-/** Every request of the sequences goes through here, to be counted. */
-function send (app: FastifyInstance, options: InjectOptions) {
+/** Every request of the sequences goes through here, to be counted, each to the next instance in turn. */
+function send ({ instances }: Real, options: InjectOptions) {
   sent++
-  return app.inject(options)
+  return (instances[sent % instances.length] as FastifyInstance).inject(options)
 }
+
+/** The refresh cookie's name, the same on every instance. */
+const cookieName = ({ instances }: Real): string => (instances[0] as FastifyInstance).config.cookie.name
+const cookieOf = ({ instances }: Real, setCookie: string | string[] | undefined) => refreshCookieValue(instances[0] as FastifyInstance, setCookie)
 
 function expect (ok: boolean, what: string): void {
   if (!ok) throw new Error(what)
@@ -60,11 +67,12 @@ function expect (ok: boolean, what: string): void {
 
 class Login implements fc.AsyncCommand<Model, Real> {
   check = (m: Readonly<Model>) => m.families.length < 4
-  async run (m: Model, { app, email }: Real) {
-    const res = await send(app, { method: 'POST', url: '/auth/login', payload: { email, password: m.password } })
+  async run (m: Model, real: Real) {
+    const { email } = real
+    const res = await send(real, { method: 'POST', url: '/auth/login', payload: { email, password: m.password } })
     expect(res.statusCode === 200, `login: ${res.statusCode} ${res.body}`)
     const accessToken = res.json().accessToken as string
-    const token = refreshCookieValue(app, res.headers['set-cookie']) as string
+    const token = cookieOf(real, res.headers['set-cookie']) as string
     expect(m.families.every((f) => f.id !== sidOf(accessToken)), 'login: a new session every time')
     m.families.push({ id: sidOf(accessToken), tokens: [token], accessToken, live: true })
   }
@@ -76,8 +84,9 @@ class Login implements fc.AsyncCommand<Model, Real> {
 class LoginWithRetiredPassword implements fc.AsyncCommand<Model, Real> {
   constructor (readonly index: number) {}
   check = (m: Readonly<Model>) => m.retired.length > 0
-  async run (m: Model, { app, email }: Real) {
-    const res = await send(app, { method: 'POST', url: '/auth/login', payload: { email, password: pick(m.retired, this.index) } })
+  async run (m: Model, real: Real) {
+    const { email } = real
+    const res = await send(real, { method: 'POST', url: '/auth/login', payload: { email, password: pick(m.retired, this.index) } })
     expect(res.statusCode === 401 && res.json().code === 'AUTH_INVALID_CREDENTIALS', `login with a retired password: ${res.statusCode} ${res.body}`)
   }
 
@@ -87,11 +96,11 @@ class LoginWithRetiredPassword implements fc.AsyncCommand<Model, Real> {
 class Refresh implements fc.AsyncCommand<Model, Real> {
   constructor (readonly index: number, readonly which: Which) {}
   check = (m: Readonly<Model>) => m.families.length > 0 && presented(pick(m.families, this.index), this.which) !== null
-  async run (m: Model, { app }: Real) {
+  async run (m: Model, real: Real) {
     const family = pick(m.families, this.index)
     const token = presented(family, this.which) as string
-    const res = await send(app, { method: 'POST', url: '/auth/refresh', headers: { cookie: `${app.config.cookie.name}=${token}` } })
-    const cookie = refreshCookieValue(app, res.headers['set-cookie'])
+    const res = await send(real, { method: 'POST', url: '/auth/refresh', headers: { cookie: `${cookieName(real)}=${token}` } })
+    const cookie = cookieOf(real, res.headers['set-cookie'])
     const refusal = (code: string) => {
       expect(res.statusCode === 401 && res.json().code === code, `refresh (${this.which}): expected 401 ${code}, got ${res.statusCode} ${res.body}`)
       expect(cookie === '', `refresh (${this.which}): the cookie is cleared`)
@@ -119,9 +128,9 @@ class Refresh implements fc.AsyncCommand<Model, Real> {
 class Logout implements fc.AsyncCommand<Model, Real> {
   constructor (readonly index: number, readonly which: Which) {}
   check = (m: Readonly<Model>) => m.families.length > 0 && presented(pick(m.families, this.index), this.which) !== null
-  async run (m: Model, { app }: Real) {
+  async run (m: Model, real: Real) {
     const family = pick(m.families, this.index)
-    const res = await send(app, { method: 'POST', url: '/auth/logout', headers: { cookie: `${app.config.cookie.name}=${presented(family, this.which) as string}` } })
+    const res = await send(real, { method: 'POST', url: '/auth/logout', headers: { cookie: `${cookieName(real)}=${presented(family, this.which) as string}` } })
     expect(res.statusCode === 204, `logout: ${res.statusCode} ${res.body}`)
     // Any genuine token of the session ends it; a tampered one ends nothing.
     if (this.which !== 'tampered') family.live = false
@@ -133,10 +142,10 @@ class Logout implements fc.AsyncCommand<Model, Real> {
 class RevokeSession implements fc.AsyncCommand<Model, Real> {
   constructor (readonly caller: number, readonly target: number) {}
   check = (m: Readonly<Model>) => m.families.length > 0
-  async run (m: Model, { app }: Real) {
+  async run (m: Model, real: Real) {
     const caller = pick(m.families, this.caller)
     const target = pick(m.families, this.target)
-    const res = await send(app, { method: 'DELETE', url: `/auth/sessions/${target.id}`, headers: bearer(caller) })
+    const res = await send(real, { method: 'DELETE', url: `/auth/sessions/${target.id}`, headers: bearer(caller) })
     if (!caller.live) return expect(res.statusCode === 401, `revoke by an ended session: ${res.statusCode}`)
     if (!target.live) return expect(res.statusCode === 404 && res.json().code === 'AUTH_SESSION_NOT_FOUND', `revoke of an ended session: ${res.statusCode} ${res.body}`)
     expect(res.statusCode === 204, `revoke: ${res.statusCode} ${res.body}`)
@@ -149,9 +158,9 @@ class RevokeSession implements fc.AsyncCommand<Model, Real> {
 class LogoutAll implements fc.AsyncCommand<Model, Real> {
   constructor (readonly caller: number) {}
   check = (m: Readonly<Model>) => m.families.length > 0
-  async run (m: Model, { app }: Real) {
+  async run (m: Model, real: Real) {
     const caller = pick(m.families, this.caller)
-    const res = await send(app, { method: 'POST', url: '/auth/logout-all', headers: bearer(caller) })
+    const res = await send(real, { method: 'POST', url: '/auth/logout-all', headers: bearer(caller) })
     if (!caller.live) return expect(res.statusCode === 401, `logout-all by an ended session: ${res.statusCode}`)
     expect(res.statusCode === 204, `logout-all: ${res.statusCode} ${res.body}`)
     for (const family of m.families) family.live = false
@@ -163,10 +172,10 @@ class LogoutAll implements fc.AsyncCommand<Model, Real> {
 class ChangePassword implements fc.AsyncCommand<Model, Real> {
   constructor (readonly caller: number) {}
   check = (m: Readonly<Model>) => m.families.length > 0
-  async run (m: Model, { app }: Real) {
+  async run (m: Model, real: Real) {
     const caller = pick(m.families, this.caller)
     const newPassword = `${PASSWORD} #${m.retired.length + 1}`
-    const res = await send(app, { method: 'POST', url: '/auth/password', headers: bearer(caller), payload: { currentPassword: m.password, newPassword } })
+    const res = await send(real, { method: 'POST', url: '/auth/password', headers: bearer(caller), payload: { currentPassword: m.password, newPassword } })
     if (!caller.live) return expect(res.statusCode === 401, `password change by an ended session: ${res.statusCode}`)
     expect(res.statusCode === 204, `password change: ${res.statusCode} ${res.body}`)
     m.retired.push(m.password)
@@ -181,12 +190,18 @@ class ChangePassword implements fc.AsyncCommand<Model, Real> {
 class Read implements fc.AsyncCommand<Model, Real> {
   constructor (readonly caller: number) {}
   check = (m: Readonly<Model>) => m.families.length > 0
-  async run (m: Model, { app }: Real) {
+  async run (m: Model, real: Real) {
     const caller = pick(m.families, this.caller)
-    const me = await send(app, { url: '/me', headers: bearer(caller) })
+    let me = await send(real, { url: '/me', headers: bearer(caller) })
+    // An ended session's access tokens fail at once on the instance that ended it, and on the others once its
+    // revocation reaches them over pub/sub: within a second, the README promises.
+    for (const started = Date.now(); !caller.live && me.statusCode === 200 && real.instances.length > 1 && Date.now() - started < 1000;) {
+      await sleep(10)
+      me = await send(real, { url: '/me', headers: bearer(caller) })
+    }
     expect(me.statusCode === (caller.live ? 200 : 401), `/me of a ${caller.live ? 'live' : 'ended'} session: ${me.statusCode}`)
     if (!caller.live) return
-    const listed = (await send(app, { url: '/auth/sessions', headers: bearer(caller) })).json().sessions as Array<{ id: string, current: boolean }>
+    const listed = (await send(real, { url: '/auth/sessions', headers: bearer(caller) })).json().sessions as Array<{ id: string, current: boolean }>
     const live = m.families.filter((f) => f.live).map((f) => f.id).sort()
     expect(JSON.stringify(listed.map((s) => s.id).sort()) === JSON.stringify(live), `sessions listed ${listed.map((s) => s.id).join(',')}; live ${live.join(',')}`)
     expect(listed.filter((s) => s.current).map((s) => s.id).join() === caller.id, 'the caller\'s own session is the one marked current')
@@ -212,23 +227,35 @@ const commands = fc.commands([
   index.map((c) => new Read(c))
 ], { maxCommands: 30, size: 'max' })
 
+/** Runs RUNS random sequences against `instances`, every answer checked against the model. */
+async function checkAgainstModel (t: Test, instances: FastifyInstance[], grace: number): Promise<void> {
+  const before = sent
+  await fc.assert(fc.asyncProperty(commands, async (cmds) => {
+    const real: Real = { instances, email: uniqueEmail() }
+    const registered = await send(real, { method: 'POST', url: '/auth/register', payload: { email: real.email, password: PASSWORD } })
+    expect(registered.statusCode === 201, `register: ${registered.statusCode}`)
+    // Every sequence starts with one session rotated twice, so it has a parent and an older token to present;
+    // what follows is random.
+    const first: Model = { password: PASSWORD, retired: [], families: [], graceful: grace > 0 }
+    await new Login().run(first, real)
+    for (let i = 0; i < 2; i++) await new Refresh(0, 'current').run(first, real)
+    await fc.asyncModelRun(() => ({ model: first, real }), cmds)
+  }), { numRuns: RUNS, seed: SEED })
+  t.ok(sent - before > RUNS * 10, `${RUNS} random sequences, ${sent - before} requests, each answered as the model says`)
+}
+
 for (const store of ['memory', 'redis'] as const satisfies StoreKind[]) {
   for (const grace of [300, 0]) {
     t.test(`${store}, ${grace === 0 ? 'no grace window' : 'a grace window'}: every answer is the model's`, async (t) => {
-      const app = await buildApp(t, { store, env: { REFRESH_REUSE_GRACE: String(grace) } })
-      const before = sent
-      await fc.assert(fc.asyncProperty(commands, async (cmds) => {
-        const email = uniqueEmail()
-        const registered = await send(app, { method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
-        expect(registered.statusCode === 201, `register: ${registered.statusCode}`)
-        // Every sequence starts with one session rotated twice, so it has a parent and an older token to present;
-        // what follows is random.
-        const first: Model = { password: PASSWORD, retired: [], families: [], graceful: grace > 0 }
-        await new Login().run(first, { app, email })
-        for (let i = 0; i < 2; i++) await new Refresh(0, 'current').run(first, { app, email })
-        await fc.asyncModelRun(() => ({ model: first, real: { app, email } }), cmds)
-      }), { numRuns: RUNS, seed: SEED })
-      t.ok(sent - before > RUNS * 10, `${RUNS} random sequences, ${sent - before} requests, each answered as the model says`)
+      await checkAgainstModel(t, [await buildApp(t, { store, env: { REFRESH_REUSE_GRACE: String(grace) } })], grace)
     })
   }
+}
+
+for (const grace of [300, 0]) {
+  t.test(`two instances on one Redis, each request to the next, ${grace === 0 ? 'no grace window' : 'a grace window'}: every answer is the model's`, async (t) => {
+    const prefix = uniquePrefix()
+    const env = { REFRESH_REUSE_GRACE: String(grace) }
+    await checkAgainstModel(t, [await buildApp(t, { prefix, env }), await buildApp(t, { prefix, env })], grace)
+  })
 }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { within } from '../../helpers/poll.js'
-import { buildApp, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, sidOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
 
 const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
 const me = (app: FastifyInstance, s: LoggedIn) => app.inject({ url: '/me', headers: bearer(s) })
@@ -239,6 +239,29 @@ t.test('with ACCESS_TOKEN_REVOCATION=off, access tokens live out their TTL', asy
   await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: s.cookie } })
   t.equal((await refresh(app, s.cookie)).statusCode, 401, 'the refresh token is dead')
   t.equal((await me(app, s)).statusCode, 200, 'the access token is not')
+})
+
+t.test('a session ended on one instance manages the account on no other from that moment, before any revocation reaches it', async (t) => {
+  const prefix = uniquePrefix()
+  const a = await buildApp(t, { prefix })
+  // An instance that never hears of revocations (its access tokens live out their TTL): the longest possible lag.
+  const b = await buildApp(t, { prefix, env: { ACCESS_TOKEN_REVOCATION: 'off' } })
+  const kept = await registerAndLogin(a)
+  const ended = await login(a, kept.email)
+  t.equal((await a.inject({ method: 'DELETE', url: `/auth/sessions/${sidOf(ended.accessToken)}`, headers: bearer(kept) })).statusCode, 204, 'one session ends another on instance A')
+
+  t.equal((await me(b, ended)).statusCode, 200, 'B still takes the ended session\'s access token for /me, as configured')
+  const refusals = [
+    await b.inject({ url: '/auth/sessions', headers: bearer(ended) }),
+    await b.inject({ method: 'DELETE', url: `/auth/sessions/${sidOf(kept.accessToken)}`, headers: bearer(ended) }),
+    await b.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(ended) }),
+    await b.inject({ method: 'POST', url: '/auth/password', headers: bearer(ended), payload: { currentPassword: PASSWORD, newPassword: 'a password the thief chose' } })
+  ]
+  t.same(refusals.map((r) => [r.statusCode, r.json().code, r.headers['www-authenticate']]), Array(4).fill([401, 'AUTH_TOKEN_INVALID', 'Bearer error="invalid_token"']),
+    'but not to list, end or sign out sessions, nor to change the password')
+  t.equal((await me(a, kept)).statusCode, 200, 'the session kept is untouched')
+  t.same((await b.inject({ url: '/auth/sessions', headers: bearer(kept) })).json().sessions.map((s: { id: string }) => s.id), [sidOf(kept.accessToken)], 'and manages the account on B')
+  t.equal((await a.inject({ method: 'POST', url: '/auth/login', payload: { email: kept.email, password: PASSWORD } })).statusCode, 200, 'the password is unchanged')
 })
 
 t.test('the per-user cap evicts the least recently used session and revokes its access tokens', async (t) => {

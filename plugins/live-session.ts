@@ -1,0 +1,29 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { AccessTokenInvalidError } from '../src/errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * onRequest hook after `authenticate` on the routes that manage the account (sessions, logout-all, password):
+     * the caller's session must be live in the store.
+     */
+    requireLiveSession (request: FastifyRequest, reply: FastifyReply): Promise<void>
+  }
+}
+
+/**
+ * `authenticate` answers from the token and this instance's revocation list, which hears of a session ended on
+ * another instance over pub/sub, a few milliseconds later (longer while its subscription reconnects). That lag is
+ * the price of a /me that works while Redis is down; it is no price to pay where the account itself is changed,
+ * and those routes go to the store anyway. So they ask the store, which every instance shares: a session ended
+ * anywhere can no longer change the password, end the other sessions or list them, anywhere, from that moment.
+ */
+export default fp(async function liveSessionPlugin (fastify) {
+  const { sessions } = fastify
+  fastify.decorate('requireLiveSession', async function requireLiveSession (request: FastifyRequest, reply: FastifyReply) {
+    if (await sessions.isLive(request.user.sub, request.user.sid)) return
+    reply.header('www-authenticate', 'Bearer error="invalid_token"')
+    throw new AccessTokenInvalidError()
+  })
+}, { name: 'live-session', dependencies: ['sessions', 'authenticate'], fastify: '5.x' })
