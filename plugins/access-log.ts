@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { hookList } from '../src/route-hooks.js'
 
 /**
  * A line for the requests whose client closed its connection before the answer was written, on every route whose
@@ -15,8 +16,7 @@ export default fp(async function accessLogPlugin (fastify) {
   const everyRequest = fastify.config.accessLog === 'all'
   fastify.addHook('onRoute', (route) => {
     if (!everyRequest && route.config?.accessLog === 'failures') return
-    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
-    route.onRequest = [noteAbandonment, ...existing as onRequestHookHandler[]]
+    route.onRequest = [noteAbandonment, ...hookList(route.onRequest) as onRequestHookHandler[]]
   })
 }, { name: 'access-log', dependencies: ['config'], fastify: '5.x' })
 

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { ServiceMetrics } from '../src/metrics.js'
+import { hookList } from '../src/route-hooks.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,7 +25,6 @@ export default fp(async function metricsPlugin (fastify) {
       recorder.record(reply.statusCode, reply.elapsedTime)
       done()
     }
-    const existing = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]
-    route.onResponse = [...existing as onResponseHookHandler[], record]
+    route.onResponse = [...hookList(route.onResponse) as onResponseHookHandler[], record]
   })
 }, { name: 'metrics', fastify: '5.x' })

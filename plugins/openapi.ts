@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import swagger from '@fastify/swagger'
 import type { RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { hookList } from '../src/route-hooks.js'
 
 /** The service's version, from its package.json: beside plugins/ in the sources, beside dist/ once compiled. */
 function packageVersion (): string {
@@ -22,8 +23,7 @@ function packageVersion (): string {
  */
 export default fp(async function openapiPlugin (fastify) {
   const { authenticate, csrfProtection, config } = fastify
-  const runs = (route: RouteOptions, hook: unknown): boolean =>
-    route.onRequest === hook || (Array.isArray(route.onRequest) && route.onRequest.includes(hook as never))
+  const runs = (route: RouteOptions, hook: unknown): boolean => hookList<unknown>(route.onRequest).includes(hook)
 
   await fastify.register(swagger, {
     openapi: {

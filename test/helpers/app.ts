@@ -123,12 +123,12 @@ export interface LoggedIn {
   cookie: string
 }
 
-/** Registers a fresh account and logs in. */
 /** The session id (`sid` claim) an access token names; read, not verified. */
 export function sidOf (accessToken: string): string {
   return (JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString()) as { sid: string }).sid
 }
 
+/** Registers a fresh account and logs in. */
 export async function registerAndLogin (fastify: FastifyInstance, email = uniqueEmail(), userAgent = 'test-agent'): Promise<LoggedIn> {
   const reg = await fastify.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
   if (reg.statusCode !== 201) throw new Error(`register failed: ${reg.statusCode} ${reg.body}`)
