@@ -72,11 +72,15 @@ function smallestUpward (mount: string, path: string, quotaAt: (dir: string) => 
 
 /** "max", -1 (v1's "no limit"), an absent file or anything unreadable: no quota here. */
 function cores (quota: string | null | undefined, period: string | null | undefined): number | null {
-  if (quota == null || period == null || !/^\d+$/.test(quota.trim()) || !/^\d+$/.test(period.trim())) return null
-  const perPeriod = Number(quota.trim())
-  const length = Number(period.trim())
-  if (perPeriod <= 0 || length <= 0) return null
+  const perPeriod = wholeNumber(quota)
+  const length = wholeNumber(period)
+  if (perPeriod === null || length === null || perPeriod <= 0 || length <= 0) return null
   return Math.max(1, Math.floor(perPeriod / length))
+}
+
+function wholeNumber (text: string | null | undefined): number | null {
+  const trimmed = text?.trim() ?? ''
+  return /^\d+$/.test(trimmed) ? Number(trimmed) : null
 }
 
 function read (path: string): string | null {
