@@ -9,6 +9,6 @@ declare module 'fastify' {
 }
 
 export default fp(async function sessionsPlugin (fastify) {
-  const codec = new RefreshTokenCodec(fastify.secrets.refreshTokenSecret)
+  const codec = new RefreshTokenCodec(fastify.secrets.refreshTokenSecret, fastify.config.refresh.acceptedSecrets)
   fastify.decorate('sessions', new SessionService(codec, fastify.familyStore, fastify.accessRevocations))
-}, { name: 'sessions', dependencies: ['secrets', 'family-store', 'access-revocations'], fastify: '5.x' })
+}, { name: 'sessions', dependencies: ['config', 'secrets', 'family-store', 'access-revocations'], fastify: '5.x' })

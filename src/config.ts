@@ -46,6 +46,8 @@ export const EnvSchema = Type.Object({
   ACCESS_TOKEN_REVOCATION: Type.Union([Type.Literal('instant'), Type.Literal('off')], { default: 'instant' }),
 
   REFRESH_TOKEN_SECRET: Type.Optional(Type.String()),
+  /** Comma-separated: secrets whose sessions are accepted besides REFRESH_TOKEN_SECRET's (the next one, the previous one). */
+  REFRESH_TOKEN_ACCEPTED_SECRETS: Type.Optional(Type.String()),
   REFRESH_IDLE_TTL: Type.Integer({ minimum: 1, maximum: 31_536_000, default: 604_800 }),
   REFRESH_ABSOLUTE_TTL: Type.Integer({ minimum: 1, maximum: 31_536_000, default: 2_592_000 }),
   REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 300, default: 10 }),
@@ -111,7 +113,10 @@ export interface Config {
     revocation: 'instant' | 'off'
   }
   refresh: {
+    /** New sessions begin under it; null outside production when unset (one is generated). */
     secret: string | null
+    /** Sessions begun under these keep working, each under its own secret (README: rotating the refresh-token secret). */
+    acceptedSecrets: string[]
     idleTtlSeconds: number
     absoluteTtlSeconds: number
     reuseGraceSeconds: number
@@ -174,6 +179,31 @@ function checkSecret (name: string, value: string | undefined, production: boole
     throw new ConfigError(`${name} still holds the placeholder from .env.example; generate one with: openssl rand -base64 48`)
   }
   return value
+}
+
+/** Every entry but the first is one more HMAC for each token that opens under none of them (a forged one). */
+const MAX_ACCEPTED_SECRETS = 4
+
+function parseAcceptedSecrets (value: string | undefined, current: string | null, jwtSecret: string | null, production: boolean): string[] {
+  if (value === undefined) return []
+  const name = 'REFRESH_TOKEN_ACCEPTED_SECRETS'
+  if (current === null) {
+    throw new ConfigError(`${name} needs REFRESH_TOKEN_SECRET: the secret new sessions begin under`)
+  }
+  const secrets = value.split(',').map((s) => s.trim())
+  if (secrets.length > MAX_ACCEPTED_SECRETS) {
+    throw new ConfigError(`${name} holds ${secrets.length} secrets; at most ${MAX_ACCEPTED_SECRETS} (a rotation needs one)`)
+  }
+  // Named by position, never by value.
+  return secrets.map((secret, i) => {
+    const entry = `${name} (secret ${i + 1} of ${secrets.length})`
+    if (secret === '') throw new ConfigError(`${entry} is empty`)
+    checkSecret(entry, secret, production)
+    if (secret === current) throw new ConfigError(`${entry} is REFRESH_TOKEN_SECRET itself; list only the other secrets`)
+    if (secret === jwtSecret) throw new ConfigError(`${entry} is JWT_SECRET: one key per purpose`)
+    if (secrets.indexOf(secret) !== i) throw new ConfigError(`${entry} repeats an earlier one`)
+    return secret
+  })
 }
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
@@ -282,6 +312,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (jwtSecret !== null && jwtSecret === refreshSecret) {
     throw new ConfigError('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
   }
+  const acceptedSecrets = parseAcceptedSecrets(env.REFRESH_TOKEN_ACCEPTED_SECRETS, refreshSecret, jwtSecret, production)
   const sentinel = parseSentinels(env)
   const cluster = parseCluster(env)
   if (production && env.REDIS_URL === undefined) {
@@ -329,6 +360,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     },
     refresh: {
       secret: refreshSecret,
+      acceptedSecrets,
       idleTtlSeconds: env.REFRESH_IDLE_TTL,
       absoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL,
       reuseGraceSeconds: env.REFRESH_REUSE_GRACE,

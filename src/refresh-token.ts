@@ -8,6 +8,11 @@ export interface RefreshToken {
   generation: number
   /** 256 bits, base64url: random at login, HMAC-derived from the parent afterwards. */
   secret: string
+  /**
+   * Which of the codec's secrets the family began under, and so every token of it is sealed and derived with:
+   * 0 the current one, then the accepted ones in order. Not part of the token's text.
+   */
+  keyIndex: number
 }
 
 const SECRET_BYTES = 32
@@ -36,34 +41,36 @@ export const MAX_REFRESH_TOKEN_LENGTH = 128
  * lets any instance recognise a genuine token of an older generation — which is what
  * makes reuse detection safe: a forged token naming someone's family is rejected
  * before the store is touched, so it can never revoke that family.
+ *
+ * Secrets rotate without signing anyone out: new families begin under the current secret, and a family
+ * begun under an accepted one stays under it for life. So a token's successor depends on the token alone,
+ * never on which secret an instance mints with, and instances midway through a rollout of a new secret
+ * still derive the same successor for two tabs refreshing at once.
  */
 export class RefreshTokenCodec {
-  readonly #successorKey: KeyObject
-  readonly #tagKey: KeyObject
+  readonly #keys: TokenKeys[]
 
-  constructor (masterSecret: string) {
-    // Separate keys per purpose (HKDF, RFC 5869), so the tag key can never be used to derive successors.
-    const derive = (info: string): KeyObject =>
-      createSecretKey(Buffer.from(hkdfSync('sha256', masterSecret, Buffer.alloc(0), `refresh-token/${info}/v1`, 32)))
-    this.#successorKey = derive('successor')
-    this.#tagKey = derive('tag')
+  /** `currentSecret` begins new families; tokens of families begun under `acceptedSecrets` keep opening and rotating. */
+  constructor (currentSecret: string, acceptedSecrets: readonly string[] = []) {
+    this.#keys = [currentSecret, ...acceptedSecrets].map(deriveKeys)
   }
 
-  /** A token for a new family, the first of its chain. */
+  /** A token for a new family, the first of its chain, under the current secret. */
   mint (userId: string): RefreshToken {
     return {
       userId,
       familyId: randomBytes(FAMILY_ID_BYTES).toString('base64url'),
       generation: 0,
-      secret: randomBytes(SECRET_BYTES).toString('base64url')
+      secret: randomBytes(SECRET_BYTES).toString('base64url'),
+      keyIndex: 0
     }
   }
 
   /** The one token that follows `token`: same on every instance, for every concurrent caller. */
   successor (token: RefreshToken): RefreshToken {
     if (token.generation >= MAX_GENERATION) throw new RangeError('refresh token generation exhausted')
-    const secret = createHmac('sha256', this.#successorKey).update(body(token)).digest('base64url')
-    return { userId: token.userId, familyId: token.familyId, generation: token.generation + 1, secret }
+    const secret = createHmac('sha256', this.#keysOf(token).successor).update(body(token)).digest('base64url')
+    return { userId: token.userId, familyId: token.familyId, generation: token.generation + 1, secret, keyIndex: token.keyIndex }
   }
 
   /**
@@ -73,7 +80,7 @@ export class RefreshTokenCodec {
    */
   seal (token: RefreshToken): SealedRefreshToken {
     const b = body(token)
-    const mac = createHmac('sha256', this.#tagKey).update(b).digest()
+    const mac = createHmac('sha256', this.#keysOf(token).tag).update(b).digest()
     return {
       token,
       value: `${b}.${mac.toString('base64url', 0, TAG_BYTES)}`,
@@ -81,19 +88,35 @@ export class RefreshTokenCodec {
     }
   }
 
-  /** Decodes a token this service issued; null for anything malformed or not carrying a valid tag. */
+  /** Decodes a token this service issued; null for anything malformed or not carrying a valid tag under any secret. */
   open (value: string | undefined): SealedRefreshToken | null {
     if (value === undefined || value.length > MAX_REFRESH_TOKEN_LENGTH) return null
     const m = FORMAT.exec(value)
     if (m === null) return null
     const [, userId, familyId, generation, secret, tag] = m as unknown as [string, string, string, string, string, string]
-    const token: RefreshToken = { userId, familyId, generation: Number(generation), secret }
-    const sealed = this.seal(token)
-    // Compare the encoded strings, not decoded bytes: base64url has non-canonical spellings of the same bytes.
-    const expected = sealed.value.slice(sealed.value.length - tag.length)
-    if (!timingSafeEqual(Buffer.from(tag), Buffer.from(expected))) return null
-    return sealed
+    const presented = Buffer.from(tag)
+    for (let keyIndex = 0; keyIndex < this.#keys.length; keyIndex++) {
+      const sealed = this.seal({ userId, familyId, generation: Number(generation), secret, keyIndex })
+      // Compare the encoded strings, not decoded bytes: base64url has non-canonical spellings of the same bytes.
+      if (timingSafeEqual(presented, Buffer.from(sealed.value.slice(sealed.value.length - tag.length)))) return sealed
+    }
+    return null
   }
+
+  #keysOf (token: RefreshToken): TokenKeys {
+    const keys = this.#keys[token.keyIndex]
+    if (keys === undefined) throw new RangeError('refresh token names a secret this codec does not hold')
+    return keys
+  }
+}
+
+interface TokenKeys { successor: KeyObject, tag: KeyObject }
+
+/** Separate keys per purpose (HKDF, RFC 5869), so the tag key can never be used to derive successors. */
+function deriveKeys (masterSecret: string): TokenKeys {
+  const derive = (info: string): KeyObject =>
+    createSecretKey(Buffer.from(hkdfSync('sha256', masterSecret, Buffer.alloc(0), `refresh-token/${info}/v1`, 32)))
+  return { successor: derive('successor'), tag: derive('tag') }
 }
 
 /** A token with its cookie value and the digest the store keeps instead of it. */

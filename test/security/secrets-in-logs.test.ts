@@ -7,7 +7,7 @@ import { PrivateRedis } from '../helpers/redis-server.js'
 t.test('no password, token or secret ever reaches the logs, even at trace level', async (t) => {
   let logs = ''
   const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
-  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace' }, logStream: stream })
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REFRESH_TOKEN_ACCEPTED_SECRETS: 'the-previous-refresh-secret-0123456789abcdef' }, logStream: stream })
 
   const session = await registerAndLogin(app)
   const rotated = await refresh(app, session.cookie)
@@ -42,7 +42,8 @@ t.test('no password, token or secret ever reaches the logs, even at trace level'
     'refresh token secret part': session.refreshToken.split('.')[3] as string,
     'rotated refresh token secret part': next.split('.')[3] as string,
     JWT_SECRET: app.config.jwt.secret as string,
-    REFRESH_TOKEN_SECRET: app.config.refresh.secret as string
+    REFRESH_TOKEN_SECRET: app.config.refresh.secret as string,
+    REFRESH_TOKEN_ACCEPTED_SECRETS: app.config.refresh.acceptedSecrets[0] as string
   }
   for (const [name, value] of Object.entries(secrets)) {
     t.notOk(logs.includes(value), `no ${name} in the logs`)

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs'
+import { parseEnv } from 'node:util'
 import t from 'tap'
-import { ConfigError, defaultHashConcurrency, HASHES_QUEUED_PER_SLOT, loadConfig } from '../../src/config.js'
+import { ConfigError, defaultHashConcurrency, EnvSchema, HASHES_QUEUED_PER_SLOT, loadConfig } from '../../src/config.js'
 import { usableCores } from '../../src/cpu-quota.js'
 
 const secret = (c: string) => c.repeat(40)
@@ -42,6 +44,34 @@ t.test('secrets must be at least 32 bytes, and the two must differ', async (t) =
   t.throws(() => loadConfig({ JWT_SECRET: 'short' }), { message: /JWT_SECRET must be at least 32 bytes/ })
   t.throws(() => loadConfig({ REFRESH_TOKEN_SECRET: 'short' }), { message: /REFRESH_TOKEN_SECRET must be at least 32 bytes/ })
   t.throws(() => loadConfig({ JWT_SECRET: secret('s'), REFRESH_TOKEN_SECRET: secret('s') }), { message: /must differ/ })
+})
+
+t.test('REFRESH_TOKEN_ACCEPTED_SECRETS: the other secrets of a rotation, each checked like REFRESH_TOKEN_SECRET', async (t) => {
+  const current = { REFRESH_TOKEN_SECRET: secret('r') }
+  t.same(loadConfig(current).refresh.acceptedSecrets, [], 'none by default')
+  t.same(loadConfig({ ...current, REFRESH_TOKEN_ACCEPTED_SECRETS: ` ${secret('a')} , ${secret('b')}` }).refresh.acceptedSecrets, [secret('a'), secret('b')], 'comma-separated, spaces trimmed')
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ REFRESH_TOKEN_ACCEPTED_SECRETS: secret('a') }, /REFRESH_TOKEN_ACCEPTED_SECRETS needs REFRESH_TOKEN_SECRET/],
+    [{ ...current, REFRESH_TOKEN_ACCEPTED_SECRETS: 'short' }, /REFRESH_TOKEN_ACCEPTED_SECRETS \(secret 1 of 1\) must be at least 32 bytes/],
+    [{ ...current, REFRESH_TOKEN_ACCEPTED_SECRETS: `${secret('a')},` }, /\(secret 2 of 2\) is empty/],
+    [{ ...current, REFRESH_TOKEN_ACCEPTED_SECRETS: secret('r') }, /is REFRESH_TOKEN_SECRET itself/],
+    [{ ...current, JWT_SECRET: secret('j'), REFRESH_TOKEN_ACCEPTED_SECRETS: secret('j') }, /is JWT_SECRET: one key per purpose/],
+    [{ ...current, REFRESH_TOKEN_ACCEPTED_SECRETS: `${secret('a')},${secret('a')}` }, /\(secret 2 of 2\) repeats an earlier one/],
+    [{ ...current, REFRESH_TOKEN_ACCEPTED_SECRETS: ['a', 'b', 'c', 'd', 'e'].map(secret).join(',') }, /holds 5 secrets; at most 4/],
+    [{ ...production, REFRESH_TOKEN_ACCEPTED_SECRETS: 'change-me-change-me-change-me-change-me' }, /\(secret 1 of 1\) still holds the placeholder/]
+  ]
+  for (const [env, message] of cases) {
+    try {
+      loadConfig(env)
+      t.fail(`${String(message)}: should have thrown`)
+    } catch (err) {
+      t.ok(err instanceof ConfigError, String(message))
+      t.match((err as Error).message, message)
+      for (const value of env.REFRESH_TOKEN_ACCEPTED_SECRETS?.split(',') ?? []) {
+        if (value.trim().length >= 5) t.notOk((err as Error).message.includes(value.trim()), 'without echoing a secret')
+      }
+    }
+  }
 })
 
 t.test('production refuses unsafe config with a message naming the variable', async (t) => {
@@ -218,4 +248,17 @@ t.test('argon2 concurrency by default: one hash more than cores when the hashing
   t.equal(loadConfig({ ARGON2_MAX_CONCURRENCY: '3' }).argon2.maxQueue, 3 * HASHES_QUEUED_PER_SLOT, 'ARGON2_MAX_QUEUE: by default a number per slot')
   t.equal(loadConfig({ ARGON2_MAX_QUEUE: '0' }).argon2.maxQueue, 0, 'or what it says, 0 included (no waiting at all)')
   t.throws(() => loadConfig({ ARGON2_MAX_QUEUE: '-1' }), /ARGON2_MAX_QUEUE/)
+})
+
+t.test('every variable is documented: in .env.example, which loads once its placeholder is replaced, and in the README', async (t) => {
+  const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8')
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const listed = parseEnv(example)
+  const documented = new Set([...readme.matchAll(/^\| `([A-Z0-9_]+)`(?: \/ `([A-Z0-9_]+)`)*/gm)].flatMap((m) => m[0].match(/[A-Z0-9_]{2,}/g) ?? []))
+  for (const name of Object.keys(EnvSchema.properties)) {
+    t.ok(name in listed, `${name} is in .env.example`)
+    t.ok(documented.has(name), `${name} is in the README's configuration table`)
+  }
+  t.same(Object.keys(listed).filter((name) => !(name in EnvSchema.properties)), [], '.env.example lists nothing the service does not read')
+  t.match(loadConfig({ ...listed, REFRESH_TOKEN_SECRET: secret('r') }).refresh, { secret: secret('r'), acceptedSecrets: [] })
 })

@@ -46,3 +46,37 @@ t.test('the digest kept by the store is not in the cookie, and depends on the ke
   t.same(codec.seal(token).digest, digest, 'stable')
   t.notSame(new RefreshTokenCodec('another-secret-entirely-0123456789abcdef').seal(token).digest, digest, 'keyed')
 })
+
+t.test('the secret rotates without signing anyone out: a family stays under the secret it began under', async (t) => {
+  const a = 'refresh-secret-a-0123456789abcdefghijklmn'
+  const b = 'refresh-secret-b-0123456789abcdefghijklmn'
+  // The three steps of a rotation (README), and the fleet before it.
+  const before = new RefreshTokenCodec(a)
+  const acceptNext = new RefreshTokenCodec(a, [b])
+  const switched = new RefreshTokenCodec(b, [a])
+  const retired = new RefreshTokenCodec(b)
+
+  const underA = before.seal(before.mint(newUserId()))
+  const underB = switched.seal(switched.mint(newUserId()))
+  t.not(acceptNext.open(underB.value), null, 'step 1 accepts the sessions step 2 begins')
+  t.equal(before.open(underB.value), null, 'which an instance that does not yet know B refuses: hence step 1')
+  t.not(switched.open(underA.value), null, 'step 2 accepts the sessions begun before it')
+
+  for (const [name, sealed, codecs] of [
+    ['a session begun under A', underA, [before, acceptNext, switched]],
+    ['a session begun under B', underB, [acceptNext, switched, retired]]
+  ] as const) {
+    const successors = codecs.map((codec) => {
+      const opened = codec.open(sealed.value)
+      if (opened === null) throw new Error(`${name} did not open`)
+      t.equal(opened.digest, sealed.digest, `${name}: every instance finds the digest the store holds`)
+      return codec.seal(codec.successor(opened.token))
+    })
+    t.equal(new Set(successors.map((s) => s.value)).size, 1, `${name}: every instance derives the same successor, whichever secret it mints with`)
+    t.equal(new Set(successors.map((s) => s.digest)).size, 1, `${name}: and the same digest, so two tabs on two instances share one successor`)
+  }
+
+  t.equal(retired.open(underA.value), null, 'retiring A ends the sessions still under it')
+  t.equal(retired.open(retired.seal(retired.successor(switched.open(underB.value)!.token)).value)?.token.keyIndex, 0, 'sessions under B go on')
+  t.equal(new RefreshTokenCodec(b, [a]).open(underA.value)?.token.keyIndex, 1, 'a session under an accepted secret is known as such')
+})
