@@ -34,7 +34,6 @@ export const EnvSchema = Type.Object({
   JWT_SECRET: Type.Optional(Type.String()),
   /** A JWK Set of private signing keys (ES256 / EdDSA), each with kid and alg; or a path to one. */
   JWT_KEYS: Type.Optional(Type.String()),
-  JWT_KEYS_FILE: Type.Optional(Type.String()),
   JWT_SIGNING_KID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
   /** Algorithm of the key generated outside production when no keys are configured. */
   JWT_ALGORITHM: Type.Union([Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'ES256' }),
@@ -163,6 +162,13 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
+/**
+ * The variables that carry secrets, each of which may instead be read from the file `<NAME>_FILE` names: how
+ * orchestrators hand a container its secrets (Docker and Kubernetes mount them as files), out of the process's
+ * environment, which `docker inspect` and /proc/<pid>/environ show.
+ */
+export const FROM_FILE = ['JWT_KEYS', 'JWT_SECRET', 'REFRESH_TOKEN_SECRET', 'REFRESH_TOKEN_ACCEPTED_SECRETS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD'] as const
+
 const MIN_SECRET_BYTES = 32
 // Values copied from .env.example must never reach production.
 const PLACEHOLDER = /change[-_ ]?me|example|placeholder/i
@@ -270,10 +276,17 @@ export function defaultHashConcurrency (machine: { cores: number, threadpoolSize
  */
 export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env): Config {
   // Empty strings mean "unset", as in most .env files.
+  const given = (name: string): string | undefined => source[name] === '' ? undefined : source[name]
   const data: Record<string, string> = {}
   for (const key of Object.keys(EnvSchema.properties)) {
-    const value = source[key]
-    if (value !== undefined && value !== '') data[key] = value
+    const value = given(key)
+    const file = (FROM_FILE as readonly string[]).includes(key) ? given(`${key}_FILE`) : undefined
+    if (file !== undefined) {
+      if (value !== undefined) throw new ConfigError(`set ${key} or ${key}_FILE, not both`)
+      data[key] = readSecretFile(`${key}_FILE`, file)
+    } else if (value !== undefined) {
+      data[key] = value
+    }
   }
 
   let env: Env
@@ -290,7 +303,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4,
     niced: process.platform === 'linux' && env.ARGON2_THREAD_NICE > 0
   })
-  const keysJson = readKeys(env.JWT_KEYS, env.JWT_KEYS_FILE)
+  const keysJson = env.JWT_KEYS ?? null
   if (keysJson !== null && env.JWT_SECRET !== undefined) {
     throw new ConfigError('set either JWT_SECRET (HS256, single service) or JWT_KEYS/JWT_KEYS_FILE (ES256/EdDSA), not both: one deployment never mixes symmetric and asymmetric keys')
   }
@@ -425,12 +438,15 @@ function parseOrigins (value: string): string[] {
   return origins
 }
 
-function readKeys (inline: string | undefined, file: string | undefined): string | null {
-  if (inline !== undefined && file !== undefined) throw new ConfigError('set JWT_KEYS or JWT_KEYS_FILE, not both')
-  if (file === undefined) return inline ?? null
+/** Reads `<NAME>_FILE`; a file's trailing newlines are not part of the value (`echo secret > file`). */
+function readSecretFile (name: string, path: string): string {
+  let text: string
   try {
-    return readFileSync(file, 'utf8')
+    text = readFileSync(path, 'utf8')
   } catch (err) {
-    throw new ConfigError(`JWT_KEYS_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    throw new ConfigError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
   }
+  const value = text.replace(/(\r?\n)+$/, '')
+  if (value === '') throw new ConfigError(`${name}: ${path} is empty`)
+  return value
 }

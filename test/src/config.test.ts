@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseEnv } from 'node:util'
 import t from 'tap'
-import { ConfigError, defaultHashConcurrency, EnvSchema, HASHES_QUEUED_PER_SLOT, loadConfig } from '../../src/config.js'
+import { ConfigError, defaultHashConcurrency, EnvSchema, FROM_FILE, HASHES_QUEUED_PER_SLOT, loadConfig } from '../../src/config.js'
 import { usableCores } from '../../src/cpu-quota.js'
 
 const secret = (c: string) => c.repeat(40)
@@ -72,6 +74,51 @@ t.test('REFRESH_TOKEN_ACCEPTED_SECRETS: the other secrets of a rotation, each ch
       }
     }
   }
+})
+
+t.test('every secret may be read from a file, as orchestrators mount them: <NAME>_FILE', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'secrets-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = (name: string, text: string): string => {
+    const path = join(dir, name)
+    writeFileSync(path, text, { mode: 0o600 })
+    return path
+  }
+  const { keySetJson, privateJwk } = await import('../helpers/keys.js')
+  const keys = keySetJson(privateJwk('ES256', 'from-file'))
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    REDIS_URL_FILE: file('redis-url', 'rediss://:p%40ss@redis.internal:6380/2\n'),
+    JWT_KEYS_FILE: file('jwks.json', keys),
+    REFRESH_TOKEN_SECRET_FILE: file('refresh', `${secret('r')}\r\n`),
+    REFRESH_TOKEN_ACCEPTED_SECRETS_FILE: file('accepted', `${secret('a')},${secret('b')}\n\n`),
+    REDIS_SENTINELS: '127.0.0.1:26379',
+    REDIS_SENTINEL_PASSWORD_FILE: file('sentinel', 'sentinel-password\n')
+  })
+  t.match(config, {
+    redis: { url: 'rediss://:p%40ss@redis.internal:6380/2', sentinel: { password: 'sentinel-password' } },
+    jwt: { keyMode: 'keys', keySet: { current: { kid: 'from-file' } } },
+    refresh: { secret: secret('r'), acceptedSecrets: [secret('a'), secret('b')] }
+  }, 'production config from files alone; a file\'s trailing newlines are not part of its value')
+  t.equal(loadConfig({ JWT_SECRET_FILE: file('jwt', secret('j')) }).jwt.secret, secret('j'), 'JWT_SECRET as well')
+
+  const unreadable = file('unreadable', secret('u'))
+  chmodSync(unreadable, 0o000)
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [{ REFRESH_TOKEN_SECRET: secret('r'), REFRESH_TOKEN_SECRET_FILE: file('both', secret('r')) }, /^set REFRESH_TOKEN_SECRET or REFRESH_TOKEN_SECRET_FILE, not both$/],
+    [{ JWT_SECRET_FILE: join(dir, 'missing') }, /^JWT_SECRET_FILE: cannot read .*missing \(ENOENT\)$/],
+    [{ JWT_SECRET_FILE: dir }, /^JWT_SECRET_FILE: cannot read .* \(EISDIR\)$/],
+    [{ REFRESH_TOKEN_SECRET_FILE: file('empty', '\n') }, /^REFRESH_TOKEN_SECRET_FILE: .*empty is empty$/],
+    [{ REFRESH_TOKEN_SECRET_FILE: file('short', 'short\n') }, /^REFRESH_TOKEN_SECRET must be at least 32 bytes$/],
+    [{ REDIS_URL_FILE: file('not-a-url', 'http://redis\n') }, /REDIS_URL/]
+  ]
+  // Root reads any file: the mode only refuses others.
+  if (process.getuid?.() !== 0) refused.push([{ JWT_SECRET_FILE: unreadable }, /^JWT_SECRET_FILE: cannot read .* \(EACCES\)$/])
+  for (const [env, message] of refused) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', message }, String(message))
+  }
+  t.equal(loadConfig({ JWT_SECRET: secret('j'), JWT_SECRET_FILE: '' }).jwt.secret, secret('j'), 'an empty <NAME>_FILE is unset, like any empty variable')
+  t.same([...FROM_FILE].sort(), ['JWT_KEYS', 'JWT_SECRET', 'REDIS_SENTINEL_PASSWORD', 'REDIS_URL', 'REFRESH_TOKEN_ACCEPTED_SECRETS', 'REFRESH_TOKEN_SECRET'], 'every variable that carries a secret, and only those')
 })
 
 t.test('production refuses unsafe config with a message naming the variable', async (t) => {
@@ -255,10 +302,11 @@ t.test('every variable is documented: in .env.example, which loads once its plac
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
   const listed = parseEnv(example)
   const documented = new Set([...readme.matchAll(/^\| `([A-Z0-9_]+)`(?: \/ `([A-Z0-9_]+)`)*/gm)].flatMap((m) => m[0].match(/[A-Z0-9_]{2,}/g) ?? []))
-  for (const name of Object.keys(EnvSchema.properties)) {
+  const variables = [...Object.keys(EnvSchema.properties), ...FROM_FILE.map((name) => `${name}_FILE`)]
+  for (const name of variables) {
     t.ok(name in listed, `${name} is in .env.example`)
     t.ok(documented.has(name), `${name} is in the README's configuration table`)
   }
-  t.same(Object.keys(listed).filter((name) => !(name in EnvSchema.properties)), [], '.env.example lists nothing the service does not read')
+  t.same(Object.keys(listed).filter((name) => !variables.includes(name)), [], '.env.example lists nothing the service does not read')
   t.match(loadConfig({ ...listed, REFRESH_TOKEN_SECRET: secret('r') }).refresh, { secret: secret('r'), acceptedSecrets: [] })
 })

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -98,21 +98,28 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
 
   const redis = await PrivateRedis.start(t)
   const port = String(await freePort())
-  // The operator's part (README: containers), with the image's ENV; loopback only, as every test here.
+  // The operator's part (README: containers), with the image's ENV; loopback only, as every test here. The secrets
+  // as files, as `docker run -v` or a Kubernetes secret volume mounts them (written with a trailing newline).
+  const secretsDir = mkdtempSync(join(tmpdir(), 'run-secrets-'))
+  t.teardown(() => rmSync(secretsDir, { recursive: true, force: true }))
+  const signingKeys = generateKeySetJson('ES256')
+  const refreshSecret = randomBytes(48).toString('base64')
+  writeFileSync(join(secretsDir, 'jwks.json'), signingKeys, { mode: 0o400 })
+  writeFileSync(join(secretsDir, 'refresh_token_secret'), `${refreshSecret}\n`, { mode: 0o400 })
   const env = {
     ...stage.env,
     HOST: '127.0.0.1',
     PORT: port,
     REDIS_URL: redis.url,
-    JWT_KEYS: generateKeySetJson('ES256'),
-    REFRESH_TOKEN_SECRET: randomBytes(48).toString('base64')
+    JWT_KEYS_FILE: join(secretsDir, 'jwks.json'),
+    REFRESH_TOKEN_SECRET_FILE: join(secretsDir, 'refresh_token_secret')
   }
 
   t.test('refuses to start without the config production needs, and says which', async (t) => {
     const server = start(dir, cmd, { ...env, REDIS_URL: undefined })
     t.equal(await server.exited, 1, 'exits 1')
     t.match(server.output(), /refusing to start: REDIS_URL is required in production/)
-    t.notMatch(server.output(), env.REFRESH_TOKEN_SECRET, 'and never echoes a secret')
+    t.notMatch(server.output(), refreshSecret, 'and never echoes a secret')
   })
 
   t.test('serves from dist/ with production dependencies alone, and its HEALTHCHECK follows it', async (t) => {
@@ -125,7 +132,7 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
     const base = `http://127.0.0.1:${port}`
     t.equal((await fetch(`${base}/health/ready`)).status, 200, 'ready: Redis answers')
     const jwks = await (await fetch(`${base}/.well-known/jwks.json`)).json() as { keys: Array<{ kid: string, d?: string }> }
-    t.same(jwks.keys.map((k) => [k.kid, k.d]), [[JSON.parse(env.JWT_KEYS).keys[0].kid, undefined]], 'the JWKS publishes the configured key, never its private part')
+    t.same(jwks.keys.map((k) => [k.kid, k.d]), [[JSON.parse(signingKeys).keys[0].kid, undefined]], 'the JWKS publishes the configured key, never its private part')
 
     // A whole session through the compiled routes, plugins and Lua scripts.
     const email = uniqueEmail()
@@ -150,7 +157,7 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
     t.equal(await server.exited, 0, 'SIGTERM: it drains and exits 0')
     t.match(server.output(), /"signal":"SIGTERM"/, 'saying why')
     t.equal(await healthcheck(dir, check, env), 1, 'and the health check fails once it is gone')
-    t.notMatch(server.output(), env.REFRESH_TOKEN_SECRET, 'the refresh secret is never logged')
+    t.notMatch(server.output(), refreshSecret, 'the refresh secret is never logged')
     t.notMatch(server.output(), cookie.split('=')[1] as string, 'nor the refresh token')
   })
 })
