@@ -381,7 +381,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     },
     cookie: { name: cookieName, secure: env.COOKIE_SECURE, sameSite: env.COOKIE_SAMESITE },
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS),
+    allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS, production),
     rateLimits: {
       loginIp: parseRate('RATE_LIMIT_LOGIN_IP', env.RATE_LIMIT_LOGIN_IP),
       loginAccountIp: parseRate('RATE_LIMIT_LOGIN_ACCOUNT_IP', env.RATE_LIMIT_LOGIN_ACCOUNT_IP),
@@ -425,7 +425,7 @@ function parseTrustProxy (value: string): false | number | string[] {
   return entries
 }
 
-function parseOrigins (value: string): string[] {
+function parseOrigins (value: string, production: boolean): string[] {
   const origins = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
   for (const origin of origins) {
     let parsed: URL | null = null
@@ -433,6 +433,11 @@ function parseOrigins (value: string): string[] {
     // An origin is scheme://host[:port] exactly, as browsers send it in the Origin header.
     if (parsed === null || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
       throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com`)
+    }
+    // A page served over plain HTTP is whatever anyone on its network path makes it, and a granted origin's pages
+    // can refresh the session and read the access token. localhost too: any local process can serve on its port.
+    if (production && parsed.protocol === 'http:') {
+      throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is plain HTTP; production grants sessions to https:// origins only`)
     }
   }
   return origins

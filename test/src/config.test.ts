@@ -123,13 +123,16 @@ t.test('every secret may be read from a file, as orchestrators mount them: <NAME
 
 t.test('production refuses unsafe config with a message naming the variable', async (t) => {
   t.ok(loadConfig(production).isProduction, 'a safe production config loads')
+  t.same(loadConfig({ ...production, ALLOWED_ORIGINS: 'https://app.example.com' }).allowedOrigins, ['https://app.example.com'], 'with https:// origins granted')
   const cases: Array<[Record<string, string | undefined>, RegExp]> = [
     [{ JWT_SECRET: undefined }, /production needs signing keys: JWT_KEYS or JWT_KEYS_FILE .*, or JWT_SECRET/],
     [{ REFRESH_TOKEN_SECRET: undefined }, /REFRESH_TOKEN_SECRET is required in production/],
     [{ JWT_SECRET: 'too-short' }, /JWT_SECRET must be at least 32 bytes/],
     [{ REDIS_URL: undefined }, /REDIS_URL is required in production/],
     [{ COOKIE_SECURE: 'false' }, /COOKIE_SECURE=false is not allowed in production/],
-    [{ JWT_SECRET: 'change-me-change-me-change-me-change-me' }, /JWT_SECRET still holds the placeholder/]
+    [{ JWT_SECRET: 'change-me-change-me-change-me-change-me' }, /JWT_SECRET still holds the placeholder/],
+    [{ ALLOWED_ORIGINS: 'https://app.example.com,http://app.example.com' }, /ALLOWED_ORIGINS: "http:\/\/app.example.com" is plain HTTP; production grants sessions to https:\/\/ origins only/],
+    [{ ALLOWED_ORIGINS: 'http://localhost:5173' }, /ALLOWED_ORIGINS: "http:\/\/localhost:5173" is plain HTTP/]
   ]
   for (const [override, message] of cases) {
     t.throws(() => loadConfig({ ...production, ...override }), { name: 'ConfigError', message }, String(message))
