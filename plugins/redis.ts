@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { createRedisClient, type RedisClient } from '../src/redis-client.js'
+import { createRedisClient, evictionPolicies, type RedisClient } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -52,9 +52,23 @@ export default fp(async function redisPlugin (fastify) {
   }
   redis.on('error', onError)
   redis.on('node error', onError) // a Redis Cluster's: one of its nodes failed
+  // A Redis that evicts keys when it is full deletes what the service cannot lose, silently: accounts
+  // (allkeys-*), or sessions, access-token revocations and failed-login counters (volatile-*, which evicts keys
+  // that have a TTL). With noeviction a full Redis refuses writes instead, and the service answers 503.
+  // Checked on every connection, which after a failover is to another server; said once per policy.
+  const policiesLogged = new Set<string>()
+  const checkEviction = async () => {
+    for (const policy of await evictionPolicies(redis)) {
+      if (policy === null || policy === 'noeviction' || policiesLogged.has(policy)) continue
+      policiesLogged.add(policy)
+      fastify.log.error({ maxmemoryPolicy: policy }, `redis maxmemory-policy is ${policy}: when Redis is full it deletes keys, which may be accounts, sessions, revocations or failed-login counters; set maxmemory-policy noeviction`)
+    }
+  }
   redis.on('ready', () => {
     if (loggedThisOutage.size > 0) fastify.log.info('redis connection restored')
     loggedThisOutage.clear()
+    // INFO refused (renamed away) or the connection gone again: nothing to say.
+    checkEviction().catch(() => {})
   })
 
   if (!await connectedWithin(redis, START_WAIT_MS)) {

@@ -153,6 +153,19 @@ export async function pingStore (redis: RedisClient): Promise<void> {
   if (!/^cluster_state:ok\r?$/m.test(info)) throw new StoreUnavailableError({ cause: new Error('the Redis Cluster is not serving all slots') })
 }
 
+/**
+ * The `maxmemory-policy` of every server that takes this client's writes (each master of a cluster), from `INFO
+ * memory`, which managed Redis services answer where they refuse `CONFIG GET`. Null for a server that answered no
+ * policy (INFO renamed away).
+ */
+export async function evictionPolicies (redis: RedisClient): Promise<Array<string | null>> {
+  const servers = redis instanceof Cluster ? redis.nodes('master') : [redis]
+  return await Promise.all(servers.map(async (server) => {
+    const info = await guardStore(redis, () => server.info('memory'))
+    return /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? null
+  }))
+}
+
 /** Used only for a client built without a commandTimeout; createRedisClient always sets one. */
 const FALLBACK_DEADLINE_MS = 500
 

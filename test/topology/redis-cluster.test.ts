@@ -72,6 +72,17 @@ t.test('on a Redis Cluster of three masters', async (t) => {
     await within(1000, async () => (await a.inject({ url: '/auth/sessions', headers: bearer(relogin.json()) })).statusCode === 401, what)
     t.pass(what)
   })
+
+  t.test('a master that evicts keys when full is named at connection, whichever master it is', async (t) => {
+    const evicting = cluster.nodes[cluster.nodes.length - 1] as (typeof cluster.nodes)[number]
+    await evicting.command('CONFIG', 'SET', 'maxmemory-policy', 'volatile-lru')
+    t.teardown(() => evicting.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction'))
+    let logs = ''
+    const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+    await buildApp(t, { prefix, env: { ...env, LOG_LEVEL: 'info' }, logStream: stream })
+    await within(3000, async () => logs.includes('"maxmemoryPolicy":"volatile-lru"'), 'the evicting master named')
+    t.equal(logs.match(/"maxmemoryPolicy"/g)?.length, 1, 'once, for the one master that evicts')
+  })
 })
 
 t.test('rate limits and failed-login counters are shared through the cluster', async (t) => {

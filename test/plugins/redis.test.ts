@@ -1,0 +1,47 @@
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
+import { PrivateRedis } from '../helpers/redis-server.js'
+
+function logCollector () {
+  const lines: Array<{ level: number, msg: string, maxmemoryPolicy?: string }> = []
+  const stream = new Writable({ write (chunk, _enc, done) { for (const line of String(chunk).split('\n')) if (line !== '') lines.push(JSON.parse(line)); done() } })
+  return { lines, stream, evictionErrors: () => lines.filter((l) => l.maxmemoryPolicy !== undefined) }
+}
+
+/** How many INFO commands the server has answered: the check asks once per connection. */
+async function infoCalls (redis: PrivateRedis): Promise<number> {
+  const stats = await redis.command('INFO', 'commandstats') as string
+  return Number(/^cmdstat_info:calls=([0-9]+)/m.exec(stats)?.[1] ?? 0)
+}
+
+t.test('a Redis that evicts keys when full is named at connection, as an error, once per policy', async (t) => {
+  const redis = await PrivateRedis.start(t, { args: ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru'] })
+  const logs = logCollector()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: redis.url }, logStream: logs.stream })
+  await within(2000, async () => logs.evictionErrors().length > 0, 'the eviction policy logged')
+  t.match(logs.evictionErrors(), [{ level: 50, maxmemoryPolicy: 'allkeys-lru', msg: /maxmemory-policy is allkeys-lru: .* set maxmemory-policy noeviction/ }])
+
+  // Reconnections (an outage, a failover) check again, and say only what they have not said.
+  const asked = await infoCalls(redis)
+  await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
+  await within(3000, async () => await infoCalls(redis) > asked, 'the policy asked again on the new connection')
+  t.equal(logs.evictionErrors().length, 1, 'the same policy is not said again')
+  await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'volatile-ttl')
+  await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
+  await within(3000, async () => logs.evictionErrors().length === 2, 'a new policy said')
+  t.match(logs.evictionErrors()[1], { maxmemoryPolicy: 'volatile-ttl' })
+  const session = await registerAndLogin(app)
+  t.equal((await refresh(app, session.cookie)).statusCode, 200, 'and the service serves meanwhile: it is a warning to the operator, not a refusal')
+})
+
+t.test('noeviction, the policy the README asks for, is not mentioned', async (t) => {
+  const redis = await PrivateRedis.start(t, { args: ['--maxmemory', '64mb', '--maxmemory-policy', 'noeviction'] })
+  const logs = logCollector()
+  await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: redis.url }, logStream: logs.stream })
+  await within(2000, async () => await infoCalls(redis) > 0, 'the policy asked')
+  // The answer is read right after it arrives; give the log line every chance to be written.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.same(logs.evictionErrors(), [])
+})
