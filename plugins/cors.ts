@@ -12,9 +12,10 @@ import { NotFoundError } from '../src/errors.js'
  * (about 5 % of a refresh, bench/README.md) to say no. A preflight then finds no route (404), and
  * the browser refuses the cross-origin request just the same.
  *
- * Registered after the error handler and the security headers: a route takes the error handler in place when it
- * is added, and @fastify/cors adds one (`OPTIONS *`), which before them answered an OPTIONS with a body in
- * Fastify's own shape and codes (`FST_ERR_CTP_INVALID_JSON_BODY`) and its granted preflights without the headers.
+ * Registered after the error handler, the security headers and the request id: a route takes the error handler
+ * and hooks in place when it is added, and @fastify/cors adds one (`OPTIONS *`), which before them answered an
+ * OPTIONS with a body in Fastify's own shape and codes (`FST_ERR_CTP_INVALID_JSON_BODY`) and its granted
+ * preflights without the headers.
  */
 export default fp(async function corsPlugin (fastify) {
   const allowed = new Set(fastify.config.allowedOrigins)
@@ -29,9 +30,11 @@ export default fp(async function corsPlugin (fastify) {
     credentials: true,
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['Content-Type', 'Authorization'],
+    // The app's code may read which request failed, to report it (plugins/request-id.ts).
+    exposedHeaders: ['X-Request-Id'],
     maxAge: 600,
     // Preflights end here, answered by @fastify/cors; they never reach routes or rate limits.
     preflight: true,
     strictPreflight: true
   })
-}, { name: 'cors', dependencies: ['config', 'errors', 'security-headers'], fastify: '5.x' })
+}, { name: 'cors', dependencies: ['config', 'errors', 'security-headers', 'request-id'], fastify: '5.x' })

@@ -8,6 +8,7 @@ import { stdSerializers, type DestinationStream } from 'pino'
 import { refusalOptions } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
+import { requestIdOf } from './request-id.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -122,6 +123,8 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
   return {
     logger: loggerOptions(config.logLevel, logStream),
     logController: new AccessLogController(config.accessLog === 'all'),
+    // The load balancer's X-Request-Id when it sends a plain one, else a UUID: unique across the fleet.
+    genReqId: requestIdOf,
     bodyLimit: AUTH_BODY_LIMIT_BYTES,
     // Whose X-Forwarded-For is believed for request.ip (rate limits, session listing). Default: nobody's.
     trustProxy: typeof config.trustProxy === 'number'

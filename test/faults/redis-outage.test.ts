@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail } from '../helpers/app.js'
+import { buildApp, capturedLogs, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 import { silentServerMs } from '../../src/redis-client.js'
 
@@ -133,10 +133,9 @@ t.test('Redis frozen longer than the client waits on a silent server: 503 within
 
 t.test('an outage is logged once per kind of failure, not once per reconnect attempt, and its end once', async (t) => {
   const redis = await PrivateRedis.start(t)
-  const lines: Array<{ msg: string }> = []
-  const logStream = new Writable({ write (chunk, _enc, done) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l)); done() } })
-  const app = await buildApp(t, { logStream, env: { LOG_LEVEL: 'info', REDIS_URL: redis.url } })
-  const count = (msg: string) => lines.filter((l) => l.msg === msg).length
+  const logs = capturedLogs()
+  const app = await buildApp(t, { logStream: logs.stream, env: { LOG_LEVEL: 'info', REDIS_URL: redis.url } })
+  const count = (msg: string) => logs.lines().filter((l) => l.msg === msg).length
 
   for (const outage of [1, 2]) {
     await redis.kill()

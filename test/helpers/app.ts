@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Writable } from 'node:stream'
+import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import app, { serverOptions } from '../../src/app.js'
@@ -97,6 +97,17 @@ export async function deleteKeys (url: string, prefix: string): Promise<void> {
     // Redis gone (a fault test stopped it): nothing to clean.
   } finally {
     redis.disconnect()
+  }
+}
+
+/** A log destination for buildApp that keeps what the app logged, as text and as parsed JSON lines. */
+export function capturedLogs<Line = { msg: string, level: number, reqId?: string } & Record<string, unknown>> () {
+  let text = ''
+  const stream = new Writable({ write (chunk, _enc, done) { text += String(chunk); done() } })
+  return {
+    stream,
+    text: () => text,
+    lines: (): Line[] => text.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Line)
   }
 }
 

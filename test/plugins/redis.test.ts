@@ -1,13 +1,12 @@
-import { Writable } from 'node:stream'
 import t from 'tap'
-import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
+import { buildApp, capturedLogs, refresh, registerAndLogin } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
+/** The lines that name an eviction policy. */
 function logCollector () {
-  const lines: Array<{ level: number, msg: string, maxmemoryPolicy?: string }> = []
-  const stream = new Writable({ write (chunk, _enc, done) { for (const line of String(chunk).split('\n')) if (line !== '') lines.push(JSON.parse(line)); done() } })
-  return { lines, stream, evictionErrors: () => lines.filter((l) => l.maxmemoryPolicy !== undefined) }
+  const logs = capturedLogs()
+  return { stream: logs.stream, evictionErrors: () => logs.lines().filter((l) => l.maxmemoryPolicy !== undefined) }
 }
 
 /** How many INFO commands the server has answered: the check asks once per connection. */

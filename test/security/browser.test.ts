@@ -54,7 +54,12 @@ for (const sameSite of ['strict', 'none'] as const) {
         headers: payload === undefined ? {} : { 'content-type': 'application/json' },
         body: payload === undefined ? undefined : JSON.stringify(payload)
       })
-      return { status: res.status, body: await res.json().catch(() => null), cookieVisible: (globalThis as unknown as { document: { cookie: string } }).document.cookie.includes('refresh') }
+      return {
+        status: res.status,
+        body: await res.json().catch(() => null),
+        requestId: res.headers.get('x-request-id'),
+        cookieVisible: (globalThis as unknown as { document: { cookie: string } }).document.cookie.includes('refresh')
+      }
     }, [`${api}${path}`, body] as const)
 
     const login = await call('/auth/login', { email, password: PASSWORD })
@@ -64,6 +69,7 @@ for (const sameSite of ['strict', 'none'] as const) {
     t.match(stored, { httpOnly: true, secure: true, path: '/auth', sameSite: sameSite === 'strict' ? 'Strict' : 'None' })
     t.notOk(login.cookieVisible, 'no script can read it')
     t.notOk(JSON.stringify(login.body).includes(stored?.value ?? '???'), 'it is not in the body')
+    t.match(login.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'the app can read which request it made, to report it')
 
     const refreshed = await call('/auth/refresh')
     t.equal(refreshed.status, 200, 'refresh from the app, with nothing but the cookie')

@@ -9,6 +9,7 @@ import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { generateKeySetJson } from '../../src/signing-keys.js'
 import { deleteKeys, PASSWORD, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
 import { freePort } from '../helpers/redis-server.js'
 import { startServer, waitForListening, type ServerProcess } from '../helpers/server-process.js'
 
@@ -55,6 +56,9 @@ http {
     proxy_set_header Connection "";
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Request-Id $request_id;
+    # The id nginx gave the request, as nginx itself would log it: the instance should answer with the same.
+    add_header X-Nginx-Request-Id $request_id always;
     # Which instances were tried and what each answered (502: no answer): lets the tests show a session really
     # moved between instances, and which attempt a retried request's answer came from.
     add_header X-Upstream $upstream_addr always;
@@ -144,7 +148,7 @@ async function mutableRedisProxy (t: Test, redisUrl: string): Promise<{ url: str
 }
 
 /** `refreshToken`: the refresh cookie's `name=value`, as the browser would send it back. */
-interface Answer { status: number, body: any, upstream: string, upstreamStatus: string, refreshToken: string | undefined }
+interface Answer { status: number, body: any, upstream: string, upstreamStatus: string, refreshToken: string | undefined, requestId: string, nginxRequestId: string }
 
 async function call (url: string, init: { method?: string, headers?: Record<string, string>, body?: unknown } = {}): Promise<Answer> {
   const res = await fetch(url, {
@@ -159,7 +163,9 @@ async function call (url: string, init: { method?: string, headers?: Record<stri
     body: text === '' ? null : JSON.parse(text),
     upstream: res.headers.get('x-upstream') ?? '',
     upstreamStatus: res.headers.get('x-upstream-status') ?? '',
-    refreshToken: refreshCookie?.split(';')[0]
+    refreshToken: refreshCookie?.split(';')[0],
+    requestId: res.headers.get('x-request-id') ?? '',
+    nginxRequestId: res.headers.get('x-nginx-request-id') ?? ''
   }
 }
 
@@ -232,6 +238,20 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     const list = await call(`${base}/auth/sessions`, { headers: { authorization: `Bearer ${session.accessToken}`, ...forged } })
     t.equal(list.status, 200)
     t.equal(list.body.sessions[0].ip, '127.0.0.1', 'nginx appended the real peer; one trusted hop takes that, not the forged entry')
+  })
+
+  t.test('a request is named by the id nginx gave it: in its answer, and in the log of the instance that served it', async (t) => {
+    const { email } = await signUp(base)
+    for (let i = 0; i < 3; i++) {
+      const res = await call(`${base}/auth/login`, { method: 'POST', body: { email, password: `${PASSWORD}!` } })
+      t.equal(res.status, 401)
+      t.match(res.nginxRequestId, /^[0-9a-f]{32}$/, 'nginx named it')
+      t.equal(res.requestId, res.nginxRequestId, 'the instance answered with that name')
+      const served = instances.find((instance) => res.upstream === `127.0.0.1:${instance.port}`)
+      // Logged as the answer goes out: it may reach the instance's output a moment after the answer reaches us.
+      await within(1000, async () => served?.output().includes(`"reqId":"${res.requestId}"`) ?? false, `the log of ${res.upstream} naming ${res.requestId}`)
+      t.pass(`and logged it on ${res.upstream}`)
+    }
   })
 
   t.test('an instance stopped mid-traffic: its in-flight requests finish, nginx moves on, no client sees an error', async (t) => {
