@@ -5,6 +5,8 @@ import createError from '@fastify/error'
 export const InvalidCredentialsError = createError('AUTH_INVALID_CREDENTIALS', 'Invalid email or password', 401)
 export const EmailTakenError = createError('AUTH_EMAIL_TAKEN', 'An account with this email already exists', 409)
 export const InvalidEmailError = createError('AUTH_INVALID_EMAIL', 'Email address is not valid', 400)
+/** A new password on the blocklist (src/password-policy.ts): the message says which rule, for the user. */
+export const WeakPasswordError = createError('AUTH_WEAK_PASSWORD', '%s', 400)
 export const RefreshInvalidError = createError('AUTH_REFRESH_INVALID', 'Refresh token is missing, invalid or expired', 401)
 export const RefreshReusedError = createError('AUTH_REFRESH_REUSED', 'Refresh token was already used; the session has been revoked', 401)
 export const AccessTokenInvalidError = createError('AUTH_TOKEN_INVALID', 'Access token is missing, invalid or expired', 401)

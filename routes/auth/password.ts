@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { whenClientGone } from '../../src/client-errors.js'
-import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
+import { InvalidCredentialsError, RateLimitedError, WeakPasswordError } from '../../src/errors.js'
 import { ErrorResponse, PasswordChange } from '../../src/http-schemas.js'
 
 const password: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -30,6 +30,9 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
       throw new InvalidCredentialsError()
     }
     await failureCounters.password.reset(sub)
+    // After the current password is checked: a stolen access token learns nothing of the account from this answer.
+    const refusal = fastify.passwordPolicy.refusal(request.body.newPassword, user.email)
+    if (refusal !== null) throw new WeakPasswordError(refusal)
 
     // Only over the hash the current password was verified against: of two changes made at once with the same
     // current password, the second finds it is no longer current (else the last writer would set the password and,

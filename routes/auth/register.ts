@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
-import { EmailTakenError, InvalidEmailError } from '../../src/errors.js'
+import { EmailTakenError, InvalidEmailError, WeakPasswordError } from '../../src/errors.js'
 import { ErrorResponse, Registration, UserResponse } from '../../src/http-schemas.js'
 
 const register: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -16,6 +16,8 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const email = normalizeEmail(request.body.email)
     if (email === null) throw new InvalidEmailError()
+    const refusal = fastify.passwordPolicy.refusal(request.body.password, email)
+    if (refusal !== null) throw new WeakPasswordError(refusal)
     // Cheap duplicate check before the expensive hash; create() below is the authoritative one.
     if (await fastify.users.findByEmail(email) !== null) throw new EmailTakenError()
     const passwordHash = await fastify.passwordHasher.hash(request.body.password, whenClientGone(reply))

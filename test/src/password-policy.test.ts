@@ -1,0 +1,55 @@
+import t from 'tap'
+import { PasswordPolicy } from '../../src/password-policy.js'
+
+const policy = new PasswordPolicy()
+const email = 'jane.doe@example.com'
+const COMMON = 'This password is one of the most common ones; choose another'
+const EMAIL = 'A password must not be the account\'s email address'
+const PATTERN = 'A password must not be one character, or a few, repeated or in sequence'
+
+t.test('refuses what an attacker tries first, saying which rule', async (t) => {
+  const refused: Array<[string, string]> = [
+    ['qwerty123456', COMMON],
+    ['administrator', COMMON],
+    ['1qaz2wsx3edc', COMMON],
+    ['password1234', COMMON], // a common one padded to the length rule
+    ['Sunshine2024!', COMMON],
+    ['!!iloveyou!!', COMMON],
+    ['PASSWORD 1234', COMMON], // case and spaces change nothing
+    ['ｐａｓｓｗｏｒｄ１２３４', COMMON], // nor fullwidth forms: NFKC, as hashed
+    [email, EMAIL],
+    ['Jane.Doe@Example.com', EMAIL],
+    ['jane.doe2024!!', EMAIL],
+    ['aaaaaaaaaaaa', PATTERN],
+    ['abcabcabcabc', PATTERN],
+    ['a1a1a1a1a1a1', PATTERN],
+    ['xyzw'.repeat(32), PATTERN],
+    ['abcdefghijkl', PATTERN],
+    ['lkjihgfedcba', PATTERN],
+    ['234567890123', PATTERN], // digits wrap around
+    ['zyxwvutsrqpo!!', PATTERN]
+  ]
+  for (const [password, reason] of refused) t.equal(policy.refusal(password, email), reason, password)
+})
+
+t.test('takes passwords and passphrases no list or pattern holds', async (t) => {
+  const accepted = [
+    'correct horse battery staple',
+    'a brand new passphrase 9',
+    'a password the thief chose',
+    'Tr0ub4dor&3-but-longer',
+    'jane.doe was here in 2019', // the name inside a longer phrase
+    'my password is long enough', // a common word inside one
+    'abcdefghijkX', // a sequence, broken
+    'correct horse battery 🐎',
+    '🔐'.repeat(6) + 'xk!q2',
+    'é'.repeat(3) + 'zq-9 vowels'
+  ]
+  for (const password of accepted) t.equal(policy.refusal(password, email), null, password)
+})
+
+t.test('a list of its own: what the blocklist holds is data, not code', async (t) => {
+  const own = new PasswordPolicy(['CompanyName2026'])
+  t.equal(own.refusal('companyname2026', email), COMMON, 'compared case-insensitively')
+  t.equal(own.refusal('qwerty123456', email), null, 'and nothing from the default list')
+})
