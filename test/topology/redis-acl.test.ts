@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { buildApp, login, PASSWORD, refresh, registerAndLogin, sidOf, nextRefreshCookie } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
+import { PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
+
+// The service on a Redis user granted only what the README's ACL lists: every path that reaches Redis, on two
+// instances, must work with it, and Redis must log no denial. The rule is read from the README itself.
+
+const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+
+/** The `ACL SETUSER` arguments the README gives for the key prefix `auth:`, with the cluster's additions or not. */
+function documentedRule (topology: 'server' | 'cluster'): string[] {
+  const rule = /^ACL SETUSER auth-service (.+)$/m.exec(README)?.[1]
+  const clusterAdds = /on a Redis Cluster, on every node, add `([^`]+)`/.exec(README)?.[1]
+  if (rule === undefined || clusterAdds === undefined) throw new Error('README: the ACL rule or the cluster\'s additions are missing')
+  return [...rule.split(/\s+/), ...(topology === 'cluster' ? clusterAdds.split(/\s+/) : [])]
+    .map((arg) => arg === '>password' ? `>${SERVICE_PASSWORD}` : arg)
+}
+
+const SERVICE_PASSWORD = 'service-password'
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+/** Every path of the service that touches Redis, on two instances of one deployment. */
+async function everyStorePath (t: Test, a: FastifyInstance, b: FastifyInstance): Promise<void> {
+  t.equal((await a.inject({ url: '/health/ready' })).statusCode, 200, 'ready')
+  const owner = await registerAndLogin(a)
+  t.equal((await a.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: `${PASSWORD}!` } })).statusCode, 401, 'a failed login is counted')
+  const rotated = await refresh(b, owner.cookie)
+  t.equal(rotated.statusCode, 200, 'a refresh rotates on the other instance')
+  t.equal((await refresh(a, owner.cookie)).statusCode, 200, 'the parent again within the grace window')
+  const next = await refresh(a, nextRefreshCookie(a, rotated))
+  t.equal(next.statusCode, 200)
+  const replayed = await refresh(b, owner.cookie)
+  t.equal(replayed.json().code, 'AUTH_REFRESH_REUSED', 'a replay ends the family')
+  await within(1000, async () => (await a.inject({ url: '/me', headers: bearer(next.json().accessToken) })).statusCode === 401, 'the other instance hears the revocation')
+  t.pass('and the other instance hears of it')
+
+  const phone = await login(b, owner.email, 'Phone')
+  const laptop = await login(a, owner.email, 'Laptop')
+  t.equal((await a.inject({ url: '/auth/sessions', headers: bearer(laptop.accessToken) })).json().sessions.length, 2, 'sessions are listed')
+  t.equal((await b.inject({ method: 'DELETE', url: `/auth/sessions/${sidOf(phone.accessToken)}`, headers: bearer(laptop.accessToken) })).statusCode, 204, 'and one revoked')
+  // The second instance keeps two sessions per user: its logins evict the least recently used.
+  for (const agent of ['Watch', 'TV']) await login(b, owner.email, agent)
+  t.equal((await a.inject({ url: '/auth/sessions', headers: bearer(laptop.accessToken) })).statusCode, 401, 'evicted by the cap')
+  const tablet = await login(a, owner.email, 'Tablet')
+  const changed = await a.inject({ method: 'POST', url: '/auth/password', headers: bearer(tablet.accessToken), payload: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 9' } })
+  t.equal(changed.statusCode, 204, 'the password changes', { body: changed.body })
+  t.equal((await b.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: tablet.cookie } })).statusCode, 204, 'a logout')
+  const watch = await b.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: 'a brand new passphrase 9' } })
+  t.equal((await a.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(watch.json().accessToken) })).statusCode, 204, 'and a logout everywhere')
+}
+
+t.test('the service needs no more of a Redis server than the ACL the README gives', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  await redis.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
+  const url = `redis://auth-service:${SERVICE_PASSWORD}@127.0.0.1:${redis.port}`
+  const a = await buildApp(t, { prefix: 'auth:', env: { REDIS_URL: url } })
+  const b = await buildApp(t, { prefix: 'auth:', env: { REDIS_URL: url, MAX_SESSIONS_PER_USER: '2' } })
+  await everyStorePath(t, a, b)
+
+  t.same(await redis.command('ACL', 'LOG'), [], 'Redis denied the service nothing')
+  const denied = await redis.command('ACL', 'DRYRUN', 'auth-service', 'GET', 'other-app:secret').catch((err: Error) => err.message)
+  t.match(denied, /no permissions to access/, 'and grants it no key outside its prefix')
+})
+
+t.test('nor of a Redis Cluster', async (t) => {
+  const cluster = await PrivateCluster.start(t)
+  for (const node of cluster.nodes) await node.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('cluster'))
+  const env = { REDIS_URL: `redis://auth-service:${SERVICE_PASSWORD}@cluster`, REDIS_CLUSTER_NODES: cluster.seedList }
+  const a = await buildApp(t, { prefix: 'auth:', env })
+  const b = await buildApp(t, { prefix: 'auth:', env: { ...env, MAX_SESSIONS_PER_USER: '2' } })
+  await everyStorePath(t, a, b)
+
+  for (const [i, node] of cluster.nodes.entries()) t.same(await node.command('ACL', 'LOG'), [], `node ${i + 1} denied the service nothing`)
+})
