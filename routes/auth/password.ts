@@ -37,8 +37,13 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     // Only over the hash the current password was verified against: of two changes made at once with the same
     // current password, the second finds it is no longer current (else the last writer would set the password and,
     // with its revocation, sign the first out).
-    if (!await users.updatePasswordHash(user.id, user.passwordHash, await passwordHasher.hash(request.body.newPassword, clientGone))) {
-      throw new InvalidCredentialsError()
+    const newHash = await passwordHasher.hash(request.body.newPassword, clientGone)
+    if (!await users.updatePasswordHash(user.id, user.passwordHash, newHash)) {
+      // The stored hash changed while the new one was computed. A rehash (a login elsewhere, with other argon2
+      // parameters) leaves the current password current: the change goes over it. Another change does not.
+      const now = await users.findById(user.id)
+      const stillCurrent = now !== null && await passwordHasher.verify(now.passwordHash, request.body.currentPassword, clientGone)
+      if (!stillCurrent || !await users.updatePasswordHash(user.id, now.passwordHash, newHash)) throw new InvalidCredentialsError()
     }
     // Whoever else knew the old password is logged out everywhere; the caller stays signed in.
     await sessions.revokeAll(user.id, sid)

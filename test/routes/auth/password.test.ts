@@ -1,5 +1,6 @@
 import t from 'tap'
-import { buildApp, PASSWORD, refresh, registerAndLogin, login } from '../../helpers/app.js'
+import { buildApp, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniquePrefix } from '../../helpers/app.js'
+import { within } from '../../helpers/poll.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/password refuses a new password on the blocklist, and changes nothing (${store} store)`, async (t) => {
@@ -20,3 +21,31 @@ for (const store of ['redis', 'memory'] as const) {
     t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } })).statusCode, 200, 'the password is unchanged')
   })
 }
+
+t.test('a rehash of the current password landing while the new one is hashed does not fail the change', async (t) => {
+  const prefix = uniquePrefix()
+  // Where the change is made: it hashes slowly, one at a time. Elsewhere an instance with other argon2 parameters,
+  // whose logins upgrade the hashes they verify (a rolling deploy of new parameters).
+  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
+  const upgrading = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '2' } })
+  const owner = await registerAndLogin(upgrading)
+  const stored = async () => (await upgrading.users.findByEmail(owner.email))?.passwordHash ?? ''
+  t.match(await stored(), /,t=2\$/, 'registered with the upgrading instance\'s parameters')
+  const caller = await login(slow, owner.email)
+  await within(5000, async () => /,t=6\$/.test(await stored()), 'the slow instance rehashed it after its quiet login')
+
+  const newPassword = 'a brand new passphrase 9'
+  let answeredAt = 0
+  const change = slow.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${caller.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword } })
+    .then((res) => { answeredAt = performance.now(); return res })
+  await within(2000, async () => slow.passwordHasher.running > 0, 'the change is hashing')
+  const other = await login(upgrading, owner.email)
+  await within(2000, async () => /,t=2\$/.test(await stored()), 'the login elsewhere upgraded the hash')
+  const rehashedAt = performance.now()
+  const res = await change
+  t.ok(rehashedAt < answeredAt, 'the rehash landed while the change was under way')
+  t.equal(res.statusCode, 204, 'the change is made over the rehashed password', { body: res.body })
+  t.equal((await slow.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: newPassword } })).statusCode, 200, 'the new password signs in')
+  t.equal((await upgrading.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } })).statusCode, 401, 'the old one no longer')
+  t.equal((await refresh(upgrading, other.cookie)).statusCode, 401, 'and the session begun elsewhere with it ended')
+})
