@@ -3,6 +3,11 @@ import argon2 from 'argon2'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { HashingBusyError } from './errors.js'
 
+/** The head of a PHC-format argon2 hash: `$argon2id$v=19$m=19456,p=1,t=2$<salt>$<hash>` (parameters in any order). */
+const PHC = /^\$(argon2(?:id|i|d))\$v=([0-9]+)\$([a-z]=[0-9]+(?:,[a-z]=[0-9]+)*)\$/
+/** 0x13, the version argon2 hashes with. */
+const ARGON2_VERSION = 19
+
 export interface Argon2Params {
   memoryCost: number
   timeCost: number
@@ -63,13 +68,20 @@ export class PasswordHasher {
     return ok && hash !== null
   }
 
-  /** True when a stored hash was made with other parameters than the configured ones. */
+  /**
+   * True when a stored hash is weaker than one made now: another variant or version of argon2, less memory or
+   * fewer passes. Never for a stronger one: in a fleet midway through a deploy of new parameters, the instances
+   * still on the old ones would otherwise undo at every login the upgrades the others made. So lowering the
+   * parameters applies to new passwords only.
+   */
   needsRehash (hash: string): boolean {
-    try {
-      return argon2.needsRehash(hash, this.#options)
-    } catch {
-      return false
-    }
+    const stored = PHC.exec(hash)
+    // Not an argon2 hash at all: nothing verifies against it, so nothing is ever rehashed from it.
+    if (stored === null) return false
+    const [, variant, version, list] = stored as unknown as [string, string, string, string]
+    const param = (name: string): number => Number(new RegExp(`(?:^|,)${name}=([0-9]+)(?:,|$)`).exec(list)?.[1] ?? 0)
+    return variant !== 'argon2id' || Number(version) !== ARGON2_VERSION ||
+      param('m') < (this.#options.memoryCost ?? 0) || param('t') < (this.#options.timeCost ?? 0)
   }
 
   /** Hashes waiting for a slot; exposed for metrics and tests. */

@@ -1,6 +1,7 @@
+import argon2 from 'argon2'
 import t from 'tap'
 import { HashingBusyError } from '../../src/errors.js'
-import { PasswordHasher } from '../../src/password-hasher.js'
+import { PasswordHasher, type Argon2Params } from '../../src/password-hasher.js'
 
 const params = { memoryCost: 8192, timeCost: 1, parallelism: 1, maxConcurrency: 2, maxQueue: 100 }
 
@@ -30,11 +31,18 @@ t.test('a corrupt stored hash is a failed verification, not an exception', async
   t.equal(await new PasswordHasher(params).verify('not-a-hash', 'x'), false)
 })
 
-t.test('needsRehash spots hashes made with other parameters', async (t) => {
-  const old = await new PasswordHasher({ ...params, timeCost: 2 }).hash('pw')
-  const hasher = new PasswordHasher(params)
-  t.equal(hasher.needsRehash(old), true)
-  t.equal(hasher.needsRehash(await hasher.hash('pw')), false)
+t.test('needsRehash spots hashes weaker than the configured parameters would make, never stronger ones', async (t) => {
+  const hasher = new PasswordHasher({ ...params, memoryCost: 8192, timeCost: 2 })
+  const made = (changes: Partial<Argon2Params>) => new PasswordHasher({ ...params, memoryCost: 8192, timeCost: 2, ...changes }).hash('pw')
+  t.equal(hasher.needsRehash(await hasher.hash('pw')), false, 'its own')
+  t.equal(hasher.needsRehash(await made({ timeCost: 1 })), true, 'fewer passes')
+  t.equal(hasher.needsRehash(await made({ memoryCost: 4096 })), true, 'less memory')
+  t.equal(hasher.needsRehash(await made({ memoryCost: 16384, timeCost: 1 })), true, 'less of either, more of the other')
+  t.equal(hasher.needsRehash(await made({ timeCost: 3 })), false, 'more passes: kept, as an instance still on older parameters must')
+  t.equal(hasher.needsRehash(await made({ memoryCost: 16384 })), false, 'more memory: kept')
+  t.equal(hasher.needsRehash(await made({ parallelism: 2 })), false, 'other parallelism: no weaker')
+  t.equal(hasher.needsRehash(await argon2.hash('pw', { type: argon2.argon2i, memoryCost: 8192, timeCost: 2 })), true, 'another variant')
+  t.equal(hasher.needsRehash('not-a-hash'), false, 'nothing verifies against a corrupt hash: never rehashed from')
 })
 
 t.test('no more hashes run at once than maxConcurrency; the rest wait', async (t) => {

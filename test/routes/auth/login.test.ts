@@ -169,3 +169,17 @@ t.test('a hash of older parameters is not upgraded while other logins wait for a
   await within(10_000, async () => (await stored()).includes(`,t=${ONE_SLOW_HASH_AT_A_TIME.ARGON2_TIME_COST}$`), 'upgrades the hash after its answer')
   t.equal((await signIn(account.email)).statusCode, 200, 'and the password still works')
 })
+
+t.test('an instance still on weaker parameters never downgrades a hash the stronger ones made (a deploy midway)', async (t) => {
+  const prefix = uniquePrefix()
+  const stronger = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '2' } })
+  const weaker = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '1' } })
+  const account = await registerAndLogin(stronger)
+  const stored = async () => (await weaker.users.findByEmail(account.email))?.passwordHash ?? ''
+  const strong = await stored()
+  t.match(strong, /,t=2\$/)
+  for (let i = 0; i < 3; i++) t.equal((await weaker.inject({ method: 'POST', url: '/auth/login', payload: { email: account.email, password: PASSWORD } })).statusCode, 200, `login ${i + 1} on the weaker instance`)
+  // A rehash runs after the answer: the account's next write would show by now (the test above waits as long).
+  await within(2000, async () => weaker.passwordHasher.pending + weaker.passwordHasher.running === 0, 'no hash under way')
+  t.equal(await stored(), strong, 'the stronger hash is kept')
+})
