@@ -39,7 +39,7 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     // with its revocation, sign the first out).
     const newHash = await passwordHasher.hash(request.body.newPassword, clientGone)
     if (!await users.updatePasswordHash(user.id, user.passwordHash, newHash)) {
-      // The stored hash changed while the new one was computed. A rehash (a login elsewhere, with other argon2
+      // The stored hash changed while the new one was computed. A rehash (a login elsewhere, with stronger argon2
       // parameters) leaves the current password current: the change goes over it. Another change does not.
       const now = await users.findById(user.id)
       const stillCurrent = now !== null && await passwordHasher.verify(now.passwordHash, request.body.currentPassword, clientGone)
