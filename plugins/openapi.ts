@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import swagger from '@fastify/swagger'
+import swagger, { type SwaggerTransformObject } from '@fastify/swagger'
 import type { RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { hookList } from '../src/route-hooks.js'
@@ -12,6 +12,33 @@ function packageVersion (): string {
     } catch {}
   }
   throw new Error('package.json not found beside the service')
+}
+
+const RESPONSE_HEADERS: Record<string, { description: string, required?: boolean, schema: { type: 'string' | 'integer', pattern?: string, minimum?: number } }> = {
+  RequestId: {
+    description: 'The request\'s id: the load balancer\'s X-Request-Id when it sent a plain one, else a random UUID; its log lines carry it as reqId',
+    required: true,
+    schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$' }
+  },
+  RetryAfter: {
+    description: 'Seconds to wait before trying again',
+    required: true,
+    schema: { type: 'integer', minimum: 0 }
+  },
+  RetryAfterWhenBusy: {
+    description: 'Seconds to wait before trying again, when the answer is SERVICE_BUSY',
+    schema: { type: 'integer', minimum: 0 }
+  }
+}
+
+/** The headers an answer of `status` carries whatever the route: the request id always, Retry-After when limited. */
+function headersOf (status: string): Record<string, { $ref: string }> {
+  const ref = (name: 'RequestId' | 'RetryAfter' | 'RetryAfterWhenBusy') => ({ $ref: `#/components/headers/${name}` })
+  return {
+    'X-Request-Id': ref('RequestId'),
+    ...(status === '429' ? { 'Retry-After': ref('RetryAfter') } : {}),
+    ...(status === '503' ? { 'Retry-After': ref('RetryAfterWhenBusy') } : {})
+  }
 }
 
 /**
@@ -38,12 +65,26 @@ export default fp(async function openapiPlugin (fastify) {
         securitySchemes: {
           accessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The access token from login or refresh' },
           refreshCookie: { type: 'apiKey', in: 'cookie', name: config.cookie.name, description: 'Set by login and refresh; HttpOnly, sent by the browser to /auth only' }
-        }
+        },
+        headers: RESPONSE_HEADERS
       }
     },
     transform: ({ schema, url, route }) => {
       const security = runs(route, authenticate) ? [{ accessToken: [] }] : runs(route, csrfProtection) ? [{ refreshCookie: [] }] : undefined
       return { schema: security === undefined ? schema : { ...schema, security }, url }
+    },
+    // Headers every answer of a status carries, set by hooks and the error handler rather than by route schemas.
+    transformObject: (document) => {
+      // This service's document is OpenAPI (the `openapi` option above), never Swagger 2.
+      const openapiObject = (document as { openapiObject: { paths?: Record<string, object> } }).openapiObject
+      for (const operations of Object.values(openapiObject.paths ?? {})) {
+        for (const operation of Object.values(operations as Record<string, { responses?: Record<string, { headers?: object }> }>)) {
+          for (const [status, response] of Object.entries(operation.responses ?? {})) {
+            response.headers = { ...response.headers, ...headersOf(status) }
+          }
+        }
+      }
+      return openapiObject as ReturnType<SwaggerTransformObject>
     }
   })
 }, { name: 'openapi', dependencies: ['config', 'authenticate', 'csrf'], fastify: '5.x' })

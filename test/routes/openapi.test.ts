@@ -75,3 +75,26 @@ t.test('the README\'s HTTP contract lists the operations the document describes'
   t.same(listed.filter((op) => op !== 'GET /openapi.json').sort(), operations(doc), 'every operation in the table, and nothing else')
   t.ok(listed.includes('GET /openapi.json'), 'and the document itself')
 })
+
+t.test('every documented answer carries X-Request-Id, every 429 Retry-After, as the service sends them', async (t) => {
+  const { doc } = await documented(t)
+  type Headers = Record<string, { $ref: string }>
+  const answers = Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).flatMap(([method, operation]) =>
+    Object.entries(operation.responses as Record<string, { headers?: Headers }>).map(([status, response]) => ({ name: `${method.toUpperCase()} ${path} ${status}`, status, headers: response.headers ?? {} }))))
+  t.ok(answers.length > 50, `${answers.length} documented answers`)
+  for (const answer of answers) {
+    t.same(answer.headers['X-Request-Id'], { $ref: '#/components/headers/RequestId' }, `${answer.name}: X-Request-Id`)
+    if (answer.status === '429') t.same(answer.headers['Retry-After'], { $ref: '#/components/headers/RetryAfter' }, `${answer.name}: Retry-After`)
+  }
+  const { RequestId, RetryAfter } = (doc.components as unknown as { headers: Record<string, { required?: boolean, schema: { pattern?: string } }> }).headers
+  t.match(RequestId, { required: true })
+  t.match(RetryAfter, { required: true })
+
+  // And the service: a 429 of a route limited per address.
+  const strict = await buildApp(t, { store: 'memory', env: { RATE_LIMIT_NOT_FOUND_IP: '1/60' } })
+  await strict.inject({ url: '/no/such/route' })
+  const limited = await strict.inject({ url: '/no/such/route' })
+  t.equal(limited.statusCode, 429, 'the unknown-route limit reached')
+  t.match(limited.headers['x-request-id'], new RegExp(RequestId?.schema.pattern ?? '^$'), 'with an X-Request-Id of the documented form')
+  t.match(limited.headers['retry-after'], /^[0-9]+$/, 'and a Retry-After')
+})
