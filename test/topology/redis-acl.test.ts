@@ -10,12 +10,16 @@ import { PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 
-/** The `ACL SETUSER` arguments the README gives for the key prefix `auth:`, with the cluster's additions or not. */
-function documentedRule (topology: 'server' | 'cluster'): string[] {
+/** The `ACL SETUSER` arguments the README gives for the key prefix `auth:`, with its additions for a topology. */
+function documentedRule (topology: 'server' | 'database' | 'cluster'): string[] {
   const rule = /^ACL SETUSER auth-service (.+)$/m.exec(README)?.[1]
-  const clusterAdds = /on a Redis Cluster, on every node, add `([^`]+)`/.exec(README)?.[1]
-  if (rule === undefined || clusterAdds === undefined) throw new Error('README: the ACL rule or the cluster\'s additions are missing')
-  return [...rule.split(/\s+/), ...(topology === 'cluster' ? clusterAdds.split(/\s+/) : [])]
+  const adds = {
+    server: '',
+    database: /With a database other than 0 in `REDIS_URL`, add `([^`]+)`/.exec(README)?.[1],
+    cluster: /on a Redis Cluster, on every node, add `([^`]+)`/.exec(README)?.[1]
+  }[topology]
+  if (rule === undefined || adds === undefined) throw new Error(`README: the ACL rule or its additions for a ${topology} are missing`)
+  return [...rule.split(/\s+/), ...adds.split(/\s+/).filter((arg) => arg !== '')]
     .map((arg) => arg === '>password' ? `>${SERVICE_PASSWORD}` : arg)
 }
 
@@ -53,18 +57,22 @@ async function everyStorePath (t: Test, a: FastifyInstance, b: FastifyInstance):
   t.equal((await a.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(watch.json().accessToken) })).statusCode, 204, 'and a logout everywhere')
 }
 
-t.test('the service needs no more of a Redis server than the ACL the README gives', async (t) => {
-  const redis = await PrivateRedis.start(t)
-  await redis.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
-  const url = `redis://auth-service:${SERVICE_PASSWORD}@127.0.0.1:${redis.port}`
-  const a = await buildApp(t, { prefix: 'auth:', env: { REDIS_URL: url } })
-  const b = await buildApp(t, { prefix: 'auth:', env: { REDIS_URL: url, MAX_SESSIONS_PER_USER: '2' } })
-  await everyStorePath(t, a, b)
+for (const topology of ['server', 'database'] as const) {
+  t.test(`the service needs no more of a Redis server than the ACL the README gives${topology === 'database' ? ', in a database other than 0' : ''}`, async (t) => {
+    const redis = await PrivateRedis.start(t)
+    await redis.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule(topology))
+    const url = `redis://auth-service:${SERVICE_PASSWORD}@127.0.0.1:${redis.port}${topology === 'database' ? '/3' : ''}`
+    const a = await buildApp(t, { prefix: 'auth:', env: { REDIS_URL: url } })
+    const b = await buildApp(t, { prefix: 'auth:', env: { REDIS_URL: url, MAX_SESSIONS_PER_USER: '2' } })
+    await everyStorePath(t, a, b)
 
-  t.same(await redis.command('ACL', 'LOG'), [], 'Redis denied the service nothing')
-  const denied = await redis.command('ACL', 'DRYRUN', 'auth-service', 'GET', 'other-app:secret').catch((err: Error) => err.message)
-  t.match(denied, /no permissions to access/, 'and grants it no key outside its prefix')
-})
+    t.same(await redis.command('ACL', 'LOG'), [], 'Redis denied the service nothing')
+    const keyspace = await redis.command('INFO', 'keyspace') as string
+    t.match(keyspace, topology === 'database' ? /^db3:keys=/m : /^db0:keys=/m, 'its keys are in the database its URL names')
+    const denied = await redis.command('ACL', 'DRYRUN', 'auth-service', 'GET', 'other-app:secret').catch((err: Error) => err.message)
+    t.match(denied, /no permissions to access/, 'and grants it no key outside its prefix')
+  })
+}
 
 t.test('nor of a Redis Cluster', async (t) => {
   const cluster = await PrivateCluster.start(t)
