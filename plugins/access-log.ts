@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { hookList } from '../src/route-hooks.js'
+import { everyRequestLogged, hookList } from '../src/route-hooks.js'
 
 /**
  * A line for the requests whose client closed its connection before the answer was written, on every route whose
@@ -13,9 +13,8 @@ import { hookList } from '../src/route-hooks.js'
  * Not on the high-volume routes by default: a listener per request there buys a line that would be at debug.
  */
 export default fp(async function accessLogPlugin (fastify) {
-  const everyRequest = fastify.config.accessLog === 'all'
   fastify.addHook('onRoute', (route) => {
-    if (!everyRequest && route.config?.accessLog === 'failures') return
+    if (!everyRequestLogged(route, fastify.config.accessLog)) return
     route.onRequest = [noteAbandonment, ...hookList(route.onRequest) as onRequestHookHandler[]]
   })
 }, { name: 'access-log', dependencies: ['config'], fastify: '5.x' })

@@ -6,6 +6,7 @@ import {
   BodyTooLargeError, HashingBusyError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
   UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
+import { nameTheAnswer } from '../src/request-id.js'
 
 /** Fastify's own error codes, mapped once to this service's stable ones. */
 const FRAMEWORK_ERRORS: Record<string, () => FastifyError> = {
@@ -69,6 +70,8 @@ export default fp(async function errorsPlugin (fastify) {
   })
 
   fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
+    // Every failure is logged at info or above, on every route: its answer names it (plugins/request-id.ts).
+    nameTheAnswer(request, reply)
     let err: FastifyError = error
     if (error.validation !== undefined) {
       err = new ValidationError(error.message)
@@ -105,6 +108,7 @@ export default fp(async function errorsPlugin (fastify) {
   fastify.setNotFoundHandler({ preHandler: fastify.rateLimit({ max, timeWindow: windowSeconds * 1000 }) }, function notFound (request, reply) {
     const err = new NotFoundError()
     unmatched.record(404, reply.elapsedTime)
+    nameTheAnswer(request, reply)
     reply.code(404).send({ statusCode: 404, code: err.code, error: 'Not Found', message: err.message })
   })
 }, { name: 'errors', dependencies: ['config', 'rate-limit', 'metrics', 'security-headers'], fastify: '5.x' })

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs'
 import swagger, { type SwaggerTransformObject } from '@fastify/swagger'
 import type { RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { hookList } from '../src/route-hooks.js'
+import { everyRequestLogged, hookList } from '../src/route-hooks.js'
+
+/** A Fastify route's URL as an OpenAPI path: `/auth/sessions/:id` → `/auth/sessions/{id}`. */
+const openapiPath = (url: string): string => url.replace(/:(\w+)/g, '{$1}')
 
 /** The service's version, from its package.json: beside plugins/ in the sources, beside dist/ once compiled. */
 function packageVersion (): string {
@@ -31,11 +34,11 @@ const RESPONSE_HEADERS: Record<string, { description: string, required?: boolean
   }
 }
 
-/** The headers an answer of `status` carries whatever the route: the request id always, Retry-After when limited. */
-function headersOf (status: string): Record<string, { $ref: string }> {
+/** The headers an answer of `status` carries: the request id when it is `named` (plugins/request-id.ts), Retry-After when limited. */
+function headersOf (status: string, named: boolean): Record<string, { $ref: string }> {
   const ref = (name: 'RequestId' | 'RetryAfter' | 'RetryAfterWhenBusy') => ({ $ref: `#/components/headers/${name}` })
   return {
-    'X-Request-Id': ref('RequestId'),
+    ...(named ? { 'X-Request-Id': ref('RequestId') } : {}),
     ...(status === '429' ? { 'Retry-After': ref('RetryAfter') } : {}),
     ...(status === '503' ? { 'Retry-After': ref('RetryAfterWhenBusy') } : {})
   }
@@ -51,6 +54,8 @@ function headersOf (status: string): Record<string, { $ref: string }> {
 export default fp(async function openapiPlugin (fastify) {
   const { authenticate, csrfProtection, config } = fastify
   const runs = (route: RouteOptions, hook: unknown): boolean => hookList<unknown>(route.onRequest).includes(hook)
+  // "get /me": operations whose successes carry no X-Request-Id (plugins/request-id.ts).
+  const successesUnnamed = new Set<string>()
 
   await fastify.register(swagger, {
     openapi: {
@@ -70,6 +75,9 @@ export default fp(async function openapiPlugin (fastify) {
       }
     },
     transform: ({ schema, url, route }) => {
+      if (!everyRequestLogged(route, config.accessLog)) {
+        for (const method of hookList(route.method)) successesUnnamed.add(`${method.toLowerCase()} ${openapiPath(url)}`)
+      }
       const security = runs(route, authenticate) ? [{ accessToken: [] }] : runs(route, csrfProtection) ? [{ refreshCookie: [] }] : undefined
       return { schema: security === undefined ? schema : { ...schema, security }, url }
     },
@@ -77,10 +85,11 @@ export default fp(async function openapiPlugin (fastify) {
     transformObject: (document) => {
       // This service's document is OpenAPI (the `openapi` option above), never Swagger 2.
       const openapiObject = (document as { openapiObject: { paths?: Record<string, object> } }).openapiObject
-      for (const operations of Object.values(openapiObject.paths ?? {})) {
-        for (const operation of Object.values(operations as Record<string, { responses?: Record<string, { headers?: object }> }>)) {
+      for (const [path, operations] of Object.entries(openapiObject.paths ?? {})) {
+        for (const [method, operation] of Object.entries(operations as Record<string, { responses?: Record<string, { headers?: object }> }>)) {
+          const named = (status: string) => Number(status) >= 400 || !successesUnnamed.has(`${method} ${path}`)
           for (const [status, response] of Object.entries(operation.responses ?? {})) {
-            response.headers = { ...response.headers, ...headersOf(status) }
+            response.headers = { ...response.headers, ...headersOf(status, named(status)) }
           }
         }
       }

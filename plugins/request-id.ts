@@ -1,13 +1,22 @@
+import type { onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { REQUEST_ID_HEADER } from '../src/request-id.js'
+import { nameTheAnswer } from '../src/request-id.js'
+import { everyRequestLogged, hookList } from '../src/route-hooks.js'
 
 /**
- * Every answer names its request (`X-Request-Id`, chosen by src/request-id.ts): a client reporting a failure,
- * or a load balancer's log, points at the instance's log lines for it.
+ * Answers name their request (`X-Request-Id`, chosen by src/request-id.ts), so that a client reporting a failure,
+ * or a load balancer's log, points at the instance's log line for it: every answer that leaves a line at info.
+ * That is every answer of most routes, and the failures of the high-volume ones (refresh, /me, health, JWKS,
+ * metrics), which the error handler names; their successes, logged at debug, are not named unless ACCESS_LOG=all:
+ * the header and its hook cost /me about 5 % of its throughput (bench/README.md).
  */
 export default fp(async function requestIdPlugin (fastify) {
-  fastify.addHook('onRequest', (request, reply, done) => {
-    reply.header(REQUEST_ID_HEADER, request.id)
+  const hook: onRequestHookHandler = (request, reply, done) => {
+    nameTheAnswer(request, reply)
     done()
+  }
+  fastify.addHook('onRoute', (route) => {
+    if (!everyRequestLogged(route, fastify.config.accessLog)) return
+    route.onRequest = [hook, ...hookList(route.onRequest) as onRequestHookHandler[]]
   })
-}, { name: 'request-id', fastify: '5.x' })
+}, { name: 'request-id', dependencies: ['config'], fastify: '5.x' })

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 
 /** The header a load balancer names a request by (nginx: `proxy_set_header X-Request-Id $request_id`). */
 export const REQUEST_ID_HEADER = 'x-request-id'
@@ -18,4 +19,9 @@ const ADOPTABLE = /^[A-Za-z0-9_.:-]{1,128}$/
 export function requestIdOf (req: IncomingMessage): string {
   const given = req.headers[REQUEST_ID_HEADER]
   return typeof given === 'string' && ADOPTABLE.test(given) ? given : randomUUID()
+}
+
+/** Names `reply` by its request's id: `X-Request-Id`. */
+export function nameTheAnswer (request: FastifyRequest, reply: FastifyReply): void {
+  reply.header(REQUEST_ID_HEADER, request.id)
 }

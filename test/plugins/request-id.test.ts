@@ -3,28 +3,44 @@ import { buildApp, capturedLogs, PASSWORD, registerAndLogin } from '../helpers/a
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
-t.test('every answer names its request with an id unique across the fleet, whatever the answer', async (t) => {
+t.test('every answer that leaves a line in the log names its request, with an id unique across the fleet', async (t) => {
   const a = await buildApp(t, { store: 'memory' })
   const b = await buildApp(t, { store: 'memory' })
   const session = await registerAndLogin(a)
-  const requests = [
-    { url: '/health/live' },
-    { url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } },
+  const named = [
     { url: '/me' },
     { url: '/no/such/route' },
+    { method: 'POST' as const, url: '/auth/login', payload: { email: session.email, password: PASSWORD } },
     { method: 'POST' as const, url: '/auth/login', headers: { 'content-type': 'application/json' }, payload: '{"email":' },
     { method: 'POST' as const, url: '/auth/login', headers: { 'content-type': 'text/plain' }, payload: 'x' },
-    { method: 'POST' as const, url: '/auth/refresh' }
+    { method: 'POST' as const, url: '/auth/refresh' },
+    { url: '/auth/sessions', headers: { authorization: `Bearer ${session.accessToken}` } }
   ]
   const ids: string[] = []
   for (const app of [a, b]) {
-    for (const request of requests) {
+    for (const request of named) {
       const res = await app.inject(request)
       t.match(res.headers['x-request-id'], UUID, `${request.method ?? 'GET'} ${request.url}: ${res.statusCode}, named by a random UUID`)
       ids.push(res.headers['x-request-id'] as string)
     }
   }
   t.equal(new Set(ids).size, ids.length, 'no two alike, on one instance or across two (Fastify\'s own ids start at req-1 in each)')
+
+  // The successes of the high-volume routes are logged at debug: not named, so that /me and refresh pay nothing.
+  for (const request of [{ url: '/health/live' }, { url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } }]) {
+    const res = await a.inject(request)
+    t.same([res.statusCode, res.headers['x-request-id']], [200, undefined], `${request.url}: a success of a high-volume route is not named`)
+  }
+})
+
+t.test('with ACCESS_LOG=all every answer is named, as every answer is logged', async (t) => {
+  const app = await buildApp(t, { store: 'memory', env: { ACCESS_LOG: 'all' } })
+  const session = await registerAndLogin(app)
+  for (const request of [{ url: '/health/live' }, { url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } }]) {
+    const res = await app.inject(request)
+    t.equal(res.statusCode, 200)
+    t.match(res.headers['x-request-id'], UUID, request.url)
+  }
 })
 
 t.test('the load balancer\'s id is adopted: the answer and the instance\'s log lines carry it', async (t) => {
