@@ -151,9 +151,14 @@ export class ServiceMetrics {
 
   readonly #logins = new OutcomeCounter<LoginOutcomeLabel>('auth_login_total', 'Login attempts by outcome.')
 
+  #underAcceptedSecret = 0
+  readonly #underAcceptedSecretMetric = collected('auth_refresh_accepted_secret_total',
+    'Refreshes answered for sessions begun under a secret of REFRESH_TOKEN_ACCEPTED_SECRETS rather than REFRESH_TOKEN_SECRET: sessions a retirement of that secret would end.',
+    'counter', () => [{ value: this.#underAcceptedSecret, labels: {} }])
+
   constructor () {
     // prom-client's Registry formats any metric that gives a name, help, type and samples (its `get`).
-    for (const metric of [this.#requests.requests, this.#requests.duration, this.#refreshes.metric, this.#logins.metric]) {
+    for (const metric of [this.#requests.requests, this.#requests.duration, this.#refreshes.metric, this.#logins.metric, this.#underAcceptedSecretMetric]) {
       this.registry.registerMetric(metric as unknown as Metric)
     }
   }
@@ -165,6 +170,11 @@ export class ServiceMetrics {
 
   refresh (outcome: RefreshOutcomeLabel): void {
     this.#refreshes.inc(outcome)
+  }
+
+  /** A refresh answered for a session begun under an accepted secret (README: rotating the refresh-token secret). */
+  refreshUnderAcceptedSecret (): void {
+    this.#underAcceptedSecret += 1
   }
 
   login (outcome: LoginOutcomeLabel): void {

@@ -13,8 +13,11 @@ export interface IssuedSession {
 }
 
 export type RefreshOutcome =
-  /** `grace`: the parent presented again within the grace window, answered with its existing successor. */
-  | ({ status: 'ok', grace: boolean } & IssuedSession)
+  /**
+   * `grace`: the parent presented again within the grace window, answered with its existing successor.
+   * `acceptedSecret`: the session began under a secret of REFRESH_TOKEN_ACCEPTED_SECRETS, not the current one.
+   */
+  | ({ status: 'ok', grace: boolean, acceptedSecret: boolean } & IssuedSession)
   | { status: 'invalid' }
   | { status: 'limited', retryAfterSeconds: number }
   | { status: 'reused', userId: string, familyId: string }
@@ -80,6 +83,7 @@ export class SessionService {
         return {
           status: 'ok',
           grace: result.status === 'grace',
+          acceptedSecret: token.keyIndex > 0,
           userId: token.userId,
           email: result.email,
           familyId: token.familyId,

@@ -62,6 +62,7 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     }
 
     metrics.refresh(outcome.grace ? 'grace' : 'rotated')
+    if (outcome.acceptedSecret) metrics.refreshUnderAcceptedSecret()
     refreshCookie.set(reply, outcome.refreshToken, outcome.ttlSeconds)
     return fastify.accessTokens.issue(outcome)
   })

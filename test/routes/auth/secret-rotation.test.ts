@@ -60,3 +60,18 @@ t.test('an instance that does not yet accept the new secret refuses the sessions
   const res = await refresh(before, underB.cookie)
   t.same([res.statusCode, res.json().code], [401, 'AUTH_REFRESH_INVALID'])
 })
+
+t.test('/metrics counts the refreshes of sessions still under an accepted secret: those a retirement would end', async (t) => {
+  const { before, switched } = await fleet(t)
+  const counted = async () => Number(/^auth_refresh_accepted_secret_total ([0-9]+)$/m.exec((await switched.inject({ url: '/metrics' })).body)?.[1])
+  t.equal(await counted(), 0, 'none yet')
+  const underA = await registerAndLogin(before)
+  const underB = await login(switched, underA.email)
+  const first = await refresh(switched, underA.cookie)
+  t.equal(first.statusCode, 200)
+  t.equal(await counted(), 1, 'a session under A, refreshed where A is accepted')
+  t.equal((await refresh(switched, underA.cookie)).statusCode, 200, 'the same token again, within the grace window')
+  t.equal(await counted(), 2, 'counted as every answered refresh is')
+  t.equal((await refresh(switched, underB.cookie)).statusCode, 200)
+  t.equal(await counted(), 2, 'a session under the current secret is not counted')
+})
