@@ -1,6 +1,6 @@
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
-import { everyRequestLogged, hookList } from '../src/route-hooks.js'
+import { firstOnLoggedRoutes } from '../src/route-hooks.js'
 
 /**
  * A line for the requests whose client closed its connection before the answer was written, on every route whose
@@ -13,10 +13,7 @@ import { everyRequestLogged, hookList } from '../src/route-hooks.js'
  * Not on the high-volume routes by default: a listener per request there buys a line that would be at debug.
  */
 export default fp(async function accessLogPlugin (fastify) {
-  fastify.addHook('onRoute', (route) => {
-    if (!everyRequestLogged(route, fastify.config.accessLog)) return
-    route.onRequest = [noteAbandonment, ...hookList(route.onRequest) as onRequestHookHandler[]]
-  })
+  firstOnLoggedRoutes(fastify, noteAbandonment)
 }, { name: 'access-log', dependencies: ['config'], fastify: '5.x' })
 
 function noteAbandonment (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {

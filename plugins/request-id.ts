@@ -1,7 +1,6 @@
-import type { onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { nameTheAnswer } from '../src/request-id.js'
-import { everyRequestLogged, hookList } from '../src/route-hooks.js'
+import { firstOnLoggedRoutes } from '../src/route-hooks.js'
 
 /**
  * Answers name their request (`X-Request-Id`, chosen by src/request-id.ts), so that a client reporting a failure,
@@ -11,12 +10,8 @@ import { everyRequestLogged, hookList } from '../src/route-hooks.js'
  * the header and its hook cost /me about 5 % of its throughput (bench/README.md).
  */
 export default fp(async function requestIdPlugin (fastify) {
-  const hook: onRequestHookHandler = (request, reply, done) => {
+  firstOnLoggedRoutes(fastify, (request, reply, done) => {
     nameTheAnswer(request, reply)
     done()
-  }
-  fastify.addHook('onRoute', (route) => {
-    if (!everyRequestLogged(route, fastify.config.accessLog)) return
-    route.onRequest = [hook, ...hookList(route.onRequest) as onRequestHookHandler[]]
   })
 }, { name: 'request-id', dependencies: ['config'], fastify: '5.x' })

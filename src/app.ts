@@ -9,6 +9,7 @@ import { refusalOptions } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
 import { requestIdOf } from './request-id.js'
+import { everyRequestLogged } from './route-hooks.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -34,7 +35,7 @@ declare module 'fastify' {
  * One access-log line per request, at completion, instead of Fastify's two ("incoming request" and
  * "request completed"). The line carries method, URL, client, status and time.
  *
- * With `everyRequest` false (ACCESS_LOG=notable, the default) the successes of routes marked
+ * With ACCESS_LOG=notable (the default) the successes of routes marked
  * `accessLog: 'failures'` go to debug: those are the routes a load tester or a fleet of clients
  * calls thousands of times a second, where a line per success cost /me about a fifth of its
  * throughput (bench: meLogged / me) and says nothing the ingress's access log and /metrics counters
@@ -42,11 +43,11 @@ declare module 'fastify' {
  * revocation, and every warning (refresh token reuse) is still logged at info or above.
  */
 export class AccessLogController extends LogController {
-  readonly #everyRequest: boolean
+  readonly #accessLog: Config['accessLog']
 
-  constructor (everyRequest: boolean) {
+  constructor (accessLog: Config['accessLog']) {
     super()
-    this.#everyRequest = everyRequest
+    this.#accessLog = accessLog
   }
 
   override incomingRequest (): void {}
@@ -55,7 +56,7 @@ export class AccessLogController extends LogController {
     if (this.isLogDisabled(request)) return
     if (error !== null && error !== undefined) {
       reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored')
-    } else if (!this.#everyRequest && reply.statusCode < 400 && request.routeOptions.config.accessLog === 'failures') {
+    } else if (reply.statusCode < 400 && !everyRequestLogged(request.routeOptions, this.#accessLog)) {
       reply.log.debug({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
     } else {
       reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
@@ -122,7 +123,7 @@ function loggerOptions (level: string, stream?: DestinationStream): FastifyServe
 export function serverOptions (config: Config, logStream?: DestinationStream): FastifyHttpOptions<Server> {
   return {
     logger: loggerOptions(config.logLevel, logStream),
-    logController: new AccessLogController(config.accessLog === 'all'),
+    logController: new AccessLogController(config.accessLog),
     // The load balancer's X-Request-Id when it sends a plain one, else a UUID: unique across the fleet.
     genReqId: requestIdOf,
     bodyLimit: AUTH_BODY_LIMIT_BYTES,
