@@ -98,7 +98,14 @@ function nodeOptions (options: RedisClientOptions): RedisOptions {
     maxRetriesPerRequest: 0,
     commandTimeout: options.commandTimeoutMs,
     connectTimeout: Math.max(options.commandTimeoutMs, 1000),
-    socketTimeout: silentServerMs(options.commandTimeoutMs)
+    socketTimeout: silentServerMs(options.commandTimeoutMs),
+    // The handshake sends only what the service needs (HELLO, and SELECT or READONLY where they apply), so the
+    // least-privilege ACL in the README holds on every Redis version: ioredis otherwise adds `CLIENT SETINFO` (a
+    // library name and version for CLIENT LIST) and, since 6.1.0, `CLIENT MAINT_NOTIFICATIONS` (Redis Enterprise's
+    // smart client handoff) to every connection, which a server that knows them refuses to that user, logging a
+    // denial each time, and Redis 7.0 answers with an error. Failover is followed without the handoff (README).
+    disableClientInfo: true,
+    maintNotifications: 'disabled'
   }
 }
 

@@ -40,9 +40,12 @@ async function killed (child: ChildProcess): Promise<void> {
   await exited
 }
 
-/** One command on a short-lived connection to a server on loopback: no retries, no queue. */
+/**
+ * One command on a short-lived connection to a server on loopback: no retries, no queue, and a handshake of HELLO
+ * alone, so a test can read from the server's error statistics what the service was refused.
+ */
 async function oneCommand (port: number, password: string, args: Array<string | number>): Promise<unknown> {
-  const client = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+  const client = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, disableClientInfo: true, maintNotifications: 'disabled' })
   client.on('error', () => {})
   try {
     await client.connect()
