@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, login, PASSWORD, refresh, registerAndLogin, sidOf, nextRefreshCookie } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
+import { PrivateCluster, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 
 // The service on a Redis user granted only what the README's ACL lists: every path that reaches Redis, on two
 // instances, must work with it, and Redis must log no denial. The rule is read from the README itself.
@@ -87,6 +87,25 @@ for (const topology of ['server', 'database'] as const) {
     t.match(denied, /no permissions to access/, 'and grants it no key outside its prefix')
   })
 }
+
+t.test('nor of a master found through a Sentinel', async (t) => {
+  const master = await PrivateRedis.start(t)
+  const sentinel = await PrivateSentinel.start(t, master)
+  await master.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
+  await master.command('CONFIG', 'RESETSTAT')
+  const env = {
+    REDIS_URL: `redis://auth-service:${SERVICE_PASSWORD}@unused.invalid/0`,
+    REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
+    REDIS_SENTINEL_MASTER: sentinel.masterName,
+    REDIS_SENTINEL_PASSWORD: sentinel.password
+  }
+  const a = await buildApp(t, { prefix: 'auth:', env })
+  const b = await buildApp(t, { prefix: 'auth:', env: { ...env, MAX_SESSIONS_PER_USER: '2' } })
+  await everyStorePath(t, a, b)
+
+  t.same(await master.command('ACL', 'LOG'), [], 'the master denied the service nothing')
+  t.same(await refusals(master), {}, 'nor refused it a command it does not know')
+})
 
 t.test('nor of a Redis Cluster', async (t) => {
   const cluster = await PrivateCluster.start(t)
