@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -104,9 +103,8 @@ t.test('slow Redis: requests get 503 within 2 s instead of hanging, then the ser
 
 t.test('Redis frozen longer than the client waits on a silent server: 503 within 2 s throughout, and back without restart when it answers again', async (t) => {
   const redis = await PrivateRedis.start(t)
-  let logs = ''
-  const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
-  const app = await buildApp(t, { logStream, env: { LOG_LEVEL: 'info', REDIS_URL: redis.url } })
+  const logs = capturedLogs()
+  const app = await buildApp(t, { logStream: logs.stream, env: { LOG_LEVEL: 'info', REDIS_URL: redis.url } })
   const session = await registerAndLogin(app)
 
   // SIGSTOP: the connections stay open and new ones are still accepted by the kernel, but nothing answers.
@@ -120,7 +118,7 @@ t.test('Redis frozen longer than the client waits on a silent server: 503 within
   }
   t.same(new Set(answers), new Set(['503 AUTH_STORE_UNAVAILABLE fast']), `${answers.length} refreshes while Redis is frozen: every one a 503 within 2 s`)
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, '/me verifies meanwhile')
-  t.match(logs, /"msg":"redis connection error"[^\n]*Socket timeout|Socket timeout[^\n]*"msg":"redis connection error"/, 'the client noticed the silence and logged it')
+  t.match(logs.text(), /"msg":"redis connection error"[^\n]*Socket timeout|Socket timeout[^\n]*"msg":"redis connection error"/, 'the client noticed the silence and logged it')
 
   redis.resume()
   const recoveredMs = await waitUntilReady(app)

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp, failedClosed, PASSWORD, nextRefreshCookie, refresh, refreshUntilServed, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, capturedLogs, failedClosed, PASSWORD, nextRefreshCookie, refresh, refreshUntilServed, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
 import { silentServerMs } from '../../src/redis-client.js'
@@ -64,13 +63,12 @@ async function refreshEverySecond (app: FastifyInstance, cookie: string, times: 
 
 t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its replica, and the service follows it with the sessions it had', async (t) => {
   const { master, replica, sentinel, env: sentinelEnv, replicated } = await replicatedUnderSentinel(t)
-  let logs = ''
-  const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const logs = capturedLogs()
   const env = { LOG_LEVEL: 'trace', ...sentinelEnv }
   const prefix = uniquePrefix()
-  const app = await buildApp(t, { logStream, prefix, env })
+  const app = await buildApp(t, { logStream: logs.stream, prefix, env })
   // A second instance of the deployment, to hear the revocations the first one publishes.
-  const other = await buildApp(t, { logStream, prefix, env })
+  const other = await buildApp(t, { logStream: logs.stream, prefix, env })
   const session = await registerAndLogin(app)
   const first = await refresh(app, session.cookie)
   t.equal(first.statusCode, 200, 'refresh works through the Sentinel-named master')
@@ -105,11 +103,11 @@ t.test('Redis behind Sentinel: the master is killed, Sentinel promotes its repli
   await within(1000, async () => (await other.inject({ url: '/me', headers: bearer })).statusCode === 401, 'the other instance refuses the revoked session\'s access token')
   t.pass('the other instance heard the revocation within 1 s: its subscription moved to the new master too')
 
-  t.notOk(logs.includes(master.password), 'the Redis password is not in the logs')
-  t.notOk(logs.includes(sentinel.password), 'nor the Sentinel\'s')
+  t.notOk(logs.text().includes(master.password), 'the Redis password is not in the logs')
+  t.notOk(logs.text().includes(sentinel.password), 'nor the Sentinel\'s')
   // While the master is gone the client alternates between two failures (the dead master refuses, then no
   // Sentinel names a live one), retrying up to once a second: each kind is logged once per outage.
-  const errorLines = logs.split('\n').filter((l) => l.includes('"msg":"redis connection error"')).length
+  const errorLines = logs.text().split('\n').filter((l) => l.includes('"msg":"redis connection error"')).length
   t.ok(errorLines >= 2 && errorLines <= 6, `${errorLines} error lines for two instances over ${refusals.length} refused refreshes`)
 })
 

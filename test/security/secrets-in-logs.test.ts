@@ -1,13 +1,11 @@
-import { Writable } from 'node:stream'
 import t from 'tap'
-import { buildApp, listenOnLoopback, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, capturedLogs, listenOnLoopback, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
 t.test('no password, token or secret ever reaches the logs, even at trace level', async (t) => {
-  let logs = ''
-  const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
-  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REFRESH_TOKEN_ACCEPTED_SECRETS: 'the-previous-refresh-secret-0123456789abcdef' }, logStream: stream })
+  const logs = capturedLogs()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REFRESH_TOKEN_ACCEPTED_SECRETS: 'the-previous-refresh-secret-0123456789abcdef' }, logStream: logs.stream })
 
   const session = await registerAndLogin(app)
   const rotated = await refresh(app, session.cookie)
@@ -28,11 +26,11 @@ t.test('no password, token or secret ever reaches the logs, even at trace level'
   // The same in a URL the router cannot decode, answered outside every hook (src/client-errors.ts).
   await app.inject({ url: `/%?access_token=${next}` })
 
-  t.ok(logs.length > 1000, 'something was logged')
-  t.match(logs, /"url":"\/auth\/password"/, 'the requests themselves were logged')
-  t.notMatch(logs, /"headers"/, 'no request or response headers are logged at all')
-  t.match(logs, /"url":"\/me\?"/, 'a query string shows as a bare "?"')
-  t.match(logs, /"url":"\/%\?"/, 'in an undecodable URL as well')
+  t.ok(logs.text().length > 1000, 'something was logged')
+  t.match(logs.text(), /"url":"\/auth\/password"/, 'the requests themselves were logged')
+  t.notMatch(logs.text(), /"headers"/, 'no request or response headers are logged at all')
+  t.match(logs.text(), /"url":"\/me\?"/, 'a query string shows as a bare "?"')
+  t.match(logs.text(), /"url":"\/%\?"/, 'in an undecodable URL as well')
   const secrets = {
     password: PASSWORD,
     'new password': newPassword,
@@ -46,14 +44,13 @@ t.test('no password, token or secret ever reaches the logs, even at trace level'
     REFRESH_TOKEN_ACCEPTED_SECRETS: app.config.refresh.acceptedSecrets[0] as string
   }
   for (const [name, value] of Object.entries(secrets)) {
-    t.notOk(logs.includes(value), `no ${name} in the logs`)
+    t.notOk(logs.text().includes(value), `no ${name} in the logs`)
   }
 })
 
 t.test('a request the HTTP parser refuses is logged by its error code alone, never by the bytes it carried', async (t) => {
-  let logs = ''
-  const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
-  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace' }, logStream: stream })
+  const logs = capturedLogs()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace' }, logStream: logs.stream })
   const session = await registerAndLogin(app)
   const port = await listenOnLoopback(app)
   const body = JSON.stringify({ email: session.email, password: PASSWORD })
@@ -66,9 +63,9 @@ t.test('a request the HTTP parser refuses is logged by its error code alone, nev
   ]
   for (const bytes of malformed) t.equal((await rawRequest(port, bytes)).statusCode, 400, 'refused')
 
-  t.equal(logs.match(/"msg":"client error"/g)?.length, 3, 'each refusal was logged')
-  t.match(logs, /"code":"HPE_UNEXPECTED_CONTENT_LENGTH"/, 'by the parser\'s code')
-  t.notMatch(logs, /rawPacket/, 'without the raw request')
+  t.equal(logs.text().match(/"msg":"client error"/g)?.length, 3, 'each refusal was logged')
+  t.match(logs.text(), /"code":"HPE_UNEXPECTED_CONTENT_LENGTH"/, 'by the parser\'s code')
+  t.notMatch(logs.text(), /rawPacket/, 'without the raw request')
   const asBytes = (value: string) => [...Buffer.from(value)].join(',')
   const secrets = {
     password: PASSWORD,
@@ -76,17 +73,16 @@ t.test('a request the HTTP parser refuses is logged by its error code alone, nev
     'refresh token secret part': session.refreshToken.split('.')[3] as string
   }
   for (const [name, value] of Object.entries(secrets)) {
-    t.notOk(logs.includes(value), `no ${name} in the logs`)
-    t.notOk(logs.includes(asBytes(value)), `no ${name} in the logs as bytes`)
+    t.notOk(logs.text().includes(value), `no ${name} in the logs`)
+    t.notOk(logs.text().includes(asBytes(value)), `no ${name} in the logs as bytes`)
   }
 })
 
 t.test('the Redis password stays out of the logs, also when Redis fails and errors are logged', async (t) => {
-  let logs = ''
-  const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const logs = capturedLogs()
   const redis = await PrivateRedis.start(t)
   const redisPassword = new URL(redis.url).password
-  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REDIS_URL: redis.url }, logStream: stream })
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REDIS_URL: redis.url }, logStream: logs.stream })
 
   const session = await registerAndLogin(app)
   t.equal((await refresh(app, session.cookie)).statusCode, 200, 'the service works on a password-protected Redis')
@@ -94,16 +90,15 @@ t.test('the Redis password stays out of the logs, also when Redis fails and erro
   t.equal((await refresh(app, session.cookie)).statusCode, 503, 'Redis down: 503, and the cause is logged')
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503)
 
-  t.match(logs, /AUTH_STORE_UNAVAILABLE|store/i, 'the store failure was logged')
+  t.match(logs.text(), /AUTH_STORE_UNAVAILABLE|store/i, 'the store failure was logged')
   t.ok(redisPassword.length >= 32, 'the URL carried a password')
-  t.notOk(logs.includes(redisPassword), 'no Redis password in the logs')
+  t.notOk(logs.text().includes(redisPassword), 'no Redis password in the logs')
 })
 
 t.test('a command Redis refuses is logged by its name, never by its arguments', async (t) => {
-  let logs = ''
-  const stream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
+  const logs = capturedLogs()
   const redis = await PrivateRedis.start(t)
-  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REDIS_URL: redis.url }, logStream: stream })
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace', REDIS_URL: redis.url }, logStream: logs.stream })
   const session = await registerAndLogin(app)
   const userAgent = 'a-distinct-agent/1.0'
   const [familyKey] = await redis.command('KEYS', '*:f:*') as string[]
@@ -123,8 +118,8 @@ t.test('a command Redis refuses is logged by its name, never by its arguments', 
   ]
   t.same(refused.map((res) => res.json().code), Array(4).fill('AUTH_STORE_UNAVAILABLE'), 'each write refused: 503')
 
-  t.match(logs, /"command":\{"name":"(evalsha|eval|set)"\}/, 'the failed command is named')
-  t.notMatch(logs, /"args"/, 'without its arguments')
+  t.match(logs.text(), /"command":\{"name":"(evalsha|eval|set)"\}/, 'the failed command is named')
+  t.notMatch(logs.text(), /"args"/, 'without its arguments')
   const traffic = {
     email: session.email,
     'user agent': userAgent,
@@ -132,5 +127,5 @@ t.test('a command Redis refuses is logged by its name, never by its arguments', 
     'password hash': '$argon2id$',
     'script source': 'redis.call'
   }
-  for (const [name, value] of Object.entries(traffic)) t.notOk(logs.includes(value), `no ${name} in the logs`)
+  for (const [name, value] of Object.entries(traffic)) t.notOk(logs.text().includes(value), `no ${name} in the logs`)
 })

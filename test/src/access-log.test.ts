@@ -1,25 +1,18 @@
 import { request } from 'node:http'
-import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, capturedLogs, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 
 interface Line { level: number, msg: string, req?: { method: string, url: string, remoteAddress: string }, res?: { statusCode: number }, responseTime?: number }
 
-/** An app whose log lines are collected, parsed. */
+/** An app whose log lines are collected; `lines()` parses those written so far. */
 async function appWithLog (t: Test, env: Record<string, string>) {
-  const lines: Line[] = []
-  const stream = new Writable({
-    write (chunk, _enc, done) {
-      for (const text of String(chunk).split('\n')) if (text !== '') lines.push(JSON.parse(text) as Line)
-      done()
-    }
-  })
-  const app = await buildApp(t, { env, logStream: stream, beforeApp: holdOnRequest })
-  const completed = (url: string) => lines.filter((l) => l.msg === 'request completed' && l.req?.url === url)
-  return { app, lines, completed }
+  const logs = capturedLogs<Line>()
+  const app = await buildApp(t, { env, logStream: logs.stream, beforeApp: holdOnRequest })
+  const completed = (url: string) => logs.lines().filter((l) => l.msg === 'request completed' && l.req?.url === url)
+  return { app, lines: logs.lines, completed }
 }
 
 /** A test's own hook: a request with `x-test-hold` is held 300 ms before its route runs. */
@@ -49,7 +42,7 @@ t.test('by default the successes of refresh, /me, health and JWKS are logged at 
   const line = completed('/auth/login')[0]
   t.match(line, { req: { method: 'POST', url: '/auth/login', remoteAddress: '127.0.0.1' }, res: { statusCode: 200 } }, 'method, URL, client and status')
   t.type(line?.responseTime, 'number', 'and the time it took')
-  t.notOk(lines.some((l) => l.msg === 'incoming request'), 'one line per request, at completion')
+  t.notOk(lines().some((l) => l.msg === 'incoming request'), 'one line per request, at completion')
 })
 
 t.test('every failure of those routes is still logged at info', async (t) => {
@@ -68,7 +61,7 @@ t.test('a refresh token presented again after its rotation is a warning, whateve
   const rotated = await refresh(app, session.cookie)
   t.ok(refreshCookieValue(app, rotated.headers['set-cookie']))
   t.equal((await refresh(app, session.cookie)).json().code, 'AUTH_REFRESH_REUSED')
-  t.ok(lines.some((l) => l.level === 40 && /reuse detected/.test(l.msg)), 'logged at warn')
+  t.ok(lines().some((l) => l.level === 40 && /reuse detected/.test(l.msg)), 'logged at warn')
 })
 
 t.test('ACCESS_LOG=all logs every request at info', async (t) => {
@@ -100,13 +93,13 @@ t.test('a login whose client hangs up before its answer is still logged at info,
   const port = await listenOnLoopback(app)
   const body = JSON.stringify({ email: 'someone@example.com', password: PASSWORD })
   await hangUp(port, '/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body }, 30)
-  await within(5000, async () => abandoned(lines, '/auth/login').length > 0, 'a line for the abandoned login')
-  const [line] = abandoned(lines, '/auth/login')
+  await within(5000, async () => abandoned(lines(), '/auth/login').length > 0, 'a line for the abandoned login')
+  const [line] = abandoned(lines(), '/auth/login')
   t.match(line, { level: INFO, req: { method: 'POST', url: '/auth/login', remoteAddress: '127.0.0.1' } }, 'at info, with method, URL and client')
   t.type(line?.responseTime, 'number', 'and how long the client waited')
-  t.notMatch(JSON.stringify(lines), PASSWORD, 'no password in any line')
-  t.notMatch(JSON.stringify(lines), 'someone@example.com', 'nor the email')
-  t.same(lines.filter((l) => l.msg === 'request completed' && l.req?.url === '/auth/login'), [], 'and no completion line: nothing was answered')
+  t.notMatch(JSON.stringify(lines()), PASSWORD, 'no password in any line')
+  t.notMatch(JSON.stringify(lines()), 'someone@example.com', 'nor the email')
+  t.same(lines().filter((l) => l.msg === 'request completed' && l.req?.url === '/auth/login'), [], 'and no completion line: nothing was answered')
 })
 
 t.test('an abandoned request of a high-volume route gets a line only where its successes would: ACCESS_LOG=all', async (t) => {
@@ -117,6 +110,6 @@ t.test('an abandoned request of a high-volume route gets a line only where its s
     const session = await registerAndLogin(app)
     await hangUp(port, '/me', { headers: { authorization: `Bearer ${session.accessToken}`, 'x-test-hold': '1' } }, 50)
     await sleep(400)
-    t.equal(abandoned(lines, '/me').length, expected, `ACCESS_LOG=${accessLog}: ${expected} line`)
+    t.equal(abandoned(lines(), '/me').length, expected, `ACCESS_LOG=${accessLog}: ${expected} line`)
   }
 })

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { buildApp, capturedLogs, failedClosed, login, nextRefreshCookie, PASSWORD, refresh, refreshUntilServed, registerAndLogin, uniquePrefix, type LoggedIn } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
@@ -109,9 +108,8 @@ t.test('rate limits and failed-login counters are shared through the cluster', a
 
 t.test('a master of the cluster killed: store routes answer 503 within 2 s, /me keeps working, and the sessions are back with the node', async (t) => {
   const cluster = await PrivateCluster.start(t, { appendOnly: true })
-  let logs = ''
-  const logStream = new Writable({ write (chunk, _enc, done) { logs += String(chunk); done() } })
-  const app = await buildApp(t, { logStream, env: { LOG_LEVEL: 'trace', REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList } })
+  const logs = capturedLogs()
+  const app = await buildApp(t, { logStream: logs.stream, env: { LOG_LEVEL: 'trace', REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList } })
   const session = await registerAndLogin(app)
   const rotated = await refresh(app, session.cookie)
   t.equal(rotated.statusCode, 200)
@@ -148,8 +146,8 @@ t.test('a master of the cluster killed: store routes answer 503 within 2 s, /me 
   await within(10_000, async () => (await refresh(app, cookie)).statusCode === 200, 'the session refreshes once its master is back')
   t.pass('the session survived (AOF) and refreshes once its master is back')
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })).statusCode, 200, 'login works')
-  t.match(logs, /redis connection error|store/, 'the outage was logged')
-  t.notOk(logs.includes(cluster.password), 'without the cluster\'s password')
+  t.match(logs.text(), /redis connection error|store/, 'the outage was logged')
+  t.notOk(logs.text().includes(cluster.password), 'without the cluster\'s password')
 })
 
 t.test('the cluster down at start: the service starts, answers 503 fast, and serves once the cluster is up', async (t) => {
