@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis'
 import type { RevocationList } from './revocation-list.js'
-import { refreshingSlots, type RedisClient } from './redis-client.js'
+import type { RedisClient } from './redis-client.js'
 
 /**
  * Makes the access tokens of revoked families fail on every instance within a second,
@@ -94,7 +94,7 @@ export class RedisAccessRevocations implements AccessRevocations {
     this.#log = options.log
     // A connection of its own: a subscribed connection serves nothing else.
     this.#subscriber = redis instanceof Cluster
-      ? refreshingSlots(redis.duplicate(undefined, { lazyConnect: true }))
+      ? redis.duplicate(undefined, { lazyConnect: true })
       : redis.duplicate({ autoResubscribe: false, lazyConnect: true })
     this.#subscriber.on('error', () => {}) // the main connection already reports Redis outages
     this.#subscriber.on('message', (_channel: string, message: string) => this.#apply(message))

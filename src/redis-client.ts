@@ -39,7 +39,7 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
   const cluster = options.cluster ?? null
   if (cluster !== null) {
     const { username, password } = parseCredentials(options.url)
-    return refreshingSlots(new Cluster(cluster.nodes, {
+    return new Cluster(cluster.nodes, {
       lazyConnect: true,
       enableOfflineQueue: false,
       // No auto-pipelining on a cluster (ioredis 6.0.0): a command sent before the client has its slot map waits
@@ -54,8 +54,12 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
       // rediss://: every node over TLS, its certificate checked against the name the cluster gives for it. Names
       // are kept, not resolved to addresses first (ioredis's default), or no certificate name would match.
       ...(tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => { callback(null, address) } } : {}),
+      // The slot map is asked for every few seconds, not only when a command is refused: an instance with little
+      // traffic would otherwise keep to a node that went silent after the cluster failed it over (socketTimeout
+      // notices silence only while commands wait). Kept by duplicate(), so the revocation subscriber's too.
+      slotsRefreshInterval: SLOTS_REFRESH_MS,
       redisOptions: { ...nodeOptions(options), username, password, ...(tls ? { tls: {} } : {}) }
-    }))
+    })
   }
   const sentinel = options.sentinel ?? null
   return new Redis(options.url, {
@@ -124,20 +128,6 @@ function parseCredentials (url: string): { username: string | undefined, passwor
   const parsed = new URL(url)
   const decode = (part: string) => part === '' ? undefined : decodeURIComponent(part)
   return { username: decode(parsed.username), password: decode(parsed.password) }
-}
-
-/**
- * Has `cluster` ask for the slot map every few seconds, not only when a command is refused: an instance with
- * little traffic, and a subscriber, which sends nothing, would otherwise keep to a node that went silent after the
- * cluster failed it over (socketTimeout notices silence only while commands wait); ioredis moves a cluster's
- * subscription as soon as the map drops its node. Not ioredis's `slotsRefreshInterval`: in ioredis 6.0.0 a refresh
- * still under way when the client closes schedules the next round, and so on forever, and that timer holds the
- * process open (seen in test/topology/redis-cluster.test.ts).
- */
-export function refreshingSlots (cluster: Cluster): Cluster {
-  const timer = setInterval(() => { if (cluster.status === 'ready') cluster.refreshSlotsCache() }, SLOTS_REFRESH_MS).unref()
-  cluster.once('end', () => { clearInterval(timer) })
-  return cluster
 }
 
 /** The upper bound on one command that createRedisClient gave this client. */
