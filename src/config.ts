@@ -27,6 +27,7 @@ export const EnvSchema = Type.Object({
   /** Comma-separated host:port of Redis Sentinels: the master is whichever they name, followed through failovers. */
   REDIS_SENTINELS: Type.Optional(Type.String()),
   REDIS_SENTINEL_MASTER: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'mymaster' }),
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ pattern: '^\\S{1,128}$' })),
   REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
   /** Comma-separated host:port of Redis Cluster nodes to start from: the client learns the others. */
   REDIS_CLUSTER_NODES: Type.Optional(Type.String()),
@@ -152,7 +153,7 @@ export interface RedisConfig {
   url: string
   keyPrefix: string
   commandTimeoutMs: number
-  sentinel: { nodes: HostPort[], master: string, password: string | undefined } | null
+  sentinel: { nodes: HostPort[], master: string, username: string | undefined, password: string | undefined } | null
   cluster: { nodes: HostPort[] } | null
 }
 
@@ -217,12 +218,18 @@ const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
 function parseSentinels (env: Env): RedisConfig['sentinel'] {
   if (env.REDIS_SENTINELS === undefined) {
     if (env.REDIS_SENTINEL_PASSWORD !== undefined) throw new ConfigError('REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS')
+    if (env.REDIS_SENTINEL_USERNAME !== undefined) throw new ConfigError('REDIS_SENTINEL_USERNAME needs REDIS_SENTINELS')
     return null
   }
   if (env.REDIS_URL === undefined) {
     throw new ConfigError('REDIS_SENTINELS needs REDIS_URL for the master\'s credentials and database (its host is not used), e.g. redis://:password@mymaster/0')
   }
-  return { nodes: parseHostPorts('REDIS_SENTINELS', env.REDIS_SENTINELS), master: env.REDIS_SENTINEL_MASTER, password: env.REDIS_SENTINEL_PASSWORD }
+  return {
+    nodes: parseHostPorts('REDIS_SENTINELS', env.REDIS_SENTINELS),
+    master: env.REDIS_SENTINEL_MASTER,
+    username: env.REDIS_SENTINEL_USERNAME,
+    password: env.REDIS_SENTINEL_PASSWORD
+  }
 }
 
 function parseCluster (env: Env): RedisConfig['cluster'] {

@@ -70,6 +70,7 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
       : {
           sentinels: sentinel.nodes,
           name: sentinel.master,
+          sentinelUsername: sentinel.username,
           sentinelPassword: sentinel.password,
           sentinelRetryStrategy: retryStrategy,
           sentinelCommandTimeout: options.commandTimeoutMs,

@@ -241,10 +241,13 @@ t.test('REDIS_SENTINELS: host:port list, the master group name, and the URL for 
   t.same(loadConfig({ REDIS_URL: url, REDIS_SENTINELS: 's1.internal:26379, 10.0.0.2:26380,[fd00::3]:26381' }).redis?.sentinel, {
     nodes: [{ host: 's1.internal', port: 26379 }, { host: '10.0.0.2', port: 26380 }, { host: 'fd00::3', port: 26381 }],
     master: 'mymaster',
+    username: undefined,
     password: undefined
   })
   t.match(loadConfig({ REDIS_URL: url, REDIS_SENTINELS: 's:1', REDIS_SENTINEL_MASTER: 'auth-primary', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }).redis,
     { url, sentinel: { master: 'auth-primary', password: 'sentinel-secret' } })
+  t.match(loadConfig({ REDIS_URL: url, REDIS_SENTINELS: 's:1', REDIS_SENTINEL_USERNAME: 'auth-sentinel', REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }).redis,
+    { sentinel: { username: 'auth-sentinel', password: 'sentinel-secret' } }, 'a Sentinel ACL user of its own')
   t.equal(loadConfig({ REDIS_URL: url }).redis?.sentinel, null, 'no Sentinels: REDIS_URL names the server')
   t.match(loadConfig({ REDIS_URL: 'rediss://:pw@mymaster', REDIS_SENTINELS: 'localhost:26379' }).redis, { url: 'rediss://:pw@mymaster', sentinel: { nodes: [{ host: 'localhost', port: 26379 }] } }, 'TLS through Sentinels')
 
@@ -256,6 +259,8 @@ t.test('REDIS_SENTINELS: host:port list, the master group name, and the URL for 
     [{ REDIS_URL: url, REDIS_SENTINELS: 'fd00::3:26379' }, /IPv6 as \[address\]:port/],
     [{ REDIS_SENTINELS: 's1:26379' }, /REDIS_SENTINELS needs REDIS_URL/],
     [{ REDIS_URL: url, REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }, /REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS/],
+    [{ REDIS_URL: url, REDIS_SENTINEL_USERNAME: 'auth-sentinel' }, /REDIS_SENTINEL_USERNAME needs REDIS_SENTINELS/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_USERNAME: 'two words' }, /REDIS_SENTINEL_USERNAME/],
     [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379', REDIS_SENTINEL_MASTER: 'bad name' }, /REDIS_SENTINEL_MASTER/]
   ] as const) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))

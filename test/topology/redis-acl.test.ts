@@ -88,16 +88,27 @@ for (const topology of ['server', 'database'] as const) {
   })
 }
 
-t.test('nor of a master found through a Sentinel', async (t) => {
+/** The `ACL SETUSER` arguments the README gives a Sentinel's own user for the service. */
+function documentedSentinelRule (): string[] {
+  const rule = /^ACL SETUSER auth-sentinel (.+)$/m.exec(README)?.[1]
+  if (rule === undefined) throw new Error('README: the Sentinel\'s ACL rule is missing')
+  return rule.split(/\s+/).map((arg) => arg === '>password' ? `>${SENTINEL_PASSWORD}` : arg)
+}
+
+const SENTINEL_PASSWORD = 'sentinel-password'
+
+t.test('nor of a master found through a Sentinel, nor of the Sentinel', async (t) => {
   const master = await PrivateRedis.start(t)
   const sentinel = await PrivateSentinel.start(t, master)
   await master.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
   await master.command('CONFIG', 'RESETSTAT')
+  await sentinel.command('ACL', 'SETUSER', 'auth-sentinel', 'reset', ...documentedSentinelRule())
   const env = {
     REDIS_URL: `redis://auth-service:${SERVICE_PASSWORD}@unused.invalid/0`,
     REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
     REDIS_SENTINEL_MASTER: sentinel.masterName,
-    REDIS_SENTINEL_PASSWORD: sentinel.password
+    REDIS_SENTINEL_USERNAME: 'auth-sentinel',
+    REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD
   }
   const a = await buildApp(t, { prefix: 'auth:', env })
   const b = await buildApp(t, { prefix: 'auth:', env: { ...env, MAX_SESSIONS_PER_USER: '2' } })
@@ -105,6 +116,17 @@ t.test('nor of a master found through a Sentinel', async (t) => {
 
   t.same(await master.command('ACL', 'LOG'), [], 'the master denied the service nothing')
   t.same(await refusals(master), {}, 'nor refused it a command it does not know')
+  // The password is auth-sentinel's alone (the Sentinel's default user has another): every path above went through
+  // the Sentinel as that user.
+  t.same(await sentinel.command('ACL', 'LOG'), [], 'and the Sentinel denied its user nothing')
+
+  // Less than the rule is not enough: without `sentinel|sentinels` ioredis counts the Sentinel as unreachable.
+  const short = documentedSentinelRule().filter((arg) => arg !== '+sentinel|sentinels')
+  await sentinel.command('ACL', 'SETUSER', 'auth-sentinel', 'reset', ...short)
+  const c = await buildApp(t, { prefix: 'auth:', env })
+  await within(5000, async () => JSON.stringify(await sentinel.command('ACL', 'LOG')).includes('sentinel|sentinels'), 'the Sentinel denies it')
+  t.pass('the Sentinel denies it')
+  t.equal((await c.inject({ url: '/health/ready' })).statusCode, 503, 'and an instance whose Sentinel user lacks it is not ready')
 })
 
 t.test('nor of a Redis Cluster', async (t) => {
