@@ -27,6 +27,7 @@ export const EnvSchema = Type.Object({
   /** Comma-separated host:port of Redis Sentinels: the master is whichever they name, followed through failovers. */
   REDIS_SENTINELS: Type.Optional(Type.String()),
   REDIS_SENTINEL_MASTER: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'mymaster' }),
+  /** The Sentinels' own ACL user for the service, when they have ACL users (unset: their default user). */
   REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ pattern: '^\\S{1,128}$' })),
   REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
   /** Comma-separated host:port of Redis Cluster nodes to start from: the client learns the others. */
