@@ -10,17 +10,22 @@ import { PrivateCluster, PrivateRedis, PrivateSentinel } from '../helpers/redis-
 
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 
+/** The arguments of the README's `ACL SETUSER <user> …` line, with `password` for its `>password`. */
+function readmeRule (user: string, password: string): string[] {
+  const rule = new RegExp(`^ACL SETUSER ${user} (.+)$`, 'm').exec(README)?.[1]
+  if (rule === undefined) throw new Error(`README: the ACL rule for ${user} is missing`)
+  return rule.split(/\s+/).map((arg) => arg === '>password' ? `>${password}` : arg)
+}
+
 /** The `ACL SETUSER` arguments the README gives for the key prefix `auth:`, with its additions for a topology. */
 function documentedRule (topology: 'server' | 'database' | 'cluster'): string[] {
-  const rule = /^ACL SETUSER auth-service (.+)$/m.exec(README)?.[1]
   const adds = {
     server: '',
     database: /With a database other than 0 in `REDIS_URL`, add `([^`]+)`/.exec(README)?.[1],
     cluster: /on a Redis Cluster, on every node, add `([^`]+)`/.exec(README)?.[1]
   }[topology]
-  if (rule === undefined || adds === undefined) throw new Error(`README: the ACL rule or its additions for a ${topology} are missing`)
-  return [...rule.split(/\s+/), ...adds.split(/\s+/).filter((arg) => arg !== '')]
-    .map((arg) => arg === '>password' ? `>${SERVICE_PASSWORD}` : arg)
+  if (adds === undefined) throw new Error(`README: the ACL rule's additions for a ${topology} are missing`)
+  return [...readmeRule('auth-service', SERVICE_PASSWORD), ...adds.split(/\s+/).filter((arg) => arg !== '')]
 }
 
 const SERVICE_PASSWORD = 'service-password'
@@ -88,13 +93,6 @@ for (const topology of ['server', 'database'] as const) {
   })
 }
 
-/** The `ACL SETUSER` arguments the README gives a Sentinel's own user for the service. */
-function documentedSentinelRule (): string[] {
-  const rule = /^ACL SETUSER auth-sentinel (.+)$/m.exec(README)?.[1]
-  if (rule === undefined) throw new Error('README: the Sentinel\'s ACL rule is missing')
-  return rule.split(/\s+/).map((arg) => arg === '>password' ? `>${SENTINEL_PASSWORD}` : arg)
-}
-
 const SENTINEL_PASSWORD = 'sentinel-password'
 
 t.test('nor of a master found through a Sentinel, nor of the Sentinel', async (t) => {
@@ -102,7 +100,7 @@ t.test('nor of a master found through a Sentinel, nor of the Sentinel', async (t
   const sentinel = await PrivateSentinel.start(t, master)
   await master.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
   await master.command('CONFIG', 'RESETSTAT')
-  await sentinel.command('ACL', 'SETUSER', 'auth-sentinel', 'reset', ...documentedSentinelRule())
+  await sentinel.command('ACL', 'SETUSER', 'auth-sentinel', 'reset', ...readmeRule('auth-sentinel', SENTINEL_PASSWORD))
   const env = {
     REDIS_URL: `redis://auth-service:${SERVICE_PASSWORD}@unused.invalid/0`,
     REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
@@ -121,7 +119,7 @@ t.test('nor of a master found through a Sentinel, nor of the Sentinel', async (t
   t.same(await sentinel.command('ACL', 'LOG'), [], 'and the Sentinel denied its user nothing')
 
   // Less than the rule is not enough: without `sentinel|sentinels` ioredis counts the Sentinel as unreachable.
-  const short = documentedSentinelRule().filter((arg) => arg !== '+sentinel|sentinels')
+  const short = readmeRule('auth-sentinel', SENTINEL_PASSWORD).filter((arg) => arg !== '+sentinel|sentinels')
   await sentinel.command('ACL', 'SETUSER', 'auth-sentinel', 'reset', ...short)
   const c = await buildApp(t, { prefix: 'auth:', env })
   await within(5000, async () => JSON.stringify(await sentinel.command('ACL', 'LOG')).includes('sentinel|sentinels'), 'the Sentinel denies it')
