@@ -34,7 +34,7 @@ export const EnvSchema = Type.Object({
   REDIS_CLUSTER_NODES: Type.Optional(Type.String()),
 
   JWT_SECRET: Type.Optional(Type.String()),
-  /** A JWK Set of private signing keys (ES256 / EdDSA), each with kid and alg; or a path to one. */
+  /** A JWK Set of private signing keys (ES256 / EdDSA), each with kid and alg (or read from JWT_KEYS_FILE: FROM_FILE). */
   JWT_KEYS: Type.Optional(Type.String()),
   JWT_SIGNING_KID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
   /** Algorithm of the key generated outside production when no keys are configured. */
