@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,15 +9,27 @@ import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { within } from './poll.js'
 
-/** A free TCP port on loopback. */
+/**
+ * A free TCP port on loopback for a server to be started on. Picked below the kernel's ephemeral range: a port from
+ * that range (listen(0)'s) can be handed, between this check and the server's start, to an outgoing connection as its
+ * local port (a client of another test's Redis), and the server then fails to start (seen in CI-like runs).
+ */
 export async function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const [ephemeralStart] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+  const top = Math.max(2048, (ephemeralStart ?? 32768) - 1)
+  const bottom = Math.max(1024, top - 12_000)
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom + 1))
+    if (await bindable(port)) return port
+  }
+  throw new Error(`no free port found between ${bottom} and ${top}`)
+}
+
+function bindable (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')))
-    })
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
   })
 }
 
