@@ -12,13 +12,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import argon2 from 'argon2'
 import autocannon from 'autocannon'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { RedisFamilyStore } from '../src/redis-family-store.js'
 import { RefreshTokenCodec } from '../src/refresh-token.js'
 import { generateKeySetJson, hs256KeySet, parseKeySet } from '../src/signing-keys.js'
 import { measureAlgorithms } from './algorithms.js'
 import { RedisUserDirectory } from '../src/redis-user-directory.js'
-import { freePort } from '../test/helpers/redis-server.js'
+import type { RedisClient } from '../src/redis-client.js'
+import { freePort, PrivateCluster } from '../test/helpers/redis-server.js'
 import { tutorialRefreshToken } from './baselines/tutorial-express.js'
 import { median, writeReport, type Measurement, type Results } from './report.js'
 
@@ -26,6 +27,8 @@ import { median, writeReport, type Measurement, type Results } from './report.js
 const RUNS = ['bare', 'bareRedis', 'signRedis', 'refreshMinimal', 'live', 'refreshFloor', 'refresh', 'refreshLogged', 'tutorial', 'tutorialKeyObject', 'verifyRaw', 'me', 'meLogged', 'login', 'argon2Raw']
 /** The runs of the service that --variant and --variant-checkout repeat against the variant, as "<run>@variant". */
 const VARIANT_RUNS = ['live', 'refresh', 'me', 'login']
+/** The runs --cluster can measure: the service's own (the baselines' Redis code speaks to one server). */
+const CLUSTER_RUNS = [...VARIANT_RUNS, ...VARIANT_RUNS.map((name) => `${name}@variant`), 'refreshLogged', 'meLogged', 'flood']
 const ALGORITHMS = ['ES256', 'EdDSA', 'HS256'] as const
 
 const USAGE = `Usage: npm run bench [-- options]
@@ -42,6 +45,8 @@ const USAGE = `Usage: npm run bench [-- options]
                            rounds as RUN@variant (repeatable)
   --variant-checkout DIR   the second service runs another checkout's code
   --algorithm ALG          access-token algorithm: ${ALGORITHMS.join(', ')} (default ES256)
+  --cluster                the service on a Redis Cluster of three masters instead of one Redis;
+                           with --only (or --profile) and the service's runs only: ${CLUSTER_RUNS.join(', ')}
   --profile DIR            CPU-profile the server of one run (--scenario) instead of benchmarking
   --scenario RUN           the run to profile (default refresh)
   --help                   this text
@@ -86,7 +91,9 @@ function parse () {
       // its node_modules): code compared beside code in the same rounds, as --variant compares settings.
       'variant-checkout': { type: 'string' },
       // The access-token algorithm: ES256 is the service default; HS256 for single-service setups.
-      algorithm: { type: 'string', default: 'ES256' }
+      algorithm: { type: 'string', default: 'ES256' },
+      // The service on a Redis Cluster (REDIS_CLUSTER_NODES), as a fleet may run it.
+      cluster: { type: 'boolean', default: false }
     }
   })
 }
@@ -124,6 +131,13 @@ for (const name of args.only?.split(',') ?? []) {
 }
 if (variantCheckout !== undefined && !existsSync(join(variantCheckout, 'tsconfig.json'))) usageError(`--variant-checkout ${variantCheckout}: not a checkout of this project (no tsconfig.json)`)
 if (args.profile !== undefined && !runNames.includes(args.scenario)) usageError(`--scenario: no run named "${args.scenario}"`)
+if (args.cluster) {
+  // The figures written (memory per session, the baselines' ratios) are measured on one Redis.
+  if (args.only === undefined && args.profile === undefined) usageError('--cluster: give --only (or --profile) with the service\'s runs')
+  const named = args.profile !== undefined ? [args.scenario] : (args.only ?? '').split(',')
+  const outside = named.filter((name) => !CLUSTER_RUNS.includes(name))
+  if (outside.length > 0) usageError(`--cluster: ${outside.join(', ')} ${outside.length === 1 ? 'is not a run' : 'are not runs'} of the service`)
+}
 const CONNECTIONS = 50
 const LOGIN_CONNECTIONS = 8 // more concurrent logins than cores
 const PASSWORD = 'correct horse battery staple'
@@ -134,8 +148,11 @@ const COOKIE = '__Secure-refresh_token'
 
 const children: ChildProcess[] = []
 const cleanups: Array<() => void> = []
+/** What stops and removes the private Redis Cluster: awaited as the bench ends, and started (SIGKILL) on exit. */
+const teardowns: Array<() => unknown> = []
 function cleanup (): void {
   for (const child of children) child.kill('SIGKILL')
+  for (const fn of teardowns) fn()
   for (const fn of cleanups) fn()
 }
 process.on('exit', cleanup)
@@ -334,7 +351,8 @@ function idlePercent (before: MachineTimes, after: MachineTimes): number {
   return total > 0 ? 100 * (after.idle - before.idle) / total : 0
 }
 
-let redisPid: number | undefined
+/** The Redis servers' process ids: one, or the cluster's masters. */
+let redisPids: number[] = []
 function cpuSnapshot (server: ChildProcess): CpuSnapshot {
   const own = process.cpuUsage()
   // The server's event-loop thread (its thread id is its pid), which bounds its throughput, split into
@@ -342,7 +360,7 @@ function cpuSnapshot (server: ChildProcess): CpuSnapshot {
   // (V8's GC helpers, libuv's threadpool where argon2 hashes).
   const main = statCpuSeconds(`/proc/${server.pid}/task/${server.pid}/stat`)
   const whole = statCpuSeconds(`/proc/${server.pid}/stat`)
-  const redis = statCpuSeconds(`/proc/${redisPid}/stat`)
+  const redis = redisPids.map((pid) => statCpuSeconds(`/proc/${pid}/stat`)).reduce((a, b) => ({ user: a.user + b.user, system: a.system + b.system }))
   return {
     serverMainUser: main.user,
     serverMainSystem: main.system,
@@ -369,10 +387,13 @@ function cpuPerRequest (before: CpuSnapshot, after: CpuSnapshot, requests: numbe
   }
 }
 
-async function commandStats (redis: Redis): Promise<Map<string, number>> {
-  const info = await redis.info('commandstats')
+/** Calls of each command so far, summed over the servers (a cluster's masters). */
+async function commandStats (redis: RedisClient): Promise<Map<string, number>> {
   const calls = new Map<string, number>()
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1] as string, Number(m[2]))
+  for (const server of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    const info = await server.info('commandstats')
+    for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1] as string, (calls.get(m[1] as string) ?? 0) + Number(m[2]))
+  }
   return calls
 }
 
@@ -408,7 +429,19 @@ function setCookieToken (headers: Record<string, string | string[]>): string | u
   return header.slice(COOKIE.length + 1, header.indexOf(';'))
 }
 
-async function main (): Promise<void> {
+/** The private Redis the bench measures on: its client, the service's settings for it, and a server URL for the baselines. */
+interface BenchRedis { client: RedisClient, serviceEnv: Record<string, string>, serverUrl: string }
+
+async function startRedis (): Promise<BenchRedis> {
+  if (args.cluster) {
+    // Three masters without replicas or persistence (test/helpers/redis-server.ts), each with the password below's reason.
+    const cluster = await PrivateCluster.start({ teardown: (fn) => { teardowns.push(fn) } })
+    log(`on a Redis Cluster of ${cluster.nodes.length} masters, ports ${cluster.nodes.map((node) => node.port).join(', ')}`)
+    redisPids = cluster.nodes.map((node) => node.pid as number)
+    const client = new Cluster(cluster.seeds, { redisOptions: { password: cluster.password } })
+    await client.ping()
+    return { client, serviceEnv: { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList }, serverUrl: (cluster.nodes[0] as PrivateCluster['nodes'][number]).url }
+  }
   const redisPort = await freePort()
   const redisDir = mkdtempSync(join(tmpdir(), 'auth-bench-redis-'))
   cleanups.push(() => rmSync(redisDir, { recursive: true, force: true }))
@@ -417,11 +450,16 @@ async function main (): Promise<void> {
   const redisPassword = randomBytes(16).toString('hex')
   const redisProc = spawn('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--requirepass', redisPassword, '--save', '', '--appendonly', 'no', '--dir', redisDir], { stdio: 'ignore' })
   children.push(redisProc)
-  redisPid = redisProc.pid
+  redisPids = [redisProc.pid as number]
   const redisUrl = `redis://:${redisPassword}@127.0.0.1:${redisPort}`
-  const redis = new Redis(redisUrl)
-  redis.on('error', () => {}) // until redis-server has started
-  for (let i = 0; i < 100; i++) { try { await redis.ping(); break } catch { await sleep(50) } }
+  const client = new Redis(redisUrl)
+  client.on('error', () => {}) // until redis-server has started
+  for (let i = 0; i < 100; i++) { try { await client.ping(); break } catch { await sleep(50) } }
+  return { client, serviceEnv: { REDIS_URL: redisUrl }, serverUrl: redisUrl }
+}
+
+async function main (): Promise<void> {
+  const { client: redis, serviceEnv: redisEnv, serverUrl: redisUrl } = await startRedis()
 
   const algorithm = args.algorithm as typeof ALGORITHMS[number]
   const jwtSecret = randomBytes(48).toString('base64url')
@@ -450,7 +488,9 @@ async function main (): Promise<void> {
     await users.create(email, passwordHash)
     loginAccounts.push(email)
   }
-  const memoryBefore = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1])
+  // Memory per session is measured on one server: a cluster spreads the keys and the figures over its masters.
+  const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1])
+  const memoryBefore = args.cluster ? 0 : await usedMemory()
   const tokens: string[] = []
   for (let i = 0; i < SESSIONS; i += 1000) {
     await Promise.all(Array.from({ length: Math.min(1000, SESSIONS - i) }, async (_, j) => {
@@ -460,37 +500,41 @@ async function main (): Promise<void> {
       tokens.push(sealed.value)
     }))
   }
-  const memoryAfter = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1])
-  const familyKeys = (await redis.scan('0', 'MATCH', `${PREFIX}{*}:f:*`, 'COUNT', 5000))[1].slice(0, 500)
-  const indexKeys = (await redis.scan('0', 'MATCH', `${PREFIX}{*}:fams`, 'COUNT', 20000))[1].slice(0, 100)
-  const usage = async (keys: string[]) => (await Promise.all(keys.map((k) => redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '0') as Promise<number>))).reduce((a, b) => a + b, 0) / keys.length
-  const familyBytes = await usage(familyKeys)
-  const indexBytesPerSession = (await usage(indexKeys)) / 100
-  // The seeded agent is a browser's, which the store compacts (src/compact-user-agent.ts); a client
-  // outside its table (a script, a load tester) is stored as sent. 200 such families, then removed.
-  const unlisted = Array.from({ length: 200 }, (_, i) => codec.mint(accounts[i % accounts.length]?.id as string))
-  const unlistedAgent = `bench-client/1.0 (unlisted; ${'x'.repeat(USER_AGENT.length - 29)})`
-  await Promise.all(unlisted.map((token) => store.create({ userId: token.userId, email: 'x@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: unlistedAgent, ip: '203.0.113.1' })))
-  const unlistedKeys = unlisted.map((token) => `${PREFIX}{${token.userId}}:f:${token.familyId}`)
-  const unlistedAgentFamilyKeyBytes = await usage(unlistedKeys)
-  await Promise.all(unlisted.map((token) => store.revoke(token.userId, token.familyId)))
-  const memory = {
-    sessions: SESSIONS,
-    usedMemoryDeltaPerSession: (memoryAfter - memoryBefore) / SESSIONS,
-    memoryUsagePerSession: familyBytes + indexBytesPerSession,
-    familyKeyBytes: familyBytes,
-    indexBytesPerSession,
-    familyEncoding: await redis.call('OBJECT', 'ENCODING', familyKeys[0] as string) as string,
-    userAgentLength: USER_AGENT.length,
-    unlistedAgentFamilyKeyBytes,
-    /** Filled in after the runs: the same families, rotated, with their refresh-limit window. */
-    familyKeyBytesAfterRuns: 0
+  const measureMemory = async () => {
+    const memoryAfter = await usedMemory()
+    const familyKeys = (await redis.scan('0', 'MATCH', `${PREFIX}{*}:f:*`, 'COUNT', 5000))[1].slice(0, 500)
+    const indexKeys = (await redis.scan('0', 'MATCH', `${PREFIX}{*}:fams`, 'COUNT', 20000))[1].slice(0, 100)
+    const usage = async (keys: string[]) => (await Promise.all(keys.map((k) => redis.call('MEMORY', 'USAGE', k, 'SAMPLES', '0') as Promise<number>))).reduce((a, b) => a + b, 0) / keys.length
+    const familyBytes = await usage(familyKeys)
+    const indexBytesPerSession = (await usage(indexKeys)) / 100
+    // The seeded agent is a browser's, which the store compacts (src/compact-user-agent.ts); a client
+    // outside its table (a script, a load tester) is stored as sent. 200 such families, then removed.
+    const unlisted = Array.from({ length: 200 }, (_, i) => codec.mint(accounts[i % accounts.length]?.id as string))
+    const unlistedAgent = `bench-client/1.0 (unlisted; ${'x'.repeat(USER_AGENT.length - 29)})`
+    await Promise.all(unlisted.map((token) => store.create({ userId: token.userId, email: 'x@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: unlistedAgent, ip: '203.0.113.1' })))
+    const unlistedKeys = unlisted.map((token) => `${PREFIX}{${token.userId}}:f:${token.familyId}`)
+    const unlistedAgentFamilyKeyBytes = await usage(unlistedKeys)
+    await Promise.all(unlisted.map((token) => store.revoke(token.userId, token.familyId)))
+    const memory = {
+      sessions: SESSIONS,
+      usedMemoryDeltaPerSession: (memoryAfter - memoryBefore) / SESSIONS,
+      memoryUsagePerSession: familyBytes + indexBytesPerSession,
+      familyKeyBytes: familyBytes,
+      indexBytesPerSession,
+      familyEncoding: await redis.call('OBJECT', 'ENCODING', familyKeys[0] as string) as string,
+      userAgentLength: USER_AGENT.length,
+      unlistedAgentFamilyKeyBytes,
+      /** Filled in after the runs: the same families, rotated, with their refresh-limit window. */
+      familyKeyBytesAfterRuns: 0
+    }
+    log(`memory: ${memory.usedMemoryDeltaPerSession.toFixed(0)} B/session (used_memory delta), ${memory.memoryUsagePerSession.toFixed(0)} B (MEMORY USAGE)`)
+    return { memory, bytesAfterRuns: () => usage(familyKeys) }
   }
-  log(`memory: ${memory.usedMemoryDeltaPerSession.toFixed(0)} B/session (used_memory delta), ${memory.memoryUsagePerSession.toFixed(0)} B (MEMORY USAGE)`)
+  const measured = args.cluster ? null : await measureMemory()
   // The minimal refresh's own families (bare-fastify.ts), as many as the service's, seeded after the memory
   // figures: `minimal:<familyId>` holds the secret's SHA-256 and the user's email.
   const minimalTokens: string[] = []
-  for (let i = 0; i < SESSIONS; i += 1000) {
+  for (let i = 0; i < (args.cluster ? 0 : SESSIONS); i += 1000) {
     const batch = redis.pipeline()
     for (let j = i; j < Math.min(i + 1000, SESSIONS); j++) {
       const account = accounts[j % accounts.length] as { id: string, email: string }
@@ -507,7 +551,7 @@ async function main (): Promise<void> {
   const productionEnv = {
     NODE_ENV: 'production',
     LOG_LEVEL: 'info',
-    REDIS_URL: redisUrl,
+    ...redisEnv,
     ...(jwtKeys === null ? { JWT_SECRET: jwtSecret } : { JWT_KEYS: jwtKeys }),
     REFRESH_TOKEN_SECRET: refreshSecret,
     // All load comes from one loopback address: per-IP limits would measure the limiter, not the service.
@@ -700,14 +744,21 @@ async function main (): Promise<void> {
       const cpu = Object.fromEntries(Object.keys((rounds[0]?.[name] as Measurement).cpu).map((k) =>
         [k, median(rounds.map((r) => (r[name] as Measurement).cpu[k as keyof Measurement['cpu']]))])) as Measurement['cpu']
       const idle = median(rounds.map((r) => (r[name] as Measurement).machineIdlePercent))
-      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99.toFixed(2)} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length}); ${describeCpu(cpu)}; machine idle ${idle.toFixed(0)} %`)
+      const non2xx = rounds.reduce((sum, r) => sum + (r[name] as Measurement).non2xx, 0)
+      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99.toFixed(2)} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length}), ${non2xx} non-2xx in all; ${describeCpu(cpu)}; machine idle ${idle.toFixed(0)} %`)
+    }
+    if (commandsPerRefresh.length > 0) {
+      const roundTrips = median(commandsPerRefresh.map((c) => c.roundTrips))
+      log(`refresh: ${roundTrips.toFixed(4)} Redis commands from clients per refresh (median of ${commandsPerRefresh.length}), in the last round ${JSON.stringify(commandsPerRefresh.at(-1)?.clientCommands)}`)
     }
     redis.disconnect()
     return
   }
 
   const algorithms = measureAlgorithms()
-  memory.familyKeyBytesAfterRuns = await usage(familyKeys)
+  if (measured === null) throw new Error('no memory figures: --cluster runs are printed, not written')
+  const { memory } = measured
+  memory.familyKeyBytesAfterRuns = await measured.bytesAfterRuns()
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${server('service').pid}/status`, 'utf8'))?.[1])
   const results: Results = {
     date: new Date().toISOString(),
@@ -743,7 +794,14 @@ async function gitCommit (): Promise<string> {
   return `${commit || 'unknown'}${changes.length > 0 ? '-dirty' : ''}`
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
+/** Stops the servers, then the private cluster (its nodes and directories), before the bench exits. */
+async function finish (code: number): Promise<never> {
+  for (const child of children) child.kill('SIGKILL')
+  await Promise.all(teardowns.splice(0).map((fn) => fn()))
+  process.exit(code)
+}
+
+main().then(() => finish(0), async (err: unknown) => {
   log(`failed: ${(err as Error).stack ?? String(err)}`)
-  process.exit(1)
+  await finish(1)
 })

@@ -1,9 +1,17 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { parseDockerfile } from './helpers/dockerfile.js'
+
+function bench (...args: string[]): Promise<{ code: number | null, stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => { stderr += String(d) })
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })))
+}
 
 // Proves `npm run bench` works end to end, in a few seconds: no figure is asserted, only that
 // every run happened, without errors, each round on new server processes, and that the report was written.
@@ -13,10 +21,7 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
   // Hashing threads at the service's default nice 19 get almost no CPU while other processes keep the cores busy
   // (the suite's other files, in parallel): logins then complete none in a 0.5 s run. Here they run at the
   // priority of everything else; the full bench keeps the default.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--rounds', '2', '--duration', '0.5', '--sessions', '2000', '--env', 'ARGON2_THREAD_NICE=0', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  child.stderr.on('data', (d) => { stderr += String(d) })
-  const code = await new Promise((resolve) => child.on('exit', resolve))
+  const { code, stderr } = await bench('--rounds', '2', '--duration', '0.5', '--sessions', '2000', '--env', 'ARGON2_THREAD_NICE=0', '--out', out)
   t.equal(code, 0, stderr.slice(-2000))
 
   const results = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8'))
@@ -50,4 +55,28 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
     'any other command is a background one, far under one per refresh', { others })
   t.match(readFileSync(join(out, 'latest.md'), 'utf8'), /\| refresh \/ bare Fastify \|/)
   t.match(readFileSync(join(out, 'latest.svg'), 'utf8'), /^<svg /)
+})
+
+t.test('on a Redis Cluster, the service\'s runs are measured and printed, and the cluster is gone afterwards', { timeout: 120_000 }, async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'bench-smoke-cluster-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  const { code, stderr } = await bench('--cluster', '--only', 'refresh,me', '--rounds', '1', '--duration', '0.5', '--sessions', '2000', '--out', out)
+  t.equal(code, 0, stderr.slice(-2000))
+  const ports = /on a Redis Cluster of 3 masters, ports (\d+), (\d+), (\d+)/.exec(stderr)?.slice(1).map(Number) ?? []
+  t.equal(ports.length, 3, 'three masters started', { stderr: stderr.slice(-2000) })
+  for (const run of ['refresh', 'me']) {
+    const [, rps, non2xx] = new RegExp(`\\] ${run}: (\\d+) req/s, .*, (\\d+) non-2xx in all;`).exec(stderr) ?? []
+    t.ok(Number(rps) > 0, `${run} served requests (${rps} req/s)`)
+    t.equal(non2xx, '0', `${run}: no non-2xx`)
+  }
+  // The cluster's commands summed over its masters: the rotation script is one command per refresh there too.
+  const roundTrips = Number(/refresh: ([\d.]+) Redis commands from clients per refresh/.exec(stderr)?.[1])
+  t.ok(Math.abs(roundTrips - 1) < 0.1, `about one Redis command per refresh (${roundTrips})`)
+  t.same(readdirSync(out), [], 'nothing written: the figures of a cluster run are printed')
+  const refused = await Promise.all(ports.map((port) => new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve(false) })
+    socket.once('error', () => { resolve(true) })
+  })))
+  t.same(refused, [true, true, true], 'and no master is left running')
 })

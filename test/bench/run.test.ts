@@ -23,7 +23,7 @@ t.test('--help lists every option and every run, and exits', async (t) => {
   const { code, stdout, stderr } = await bench('--help')
   t.equal(code, 0)
   t.equal(stderr, '')
-  for (const option of ['--quick', '--duration', '--rounds', '--sessions', '--out', '--only', '--env', '--variant', '--variant-checkout', '--algorithm', '--profile', '--scenario']) {
+  for (const option of ['--quick', '--duration', '--rounds', '--sessions', '--out', '--only', '--env', '--variant', '--variant-checkout', '--algorithm', '--cluster', '--profile', '--scenario']) {
     t.match(stdout, new RegExp(`^  ${option} `, 'm'), `documents ${option}`)
   }
   t.match(stdout, /Runs: bare, .*refreshMinimal, .*argon2Raw; with a variant also live@variant, refresh@variant, me@variant, login@variant\./)
@@ -44,6 +44,9 @@ t.test('a command line the bench cannot run is refused with the reason, not a st
     [['--env', 'LOG_LEVEL'], /^bench: --env LOG_LEVEL: expected KEY=VALUE$/m],
     [['--variant', '=warn'], /^bench: --variant =warn: expected KEY=VALUE$/m],
     [['--variant-checkout', '/nonexistent'], /^bench: --variant-checkout \/nonexistent: not a checkout of this project/m],
+    [['--cluster'], /^bench: --cluster: give --only \(or --profile\) with the service's runs$/m],
+    [['--cluster', '--only', 'refresh,bare,refreshMinimal'], /^bench: --cluster: bare, refreshMinimal are not runs of the service$/m],
+    [['--cluster', '--profile', 'unused', '--scenario', 'verifyRaw'], /^bench: --cluster: verifyRaw is not a run of the service$/m],
     [['--bogus'], /^bench: Unknown option '--bogus'/m],
     [['--rounds'], /^bench: Option '--rounds <value>' argument missing/m]
   ]

@@ -123,6 +123,11 @@ export class PrivateRedis {
     await answering(this.#process, this.port, this.password, `private redis on ${this.port}`)
   }
 
+  /** The running server's process id (the bench reads its CPU time); undefined while it is not running. */
+  get pid (): number | undefined {
+    return this.#process?.pid
+  }
+
   /** Kills the server at once (SIGKILL): the "Redis crashed" fault. */
   async kill (): Promise<void> {
     const child = this.#process
