@@ -42,13 +42,11 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
     return new Cluster(cluster.nodes, {
       lazyConnect: true,
       enableOfflineQueue: false,
-      // No auto-pipelining on a cluster (ioredis 6.0.0): a command sent before the client has its slot map waits
-      // for it, and resumes into a TypeError thrown outside any promise — an uncaught exception that ended the
-      // process when the map it got was partial (a cluster still forming: seen in test/topology/redis-cluster.test.ts
-      // under load) — and its batches are refused as a whole across a slot move (redis/ioredis#2075).
-      // Each command is written as it comes: a cluster spreads the load over its masters anyway. ioredis 6.1.0 keeps
-      // unmapped slots apart and resends a redirected command alone; turning this on again waits for a bench on a
-      // cluster (bench/ runs a single Redis) and a run of the cluster tests under load.
+      // No auto-pipelining on a cluster. A batch is resent after a redirection only when every failed command in it
+      // got the same error and every other command was a read; a rotation's EVALSHA is a write, so while slots move
+      // between masters a batch mixing slots fails the redirected command: 92 refreshes of 6,600 answered 503 in
+      // test/topology/redis-cluster.test.ts's slot move with it on (ioredis 6.1.0's Pipeline), none with it off. It
+      // saved little here: `npm run bench -- --cluster` measured refresh at 0.97–1.10 of this (bench/README.md).
       enableAutoPipelining: false,
       clusterRetryStrategy: retryStrategy,
       // Replicas would answer reads a refresh has just written with the value before it.

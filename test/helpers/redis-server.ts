@@ -343,6 +343,27 @@ export class PrivateCluster {
     return found
   }
 
+  /**
+   * Moves one hash slot with its keys from one master to another, by the steps `redis-cli --cluster reshard` takes
+   * for each slot, slowed down: a key at a time, `pauseMs` apart. Meanwhile a command for a key already moved meets
+   * ASK, and one over keys on both sides TRYAGAIN; once the slot is given away, a client with the old map meets MOVED.
+   */
+  async migrateSlot (slot: number, from: PrivateRedis, to: PrivateRedis, pauseMs: number): Promise<void> {
+    const [fromId, toId] = await Promise.all([from, to].map(async (n) => String(await n.command('CLUSTER', 'MYID'))))
+    await to.command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', fromId as string)
+    await from.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', toId as string)
+    for (;;) {
+      const keys = await from.command('CLUSTER', 'GETKEYSINSLOT', slot, 1) as string[]
+      if (keys.length === 0) break
+      await from.command('MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'AUTH', this.password, 'KEYS', ...keys)
+      await sleep(pauseMs)
+    }
+    // The new owner first, as redis-cli does: it stops sending ASKs back once the old owner has let go.
+    for (const node of [to, from, ...this.nodes.filter((n) => n !== to && n !== from && n.pid !== undefined)]) {
+      await node.command('CLUSTER', 'SETSLOT', slot, 'NODE', toId as string)
+    }
+  }
+
   /** Resolves once every running node says the cluster is ok (all slots served). */
   async waitUntilOk (timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs

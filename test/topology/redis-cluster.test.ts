@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify'
 import type { Cluster } from 'ioredis'
 import t from 'tap'
 import { buildApp, capturedLogs, failedClosed, login, nextRefreshCookie, PASSWORD, refresh, refreshUntilServed, registerAndLogin, uniquePrefix, type LoggedIn } from '../helpers/app.js'
@@ -105,6 +106,52 @@ t.test('rate limits and failed-login counters are shared through the cluster', a
     registrations.push((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `spread${i}.${prefix.slice(5, 13)}@example.com`, password: PASSWORD } })).statusCode)
   }
   t.same(registrations, [201, 201, 201, 429], 'one per-IP budget across both instances (one registration was the victim\'s)')
+})
+
+t.test('slots moving between masters under refresh load (an operator rebalancing the cluster): every refresh is served, and no session is lost', async (t) => {
+  const cluster = await PrivateCluster.start(t)
+  const prefix = uniquePrefix()
+  const env = { REDIS_URL: cluster.url, REDIS_CLUSTER_NODES: cluster.seedList, RATE_LIMIT_REFRESH_SESSION: '100000/60', RATE_LIMIT_REFRESH_IP: '100000/60' }
+  const apps = [await buildApp(t, { prefix, env }), await buildApp(t, { prefix, env })] as const
+  const cookies: string[] = []
+  for (let i = 0; i < 24; i++) cookies.push((await registerAndLogin(apps[i % 2] as FastifyInstance)).cookie)
+  type Node = PrivateCluster['nodes'][number]
+  const families = async (node: Node) => await node.command('KEYS', `${prefix}*:f:*`) as string[]
+  const before = await Promise.all(cluster.nodes.map(async (node) => (await families(node)).length))
+  const from = before.indexOf(Math.max(...before))
+  const source = cluster.nodes[from] as Node
+  const target = cluster.nodes[(from + 1) % cluster.nodes.length] as Node
+  // The slots of the source's families: each holds a user's every key (its hash tag), sessions and account.
+  const slots = [...new Set(await Promise.all((await families(source)).map(async (key) => Number(await source.command('CLUSTER', 'KEYSLOT', key)))))]
+  await Promise.all(cluster.nodes.map((node) => node.command('CONFIG', 'RESETSTAT')))
+
+  // Every session refreshes without pause, on both instances in turn, while those slots move to another master.
+  const moved = new AbortController()
+  const outcomes: Record<string, number> = {}
+  const loops = cookies.map(async (_, i) => {
+    for (let n = 0; !moved.signal.aborted; n++) {
+      const app = apps[n % 2] as FastifyInstance
+      const res = await refresh(app, cookies[i] as string)
+      const outcome = res.statusCode === 200 ? '200' : `${res.statusCode} ${String(res.json().code)}`
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1
+      if (res.statusCode === 200) cookies[i] = nextRefreshCookie(app, res)
+    }
+  })
+  for (const slot of slots) await cluster.migrateSlot(slot, source, target, 20)
+  moved.abort()
+  await Promise.all(loops)
+
+  t.equal((await families(source)).length, 0, `the ${slots.length} slots of ${before[from]} families moved, every key with them`)
+  t.equal((await families(target)).length, (before[from] as number) + (before[(from + 1) % cluster.nodes.length] as number), 'to the other master')
+  const redirections: Record<string, number> = {}
+  for (const node of cluster.nodes) {
+    for (const [, name, count] of String(await node.command('INFO', 'errorstats')).matchAll(/^errorstat_(\w+):count=(\d+)/gm)) redirections[name as string] = (redirections[name as string] ?? 0) + Number(count)
+  }
+  t.ok((redirections.ASK ?? 0) > 0 && (redirections.MOVED ?? 0) > 0, `refreshes met the slots half moved (ASK: ${redirections.ASK}, TRYAGAIN: ${redirections.TRYAGAIN ?? 0}) and moved (MOVED: ${redirections.MOVED})`, { redirections })
+  t.same(Object.keys(outcomes), ['200'], `all ${outcomes['200']} refreshes made meanwhile were served`, { outcomes, redirections })
+  const after = []
+  for (const [i, cookie] of cookies.entries()) after.push((await refresh(apps[i % 2] as FastifyInstance, cookie)).statusCode)
+  t.same(after, cookies.map(() => 200), 'and afterwards every session refreshes again: none was lost or taken for a replay')
 })
 
 t.test('a master of the cluster killed: store routes answer 503 within 2 s, /me keeps working, and the sessions are back with the node', async (t) => {
