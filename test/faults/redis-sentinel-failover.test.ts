@@ -1,53 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { buildApp, capturedLogs, failedClosed, PASSWORD, nextRefreshCookie, refresh, refreshUntilServed, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
-import { freePort, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
+import { freePort, PrivateRedis, PrivateSentinel, replicatedUnderSentinel } from '../helpers/redis-server.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
 import { silentServerMs } from '../../src/redis-client.js'
-import { makeCertificates, type TestCertificates } from '../helpers/tls.js'
+import { makeCertificates } from '../helpers/tls.js'
 import { within } from '../helpers/poll.js'
-
-/**
- * A master, its replica in sync, and a Sentinel that knows both; `env` points a service at them. With `certs`,
- * everything the service is told of is TLS and reached by name (`localhost`, the name the certificates carry);
- * the plain ports stay open for the test's own commands. `replicaPort` is the port the Sentinel names it by.
- */
-async function replicatedUnderSentinel (t: Test, options: { masterArgs?: string[], certs?: TestCertificates } = {}) {
-  const certs = options.certs
-  const tlsArgs = certs === undefined ? [] : ['--tls-cert-file', certs.cert, '--tls-key-file', certs.key, '--tls-ca-cert-file', certs.ca, '--tls-auth-clients', 'no']
-  const [masterTls, replicaTls, sentinelTls] = certs === undefined ? [0, 0, 0] : [await freePort(), await freePort(), await freePort()]
-  // Full sync at once: a diskless sync otherwise waits 5 s for more replicas to join it.
-  const master = await PrivateRedis.start(t, {
-    args: ['--repl-diskless-sync-delay', '0', ...(certs === undefined ? [] : ['--tls-port', String(masterTls), ...tlsArgs]), ...(options.masterArgs ?? [])]
-  })
-  const replica = await PrivateRedis.start(t, {
-    password: master.password,
-    args: certs === undefined
-      ? ['--replicaof', '127.0.0.1', String(master.port), '--masterauth', master.password]
-      : ['--tls-port', String(replicaTls), ...tlsArgs, '--tls-replication', 'yes', '--replicaof', 'localhost', String(masterTls),
-          '--masterauth', master.password, '--replica-announce-ip', 'localhost', '--replica-announce-port', String(replicaTls)]
-  })
-  const replicaPort = certs === undefined ? replica.port : replicaTls
-  await within(5000, async () => await replica.replication('master_link_status') === 'up', 'the replica is in sync')
-  const sentinel = await PrivateSentinel.start(t, master, certs === undefined ? {} : { tls: { certs, port: sentinelTls, masterPort: masterTls } })
-  await within(15_000, async () => {
-    const replicas = await sentinel.command('SENTINEL', 'replicas', sentinel.masterName) as string[][]
-    return replicas.some((r) => r[r.indexOf('port') + 1] === String(replicaPort) && r[r.indexOf('flags') + 1] === 'slave')
-  }, 'the Sentinel knows the replica')
-  const env = {
-    // Its host names no server: with Sentinels, the URL gives only the credentials and the database.
-    REDIS_URL: `${certs === undefined ? 'redis' : 'rediss'}://:${master.password}@unused.invalid/0`,
-    REDIS_SENTINELS: certs === undefined ? `127.0.0.1:${sentinel.port}` : `localhost:${sentinelTls}`,
-    REDIS_SENTINEL_MASTER: sentinel.masterName,
-    REDIS_SENTINEL_PASSWORD: sentinel.password
-  }
-  /** Waits until the replica has everything the master has written so far: what it has is what survives. */
-  const replicated = async (): Promise<void> => { await replica.caughtUpWith(master) }
-  return { master, replica, replicaPort, sentinel, env, replicated }
-}
 
 /** While a failover settles: refreshes a session once a second, `times` times, each time with its latest token; the statuses. */
 async function refreshEverySecond (app: FastifyInstance, cookie: string, times: number): Promise<number[]> {

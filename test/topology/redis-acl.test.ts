@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, login, PASSWORD, refresh, registerAndLogin, sidOf, nextRefreshCookie } from '../helpers/app.js'
+import { buildApp, login, PASSWORD, refresh, refreshUntilServed, registerAndLogin, sidOf, nextRefreshCookie } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { PrivateCluster, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
+import { PrivateCluster, PrivateRedis, PrivateSentinel, replicatedUnderSentinel } from '../helpers/redis-server.js'
 
 // The service on a Redis user granted only what the README's ACL lists: every path that reaches Redis, on two
 // instances, must work with it, and Redis must log no denial. The rule is read from the README itself.
@@ -125,6 +125,37 @@ t.test('nor of a master found through a Sentinel, nor of the Sentinel', async (t
   await within(5000, async () => JSON.stringify(await sentinel.command('ACL', 'LOG')).includes('sentinel|sentinels'), 'the Sentinel denies it')
   t.pass('the Sentinel denies it')
   t.equal((await c.inject({ url: '/health/ready' })).statusCode, 503, 'and an instance whose Sentinel user lacks it is not ready')
+})
+
+t.test('nor, through a Sentinel failover, of the replica it promotes, given the same rule', async (t) => {
+  const { master, replica, sentinel, env: sentinelEnv, replicated } = await replicatedUnderSentinel(t)
+  // ACL users are not replicated: the rule is set on each server the Sentinel may name.
+  for (const server of [master, replica]) {
+    await server.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
+    await server.command('CONFIG', 'RESETSTAT')
+  }
+  await sentinel.command('ACL', 'SETUSER', 'auth-sentinel', 'reset', ...readmeRule('auth-sentinel', SENTINEL_PASSWORD))
+  const env = {
+    ...sentinelEnv,
+    REDIS_URL: `redis://auth-service:${SERVICE_PASSWORD}@unused.invalid/0`,
+    REDIS_SENTINEL_USERNAME: 'auth-sentinel',
+    REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD
+  }
+  const a = await buildApp(t, { prefix: 'auth:', env })
+  const b = await buildApp(t, { prefix: 'auth:', env: { ...env, MAX_SESSIONS_PER_USER: '2' } })
+  const session = await registerAndLogin(a)
+  await replicated()
+
+  await master.kill()
+  const served = await refreshUntilServed(b, session.cookie, 30_000)
+  t.ok(served.cookie !== null, `the session refreshes ${served.seconds} s after the master was killed`)
+  t.equal(await replica.replication('role'), 'master', 'on the promoted replica')
+  await everyStorePath(t, a, b)
+  t.same(await replica.command('ACL', 'LOG'), [], 'which denied the service nothing')
+  // The Sentinel's own CONFIG REWRITE, as it promotes the replica, fails: these servers run without a config file.
+  const rewrites = Number(/^cmdstat_config\|rewrite:.*failed_calls=(\d+)/m.exec(await replica.command('INFO', 'commandstats') as string)?.[1] ?? 0)
+  t.same(await refusals(replica), rewrites === 0 ? {} : { ERR: String(rewrites) }, 'nor refused it a command it does not know, but the Sentinel\'s rewrite')
+  t.same(await sentinel.command('ACL', 'LOG'), [], 'nor did the Sentinel its user, while it named the new master')
 })
 
 t.test('nor of a Redis Cluster', async (t) => {
