@@ -37,6 +37,12 @@ export interface RotateInput extends SessionMeta {
   presentedHash: string
   /** Hash of the successor the caller derived from the presented token. */
   successorHash: string
+  /**
+   * When the caller asked, by its clock (ms since the epoch). A superseded token presented by a request made before
+   * the family's latest rotation is the caller's own late attempt, not a replay: the store client can retry a
+   * command, or a stalled server run it, after the caller has answered and its client has refreshed since.
+   */
+  requestedAtMs: number
 }
 
 export interface CreateResult {

@@ -4,6 +4,8 @@ interface FamilyRecord {
   current: string
   generation: number
   rotatedAtMs: number
+  /** When the caller of the latest rotation asked (RotateInput.requestedAtMs); 0 before the first. */
+  rotationRequestedAtMs: number
   createdAtMs: number
   absoluteExpiryMs: number
   expiresAtMs: number
@@ -48,6 +50,7 @@ export class MemoryFamilyStore implements FamilyStore {
       current: input.tokenHash,
       generation: 0,
       rotatedAtMs: now,
+      rotationRequestedAtMs: 0,
       createdAtMs: Math.floor(now / 1000) * 1000,
       absoluteExpiryMs: Math.floor((now + p.absoluteTtlSeconds * 1000) / 1000) * 1000,
       expiresAtMs: now + ttlMs,
@@ -95,6 +98,7 @@ export class MemoryFamilyStore implements FamilyStore {
       f.current = input.successorHash
       f.generation = input.generation + 1
       f.rotatedAtMs = now
+      f.rotationRequestedAtMs = input.requestedAtMs
       f.expiresAtMs = now + ttlMs
       f.userAgent = input.userAgent
       f.ip = input.ip
@@ -108,6 +112,8 @@ export class MemoryFamilyStore implements FamilyStore {
       return { status: 'grace', ttlSeconds: Math.floor((f.expiresAtMs - now) / 1000), email: f.email }
     }
 
+    // Asked for before the latest rotation was: a late attempt of the caller's own, not a replay (family-rotate.lua).
+    if (input.requestedAtMs < f.rotationRequestedAtMs) return { status: 'invalid' }
     families.delete(input.familyId)
     return { status: 'reused' }
   }

@@ -9,7 +9,7 @@ declare module 'ioredis' {
       maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string): Result<[number, ...string[]], Context>
     authFamilyRotate (family: string, index: string, presentedHash: string, generation: number, successorHash: string,
       idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
-      limitMax: number, limitWindowMs: number): Result<[number, number?, string?], Context>
+      limitMax: number, limitWindowMs: number, requestedAtMs: number): Result<[number, number?, string?], Context>
     authFamilyRevoke (family: string, index: string, familyId: string): Result<number, Context>
     authFamilyRevokeAll (index: string, familyKeyPrefix: string, keepFamilyId: string): Result<string[], Context>
     authFamilyList (index: string, familyKeyPrefix: string): Result<Array<string | number>, Context>
@@ -54,7 +54,7 @@ export class RedisFamilyStore implements FamilyStore {
     const [status, ttlMs, email] = await guardStore(this.#redis, () => this.#redis.authFamilyRotate(
       this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.presentedHash, input.generation,
       input.successorHash, p.idleTtlSeconds * 1000, p.reuseGraceSeconds * 1000, compactUserAgent(input.userAgent), input.ip, input.familyId,
-      p.refreshLimit.max, p.refreshLimit.windowSeconds * 1000))
+      p.refreshLimit.max, p.refreshLimit.windowSeconds * 1000, input.requestedAtMs))
     switch (status) {
       case 1: return { status: 'rotated', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
       case 2: return { status: 'grace', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }

@@ -74,6 +74,7 @@ export class SessionService {
       generation: token.generation,
       presentedHash: opened.digest,
       successorHash: successor.digest,
+      requestedAtMs: Date.now(),
       userAgent: meta.userAgent,
       ip: meta.ip
     })

@@ -1,11 +1,12 @@
 -- Rotation, grace and reuse detection of one refresh token, atomically.
 -- The caller has verified the token's tag, so (familyId, generation) are genuine.
 -- KEYS[1] family hash, KEYS[2] user's family index
--- ARGV: presentedHash, generation, successorHash, idleMs, graceMs, userAgent, ip, familyId, limitMax, limitWindowMs
+-- ARGV: presentedHash, generation, successorHash, idleMs, graceMs, userAgent, ip, familyId, limitMax, limitWindowMs,
+--       requestedAtMs (the caller's clock)
 -- Returns {1, ttlMs, email} rotated | {2, ttlMs, email} grace | {3} reused (family revoked) | {0} invalid
 --         | {4, retryAfterMs} limited (too many refreshes of this session in the window; nothing changed)
 -- (the email rides along so the caller can mint the access token without a second round trip)
-local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2')
+local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2', 's')
 if not f[1] then
   return { 0 }
 end
@@ -41,7 +42,7 @@ if (presented == current and f[1] == ARGV[1]) or presented > current then
   end
   -- One write for the rotation, the client that made it and the refresh counted against the limit:
   -- this is the path a load of refreshes takes.
-  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', presented + 1, 'r', now,
+  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', presented + 1, 'r', now, 's', ARGV[11],
     'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
   -- The user agent's second half only when it has one (family-create.lua), and none left from a longer one.
   if #ARGV[6] > 64 then
@@ -62,6 +63,15 @@ local grace = tonumber(ARGV[5])
 local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumber(f[3]) < grace and f[1] == ARGV[3]
 
 if presented < current and not isParentInGrace then
+  -- Asked for before the latest rotation was (s: when its caller asked): a late attempt of a refresh the caller has
+  -- answered since, whose client then refreshed on (a command the client retried past its deadline while a cluster
+  -- failed over, or one a stalled server ran late), not a copy presented after the token was superseded. Refused,
+  -- and the family kept. A replay racing the rotation it would be caught by is refused the same way, and caught on
+  -- its next try.
+  if tonumber(ARGV[11]) < (tonumber(f[9]) or 0) then
+    redis.call('HSET', KEYS[1], 'lw', windowStart, 'ln', count)
+    return { 0 }
+  end
   -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[8])

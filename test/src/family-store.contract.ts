@@ -24,6 +24,7 @@ function rotateInput (token: RefreshToken, overrides: Partial<RotateInput> = {})
     generation: token.generation,
     presentedHash: codec.seal(token).digest,
     successorHash: codec.seal(codec.successor(token)).digest,
+    requestedAtMs: Date.now(),
     ...meta,
     ...overrides
   }
@@ -88,6 +89,21 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same(await store.rotate(rotateInput(first)), { status: 'reused' })
     t.same(await store.rotate(rotateInput(codec.successor(second))), { status: 'invalid' })
     t.same(await store.list(userId), [], 'gone from the listing')
+  })
+
+  t.test('a superseded token in a request made before the latest rotation is a late attempt, not a replay: refused, the family kept', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const { first } = await newFamily(store)
+    const second = codec.successor(first)
+    // The request of a refresh that was answered 503 while its command waited in the store client, which sent it
+    // once the store was back, after the client had refreshed twice.
+    const late = rotateInput(first, { requestedAtMs: Date.now() })
+    await sleep(5)
+    await store.rotate(rotateInput(first))
+    await store.rotate(rotateInput(second))
+    t.same(await store.rotate(late), { status: 'invalid' }, 'the grandparent, asked for before those rotations')
+    t.match(await store.rotate(rotateInput(codec.successor(second))), { status: 'rotated' }, 'the family lives on')
+    t.same(await store.rotate(rotateInput(first)), { status: 'reused' }, 'the same token in a request made now is a replay: the family is revoked')
   })
 
   t.test('the parent after the grace window is reuse and revokes the family', async (t) => {

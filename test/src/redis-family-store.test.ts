@@ -55,7 +55,7 @@ t.test('in Redis: only hashes, every key with a TTL, all keys of a user in one h
     tokens.push(token)
     await store.create({ userId, email: 'a@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: 'ua', ip: '127.0.0.1' })
   }
-  await store.rotate({ userId, familyId: tokens[0]!.familyId, generation: 0, presentedHash: codec.seal(tokens[0]!).digest, successorHash: codec.seal(codec.successor(tokens[0]!)).digest, userAgent: 'ua', ip: '127.0.0.1' })
+  await store.rotate({ userId, familyId: tokens[0]!.familyId, generation: 0, presentedHash: codec.seal(tokens[0]!).digest, successorHash: codec.seal(codec.successor(tokens[0]!)).digest, requestedAtMs: Date.now(), userAgent: 'ua', ip: '127.0.0.1' })
 
   const keys = await redis.keys(`${prefix}*`)
   t.equal(keys.length, 4, 'three families and one index')
@@ -79,7 +79,7 @@ t.test('rotation is one Redis command on the wire', async (t) => {
   const sent: string[] = []
   const original = redis.sendCommand.bind(redis)
   redis.sendCommand = (command) => { sent.push(command.name); return original(command) }
-  await store.rotate({ userId: token.userId, familyId: token.familyId, generation: 0, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, userAgent: '', ip: '' })
+  await store.rotate({ userId: token.userId, familyId: token.familyId, generation: 0, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, requestedAtMs: Date.now(), userAgent: '', ip: '' })
   redis.sendCommand = original
   t.same(sent, ['evalsha'])
 })
@@ -90,7 +90,7 @@ t.test('a family stays in the compact listpack encoding, even with a long browse
   const userAgent = clampUserAgent('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 ' + 'x'.repeat(100))
   t.equal(userAgent.length, 128)
   await store.create({ userId: token.userId, email: 'someone@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent, ip: '203.0.113.45' })
-  await store.rotate({ userId: token.userId, familyId: token.familyId, generation: 0, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, userAgent, ip: '203.0.113.45' })
+  await store.rotate({ userId: token.userId, familyId: token.familyId, generation: 0, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, requestedAtMs: Date.now(), userAgent, ip: '203.0.113.45' })
   const key = `${prefix}{${token.userId}}:f:${token.familyId}`
   t.equal(await redis.call('OBJECT', 'ENCODING', key), 'listpack')
   t.equal((await store.list(token.userId))[0]?.userAgent, userAgent, 'the whole 128 characters come back')
@@ -107,7 +107,7 @@ t.test('a browser user agent is stored compacted in one field; a long one in two
   t.ok(stored !== null && stored.length < 16, `${browser.length} characters stored as ${stored?.length}`)
   t.equal(await redis.hexists(key, 'u2'), 0)
   for (const [userAgent, halves] of [[long, 1], [browser, 0], [long, 1], ['', 0]] as const) {
-    await store.rotate({ userId: token.userId, familyId: token.familyId, generation: token.generation, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, userAgent, ip: '203.0.113.45' })
+    await store.rotate({ userId: token.userId, familyId: token.familyId, generation: token.generation, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, requestedAtMs: Date.now(), userAgent, ip: '203.0.113.45' })
     token = codec.successor(token)
     t.equal(await redis.hexists(key, 'u2'), halves, `second half after a rotation by a ${userAgent.length}-character agent`)
   }
