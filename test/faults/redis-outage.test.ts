@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp, capturedLogs, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail } from '../helpers/app.js'
+import { buildApp, capturedLogs, failedClosedUnderLoad, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 import { silentServerMs } from '../../src/redis-client.js'
 
@@ -51,6 +51,26 @@ t.test('Redis killed mid-traffic: 503 within 2 s where the store is needed, /me 
   const res = await refresh(app, cookie)
   t.equal(res.statusCode, 200, 'the session survived the Redis restart (AOF) and refreshes')
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })).statusCode, 200, 'login works again')
+})
+
+t.test('Redis killed and restarted under refresh load: every refusal is a 503 within 2 s, and every session refreshes on', async (t) => {
+  const redis = await PrivateRedis.start(t, { appendOnly: true })
+  const env = { REDIS_URL: redis.url, RATE_LIMIT_REFRESH_SESSION: '100000/60', RATE_LIMIT_REFRESH_IP: '100000/60' }
+  const prefix = uniquePrefix()
+  const apps = [await buildApp(t, { prefix, env }), await buildApp(t, { prefix, env })] as const
+  const cookies = await sessionsOn(apps, 24)
+  let backAfterMs = 0
+  const load = await refreshingWhile(apps, cookies, async () => {
+    await sleep(300)
+    const killed = performance.now()
+    await redis.kill()
+    await sleep(1000)
+    await redis.start()
+    for (const app of apps) await waitUntilReady(app)
+    backAfterMs = performance.now() - killed
+    await sleep(1000)
+  })
+  await failedClosedUnderLoad(t, apps, cookies, load, `while Redis was killed, restarted (AOF) and ready ${(backAfterMs / 1000).toFixed(1)} s later, and 1 s after`)
 })
 
 t.test('Redis down at start: the service starts, answers 503 fast, and recovers when Redis appears', async (t) => {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
+import type { Test as TapTest } from 'tap'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 
@@ -169,6 +170,61 @@ export function nextRefreshCookie (fastify: FastifyInstance, response: { headers
 
 export function refresh (fastify: FastifyInstance, cookie: string, headers: Record<string, string> = {}) {
   return fastify.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie, ...headers } })
+}
+
+/**
+ * Every session refreshing without pause, on the instances in turn, each with its latest token, while `work` runs:
+ * the answers by status and code, and the slowest refusal. After a refusal a session waits 50 ms, as a client would.
+ */
+export async function refreshingWhile (apps: readonly FastifyInstance[], cookies: string[], work: () => Promise<void>): Promise<{ outcomes: Record<string, number>, slowestRefusalMs: number }> {
+  const finished = new AbortController()
+  const outcomes: Record<string, number> = {}
+  let slowestRefusalMs = 0
+  const loops = cookies.map(async (_, i) => {
+    for (let n = 0; !finished.signal.aborted; n++) {
+      const app = apps[n % apps.length] as FastifyInstance
+      const started = performance.now()
+      const res = await refresh(app, cookies[i] as string)
+      const outcome = res.statusCode === 200 ? '200' : `${res.statusCode} ${String(res.json().code)}`
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1
+      if (res.statusCode === 200) {
+        cookies[i] = nextRefreshCookie(app, res)
+      } else {
+        slowestRefusalMs = Math.max(slowestRefusalMs, performance.now() - started)
+        await sleep(50)
+      }
+    }
+  })
+  try {
+    await work()
+  } finally {
+    finished.abort()
+    await Promise.all(loops)
+  }
+  return { outcomes, slowestRefusalMs }
+}
+
+/** `count` sessions of as many users, logged in on the instances in turn: their refresh cookies. */
+export async function sessionsOn (apps: readonly FastifyInstance[], count: number): Promise<string[]> {
+  const cookies: string[] = []
+  for (let i = 0; i < count; i++) cookies.push((await registerAndLogin(apps[i % apps.length] as FastifyInstance)).cookie)
+  return cookies
+}
+
+/**
+ * What a fault under refresh load (refreshingWhile) must leave true: refreshes were served, every refusal failed closed
+ * (503 within 2 s: never a 500, never a session taken for a replay), and every session refreshes afterwards.
+ */
+export async function failedClosedUnderLoad (t: Pick<TapTest, 'ok' | 'same'>, apps: readonly FastifyInstance[], cookies: string[],
+  load: { outcomes: Record<string, number>, slowestRefusalMs: number }, served: string): Promise<void> {
+  const { outcomes, slowestRefusalMs } = load
+  t.ok((outcomes['200'] ?? 0) > 0, `${outcomes['200']} refreshes served ${served}`)
+  const refusals = Object.keys(outcomes).filter((outcome) => outcome !== '200')
+  t.same(refusals.filter((outcome) => outcome !== '503 AUTH_STORE_UNAVAILABLE'), [], 'every refusal failed closed: 503, never a session taken for a replay', { outcomes })
+  t.ok(slowestRefusalMs < 2000, `each within 2 s (the slowest ${slowestRefusalMs.toFixed(0)} ms)`)
+  const after = []
+  for (const [i, cookie] of cookies.entries()) after.push((await refreshUntilServed(apps[i % apps.length] as FastifyInstance, cookie, 5000)).cookie !== null)
+  t.same(after, cookies.map(() => true), 'and every session refreshes afterwards')
 }
 
 export interface Refusal { status: number, code: string, ms: number }
