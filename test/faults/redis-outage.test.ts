@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp, capturedLogs, failedClosedUnderLoad, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, capturedLogs, failedClosedUnderLoad, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 import { silentServerMs } from '../../src/redis-client.js'
 
@@ -55,7 +55,7 @@ t.test('Redis killed mid-traffic: 503 within 2 s where the store is needed, /me 
 
 t.test('Redis killed and restarted under refresh load: every refusal is a 503 within 2 s, and every session refreshes on', async (t) => {
   const redis = await PrivateRedis.start(t, { appendOnly: true })
-  const env = { REDIS_URL: redis.url, RATE_LIMIT_REFRESH_SESSION: '100000/60', RATE_LIMIT_REFRESH_IP: '100000/60' }
+  const env = { REDIS_URL: redis.url, ...UNLIMITED_REFRESHES }
   const prefix = uniquePrefix()
   const apps = [await buildApp(t, { prefix, env }), await buildApp(t, { prefix, env })] as const
   const cookies = await sessionsOn(apps, 24)

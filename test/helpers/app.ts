@@ -7,6 +7,7 @@ import { Redis } from 'ioredis'
 import type { Test as TapTest } from 'tap'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import { within } from './poll.js'
 
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -204,6 +205,9 @@ export async function refreshingWhile (apps: readonly FastifyInstance[], cookies
   return { outcomes, slowestRefusalMs }
 }
 
+/** Settings for a refresh load: each session refreshes many times a second, all from one address. */
+export const UNLIMITED_REFRESHES = { RATE_LIMIT_REFRESH_SESSION: '100000/60', RATE_LIMIT_REFRESH_IP: '100000/60' }
+
 /** `count` sessions of as many users, logged in on the instances in turn: their refresh cookies. */
 export async function sessionsOn (apps: readonly FastifyInstance[], count: number): Promise<string[]> {
   const cookies: string[] = []
@@ -225,6 +229,24 @@ export async function failedClosedUnderLoad (t: Pick<TapTest, 'ok' | 'same'>, ap
   const after = []
   for (const [i, cookie] of cookies.entries()) after.push((await refreshUntilServed(apps[i % apps.length] as FastifyInstance, cookie, 5000)).cookie !== null)
   t.same(after, cookies.map(() => true), 'and every session refreshes afterwards')
+}
+
+/**
+ * A master killed 300 ms into a refresh load (refreshingWhile) and the load kept up until its replica is promoted,
+ * and 2 s after; then what failedClosedUnderLoad requires.
+ */
+export async function masterKilledUnderLoad (t: Pick<TapTest, 'ok' | 'same'>, apps: readonly FastifyInstance[], cookies: string[],
+  master: { kill (): Promise<void> }, replica: { replication (name: string): Promise<string | undefined> }): Promise<void> {
+  let promotedAfterMs = 0
+  const load = await refreshingWhile(apps, cookies, async () => {
+    await sleep(300)
+    const killed = performance.now()
+    await master.kill()
+    await within(20_000, async () => await replica.replication('role') === 'master', 'the replica is promoted')
+    promotedAfterMs = performance.now() - killed
+    await sleep(2000)
+  })
+  await failedClosedUnderLoad(t, apps, cookies, load, `while the master was killed, its replica promoted ${(promotedAfterMs / 1000).toFixed(1)} s later, and 2 s after`)
 }
 
 export interface Refusal { status: number, code: string, ms: number }
