@@ -434,7 +434,8 @@ interface BenchRedis { client: RedisClient, serviceEnv: Record<string, string>, 
 
 async function startRedis (): Promise<BenchRedis> {
   if (args.cluster) {
-    // Three masters without replicas or persistence (test/helpers/redis-server.ts), each with the password below's reason.
+    // Three masters without replicas or persistence (test/helpers/redis-server.ts), behind a password for the reason
+    // the single server below has one.
     const cluster = await PrivateCluster.start({ teardown: (fn) => { teardowns.push(fn) } })
     log(`on a Redis Cluster of ${cluster.nodes.length} masters, ports ${cluster.nodes.map((node) => node.port).join(', ')}`)
     redisPids = cluster.nodes.map((node) => node.pid as number)

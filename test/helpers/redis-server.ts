@@ -16,14 +16,22 @@ import type { TestCertificates } from './tls.js'
  * local port (a client of another test's Redis), and the server then fails to start (seen in CI-like runs).
  */
 export async function freePort (): Promise<number> {
-  const [ephemeralStart] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
-  const top = Math.max(2048, (ephemeralStart ?? 32768) - 1)
+  const top = Math.max(2048, ephemeralRangeStart() - 1)
   const bottom = Math.max(1024, top - 12_000)
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = bottom + Math.floor(Math.random() * (top - bottom + 1))
     if (await bindable(port)) return port
   }
   throw new Error(`no free port found between ${bottom} and ${top}`)
+}
+
+/** The first port the kernel hands out as a local port (Linux's default where /proc does not say). */
+function ephemeralRangeStart (): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768
+  } catch {
+    return 32768
+  }
 }
 
 function bindable (port: number): Promise<boolean> {
@@ -398,7 +406,8 @@ export class PrivateCluster {
       await from.command('MIGRATE', '127.0.0.1', to.port, '', 0, 5000, 'AUTH', this.password, 'KEYS', ...keys)
       await sleep(pauseMs)
     }
-    // The new owner first, as redis-cli does: it stops sending ASKs back once the old owner has let go.
+    // The new owner first, as redis-cli does: told first, the old owner would send clients MOVED to a node still
+    // importing the slot, which would send them back.
     for (const node of [to, from, ...this.nodes.filter((n) => n !== to && n !== from && n.pid !== undefined)]) {
       await node.command('CLUSTER', 'SETSLOT', slot, 'NODE', toId as string)
     }
