@@ -62,16 +62,12 @@ end
 local grace = tonumber(ARGV[5])
 local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumber(f[3]) < grace and f[1] == ARGV[3]
 
-if presented < current and not isParentInGrace then
-  -- Asked for before the latest rotation was (s: when its caller asked): a late attempt of a refresh the caller has
-  -- answered since, whose client then refreshed on (a command the client retried past its deadline while a cluster
-  -- failed over, or one a stalled server ran late), not a copy presented after the token was superseded. Refused,
-  -- and the family kept. A replay racing the rotation it would be caught by is refused the same way, and caught on
-  -- its next try.
-  if tonumber(ARGV[11]) < (tonumber(f[9]) or 0) then
-    redis.call('HSET', KEYS[1], 'lw', windowStart, 'ln', count)
-    return { 0 }
-  end
+-- A superseded token asked for before the latest rotation was (s: when its caller asked) is a late attempt of a
+-- refresh the caller has answered since, whose client then refreshed on (a command the client retried past its
+-- deadline while a cluster failed over, or one a stalled server ran late), not a copy presented after the token was
+-- superseded: refused below, and the family kept. A replay racing the rotation it would be caught by is refused the
+-- same way, and caught on its next try.
+if presented < current and not isParentInGrace and tonumber(ARGV[11]) >= (tonumber(f[9]) or 0) then
   -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[8])
@@ -82,5 +78,5 @@ redis.call('HSET', KEYS[1], 'lw', windowStart, 'ln', count)
 if isParentInGrace then
   return { 2, redis.call('PTTL', KEYS[1]), f[5] }
 end
--- The current generation with a digest that does not match.
+-- The current generation with a digest that does not match, or a late attempt.
 return { 0 }
