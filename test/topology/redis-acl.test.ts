@@ -95,19 +95,29 @@ for (const topology of ['server', 'database'] as const) {
 
 const SENTINEL_PASSWORD = 'sentinel-password'
 
-t.test('nor of a master found through a Sentinel, nor of the Sentinel', async (t) => {
-  const master = await PrivateRedis.start(t)
-  const sentinel = await PrivateSentinel.start(t, master)
-  await master.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
-  await master.command('CONFIG', 'RESETSTAT')
+/**
+ * The README's rules: the service's user on each of `servers` (their statistics reset), its own user on the Sentinel;
+ * the service's settings to reach the master through the Sentinel as those users.
+ */
+async function grantReadmeRules (servers: PrivateRedis[], sentinel: PrivateSentinel): Promise<Record<string, string>> {
+  for (const server of servers) {
+    await server.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
+    await server.command('CONFIG', 'RESETSTAT')
+  }
   await sentinel.command('ACL', 'SETUSER', 'auth-sentinel', 'reset', ...readmeRule('auth-sentinel', SENTINEL_PASSWORD))
-  const env = {
+  return {
     REDIS_URL: `redis://auth-service:${SERVICE_PASSWORD}@unused.invalid/0`,
     REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
     REDIS_SENTINEL_MASTER: sentinel.masterName,
     REDIS_SENTINEL_USERNAME: 'auth-sentinel',
     REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD
   }
+}
+
+t.test('nor of a master found through a Sentinel, nor of the Sentinel', async (t) => {
+  const master = await PrivateRedis.start(t)
+  const sentinel = await PrivateSentinel.start(t, master)
+  const env = await grantReadmeRules([master], sentinel)
   const a = await buildApp(t, { prefix: 'auth:', env })
   const b = await buildApp(t, { prefix: 'auth:', env: { ...env, MAX_SESSIONS_PER_USER: '2' } })
   await everyStorePath(t, a, b)
@@ -128,19 +138,9 @@ t.test('nor of a master found through a Sentinel, nor of the Sentinel', async (t
 })
 
 t.test('nor, through a Sentinel failover, of the replica it promotes, given the same rule', async (t) => {
-  const { master, replica, sentinel, env: sentinelEnv, replicated } = await replicatedUnderSentinel(t)
+  const { master, replica, sentinel, replicated } = await replicatedUnderSentinel(t)
   // ACL users are not replicated: the rule is set on each server the Sentinel may name.
-  for (const server of [master, replica]) {
-    await server.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
-    await server.command('CONFIG', 'RESETSTAT')
-  }
-  await sentinel.command('ACL', 'SETUSER', 'auth-sentinel', 'reset', ...readmeRule('auth-sentinel', SENTINEL_PASSWORD))
-  const env = {
-    ...sentinelEnv,
-    REDIS_URL: `redis://auth-service:${SERVICE_PASSWORD}@unused.invalid/0`,
-    REDIS_SENTINEL_USERNAME: 'auth-sentinel',
-    REDIS_SENTINEL_PASSWORD: SENTINEL_PASSWORD
-  }
+  const env = await grantReadmeRules([master, replica], sentinel)
   const a = await buildApp(t, { prefix: 'auth:', env })
   const b = await buildApp(t, { prefix: 'auth:', env: { ...env, MAX_SESSIONS_PER_USER: '2' } })
   const session = await registerAndLogin(a)
