@@ -1,4 +1,5 @@
 import type { AccessRevocations } from './access-revocations.js'
+import { StoreUnavailableError } from './errors.js'
 import type { FamilyStore, FamilySummary, SessionMeta } from './family-store.js'
 import type { RefreshTokenCodec } from './refresh-token.js'
 
@@ -21,6 +22,13 @@ export type RefreshOutcome =
   | { status: 'invalid' }
   | { status: 'limited', retryAfterSeconds: number }
   | { status: 'reused', userId: string, familyId: string }
+  /**
+   * The store did not answer in time, so whether the rotation ran is unknown. `refreshToken` is the presented token's
+   * successor, good either way: current if the rotation ran (or runs late), a token ahead of the store's if it never
+   * does (family-rotate.lua takes it as current). A client that keeps the presented token instead could be taken
+   * for a replay once the grace window has passed. `error` is the store's, to answer with.
+   */
+  | { status: 'unavailable', refreshToken: string, error: InstanceType<typeof StoreUnavailableError> }
 
 /**
  * Refresh-token sessions: login starts a family, refresh rotates it, logout ends it.
@@ -68,16 +76,22 @@ export class SessionService {
     if (opened === null) return { status: 'invalid' }
     const { token } = opened
     const successor = this.#codec.seal(this.#codec.successor(token))
-    const result = await this.#store.rotate({
-      userId: token.userId,
-      familyId: token.familyId,
-      generation: token.generation,
-      presentedHash: opened.digest,
-      successorHash: successor.digest,
-      requestedAtMs: Date.now(),
-      userAgent: meta.userAgent,
-      ip: meta.ip
-    })
+    let result
+    try {
+      result = await this.#store.rotate({
+        userId: token.userId,
+        familyId: token.familyId,
+        generation: token.generation,
+        presentedHash: opened.digest,
+        successorHash: successor.digest,
+        requestedAtMs: Date.now(),
+        userAgent: meta.userAgent,
+        ip: meta.ip
+      })
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return { status: 'unavailable', refreshToken: successor.value, error: err }
+      throw err
+    }
     switch (result.status) {
       case 'rotated':
       case 'grace':

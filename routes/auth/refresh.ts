@@ -12,6 +12,7 @@ const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
 
 const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   const { refreshIp } = fastify.config.rateLimits
+  const { idleTtlSeconds } = fastify.config.refresh
   // Per client IP, counted in this instance's memory: a shared counter would cost a second Redis
   // round trip on the hottest route. The shared bound is per session, inside the rotation script.
   await fastify.register(fastifyRateLimit, {
@@ -43,6 +44,12 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     }
 
     const outcome = await sessions.refresh(cookie.value, sessionMeta(request))
+    if (outcome.status === 'unavailable') {
+      // The successor goes with the 503 (src/session-service.ts says why). Its lifetime is unknown without the store;
+      // the idle timeout bounds it, and the store refuses it once the session has ended.
+      refreshCookie.set(reply, outcome.refreshToken, idleTtlSeconds)
+      throw outcome.error
+    }
     if (outcome.status === 'reused') {
       metrics.refresh('reused')
       refreshCookie.clear(reply)

@@ -2,7 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp, capturedLogs, failedClosedUnderLoad, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
+import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
+import { appCall, launchBrowser, needsChromium, refreshCookieIn, site } from '../helpers/browser.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 import { silentServerMs } from '../../src/redis-client.js'
 
@@ -119,6 +120,83 @@ t.test('slow Redis: requests get 503 within 2 s instead of hanging, then the ser
   // The stalled refresh may or may not have been applied by Redis after the stall; the grace window
   // makes the same token good either way, which is exactly what a client retrying after a 503 needs.
   t.equal((await refresh(app, session.cookie)).statusCode, 200, 'retrying the same token after the stall succeeds')
+})
+
+t.test('a refresh answered 503 sets the successor: the client stays signed in past the grace window, whether the rotation ran late or never', async (t) => {
+  const GRACE_SECONDS = 1
+  const redis = await PrivateRedis.start(t, { appendOnly: true })
+  const app = await buildApp(t, { env: { REDIS_URL: redis.url, REFRESH_REUSE_GRACE: String(GRACE_SECONDS) } })
+  const [ranLate, neverRan, keptOldToken] = [await registerAndLogin(app), await registerAndLogin(app), await registerAndLogin(app)]
+  // The family's generation as the store holds it: the token is userId.familyId.generation.secret.tag.
+  const generation = async (session: { refreshToken: string }) => {
+    const [userId, familyId] = session.refreshToken.split('.') as [string, string]
+    return Number(await redis.command('HGET', `${app.config.redis!.keyPrefix}{${userId}}:f:${familyId}`, 'g'))
+  }
+
+  // Redis stalls with the rotations already sent: it runs them once it wakes, after the service has answered 503.
+  const staller = new Redis(redis.url)
+  t.teardown(() => staller.disconnect())
+  await staller.ping()
+  const stall = staller.call('DEBUG', 'SLEEP', '2')
+  await sleep(100)
+  const [late, kept] = await Promise.all([refresh(app, ranLate.cookie), refresh(app, keptOldToken.cookie)])
+  t.same([late.statusCode, kept.statusCode], [503, 503], 'both refreshes answered 503 while Redis stalled')
+  const lateCookie = cookieKept(app, late, ranLate.cookie)
+  t.not(lateCookie, ranLate.cookie, 'the 503 set a new refresh cookie')
+  t.match(late.headers['set-cookie'], /; Max-Age=\d+; Path=\/auth; HttpOnly; Secure; SameSite=Strict$/, 'with the refresh cookie\'s attributes')
+  await stall
+  t.same([await generation(ranLate), await generation(keptOldToken)], [1, 1], 'Redis ran both rotations after the 503s')
+
+  // Redis down: nothing is sent, the rotation never runs.
+  await redis.kill()
+  const down = await refresh(app, neverRan.cookie)
+  t.equal(down.statusCode, 503, 'a refresh while Redis is down answers 503')
+  const downCookie = cookieKept(app, down, neverRan.cookie)
+  t.not(downCookie, neverRan.cookie, 'and sets a new refresh cookie too')
+  await redis.start()
+  await waitUntilReady(app)
+  t.equal(await generation(neverRan), 0, 'that rotation never ran')
+
+  await sleep(GRACE_SECONDS * 1000 + 200)
+  const afterLate = await refresh(app, lateCookie)
+  t.equal(afterLate.statusCode, 200, 'past the grace window, the cookie the 503 set refreshes: its rotation ran, so it is current')
+  const afterDown = await refresh(app, downCookie)
+  t.equal(afterDown.statusCode, 200, 'and where the rotation never ran, it refreshes as a token ahead of the store\'s')
+  t.equal(await generation(neverRan), 2, 'which the store then takes as current')
+  t.equal((await refresh(app, nextRefreshCookie(app, afterDown))).statusCode, 200, 'and the session rotates on from there')
+  const old = await refresh(app, keptOldToken.cookie)
+  t.match({ status: old.statusCode, code: old.json().code }, { status: 401, code: 'AUTH_REFRESH_REUSED' },
+    'a client that ignored the cookie and kept its old token is taken for a replay once the grace window has passed')
+})
+
+t.test('a real browser keeps the successor a 503 sets, and its session outlives the grace window after Redis stalled', needsChromium, async (t) => {
+  const GRACE_SECONDS = 1
+  const redis = await PrivateRedis.start(t)
+  const appOrigin = await site(t, '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
+  const auth = await buildApp(t, { env: { REDIS_URL: redis.url, ALLOWED_ORIGINS: appOrigin, REFRESH_REUSE_GRACE: String(GRACE_SECONDS) } })
+  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
+  const email = uniqueEmail()
+  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const context = await (await launchBrowser(t)).newContext()
+  const page = await context.newPage()
+  await page.goto(`${appOrigin}/app.html`)
+  t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app logs in')
+  const before = await refreshCookieIn(context)
+
+  const staller = new Redis(redis.url)
+  t.teardown(() => staller.disconnect())
+  await staller.ping()
+  const stall = staller.call('DEBUG', 'SLEEP', '2')
+  await sleep(100)
+  const refused = await appCall(page, api, '/auth/refresh')
+  t.match(refused, { status: 503, body: { code: 'AUTH_STORE_UNAVAILABLE' } }, 'a refresh while Redis stalls: 503')
+  const kept = await refreshCookieIn(context)
+  t.ok(kept !== undefined && kept.value !== before?.value, 'the browser stored the cookie the 503 set')
+  t.match(kept, { httpOnly: true, secure: true, path: '/auth' }, 'with its attributes')
+  await stall
+
+  await sleep(GRACE_SECONDS * 1000 + 200)
+  t.equal((await appCall(page, api, '/auth/refresh')).status, 200, 'past the grace window the app refreshes: it presents the stalled rotation\'s successor, not a replay')
 })
 
 t.test('Redis frozen longer than the client waits on a silent server: 503 within 2 s throughout, and back without restart when it answers again', async (t) => {

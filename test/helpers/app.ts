@@ -169,13 +169,22 @@ export function nextRefreshCookie (fastify: FastifyInstance, response: { headers
   return `${fastify.config.cookie.name}=${refreshCookieValue(fastify, response.headers['set-cookie']) ?? ''}`
 }
 
+/**
+ * The Cookie header a browser sends after `response`: the refresh token it set, on any status (a refresh answered 503
+ * sets its successor), or `cookie` as it was when it set none.
+ */
+export function cookieKept (fastify: FastifyInstance, response: { headers: { 'set-cookie'?: string | string[] } }, cookie: string): string {
+  return refreshCookieValue(fastify, response.headers['set-cookie']) === undefined ? cookie : nextRefreshCookie(fastify, response)
+}
+
 export function refresh (fastify: FastifyInstance, cookie: string, headers: Record<string, string> = {}) {
   return fastify.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie, ...headers } })
 }
 
 /**
- * Every session refreshing without pause, on the instances in turn, each with its latest token, while `work` runs:
- * the answers by status and code, and the slowest refusal. After a refusal a session waits 50 ms, as a client would.
+ * Every session refreshing without pause, on the instances in turn, each with the cookie its last answer set (as a
+ * browser keeps it), while `work` runs: the answers by status and code, and the slowest refusal. After a refusal a
+ * session waits 50 ms, as a client would.
  */
 export async function refreshingWhile (apps: readonly FastifyInstance[], cookies: string[], work: () => Promise<void>): Promise<{ outcomes: Record<string, number>, slowestRefusalMs: number }> {
   const finished = new AbortController()
@@ -188,9 +197,8 @@ export async function refreshingWhile (apps: readonly FastifyInstance[], cookies
       const res = await refresh(app, cookies[i] as string)
       const outcome = res.statusCode === 200 ? '200' : `${res.statusCode} ${String(res.json().code)}`
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1
-      if (res.statusCode === 200) {
-        cookies[i] = nextRefreshCookie(app, res)
-      } else {
+      cookies[i] = cookieKept(app, res, cookies[i] as string)
+      if (res.statusCode !== 200) {
         slowestRefusalMs = Math.max(slowestRefusalMs, performance.now() - started)
         await sleep(50)
       }
@@ -252,9 +260,9 @@ export async function masterKilledUnderLoad (t: Pick<TapTest, 'ok' | 'same'>, ap
 export interface Refusal { status: number, code: string, ms: number }
 
 /**
- * Through a store outage: refreshes `cookie` every 100 ms until one succeeds or `timeoutMs` passes. Gives the
- * rotated cookie and the new access token (null if none succeeded), every refusal before it, and the time to
- * the success.
+ * Through a store outage: refreshes `cookie` every 100 ms, keeping the cookie each answer sets, until one succeeds or
+ * `timeoutMs` passes. Gives the rotated cookie and the new access token (null if none succeeded), every refusal
+ * before it, and the time to the success.
  */
 export async function refreshUntilServed (fastify: FastifyInstance, cookie: string, timeoutMs: number): Promise<{ cookie: string | null, accessToken: string | null, refusals: Refusal[], seconds: string }> {
   const since = Date.now()
@@ -264,6 +272,7 @@ export async function refreshUntilServed (fastify: FastifyInstance, cookie: stri
     const started = performance.now()
     const res = await refresh(fastify, cookie)
     if (res.statusCode === 200) return { cookie: nextRefreshCookie(fastify, res), accessToken: res.json().accessToken, refusals, seconds: seconds() }
+    cookie = cookieKept(fastify, res, cookie)
     refusals.push({ status: res.statusCode, code: res.json().code, ms: Math.round(performance.now() - started) })
     await sleep(100)
   }

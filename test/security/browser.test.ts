@@ -1,27 +1,11 @@
-import { existsSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
-import t, { type Test } from 'tap'
-import { chromium, type Browser } from 'playwright-core'
+import t from 'tap'
 import { buildApp, PASSWORD, uniqueEmail } from '../helpers/app.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-const COOKIE = '__Secure-refresh_token'
-
-/** A tiny static site on loopback: the app's pages, or an attacker's. */
-async function site (t: Test, host: string, pages: Record<string, string>): Promise<string> {
-  const server: Server = createServer((req, res) => {
-    const page = pages[req.url ?? '']
-    res.writeHead(page === undefined ? 404 : 200, { 'content-type': 'text/html' }).end(page ?? 'not found')
-  })
-  await new Promise<void>((resolve) => server.listen(0, host, resolve))
-  t.teardown(() => server.close())
-  return `http://${host}:${(server.address() as { port: number }).port}`
-}
+import { appCall, launchBrowser, needsChromium, REFRESH_COOKIE as COOKIE, refreshCookieIn, site } from '../helpers/browser.js'
 
 // The app and the API share the site 127.0.0.1 (same-site, cross-origin: different ports);
 // the attacker's page is on localhost, another site.
 for (const sameSite of ['strict', 'none'] as const) {
-  t.test(`a real browser: the refresh cookie works for the app and no cross-site page can use it (COOKIE_SAMESITE=${sameSite})`, { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }, async (t) => {
+  t.test(`a real browser: the refresh cookie works for the app and no cross-site page can use it (COOKIE_SAMESITE=${sameSite})`, needsChromium, async (t) => {
     const appOrigin = await site(t, '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
     const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin, COOKIE_SAMESITE: sameSite } })
     const api = await auth.listen({ port: 0, host: '127.0.0.1' })
@@ -35,32 +19,14 @@ for (const sameSite of ['strict', 'none'] as const) {
       '/logout-form.html': `<!doctype html><form method="POST" action="${api}/auth/logout"></form><script>document.forms[0].submit()</script>`
     })
 
-    const browser: Browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-    })
-    t.teardown(() => browser.close())
+    const browser = await launchBrowser(t)
     const context = await browser.newContext()
     const page = await context.newPage()
-    // All cookies, not cookies(api): that filters by the URL's path, and this one lives on /auth.
-    const refreshCookie = async () => (await context.cookies()).find((c) => c.name === COOKIE)
+    const refreshCookie = async () => await refreshCookieIn(context)
 
     // The app logs in and refreshes with fetch(..., { credentials: 'include' }).
     await page.goto(`${appOrigin}/app.html`)
-    const call = (path: string, body?: object) => page.evaluate(async ([url, payload]) => {
-      const res = await fetch(url as string, {
-        method: 'POST',
-        credentials: 'include',
-        headers: payload === undefined ? {} : { 'content-type': 'application/json' },
-        body: payload === undefined ? undefined : JSON.stringify(payload)
-      })
-      return {
-        status: res.status,
-        body: await res.json().catch(() => null),
-        requestId: res.headers.get('x-request-id'),
-        cookieVisible: (globalThis as unknown as { document: { cookie: string } }).document.cookie.includes('refresh')
-      }
-    }, [`${api}${path}`, body] as const)
+    const call = async (path: string, body?: object) => await appCall(page, api, path, body)
 
     const login = await call('/auth/login', { email, password: PASSWORD })
     t.equal(login.status, 200, 'login from the app')
