@@ -81,8 +81,13 @@ export interface FamilyStore {
   rotate (input: RotateInput): Promise<RotateResult>
   /** Revokes one family; true when it was live. */
   revoke (userId: string, familyId: string): Promise<boolean>
-  /** Revokes every family of a user, except `keepFamilyId` when given; returns the revoked family ids. */
-  revokeAll (userId: string, keepFamilyId?: string): Promise<string[]>
+  /** Revokes every family of a user; returns the revoked family ids. */
+  revokeAll (userId: string): Promise<string[]>
+  /**
+   * Revokes every family of a user but `keptFamilyId`, in one atomic step and only while that one is live; returns
+   * the revoked family ids, or null (nothing revoked) when the kept family has ended.
+   */
+  revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null>
   /** The user's live families, most recently used first. */
   list (userId: string): Promise<FamilySummary[]>
   /** True while the family is live: neither revoked, nor reused, nor expired. */

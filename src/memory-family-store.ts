@@ -123,12 +123,19 @@ export class MemoryFamilyStore implements FamilyStore {
     return families?.delete(familyId) ?? false
   }
 
-  async revokeAll (userId: string, keepFamilyId?: string): Promise<string[]> {
+  async revokeAll (userId: string): Promise<string[]> {
     const families = this.#live(userId, this.#now())
     if (families === undefined) return []
-    const revoked = [...families.keys()].filter((id) => id !== keepFamilyId)
+    const revoked = [...families.keys()]
+    this.#users.delete(userId)
+    return revoked
+  }
+
+  async revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null> {
+    const families = this.#live(userId, this.#now())
+    if (families?.has(keptFamilyId) !== true) return null
+    const revoked = [...families.keys()].filter((id) => id !== keptFamilyId)
     for (const id of revoked) families.delete(id)
-    if (families.size === 0) this.#users.delete(userId)
     return revoked
   }
 

@@ -11,7 +11,7 @@ declare module 'ioredis' {
       idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
       limitMax: number, limitWindowMs: number, requestedAtMs: number): Result<[number, number?, string?], Context>
     authFamilyRevoke (family: string, index: string, familyId: string): Result<number, Context>
-    authFamilyRevokeAll (index: string, familyKeyPrefix: string, keepFamilyId: string): Result<string[], Context>
+    authFamilyRevokeAll (index: string, familyKeyPrefix: string, keptFamilyId: string): Result<string[] | null, Context>
     authFamilyList (index: string, familyKeyPrefix: string): Result<Array<string | number>, Context>
   }
 }
@@ -69,8 +69,12 @@ export class RedisFamilyStore implements FamilyStore {
     return n === 1
   }
 
-  revokeAll (userId: string, keepFamilyId = ''): Promise<string[]> {
-    return guardStore(this.#redis, () => this.#redis.authFamilyRevokeAll(this.#indexKey(userId), this.#familyKeyPrefix(userId), keepFamilyId))
+  async revokeAll (userId: string): Promise<string[]> {
+    return await this.revokeOthers(userId, '') ?? []
+  }
+
+  revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null> {
+    return guardStore(this.#redis, () => this.#redis.authFamilyRevokeAll(this.#indexKey(userId), this.#familyKeyPrefix(userId), keptFamilyId))
   }
 
   async list (userId: string): Promise<FamilySummary[]> {

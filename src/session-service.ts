@@ -142,10 +142,18 @@ export class SessionService {
     return revoked
   }
 
-  /** Ends every session of the user, or every one but `keepFamilyId`; returns the ended ones. */
-  async revokeAll (userId: string, keepFamilyId?: string): Promise<string[]> {
-    const revoked = await this.#store.revokeAll(userId, keepFamilyId)
+  /** Ends every session of the user; returns the ended ones. */
+  async revokeAll (userId: string): Promise<string[]> {
+    const revoked = await this.#store.revokeAll(userId)
     await this.#revocations.revoke(revoked)
     return revoked
+  }
+
+  /** Ends every session of the user but `keptFamilyId`, only while that one is live; false (nothing ended) once it has ended. */
+  async revokeOthers (userId: string, keptFamilyId: string): Promise<boolean> {
+    const revoked = await this.#store.revokeOthers(userId, keptFamilyId)
+    if (revoked === null) return false
+    await this.#revocations.revoke(revoked)
+    return true
   }
 }

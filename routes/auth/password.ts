@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { whenClientGone } from '../../src/client-errors.js'
-import { InvalidCredentialsError, RateLimitedError, WeakPasswordError } from '../../src/errors.js'
+import { AccessTokenInvalidError, InvalidCredentialsError, RateLimitedError, WeakPasswordError } from '../../src/errors.js'
 import { ErrorResponse, PasswordChange } from '../../src/http-schemas.js'
 
 const password: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -35,9 +35,15 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     if (refusal !== null) throw new WeakPasswordError(refusal)
 
     // Only over the hash the current password was verified against: of two changes made at once with the same
-    // current password, the second finds it is no longer current (else the last writer would set the password and,
-    // with its revocation, sign the first out).
+    // current password (from one session: two sessions' are settled by revokeOthers below), the second finds it is no
+    // longer current, and the first's new password stands.
     const newHash = await passwordHasher.hash(request.body.newPassword, clientGone)
+    // Whoever else knew the old password is logged out everywhere; the caller stays signed in. Before the hash
+    // changes as well as after: a store that fails between the two writes (answered 503) must not leave the password
+    // changed and the other sessions alive, with the caller's retry refused for a current password no longer current.
+    // Only while the caller's own session lives: of two changes made at once, the first to end the other's session
+    // wins, and the other ends nothing and changes nothing.
+    if (!await sessions.revokeOthers(user.id, sid)) throw new AccessTokenInvalidError()
     if (!await users.updatePasswordHash(user.id, user.passwordHash, newHash)) {
       // The stored hash changed while the new one was computed. A rehash (a login elsewhere, with stronger argon2
       // parameters) leaves the current password current: the change goes over it. Another change does not.
@@ -45,8 +51,9 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
       const stillCurrent = now !== null && await passwordHasher.verify(now.passwordHash, request.body.currentPassword, clientGone)
       if (!stillCurrent || !await users.updatePasswordHash(user.id, now.passwordHash, newHash)) throw new InvalidCredentialsError()
     }
-    // Whoever else knew the old password is logged out everywhere; the caller stays signed in.
-    await sessions.revokeAll(user.id, sid)
+    // Again: a login that read the old hash before it changed may have begun a session since. Should the caller's
+    // own session have ended meanwhile (its idle timeout, a logout), there is no one left to keep.
+    if (!await sessions.revokeOthers(user.id, sid)) await sessions.revokeAll(user.id)
     return reply.code(204).send(null)
   })
 }

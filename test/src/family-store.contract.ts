@@ -178,8 +178,8 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.equal(await store.isLive(a.userId, b.first.familyId), false, 'not once revoked')
     const c = await newFamily(store, a.userId)
     const d = await newFamily(store, a.userId)
-    await store.revokeAll(a.userId, d.first.familyId)
-    t.same([await store.isLive(a.userId, c.first.familyId), await store.isLive(a.userId, d.first.familyId)], [false, true], 'revokeAll ends all but the one kept')
+    await store.revokeOthers(a.userId, d.first.familyId)
+    t.same([await store.isLive(a.userId, c.first.familyId), await store.isLive(a.userId, d.first.familyId)], [false, true], 'revokeOthers ends all but the one kept')
   })
 
   t.test('an unknown family is invalid', async (t) => {
@@ -245,15 +245,30 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same(await store.revokeAll(a.userId), [])
   })
 
-  t.test('revokeAll can keep one family (the caller\'s own)', async (t) => {
+  t.test('revokeOthers ends every family of the user but one (the caller\'s own)', async (t) => {
     const store = await makeStore(t, basePolicy)
     const a = await newFamily(store)
     const b = await newFamily(store, a.userId)
     const c = await newFamily(store, a.userId)
-    t.same((await store.revokeAll(a.userId, b.first.familyId)).sort(), [a.first.familyId, c.first.familyId].sort())
+    const other = await newFamily(store)
+    t.same((await store.revokeOthers(a.userId, b.first.familyId))?.sort(), [a.first.familyId, c.first.familyId].sort())
     t.match(await store.rotate(rotateInput(b.first)), { status: 'rotated' }, 'the kept family still rotates')
     t.same((await store.list(a.userId)).map((s) => s.familyId), [b.first.familyId])
     t.same(await store.rotate(rotateInput(a.first)), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(other.first)), { status: 'rotated' }, 'another user\'s family is untouched')
+    t.same(await store.revokeOthers(a.userId, b.first.familyId), [], 'nothing left to end')
+  })
+
+  t.test('revokeOthers ends nothing once the family to keep has ended: its holder no longer speaks for the account', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const a = await newFamily(store)
+    const b = await newFamily(store, a.userId)
+    // Two holders, each ending the others' sessions at once: the first to get there wins, the other ends nothing.
+    t.same(await store.revokeOthers(a.userId, a.first.familyId), [b.first.familyId])
+    t.equal(await store.revokeOthers(a.userId, b.first.familyId), null, 'the ended family\'s holder ends nothing')
+    t.equal(await store.isLive(a.userId, a.first.familyId), true, 'the first holder\'s family lives')
+    t.equal(await store.revokeOthers(a.userId, codec.mint(a.userId).familyId), null, 'nor does an unknown family\'s')
+    t.equal(await store.isLive(a.userId, a.first.familyId), true)
   })
 
   t.test('list shows live families, most recently used first, with their client', async (t) => {
