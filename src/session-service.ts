@@ -1,6 +1,6 @@
 import type { AccessRevocations } from './access-revocations.js'
 import { StoreUnavailableError } from './errors.js'
-import type { FamilyStore, FamilySummary, SessionMeta } from './family-store.js'
+import type { FamilyStore, FamilySummary, RotateResult, SessionMeta } from './family-store.js'
 import type { RefreshTokenCodec } from './refresh-token.js'
 
 export interface IssuedSession {
@@ -76,7 +76,7 @@ export class SessionService {
     if (opened === null) return { status: 'invalid' }
     const { token } = opened
     const successor = this.#codec.seal(this.#codec.successor(token))
-    let result
+    let result: RotateResult
     try {
       result = await this.#store.rotate({
         userId: token.userId,

@@ -38,11 +38,9 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     // current password (from one session: two sessions' are settled by revokeOthers below), the second finds it is no
     // longer current, and the first's new password stands.
     const newHash = await passwordHasher.hash(request.body.newPassword, clientGone)
-    // Whoever else knew the old password is logged out everywhere; the caller stays signed in. Before the hash
-    // changes as well as after: a store that fails between the two writes (answered 503) must not leave the password
-    // changed and the other sessions alive, with the caller's retry refused for a current password no longer current.
-    // Only while the caller's own session lives: of two changes made at once, the first to end the other's session
-    // wins, and the other ends nothing and changes nothing.
+    // Whoever else knew the old password is logged out everywhere; the caller stays signed in. Before the hash changes,
+    // so that a store failing after it (a 503) cannot leave the new password with the old sessions alive; and only
+    // while the caller's own session lives, so that of two changes made at once the first to end the other's wins.
     if (!await sessions.revokeOthers(user.id, sid)) throw new AccessTokenInvalidError()
     if (!await users.updatePasswordHash(user.id, user.passwordHash, newHash)) {
       // The stored hash changed while the new one was computed. A rehash (a login elsewhere, with stronger argon2
