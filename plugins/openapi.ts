@@ -69,7 +69,7 @@ export default fp(async function openapiPlugin (fastify) {
       components: {
         securitySchemes: {
           accessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The access token from login or refresh' },
-          refreshCookie: { type: 'apiKey', in: 'cookie', name: config.cookie.name, description: 'Set by login and refresh; HttpOnly, sent by the browser to /auth only' }
+          refreshCookie: { type: 'apiKey', in: 'cookie', name: config.cookie.name, description: 'Set by login and refresh (by a refresh answered 503 too: its successor); HttpOnly, sent by the browser to /auth only' }
         },
         headers: RESPONSE_HEADERS
       }
