@@ -45,6 +45,7 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
 
     const outcome = await sessions.refresh(cookie.value, sessionMeta(request))
     if (outcome.status === 'unavailable') {
+      metrics.refresh('unavailable')
       // The successor goes with the 503 (src/session-service.ts says why). Its lifetime is unknown without the store;
       // the idle timeout bounds it, and the store refuses it once the session has ended.
       refreshCookie.set(reply, outcome.refreshToken, idleTtlSeconds)

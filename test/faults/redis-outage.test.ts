@@ -167,6 +167,7 @@ t.test('a refresh answered 503 sets the successor: the client stays signed in pa
   const old = await refresh(app, keptOldToken.cookie)
   t.match({ status: old.statusCode, code: old.json().code }, { status: 401, code: 'AUTH_REFRESH_REUSED' },
     'a client that ignored the cookie and kept its old token is taken for a replay once the grace window has passed')
+  t.match((await app.inject({ url: '/metrics' })).body, /^auth_refresh_total\{outcome="unavailable"\} 3$/m, 'the three 503s are counted as refreshes the store did not answer')
 })
 
 t.test('a real browser keeps the successor a 503 sets, and its session outlives the grace window after Redis stalled', needsChromium, async (t) => {
