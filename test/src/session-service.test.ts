@@ -1,0 +1,52 @@
+import t, { type Test } from 'tap'
+import { noRevocations } from '../../src/access-revocations.js'
+import { StoreUnavailableError } from '../../src/errors.js'
+import type { RotateInput, RotateResult } from '../../src/family-store.js'
+import { MemoryFamilyStore } from '../../src/memory-family-store.js'
+import { RefreshTokenCodec } from '../../src/refresh-token.js'
+import { SessionService } from '../../src/session-service.js'
+import { newUserId } from '../../src/user-directory.js'
+
+const codec = new RefreshTokenCodec('session-service-test-secret-0123456789ab')
+const policy = { idleTtlSeconds: 600, absoluteTtlSeconds: 3600, reuseGraceSeconds: 10, maxFamiliesPerUser: 10, refreshLimit: { max: 60, windowSeconds: 60 } }
+const meta = { userAgent: 'test-agent', ip: '192.0.2.1' }
+
+/** The memory store, with its rotation failing as `failure` says (the rest of it as it is). */
+class FailingRotations extends MemoryFamilyStore {
+  rotations = 0
+  constructor (readonly failure: () => Error) { super(policy) }
+  override async rotate (_input: RotateInput): Promise<RotateResult> {
+    this.rotations++
+    throw this.failure()
+  }
+}
+
+async function sessionOn (t: Test, store: MemoryFamilyStore) {
+  const sessions = new SessionService(codec, store, noRevocations)
+  t.teardown(() => store.close())
+  return { sessions, started: await sessions.start({ id: newUserId(), email: 'someone@example.com' }, meta) }
+}
+
+t.test('a refresh the store did not answer hands out the presented token\'s successor, with the store\'s error', async (t) => {
+  const unavailable = new StoreUnavailableError()
+  const { sessions, started } = await sessionOn(t, new FailingRotations(() => unavailable))
+  const outcome = await sessions.refresh(started.refreshToken, meta)
+  const successor = codec.seal(codec.successor(codec.open(started.refreshToken)!.token)).value
+  t.same(outcome, { status: 'unavailable', refreshToken: successor, error: unavailable })
+})
+
+t.test('any other failure of the store is not an outage: it propagates, and no successor is handed out', async (t) => {
+  const { sessions, started } = await sessionOn(t, new FailingRotations(() => new TypeError('a bug')))
+  await t.rejects(sessions.refresh(started.refreshToken, meta), TypeError)
+})
+
+t.test('a forged or tampered token gets no successor while the store is out: it never reaches the store', async (t) => {
+  const store = new FailingRotations(() => new StoreUnavailableError())
+  const { sessions, started } = await sessionOn(t, store)
+  const tampered = started.refreshToken.slice(0, -2) + (started.refreshToken.endsWith('AA') ? 'BB' : 'AA')
+  const forged = new RefreshTokenCodec('another-secret-entirely-0123456789abcdef')
+  for (const token of [tampered, forged.seal(forged.mint(started.userId)).value, 'not a token', undefined]) {
+    t.same(await sessions.refresh(token, meta), { status: 'invalid' })
+  }
+  t.equal(store.rotations, 0, 'the store was never asked')
+})
