@@ -13,17 +13,24 @@ import type { TestCertificates } from './tls.js'
 /**
  * A free TCP port on loopback for a server to be started on. Picked below the kernel's ephemeral range: a port from
  * that range (listen(0)'s) can be handed, between this check and the server's start, to an outgoing connection as its
- * local port (a client of another test's Redis), and the server then fails to start (seen in CI-like runs).
+ * local port (a client of another test's Redis), and the server then fails to start (seen in CI-like runs). Never the
+ * same port twice in a process: a cluster picks every node's ports before it starts any, so a port still free when
+ * checked may be one already picked for another node (a TLS cluster's node failed to start so in CI).
  */
 export async function freePort (): Promise<number> {
   const top = Math.max(2048, ephemeralRangeStart() - 1)
   const bottom = Math.max(1024, top - 12_000)
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = bottom + Math.floor(Math.random() * (top - bottom + 1))
-    if (await bindable(port)) return port
+    if (!handedOut.has(port) && await bindable(port)) {
+      handedOut.add(port)
+      return port
+    }
   }
   throw new Error(`no free port found between ${bottom} and ${top}`)
 }
+
+const handedOut = new Set<number>()
 
 /** The first port the kernel hands out as a local port (Linux's default where /proc does not say). */
 function ephemeralRangeStart (): number {
