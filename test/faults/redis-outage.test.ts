@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
 import { appCall, launchBrowser, needsChromium, refreshCookieIn, site } from '../helpers/browser.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
@@ -97,12 +96,8 @@ t.test('slow Redis: requests get 503 within 2 s instead of hanging, then the ser
   const session = await registerAndLogin(app)
   const others = await Promise.all(Array.from({ length: 8 }, () => registerAndLogin(app)))
 
-  // DEBUG SLEEP blocks the whole server for 3 s: every command in that window stalls.
-  const staller = new Redis(redis.url)
-  t.teardown(() => staller.disconnect())
-  await staller.ping()
-  const stall = staller.call('DEBUG', 'SLEEP', '3')
-  await sleep(100)
+  // The whole server blocked for 3 s: every command in that window stalls.
+  const stall = await redis.stall(t, 3)
   const results = await Promise.all([
     // Many requests at once: each must be bounded by one command timeout, not queue behind the others.
     ...others.map((s) => timed(() => refresh(app, s.cookie))),
@@ -115,7 +110,7 @@ t.test('slow Redis: requests get 503 within 2 s instead of hanging, then the ser
     t.ok(ms < 2000, `answered in ${ms.toFixed(0)} ms while Redis stalls`)
   }
   t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200)
-  await stall
+  await stall.woken
   await waitUntilReady(app)
   // The stalled refresh may or may not have been applied by Redis after the stall; the grace window
   // makes the same token good either way, which is exactly what a client retrying after a 503 needs.
@@ -134,17 +129,13 @@ t.test('a refresh answered 503 sets the successor: the client stays signed in pa
   }
 
   // Redis stalls with the rotations already sent: it runs them once it wakes, after the service has answered 503.
-  const staller = new Redis(redis.url)
-  t.teardown(() => staller.disconnect())
-  await staller.ping()
-  const stall = staller.call('DEBUG', 'SLEEP', '2')
-  await sleep(100)
+  const stall = await redis.stall(t, 2)
   const [late, kept] = await Promise.all([refresh(app, ranLate.cookie), refresh(app, keptOldToken.cookie)])
   t.same([late.statusCode, kept.statusCode], [503, 503], 'both refreshes answered 503 while Redis stalled')
   const lateCookie = cookieKept(app, late, ranLate.cookie)
   t.not(lateCookie, ranLate.cookie, 'the 503 set a new refresh cookie')
   t.match(late.headers['set-cookie'], /; Max-Age=\d+; Path=\/auth; HttpOnly; Secure; SameSite=Strict$/, 'with the refresh cookie\'s attributes')
-  await stall
+  await stall.woken
   t.same([await generation(ranLate), await generation(keptOldToken)], [1, 1], 'Redis ran both rotations after the 503s')
 
   // Redis down: nothing is sent, the rotation never runs.
@@ -184,17 +175,13 @@ t.test('a real browser keeps the successor a 503 sets, and its session outlives 
   t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app logs in')
   const before = await refreshCookieIn(context)
 
-  const staller = new Redis(redis.url)
-  t.teardown(() => staller.disconnect())
-  await staller.ping()
-  const stall = staller.call('DEBUG', 'SLEEP', '2')
-  await sleep(100)
+  const stall = await redis.stall(t, 2)
   const refused = await appCall(page, api, '/auth/refresh')
   t.match(refused, { status: 503, body: { code: 'AUTH_STORE_UNAVAILABLE' } }, 'a refresh while Redis stalls: 503')
   const kept = await refreshCookieIn(context)
   t.ok(kept !== undefined && kept.value !== before?.value, 'the browser stored the cookie the 503 set')
   t.match(kept, { httpOnly: true, secure: true, path: '/auth' }, 'with its attributes')
-  await stall
+  await stall.woken
 
   await sleep(GRACE_SECONDS * 1000 + 200)
   t.equal((await appCall(page, api, '/auth/refresh')).status, 200, 'past the grace window the app refreshes: it presents the stalled rotation\'s successor, not a replay')

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { Redis } from 'ioredis'
 import { buildApp, capturedLogs, failedClosed, masterKilledUnderLoad, nextRefreshCookie, PASSWORD, refresh, refreshUntilServed, registerAndLogin, sessionsOn, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
 import { freePort, PrivateRedis, PrivateSentinel, replicatedUnderSentinel } from '../helpers/redis-server.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
@@ -98,12 +97,8 @@ t.test('a master hung for less than the client waits on a silent server, while S
   await replicated()
 
   const HANG_MS = 8000
-  const staller = new Redis(master.url)
-  staller.on('error', () => {})
-  t.teardown(() => staller.disconnect())
   const hung = Date.now()
-  staller.call('DEBUG', 'SLEEP', String(HANG_MS / 1000)).catch(() => {})
-  await sleep(100)
+  await master.stall(t, HANG_MS / 1000)
 
   const during: number[] = []
   while (Date.now() - hung < HANG_MS - COMMAND_TIMEOUT_MS - 500) { // each answer within the hang, its timeout included

@@ -157,6 +157,21 @@ export class PrivateRedis {
   }
 
   /**
+   * Blocks the server for `seconds` (DEBUG SLEEP), from a connection of its own: every command sent meanwhile waits,
+   * then runs, as on a server too busy to answer. Resolves once the block has begun; `woken` resolves when the server
+   * answers again (or that connection is gone: a server killed while blocked).
+   */
+  async stall (t: { teardown (fn: () => unknown): void }, seconds: number): Promise<{ woken: Promise<void> }> {
+    const staller = new Redis(this.url)
+    staller.on('error', () => {})
+    t.teardown(() => staller.disconnect())
+    await staller.ping()
+    const woken = staller.call('DEBUG', 'SLEEP', String(seconds)).then(() => {}, () => {})
+    await sleep(100)
+    return { woken }
+  }
+
+  /**
    * Stops the server (SIGSTOP) without closing anything: connections stay open and the kernel still accepts new
    * ones, but nothing answers — what a client sees of a server cut off by a network partition or frozen.
    */
