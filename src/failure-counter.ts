@@ -9,6 +9,8 @@ declare module 'ioredis' {
 }
 
 export interface FailureState {
+  /** Failures counted in the current window; 0 when none, and nothing to reset. */
+  failures: number
   blocked: boolean
   /** Seconds until the window ends and the counter starts over (when blocked). */
   retryAfterSeconds: number
@@ -49,8 +51,9 @@ export class RedisFailureCounter implements FailureCounter {
   async check (subject: string): Promise<FailureState> {
     const key = this.#key(subject)
     const [count, ttl] = await guardStore(this.#redis, () => Promise.all([this.#redis.get(key), this.#redis.pttl(key)]))
-    const blocked = Number(count ?? 0) >= this.#max && ttl > 0
-    return { blocked, retryAfterSeconds: blocked ? Math.ceil(ttl / 1000) : 0 }
+    const failures = ttl > 0 ? Number(count ?? 0) : 0
+    const blocked = failures >= this.#max
+    return { failures, blocked, retryAfterSeconds: blocked ? Math.ceil(ttl / 1000) : 0 }
   }
 
   async recordFailure (subject: string): Promise<void> {
@@ -81,8 +84,9 @@ export class MemoryFailureCounter implements FailureCounter {
 
   async check (subject: string): Promise<FailureState> {
     const entry = this.#live(subject)
-    const blocked = entry !== undefined && entry.count >= this.#max
-    return { blocked, retryAfterSeconds: blocked ? Math.ceil((entry.resetAtMs - this.#now()) / 1000) : 0 }
+    const failures = entry?.count ?? 0
+    const blocked = entry !== undefined && failures >= this.#max
+    return { failures, blocked, retryAfterSeconds: blocked ? Math.ceil((entry.resetAtMs - this.#now()) / 1000) : 0 }
   }
 
   async recordFailure (subject: string): Promise<void> {

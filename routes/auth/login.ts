@@ -46,7 +46,11 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const clientGone = whenClientGone(reply)
     const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password, clientGone)
     if (!ok || user === null) return refuse()
-    await Promise.all([failureCounters.loginFromClient.reset(fromClient), failureCounters.login.reset(subject)])
+    // Only a counter that holds failures: most logins have none, and are spared two writes.
+    await Promise.all([
+      clientThrottle.failures > 0 && failureCounters.loginFromClient.reset(fromClient),
+      accountThrottle.failures > 0 && failureCounters.login.reset(subject)
+    ])
 
     if (passwordHasher.pending === 0 && passwordHasher.needsRehash(user.passwordHash)) {
       // Upgrade hashes made with older parameters while the password is at hand; never delays the login. Not while

@@ -29,7 +29,7 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
       await failureCounters.password.recordFailure(sub)
       throw new InvalidCredentialsError()
     }
-    await failureCounters.password.reset(sub)
+    if (throttle.failures > 0) await failureCounters.password.reset(sub)
     // After the current password is checked: a stolen access token learns nothing of the account from this answer.
     const refusal = fastify.passwordPolicy.refusal(request.body.newPassword, user.email)
     if (refusal !== null) throw new WeakPasswordError(refusal)

@@ -63,6 +63,18 @@ t.test('a successful login resets the failure counters of the account and of its
   for (let i = 0; i < 4; i++) t.equal((await from('127.0.0.1', 'wrong password!')).statusCode, 401, `failure ${i + 1} after the reset`)
 })
 
+t.test('the owner\'s successful login resets the account\'s count of guesses made elsewhere, never the guessing address\'s', async (t) => {
+  const from = await accountLimitedTo(t, '5/60', '6/60')
+  for (let i = 0; i < 4; i++) t.equal((await from('203.0.113.66', `guess number ${i}`)).statusCode, 401)
+  t.equal((await from('198.51.100.7', PASSWORD)).statusCode, 200, 'the owner signs in: 4 failures on the account, none from their address')
+  const owner = []
+  for (let i = 0; i < 4; i++) owner.push((await from('198.51.100.7', 'wrong password!')).statusCode)
+  t.same(owner, [401, 401, 401, 401], 'the account\'s limit (6) counts from the owner\'s login: 4 + 4 would have passed it')
+  const attacker = []
+  for (let i = 0; i < 2; i++) attacker.push((await from('203.0.113.66', `guess again ${i}`)).statusCode)
+  t.same(attacker, [401, 429], 'the guessing address keeps its 4 failures: its 5th is its last')
+})
+
 t.test('unknown emails are limited exactly like real ones (no existence oracle)', async (t) => {
   const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/60' } })
   const statuses = []
@@ -168,6 +180,19 @@ t.test('register and password change have their own limits', async (t) => {
   for (let i = 0; i < 12; i++) changes.push((await change()).statusCode)
   t.same(changes.slice(0, 10), Array(10).fill(401))
   t.same(changes.slice(10), [429, 429], 'wrong current passwords are limited per user as login is per address (RATE_LIMIT_LOGIN_ACCOUNT_IP)')
+})
+
+t.test('a successful password change resets the count of wrong current passwords', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '5/60' } })
+  const s = await registerAndLogin(app)
+  const change = (currentPassword: string, newPassword = 'a brand new password') =>
+    app.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${s.accessToken}` }, payload: { currentPassword, newPassword } })
+  for (let i = 0; i < 4; i++) t.equal((await change('wrong password!')).statusCode, 401)
+  t.equal((await change(PASSWORD)).statusCode, 204, 'the right current password, after 4 wrong ones')
+  const after = []
+  for (let i = 0; i < 4; i++) after.push((await change('wrong password!')).statusCode)
+  t.same(after, [401, 401, 401, 401], 'the limit (5) counts from the change: 4 + 4 would have passed it')
+  t.equal((await change('a brand new password', 'yet another new password')).statusCode, 204, 'and the new password changes it again')
 })
 
 t.test('the 404 handler is rate-limited', async (t) => {
