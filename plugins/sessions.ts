@@ -10,5 +10,8 @@ declare module 'fastify' {
 
 export default fp(async function sessionsPlugin (fastify) {
   const codec = new RefreshTokenCodec(fastify.secrets.refreshTokenSecret, fastify.config.refresh.acceptedSecrets)
-  fastify.decorate('sessions', new SessionService(codec, fastify.familyStore, fastify.accessRevocations))
+  const sessions = new SessionService(codec, fastify.familyStore, fastify.accessRevocations, { log: fastify.log })
+  fastify.decorate('sessions', sessions)
+  // Before the store's onClose (plugins close in reverse order of registration), which this one depends on.
+  fastify.addHook('onClose', () => sessions.close())
 }, { name: 'sessions', dependencies: ['config', 'secrets', 'family-store', 'access-revocations'], fastify: '5.x' })

@@ -73,6 +73,11 @@ export interface FamilySummary {
 
 export interface FamilyStore {
   /**
+   * How long after failing an operation with AUTH_STORE_UNAVAILABLE (other than StoreNotReachedError) the store may
+   * still apply it; 0 for a store that applies nothing it has not answered.
+   */
+  readonly lateWritesMs: number
+  /**
    * Records a new family. Returns the cookie lifetime, min(idle, absolute), and the
    * families evicted to stay within the per-user cap (least recently used first).
    */

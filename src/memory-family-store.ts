@@ -28,6 +28,7 @@ export interface MemoryFamilyStoreOptions {
  * Everything here is synchronous, so each method is atomic with respect to other requests.
  */
 export class MemoryFamilyStore implements FamilyStore {
+  readonly lateWritesMs: number = 0
   readonly #policy: FamilyPolicy
   readonly #now: () => number
   readonly #users = new Map<string, Map<string, FamilyRecord>>()

@@ -125,6 +125,16 @@ export function silentServerMs (commandTimeoutMs: number): number {
   return Math.max(4 * commandTimeoutMs, 2000)
 }
 
+/**
+ * How long after the caller was answered 503 a command sent to `redis` may still run. A stalled server runs what it
+ * was sent once it wakes, but only commands sent on a connection the client has not yet closed as silent
+ * (silentServerMs): a connection made since is ready only once the server answers again, after it has read the old
+ * one. A cluster client resends a redirected command for up to 16 × 100 ms. Twice the first bounds both.
+ */
+export function lateWritesMs (redis: RedisClient): number {
+  return 2 * silentServerMs(commandTimeoutOf(redis) ?? FALLBACK_DEADLINE_MS)
+}
+
 function parseCredentials (url: string): { username: string | undefined, password: string | undefined } {
   const parsed = new URL(url)
   const decode = (part: string) => part === '' ? undefined : decodeURIComponent(part)
@@ -164,6 +174,12 @@ export async function evictionPolicies (redis: RedisClient): Promise<Array<strin
   }))
 }
 
+/**
+ * The cause of an AUTH_STORE_UNAVAILABLE raised before anything was sent (the client was not connected): the operation
+ * did not run and never will. With any other cause, whether it ran, or will run late, is unknown.
+ */
+export class StoreNotReachedError extends Error {}
+
 /** Used only for a client built without a commandTimeout; createRedisClient always sets one. */
 const FALLBACK_DEADLINE_MS = 500
 
@@ -175,7 +191,7 @@ const FALLBACK_DEADLINE_MS = 500
  */
 export async function guardStore<T> (redis: RedisClient, operation: () => Promise<T>): Promise<T> {
   // Not ready: nothing is sent, so nothing can run after the caller has been answered 503.
-  if (redis.status !== 'ready') throw new StoreUnavailableError({ cause: new Error(`the Redis client is ${redis.status}, not ready`) })
+  if (redis.status !== 'ready') throw new StoreUnavailableError({ cause: new StoreNotReachedError(`the Redis client is ${redis.status}, not ready`) })
   const deadlineMs = commandTimeoutOf(redis) ?? FALLBACK_DEADLINE_MS
   let timer: NodeJS.Timeout | undefined
   try {

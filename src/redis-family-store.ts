@@ -1,5 +1,5 @@
 import type { Result } from 'ioredis'
-import { guardStore, luaScript, pingStore, type RedisClient } from './redis-client.js'
+import { guardStore, lateWritesMs, luaScript, pingStore, type RedisClient } from './redis-client.js'
 import { compactUserAgent, expandUserAgent } from './compact-user-agent.js'
 import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
 
@@ -32,9 +32,11 @@ export class RedisFamilyStore implements FamilyStore {
   readonly #redis: RedisClient
   readonly #prefix: string
   readonly #policy: FamilyPolicy
+  readonly lateWritesMs: number
 
   constructor (redis: RedisClient, policy: FamilyPolicy, keyPrefix: string) {
     this.#redis = redis
+    this.lateWritesMs = lateWritesMs(redis)
     this.#policy = policy
     this.#prefix = keyPrefix
     defineFamilyCommands(redis)

@@ -1,3 +1,4 @@
+import { AbandonedFamilies, type AbandonedFamiliesOptions, mayHaveRun } from './abandoned-families.js'
 import type { AccessRevocations } from './access-revocations.js'
 import { StoreUnavailableError } from './errors.js'
 import type { FamilyStore, FamilySummary, RotateResult, SessionMeta } from './family-store.js'
@@ -39,30 +40,38 @@ export class SessionService {
   readonly #codec: RefreshTokenCodec
   readonly #store: FamilyStore
   readonly #revocations: AccessRevocations
+  readonly #abandoned: AbandonedFamilies
 
-  constructor (codec: RefreshTokenCodec, store: FamilyStore, revocations: AccessRevocations) {
+  constructor (codec: RefreshTokenCodec, store: FamilyStore, revocations: AccessRevocations, options: AbandonedFamiliesOptions) {
     this.#codec = codec
     this.#store = store
     this.#revocations = revocations
+    this.#abandoned = new AbandonedFamilies(store, options)
   }
 
   /** A new family for every login; a refresh cookie sent along is never adopted. */
   async start (user: { id: string, email: string }, meta: SessionMeta): Promise<IssuedSession & { evictedFamilyIds: string[] }> {
     const sealed = this.#codec.seal(this.#codec.mint(user.id))
+    const familyId = sealed.token.familyId
     const { ttlSeconds, evictedFamilyIds } = await this.#store.create({
       userId: user.id,
       email: user.email,
-      familyId: sealed.token.familyId,
+      familyId,
       tokenHash: sealed.digest,
       userAgent: meta.userAgent,
       ip: meta.ip
+    }).catch((err: unknown) => {
+      // Unanswered is not undone: a stalled store runs the create once it wakes, and the login has failed by then.
+      // Not awaited: the 503 is not held back for a store that has just failed to answer.
+      if (mayHaveRun(err)) this.#abandoned.end(user.id, familyId, false).catch(() => {})
+      throw err
     })
     // Families evicted by the per-user cap are ended like any other.
     await this.#revocations.revoke(evictedFamilyIds)
     return {
       userId: user.id,
       email: user.email,
-      familyId: sealed.token.familyId,
+      familyId,
       refreshToken: sealed.value,
       ttlSeconds,
       evictedFamilyIds
@@ -123,6 +132,19 @@ export class SessionService {
     // Even when the family had already expired: its last access tokens may still be live.
     await this.#revocations.revoke([token.familyId])
     return { userId: token.userId, familyId: token.familyId, revoked }
+  }
+
+  /**
+   * Ends a session started for a login that will not be answered with it (refused, or failed after the session
+   * began). Never rejects: a store that cannot take it now is asked again until it does.
+   */
+  discard (userId: string, familyId: string): Promise<void> {
+    return this.#abandoned.end(userId, familyId, true)
+  }
+
+  /** A last try at the sessions of unanswered logins not yet ended (discard(), or a create the store did not answer). */
+  close (): Promise<void> {
+    return this.#abandoned.close()
   }
 
   /** The user's live sessions, most recently used first. */

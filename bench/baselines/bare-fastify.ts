@@ -74,7 +74,7 @@ const refreshCookie = (header = ''): string => header.slice(header.indexOf('=') 
 if (sign !== undefined && env.REFRESH_TOKEN_SECRET !== undefined) {
   const store = new RedisFamilyStore(redis, JSON.parse(env.FAMILY_POLICY as string), env.REDIS_KEY_PREFIX as string)
   // Revocation happens only on reuse, which the bench never presents.
-  const sessions = new SessionService(new RefreshTokenCodec(env.REFRESH_TOKEN_SECRET), store, noRevocations)
+  const sessions = new SessionService(new RefreshTokenCodec(env.REFRESH_TOKEN_SECRET), store, noRevocations, { log: app.log })
 
   // Less than any refresh can do: one signature, as @fastify/jwt signs it, and one trivial Redis round trip; no token is
   // read, no cookie set, and the request is the same every time. What this route reaches bounds refresh / bare for

@@ -74,11 +74,11 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // A session whose login is not answered (refused, or failed on the way: store down, hasher busy, client gone) must
     // not stay behind, listed among the user's sessions with no one holding its token.
     const kept = await stillTheirs().catch(async (err: unknown) => {
-      await sessions.revoke(user.id, session.familyId).catch(() => {})
+      await sessions.discard(user.id, session.familyId)
       throw err
     })
     if (!kept) {
-      await sessions.revoke(user.id, session.familyId)
+      await sessions.discard(user.id, session.familyId)
       return refuse()
     }
     fastify.metrics.login('success')

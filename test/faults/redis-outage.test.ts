@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
+import { Redis } from 'ioredis'
+import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, sidOf, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
 import { appCall, launchBrowser, needsChromium, refreshCookieIn, site } from '../helpers/browser.js'
+import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 import { silentServerMs } from '../../src/redis-client.js'
 
@@ -159,6 +161,68 @@ t.test('a refresh answered 503 sets the successor: the client stays signed in pa
   t.match({ status: old.statusCode, code: old.json().code }, { status: 401, code: 'AUTH_REFRESH_REUSED' },
     'a client that ignored the cookie and kept its old token is taken for a replay once the grace window has passed')
   t.match((await app.inject({ url: '/metrics' })).body, /^auth_refresh_total\{outcome="unavailable"\} 3$/m, 'the three 503s are counted as refreshes the store did not answer')
+})
+
+t.test('a login answered 503 whose session Redis makes only after the answer leaves no session behind', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const app = await buildApp(t, { env: { REDIS_URL: redis.url } })
+  const session = await registerAndLogin(app)
+  const listed = async () => (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${session.accessToken}` } }))
+    .json<{ sessions: Array<{ id: string }> }>().sessions.map((s) => s.id)
+  // What Redis does to the user's families, as it does it.
+  await redis.command('CONFIG', 'SET', 'notify-keyspace-events', 'Kgh')
+  const watcher = new Redis(redis.url)
+  t.teardown(() => watcher.disconnect())
+  const families: Array<{ key: string, event: string }> = []
+  watcher.on('pmessage', (_pattern: string, channel: string, event: string) => { families.push({ key: channel.replace(/^__keyspace@0__:/, ''), event }) })
+  await watcher.psubscribe(`__keyspace@0__:*{${session.refreshToken.split('.')[0]}}:f:*`)
+
+  // Redis stalls once the password is verified. The first command after it is the session's create, sent to the
+  // stalled server, which runs it when it wakes: after the service has answered 503.
+  const { passwordHasher } = app
+  const verify = passwordHasher.verify.bind(passwordHasher)
+  let stall: { woken: Promise<void> } | undefined
+  passwordHasher.verify = async (...args) => {
+    const ok = await verify(...args)
+    stall = await redis.stall(t, 2)
+    return ok
+  }
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })
+  passwordHasher.verify = verify
+  t.match({ status: res.statusCode, code: res.json().code }, { status: 503, code: 'AUTH_STORE_UNAVAILABLE' }, 'the login is answered 503 while Redis stalls')
+  t.equal(res.headers['set-cookie'], undefined, 'with no cookie')
+  await stall?.woken
+
+  await within(2000, async () => families.some((f) => f.event === 'del'), 'Redis deletes a family once awake')
+  t.same(families.map((f) => f.event), ['hset', 'expire', 'del'], 'once awake, Redis runs the create (a hash with its TTL), then deletes it')
+  t.ok(families.every((f) => f.key === families[0]?.key), 'all of one family, not the one signed in')
+  t.same(await listed(), [sidOf(session.accessToken)], 'only the session that signed in is listed')
+})
+
+t.test('a login that fails after its session began, Redis killed, ends that session once Redis is back', async (t) => {
+  const redis = await PrivateRedis.start(t, { appendOnly: true })
+  const app = await buildApp(t, { env: { REDIS_URL: redis.url } })
+  const session = await registerAndLogin(app)
+  // Redis dies between the session's create and the login's second look at the password (routes/auth/login.ts).
+  const { users } = app
+  const findByEmail = users.findByEmail.bind(users)
+  let looks = 0
+  users.findByEmail = async (email) => {
+    if (++looks === 2) await redis.kill()
+    return await findByEmail(email)
+  }
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })
+  users.findByEmail = findByEmail
+  t.equal(looks, 2, 'the login read the account twice, Redis dying before the second')
+  t.match({ status: res.statusCode, code: res.json().code }, { status: 503, code: 'AUTH_STORE_UNAVAILABLE' }, 'the login is answered 503')
+  t.equal(res.headers['set-cookie'], undefined, 'with no cookie')
+
+  await redis.start()
+  await waitUntilReady(app)
+  const families = () => redis.command('ZCARD', `${app.config.redis!.keyPrefix}{${session.refreshToken.split('.')[0]}}:fams`)
+  await within(3000, async () => await families() === 1, 'the session the failed login made is ended')
+  const listed = (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${session.accessToken}` } })).json<{ sessions: Array<{ id: string }> }>()
+  t.same(listed.sessions.map((s) => s.id), [sidOf(session.accessToken)], 'only the session that signed in is listed')
 })
 
 t.test('a real browser keeps the successor a 503 sets, and its session outlives the grace window after Redis stalled', needsChromium, async (t) => {

@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap'
 import { noRevocations } from '../../src/access-revocations.js'
 import { StoreUnavailableError } from '../../src/errors.js'
-import type { RotateInput, RotateResult } from '../../src/family-store.js'
+import type { CreateFamilyInput, CreateResult, RotateInput, RotateResult } from '../../src/family-store.js'
 import { MemoryFamilyStore } from '../../src/memory-family-store.js'
+import { StoreNotReachedError } from '../../src/redis-client.js'
 import { RefreshTokenCodec } from '../../src/refresh-token.js'
 import { SessionService } from '../../src/session-service.js'
 import { newUserId } from '../../src/user-directory.js'
@@ -10,6 +11,7 @@ import { newUserId } from '../../src/user-directory.js'
 const codec = new RefreshTokenCodec('session-service-test-secret-0123456789ab')
 const policy = { idleTtlSeconds: 600, absoluteTtlSeconds: 3600, reuseGraceSeconds: 10, maxFamiliesPerUser: 10, refreshLimit: { max: 60, windowSeconds: 60 } }
 const meta = { userAgent: 'test-agent', ip: '192.0.2.1' }
+const quiet = { log: { info () {}, warn () {} } }
 
 /** The memory store, with its rotation failing as `failure` says (the rest of it as it is). */
 class FailingRotations extends MemoryFamilyStore {
@@ -22,8 +24,11 @@ class FailingRotations extends MemoryFamilyStore {
 }
 
 async function sessionOn (t: Test, store: MemoryFamilyStore) {
-  const sessions = new SessionService(codec, store, noRevocations)
-  t.teardown(() => store.close())
+  const sessions = new SessionService(codec, store, noRevocations, quiet)
+  t.teardown(async () => {
+    await sessions.close()
+    await store.close()
+  })
   return { sessions, started: await sessions.start({ id: newUserId(), email: 'someone@example.com' }, meta) }
 }
 
@@ -49,4 +54,39 @@ t.test('a forged or tampered token gets no successor while the store is out: it 
     t.same(await sessions.refresh(token, meta), { status: 'invalid' })
   }
   t.equal(store.rotations, 0, 'the store was never asked')
+})
+
+/** The memory store, its creates failing with `failure` after they ran (or before, as `ran` says). */
+class FailingCreates extends MemoryFamilyStore {
+  readonly revoked: string[] = []
+  constructor (readonly failure: () => Error, readonly ran: boolean) { super(policy) }
+  override async create (input: CreateFamilyInput): Promise<CreateResult> {
+    if (this.ran) await super.create(input)
+    throw this.failure()
+  }
+
+  override async revoke (userId: string, familyId: string): Promise<boolean> {
+    this.revoked.push(familyId)
+    return await super.revoke(userId, familyId)
+  }
+}
+
+t.test('a login whose session the store did not answer leaves no session behind: the store may have made it', async (t) => {
+  const store = new FailingCreates(() => new StoreUnavailableError(), true)
+  const sessions = new SessionService(codec, store, noRevocations, quiet)
+  t.teardown(() => store.close())
+  const user = { id: newUserId(), email: 'someone@example.com' }
+  await t.rejects(sessions.start(user, meta), { code: 'AUTH_STORE_UNAVAILABLE' }, 'the store\'s error')
+  t.equal(store.revoked.length, 1, 'the family it may have made is ended')
+  await sessions.close()
+  t.same(await store.list(user.id), [], 'no session is listed')
+})
+
+t.test('a login the store was never sent leaves nothing to end', async (t) => {
+  const store = new FailingCreates(() => new StoreUnavailableError({ cause: new StoreNotReachedError('not connected') }), false)
+  const sessions = new SessionService(codec, store, noRevocations, quiet)
+  t.teardown(() => store.close())
+  await t.rejects(sessions.start({ id: newUserId(), email: 'someone@example.com' }, meta), { code: 'AUTH_STORE_UNAVAILABLE' })
+  await sessions.close()
+  t.same(store.revoked, [], 'no revoke is sent')
 })
