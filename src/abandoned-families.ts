@@ -41,6 +41,7 @@ export class AbandonedFamilies {
   readonly #pending = new Map<string, Pending>()
   #timer: NodeJS.Timeout | undefined
   #sweeping: Promise<void> | undefined
+  #closed = false
 
   constructor (store: FamilyStore, options: AbandonedFamiliesOptions) {
     this.#store = store
@@ -55,6 +56,11 @@ export class AbandonedFamilies {
    */
   async end (userId: string, familyId: string, createAnswered: boolean): Promise<void> {
     const settledAtMs = createAnswered ? 0 : Date.now() + this.#store.lateWritesMs
+    // A login still in flight at shutdown: one try, as close() gave the others; the store is closing too.
+    if (this.#closed) {
+      await this.#revoke(userId, familyId)
+      return
+    }
     if (this.#pending.size >= this.#max) {
       const [oldest] = this.#pending.keys()
       this.#pending.delete(oldest!)
@@ -72,6 +78,7 @@ export class AbandonedFamilies {
 
   /** One last try at every family still pending, settled or not: what the store takes now is better than nothing. */
   async close (): Promise<void> {
+    this.#closed = true
     clearInterval(this.#timer)
     this.#timer = undefined
     await this.#sweeping

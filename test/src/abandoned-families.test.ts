@@ -155,3 +155,19 @@ t.test('on close with the store out, what is left is logged', async (t) => {
   await sleep(RETRY_MS * 4)
   t.equal(store.revokes, revokes, 'and nothing is retried after close')
 })
+
+t.test('after close, a family is tried once and not remembered', async (t) => {
+  const store = new UnreliableStore()
+  const { abandoned } = abandonedOn(t, store)
+  await abandoned.close()
+  const [taken, refused] = [family(), family()]
+  await store.create(taken)
+  await abandoned.end(taken.userId, taken.familyId, false)
+  t.notOk(await store.isLive(taken.userId, taken.familyId), 'a store still answering takes it')
+  store.out = true
+  await abandoned.end(refused.userId, refused.familyId, true)
+  t.equal(abandoned.size, 0, 'nothing remembered')
+  const revokes = store.revokes
+  await sleep(RETRY_MS * 4)
+  t.equal(store.revokes, revokes, 'nor retried')
+})
