@@ -472,7 +472,7 @@ async function main (): Promise<void> {
   // --- seed: users, then one family per session, through the service's own store code ---
   log(`seeding ${SESSIONS} sessions`)
   const users = new RedisUserDirectory(redis, PREFIX)
-  const policy = { idleTtlSeconds: 604_800, absoluteTtlSeconds: 2_592_000, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: SESSION_REFRESH_LIMIT, windowSeconds: 60 } }
+  const policy = { idleTtlSeconds: 604_800, absoluteTtlSeconds: 2_592_000, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: SESSION_REFRESH_LIMIT, windowSeconds: 60 }, rememberEndedMs: 605_000 }
   const store = new RedisFamilyStore(redis, policy, PREFIX)
   const codec = new RefreshTokenCodec(refreshSecret)
   const userCount = Math.ceil(SESSIONS / 100)

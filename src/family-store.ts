@@ -14,6 +14,8 @@ export interface FamilyPolicy {
   maxFamiliesPerUser: number
   /** Refreshes allowed per session (family) in a window, across all instances. */
   refreshLimit: { max: number, windowSeconds: number }
+  /** How long the store remembers which families it ended (recentlyEnded): as long as their access tokens may live. */
+  rememberEndedMs: number
 }
 
 export interface SessionMeta {
@@ -93,6 +95,12 @@ export interface FamilyStore {
    * the revoked family ids, or null (nothing revoked) when the kept family has ended.
    */
   revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null>
+  /**
+   * The user's families that a revoke, a detected reuse or the per-user cap ended within the last
+   * FamilyPolicy.rememberEndedMs (perhaps a little longer): what a caller that the store did not answer reads, once
+   * the late writes have settled, to revoke their access tokens.
+   */
+  recentlyEnded (userId: string): Promise<string[]>
   /** The user's live families, most recently used first. */
   list (userId: string): Promise<FamilySummary[]>
   /** True while the family is live: neither revoked, nor reused, nor expired. */

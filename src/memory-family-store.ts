@@ -32,6 +32,8 @@ export class MemoryFamilyStore implements FamilyStore {
   readonly #policy: FamilyPolicy
   readonly #now: () => number
   readonly #users = new Map<string, Map<string, FamilyRecord>>()
+  /** By user: the families ended (revoked, reused, evicted) and when, for rememberEndedMs. */
+  readonly #ended = new Map<string, Map<string, number>>()
   readonly #sweeper: NodeJS.Timeout
 
   constructor (policy: FamilyPolicy, options: MemoryFamilyStoreOptions = {}) {
@@ -68,6 +70,7 @@ export class MemoryFamilyStore implements FamilyStore {
         families.delete(id)
         evictedFamilyIds.push(id)
       }
+      this.#recordEnded(input.userId, evictedFamilyIds, now)
     }
     return { ttlSeconds: Math.floor(ttlMs / 1000), evictedFamilyIds }
   }
@@ -116,28 +119,39 @@ export class MemoryFamilyStore implements FamilyStore {
     // Asked for before the latest rotation was: a late attempt of the caller's own, not a replay (family-rotate.lua).
     if (input.requestedAtMs < f.rotationRequestedAtMs) return { status: 'invalid' }
     families.delete(input.familyId)
+    this.#recordEnded(input.userId, [input.familyId], now)
     return { status: 'reused' }
   }
 
   async revoke (userId: string, familyId: string): Promise<boolean> {
-    const families = this.#live(userId, this.#now())
-    return families?.delete(familyId) ?? false
+    const now = this.#now()
+    const revoked = this.#live(userId, now)?.delete(familyId) ?? false
+    if (revoked) this.#recordEnded(userId, [familyId], now)
+    return revoked
   }
 
   async revokeAll (userId: string): Promise<string[]> {
-    const families = this.#live(userId, this.#now())
+    const now = this.#now()
+    const families = this.#live(userId, now)
     if (families === undefined) return []
     const revoked = [...families.keys()]
     this.#users.delete(userId)
+    this.#recordEnded(userId, revoked, now)
     return revoked
   }
 
   async revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null> {
-    const families = this.#live(userId, this.#now())
+    const now = this.#now()
+    const families = this.#live(userId, now)
     if (families?.has(keptFamilyId) !== true) return null
     const revoked = [...families.keys()].filter((id) => id !== keptFamilyId)
     for (const id of revoked) families.delete(id)
+    this.#recordEnded(userId, revoked, now)
     return revoked
+  }
+
+  async recentlyEnded (userId: string): Promise<string[]> {
+    return [...this.#endedOf(userId, this.#now())?.keys() ?? []]
   }
 
   async list (userId: string): Promise<FamilySummary[]> {
@@ -164,12 +178,14 @@ export class MemoryFamilyStore implements FamilyStore {
   async close (): Promise<void> {
     clearInterval(this.#sweeper)
     this.#users.clear()
+    this.#ended.clear()
   }
 
-  /** Drops every expired family; runs on a timer so memory stays bounded without traffic. */
+  /** Drops every expired family, and ended ones no longer remembered; runs on a timer so memory stays bounded without traffic. */
   sweep (): void {
     const now = this.#now()
     for (const userId of this.#users.keys()) this.#live(userId, now)
+    for (const userId of this.#ended.keys()) this.#endedOf(userId, now)
   }
 
   /** Number of live families, for tests and metrics. */
@@ -177,6 +193,26 @@ export class MemoryFamilyStore implements FamilyStore {
     let n = 0
     for (const families of this.#users.values()) n += families.size
     return n
+  }
+
+  #recordEnded (userId: string, familyIds: string[], now: number): void {
+    if (familyIds.length === 0) return
+    const ended = this.#endedOf(userId, now) ?? new Map<string, number>()
+    this.#ended.set(userId, ended)
+    for (const id of familyIds) ended.set(id, now)
+  }
+
+  #endedOf (userId: string, now: number): Map<string, number> | undefined {
+    const ended = this.#ended.get(userId)
+    if (ended === undefined) return undefined
+    for (const [id, at] of ended) {
+      if (at <= now - this.#policy.rememberEndedMs) ended.delete(id)
+    }
+    if (ended.size === 0) {
+      this.#ended.delete(userId)
+      return undefined
+    }
+    return ended
   }
 
   #live (userId: string, now: number): Map<string, FamilyRecord> | undefined {

@@ -5,13 +5,13 @@ import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, Family
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    authFamilyCreate (family: string, index: string, tokenHash: string, familyId: string, idleMs: number, absoluteMs: number,
-      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string): Result<[number, ...string[]], Context>
-    authFamilyRotate (family: string, index: string, presentedHash: string, generation: number, successorHash: string,
+    authFamilyCreate (family: string, index: string, ended: string, tokenHash: string, familyId: string, idleMs: number, absoluteMs: number,
+      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string, endedMs: number): Result<[number, ...string[]], Context>
+    authFamilyRotate (family: string, index: string, ended: string, presentedHash: string, generation: number, successorHash: string,
       idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
-      limitMax: number, limitWindowMs: number, requestedAtMs: number): Result<[number, number?, string?], Context>
-    authFamilyRevoke (family: string, index: string, familyId: string): Result<number, Context>
-    authFamilyRevokeAll (index: string, familyKeyPrefix: string, keptFamilyId: string): Result<string[] | null, Context>
+      limitMax: number, limitWindowMs: number, requestedAtMs: number, endedMs: number): Result<[number, number?, string?], Context>
+    authFamilyRevoke (family: string, index: string, ended: string, familyId: string, endedMs: number): Result<number, Context>
+    authFamilyRevokeAll (index: string, ended: string, familyKeyPrefix: string, keptFamilyId: string, endedMs: number): Result<string[] | null, Context>
     authFamilyList (index: string, familyKeyPrefix: string): Result<Array<string | number>, Context>
   }
 }
@@ -27,6 +27,7 @@ declare module 'ioredis' {
  * Every field stays within 64 bytes so the hash keeps Redis's compact listpack encoding
  * (bench/README.md: memory per session).
  *   <prefix>{<userId>}:fams          zset: familyId -> last use ms
+ *   <prefix>{<userId>}:ended         zset: familyId -> when it was revoked (ms), for FamilyPolicy.rememberEndedMs
  */
 export class RedisFamilyStore implements FamilyStore {
   readonly #redis: RedisClient
@@ -45,18 +46,18 @@ export class RedisFamilyStore implements FamilyStore {
   async create (input: CreateFamilyInput): Promise<CreateResult> {
     const p = this.#policy
     const [ttlMs, ...evictedFamilyIds] = await guardStore(this.#redis, () => this.#redis.authFamilyCreate(
-      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.tokenHash, input.familyId,
+      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), this.#endedKey(input.userId), input.tokenHash, input.familyId,
       p.idleTtlSeconds * 1000, p.absoluteTtlSeconds * 1000, p.maxFamiliesPerUser, compactUserAgent(input.userAgent), input.ip,
-      this.#familyKeyPrefix(input.userId), input.email))
+      this.#familyKeyPrefix(input.userId), input.email, p.rememberEndedMs))
     return { ttlSeconds: Math.floor(ttlMs / 1000), evictedFamilyIds }
   }
 
   async rotate (input: RotateInput): Promise<RotateResult> {
     const p = this.#policy
     const [status, ttlMs, email] = await guardStore(this.#redis, () => this.#redis.authFamilyRotate(
-      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.presentedHash, input.generation,
+      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), this.#endedKey(input.userId), input.presentedHash, input.generation,
       input.successorHash, p.idleTtlSeconds * 1000, p.reuseGraceSeconds * 1000, compactUserAgent(input.userAgent), input.ip, input.familyId,
-      p.refreshLimit.max, p.refreshLimit.windowSeconds * 1000, input.requestedAtMs))
+      p.refreshLimit.max, p.refreshLimit.windowSeconds * 1000, input.requestedAtMs, p.rememberEndedMs))
     switch (status) {
       case 1: return { status: 'rotated', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
       case 2: return { status: 'grace', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
@@ -67,7 +68,8 @@ export class RedisFamilyStore implements FamilyStore {
   }
 
   async revoke (userId: string, familyId: string): Promise<boolean> {
-    const n = await guardStore(this.#redis, () => this.#redis.authFamilyRevoke(this.#familyKey(userId, familyId), this.#indexKey(userId), familyId))
+    const n = await guardStore(this.#redis, () => this.#redis.authFamilyRevoke(this.#familyKey(userId, familyId), this.#indexKey(userId),
+      this.#endedKey(userId), familyId, this.#policy.rememberEndedMs))
     return n === 1
   }
 
@@ -76,7 +78,13 @@ export class RedisFamilyStore implements FamilyStore {
   }
 
   revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null> {
-    return guardStore(this.#redis, () => this.#redis.authFamilyRevokeAll(this.#indexKey(userId), this.#familyKeyPrefix(userId), keptFamilyId))
+    return guardStore(this.#redis, () => this.#redis.authFamilyRevokeAll(this.#indexKey(userId), this.#endedKey(userId), this.#familyKeyPrefix(userId),
+      keptFamilyId, this.#policy.rememberEndedMs))
+  }
+
+  recentlyEnded (userId: string): Promise<string[]> {
+    // Entries older than rememberEndedMs are trimmed on the next write only: reading one again does no harm.
+    return guardStore(this.#redis, () => this.#redis.zrange(this.#endedKey(userId), 0, -1))
   }
 
   async list (userId: string): Promise<FamilySummary[]> {
@@ -121,14 +129,18 @@ export class RedisFamilyStore implements FamilyStore {
   #indexKey (userId: string): string {
     return `${this.#prefix}{${userId}}:fams`
   }
+
+  #endedKey (userId: string): string {
+    return `${this.#prefix}{${userId}}:ended`
+  }
 }
 
 function defineFamilyCommands (redis: RedisClient): void {
   // Registered once per connection; ioredis sends EVALSHA and falls back to EVAL after a Redis restart.
   if (typeof redis.authFamilyRotate === 'function') return
-  redis.defineCommand('authFamilyCreate', { numberOfKeys: 2, lua: luaScript('family-create') })
-  redis.defineCommand('authFamilyRotate', { numberOfKeys: 2, lua: luaScript('family-rotate') })
-  redis.defineCommand('authFamilyRevoke', { numberOfKeys: 2, lua: luaScript('family-revoke') })
-  redis.defineCommand('authFamilyRevokeAll', { numberOfKeys: 1, lua: luaScript('family-revoke-all') })
+  redis.defineCommand('authFamilyCreate', { numberOfKeys: 3, lua: luaScript('family-create') })
+  redis.defineCommand('authFamilyRotate', { numberOfKeys: 3, lua: luaScript('family-rotate') })
+  redis.defineCommand('authFamilyRevoke', { numberOfKeys: 3, lua: luaScript('family-revoke') })
+  redis.defineCommand('authFamilyRevokeAll', { numberOfKeys: 2, lua: luaScript('family-revoke-all') })
   redis.defineCommand('authFamilyList', { numberOfKeys: 1, lua: luaScript('family-list') })
 }

@@ -1,8 +1,8 @@
-import { AbandonedFamilies, type AbandonedFamiliesOptions, mayHaveRun } from './abandoned-families.js'
 import type { AccessRevocations } from './access-revocations.js'
 import { StoreUnavailableError } from './errors.js'
 import type { FamilyStore, FamilySummary, RotateResult, SessionMeta } from './family-store.js'
 import type { RefreshTokenCodec } from './refresh-token.js'
+import { mayHaveRun, UnansweredWrites, type UnansweredWritesOptions } from './unanswered-writes.js'
 
 export interface IssuedSession {
   userId: string
@@ -40,13 +40,13 @@ export class SessionService {
   readonly #codec: RefreshTokenCodec
   readonly #store: FamilyStore
   readonly #revocations: AccessRevocations
-  readonly #abandoned: AbandonedFamilies
+  readonly #unanswered: UnansweredWrites
 
-  constructor (codec: RefreshTokenCodec, store: FamilyStore, revocations: AccessRevocations, options: AbandonedFamiliesOptions) {
+  constructor (codec: RefreshTokenCodec, store: FamilyStore, revocations: AccessRevocations, options: UnansweredWritesOptions) {
     this.#codec = codec
     this.#store = store
     this.#revocations = revocations
-    this.#abandoned = new AbandonedFamilies(store, options)
+    this.#unanswered = new UnansweredWrites(store, revocations, options)
   }
 
   /** A new family for every login; a refresh cookie sent along is never adopted. */
@@ -61,9 +61,12 @@ export class SessionService {
       userAgent: meta.userAgent,
       ip: meta.ip
     }).catch((err: unknown) => {
-      // Unanswered is not undone: a stalled store runs the create once it wakes, and the login has failed by then.
-      // Not awaited: the 503 is not held back for a store that has just failed to answer.
-      if (mayHaveRun(err)) this.#abandoned.end(user.id, familyId, false).catch(() => {})
+      // Unanswered is not undone: a stalled store runs the create once it wakes (evicting past the cap), and the login
+      // has failed by then. Not awaited: the 503 is not held back for a store that has just failed to answer.
+      if (mayHaveRun(err)) {
+        this.#unanswered.endFamily(user.id, familyId, false).catch(() => {})
+        this.#unanswered.revokeEnded(user.id)
+      }
       throw err
     })
     // Families evicted by the per-user cap are ended like any other.
@@ -98,6 +101,8 @@ export class SessionService {
         ip: meta.ip
       })
     } catch (err) {
+      // Run late, the rotation may have found a reuse and ended the family.
+      if (mayHaveRun(err)) this.#unanswered.revokeEnded(token.userId)
       if (err instanceof StoreUnavailableError) return { status: 'unavailable', refreshToken: successor.value, error: err }
       throw err
     }
@@ -128,7 +133,7 @@ export class SessionService {
   async end (presented: string | undefined): Promise<{ userId: string, familyId: string, revoked: boolean } | null> {
     const token = this.#codec.open(presented)?.token
     if (token === undefined) return null
-    const revoked = await this.#store.revoke(token.userId, token.familyId)
+    const revoked = await this.#ending(token.userId, () => this.#store.revoke(token.userId, token.familyId))
     // Even when the family had already expired: its last access tokens may still be live.
     await this.#revocations.revoke([token.familyId])
     return { userId: token.userId, familyId: token.familyId, revoked }
@@ -139,12 +144,12 @@ export class SessionService {
    * began). Never rejects: a store that cannot take it now is asked again until it does.
    */
   discard (userId: string, familyId: string): Promise<void> {
-    return this.#abandoned.end(userId, familyId, true)
+    return this.#unanswered.endFamily(userId, familyId, true)
   }
 
-  /** A last try at the sessions of unanswered logins not yet ended (discard(), or a create the store did not answer). */
+  /** A last try at what the store's unanswered writes left to do. */
   close (): Promise<void> {
-    return this.#abandoned.close()
+    return this.#unanswered.close()
   }
 
   /** The user's live sessions, most recently used first. */
@@ -159,23 +164,36 @@ export class SessionService {
 
   /** Ends one session of the user; false when it is not a live session of theirs. */
   async revoke (userId: string, familyId: string): Promise<boolean> {
-    const revoked = await this.#store.revoke(userId, familyId)
+    const revoked = await this.#ending(userId, () => this.#store.revoke(userId, familyId))
     if (revoked) await this.#revocations.revoke([familyId])
     return revoked
   }
 
   /** Ends every session of the user; returns the ended ones. */
   async revokeAll (userId: string): Promise<string[]> {
-    const revoked = await this.#store.revokeAll(userId)
+    const revoked = await this.#ending(userId, () => this.#store.revokeAll(userId))
     await this.#revocations.revoke(revoked)
     return revoked
   }
 
   /** Ends every session of the user but `keptFamilyId`, only while that one is live; false (nothing ended) once it has ended. */
   async revokeOthers (userId: string, keptFamilyId: string): Promise<boolean> {
-    const revoked = await this.#store.revokeOthers(userId, keptFamilyId)
+    const revoked = await this.#ending(userId, () => this.#store.revokeOthers(userId, keptFamilyId))
     if (revoked === null) return false
     await this.#revocations.revoke(revoked)
     return true
+  }
+
+  /**
+   * A store write that may end some of the user's families. Unanswered, it may still run: the access tokens of what it
+   * ended are revoked once it has settled, as they would have been on its answer (a retry finds nothing left to end).
+   */
+  async #ending<T> (userId: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write()
+    } catch (err) {
+      if (mayHaveRun(err)) this.#unanswered.revokeEnded(userId)
+      throw err
+    }
   }
 }

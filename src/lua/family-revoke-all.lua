@@ -1,4 +1,5 @@
--- KEYS[1] user's family index; ARGV[1] familyKeyPrefix, ARGV[2] a family id to keep ('' = none).
+-- KEYS[1] user's family index, KEYS[2] user's ended families; ARGV[1] familyKeyPrefix, ARGV[2] a family id to keep
+-- ('' = none), ARGV[3] how long ended families are remembered (ms; family-revoke.lua says why).
 -- Returns the ids of the families that were live and are now revoked; nil, revoking nothing, when the family to keep
 -- is not live (its holder's session ended first: the caller must not act for it).
 if ARGV[2] ~= '' and redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 0 then
@@ -12,5 +13,14 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     end
     redis.call('ZREM', KEYS[1], id)
   end
+end
+if #revoked > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for _, id in ipairs(revoked) do
+    redis.call('ZADD', KEYS[2], now, id)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - tonumber(ARGV[3])))
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
 return revoked

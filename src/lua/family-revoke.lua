@@ -1,4 +1,14 @@
--- KEYS[1] family hash, KEYS[2] user's family index; ARGV[1] familyId. Returns 1 when the family was live.
+-- KEYS[1] family hash, KEYS[2] user's family index, KEYS[3] user's ended families; ARGV[1] familyId, ARGV[2] how long
+-- ended families are remembered (ms). Returns 1 when the family was live.
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+if n == 1 then
+  -- Which families ended, for as long as their access tokens may be presented: a caller this script did not answer
+  -- in time reads them (FamilyStore.recentlyEnded), to revoke those access tokens.
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[3], now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - tonumber(ARGV[2])))
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
 return n

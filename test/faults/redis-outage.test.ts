@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, sidOf, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
+import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, login, type LoggedIn, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, sidOf, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
 import { appCall, launchBrowser, needsChromium, refreshCookieIn, site } from '../helpers/browser.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
@@ -21,6 +21,27 @@ async function waitUntilReady (app: FastifyInstance, timeoutMs = 10_000): Promis
     await sleep(100)
   }
   throw new Error('never became ready')
+}
+
+/**
+ * Runs `request` with Redis stalling for 2 s from the moment `object[method]` has answered: the store command the
+ * route sends next reaches a stalled server, which runs it when it wakes, after the route has answered 503.
+ */
+async function stallingAfter<O extends object, K extends keyof O, R> (t: Test, redis: PrivateRedis, object: O, method: K, request: () => Promise<R>) {
+  const original = object[method] as (...args: unknown[]) => Promise<unknown>
+  let stall: { woken: Promise<void> } | undefined
+  object[method] = (async (...args: unknown[]) => {
+    const value = await original.apply(object, args)
+    stall = await redis.stall(t, 2)
+    return value
+  }) as O[K]
+  try {
+    const res = await request()
+    if (stall === undefined) throw new Error(`${String(method)} was never called`)
+    return { res, woken: stall.woken }
+  } finally {
+    object[method] = original as O[K]
+  }
 }
 
 t.test('Redis killed mid-traffic: 503 within 2 s where the store is needed, /me keeps working, recovery without restart', async (t) => {
@@ -179,19 +200,11 @@ t.test('a login answered 503 whose session Redis makes only after the answer lea
 
   // Redis stalls once the password is verified. The first command after it is the session's create, sent to the
   // stalled server, which runs it when it wakes: after the service has answered 503.
-  const { passwordHasher } = app
-  const verify = passwordHasher.verify.bind(passwordHasher)
-  let stall: { woken: Promise<void> } | undefined
-  passwordHasher.verify = async (...args) => {
-    const ok = await verify(...args)
-    stall = await redis.stall(t, 2)
-    return ok
-  }
-  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })
-  passwordHasher.verify = verify
+  const { res, woken } = await stallingAfter(t, redis, app.passwordHasher, 'verify',
+    () => app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } }))
   t.match({ status: res.statusCode, code: res.json().code }, { status: 503, code: 'AUTH_STORE_UNAVAILABLE' }, 'the login is answered 503 while Redis stalls')
   t.equal(res.headers['set-cookie'], undefined, 'with no cookie')
-  await stall?.woken
+  await woken
 
   await within(2000, async () => families.some((f) => f.event === 'del'), 'Redis deletes a family once awake')
   t.same(families.map((f) => f.event), ['hset', 'expire', 'del'], 'once awake, Redis runs the create (a hash with its TTL), then deletes it')
@@ -223,6 +236,25 @@ t.test('a login that fails after its session began, Redis killed, ends that sess
   await within(3000, async () => await families() === 1, 'the session the failed login made is ended')
   const listed = (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${session.accessToken}` } })).json<{ sessions: Array<{ id: string }> }>()
   t.same(listed.sessions.map((s) => s.id), [sidOf(session.accessToken)], 'only the session that signed in is listed')
+})
+
+t.test('a session ended by a revoke answered 503 that Redis runs late has its access tokens refused too, though the retry finds nothing to end', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const app = await buildApp(t, { env: { REDIS_URL: redis.url } })
+  const owner = await registerAndLogin(app)
+  const thief = await login(app, owner.email)
+  const me = async (s: LoggedIn) => (await app.inject({ url: '/me', headers: { authorization: `Bearer ${s.accessToken}` } })).statusCode
+  // Redis stalls once the owner's session is found live: the revoke that follows is sent to the stalled server, which
+  // runs it when it wakes, after the service has answered 503.
+  const end = () => app.inject({ method: 'DELETE', url: `/auth/sessions/${sidOf(thief.accessToken)}`, headers: { authorization: `Bearer ${owner.accessToken}` } })
+  const { res, woken } = await stallingAfter(t, redis, app.sessions, 'isLive', end)
+  t.equal(res.statusCode, 503, 'the owner ends the thief\'s session: 503, Redis stalled')
+  await woken
+  t.equal((await refresh(app, thief.cookie)).statusCode, 401, 'Redis ran the revoke once awake: the thief\'s session is over')
+  t.equal((await end()).statusCode, 404, 'so the owner\'s retry finds nothing to end')
+  const refusedAfterMs = await within(4000 + 3000, async () => await me(thief) === 401, 'the thief\'s access token refused')
+  t.pass(`the thief's access token is refused ${(refusedAfterMs / 1000).toFixed(1)} s after Redis woke, once the late writes had settled`)
+  t.equal(await me(owner), 200, 'the owner\'s is not')
 })
 
 t.test('a real browser keeps the successor a 503 sets, and its session outlives the grace window after Redis stalled', needsChromium, async (t) => {

@@ -8,7 +8,7 @@ export type StoreFactory = (t: Test, policy: FamilyPolicy) => Promise<FamilyStor
 
 const codec = new RefreshTokenCodec('contract-suite-secret-0123456789abcdef')
 const meta = { userAgent: 'Mozilla/5.0 (contract)', ip: '203.0.113.7' }
-const basePolicy: FamilyPolicy = { idleTtlSeconds: 60, absoluteTtlSeconds: 600, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: 1000, windowSeconds: 60 } }
+const basePolicy: FamilyPolicy = { idleTtlSeconds: 60, absoluteTtlSeconds: 600, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: 1000, windowSeconds: 60 }, rememberEndedMs: 605_000 }
 
 /** A family in the store, and helpers to present its tokens. */
 async function newFamily (store: FamilyStore, userId = newUserId()) {
@@ -314,5 +314,48 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same(fourth.created.evictedFamilyIds, [(families[1] as RefreshToken).familyId])
     t.equal((await store.list(userId)).length, 3)
     t.same(await store.rotate(rotateInput(families[1] as RefreshToken)), { status: 'invalid' }, 'the evicted family no longer refreshes')
+  })
+
+  t.test('the families a store ends are remembered as ended, however they end, and only the user\'s own', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, maxFamiliesPerUser: 4, reuseGraceSeconds: 0 })
+    const userId = newUserId()
+    const [revoked, reused, evicted, kept, other] = [
+      await newFamily(store, userId), await newFamily(store, userId), await newFamily(store, userId), await newFamily(store, userId), await newFamily(store)
+    ]
+    t.same(await store.recentlyEnded(userId), [], 'nothing has ended yet')
+    await store.revoke(userId, revoked.first.familyId)
+    await store.rotate(rotateInput(reused.first))
+    t.match(await store.rotate(rotateInput(reused.first)), { status: 'reused' })
+    await store.rotate(rotateInput(kept.first))
+    await sleep(5)
+    const newest = await newFamily(store, userId)
+    await newFamily(store, userId)
+    t.match((await newFamily(store, userId)).created.evictedFamilyIds, [evicted.first.familyId], 'the least recently used is evicted')
+    t.same((await store.recentlyEnded(userId)).sort(), [revoked.first.familyId, reused.first.familyId, evicted.first.familyId].sort(),
+      'revoked, reused and evicted')
+    await store.revoke(userId, revoked.first.familyId)
+    t.equal((await store.recentlyEnded(userId)).length, 3, 'a family revoked twice is one entry')
+    t.same(await store.recentlyEnded(other.userId), [], 'another user\'s list is their own')
+
+    const everyone = await store.revokeOthers(userId, newest.first.familyId)
+    t.ok(everyone !== null && everyone.length > 0, 'revokeOthers ended the rest')
+    t.same((await store.recentlyEnded(userId)).sort(), [revoked, reused, evicted].map((f) => f.first.familyId).concat(everyone ?? []).sort(), 'and they are remembered too')
+    const last = await store.revokeAll(userId)
+    t.same(last, [newest.first.familyId])
+    t.ok((await store.recentlyEnded(userId)).includes(newest.first.familyId), 'as is what revokeAll ends')
+  })
+
+  t.test('ended families are forgotten once their access tokens are dead', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, rememberEndedMs: 1000 })
+    const first = await newFamily(store)
+    await store.revoke(first.userId, first.first.familyId)
+    await sleep(600)
+    const second = await newFamily(store, first.userId)
+    await store.revoke(first.userId, second.first.familyId)
+    t.equal((await store.recentlyEnded(first.userId)).length, 2, 'both remembered within the time')
+    await sleep(600)
+    const third = await newFamily(store, first.userId)
+    await store.revoke(first.userId, third.first.familyId)
+    t.same((await store.recentlyEnded(first.userId)).sort(), [second.first.familyId, third.first.familyId].sort(), 'the first, ended over a second ago, forgotten')
   })
 }

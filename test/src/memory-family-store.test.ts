@@ -14,7 +14,7 @@ t.test('MemoryFamilyStore fulfils the FamilyStore contract', async (t) => {
 
 t.test('expired families are swept from memory without any traffic', async (t) => {
   let now = 1_000_000
-  const store = new MemoryFamilyStore({ idleTtlSeconds: 10, absoluteTtlSeconds: 100, reuseGraceSeconds: 0, maxFamiliesPerUser: 100, refreshLimit: { max: 100, windowSeconds: 60 } }, { now: () => now })
+  const store = new MemoryFamilyStore({ idleTtlSeconds: 10, absoluteTtlSeconds: 100, reuseGraceSeconds: 0, maxFamiliesPerUser: 100, refreshLimit: { max: 100, windowSeconds: 60 }, rememberEndedMs: 605_000 }, { now: () => now })
   t.teardown(() => store.close())
   const codec = new RefreshTokenCodec('memory-store-test-secret-0123456789abcdef')
   for (let i = 0; i < 1000; i++) {

@@ -25,7 +25,7 @@ async function setup (t: Test) {
   return { redis, prefix, store: new RedisFamilyStore(redis, policy, prefix), codec: new RefreshTokenCodec('redis-store-test-secret-0123456789abcdef') }
 }
 
-const policy = { idleTtlSeconds: 60, absoluteTtlSeconds: 600, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: 100, windowSeconds: 60 } }
+const policy = { idleTtlSeconds: 60, absoluteTtlSeconds: 600, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: 100, windowSeconds: 60 }, rememberEndedMs: 605_000 }
 
 t.test('RedisFamilyStore fulfils the FamilyStore contract', async (t) => {
   familyStoreContract(t, async (t, policy) => {
@@ -57,8 +57,11 @@ t.test('in Redis: only hashes, every key with a TTL, all keys of a user in one h
   }
   await store.rotate({ userId, familyId: tokens[0]!.familyId, generation: 0, presentedHash: codec.seal(tokens[0]!).digest, successorHash: codec.seal(codec.successor(tokens[0]!)).digest, requestedAtMs: Date.now(), userAgent: 'ua', ip: '127.0.0.1' })
 
+  await store.revoke(userId, tokens[2]!.familyId)
+
   const keys = await redis.keys(`${prefix}*`)
-  t.equal(keys.length, 4, 'three families and one index')
+  t.same(keys.map((k) => k.slice(k.lastIndexOf(':'))).sort(), [':ended', ':fams', `:${tokens[0]!.familyId}`, `:${tokens[1]!.familyId}`].sort(),
+    'two live families, their index, and the ended one')
   const slots = new Set<number>()
   for (const key of keys) {
     t.ok(await redis.pttl(key) > 0, `${key.slice(prefix.length)} has a TTL`)

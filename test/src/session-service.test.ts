@@ -1,15 +1,17 @@
 import t, { type Test } from 'tap'
-import { noRevocations } from '../../src/access-revocations.js'
+import { LocalAccessRevocations, noRevocations } from '../../src/access-revocations.js'
 import { StoreUnavailableError } from '../../src/errors.js'
 import type { CreateFamilyInput, CreateResult, RotateInput, RotateResult } from '../../src/family-store.js'
 import { MemoryFamilyStore } from '../../src/memory-family-store.js'
 import { StoreNotReachedError } from '../../src/redis-client.js'
 import { RefreshTokenCodec } from '../../src/refresh-token.js'
+import { RevocationList } from '../../src/revocation-list.js'
 import { SessionService } from '../../src/session-service.js'
 import { newUserId } from '../../src/user-directory.js'
+import { within } from '../helpers/poll.js'
 
 const codec = new RefreshTokenCodec('session-service-test-secret-0123456789ab')
-const policy = { idleTtlSeconds: 600, absoluteTtlSeconds: 3600, reuseGraceSeconds: 10, maxFamiliesPerUser: 10, refreshLimit: { max: 60, windowSeconds: 60 } }
+const policy = { idleTtlSeconds: 600, absoluteTtlSeconds: 3600, reuseGraceSeconds: 10, maxFamiliesPerUser: 10, refreshLimit: { max: 60, windowSeconds: 60 }, rememberEndedMs: 605_000 }
 const meta = { userAgent: 'test-agent', ip: '192.0.2.1' }
 const quiet = { log: { info () {}, warn () {} } }
 
@@ -89,4 +91,30 @@ t.test('a login the store was never sent leaves nothing to end', async (t) => {
   await t.rejects(sessions.start({ id: newUserId(), email: 'someone@example.com' }, meta), { code: 'AUTH_STORE_UNAVAILABLE' })
   await sessions.close()
   t.same(store.revoked, [], 'no revoke is sent')
+})
+
+/** The memory store, whose rotations run but go unanswered, as a stalled Redis runs them after the caller gave up. */
+class UnansweredRotations extends MemoryFamilyStore {
+  constructor () { super({ ...policy, reuseGraceSeconds: 0 }) }
+  override async rotate (input: RotateInput): Promise<RotateResult> {
+    await super.rotate(input)
+    throw new StoreUnavailableError()
+  }
+}
+
+t.test('a reuse found by a rotation the store did not answer still revokes the family\'s access tokens', async (t) => {
+  const store = new UnansweredRotations()
+  const revocations = new LocalAccessRevocations(new RevocationList(), 60_000)
+  const sessions = new SessionService(codec, store, revocations, { ...quiet, retryMs: 10 })
+  t.teardown(async () => {
+    await sessions.close()
+    await store.close()
+    await revocations.close()
+  })
+  const started = await sessions.start({ id: newUserId(), email: 'someone@example.com' }, meta)
+  t.match(await sessions.refresh(started.refreshToken, meta), { status: 'unavailable' }, 'rotated, unanswered')
+  t.match(await sessions.refresh(started.refreshToken, meta), { status: 'unavailable' }, 'the old token again: a reuse the store found, unanswered')
+  t.notOk(await store.isLive(started.userId, started.familyId), 'the store ended the family')
+  await within(1000, async () => revocations.isRevoked(started.familyId), 'the family\'s access tokens revoked')
+  t.pass('and its access tokens are revoked')
 })
