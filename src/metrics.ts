@@ -195,6 +195,16 @@ export class ServiceMetrics {
     for (const metric of metrics) this.registry.registerMetric(metric as unknown as Metric)
   }
 
+  /**
+   * Follow-ups of store writes answered 503 that may still have run (src/unanswered-writes.ts), read at scrape time:
+   * waiting for their late writes to settle, or for a store that cannot take them yet.
+   */
+  observeUnansweredWrites (writes: { readonly pendingFollowUps: number }): void {
+    this.registry.registerMetric(collected('auth_unanswered_writes_pending',
+      'Follow-ups of store writes answered 503 that may still have run: sessions of unanswered logins to end, access tokens of what such a write ended to revoke.',
+      'gauge', () => [{ value: writes.pendingFollowUps, labels: {} }]) as unknown as Metric)
+  }
+
   /** The Prometheus text exposition of this app's and the process's metrics. */
   async exposition (): Promise<{ contentType: string, body: string }> {
     const merged = Registry.merge([processMetrics(), this.registry])

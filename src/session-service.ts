@@ -147,6 +147,11 @@ export class SessionService {
     return this.#unanswered.endFamily(userId, familyId, true)
   }
 
+  /** Follow-ups of the store's unanswered writes not yet done. */
+  get pendingFollowUps (): number {
+    return this.#unanswered.size
+  }
+
   /** A last try at what the store's unanswered writes left to do. */
   close (): Promise<void> {
     return this.#unanswered.close()

@@ -252,9 +252,13 @@ t.test('a session ended by a revoke answered 503 that Redis runs late has its ac
   await woken
   t.equal((await refresh(app, thief.cookie)).statusCode, 401, 'Redis ran the revoke once awake: the thief\'s session is over')
   t.equal((await end()).statusCode, 404, 'so the owner\'s retry finds nothing to end')
+  const pending = async () => Number(/^auth_unanswered_writes_pending (\d+)$/m.exec((await app.inject({ url: '/metrics' })).body)?.[1])
+  t.equal(await pending(), 1, 'one follow-up waits for the late writes to settle, as /metrics shows')
   const refusedAfterMs = await within(4000 + 3000, async () => await me(thief) === 401, 'the thief\'s access token refused')
   t.pass(`the thief's access token is refused ${(refusedAfterMs / 1000).toFixed(1)} s after Redis woke, once the late writes had settled`)
   t.equal(await me(owner), 200, 'the owner\'s is not')
+  await within(1000, async () => await pending() === 0, 'no follow-up pending once it is done')
+  t.pass('and none once it is done')
 })
 
 t.test('a real browser keeps the successor a 503 sets, and its session outlives the grace window after Redis stalled', needsChromium, async (t) => {
