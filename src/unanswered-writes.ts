@@ -15,6 +15,12 @@ interface FollowUp {
   attempt: () => Promise<unknown>
 }
 
+/**
+ * How long one sweep keeps starting batches; the rest waits for the next. With the store stalled each batch waits out a
+ * command timeout: thousands of follow-ups would otherwise hold a sweep, and a shutdown waiting on it, for minutes.
+ */
+const SWEEP_BUDGET_MS = 1000
+
 export interface UnansweredWritesOptions {
   log: Logger
   /** How often follow-ups the store has not taken yet are tried again. */
@@ -117,7 +123,7 @@ export class UnansweredWrites {
     this.#sweeping = (async () => {
       let done = 0
       // In batches: after a long outage thousands may be due, and one batch is one socket write (auto-pipelining).
-      for (let i = 0; i < due.length; i += 100) {
+      for (let i = 0; i < due.length && Date.now() - now < SWEEP_BUDGET_MS; i += 100) {
         await Promise.all(due.slice(i, i + 100).map(async ([key, followUp]) => {
           if (!await this.#try(followUp.attempt) || this.#pending.get(key) !== followUp) return
           this.#pending.delete(key)

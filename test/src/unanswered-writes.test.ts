@@ -213,3 +213,25 @@ t.test('a store that cannot say what ended is asked again until it does', async 
   store.out = false
   t.ok(await until(() => revocations.isRevoked(f.familyId)), 'back: revoked')
 })
+
+t.test('a shutdown with thousands pending and the store stalled takes about a second, not a command timeout per batch', async (t) => {
+  /** Every revoke answered only after 400 ms: a store that stalls. */
+  class StalledStore extends UnreliableStore {
+    override async revoke (userId: string, familyId: string): Promise<boolean> {
+      await sleep(400)
+      return await super.revoke(userId, familyId)
+    }
+  }
+  const store = new StalledStore(60_000)
+  const log = logs()
+  const writes = new UnansweredWrites(store, new LocalAccessRevocations(new RevocationList(), 60_000), { log, retryMs: 60_000 })
+  t.teardown(() => store.close())
+  const families = Array.from({ length: 2000 }, () => family())
+  for (const f of families) writes.endFamily(f.userId, f.familyId, false).catch(() => {})
+  const started = performance.now()
+  await writes.close()
+  const ms = performance.now() - started
+  t.ok(ms < 4000, `closed in ${ms.toFixed(0)} ms: 20 batches of 400 ms would take 8 s`)
+  t.ok(writes.size > 0 && writes.size < families.length, `the budget's batches were ended (${families.length - writes.size}), the rest (${writes.size}) left`)
+  t.match(log.lines.filter((l) => l.level === 'warn'), [{ obj: { count: writes.size } }], 'and counted in the warning')
+})
