@@ -15,12 +15,16 @@ const policy = { idleTtlSeconds: 600, absoluteTtlSeconds: 3600, reuseGraceSecond
 const meta = { userAgent: 'test-agent', ip: '192.0.2.1' }
 const quiet = { log: { info () {}, warn () {} } }
 
-/** The memory store, with its rotation failing as `failure` says (the rest of it as it is). */
+/**
+ * The memory store, with its rotation failing as `failure` says (the rest of it as it is): after running, with `ran`,
+ * as a stalled Redis runs a rotation after the caller gave up. No grace window: a token presented twice is a reuse.
+ */
 class FailingRotations extends MemoryFamilyStore {
   rotations = 0
-  constructor (readonly failure: () => Error) { super(policy) }
-  override async rotate (_input: RotateInput): Promise<RotateResult> {
+  constructor (readonly failure: () => Error, readonly ran = false) { super({ ...policy, reuseGraceSeconds: 0 }) }
+  override async rotate (input: RotateInput): Promise<RotateResult> {
     this.rotations++
+    if (this.ran) await super.rotate(input)
     throw this.failure()
   }
 }
@@ -93,17 +97,8 @@ t.test('a login the store was never sent leaves nothing to end', async (t) => {
   t.same(store.revoked, [], 'no revoke is sent')
 })
 
-/** The memory store, whose rotations run but go unanswered, as a stalled Redis runs them after the caller gave up. */
-class UnansweredRotations extends MemoryFamilyStore {
-  constructor () { super({ ...policy, reuseGraceSeconds: 0 }) }
-  override async rotate (input: RotateInput): Promise<RotateResult> {
-    await super.rotate(input)
-    throw new StoreUnavailableError()
-  }
-}
-
 t.test('a reuse found by a rotation the store did not answer still revokes the family\'s access tokens', async (t) => {
-  const store = new UnansweredRotations()
+  const store = new FailingRotations(() => new StoreUnavailableError(), true)
   const revocations = new LocalAccessRevocations(new RevocationList(), 60_000)
   const sessions = new SessionService(codec, store, revocations, { ...quiet, retryMs: 10 })
   t.teardown(async () => {
