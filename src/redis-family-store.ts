@@ -5,13 +5,13 @@ import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, Family
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    authFamilyCreate (family: string, index: string, ended: string, tokenHash: string, familyId: string, idleMs: number, absoluteMs: number,
-      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string, endedMs: number): Result<[number, ...string[]], Context>
-    authFamilyRotate (family: string, index: string, ended: string, presentedHash: string, generation: number, successorHash: string,
+    authFamilyCreate (family: string, index: string, tokenHash: string, familyId: string, idleMs: number, absoluteMs: number,
+      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string, endedMs: number, ended: string): Result<[number, ...string[]], Context>
+    authFamilyRotate (family: string, index: string, presentedHash: string, generation: number, successorHash: string,
       idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
-      limitMax: number, limitWindowMs: number, requestedAtMs: number, endedMs: number): Result<[number, number?, string?], Context>
-    authFamilyRevoke (family: string, index: string, ended: string, familyId: string, endedMs: number): Result<number, Context>
-    authFamilyRevokeAll (index: string, ended: string, familyKeyPrefix: string, keptFamilyId: string, endedMs: number): Result<string[] | null, Context>
+      limitMax: number, limitWindowMs: number, requestedAtMs: number, endedMs: number, ended: string): Result<[number, number?, string?], Context>
+    authFamilyRevoke (family: string, index: string, familyId: string, endedMs: number, ended: string): Result<number, Context>
+    authFamilyRevokeAll (index: string, familyKeyPrefix: string, keptFamilyId: string, endedMs: number, ended: string): Result<string[] | null, Context>
     authFamilyList (index: string, familyKeyPrefix: string): Result<Array<string | number>, Context>
   }
 }
@@ -27,7 +27,8 @@ declare module 'ioredis' {
  * Every field stays within 64 bytes so the hash keeps Redis's compact listpack encoding
  * (bench/README.md: memory per session).
  *   <prefix>{<userId>}:fams          zset: familyId -> last use ms
- *   <prefix>{<userId>}:ended         zset: familyId -> when it was revoked (ms), for FamilyPolicy.rememberEndedMs
+ *   <prefix>{<userId>}:ended         zset: familyId -> when it was revoked (ms), for FamilyPolicy.rememberEndedMs;
+ *                                    named to the scripts in ARGV, not KEYS (family-revoke.lua says why)
  */
 export class RedisFamilyStore implements FamilyStore {
   readonly #redis: RedisClient
@@ -46,18 +47,18 @@ export class RedisFamilyStore implements FamilyStore {
   async create (input: CreateFamilyInput): Promise<CreateResult> {
     const p = this.#policy
     const [ttlMs, ...evictedFamilyIds] = await guardStore(this.#redis, () => this.#redis.authFamilyCreate(
-      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), this.#endedKey(input.userId), input.tokenHash, input.familyId,
+      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.tokenHash, input.familyId,
       p.idleTtlSeconds * 1000, p.absoluteTtlSeconds * 1000, p.maxFamiliesPerUser, compactUserAgent(input.userAgent), input.ip,
-      this.#familyKeyPrefix(input.userId), input.email, p.rememberEndedMs))
+      this.#familyKeyPrefix(input.userId), input.email, p.rememberEndedMs, this.#endedKey(input.userId)))
     return { ttlSeconds: Math.floor(ttlMs / 1000), evictedFamilyIds }
   }
 
   async rotate (input: RotateInput): Promise<RotateResult> {
     const p = this.#policy
     const [status, ttlMs, email] = await guardStore(this.#redis, () => this.#redis.authFamilyRotate(
-      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), this.#endedKey(input.userId), input.presentedHash, input.generation,
+      this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.presentedHash, input.generation,
       input.successorHash, p.idleTtlSeconds * 1000, p.reuseGraceSeconds * 1000, compactUserAgent(input.userAgent), input.ip, input.familyId,
-      p.refreshLimit.max, p.refreshLimit.windowSeconds * 1000, input.requestedAtMs, p.rememberEndedMs))
+      p.refreshLimit.max, p.refreshLimit.windowSeconds * 1000, input.requestedAtMs, p.rememberEndedMs, this.#endedKey(input.userId)))
     switch (status) {
       case 1: return { status: 'rotated', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
       case 2: return { status: 'grace', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
@@ -69,7 +70,7 @@ export class RedisFamilyStore implements FamilyStore {
 
   async revoke (userId: string, familyId: string): Promise<boolean> {
     const n = await guardStore(this.#redis, () => this.#redis.authFamilyRevoke(this.#familyKey(userId, familyId), this.#indexKey(userId),
-      this.#endedKey(userId), familyId, this.#policy.rememberEndedMs))
+      familyId, this.#policy.rememberEndedMs, this.#endedKey(userId)))
     return n === 1
   }
 
@@ -78,8 +79,8 @@ export class RedisFamilyStore implements FamilyStore {
   }
 
   revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null> {
-    return guardStore(this.#redis, () => this.#redis.authFamilyRevokeAll(this.#indexKey(userId), this.#endedKey(userId), this.#familyKeyPrefix(userId),
-      keptFamilyId, this.#policy.rememberEndedMs))
+    return guardStore(this.#redis, () => this.#redis.authFamilyRevokeAll(this.#indexKey(userId), this.#familyKeyPrefix(userId),
+      keptFamilyId, this.#policy.rememberEndedMs, this.#endedKey(userId)))
   }
 
   recentlyEnded (userId: string): Promise<string[]> {
@@ -138,9 +139,9 @@ export class RedisFamilyStore implements FamilyStore {
 function defineFamilyCommands (redis: RedisClient): void {
   // Registered once per connection; ioredis sends EVALSHA and falls back to EVAL after a Redis restart.
   if (typeof redis.authFamilyRotate === 'function') return
-  redis.defineCommand('authFamilyCreate', { numberOfKeys: 3, lua: luaScript('family-create') })
-  redis.defineCommand('authFamilyRotate', { numberOfKeys: 3, lua: luaScript('family-rotate') })
-  redis.defineCommand('authFamilyRevoke', { numberOfKeys: 3, lua: luaScript('family-revoke') })
-  redis.defineCommand('authFamilyRevokeAll', { numberOfKeys: 2, lua: luaScript('family-revoke-all') })
+  redis.defineCommand('authFamilyCreate', { numberOfKeys: 2, lua: luaScript('family-create') })
+  redis.defineCommand('authFamilyRotate', { numberOfKeys: 2, lua: luaScript('family-rotate') })
+  redis.defineCommand('authFamilyRevoke', { numberOfKeys: 2, lua: luaScript('family-revoke') })
+  redis.defineCommand('authFamilyRevokeAll', { numberOfKeys: 1, lua: luaScript('family-revoke-all') })
   redis.defineCommand('authFamilyList', { numberOfKeys: 1, lua: luaScript('family-list') })
 }

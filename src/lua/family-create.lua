@@ -1,7 +1,7 @@
 -- Records a new refresh-token family and caps the user's live families.
--- KEYS[1] family hash, KEYS[2] user's family index (zset familyId -> last use ms), KEYS[3] user's ended families
--- (family-revoke.lua); all carry the {userId} hash tag.
--- ARGV: tokenHash, familyId, idleMs, absoluteMs, maxFamilies, userAgent, ip, familyKeyPrefix, email, endedMs
+-- KEYS[1] family hash, KEYS[2] user's family index (zset familyId -> last use ms); both carry the {userId} hash tag.
+-- ARGV: tokenHash, familyId, idleMs, absoluteMs, maxFamilies, userAgent, ip, familyKeyPrefix, email, endedMs,
+--       endedKey (the user's ended families, in the same slot: family-revoke.lua)
 -- Returns { ttlMs, evictedFamilyId... }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -36,13 +36,13 @@ if excess > 0 then
   for _, id in ipairs(victims) do
     if redis.call('DEL', ARGV[8] .. id) == 1 then
       result[#result + 1] = id
-      redis.call('ZADD', KEYS[3], now, id)
+      redis.call('ZADD', ARGV[11], now, id)
     end
     redis.call('ZREM', KEYS[2], id)
   end
   if #result > 1 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - tonumber(ARGV[10])))
-    redis.call('PEXPIRE', KEYS[3], ARGV[10])
+    redis.call('ZREMRANGEBYSCORE', ARGV[11], '-inf', '(' .. (now - tonumber(ARGV[10])))
+    redis.call('PEXPIRE', ARGV[11], ARGV[10])
   end
 end
 return result

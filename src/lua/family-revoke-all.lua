@@ -1,5 +1,5 @@
--- KEYS[1] user's family index, KEYS[2] user's ended families; ARGV[1] familyKeyPrefix, ARGV[2] a family id to keep
--- ('' = none), ARGV[3] how long ended families are remembered (ms; family-revoke.lua says why).
+-- KEYS[1] user's family index; ARGV[1] familyKeyPrefix, ARGV[2] a family id to keep ('' = none), ARGV[3] how long
+-- ended families are remembered (ms), ARGV[4] the user's ended families (family-revoke.lua says why both).
 -- Returns the ids of the families that were live and are now revoked; nil, revoking nothing, when the family to keep
 -- is not live (its holder's session ended first: the caller must not act for it).
 if ARGV[2] ~= '' and redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 0 then
@@ -18,9 +18,9 @@ if #revoked > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   for _, id in ipairs(revoked) do
-    redis.call('ZADD', KEYS[2], now, id)
+    redis.call('ZADD', ARGV[4], now, id)
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - tonumber(ARGV[3])))
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', ARGV[4], '-inf', '(' .. (now - tonumber(ARGV[3])))
+  redis.call('PEXPIRE', ARGV[4], ARGV[3])
 end
 return revoked

@@ -1,5 +1,7 @@
--- KEYS[1] family hash, KEYS[2] user's family index, KEYS[3] user's ended families; ARGV[1] familyId, ARGV[2] how long
--- ended families are remembered (ms). Returns 1 when the family was live.
+-- KEYS[1] family hash, KEYS[2] user's family index; ARGV[1] familyId, ARGV[2] how long ended families are remembered
+-- (ms), ARGV[3] the user's ended families (a zset in the same slot). Returns 1 when the family was live.
+-- The ended-families key is named in ARGV, not KEYS, though it shares the {userId} slot: it usually does not exist,
+-- and a script declaring a missing key beside existing ones is refused (TRYAGAIN) for as long as its slot migrates.
 local n = redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 if n == 1 then
@@ -7,8 +9,8 @@ if n == 1 then
   -- in time reads them (FamilyStore.recentlyEnded), to revoke those access tokens.
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZADD', KEYS[3], now, ARGV[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - tonumber(ARGV[2])))
-  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  redis.call('ZADD', ARGV[3], now, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', ARGV[3], '-inf', '(' .. (now - tonumber(ARGV[2])))
+  redis.call('PEXPIRE', ARGV[3], ARGV[2])
 end
 return n

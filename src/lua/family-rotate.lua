@@ -1,8 +1,9 @@
 -- Rotation, grace and reuse detection of one refresh token, atomically.
 -- The caller has verified the token's tag, so (familyId, generation) are genuine.
--- KEYS[1] family hash, KEYS[2] user's family index, KEYS[3] user's ended families (family-revoke.lua)
+-- KEYS[1] family hash, KEYS[2] user's family index
 -- ARGV: presentedHash, generation, successorHash, idleMs, graceMs, userAgent, ip, familyId, limitMax, limitWindowMs,
---       requestedAtMs (the caller's clock), endedMs (how long ended families are remembered)
+--       requestedAtMs (the caller's clock), endedMs (how long ended families are remembered), endedKey (the user's
+--       ended families, in the same slot: family-revoke.lua says why it is not among KEYS)
 -- Returns {1, ttlMs, email} rotated | {2, ttlMs, email} grace | {3} reused (family revoked) | {0} invalid
 --         | {4, retryAfterMs} limited (too many refreshes of this session in the window; nothing changed)
 -- (the email rides along so the caller can mint the access token without a second round trip)
@@ -71,9 +72,9 @@ if presented < current and not isParentInGrace and tonumber(ARGV[11]) >= (tonumb
   -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[8])
-  redis.call('ZADD', KEYS[3], now, ARGV[8])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - tonumber(ARGV[12])))
-  redis.call('PEXPIRE', KEYS[3], ARGV[12])
+  redis.call('ZADD', ARGV[13], now, ARGV[8])
+  redis.call('ZREMRANGEBYSCORE', ARGV[13], '-inf', '(' .. (now - tonumber(ARGV[12])))
+  redis.call('PEXPIRE', ARGV[13], ARGV[12])
   return { 3 }
 end
 
