@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
+import { onClientLeft } from '../src/client-errors.js'
 import { firstOnLoggedRoutes } from '../src/route-hooks.js'
 
 /**
@@ -17,8 +18,6 @@ export default fp(async function accessLogPlugin (fastify) {
 }, { name: 'access-log', dependencies: ['config'], fastify: '5.x' })
 
 function noteAbandonment (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) reply.log.info({ req: request, responseTime: reply.elapsedTime }, 'request abandoned by its client')
-  })
+  onClientLeft(reply, () => { reply.log.info({ req: request, responseTime: reply.elapsedTime }, 'request abandoned by its client') })
   done()
 }

@@ -62,6 +62,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
         .catch((err: unknown) => request.log.warn({ err }, 'password rehash failed'))
     }
 
+    // No session for a client that hung up while its password was verified (a client timing out under load).
+    clientGone.throwIfAborted()
     // Always a new family: a refresh cookie sent along with the login is ignored, never adopted.
     const session = await sessions.start(user, sessionMeta(request))
     // A password change may have completed since the hash was read (this login waiting its turn to hash, on a busy
@@ -73,14 +75,21 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // A session whose login is not answered (refused, or failed on the way: store down, hasher busy, client gone) must
     // not stay behind, listed among the user's sessions with no one holding its token.
+    const discard = (): Promise<void> => sessions.discard(user.id, session.familyId)
     const kept = await stillTheirs().catch(async (err: unknown) => {
-      await sessions.discard(user.id, session.familyId)
+      await discard()
       throw err
     })
     if (!kept) {
-      await sessions.discard(user.id, session.familyId)
+      await discard()
       return refuse()
     }
+    if (clientGone.aborted) {
+      await discard()
+      throw clientGone.reason
+    }
+    // The client may still go before its answer is written (the signal has not fired yet, and fires then).
+    clientGone.addEventListener('abort', () => { discard().catch(() => {}) }, { once: true })
     fastify.metrics.login('success')
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
     return fastify.accessTokens.issue(session)

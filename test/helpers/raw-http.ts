@@ -1,3 +1,4 @@
+import { request } from 'node:http'
 import { connect } from 'node:net'
 
 export interface RawResponse {
@@ -30,4 +31,24 @@ export async function rawRequest (port: number, bytes: string | Buffer, timeoutM
     headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
   }
   return { statusCode: Number(statusLine?.split(' ')[1]), headers, body: received.slice(end + 4) }
+}
+
+export interface UnansweredRequest {
+  /** Closes the connection: a client that has given up waiting. Throws if an answer came first (the test's premise). */
+  hangUp (): void
+}
+
+/** Sends a request over a connection of its own, to be left unanswered until the test hangs up. */
+export function unansweredRequest (port: number, path: string, init: { method?: string, headers?: Record<string, string>, body?: string } = {}): UnansweredRequest {
+  const req = request({ port, host: '127.0.0.1', path, method: init.method ?? 'GET', headers: init.headers })
+  let answered: number | undefined
+  req.on('error', () => {})
+  req.on('response', (res) => { answered = res.statusCode })
+  req.end(init.body)
+  return {
+    hangUp () {
+      req.destroy()
+      if (answered !== undefined) throw new Error(`${path} was answered ${answered} before the client hung up: the test needs it slower`)
+    }
+  }
 }

@@ -1,7 +1,9 @@
-import { connect } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { within } from '../../helpers/poll.js'
-import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
+import { unansweredRequest, type UnansweredRequest } from '../../helpers/raw-http.js'
+import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/login (${store} store)`, async (t) => {
@@ -129,20 +131,56 @@ t.test('a login whose client has gone while it waited to hash is dropped: the sl
   const ahead = signIn()
   await within(5000, async () => app.passwordHasher.running === 1, 'a login hashes')
   // Three clients that send a login and hang up while it waits for the slot (a client timing out under load).
-  const impatient = Array.from({ length: 3 }, () => {
-    const socket = connect(port, '127.0.0.1')
-    socket.on('error', () => {})
-    socket.write(`POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
-    return socket
-  })
+  const impatient = Array.from({ length: 3 }, () => impatientLogin(port, account.email))
   await within(5000, async () => app.passwordHasher.pending === 3, 'the three wait behind it')
-  for (const socket of impatient) socket.destroy()
+  for (const client of impatient) client.hangUp()
   await within(5000, async () => (await ahead).status === 200, 'the first login is answered')
   await within(5000, async () => app.passwordHasher.pending + app.passwordHasher.running === 0, 'the queue empties')
   t.equal(app.passwordHasher.dropped, 3, 'the three hashes no one awaited were never computed')
   t.equal((await signIn()).status, 200, 'the next login is served')
   t.match((await app.inject({ url: '/metrics' })).body, /^auth_password_hashes_shed_total\{reason="client_gone"\} 3$/m, 'and /metrics counts them')
 })
+
+t.test('a login whose client hangs up while its password is verified makes no session: none left behind, none evicted', async (t) => {
+  // One session per user: a session made for the abandoned login would evict the one the account has.
+  const app = await buildApp(t, { env: { ...ONE_SLOW_HASH_AT_A_TIME, MAX_SESSIONS_PER_USER: '1' } })
+  const account = await registerAndLogin(app)
+  const port = await listenOnLoopback(app)
+  const impatient = impatientLogin(port, account.email)
+  await within(5000, async () => app.passwordHasher.running === 1, 'its password is being verified')
+  // A client timing out under load: the hash it started runs to its end, and the login goes on without anyone to answer.
+  impatient.hangUp()
+  // Another account's login, queued behind that hash: answered once the abandoned login has done all it will.
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: `nobody-${account.email}`, password: PASSWORD } })).statusCode, 401)
+  const listed = await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${account.accessToken}` } })
+  t.equal(listed.statusCode, 200, 'the session the account began with is not evicted')
+  t.same(listed.json().sessions.map((s: { current: boolean }) => s.current), [true], 'and is its only one')
+  t.equal((await refresh(app, account.cookie)).statusCode, 200, 'it refreshes')
+})
+
+t.test('a login whose client hangs up after its session is made, before its answer is written, leaves no session behind', async (t) => {
+  const app = await buildApp(t, { beforeApp: holdAnswers })
+  const account = await registerAndLogin(app)
+  const port = await listenOnLoopback(app)
+  const sessionCount = async () => (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${account.accessToken}` } })).json().sessions.length as number
+  const impatient = impatientLogin(port, account.email, { 'x-test-hold': '1' })
+  await within(5000, async () => await sessionCount() === 2, 'the login has made its session, and its answer is held')
+  impatient.hangUp()
+  await within(5000, async () => await sessionCount() === 1, 'the session no one received ends with its client')
+  t.equal(await sessionCount(), 1, 'the account is left with the session it began with')
+})
+
+/** A login over a connection of its own, left unanswered until the test hangs up. */
+function impatientLogin (port: number, email: string, headers: Record<string, string> = {}): UnansweredRequest {
+  return unansweredRequest(port, '/auth/login', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ email, password: PASSWORD }) })
+}
+
+/** A test's own hook: the answer to a request with `x-test-hold` is held 2 s before it is written. */
+function holdAnswers (fastify: FastifyInstance): void {
+  fastify.addHook('onSend', async (request) => {
+    if (request.headers['x-test-hold'] !== undefined) await sleep(2000)
+  })
+}
 
 t.test('a hash of older parameters is not upgraded while other logins wait for a slot, and is at the next quiet login', async (t) => {
   const prefix = uniquePrefix()
