@@ -38,6 +38,9 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     // current password (from one session: two sessions' are settled by revokeOthers below), the second finds it is no
     // longer current, and the first's new password stands.
     const newHash = await passwordHasher.hash(request.body.newPassword, clientGone)
+    // A client that hung up while the new password was hashed changes nothing: its retry, with the same current
+    // password, finds it still current.
+    clientGone.throwIfAborted()
     // Whoever else knew the old password is logged out everywhere; the caller stays signed in. Before the hash changes,
     // so that a store failing after it (a 503) cannot leave the new password with the old sessions alive; and only
     // while the caller's own session lives, so that of two changes made at once the first to end the other's wins.

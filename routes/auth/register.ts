@@ -20,7 +20,10 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
     if (refusal !== null) throw new WeakPasswordError(refusal)
     // Cheap duplicate check before the expensive hash; create() below is the authoritative one.
     if (await fastify.users.findByEmail(email) !== null) throw new EmailTakenError()
-    const passwordHash = await fastify.passwordHasher.hash(request.body.password, whenClientGone(reply))
+    const clientGone = whenClientGone(reply)
+    const passwordHash = await fastify.passwordHasher.hash(request.body.password, clientGone)
+    // A client that hung up while its password was hashed gets no account: its retry is answered 201, not 409.
+    clientGone.throwIfAborted()
     const user = await fastify.users.create(email, passwordHash)
     if (user === null) throw new EmailTakenError()
     return reply.code(201).send(user)

@@ -1,6 +1,7 @@
 import t from 'tap'
-import { buildApp, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniquePrefix } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
+import { unansweredRequest } from '../../helpers/raw-http.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/password refuses a new password on the blocklist, and changes nothing (${store} store)`, async (t) => {
@@ -48,4 +49,23 @@ t.test('a rehash of the current password landing while the new one is hashed doe
   t.equal((await weak.inject({ method: 'POST', url: '/auth/login', payload: { email: caller.email, password: newPassword } })).statusCode, 200, 'the new password signs in')
   t.equal((await weak.inject({ method: 'POST', url: '/auth/login', payload: { email: caller.email, password: PASSWORD } })).statusCode, 401, 'the old one no longer')
   t.equal((await refresh(upgrading, other.cookie)).statusCode, 401, 'and the session begun elsewhere with it ended')
+})
+
+t.test('a password change whose client hangs up while the new password is hashed changes nothing: the retry goes through', async (t) => {
+  const prefix = uniquePrefix()
+  // Registered with the weak test parameters, so that on the slow instance the current password verifies at once
+  // and the new one hashes for long.
+  const weak = await buildApp(t, { prefix })
+  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
+  const caller = await registerAndLogin(weak)
+  const port = await listenOnLoopback(slow)
+  const payload = { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 9' }
+  const headers = { authorization: `Bearer ${caller.accessToken}` }
+  const impatient = unansweredRequest(port, '/auth/password', { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(payload) })
+  await within(5000, async () => slow.passwordHasher.running === 1, 'the new password is being hashed')
+  impatient.hangUp()
+  // The retry's hashes wait behind that one: had the abandoned change been made, its current password would be stale.
+  const retry = await slow.inject({ method: 'POST', url: '/auth/password', headers, payload })
+  t.equal(retry.statusCode, 204, 'the retry, with the same current password, changes it', { body: retry.body })
+  t.equal((await weak.inject({ method: 'POST', url: '/auth/login', payload: { email: caller.email, password: payload.newPassword } })).statusCode, 200, 'the new password signs in')
 })

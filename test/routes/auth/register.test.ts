@@ -1,5 +1,7 @@
 import t from 'tap'
-import { buildApp, PASSWORD, uniqueEmail } from '../../helpers/app.js'
+import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, uniqueEmail } from '../../helpers/app.js'
+import { within } from '../../helpers/poll.js'
+import { unansweredRequest } from '../../helpers/raw-http.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/register (${store} store)`, async (t) => {
@@ -75,3 +77,16 @@ for (const store of ['redis', 'memory'] as const) {
     })
   })
 }
+
+t.test('a registration whose client hangs up while its password is hashed makes no account: the retry is answered 201', async (t) => {
+  const app = await buildApp(t, { env: ONE_SLOW_HASH_AT_A_TIME })
+  const port = await listenOnLoopback(app)
+  const payload = { email: uniqueEmail(), password: PASSWORD }
+  const impatient = unansweredRequest(port, '/auth/register', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(payload) })
+  await within(5000, async () => app.passwordHasher.running === 1, 'its password is being hashed')
+  impatient.hangUp()
+  // The retry's own hash waits behind that one, so its account is created after the abandoned one would have been.
+  const retry = await app.inject({ method: 'POST', url: '/auth/register', payload })
+  t.equal(retry.statusCode, 201, 'the retry creates the account', { body: retry.body })
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload })).statusCode, 200, 'whose password signs in')
+})
