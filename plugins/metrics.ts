@@ -1,5 +1,6 @@
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onResponseHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { onClientLeft } from '../src/client-errors.js'
 import { ServiceMetrics } from '../src/metrics.js'
 import { hookList } from '../src/route-hooks.js'
 
@@ -10,10 +11,18 @@ declare module 'fastify' {
   }
 }
 
+/** nginx's "client closed request"; src/errors.ts ClientClosedError's status too. */
+const CLIENT_CLOSED_REQUEST = 499
+
 /**
  * Every route gets its own onResponse recorder, bound to its method and URL pattern when the route
  * is registered: a request then costs a counter increment and a histogram bucket, with no look-up
  * of its route by name.
+ *
+ * Fastify runs onResponse only for an answer it has written. A request whose client hangs up first (a client's
+ * timeout while Redis stalls or logins queue to hash) is counted as 499, nginx's code for it, with the time its
+ * client waited: otherwise an outage would thin the error rate out instead of showing in it. Not on the routes that
+ * answer at once (src/app.ts): the listener per request would cost /me a few per cent, and count nothing there.
  */
 export default fp(async function metricsPlugin (fastify) {
   const metrics = new ServiceMetrics()
@@ -21,10 +30,15 @@ export default fp(async function metricsPlugin (fastify) {
   fastify.addHook('onRoute', (route) => {
     const method = Array.isArray(route.method) ? route.method.join(',') : route.method
     const recorder = metrics.route(method, route.url)
+    const watch = function watchForAbandonment (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+      onClientLeft(reply, () => { recorder.record(CLIENT_CLOSED_REQUEST, reply.elapsedTime) })
+      done()
+    }
     const record = function recordMetrics (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
       recorder.record(reply.statusCode, reply.elapsedTime)
       done()
     }
+    if (route.config?.answersAtOnce !== true) route.onRequest = [watch, ...hookList(route.onRequest) as onRequestHookHandler[]]
     route.onResponse = [...hookList(route.onResponse) as onResponseHookHandler[], record]
   })
 }, { name: 'metrics', fastify: '5.x' })

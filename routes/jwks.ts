@@ -22,7 +22,7 @@ const Jwks = Type.Object({
 
 const jwks: FastifyPluginAsyncTypebox = async (fastify) => {
   // The response schema is also a guard: only these public members can ever be serialised.
-  fastify.get('/.well-known/jwks.json', { config: { accessLog: 'failures' }, schema: { summary: 'The public keys that verify access tokens', response: { 200: Jwks } } }, async (_request, reply) => {
+  fastify.get('/.well-known/jwks.json', { config: { accessLog: 'failures', answersAtOnce: true }, schema: { summary: 'The public keys that verify access tokens', response: { 200: Jwks } } }, async (_request, reply) => {
     reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}, must-revalidate`)
     return fastify.accessTokens.jwks as { keys: Array<PublicJwk & { kty: string, crv: string, x: string }> }
   })

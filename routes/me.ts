@@ -5,7 +5,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/me', {
     onRequest: fastify.authenticate,
     // Successes logged at debug (src/app.ts): clients call this on every page.
-    config: { accessLog: 'failures' },
+    config: { accessLog: 'failures', answersAtOnce: true },
     schema: {
       summary: 'The signed-in user, from the access token alone',
       response: { 200: UserResponse, 401: ErrorResponse }

@@ -7,7 +7,7 @@ const metrics: FastifyPluginAsyncTypebox = async (fastify) => {
   // With METRICS_PORT it is served there instead (src/metrics-server.ts), and not on the API's port at all.
   if (fastify.config.metricsPort !== null) return
   fastify.get('/metrics', {
-    config: { accessLog: 'failures' },
+    config: { accessLog: 'failures', answersAtOnce: true },
     schema: { summary: 'Prometheus metrics', produces: ['text/plain'], response: { 200: Type.String({ description: 'Prometheus text exposition format' }) } }
   }, async (_request, reply) => {
     const { contentType, body } = await fastify.metrics.exposition()

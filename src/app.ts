@@ -28,6 +28,12 @@ declare module 'fastify' {
      * logged at debug unless ACCESS_LOG=all; its failures, like every request of other routes, at info.
      */
     accessLog?: 'failures'
+    /**
+     * A route that answers from memory, waiting on neither the store nor the password hasher (/me, liveness, JWKS,
+     * metrics): no client gives up on it midway, so plugins/metrics.ts spares its requests the listener that counts
+     * those abandoned (499).
+     */
+    answersAtOnce?: true
   }
 }
 

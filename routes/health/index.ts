@@ -6,7 +6,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   // Liveness: the process runs and its event loop answers. Never depends on Redis,
   // or an orchestrator would restart healthy instances during a Redis outage.
   fastify.get('/health/live', {
-    config: { accessLog: 'failures' },
+    config: { accessLog: 'failures', answersAtOnce: true },
     schema: { summary: 'Liveness: the process answers', response: { 200: StatusResponse } }
   }, async () => ({ status: 'ok' }))
 

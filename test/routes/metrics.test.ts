@@ -1,5 +1,8 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
+import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniqueEmail } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
+import { unansweredRequest } from '../helpers/raw-http.js'
 
 /** The value of one sample of the exposition, or undefined when it is absent. */
 function sample (body: string, name: string, labels: Record<string, string>): number | undefined {
@@ -43,6 +46,25 @@ t.test('requests are counted by route pattern and status, with their latency', a
   t.equal(sample(after, 'http_requests_total', { route: '(unmatched)', status_code: '404' }), 2, 'unknown paths under one label')
   t.notMatch(after, /wp-admin|\.env/, 'a scanner\'s guesses never become labels')
   t.equal(sample(body, 'http_request_duration_seconds_bucket', { method: 'GET', route: '/me', le: '+Inf' }), 4)
+})
+
+t.test('a request whose client hangs up before its answer is counted once, as 499, with the time its client waited', async (t) => {
+  const app = await buildApp(t, { store: 'memory', env: ONE_SLOW_HASH_AT_A_TIME })
+  const port = await listenOnLoopback(app)
+  const signIn = { email: uniqueEmail(), password: PASSWORD }
+  const impatient = unansweredRequest(port, '/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(signIn) })
+  await within(5000, async () => app.passwordHasher.running === 1, 'its password is being verified')
+  await sleep(150)
+  impatient.hangUp()
+  // Queued behind that hash: answered once the abandoned login has run on to its end (a 401 written to no one).
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: signIn })).statusCode, 401)
+  const body = (await app.inject({ url: '/metrics' })).body
+
+  t.equal(sample(body, 'auth_login_total', { outcome: 'invalid_credentials' }), 2, 'both logins ran to their end')
+  t.equal(sample(body, 'http_requests_total', { route: '/auth/login', status_code: '499' }), 1, 'the abandoned one is counted as 499')
+  t.equal(sample(body, 'http_requests_total', { route: '/auth/login', status_code: '401' }), 1, 'and not again as the answer no one received')
+  t.equal(sample(body, 'http_request_duration_seconds_count', { route: '/auth/login' }), 2, 'each has its latency')
+  t.equal(sample(body, 'http_request_duration_seconds_bucket', { route: '/auth/login', le: '0.1' }), 0, 'the abandoned one\'s the time its client waited (over 150 ms), not none')
 })
 
 t.test('refresh and login outcomes are counted, reuse among them', async (t) => {
