@@ -91,7 +91,7 @@ function requireHost (request: FastifyRequest, _reply: FastifyReply, done: HookH
  * "before the answer was flushed": `inject`'s responses (light-my-request) are never flushed, and would all count.
  */
 export function onClientLeft (reply: FastifyReply, left: () => void): void {
-  // on, not once: 'close' comes once anyway, and once's wrapper costs every request of every route (plugins/metrics.ts).
+  // on, not once: 'close' comes once anyway, and once's wrapper would cost every request plugins/metrics.ts watches.
   reply.raw.on('close', () => {
     if (!reply.raw.writableEnded) left()
   })
