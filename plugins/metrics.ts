@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onResponseHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { onClientLeft } from '../src/client-errors.js'
+import { onUnanswered } from '../src/client-errors.js'
 import { ServiceMetrics } from '../src/metrics.js'
 import { hookList } from '../src/route-hooks.js'
 
@@ -11,9 +11,6 @@ declare module 'fastify' {
   }
 }
 
-/** nginx's "client closed request"; src/errors.ts ClientClosedError's status too. */
-const CLIENT_CLOSED_REQUEST = 499
-
 /**
  * Every route gets its own onResponse recorder, bound to its method and URL pattern when the route
  * is registered: a request then costs a counter increment and a histogram bucket, with no look-up
@@ -21,8 +18,10 @@ const CLIENT_CLOSED_REQUEST = 499
  *
  * Fastify runs onResponse only for an answer it has written. A request whose client hangs up first (a client's
  * timeout while Redis stalls or logins queue to hash) is counted as 499, nginx's code for it, with the time its
- * client waited: otherwise an outage would thin the error rate out instead of showing in it. Not on the routes that
- * answer at once (src/app.ts): the listener per request would cost /me a few per cent, and count nothing there.
+ * client waited: otherwise an outage would thin the error rate out instead of showing in it. One whose body Node's
+ * parser gave up on once it was routed is counted with the status written in its place (408 too slow, 400
+ * malformed: src/client-errors.ts). Not on the routes that answer at once (src/app.ts): the listener per request
+ * would cost /me a few per cent, and count nothing there.
  */
 export default fp(async function metricsPlugin (fastify) {
   const metrics = new ServiceMetrics()
@@ -30,8 +29,8 @@ export default fp(async function metricsPlugin (fastify) {
   fastify.addHook('onRoute', (route) => {
     const method = Array.isArray(route.method) ? route.method.join(',') : route.method
     const recorder = metrics.route(method, route.url)
-    const watch = function watchForAbandonment (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-      onClientLeft(reply, () => { recorder.record(CLIENT_CLOSED_REQUEST, reply.elapsedTime) })
+    const watch = function watchUnanswered (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+      onUnanswered(reply, (statusCode) => { recorder.record(statusCode, reply.elapsedTime) })
       done()
     }
     const record = function recordMetrics (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {

@@ -14,20 +14,28 @@ function errorBody (err: FastifyError): { statusCode: number, error: string, bod
   return { statusCode, error, body: JSON.stringify({ statusCode, code: err.code, error, message: err.message }) }
 }
 
+interface RawResponse { statusCode: number, bytes: string }
+
 /**
  * The whole response for a request Node's HTTP parser gave up on, in the shape of every other error of the
- * service. Written straight to the socket: no route, hook or reply exists for such a request.
+ * service. Written straight to the socket: no hook or reply answers such a request.
  */
-function rawResponse (err: FastifyError): string {
+function rawResponse (err: FastifyError): RawResponse {
   const { statusCode, error, body } = errorBody(err)
   const headers = Object.entries({ ...ERROR_HEADERS, 'content-length': Buffer.byteLength(body), connection: 'close' })
-  return `HTTP/1.1 ${statusCode} ${error}\r\n${headers.map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}`
+  return { statusCode, bytes: `HTTP/1.1 ${statusCode} ${error}\r\n${headers.map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n${body}` }
 }
 
 const TIMEOUT = rawResponse(new RequestTimeoutError())
 const HEADER_OVERFLOW = rawResponse(new HeaderTooLargeError())
 const MALFORMED = rawResponse(new MalformedRequestError())
 const NO_TUNNEL = rawResponse(new NotFoundError())
+
+/**
+ * The status `clientErrorHandler` wrote on a connection. A request can be routed (its headers in) before the parser
+ * gives up on it (its body too slow, or in chunks it cannot read): that request was answered, by this status.
+ */
+const refusedWith = new WeakMap<Socket, number>()
 
 /**
  * Fastify's `clientErrorHandler`: malformed HTTP, headers over Node's limit, a request not received within
@@ -40,7 +48,9 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
   if (err.code === 'ECONNRESET' || socket.destroyed) return
   this.log.debug({ code: err.code }, 'client error')
   if (socket.writable) {
-    socket.write(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMEOUT : err.code === 'HPE_HEADER_OVERFLOW' ? HEADER_OVERFLOW : MALFORMED)
+    const refusal = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? TIMEOUT : err.code === 'HPE_HEADER_OVERFLOW' ? HEADER_OVERFLOW : MALFORMED
+    socket.write(refusal.bytes)
+    refusedWith.set(socket, refusal.statusCode)
   }
   socket.destroy()
 }
@@ -77,7 +87,7 @@ function expectationFailedHandler (_request: IncomingMessage, response: ServerRe
  * any other route it does not have gets, and the connection is closed once it is written.
  */
 function refuseTunnel (_request: IncomingMessage, socket: Duplex): void {
-  if (socket.writable) socket.end(NO_TUNNEL, () => socket.destroy())
+  if (socket.writable) socket.end(NO_TUNNEL.bytes, () => socket.destroy())
   else socket.destroy()
 }
 
@@ -86,24 +96,30 @@ function requireHost (request: FastifyRequest, _reply: FastifyReply, done: HookH
   done(request.headers.host === undefined && request.raw.httpVersion === '1.1' ? new MalformedRequestError() : undefined)
 }
 
+/** nginx's "client closed request": the status of a request whose client left before its answer. */
+export const CLIENT_CLOSED_REQUEST = new ClientClosedError().statusCode as number
+
 /**
- * Calls `left` if the client closes its connection before the service has answered it (ended its response). Not
- * "before the answer was flushed": `inject`'s responses (light-my-request) are never flushed, and would all count.
+ * Calls `unanswered` if the request's connection closes before the service has answered it (ended its response),
+ * with the status the request ends with: the one Node's parser refusal wrote (`clientErrorHandler`), or
+ * CLIENT_CLOSED_REQUEST when its client hung up. Not "before the answer was flushed": `inject`'s responses
+ * (light-my-request) are never flushed, and would all count.
  */
-export function onClientLeft (reply: FastifyReply, left: () => void): void {
+export function onUnanswered (reply: FastifyReply, unanswered: (statusCode: number) => void): void {
   // on, not once: 'close' comes once anyway, and once's wrapper would cost every request plugins/metrics.ts watches.
   reply.raw.on('close', () => {
-    if (!reply.raw.writableEnded) left()
+    if (!reply.raw.writableEnded) unanswered(refusedWith.get(reply.request.raw.socket) ?? CLIENT_CLOSED_REQUEST)
   })
 }
 
 /**
- * Aborted when the client closes its connection before its answer, so that work queued for it (a password hash
- * waiting for a slot) is dropped instead of done for no one, and what was made for it is undone.
+ * Aborted when the request's connection closes before its answer (its client hung up, or its body was refused), so
+ * that work queued for it (a password hash waiting for a slot) is dropped instead of done for no one, and what was
+ * made for it is undone.
  */
 export function whenClientGone (reply: FastifyReply): AbortSignal {
   const controller = new AbortController()
-  onClientLeft(reply, () => { controller.abort(new ClientClosedError()) })
+  onUnanswered(reply, () => { controller.abort(new ClientClosedError()) })
   return controller.signal
 }
 

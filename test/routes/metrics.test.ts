@@ -1,8 +1,9 @@
+import { createServer } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { unansweredRequest } from '../helpers/raw-http.js'
+import { rawRequest, unansweredRequest } from '../helpers/raw-http.js'
 
 /** The value of one sample of the exposition, or undefined when it is absent. */
 function sample (body: string, name: string, labels: Record<string, string>): number | undefined {
@@ -65,6 +66,25 @@ t.test('a request whose client hangs up before its answer is counted once, as 49
   t.equal(sample(body, 'http_requests_total', { route: '/auth/login', status_code: '401' }), 1, 'and not again as the answer no one received')
   t.equal(sample(body, 'http_request_duration_seconds_count', { route: '/auth/login' }), 2, 'each has its latency')
   t.equal(sample(body, 'http_request_duration_seconds_bucket', { route: '/auth/login', le: '0.1' }), 0, 'the abandoned one\'s the time its client waited (over 150 ms), not none')
+})
+
+t.test('a request the server cuts off once routed is counted with the status the server wrote, not as abandoned', async (t) => {
+  // The service's request timeout is 30 s, checked every 30 s by Node; a server of the same options with both short.
+  const app = await buildApp(t, {
+    store: 'memory',
+    server: { serverFactory: (handler) => createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, handler) }
+  })
+  const port = await listenOnLoopback(app)
+  const head = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+  // Routed once its headers are in; then its body does not arrive in time, or arrives in chunks Node cannot parse.
+  t.equal((await rawRequest(port, `${head}Content-Length: 100\r\n\r\n{"email":`)).statusCode, 408, 'a body too slow: 408')
+  t.equal((await rawRequest(port, `${head}Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`)).statusCode, 400, 'a body not in chunks: 400')
+  const body = (await app.inject({ url: '/metrics' })).body
+
+  t.equal(sample(body, 'http_requests_total', { route: '/auth/login', status_code: '408' }), 1, 'the timed-out one as 408')
+  t.equal(sample(body, 'http_requests_total', { route: '/auth/login', status_code: '400' }), 1, 'the malformed one as 400')
+  t.equal(sample(body, 'http_requests_total', { route: '/auth/login', status_code: '499' }), undefined, 'neither as abandoned by its client')
+  t.equal(sample(body, 'http_request_duration_seconds_bucket', { route: '/auth/login', le: '0.1' }), 1, 'each with its time: the timed-out one over the 300 ms it was given')
 })
 
 t.test('refresh and login outcomes are counted, reuse among them', async (t) => {

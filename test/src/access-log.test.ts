@@ -1,16 +1,17 @@
+import { createServer } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, capturedLogs, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, type BuildOptions, capturedLogs, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { unansweredRequest } from '../helpers/raw-http.js'
+import { rawRequest, unansweredRequest } from '../helpers/raw-http.js'
 
 interface Line { level: number, msg: string, req?: { method: string, url: string, remoteAddress: string }, res?: { statusCode: number }, responseTime?: number }
 
 /** An app whose log lines are collected; `lines()` parses those written so far. */
-async function appWithLog (t: Test, env: Record<string, string>) {
+async function appWithLog (t: Test, env: Record<string, string>, server?: BuildOptions['server']) {
   const logs = capturedLogs<Line>()
-  const app = await buildApp(t, { env, logStream: logs.stream, beforeApp: holdOnRequest })
+  const app = await buildApp(t, { env, logStream: logs.stream, beforeApp: holdOnRequest, server })
   const completed = (url: string) => logs.lines().filter((l) => l.msg === 'request completed' && l.req?.url === url)
   return { app, lines: logs.lines, completed }
 }
@@ -110,4 +111,23 @@ t.test('an abandoned request of a high-volume route gets a line only where its s
     await sleep(400)
     t.equal(abandoned(lines(), '/me').length, expected, `ACCESS_LOG=${accessLog}: ${expected} line`)
   }
+})
+
+t.test('a login whose body the server refuses once it is routed is logged with the status written, not as abandoned', async (t) => {
+  // The service's request timeout is 30 s, checked every 30 s by Node; a server of the same options with both short.
+  const { app, lines, completed } = await appWithLog(t, { LOG_LEVEL: 'info' }, {
+    serverFactory: (handler) => createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, handler)
+  })
+  const port = await listenOnLoopback(app)
+  const head = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+  t.equal((await rawRequest(port, `${head}Content-Length: 100\r\n\r\n{"email":`)).statusCode, 408, 'a body too slow: 408')
+  t.equal((await rawRequest(port, `${head}Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`)).statusCode, 400, 'a body not in chunks: 400')
+  await within(5000, async () => completed('/auth/login').length === 2, 'a line for each')
+
+  t.match(completed('/auth/login'), [
+    { level: INFO, req: { method: 'POST', url: '/auth/login', remoteAddress: '127.0.0.1' }, res: { statusCode: 408 } },
+    { level: INFO, res: { statusCode: 400 } }
+  ], 'each at info with the status the server wrote')
+  t.ok((completed('/auth/login')[0]?.responseTime ?? 0) >= 250, 'the timed-out one with the time it was given')
+  t.same(abandoned(lines(), '/auth/login'), [], 'neither taken for a request its client abandoned')
 })
