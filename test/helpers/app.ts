@@ -1,3 +1,4 @@
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -56,6 +57,14 @@ export interface BuildOptions {
   beforeApp?: (fastify: FastifyInstance) => void
   /** Server options over the service's own (src/app.ts serverOptions), e.g. a serverFactory. */
   server?: Pick<FastifyServerOptions, 'serverFactory'>
+}
+
+/**
+ * `server` for an app whose requests must arrive within 300 ms: the service's request timeout is 30 s, checked every
+ * 30 s by Node; these are the same server options with both short.
+ */
+export const SHORT_REQUEST_TIMEOUT: BuildOptions['server'] = {
+  serverFactory: (handler) => createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, handler)
 }
 
 export async function buildApp (t: Test, options: BuildOptions = {}): Promise<FastifyInstance> {

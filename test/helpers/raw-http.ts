@@ -33,6 +33,16 @@ export async function rawRequest (port: number, bytes: string | Buffer, timeoutM
   return { statusCode: Number(statusLine?.split(' ')[1]), headers, body: received.slice(end + 4) }
 }
 
+const LOGIN_HEAD = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+
+/** Logins routed on their headers whose body Node's parser then refuses, for `rawRequest`. */
+export const REFUSED_LOGIN_BODIES = {
+  /** 408 once the request timeout has passed: 100 bytes announced, 9 sent. */
+  tooSlow: `${LOGIN_HEAD}Content-Length: 100\r\n\r\n{"email":`,
+  /** 400: a chunk size that is not hexadecimal. */
+  notInChunks: `${LOGIN_HEAD}Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`
+}
+
 export interface UnansweredRequest {
   /** Closes the connection: a client that has given up waiting. Throws if an answer came first (the test's premise). */
   hangUp (): void

@@ -1,9 +1,8 @@
-import { createServer } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniqueEmail } from '../helpers/app.js'
+import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, SHORT_REQUEST_TIMEOUT, uniqueEmail } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { rawRequest, unansweredRequest } from '../helpers/raw-http.js'
+import { rawRequest, REFUSED_LOGIN_BODIES, unansweredRequest } from '../helpers/raw-http.js'
 
 /** The value of one sample of the exposition, or undefined when it is absent. */
 function sample (body: string, name: string, labels: Record<string, string>): number | undefined {
@@ -69,16 +68,10 @@ t.test('a request whose client hangs up before its answer is counted once, as 49
 })
 
 t.test('a request the server cuts off once routed is counted with the status the server wrote, not as abandoned', async (t) => {
-  // The service's request timeout is 30 s, checked every 30 s by Node; a server of the same options with both short.
-  const app = await buildApp(t, {
-    store: 'memory',
-    server: { serverFactory: (handler) => createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, handler) }
-  })
+  const app = await buildApp(t, { store: 'memory', server: SHORT_REQUEST_TIMEOUT })
   const port = await listenOnLoopback(app)
-  const head = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
-  // Routed once its headers are in; then its body does not arrive in time, or arrives in chunks Node cannot parse.
-  t.equal((await rawRequest(port, `${head}Content-Length: 100\r\n\r\n{"email":`)).statusCode, 408, 'a body too slow: 408')
-  t.equal((await rawRequest(port, `${head}Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`)).statusCode, 400, 'a body not in chunks: 400')
+  t.equal((await rawRequest(port, REFUSED_LOGIN_BODIES.tooSlow)).statusCode, 408, 'a body too slow: 408')
+  t.equal((await rawRequest(port, REFUSED_LOGIN_BODIES.notInChunks)).statusCode, 400, 'a body not in chunks: 400')
   const body = (await app.inject({ url: '/metrics' })).body
 
   t.equal(sample(body, 'http_requests_total', { route: '/auth/login', status_code: '408' }), 1, 'the timed-out one as 408')

@@ -1,8 +1,8 @@
-import { createServer, STATUS_CODES } from 'node:http'
+import { STATUS_CODES } from 'node:http'
 import { gzipSync } from 'node:zlib'
 import t from 'tap'
-import { buildApp, listenOnLoopback, PASSWORD, registerAndLogin, uniqueEmail } from '../helpers/app.js'
-import { rawRequest } from '../helpers/raw-http.js'
+import { buildApp, listenOnLoopback, PASSWORD, registerAndLogin, SHORT_REQUEST_TIMEOUT, uniqueEmail } from '../helpers/app.js'
+import { rawRequest, REFUSED_LOGIN_BODIES } from '../helpers/raw-http.js'
 
 t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 500', async (t) => {
   const app = await buildApp(t)
@@ -159,14 +159,10 @@ t.test('what Node would refuse with an empty answer gets the same JSON errors: n
 })
 
 t.test('a request not received within the request timeout gets a JSON 408', async (t) => {
-  // The service's timeout is 30 s, checked every 30 s by Node; a server of the same options with both short.
-  const app = await buildApp(t, {
-    store: 'memory',
-    server: { serverFactory: (handler) => createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, handler) }
-  })
+  const app = await buildApp(t, { store: 'memory', server: SHORT_REQUEST_TIMEOUT })
   const port = await listenOnLoopback(app)
   const started = Date.now()
-  const res = await rawRequest(port, 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"email":')
+  const res = await rawRequest(port, REFUSED_LOGIN_BODIES.tooSlow)
   t.equal(res.statusCode, 408)
   t.match(JSON.parse(res.body), { statusCode: 408, code: 'REQUEST_TIMEOUT', error: 'Request Timeout', message: String })
   t.ok(Date.now() - started >= 250, 'answered once the timeout had passed, not before')

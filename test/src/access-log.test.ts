@@ -1,10 +1,9 @@
-import { createServer } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, type BuildOptions, capturedLogs, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, type BuildOptions, capturedLogs, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, SHORT_REQUEST_TIMEOUT } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { rawRequest, unansweredRequest } from '../helpers/raw-http.js'
+import { rawRequest, REFUSED_LOGIN_BODIES, unansweredRequest } from '../helpers/raw-http.js'
 
 interface Line { level: number, msg: string, req?: { method: string, url: string, remoteAddress: string }, res?: { statusCode: number }, responseTime?: number }
 
@@ -114,14 +113,10 @@ t.test('an abandoned request of a high-volume route gets a line only where its s
 })
 
 t.test('a login whose body the server refuses once it is routed is logged with the status written, not as abandoned', async (t) => {
-  // The service's request timeout is 30 s, checked every 30 s by Node; a server of the same options with both short.
-  const { app, lines, completed } = await appWithLog(t, { LOG_LEVEL: 'info' }, {
-    serverFactory: (handler) => createServer({ requestTimeout: 300, connectionsCheckingInterval: 50 }, handler)
-  })
+  const { app, lines, completed } = await appWithLog(t, { LOG_LEVEL: 'info' }, SHORT_REQUEST_TIMEOUT)
   const port = await listenOnLoopback(app)
-  const head = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
-  t.equal((await rawRequest(port, `${head}Content-Length: 100\r\n\r\n{"email":`)).statusCode, 408, 'a body too slow: 408')
-  t.equal((await rawRequest(port, `${head}Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`)).statusCode, 400, 'a body not in chunks: 400')
+  t.equal((await rawRequest(port, REFUSED_LOGIN_BODIES.tooSlow)).statusCode, 408, 'a body too slow: 408')
+  t.equal((await rawRequest(port, REFUSED_LOGIN_BODIES.notInChunks)).statusCode, 400, 'a body not in chunks: 400')
   await within(5000, async () => completed('/auth/login').length === 2, 'a line for each')
 
   t.match(completed('/auth/login'), [
