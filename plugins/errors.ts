@@ -102,8 +102,7 @@ export default fp(async function errorsPlugin (fastify) {
   })
 
   const { max, windowSeconds } = fastify.config.rateLimits.notFoundIp
-  // Counted under one label, whatever the path: a scanner's guesses must not become label values.
-  const unmatched = fastify.metrics.route('*', '(unmatched)')
+  const { unmatched } = fastify.metrics
   // Scanners probing for paths get throttled like everyone else.
   fastify.setNotFoundHandler({ preHandler: fastify.rateLimit({ max, timeWindow: windowSeconds * 1000 }) }, function notFound (request, reply) {
     const err = new NotFoundError()

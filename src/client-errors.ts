@@ -66,8 +66,14 @@ export function frameworkErrorHandler (err: FastifyError, request: FastifyReques
   if (known === null) request.log.error({ err }, 'request failed')
   const { statusCode, body } = errorBody(known ?? new InternalError())
   reply.code(statusCode).headers(ERROR_HEADERS).send(body)
-  // The access-log line every other failure gets (src/app.ts AccessLogController), which Fastify skips for these.
+  // The access-log line and the count every other failure gets, which Fastify's hooks skip for these.
   reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
+  countUnmatched(request.server, statusCode, reply.elapsedTime)
+}
+
+/** Counts a request no route answered, on a server that keeps the service's metrics (the metrics port's does not). */
+function countUnmatched (fastify: FastifyInstance, statusCode: number, elapsedMs: number): void {
+  if (fastify.hasDecorator('metrics')) fastify.metrics.unmatched.record(statusCode, elapsedMs)
 }
 
 const EXPECTATION_FAILED = errorBody(new ExpectationFailedError())
@@ -77,7 +83,7 @@ const EXPECTATION_FAILED = errorBody(new ExpectationFailedError())
  * before Fastify sees it, with a 417 and no body when nothing listens. The body it did not ask to send is not read.
  */
 function expectationFailedHandler (_request: IncomingMessage, response: ServerResponse): void {
-  response.writeHead(417, { ...ERROR_HEADERS, 'content-length': Buffer.byteLength(EXPECTATION_FAILED.body), connection: 'close' })
+  response.writeHead(EXPECTATION_FAILED.statusCode, { ...ERROR_HEADERS, 'content-length': Buffer.byteLength(EXPECTATION_FAILED.body), connection: 'close' })
   response.end(EXPECTATION_FAILED.body)
 }
 
@@ -132,6 +138,13 @@ export const refusalOptions = { clientErrorHandler, frameworkErrors: frameworkEr
 /** The Host check and the answers to an unmet `Expect` and to CONNECT, in the service's shape, on a server made with `refusalOptions`. */
 export function answerWhatNodeRefuses (fastify: FastifyInstance): void {
   fastify.addHook('onRequest', requireHost)
-  fastify.server.on('checkExpectation', expectationFailedHandler)
-  fastify.server.on('connect', refuseTunnel)
+  // Node answers these on the request's headers, before any route: counted as taking no time.
+  fastify.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    expectationFailedHandler(request, response)
+    countUnmatched(fastify, EXPECTATION_FAILED.statusCode, 0)
+  })
+  fastify.server.on('connect', (request: IncomingMessage, socket: Duplex) => {
+    refuseTunnel(request, socket)
+    countUnmatched(fastify, NO_TUNNEL.statusCode, 0)
+  })
 }

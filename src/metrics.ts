@@ -163,6 +163,12 @@ export class ServiceMetrics {
     }
   }
 
+  /**
+   * The requests no route answered: unknown paths, URLs the router cannot decode, what Node's server answers on its
+   * own. Under one label whatever they asked for, so that a scanner's guesses never become label values.
+   */
+  readonly unmatched: RouteRecorder = this.#requests.route('*', '(unmatched)')
+
   /** A recorder for one route (method and URL pattern, never the raw URL: bounded label values). */
   route (method: string, route: string): RouteRecorder {
     return this.#requests.route(method, route)

@@ -48,6 +48,23 @@ t.test('requests are counted by route pattern and status, with their latency', a
   t.equal(sample(body, 'http_request_duration_seconds_bucket', { method: 'GET', route: '/me', le: '+Inf' }), 4)
 })
 
+t.test('requests no route answers are counted under (unmatched) with their status, whatever refused them', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const port = await listenOnLoopback(app)
+  t.equal((await app.inject({ url: '/%E0%A4%A' })).statusCode, 400, 'a URL the router cannot decode: 400')
+  t.equal((await app.inject({ method: 'DELETE', url: `/auth/sessions/${'A'.repeat(200)}` })).statusCode, 414, 'a path segment over its limit: 414')
+  // Answered by Node's server before Fastify sees them (src/client-errors.ts).
+  t.equal((await rawRequest(port, 'GET /me HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n')).statusCode, 417, 'an unmet Expect: 417')
+  t.equal((await rawRequest(port, 'CONNECT 127.0.0.1:6379 HTTP/1.1\r\nHost: 127.0.0.1:6379\r\n\r\n')).statusCode, 404, 'a tunnel asked for: 404')
+  const body = (await app.inject({ url: '/metrics' })).body
+
+  for (const status of ['400', '414', '417', '404']) {
+    t.equal(sample(body, 'http_requests_total', { method: '*', route: '(unmatched)', status_code: status }), 1, `${status} under (unmatched)`)
+  }
+  t.equal(sample(body, 'http_request_duration_seconds_count', { route: '(unmatched)' }), 4, 'each with its latency')
+  t.notMatch(body, /%E0|AAAAAAAA|6379/, 'none of what they asked for becomes a label')
+})
+
 t.test('a request whose client hangs up before its answer is counted once, as 499, with the time its client waited', async (t) => {
   const app = await buildApp(t, { store: 'memory', env: ONE_SLOW_HASH_AT_A_TIME })
   const port = await listenOnLoopback(app)
