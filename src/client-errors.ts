@@ -138,13 +138,22 @@ export const refusalOptions = { clientErrorHandler, frameworkErrors: frameworkEr
 /** The Host check and the answers to an unmet `Expect` and to CONNECT, in the service's shape, on a server made with `refusalOptions`. */
 export function answerWhatNodeRefuses (fastify: FastifyInstance): void {
   fastify.addHook('onRequest', requireHost)
-  // Node answers these on the request's headers, before any route: counted as taking no time.
   fastify.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     expectationFailedHandler(request, response)
-    countUnmatched(fastify, EXPECTATION_FAILED.statusCode, 0)
+    noteAnsweredByNode(fastify, request, EXPECTATION_FAILED.statusCode)
   })
   fastify.server.on('connect', (request: IncomingMessage, socket: Duplex) => {
     refuseTunnel(request, socket)
-    countUnmatched(fastify, NO_TUNNEL.statusCode, 0)
+    noteAnsweredByNode(fastify, request, NO_TUNNEL.statusCode)
   })
+}
+
+/**
+ * The access-log line and the count of a request answered by Node's server before any route. Answered on its headers,
+ * it took no time; with no Fastify request made of it, its client is the connection's peer.
+ */
+function noteAnsweredByNode (fastify: FastifyInstance, request: IncomingMessage, statusCode: number): void {
+  const req = { method: request.method, url: request.url, ip: request.socket.remoteAddress }
+  fastify.log.info({ req, res: { statusCode }, responseTime: 0 }, 'request completed')
+  countUnmatched(fastify, statusCode, 0)
 }

@@ -126,3 +126,16 @@ t.test('a login whose body the server refuses once it is routed is logged with t
   t.ok((completed('/auth/login')[0]?.responseTime ?? 0) >= 250, 'the timed-out one with the time it was given')
   t.same(abandoned(lines(), '/auth/login'), [], 'neither taken for a request its client abandoned')
 })
+
+t.test('what Node answers before any route (an unmet Expect, a CONNECT) is logged at info like any other failure', async (t) => {
+  const { app, lines } = await appWithLog(t, { LOG_LEVEL: 'info' })
+  const port = await listenOnLoopback(app)
+  t.equal((await rawRequest(port, 'GET /me HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n')).statusCode, 417)
+  t.equal((await rawRequest(port, 'CONNECT 127.0.0.1:6379 HTTP/1.1\r\nHost: 127.0.0.1:6379\r\n\r\n')).statusCode, 404)
+  await within(5000, async () => lines().filter((l) => l.msg === 'request completed').length === 2, 'a line for each')
+
+  t.match(lines().filter((l) => l.msg === 'request completed'), [
+    { level: INFO, req: { method: 'GET', url: '/me', remoteAddress: '127.0.0.1' }, res: { statusCode: 417 } },
+    { level: INFO, req: { method: 'CONNECT', url: '127.0.0.1:6379', remoteAddress: '127.0.0.1' }, res: { statusCode: 404 } }
+  ], 'with method, URL, client and status')
+})
