@@ -141,6 +141,10 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
       : config.trustProxy,
     // Slow or stalled clients cannot hold connections open indefinitely.
     requestTimeout: 30_000,
+    // While the instance drains (SIGTERM), a request that comes on a connection still open is served, with
+    // `Connection: close`, instead of Fastify's 503 (a body without the service's code): its client, or the load
+    // balancer's kept-alive connection, goes elsewhere for the next one. Readiness answers 503 meanwhile.
+    return503OnClosing: false,
     // Malformed requests, undecodable URLs and a missing Host answered in the service's shape (the errors plugin
     // adds the hook and listener these options count on).
     ...refusalOptions,

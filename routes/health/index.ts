@@ -10,11 +10,18 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { summary: 'Liveness: the process answers', response: { 200: StatusResponse } }
   }, async () => ({ status: 'ok' }))
 
-  // Readiness: the store answers, so login and refresh can work. A load balancer routes by this.
+  // Set once the instance begins to drain: the requests still coming on open connections are served (src/app.ts), but a
+  // probe among them must see the instance leaving.
+  let draining = false
+  fastify.addHook('preClose', async () => { draining = true })
+
+  // Readiness: the store answers, so login and refresh can work, and the instance is not draining. A load balancer
+  // routes by this.
   fastify.get('/health/ready', {
     config: { accessLog: 'failures' },
     schema: { summary: 'Readiness: the store answers', response: { 200: StatusResponse, 503: ErrorResponse } }
   }, async () => {
+    if (draining) throw new NotReadyError()
     try {
       await fastify.familyStore.ping()
     } catch {

@@ -1,4 +1,5 @@
 import { request, Agent } from 'node:http'
+import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
@@ -53,6 +54,56 @@ t.test('SIGTERM: in-flight requests finish, new ones are refused, idle keep-aliv
     'one access-log line per request, with method, URL, client, status and time')
   const answered = late === 503 ? 4 : 3
   t.equal(server.output().match(/"msg":"request completed"/g)?.length, answered, `all ${answered} answered requests logged, none lost at exit`)
+})
+
+/** Answers read off one connection until the server closes it: status, headers and JSON body of each, in order. */
+function answersOn (socket: Socket): Promise<Array<{ status: number, headers: Record<string, string>, body: any }>> {
+  return new Promise((resolve, reject) => {
+    let data = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => { data += chunk })
+    socket.on('error', reject)
+    socket.on('close', () => {
+      const answers = []
+      while (data.length > 0) {
+        const end = data.indexOf('\r\n\r\n')
+        const [statusLine, ...lines] = data.slice(0, end).split('\r\n')
+        const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
+        const length = Number(headers['content-length'])
+        answers.push({ status: Number(statusLine?.split(' ')[1]), headers, body: JSON.parse(data.slice(end + 4, end + 4 + length)) })
+        data = data.slice(end + 4 + length)
+      }
+      resolve(answers)
+    })
+  })
+}
+
+t.test('SIGTERM: a request that comes on a connection still busy while the instance drains is served, and that connection then closed', async (t) => {
+  const port = await freePort()
+  // Slow argon2 parameters keep a login in flight, and so its connection busy (not idle), when the signal lands.
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', ARGON2_MEMORY_COST: '65536', ARGON2_TIME_COST: '8' }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server)
+  const email = uniqueEmail()
+  t.equal((await post(port, '/auth/register', { email, password: PASSWORD })).status, 201)
+
+  const login = JSON.stringify({ email, password: PASSWORD })
+  const busy = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
+  const answers = busy.map(answersOn)
+  for (const socket of busy) socket.write(`POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\n\r\n${login}`)
+  await sleep(30)
+  server.child.kill('SIGTERM')
+  await within(5000, async () => /shutting down/.test(server.output()), 'the shutdown has begun')
+  // The next request of each connection, sent while its login is still being answered.
+  busy[0]?.write('GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n')
+  busy[1]?.write('GET /health/ready HTTP/1.1\r\nHost: x\r\n\r\n')
+  const [[login0, live], [login1, ready]] = await Promise.all(answers) as [any[], any[]]
+
+  t.equal(login0.status, 200, 'the login in flight completed')
+  t.equal(login1.status, 200, 'on both connections')
+  t.match(live, { status: 200, headers: { connection: 'close' }, body: { status: 'ok' } }, 'the request after it is served, not refused, and told the connection closes')
+  t.match(ready, { status: 503, headers: { connection: 'close' }, body: { code: 'SERVICE_NOT_READY' } }, 'readiness says the instance is leaving, in the service\'s shape')
+  t.equal(await server.exited, 0, 'clean exit')
 })
 
 t.test('production refuses unsafe config at start with a one-line message naming the variable', async (t) => {
