@@ -19,7 +19,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   // routes by this.
   fastify.get('/health/ready', {
     config: { accessLog: 'failures' },
-    schema: { summary: 'Readiness: the store answers', response: { 200: StatusResponse, 503: ErrorResponse } }
+    schema: { summary: 'Readiness: the store answers and the instance is not draining', response: { 200: StatusResponse, 503: ErrorResponse } }
   }, async () => {
     if (draining) throw new NotReadyError()
     try {
