@@ -59,7 +59,8 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
  * Fastify's `frameworkErrors`: a URL the router cannot decode (`/%`, a broken UTF-8 escape) or a path parameter over
  * its length limit. Fastify's default answers these outside every hook, in a shape of its own with its internal code
  * (`FST_ERR_BAD_URL`) and the URL echoed back. Here they get the service's error shape and stable codes; no hook has
- * run for such a request, so the two headers that matter on an error are set here, and its access-log line written.
+ * run for such a request, so the two headers that matter on an error are set here, its access-log line written and
+ * its count kept (`(unmatched)`: no route took it).
  */
 export function frameworkErrorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const known = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new UrlTooLongError() : err.code === 'FST_ERR_BAD_URL' ? new MalformedUrlError() : null
