@@ -1,5 +1,5 @@
 import { request } from 'node:http'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 
 export interface RawResponse {
   statusCode: number
@@ -22,15 +22,41 @@ export async function rawRequest (port: number, bytes: string | Buffer, timeoutM
     socket.on('close', () => { resolve(data) })
     socket.write(bytes)
   })
-  const end = received.indexOf('\r\n\r\n')
-  if (end === -1) throw new Error(`not an HTTP response: ${JSON.stringify(received.slice(0, 200))}`)
-  const [statusLine, ...lines] = received.slice(0, end).split('\r\n')
+  const head = answerHead(received)
+  return { statusCode: head.statusCode, headers: head.headers, body: received.slice(head.bodyStart) }
+}
+
+/** The status line and headers an HTTP answer in `text` begins with, and where its body starts. */
+function answerHead (text: string): { statusCode: number, headers: Record<string, string>, bodyStart: number } {
+  const end = text.indexOf('\r\n\r\n')
+  if (end === -1) throw new Error(`not an HTTP response: ${JSON.stringify(text.slice(0, 200))}`)
+  const [statusLine, ...lines] = text.slice(0, end).split('\r\n')
   const headers: Record<string, string> = {}
   for (const line of lines) {
     const colon = line.indexOf(':')
     headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
   }
-  return { statusCode: Number(statusLine?.split(' ')[1]), headers, body: received.slice(end + 4) }
+  return { statusCode: Number(statusLine?.split(' ')[1]), headers, bodyStart: end + 4 }
+}
+
+/** The answers read off one connection until the server closes it, in order: each one's status, headers and JSON body. */
+export function answersOn (socket: Socket): Promise<Array<{ status: number, headers: Record<string, string>, body: any }>> {
+  return new Promise((resolve, reject) => {
+    let data = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => { data += chunk })
+    socket.on('error', reject)
+    socket.on('close', () => {
+      const answers = []
+      while (data.length > 0) {
+        const { statusCode, headers, bodyStart } = answerHead(data)
+        const bodyEnd = bodyStart + Number(headers['content-length'])
+        answers.push({ status: statusCode, headers, body: JSON.parse(data.slice(bodyStart, bodyEnd)) })
+        data = data.slice(bodyEnd)
+      }
+      resolve(answers)
+    })
+  })
 }
 
 const LOGIN_HEAD = 'POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'

@@ -1,12 +1,12 @@
 import { request, Agent } from 'node:http'
-import { connect, type Socket } from 'node:net'
+import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
 import { freePort } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
 import { within } from '../helpers/poll.js'
-import { rawRequest } from '../helpers/raw-http.js'
+import { answersOn, rawRequest } from '../helpers/raw-http.js'
 
 function post (port: number, path: string, body: object, agent?: Agent): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
@@ -21,15 +21,22 @@ function post (port: number, path: string, body: object, agent?: Agent): Promise
   })
 }
 
-t.test('SIGTERM: in-flight requests finish, new connections are refused, idle keep-alive does not hold the process, exit well within 10 s', async (t) => {
+/**
+ * src/server.ts as a process on a free port with one registered account, and argon2 parameters slow enough that a
+ * login is still in flight when a signal sent 30 ms after it lands.
+ */
+async function slowLoginServer (t: Test) {
   const port = await freePort()
-  // Slow argon2 parameters make a login last long enough to be "in flight" when the signal lands.
   const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', ARGON2_MEMORY_COST: '65536', ARGON2_TIME_COST: '8' }))
   t.teardown(() => { server.child.kill('SIGKILL') })
   await waitForListening(server)
-
   const email = uniqueEmail()
   t.equal((await post(port, '/auth/register', { email, password: PASSWORD })).status, 201)
+  return { port, server, email }
+}
+
+t.test('SIGTERM: in-flight requests finish, new connections are refused, idle keep-alive does not hold the process, exit well within 10 s', async (t) => {
+  const { port, server, email } = await slowLoginServer(t)
   // An idle keep-alive connection, open when the signal arrives.
   const keepAlive = new Agent({ keepAlive: true })
   t.teardown(() => keepAlive.destroy())
@@ -55,37 +62,9 @@ t.test('SIGTERM: in-flight requests finish, new connections are refused, idle ke
   t.equal(server.output().match(/"msg":"request completed"/g)?.length, 3, 'all 3 answered requests logged, none lost at exit')
 })
 
-/** Answers read off one connection until the server closes it: status, headers and JSON body of each, in order. */
-function answersOn (socket: Socket): Promise<Array<{ status: number, headers: Record<string, string>, body: any }>> {
-  return new Promise((resolve, reject) => {
-    let data = ''
-    socket.setEncoding('utf8')
-    socket.on('data', (chunk: string) => { data += chunk })
-    socket.on('error', reject)
-    socket.on('close', () => {
-      const answers = []
-      while (data.length > 0) {
-        const end = data.indexOf('\r\n\r\n')
-        const [statusLine, ...lines] = data.slice(0, end).split('\r\n')
-        const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]))
-        const length = Number(headers['content-length'])
-        answers.push({ status: Number(statusLine?.split(' ')[1]), headers, body: JSON.parse(data.slice(end + 4, end + 4 + length)) })
-        data = data.slice(end + 4 + length)
-      }
-      resolve(answers)
-    })
-  })
-}
-
 t.test('SIGTERM: a request that comes on a connection still busy while the instance drains is served, and that connection then closed', async (t) => {
-  const port = await freePort()
-  // Slow argon2 parameters keep a login in flight, and so its connection busy (not idle), when the signal lands.
-  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', ARGON2_MEMORY_COST: '65536', ARGON2_TIME_COST: '8' }))
-  t.teardown(() => { server.child.kill('SIGKILL') })
-  await waitForListening(server)
-  const email = uniqueEmail()
-  t.equal((await post(port, '/auth/register', { email, password: PASSWORD })).status, 201)
-
+  // A login in flight keeps its connection busy (not idle) when the signal lands.
+  const { port, server, email } = await slowLoginServer(t)
   const login = JSON.stringify({ email, password: PASSWORD })
   const busy = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
   const answers = busy.map(answersOn)
