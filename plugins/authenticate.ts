@@ -14,14 +14,16 @@ declare module 'fastify' {
  * working while Redis is down. Every failure gives the same body (RFC 6750 §3.1).
  * A callback hook, not an async one: it runs on every protected request and needs no promise.
  */
-const BEARER = /^bearer /i
+/** The Bearer scheme (any case), alone or followed by a space: a bearer token was attempted. */
+const BEARER = /^bearer(?: |$)/i
 
 export default fp(async function authenticatePlugin (fastify) {
   const { accessRevocations: revocations, accessTokens } = fastify
   fastify.decorate('authenticate', function authenticate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
     const header = request.headers.authorization
-    if (header === undefined || header === '') {
-      // No credentials at all: a challenge without an error code, as RFC 6750 §3.1 asks.
+    if (header === undefined || !BEARER.test(header)) {
+      // No bearer token attempted (no credentials, or another scheme's): a challenge without an error code, as
+      // RFC 6750 §3.1 asks, which tells the client the scheme to use.
       reply.header('www-authenticate', 'Bearer')
       done(new AccessTokenInvalidError())
       return
@@ -29,7 +31,7 @@ export default fp(async function authenticatePlugin (fastify) {
     // RFC 6750 §2.1: "Bearer" (any case), one or more spaces, the token.
     let start = 7
     while (header.charCodeAt(start) === 32) start++
-    const claims = BEARER.test(header) ? accessTokens.verify(header.slice(start)) : null
+    const claims = accessTokens.verify(header.slice(start))
     // Revoked sessions: an in-memory lookup, kept current over Redis pub/sub; after a cache hit too.
     if (claims === null || revocations.isRevoked(claims.sid)) {
       reply.header('www-authenticate', 'Bearer error="invalid_token"')

@@ -36,6 +36,26 @@ t.test('GET /me', async (t) => {
     t.equal(res.json().code, 'AUTH_TOKEN_INVALID')
   })
 
+  // RFC 6750 §3.1: a client that used another scheme was not trying a bearer token, so the challenge tells it which
+  // scheme to use and names no error; a bearer token that fails gets invalid_token.
+  t.test('credentials of another scheme get the bare Bearer challenge, a failed bearer token invalid_token', async (t) => {
+    const challenges: Record<string, string> = {
+      'Basic dXNlcjpwYXNz': 'Bearer',
+      [`Token ${session.accessToken}`]: 'Bearer',
+      [`bearer${session.accessToken}`]: 'Bearer',
+      Bearer: 'Bearer error="invalid_token"',
+      'Bearer ': 'Bearer error="invalid_token"',
+      'Bearer a.b.c': 'Bearer error="invalid_token"',
+      [`BEARER ${session.accessToken}x`]: 'Bearer error="invalid_token"'
+    }
+    for (const [header, challenge] of Object.entries(challenges)) {
+      const res = await me(header)
+      t.equal(res.statusCode, 401, header.slice(0, 20))
+      t.equal(res.headers['www-authenticate'], challenge, header.slice(0, 20))
+      t.equal(res.json().code, 'AUTH_TOKEN_INVALID', header.slice(0, 20))
+    }
+  })
+
   const forged: Record<string, string> = {
     'alg none': `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims)}.`,
     'alg None, signature kept': `${b64({ alg: 'None', typ: 'JWT' })}.${b64(claims)}.${session.accessToken.split('.')[2]}`,
