@@ -9,6 +9,7 @@ export const InvalidEmailError = createError('AUTH_INVALID_EMAIL', 'Email addres
 export const WeakPasswordError = createError('AUTH_WEAK_PASSWORD', '%s', 400)
 export const RefreshInvalidError = createError('AUTH_REFRESH_INVALID', 'Refresh token is missing, invalid or expired', 401)
 export const RefreshReusedError = createError('AUTH_REFRESH_REUSED', 'Refresh token was already used; the session has been revoked', 401)
+export const RefreshSupersededError = createError('AUTH_REFRESH_SUPERSEDED', 'Refresh token was superseded by a newer refresh of this session; retry with the current cookie', 409)
 export const AccessTokenInvalidError = createError('AUTH_TOKEN_INVALID', 'Access token is missing, invalid or expired', 401)
 export const SessionNotFoundError = createError('AUTH_SESSION_NOT_FOUND', 'No such session', 404)
 export const RateLimitedError = createError('RATE_LIMITED', 'Too many requests, retry later', 429)

@@ -59,6 +59,11 @@ export type RotateResult =
   | { status: 'grace', ttlSeconds: number, email: string }
   /** A genuine token older than allowed: the family has been revoked. */
   | { status: 'reused' }
+  /**
+   * A genuine superseded token in a request made before the family's latest rotation was (RotateInput.requestedAtMs):
+   * a late attempt, not a replay. Nothing changed; the family lives on under its current token.
+   */
+  | { status: 'superseded' }
   /** No such live family (never existed, expired or revoked), or the token does not match it. */
   | { status: 'invalid' }
   /** Too many refreshes of this session in the current window; nothing changed. */

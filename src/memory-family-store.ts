@@ -117,7 +117,7 @@ export class MemoryFamilyStore implements FamilyStore {
     }
 
     // Asked for before the latest rotation was: a late attempt of the caller's own, not a replay (family-rotate.lua).
-    if (input.requestedAtMs < f.rotationRequestedAtMs) return { status: 'invalid' }
+    if (input.requestedAtMs < f.rotationRequestedAtMs) return { status: 'superseded' }
     families.delete(input.familyId)
     this.#recordEnded(input.userId, [input.familyId], now)
     return { status: 'reused' }

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client'
 
 /** Label values of auth_refresh_total; not SessionService's RefreshOutcome, which a route turns into one of these. */
-export type RefreshOutcomeLabel = 'rotated' | 'grace' | 'reused' | 'invalid' | 'limited' | 'unavailable'
+export type RefreshOutcomeLabel = 'rotated' | 'grace' | 'reused' | 'superseded' | 'invalid' | 'limited' | 'unavailable'
 export type LoginOutcomeLabel = 'success' | 'invalid_credentials' | 'limited'
 
 /** Seconds; from a cache hit on /me (well under a millisecond) to a login on a busy machine. */
@@ -147,7 +147,7 @@ export class ServiceMetrics {
   readonly #requests = new RequestMetrics()
 
   readonly #refreshes = new OutcomeCounter<RefreshOutcomeLabel>('auth_refresh_total',
-    'Refresh-token presentations by outcome; "reused" means a rotated token came back and its family was revoked, "unavailable" that the store did not answer (503, the successor set).')
+    'Refresh-token presentations by outcome; "reused" means a rotated token came back and its family was revoked, "superseded" that it came in a request made before its session\'s latest rotation (409, the family kept), "unavailable" that the store did not answer (503, the successor set).')
 
   readonly #logins = new OutcomeCounter<LoginOutcomeLabel>('auth_login_total', 'Login attempts by outcome.')
 

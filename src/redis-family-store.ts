@@ -64,6 +64,7 @@ export class RedisFamilyStore implements FamilyStore {
       case 2: return { status: 'grace', ttlSeconds: Math.floor((ttlMs ?? 0) / 1000), email: email ?? '' }
       case 3: return { status: 'reused' }
       case 4: return { status: 'limited', retryAfterSeconds: Math.max(1, Math.ceil((ttlMs ?? 0) / 1000)) }
+      case 5: return { status: 'superseded' }
       default: return { status: 'invalid' }
     }
   }

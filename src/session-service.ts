@@ -23,6 +23,8 @@ export type RefreshOutcome =
   | { status: 'invalid' }
   | { status: 'limited', retryAfterSeconds: number }
   | { status: 'reused', userId: string, familyId: string }
+  /** A late attempt (RotateResult's `superseded`): the session lives on under a newer token than the one presented. */
+  | { status: 'superseded' }
   /**
    * The store did not answer in time, so whether the rotation ran is unknown. `refreshToken` is the presented token's
    * successor, good either way: current if the rotation ran (or runs late), a token ahead of the store's if it never
@@ -120,6 +122,7 @@ export class SessionService {
           ttlSeconds: result.ttlSeconds
         }
       case 'limited':
+      case 'superseded':
         return result
       case 'reused':
         await this.#revocations.revoke([token.familyId])

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import fastifyRateLimit from '@fastify/rate-limit'
-import { RateLimitedError, RefreshInvalidError, RefreshReusedError } from '../../src/errors.js'
+import { RateLimitedError, RefreshInvalidError, RefreshReusedError, RefreshSupersededError } from '../../src/errors.js'
 import { ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
 import { sessionMeta } from '../../src/session-meta.js'
 
@@ -32,7 +32,7 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { accessLog: 'failures' },
     schema: {
       summary: 'A new access token, and the refresh cookie rotated',
-      response: { 200: TokenResponse, 401: ErrorResponse, 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
+      response: { 200: TokenResponse, 401: ErrorResponse, 403: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {
     const { refreshCookie, sessions, metrics } = fastify
@@ -56,6 +56,11 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
       refreshCookie.clear(reply)
       request.log.warn({ userId: outcome.userId, familyId: outcome.familyId }, 'refresh token reuse detected: family revoked')
       throw new RefreshReusedError()
+    }
+    if (outcome.status === 'superseded') {
+      metrics.refresh('superseded')
+      // Not cleared: a browser shares the cookie between tabs, and by now it holds the token that superseded this one.
+      throw new RefreshSupersededError()
     }
     if (outcome.status === 'limited') {
       metrics.refresh('limited')

@@ -6,6 +6,7 @@
 --       ended families, in the same slot: family-revoke.lua says why it is not among KEYS)
 -- Returns {1, ttlMs, email} rotated | {2, ttlMs, email} grace | {3} reused (family revoked) | {0} invalid
 --         | {4, retryAfterMs} limited (too many refreshes of this session in the window; nothing changed)
+--         | {5} superseded (a late attempt: a superseded token asked for before the latest rotation; nothing changed)
 -- (the email rides along so the caller can mint the access token without a second round trip)
 local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2', 's')
 if not f[1] then
@@ -82,5 +83,8 @@ redis.call('HSET', KEYS[1], 'lw', windowStart, 'ln', count)
 if isParentInGrace then
   return { 2, redis.call('PTTL', KEYS[1]), f[5] }
 end
--- The current generation with a digest that does not match, or a late attempt.
+if presented < current then
+  return { 5 }
+end
+-- The current generation with a digest that does not match.
 return { 0 }

@@ -1,8 +1,32 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, refresh, refreshCookieValue, registerAndLogin } from '../../helpers/app.js'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail } from '../../helpers/app.js'
+import { appCall, launchBrowser, needsChromium, refreshCookieIn, site } from '../../helpers/browser.js'
 
 const COOKIE = '__Secure-refresh_token'
+
+/**
+ * Holds the next rotation between the request and the store, as a paused instance would: `reached` once the request
+ * has been taken (its time recorded), 5 ms on, so that later requests are made after it; `release` lets it go on.
+ */
+function holdNextRotation (t: Test, app: FastifyInstance): { reached: Promise<void>, release: () => void } {
+  const store = app.familyStore
+  const rotate = store.rotate.bind(store)
+  let release = () => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  let reached = () => {}
+  const reachedStore = new Promise<void>((resolve) => { reached = resolve })
+  store.rotate = async (input) => {
+    store.rotate = rotate
+    reached()
+    await held
+    return await rotate(input)
+  }
+  t.teardown(() => { store.rotate = rotate })
+  return { reached: reachedStore.then(async () => { await sleep(5) }), release }
+}
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/refresh (${store} store)`, async (t) => {
@@ -59,6 +83,26 @@ for (const store of ['redis', 'memory'] as const) {
       const current = await refresh(app, `${COOKIE}=${grandchild}`)
       t.equal(current.statusCode, 401, 'the current token is revoked with its family')
       t.equal(current.json().code, 'AUTH_REFRESH_INVALID')
+    })
+
+    // Two tabs refresh at once on instances behind a load balancer, and one instance is held up (a pause, a slow hop to
+    // the store) until the other tab has refreshed twice: its request finds the token it carries two generations old.
+    // The request was made before those rotations, so it is no replay (family-rotate.lua); its answer must not clear
+    // the cookie either, which a browser shares between tabs and which holds the session's current token by then.
+    t.test('a refresh held up until its session has rotated on: 409 AUTH_REFRESH_SUPERSEDED, the cookie kept, the session refreshes on', async (t) => {
+      const session = await registerAndLogin(app)
+      const hold = holdNextRotation(t, app)
+      const late = refresh(app, session.cookie)
+      await hold.reached
+      const child = refreshCookieValue(app, (await refresh(app, session.cookie)).headers['set-cookie'])
+      const current = refreshCookieValue(app, (await refresh(app, `${COOKIE}=${child}`)).headers['set-cookie'])
+      hold.release()
+      const res = await late
+      t.equal(res.statusCode, 409)
+      t.same(res.json(), { statusCode: 409, code: 'AUTH_REFRESH_SUPERSEDED', error: 'Conflict', message: 'Refresh token was superseded by a newer refresh of this session; retry with the current cookie' })
+      t.equal(res.headers['set-cookie'], undefined, 'no cookie set or cleared: the browser keeps the current token')
+      t.match((await app.inject({ url: '/metrics' })).body, /^auth_refresh_total\{outcome="superseded"\} 1$/m, 'counted as superseded')
+      t.equal((await refresh(app, `${COOKIE}=${current}`)).statusCode, 200, 'which refreshes')
     })
 
     t.test('401 with the cookie cleared for a missing, malformed, forged or unknown token', async (t) => {
@@ -168,4 +212,27 @@ t.test('timeouts, enforced by the store', async (t) => {
       t.equal((await refresh(app, `${COOKIE}=${refreshCookieValue(app, res.headers['set-cookie'])}`)).statusCode, 401, 'and the absolute lifetime ends it')
     })
   }
+})
+
+t.test('two tabs of a real browser: a refresh held up while the other tab refreshes twice is answered 409, and the browser stays signed in', needsChromium, async (t) => {
+  const appOrigin = await site(t, '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
+  const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin } })
+  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
+  const email = uniqueEmail()
+  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const context = await (await launchBrowser(t)).newContext()
+  const [first, second] = [await context.newPage(), await context.newPage()]
+  for (const tab of [first, second]) await tab.goto(`${appOrigin}/app.html`)
+  t.equal((await appCall(first, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app logs in')
+
+  const hold = holdNextRotation(t, auth)
+  const late = appCall(first, api, '/auth/refresh')
+  await hold.reached
+  t.equal((await appCall(second, api, '/auth/refresh')).status, 200, 'the other tab refreshes')
+  t.equal((await appCall(second, api, '/auth/refresh')).status, 200, 'and again')
+  const current = await refreshCookieIn(context)
+  hold.release()
+  t.match(await late, { status: 409, body: { code: 'AUTH_REFRESH_SUPERSEDED' } }, 'the held-up refresh: 409')
+  t.equal((await refreshCookieIn(context))?.value, current?.value, 'the browser still holds the current token')
+  t.equal((await appCall(first, api, '/auth/refresh')).status, 200, 'and the first tab\'s retry refreshes')
 })
