@@ -30,8 +30,9 @@ export default fp(async function corsPlugin (fastify) {
     credentials: true,
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['Content-Type', 'Authorization'],
-    // The app's code may read which request failed, to report it (plugins/request-id.ts).
-    exposedHeaders: ['X-Request-Id'],
+    // The app's code may read which request failed, to report it (plugins/request-id.ts), and when to retry a 429 or
+    // a 503: neither is a CORS-safelisted response header, so a cross-origin app sees null unless they are exposed.
+    exposedHeaders: ['X-Request-Id', 'Retry-After'],
     maxAge: 600,
     // Preflights end here, answered by @fastify/cors; they never reach routes or rate limits.
     preflight: true,

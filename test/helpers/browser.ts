@@ -35,7 +35,7 @@ export async function refreshCookieIn (context: BrowserContext) {
   return (await context.cookies()).find((c) => c.name === REFRESH_COOKIE)
 }
 
-export interface AppCall { status: number, body: unknown, requestId: string | null, cookieVisible: boolean }
+export interface AppCall { status: number, body: unknown, requestId: string | null, retryAfter: string | null, cookieVisible: boolean }
 
 /** The app's own call from `page`: fetch(api + path, { method: 'POST', credentials: 'include' }), a JSON body if given. */
 export async function appCall (page: Page, api: string, path: string, body?: object): Promise<AppCall> {
@@ -50,6 +50,7 @@ export async function appCall (page: Page, api: string, path: string, body?: obj
       status: res.status,
       body: await res.json().catch(() => null),
       requestId: res.headers.get('x-request-id'),
+      retryAfter: res.headers.get('retry-after'),
       cookieVisible: (globalThis as unknown as { document: { cookie: string } }).document.cookie.includes('refresh')
     }
   }, [`${api}${path}`, body] as const)

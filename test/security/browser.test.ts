@@ -72,3 +72,16 @@ for (const sameSite of ['strict', 'none'] as const) {
     t.equal(again.status, 200, 'and the session still refreshes from the app')
   })
 }
+
+t.test('a real browser: an app on an allowed origin reads when to retry a refused request (Retry-After)', needsChromium, async (t) => {
+  const appOrigin = await site(t, '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
+  const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin, RATE_LIMIT_LOGIN_IP: '1/60' } })
+  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
+  const page = await (await launchBrowser(t)).newContext().then(async (context) => await context.newPage())
+  await page.goto(`${appOrigin}/app.html`)
+  const attempt = async () => await appCall(page, api, '/auth/login', { email: uniqueEmail(), password: PASSWORD })
+  t.equal((await attempt()).status, 401, 'the first login of the window is answered')
+  const limited = await attempt()
+  t.match(limited, { status: 429, body: { code: 'RATE_LIMITED' } }, 'the next is limited')
+  t.match(limited.retryAfter, /^[1-9][0-9]*$/, `and the app's code reads Retry-After (${String(limited.retryAfter)} s), which CORS hides unless exposed`)
+})
