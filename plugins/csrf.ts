@@ -14,8 +14,9 @@ const JSON_TYPE = /^application\/json\s*(;|$)/i
 /**
  * The refresh cookie is sent by the browser whoever initiated the request, so the routes it
  * authenticates (refresh, logout) must establish that the request comes from an allowed app:
- * - `Sec-Fetch-Site: cross-site` (set by the browser, unforgeable by page scripts) is refused;
  * - an `Origin` outside ALLOWED_ORIGINS is refused, unless the browser says same-origin;
+ * - `Sec-Fetch-Site: cross-site` (set by the browser, unforgeable by page scripts) is refused, unless the `Origin`
+ *   is listed: an app on another site than the API's (COOKIE_SAMESITE=none) makes only cross-site requests;
  * - no `Origin` at all means no browser made a cross-origin request: curl, servers, load testers pass;
  * - a body type other than JSON (form posts, text/plain — the "simple" requests that skip the CORS
  *   preflight) is refused, so a cross-site form can never reach the store.
@@ -29,7 +30,8 @@ export default fp(async function csrfPlugin (fastify) {
     const { headers } = request
     const site = headers['sec-fetch-site']
     const origin = headers.origin
-    if (site === 'cross-site' || (origin !== undefined && site !== 'same-origin' && !allowed.has(origin))) {
+    const listed = origin !== undefined && allowed.has(origin)
+    if (!listed && (site === 'cross-site' || (origin !== undefined && site !== 'same-origin'))) {
       done(new CsrfError())
       return
     }

@@ -43,7 +43,9 @@ export default fp(async function refreshCookiePlugin (fastify) {
   if (serialize === undefined) throw new Error('@fastify/cookie did not decorate serializeCookie')
   const serializeCookie = serialize
 
-  const attributes = { httpOnly: true, secure, sameSite, path: REFRESH_COOKIE_PATH }
+  // SameSite=None serves an app on another site, where the cookie is a third-party one: browsers that block those
+  // (Chromium by default now, Safari) keep it only when it is Partitioned (CHIPS), in a jar of the app's own site.
+  const attributes = { httpOnly: true, secure, sameSite, path: REFRESH_COOKIE_PATH, partitioned: sameSite === 'none' }
   const prefix = `${name}=`
   // "; Path=/auth; HttpOnly; Secure; SameSite=Strict": everything after the value, as @fastify/cookie writes it.
   const attributeSuffix = serializeCookie(name, 'v', attributes).slice(prefix.length + 1)

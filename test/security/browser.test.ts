@@ -85,3 +85,38 @@ t.test('a real browser: an app on an allowed origin reads when to retry a refuse
   t.match(limited, { status: 429, body: { code: 'RATE_LIMITED' } }, 'the next is limited')
   t.match(limited.retryAfter, /^[1-9][0-9]*$/, `and the app's code reads Retry-After (${String(limited.retryAfter)} s), which CORS hides unless exposed`)
 })
+
+// COOKIE_SAMESITE=none is for an app on another site than the API's: its browser marks each of its requests
+// Sec-Fetch-Site: cross-site, so the CSRF check must let an allowed Origin through however the browser labels it.
+t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refreshes and logs out; a third site still cannot', needsChromium, async (t) => {
+  const appOrigin = await site(t, 'localhost', { '/app.html': '<!doctype html><title>app</title>' })
+  const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin, COOKIE_SAMESITE: 'none' } })
+  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
+  const email = uniqueEmail()
+  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const evilOrigin = await site(t, '127.0.0.2', {
+    '/form.html': `<!doctype html><form method="POST" action="${api}/auth/refresh" enctype="text/plain"><input name="x" value="y"></form><script>document.forms[0].submit()</script>`
+  })
+
+  const context = await (await launchBrowser(t)).newContext()
+  const page = await context.newPage()
+  await page.goto(`${appOrigin}/app.html`)
+  t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app logs in')
+  const stored = await refreshCookieIn(context)
+  t.match(stored, { sameSite: 'None', secure: true, httpOnly: true }, 'the browser keeps the cookie for the API\'s site')
+
+  const refreshed = await appCall(page, api, '/auth/refresh')
+  t.equal(refreshed.status, 200, 'the app refreshes, although its browser calls the request cross-site')
+  const rotated = await refreshCookieIn(context)
+  t.not(rotated?.value, stored?.value, 'the cookie was rotated')
+
+  const attacker = await context.newPage()
+  const [response] = await Promise.all([attacker.waitForResponse((r) => r.url().startsWith(api)), attacker.goto(`${evilOrigin}/form.html`)])
+  t.ok([403, 415].includes(response.status()), `a third site's form post is refused (${response.status()})`)
+  // The server refuses it whatever it carries (test/security/cross-site.test.ts); the browser adds its own line.
+  t.notOk(((await response.request().allHeaders()).cookie ?? '').includes(COOKIE), 'its browser did not even send the cookie, partitioned to the app\'s site')
+  t.equal((await refreshCookieIn(context))?.value, rotated?.value, 'and nothing rotated or cleared it')
+
+  t.equal((await appCall(page, api, '/auth/logout')).status, 204, 'the app logs out')
+  t.equal(await refreshCookieIn(context), undefined, 'and the cookie is gone')
+})

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, nextRefreshCookie, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
 
 const APP = 'https://app.example.com'
 const EVIL = 'https://evil.example'
@@ -11,7 +11,7 @@ t.test('cookie-authenticated routes refuse cross-site requests and leave the tok
   const refused: Record<string, Record<string, string>> = {
     'foreign Origin': { origin: EVIL },
     'Sec-Fetch-Site: cross-site': { 'sec-fetch-site': 'cross-site' },
-    'Sec-Fetch-Site: cross-site with an allowed Origin': { origin: APP, 'sec-fetch-site': 'cross-site' },
+    'Sec-Fetch-Site: cross-site from an unlisted Origin': { origin: EVIL, 'sec-fetch-site': 'cross-site' },
     'Origin: null (sandboxed frame)': { origin: 'null' },
     'look-alike origin': { origin: 'https://app.example.com.evil.example' },
     'allowed host, other scheme': { origin: 'http://app.example.com' }
@@ -54,6 +54,8 @@ t.test('allowed origins, same-origin browsers and non-browser clients pass', asy
   t.equal(fromApp.statusCode, 200, 'listed origin')
   t.equal(fromApp.headers['access-control-allow-origin'], APP)
   t.equal(fromApp.headers['access-control-allow-credentials'], 'true')
+  // An app on another site than the API's (COOKIE_SAMESITE=none): its browser calls every request of it cross-site.
+  t.equal((await next({ origin: APP, 'sec-fetch-site': 'cross-site' })).statusCode, 200, 'listed origin on another site')
   t.equal((await next({ origin: 'https://api.example.com', 'sec-fetch-site': 'same-origin' })).statusCode, 200, 'same-origin per the browser')
   t.equal((await next({})).statusCode, 200, 'no Origin: curl, servers, load testers')
 })
@@ -111,7 +113,27 @@ t.test('COOKIE_SAMESITE=none or lax relaxes the cookie, and the cross-site check
     const s = await registerAndLogin(app)
     const res = await refresh(app, s.cookie, { origin: APP })
     const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]
-    t.match(cookie, new RegExp(`; Secure; SameSite=${sameSite === 'none' ? 'None' : 'Lax'}$`))
+    t.match(cookie, new RegExp(`; Secure; ${sameSite === 'none' ? 'Partitioned; SameSite=None' : 'SameSite=Lax'}$`))
     t.equal((await refresh(app, s.cookie, { origin: EVIL })).statusCode, 403, `SameSite=${sameSite}: cross-site still refused`)
+  }
+})
+
+// A cookie for an app on another site is a third-party cookie, which browsers that block those keep only when it is
+// Partitioned (CHIPS); and a partitioned cookie is expired only by a Set-Cookie that is Partitioned too.
+t.test('COOKIE_SAMESITE=none: the cookie is Partitioned, set and cleared alike; strict and lax cookies are not', async (t) => {
+  const cookies = async (sameSite: string) => {
+    const app = await buildApp(t, { store: 'memory', env: { ALLOWED_ORIGINS: APP, COOKIE_SAMESITE: sameSite } })
+    const s = await registerAndLogin(app)
+    const loggedIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: s.email, password: PASSWORD } })
+    const rotated = await refresh(app, s.cookie, { origin: APP })
+    const loggedOut = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: nextRefreshCookie(app, rotated), origin: APP } })
+    const tossed = await refresh(app, `${s.cookie}; ${s.cookie}`, { origin: APP })
+    return [loggedIn.headers['set-cookie'], rotated.headers['set-cookie'], loggedOut.headers['set-cookie'], tossed.headers['set-cookie']].flatMap((h) => ([] as string[]).concat(h ?? []))
+  }
+  const none = await cookies('none')
+  t.equal(none.length, 7, 'login, refresh, logout and the four paths cleared after two cookies')
+  for (const header of none) t.match(header, /; Secure; Partitioned; SameSite=None$/, header.split(';').slice(1, 3).join(';'))
+  for (const sameSite of ['strict', 'lax']) {
+    t.notOk((await cookies(sameSite)).some((header) => header.includes('Partitioned')), `SameSite=${sameSite}: not partitioned`)
   }
 })
