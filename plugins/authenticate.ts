@@ -9,14 +9,14 @@ declare module 'fastify' {
   }
 }
 
+/** The Bearer scheme (any case), alone or followed by a space: a bearer token was attempted. */
+const BEARER = /^bearer(?: |$)/i
+
 /**
  * Answers from the token alone, with no store round trip, so protected routes keep
  * working while Redis is down. Every failure gives the same body (RFC 6750 §3.1).
  * A callback hook, not an async one: it runs on every protected request and needs no promise.
  */
-/** The Bearer scheme (any case), alone or followed by a space: a bearer token was attempted. */
-const BEARER = /^bearer(?: |$)/i
-
 export default fp(async function authenticatePlugin (fastify) {
   const { accessRevocations: revocations, accessTokens } = fastify
   fastify.decorate('authenticate', function authenticate (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
