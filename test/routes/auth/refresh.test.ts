@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import type { Test } from 'tap'
+import t, { type Test } from 'tap'
 import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail } from '../../helpers/app.js'
 import { appCall, launchBrowser, needsChromium, refreshCookieIn, site } from '../../helpers/browser.js'
 
