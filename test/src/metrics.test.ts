@@ -45,9 +45,9 @@ t.test('per-route request metrics expose exactly what prom-client\'s Counter and
 t.test('refresh and login outcomes expose exactly what prom-client\'s labelled Counter would', async (t) => {
   const metrics = new ServiceMetrics()
   const registry = new Registry()
-  const refreshes = new Counter({ name: 'auth_refresh_total', help: 'Refresh-token presentations by outcome; "reused" means a rotated token came back and its family was revoked, "unavailable" that the store did not answer (503, the successor set).', labelNames: ['outcome'], registers: [registry] })
+  const refreshes = new Counter({ name: 'auth_refresh_total', help: 'Refresh-token presentations by outcome; "reused" means a rotated token came back and its family was revoked, "superseded" that it came in a request made before its session\'s latest rotation (409, the family kept), "unavailable" that the store did not answer (503, the successor set).', labelNames: ['outcome'], registers: [registry] })
   const logins = new Counter({ name: 'auth_login_total', help: 'Login attempts by outcome.', labelNames: ['outcome'], registers: [registry] })
-  for (const outcome of ['rotated', 'rotated', 'reused', 'grace', 'rotated', 'invalid', 'limited', 'unavailable', 'invalid'] as const) {
+  for (const outcome of ['rotated', 'rotated', 'reused', 'grace', 'rotated', 'invalid', 'superseded', 'limited', 'unavailable', 'invalid'] as const) {
     metrics.refresh(outcome)
     refreshes.inc({ outcome })
   }
