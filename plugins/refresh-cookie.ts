@@ -44,7 +44,8 @@ export default fp(async function refreshCookiePlugin (fastify) {
   const serializeCookie = serialize
 
   // SameSite=None serves an app on another site, where the cookie is a third-party one: browsers that block those
-  // (Chromium by default now, Safari) keep it only when it is Partitioned (CHIPS), in a jar of the app's own site.
+  // (Chromium does by default) keep it only when it is Partitioned (CHIPS), in a jar of the app's own site; a browser
+  // that does not know the attribute ignores it.
   const attributes = { httpOnly: true, secure, sameSite, path: REFRESH_COOKIE_PATH, partitioned: sameSite === 'none' }
   const prefix = `${name}=`
   // "; Path=/auth; HttpOnly; Secure; SameSite=Strict": everything after the value, as @fastify/cookie writes it.
