@@ -6,7 +6,8 @@ import type { PublicJwk } from '../src/signing-keys.js'
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
-    payload: Pick<AccessTokenClaims, 'sub' | 'email' | 'sid' | 'jti'>
+    /** What a token is signed with; `client_id` is issued for resource servers (RFC 9068) and not read back here. */
+    payload: Pick<AccessTokenClaims, 'sub' | 'email' | 'sid' | 'jti'> & { client_id: string }
     user: AccessTokenClaims
   }
 }
@@ -50,7 +51,9 @@ export default fp(async function accessTokensPlugin (fastify) {
 
   fastify.decorate('accessTokens', {
     issue (session: { userId: string, email: string, familyId: string }) {
-      const accessToken = fastify.jwt.sign({ sub: session.userId, email: session.email, sid: session.familyId, jti: randomUUID() })
+      // client_id: RFC 9068 §2.2 requires it of a token whose header says at+jwt, and resource servers that hold tokens
+      // to that profile refuse one without it. The client is the service's own sign-in, so it bears the issuer's name.
+      const accessToken = fastify.jwt.sign({ sub: session.userId, email: session.email, sid: session.familyId, jti: randomUUID(), client_id: issuer })
       return { accessToken, tokenType: 'Bearer' as const, expiresIn: accessTokenTtlSeconds }
     },
     verify: (token: string) => verifier.verify(token),

@@ -1,6 +1,7 @@
+import * as oauth from 'oauth4webapi'
 import t from 'tap'
 import { buildResourceServer } from '../../examples/resource-server.js'
-import { buildApp, registerAndLogin } from '../helpers/app.js'
+import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
 import { keySetJson, privateJwk } from '../helpers/keys.js'
 
 for (const alg of ['ES256', 'EdDSA'] as const) {
@@ -23,3 +24,21 @@ for (const alg of ['ES256', 'EdDSA'] as const) {
     t.equal((await api.inject({ url: '/orders', headers: { authorization: `Bearer ${session.refreshToken}` } })).statusCode, 401, 'a refresh token: refused')
   })
 }
+
+// RFC 9068 §2.2 requires iss, exp, aud, sub, client_id, iat and jti; a resource server that holds access tokens to
+// the profile their header names (typ: at+jwt) refuses one without all of them.
+t.test('a resource server holding tokens to the RFC 9068 profile (oauth4webapi) accepts those of login and refresh', async (t) => {
+  const auth = await buildApp(t, { env: { JWT_SECRET: '', JWT_KEYS: keySetJson(privateJwk('ES256', 'rfc9068')) } })
+  const address = await auth.listen({ port: 0, host: '127.0.0.1' })
+  const authorizationServer = { issuer: auth.config.jwt.issuer, jwks_uri: `${address}/.well-known/jwks.json` }
+  const validate = async (accessToken: string) => await oauth.validateJwtAccessToken(authorizationServer,
+    new Request('http://127.0.0.1/orders', { headers: { authorization: `Bearer ${accessToken}` } }), auth.config.jwt.audience,
+    { [oauth.allowInsecureRequests]: true })
+
+  const session = await registerAndLogin(auth)
+  const refreshed = (await refresh(auth, session.cookie)).json().accessToken as string
+  for (const [name, accessToken] of [['login', session.accessToken], ['refresh', refreshed]] as const) {
+    const claims = await validate(accessToken).catch((err: unknown) => err as Error)
+    t.match(claims, { iss: auth.config.jwt.issuer, aud: auth.config.jwt.audience, sub: String, client_id: auth.config.jwt.issuer, jti: String, iat: Number, exp: Number }, `${name}: accepted, with every claim the profile requires`)
+  }
+})
