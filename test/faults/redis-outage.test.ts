@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, login, type LoggedIn, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, sidOf, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
-import { appCall, launchBrowser, needsChromium, refreshCookieIn, site } from '../helpers/browser.js'
+import { appCall, browserApp, needsChromium, refreshCookieIn } from '../helpers/browser.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 import { silentServerMs } from '../../src/redis-client.js'
@@ -265,14 +265,8 @@ t.test('a session ended by a revoke answered 503 that Redis runs late has its ac
 t.test('a real browser keeps the successor a 503 sets, and its session outlives the grace window after Redis stalled', needsChromium, async (t) => {
   const GRACE_SECONDS = 1
   const redis = await PrivateRedis.start(t)
-  const appOrigin = await site(t, '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
-  const auth = await buildApp(t, { env: { REDIS_URL: redis.url, ALLOWED_ORIGINS: appOrigin, REFRESH_REUSE_GRACE: String(GRACE_SECONDS) } })
-  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
-  const email = uniqueEmail()
-  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
-  const context = await (await launchBrowser(t)).newContext()
-  const page = await context.newPage()
-  await page.goto(`${appOrigin}/app.html`)
+  const { api, email, context, openApp } = await browserApp(t, { env: { REDIS_URL: redis.url, REFRESH_REUSE_GRACE: String(GRACE_SECONDS) } })
+  const page = await openApp()
   t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app logs in')
   const before = await refreshCookieIn(context)
 

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
+import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { buildApp, PASSWORD, uniqueEmail } from './app.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 export const REFRESH_COOKIE = '__Secure-refresh_token'
@@ -33,6 +35,28 @@ export async function launchBrowser (t: Test): Promise<Browser> {
 /** The refresh cookie as the browser holds it. All cookies, not cookies(api): that filters by the URL's path, and this one lives on /auth. */
 export async function refreshCookieIn (context: BrowserContext) {
   return (await context.cookies()).find((c) => c.name === REFRESH_COOKIE)
+}
+
+/**
+ * A browser app and the service it calls: the service listening on 127.0.0.1 with the app's origin (a page served from
+ * `appHost`) in ALLOWED_ORIGINS and `env` on top, an account registered, and a browser whose tabs `openApp` opens on
+ * the app's page.
+ */
+export async function browserApp (t: Test, options: { appHost?: string, env?: Record<string, string> } = {}): Promise<{
+  auth: FastifyInstance, api: string, email: string, context: BrowserContext, openApp: () => Promise<Page>
+}> {
+  const appOrigin = await site(t, options.appHost ?? '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
+  const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin, ...options.env } })
+  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
+  const email = uniqueEmail()
+  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const context = await (await launchBrowser(t)).newContext()
+  const openApp = async (): Promise<Page> => {
+    const page = await context.newPage()
+    await page.goto(`${appOrigin}/app.html`)
+    return page
+  }
+  return { auth, api, email, context, openApp }
 }
 
 export interface AppCall { status: number, body: unknown, requestId: string | null, retryAfter: string | null, cookieVisible: boolean }

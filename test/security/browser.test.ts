@@ -1,16 +1,12 @@
 import t from 'tap'
-import { buildApp, PASSWORD, uniqueEmail } from '../helpers/app.js'
-import { appCall, launchBrowser, needsChromium, REFRESH_COOKIE as COOKIE, refreshCookieIn, site } from '../helpers/browser.js'
+import { PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { appCall, browserApp, needsChromium, REFRESH_COOKIE as COOKIE, refreshCookieIn, site } from '../helpers/browser.js'
 
 // The app and the API share the site 127.0.0.1 (same-site, cross-origin: different ports);
 // the attacker's page is on localhost, another site.
 for (const sameSite of ['strict', 'none'] as const) {
   t.test(`a real browser: the refresh cookie works for the app and no cross-site page can use it (COOKIE_SAMESITE=${sameSite})`, needsChromium, async (t) => {
-    const appOrigin = await site(t, '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
-    const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin, COOKIE_SAMESITE: sameSite } })
-    const api = await auth.listen({ port: 0, host: '127.0.0.1' })
-    const email = uniqueEmail()
-    await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+    const { api, email, context, openApp } = await browserApp(t, { env: { COOKIE_SAMESITE: sameSite } })
 
     const evilOrigin = await site(t, 'localhost', {
       '/fetch.html': '<!doctype html><title>evil</title>',
@@ -19,13 +15,10 @@ for (const sameSite of ['strict', 'none'] as const) {
       '/logout-form.html': `<!doctype html><form method="POST" action="${api}/auth/logout"></form><script>document.forms[0].submit()</script>`
     })
 
-    const browser = await launchBrowser(t)
-    const context = await browser.newContext()
-    const page = await context.newPage()
     const refreshCookie = async () => await refreshCookieIn(context)
 
     // The app logs in and refreshes with fetch(..., { credentials: 'include' }).
-    await page.goto(`${appOrigin}/app.html`)
+    const page = await openApp()
     const call = async (path: string, body?: object) => await appCall(page, api, path, body)
 
     const login = await call('/auth/login', { email, password: PASSWORD })
@@ -74,11 +67,8 @@ for (const sameSite of ['strict', 'none'] as const) {
 }
 
 t.test('a real browser: an app on an allowed origin reads when to retry a refused request (Retry-After)', needsChromium, async (t) => {
-  const appOrigin = await site(t, '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
-  const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin, RATE_LIMIT_LOGIN_IP: '1/60' } })
-  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
-  const page = await (await launchBrowser(t)).newContext().then(async (context) => await context.newPage())
-  await page.goto(`${appOrigin}/app.html`)
+  const { api, openApp } = await browserApp(t, { env: { RATE_LIMIT_LOGIN_IP: '1/60' } })
+  const page = await openApp()
   const attempt = async () => await appCall(page, api, '/auth/login', { email: uniqueEmail(), password: PASSWORD })
   t.equal((await attempt()).status, 401, 'the first login of the window is answered')
   const limited = await attempt()
@@ -89,18 +79,12 @@ t.test('a real browser: an app on an allowed origin reads when to retry a refuse
 // COOKIE_SAMESITE=none is for an app on another site than the API's: its browser marks each of its requests
 // Sec-Fetch-Site: cross-site, so the CSRF check must let an allowed Origin through however the browser labels it.
 t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refreshes and logs out; a third site still cannot', needsChromium, async (t) => {
-  const appOrigin = await site(t, 'localhost', { '/app.html': '<!doctype html><title>app</title>' })
-  const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin, COOKIE_SAMESITE: 'none' } })
-  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
-  const email = uniqueEmail()
-  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const { api, email, context, openApp } = await browserApp(t, { appHost: 'localhost', env: { COOKIE_SAMESITE: 'none' } })
   const evilOrigin = await site(t, '127.0.0.2', {
     '/form.html': `<!doctype html><form method="POST" action="${api}/auth/refresh" enctype="text/plain"><input name="x" value="y"></form><script>document.forms[0].submit()</script>`
   })
 
-  const context = await (await launchBrowser(t)).newContext()
-  const page = await context.newPage()
-  await page.goto(`${appOrigin}/app.html`)
+  const page = await openApp()
   t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app logs in')
   const stored = await refreshCookieIn(context)
   t.match(stored, { sameSite: 'None', secure: true, httpOnly: true }, 'the browser keeps the cookie for the API\'s site')

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail } from '../../helpers/app.js'
-import { appCall, launchBrowser, needsChromium, refreshCookieIn, site } from '../../helpers/browser.js'
+import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../../helpers/app.js'
+import { appCall, browserApp, needsChromium, refreshCookieIn } from '../../helpers/browser.js'
 
 const COOKIE = '__Secure-refresh_token'
 
@@ -214,14 +214,8 @@ t.test('timeouts, enforced by the store', async (t) => {
 })
 
 t.test('two tabs of a real browser: a refresh held up while the other tab refreshes twice is answered 409, and the browser stays signed in', needsChromium, async (t) => {
-  const appOrigin = await site(t, '127.0.0.1', { '/app.html': '<!doctype html><title>app</title>' })
-  const auth = await buildApp(t, { env: { ALLOWED_ORIGINS: appOrigin } })
-  const api = await auth.listen({ port: 0, host: '127.0.0.1' })
-  const email = uniqueEmail()
-  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
-  const context = await (await launchBrowser(t)).newContext()
-  const [first, second] = [await context.newPage(), await context.newPage()]
-  for (const tab of [first, second]) await tab.goto(`${appOrigin}/app.html`)
+  const { auth, api, email, context, openApp } = await browserApp(t)
+  const [first, second] = [await openApp(), await openApp()]
   t.equal((await appCall(first, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app logs in')
 
   const hold = holdNextRotation(t, auth)
