@@ -1,7 +1,11 @@
 # syntax=docker/dockerfile:1
 
+# Node.js 24, an LTS line with security releases until 2028-04-30: Node 20 reached its end of life on 2026-04-30, and
+# an authentication service must not ship on a runtime that no longer gets security fixes. Every stage uses the same
+# image, so the runtime loads the native module (argon2) that the deps stage installed for it.
+
 # --- build: compile TypeScript ---
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Only the TypeScript compiler runs here: no native module needs building.
@@ -13,9 +17,9 @@ COPY routes ./routes
 RUN npm run build
 
 # --- deps: production dependencies only. argon2's install script loads its prebuilt binary and
-# compiles from source when that fails (its linux-x64 prebuild crashes on some CPUs, seen on this
-# project's machines), so this stage alone has a C++ toolchain ---
-FROM node:20-bookworm-slim AS deps
+# compiles from source when that fails (its linux-x64 prebuild crashes under Node 20 on this project's
+# machines, and loads under Node 24), so this stage alone has a C++ toolchain ---
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -24,7 +28,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # --- runtime ---
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=3000

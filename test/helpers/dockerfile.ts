@@ -2,6 +2,8 @@
 
 export interface Stage {
   name: string
+  /** The image it starts from, as FROM names it (`node:24-bookworm-slim`). */
+  image: string
   workdir: string
   copies: Array<{ from: string | null, sources: string[], dest: string }>
   runs: string[]
@@ -18,7 +20,8 @@ export function parseDockerfile (text: string): Stage[] {
     const [, instruction = '', rest = ''] = /^(\S+)\s+(.*)$/.exec(line) ?? []
     const stage = stages.at(-1)
     if (instruction === 'FROM') {
-      stages.push({ name: / AS (\S+)$/i.exec(rest)?.[1] ?? 'runtime', workdir: '/', copies: [], runs: [], env: {}, cmd: null, healthcheck: null })
+      const [image = '', , name = 'runtime'] = rest.split(/\s+/)
+      stages.push({ name, image, workdir: '/', copies: [], runs: [], env: {}, cmd: null, healthcheck: null })
     } else if (stage === undefined) {
       continue
     } else if (instruction === 'WORKDIR') {

