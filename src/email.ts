@@ -1,5 +1,11 @@
+import { toASCII } from 'tr46'
+
 /** Longest address RFC 5321 lets through SMTP. */
 export const MAX_EMAIL_LENGTH = 254
+
+// UTS #46 as the WHATWG URL standard maps a host name (non-strict), which is how browsers map the domain of an
+// <input type=email>. Written out: tr46's defaults check neither bidi rules nor joiners.
+const IDNA = { checkBidi: true, checkJoiners: true, checkHyphens: false, useSTD3ASCIIRules: false, transitionalProcessing: false, verifyDNSLength: false }
 
 // After normalisation: one @, a non-empty local part, a dotted domain, no whitespace.
 const SHAPE = /^[^\s@]{1,64}@[^\s@.]+(?:\.[^\s@.]+)+$/u
@@ -8,17 +14,25 @@ const SHAPE = /^[^\s@]{1,64}@[^\s@.]+(?:\.[^\s@.]+)+$/u
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u
 
 /**
- * Canonical form used for storage and comparison: trimmed, NFKC, lower-cased.
+ * Canonical form used for storage and comparison: trimmed, NFKC, lower-cased, the domain in its ASCII form.
  * NFKC folds fullwidth and compatibility forms ("ｕｓｅｒ@ｅｘａｍｐｌｅ.ｃｏｍ"),
  * so look-alike variants of an existing address collide instead of creating a second account.
+ * An internationalised domain is one domain whether it arrives as typed ("bücher.de") or as Chromium's
+ * <input type=email> submits it ("xn--bcher-kva.de"): both name one mailbox, so both find one account. The ASCII
+ * form is the one kept, as a browser form sends it.
  * Returns null for anything that is not a plausible address.
  */
 export function normalizeEmail (input: string): string | null {
   const trimmed = input.trim()
   if (CONTROL.test(trimmed)) return null
-  const email = trimmed.normalize('NFKC').toLowerCase()
-  if (email.length === 0 || email.length > MAX_EMAIL_LENGTH) return null
+  const lowered = trimmed.normalize('NFKC').toLowerCase()
   // NFKC can itself produce controls or separators from compatibility characters.
-  if (CONTROL.test(email) || !SHAPE.test(email)) return null
+  if (lowered.length > MAX_EMAIL_LENGTH || CONTROL.test(lowered) || !SHAPE.test(lowered)) return null
+  const at = lowered.indexOf('@')
+  const domain = toASCII(lowered.slice(at + 1), IDNA)
+  if (domain === null) return null
+  const email = `${lowered.slice(0, at + 1)}${domain}`
+  // The ASCII form of a domain is longer than its Unicode form, and mapping can empty a label (a soft hyphen alone).
+  if (email.length > MAX_EMAIL_LENGTH || !SHAPE.test(email)) return null
   return email
 }

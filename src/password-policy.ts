@@ -1,4 +1,5 @@
 import { dictionary } from '@zxcvbn-ts/language-common'
+import { normalizeEmail } from './email.js'
 
 /** What a user is told when a new password is refused; the 400 `AUTH_WEAK_PASSWORD` carries it. */
 export type PasswordRefusal =
@@ -26,7 +27,7 @@ export class PasswordPolicy {
     this.#common = new Set([...common].map((p) => p.toLowerCase()))
   }
 
-  /** Why `password` may not be set for the account `email`; null when it may. */
+  /** Why `password` may not be set for the account `email` (normalised: see normalizeEmail); null when it may. */
   refusal (password: string, email: string): PasswordRefusal | null {
     const p = password.normalize('NFKC').toLowerCase()
     const core = p.replace(PADDING, '')
@@ -34,7 +35,9 @@ export class PasswordPolicy {
     if (candidates.some((c) => this.#common.has(c))) return 'This password is one of the most common ones; choose another'
     const at = email.lastIndexOf('@')
     const name = at < 0 ? email : email.slice(0, at)
-    if (candidates.some((c) => c === email || c === name)) return 'A password must not be the account\'s email address'
+    // As an address, the password is compared in the form the account's is kept in: its domain may have been typed in
+    // Unicode and be kept in ASCII.
+    if (candidates.some((c) => c === name || normalizeEmail(c) === email)) return 'A password must not be the account\'s email address'
     if (candidates.some((c) => REPEATED.test(c) || inSequence(c))) return 'A password must not be one character, or a few, repeated or in sequence'
     return null
   }

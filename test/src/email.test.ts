@@ -5,13 +5,32 @@ t.test('canonical form: trimmed, NFKC, lower-cased', async (t) => {
   t.equal(normalizeEmail('  Alice@Example.COM\t'), 'alice@example.com')
   t.equal(normalizeEmail('ａｌｉｃｅ@ｅｘａｍｐｌｅ.ｃｏｍ'), 'alice@example.com', 'fullwidth folds to ASCII')
   t.equal(normalizeEmail('ﬁle@example.com'), 'file@example.com', 'compatibility ligature folds')
-  t.equal(normalizeEmail('Ünïcødé@exämple.org'), 'ünïcødé@exämple.org', 'non-ASCII letters are kept')
+  t.equal(normalizeEmail('Ünïcødé@example.org'), 'ünïcødé@example.org', 'non-ASCII letters of the local part are kept')
 })
+
+t.test('an internationalised domain is kept in its ASCII form, however it arrives', async (t) => {
+  // As typed, and as Chromium's <input type=email> submits it (test/routes/auth/login.test.ts, in Chromium).
+  t.equal(normalizeEmail('anna@bücher.de'), 'anna@xn--bcher-kva.de', 'as typed')
+  t.equal(normalizeEmail('anna@xn--bcher-kva.de'), 'anna@xn--bcher-kva.de', 'as a browser form sends it')
+  t.equal(normalizeEmail('Anna@XN--BCHER-KVA.DE'), 'anna@xn--bcher-kva.de', 'its ASCII form in capitals')
+  t.equal(normalizeEmail('Anna@BÜCHER.DE'), 'anna@xn--bcher-kva.de', 'its Unicode form in capitals')
+  t.equal(normalizeEmail('ünïcødé@exämple.org'), 'ünïcødé@xn--exmple-cua.org', 'the local part is left as it is')
+  t.equal(normalizeEmail('user@例え.jp'), 'user@xn--r8jz45g.jp')
+  t.equal(normalizeEmail('user@straße.de'), 'user@xn--strae-oqa.de', 'ß is its own letter (nontransitional, as browsers map it), not "ss"')
+  t.equal(normalizeEmail('user@exam\u00adple.com'), 'user@example.com', 'an invisible soft hyphen is mapped away: one look-alike fewer')
+  t.equal(normalizeEmail('user@exam_ple.com'), 'user@exam_ple.com', 'an ASCII domain is only lower-cased')
+})
+
+// 60 different ideographs: 157 characters in an address, 259 in its ASCII form.
+const CJK_60 = Array.from({ length: 60 }, (_, i) => String.fromCodePoint(0x4e00 + i * 37)).join('')
 
 t.test('refuses what is not a plausible address', async (t) => {
   const bad = ['', '   ', 'plain', '@example.com', 'a@', 'a@b', 'a@@b.com', 'a b@example.com', 'a@exa mple.com',
     'nul\u0000@example.com', 'bell\u0007@example.com', 'del\u007f@example.com', 'line\u2028@example.com', 'c1\u0085@example.com',
-    `${'x'.repeat(65)}@example.com`, `a@${'d'.repeat(250)}.com`, 'a@.example.com', 'a@example..com']
+    `${'x'.repeat(65)}@example.com`, `a@${'d'.repeat(250)}.com`, 'a@.example.com', 'a@example..com',
+    // Domains that are not one under IDNA: invalid punycode, a label that maps to nothing, a joiner out of place, a
+    // label breaking the bidi rule, and one whose ASCII form is too long though its Unicode form is not.
+    'a@xn--zz.com', 'a@\u00ad.example.com', 'a@a\u200db.com', 'a@\u0661\u0662.com', `a@${CJK_60}.${'d'.repeat(90)}.com`]
   // Names escaped: a raw U+2028 in a test name would split the TAP line.
   const name = (s: string) => JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
   for (const input of bad) t.equal(normalizeEmail(input), null, name(input))

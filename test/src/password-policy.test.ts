@@ -32,6 +32,14 @@ t.test('refuses what an attacker tries first, saying which rule', async (t) => {
   for (const [password, reason] of refused) t.equal(policy.refusal(password, email), reason, password)
 })
 
+t.test('refuses the account\'s address in either form of an internationalised domain', async (t) => {
+  // Kept with its domain in ASCII (src/email.ts), typed as its owner knows it.
+  const kept = 'annabella@xn--bcher-kva.de'
+  t.equal(policy.refusal('annabella@bücher.de', kept), EMAIL, 'as typed')
+  t.equal(policy.refusal('Annabella@Bücher.de2024!', kept), EMAIL, 'padded')
+  t.equal(policy.refusal(kept, kept), EMAIL, 'as kept')
+})
+
 t.test('takes passwords and passphrases no list or pattern holds', async (t) => {
   const accepted = [
     'correct horse battery staple',

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest, type UnansweredRequest } from '../../helpers/raw-http.js'
+import { appCall, browserApp, needsChromium } from '../../helpers/browser.js'
 import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
@@ -43,6 +44,19 @@ for (const store of ['redis', 'memory'] as const) {
 
     t.test('email is matched after normalisation', async (t) => {
       t.equal((await login({ email: `  ${email.toUpperCase()} `, password: PASSWORD })).statusCode, 200)
+    })
+
+    t.test('an address with an internationalised domain is one account, whichever form of the domain arrives', async (t) => {
+      const local = uniqueEmail().split('@')[0] as string
+      const typed = `${local}@bücher.example`
+      const ascii = `${local}@xn--bcher-kva.example`
+      const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: typed, password: PASSWORD } })
+      t.equal(registered.statusCode, 201, 'registered as typed')
+      t.equal(registered.json().email, ascii, 'kept with the domain in ASCII, as a browser form sends it')
+      t.equal((await login({ email: ascii, password: PASSWORD })).statusCode, 200, 'signs in with the ASCII form')
+      t.equal((await login({ email: `${local}@BÜCHER.example`, password: PASSWORD })).statusCode, 200, 'and with the Unicode form in capitals')
+      const twin = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: ascii, password: PASSWORD } })
+      t.equal(twin.json().code, 'AUTH_EMAIL_TAKEN', 'the other form registers no second account')
     })
 
     t.test('the password is matched in any Unicode normalisation form of the one registered', async (t) => {
@@ -104,6 +118,25 @@ for (const store of ['redis', 'memory'] as const) {
     })
   })
 }
+
+t.test('in Chromium, an account whose domain was registered as typed signs in from a form, which sends the domain in ASCII', needsChromium, async (t) => {
+  // A native app (or an API client) registers the address as its user typed it; Chromium's <input type=email> gives
+  // a page the domain in ASCII. One mailbox: the same account.
+  const { auth, api, openApp } = await browserApp(t)
+  const local = uniqueEmail().split('@')[0] as string
+  const typed = `${local}@bücher.example`
+  t.equal((await auth.inject({ method: 'POST', url: '/auth/register', payload: { email: typed, password: PASSWORD } })).statusCode, 201)
+
+  const page = await openApp()
+  await page.setContent('<form><input id="email" type="email" autocomplete="username"><input id="password" type="password"></form>')
+  await page.fill('#email', typed)
+  await page.fill('#password', PASSWORD)
+  const [email, password] = await page.$$eval('input', (inputs) => inputs.map((i) => (i as unknown as { value: string }).value))
+  t.equal(email, `${local}@xn--bcher-kva.example`, 'the form gives the page the domain in ASCII')
+  const signIn = await appCall(page, api, '/auth/login', { email, password })
+  t.equal(signIn.status, 200, 'and that signs in')
+  t.match(signIn.body, { tokenType: 'Bearer' })
+})
 
 t.test('logins past the hashing queue\'s bound are answered 503 SERVICE_BUSY at once, with Retry-After', async (t) => {
   const app = await buildApp(t, { store: 'memory', env: { ...ONE_SLOW_HASH_AT_A_TIME, ARGON2_MAX_QUEUE: '1' } })
