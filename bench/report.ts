@@ -26,7 +26,7 @@ export interface Results {
     memory: { sessions: number, usedMemoryDeltaPerSession: number, memoryUsagePerSession: number, familyKeyBytes: number, indexBytesPerSession: number, familyEncoding: string, userAgentLength: number, unlistedAgentFamilyKeyBytes: number, familyKeyBytesAfterRuns: number }
   }
   serviceRssMb: number
-  /** Microseconds per signature and per (uncached) verification, fast-jwt, in the bench process. */
+  /** Microseconds per signature and per (uncached) verification, fast-jwt, on the servers' Node (before --node: the bench process's). */
   algorithms: Record<string, { signMicros: number, verifyMicros: number }>
   elapsedSeconds: number
 }
@@ -167,7 +167,9 @@ const m = (r: Record<string, Measurement>, k: string) => r[k] as Measurement
 export function markdown (results: Results): string {
   const lines: string[] = []
   lines.push(`# Benchmark results (${results.date.slice(0, 10)}, commit ${results.commit})`, '')
-  lines.push(`${results.machine.cores} cores (${results.machine.cpu}), Node ${results.machine.node}; access tokens ${String(results.settings.algorithm)}; ${results.settings.rounds} alternating rounds of ${results.settings.durationSeconds} s per run, ${results.settings.connections} connections (${results.settings.loginConnections} for login), ${results.redis.memory.sessions} seeded sessions. Median over rounds, min–max in brackets.`, '')
+  // Runs before --node recorded no server Node: their servers ran on the bench's own.
+  const serverNode = typeof results.settings.serverNode === 'string' ? results.settings.serverNode : results.machine.node
+  lines.push(`${results.machine.cores} cores (${results.machine.cpu}), servers on Node ${serverNode} (the load generator on ${results.machine.node}); access tokens ${String(results.settings.algorithm)}; ${results.settings.rounds} alternating rounds of ${results.settings.durationSeconds} s per run, ${results.settings.connections} connections (${results.settings.loginConnections} for login), ${results.redis.memory.sessions} seeded sessions. Median over rounds, min–max in brackets.`, '')
   const commands = results.settings.serverCommands as Record<string, string> | undefined
   if (commands !== undefined) lines.push(`Every server ran as compiled by tsc, on node with no loader, as the container runs the service: \`${commands.service}\`.`, '')
   lines.push('| ratio | of | median | min–max | target | met |', '|---|---|---|---|---|---|')

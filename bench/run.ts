@@ -3,11 +3,12 @@
 // Starts the real service (production defaults) on a private Redis, seeds users and sessions,
 // and measures refresh, /me and login against baselines run in the same session, alternating
 // round by round. Only loopback; every run is bounded in time. See bench/README.md.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { hash, randomBytes } from 'node:crypto'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { join, resolve as resolvePath } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import argon2 from 'argon2'
@@ -16,9 +17,9 @@ import { Cluster, Redis } from 'ioredis'
 import { RedisFamilyStore } from '../src/redis-family-store.js'
 import { RefreshTokenCodec } from '../src/refresh-token.js'
 import { generateKeySetJson, hs256KeySet, parseKeySet } from '../src/signing-keys.js'
-import { measureAlgorithms } from './algorithms.js'
 import { RedisUserDirectory } from '../src/redis-user-directory.js'
 import type { RedisClient } from '../src/redis-client.js'
+import { imageNode } from '../test/helpers/image-node.js'
 import { freePort, PrivateCluster } from '../test/helpers/redis-server.js'
 import { tutorialRefreshToken } from './baselines/tutorial-express.js'
 import { median, writeReport, type Measurement, type Results } from './report.js'
@@ -45,6 +46,9 @@ const USAGE = `Usage: npm run bench [-- options]
                            rounds as RUN@variant (repeatable)
   --variant-checkout DIR   the second service runs another checkout's code
   --algorithm ALG          access-token algorithm: ${ALGORITHMS.join(', ')} (default ES256)
+  --node WHICH             the Node.js every server runs on: "image" (default: the container
+                           image's, fetched once from the npm registry), "machine" (this one's),
+                           or the path of a node binary
   --cluster                the service on a Redis Cluster of three masters instead of one Redis;
                            with --only (or --profile) and the service's runs only: ${CLUSTER_RUNS.join(', ')}
   --profile DIR            CPU-profile the server of one run (--scenario) instead of benchmarking
@@ -92,6 +96,8 @@ function parse () {
       'variant-checkout': { type: 'string' },
       // The access-token algorithm: ES256 is the service default; HS256 for single-service setups.
       algorithm: { type: 'string', default: 'ES256' },
+      // The Node.js the servers run on: the image's, as the container runs them (test/helpers/image-node.ts).
+      node: { type: 'string', default: 'image' },
       // The service on a Redis Cluster (REDIS_CLUSTER_NODES), as a fleet may run it.
       cluster: { type: 'boolean', default: false }
     }
@@ -123,6 +129,7 @@ const ROUNDS = numberOption('rounds', 3, (n) => Number.isInteger(n) && n >= 1, '
 // The first 20 seeded users, one per 100 sessions, mint the access tokens the /me runs present.
 const SESSIONS = numberOption('sessions', args.quick ? 20_000 : 100_000, (n) => Number.isInteger(n) && n >= 2_000, 'a whole number of at least 2000')
 if (!(ALGORITHMS as readonly string[]).includes(args.algorithm)) usageError(`--algorithm ${args.algorithm}: expected one of ${ALGORITHMS.join(', ')}`)
+if (args.node !== 'image' && args.node !== 'machine' && !existsSync(args.node)) usageError(`--node ${args.node}: expected image, machine, or the path of a node binary`)
 const variantCheckout = args['variant-checkout']
 const withVariant = Object.keys(variantEnv).length > 0 || variantCheckout !== undefined
 const runNames = [...RUNS, ...(withVariant ? VARIANT_RUNS.map((name) => `${name}@variant`) : [])]
@@ -185,12 +192,35 @@ function compile (checkout: string, tsconfig: string): Promise<string> {
   }))
 }
 
+/**
+ * The Node.js every server runs on (--node), found before the first starts. By default the container image's: its
+ * runtime is part of what ships (Node 24's OpenSSL, for one, makes the tutorial's string secrets 17 times cheaper
+ * than Node 20's: bench/README.md). The bench itself and its load generator run on this machine's.
+ */
+let serverNode = { path: process.execPath, version: process.version, source: 'this machine\'s' }
+
+async function findServerNode (): Promise<typeof serverNode> {
+  if (args.node === 'machine') return serverNode
+  if (args.node === 'image') {
+    const found = await imageNode()
+    return { path: found.node, version: found.version, source: `the image's (${found.image})` }
+  }
+  const path = resolvePath(args.node)
+  return { path, version: execFileSync(path, ['--version'], { encoding: 'utf8' }).trim(), source: path }
+}
+
+/** Microseconds per signature and verification of each algorithm (bench/algorithms.ts), measured on the servers' Node. */
+function measureAlgorithms (build: string): Record<string, { signMicros: number, verifyMicros: number }> {
+  const module = pathToFileURL(join(build, 'bench/algorithms.js')).href
+  return JSON.parse(execFileSync(serverNode.path, ['--input-type=module', '-e', `import { measureAlgorithms } from ${JSON.stringify(module)}; process.stdout.write(JSON.stringify(measureAlgorithms()))`], { encoding: 'utf8' }))
+}
+
 async function startProcess (name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
   // Profiling: the service and the bare baselines, each into its own subfolder.
   const nodeArgs = args.profile !== undefined && (name === 'service' || name === 'bare')
     ? ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${join(args.profile, name)}`]
     : []
-  const child = spawn(process.execPath, [...nodeArgs, script], {
+  const child = spawn(serverNode.path, [...nodeArgs, script], {
     env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
     // The service logs at info to stdout as in production; the lines go to /dev/null, their cost stays.
     stdio: ['ignore', 'ignore', 'pipe']
@@ -460,6 +490,8 @@ async function startRedis (): Promise<BenchRedis> {
 }
 
 async function main (): Promise<void> {
+  serverNode = await findServerNode()
+  log(`servers on Node ${serverNode.version}, ${serverNode.source}`)
   const { client: redis, serviceEnv: redisEnv, serverUrl: redisUrl } = await startRedis()
 
   const algorithm = args.algorithm as typeof ALGORITHMS[number]
@@ -608,7 +640,7 @@ async function main (): Promise<void> {
   // What each server process was started as, read back from the kernel: the report shows it ran compiled.
   const serverCommands = Object.fromEntries(Object.keys(serverSpecs).map((name) => [name,
     readFileSync(`/proc/${server(name).pid}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '')
-      .map((arg) => arg === process.execPath ? 'node' : arg.replace(build, '<build>').replace(variantBuild ?? build, '<variant build>')).join(' ')]))
+      .map((arg) => arg === serverNode.path ? 'node' : arg.replace(build, '<build>').replace(variantBuild ?? build, '<variant build>')).join(' ')]))
 
   // Access tokens minted by the service, presented repeatedly like real clients do.
   const accessTokens: string[] = []
@@ -756,7 +788,7 @@ async function main (): Promise<void> {
     return
   }
 
-  const algorithms = measureAlgorithms()
+  const algorithms = measureAlgorithms(build)
   if (measured === null) throw new Error('no memory figures: --cluster runs are printed, not written')
   const { memory } = measured
   memory.familyKeyBytesAfterRuns = await measured.bytesAfterRuns()
@@ -765,7 +797,7 @@ async function main (): Promise<void> {
     date: new Date().toISOString(),
     commit: await gitCommit(),
     machine: { cores: availableParallelism(), cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
-    settings: { algorithm, serviceEnv, serverCommands, durationSeconds: DURATION_S, rounds: ROUNDS, sessions: SESSIONS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, argon2: { memoryCost: ARGON2.memoryCost, timeCost: ARGON2.timeCost, parallelism: ARGON2.parallelism } },
+    settings: { algorithm, serverNode: serverNode.version, serverNodeSource: serverNode.source, serviceEnv, serverCommands, durationSeconds: DURATION_S, rounds: ROUNDS, sessions: SESSIONS, connections: CONNECTIONS, loginConnections: LOGIN_CONNECTIONS, argon2: { memoryCost: ARGON2.memoryCost, timeCost: ARGON2.timeCost, parallelism: ARGON2.parallelism } },
     rounds,
     redis: { commandsPerRefresh, memory },
     serviceRssMb: rssKb / 1024,

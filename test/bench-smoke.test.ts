@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { parseDockerfile } from './helpers/dockerfile.js'
+import { imageNode } from './helpers/image-node.js'
 
 function bench (...args: string[]): Promise<{ code: number | null, stderr: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -40,6 +41,7 @@ t.test('the benchmark runs end to end and writes its report', { timeout: 120_000
   const cmd = parseDockerfile(readFileSync('Dockerfile', 'utf8')).at(-1)?.cmd ?? []
   t.equal(results.settings.serverCommands.service, cmd.join(' ').replace(/ dist\//, ' <build>/'), 'the service ran as the container runs it: compiled, with no loader')
   t.equal(results.settings.serverCommands.bare, 'node <build>/bench/baselines/bare-fastify.js', 'and so did its baselines')
+  t.equal(results.settings.serverNode, (await imageNode()).version, 'every server ran on the image\'s Node.js')
   t.equal(results.ratios.length, 9, 'every target reported')
   t.equal(results.context.length, 10, 'and the context ratios')
   t.ok(results.serviceRefreshCeiling.cpu.ratioToBare > 0 && results.serviceRefreshCeiling.eventLoop.ratioToBare > 0, 'and the ceilings of the service\'s refresh / bare, from all its CPU and from its event loop')

