@@ -197,11 +197,14 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
   })
 
   t.test('the idle timeout slides on every refresh', async (t) => {
-    const store = await makeStore(t, { ...basePolicy, idleTtlSeconds: 2, reuseGraceSeconds: 0 })
+    // Rotations 1.6 s apart against a 3 s idle timeout: 4.8 s in all, so the family lives on only because each one
+    // slides it. 1.4 s to spare for a loaded machine: with 1.1 s against 2 s, a CI run once found the Redis store's
+    // family gone at the first rotation, though the whole case took 3.4 s.
+    const store = await makeStore(t, { ...basePolicy, idleTtlSeconds: 3, reuseGraceSeconds: 0 })
     let { first: token } = await newFamily(store)
     for (let i = 0; i < 3; i++) {
-      await sleep(1100)
-      t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, `still alive ${(i + 1) * 1.1}s after login`)
+      await sleep(1600)
+      t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, `still alive ${((i + 1) * 1.6).toFixed(1)}s after login`)
       token = codec.successor(token)
     }
   })
