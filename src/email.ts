@@ -9,21 +9,25 @@ const IDNA = { checkBidi: true, checkJoiners: true, checkHyphens: false, useSTD3
 
 // After normalisation: one @, a non-empty local part, a dotted domain, no whitespace.
 const SHAPE = /^[^\s@]{1,64}@[^\s@.]+(?:\.[^\s@.]+)+$/u
+// Characters that show nothing: zero-width spaces and joiners, soft hyphens, bidi controls, variation selectors, tags.
+// A copied address can carry them, and they would make a look-alike of an address.
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/gu
 // C0/C1 control characters, DEL and the Unicode line/paragraph separators.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u
 
 /**
- * Canonical form used for storage and comparison: trimmed, NFKC, lower-cased, the domain in its ASCII form.
- * NFKC folds fullwidth and compatibility forms ("ｕｓｅｒ@ｅｘａｍｐｌｅ.ｃｏｍ"),
- * so look-alike variants of an existing address collide instead of creating a second account.
+ * Canonical form used for storage and comparison: invisible characters removed, trimmed, NFKC, lower-cased, the
+ * domain in its ASCII form. NFKC folds fullwidth and compatibility forms ("ｕｓｅｒ@ｅｘａｍｐｌｅ.ｃｏｍ"), and
+ * "user\u200b@example.com" loses its zero-width space, so look-alike variants of an existing address collide instead
+ * of creating a second account (IDNA already maps such characters out of a domain; this does it for the local part).
  * An internationalised domain is one domain whether it arrives as typed ("bücher.de") or as Chromium's
  * <input type=email> submits it ("xn--bcher-kva.de"): both name one mailbox, so both find one account. The ASCII
  * form is the one kept, as a browser form sends it.
  * Returns null for anything that is not a plausible address.
  */
 export function normalizeEmail (input: string): string | null {
-  const trimmed = input.trim()
+  const trimmed = input.replace(INVISIBLE, '').trim()
   if (CONTROL.test(trimmed)) return null
   const lowered = trimmed.normalize('NFKC').toLowerCase()
   // NFKC can itself produce controls or separators from compatibility characters.

@@ -8,6 +8,16 @@ t.test('canonical form: trimmed, NFKC, lower-cased', async (t) => {
   t.equal(normalizeEmail('Ünïcødé@example.org'), 'ünïcødé@example.org', 'non-ASCII letters of the local part are kept')
 })
 
+t.test('characters that show nothing are removed: a copied address signs in, a look-alike is the same account', async (t) => {
+  t.equal(normalizeEmail('user\u200b@example.com'), 'user@example.com', 'a zero-width space')
+  t.equal(normalizeEmail('\u200buser@example.com\u200b'), 'user@example.com', 'around the address')
+  t.equal(normalizeEmail('us\u00ader@example.com'), 'user@example.com', 'a soft hyphen')
+  t.equal(normalizeEmail('us\u200d\u200cer@example.com'), 'user@example.com', 'joiners')
+  t.equal(normalizeEmail('\u202euser@example.com'), 'user@example.com', 'a bidi override, which reorders what is shown')
+  t.equal(normalizeEmail('us\u2060er\ufe0f@example.com'), 'user@example.com', 'a word joiner and a variation selector')
+  t.equal(normalizeEmail('\u200b@example.com'), null, 'and a local part of nothing else is no address')
+})
+
 t.test('an internationalised domain is kept in its ASCII form, however it arrives', async (t) => {
   // As typed, and as Chromium's <input type=email> submits it (test/routes/auth/login.test.ts, in Chromium).
   t.equal(normalizeEmail('anna@bücher.de'), 'anna@xn--bcher-kva.de', 'as typed')
@@ -28,9 +38,9 @@ t.test('refuses what is not a plausible address', async (t) => {
   const bad = ['', '   ', 'plain', '@example.com', 'a@', 'a@b', 'a@@b.com', 'a b@example.com', 'a@exa mple.com',
     'nul\u0000@example.com', 'bell\u0007@example.com', 'del\u007f@example.com', 'line\u2028@example.com', 'c1\u0085@example.com',
     `${'x'.repeat(65)}@example.com`, `a@${'d'.repeat(250)}.com`, 'a@.example.com', 'a@example..com',
-    // Domains that are not one under IDNA: invalid punycode, a label that maps to nothing, a joiner out of place, a
-    // label breaking the bidi rule, and one whose ASCII form is too long though its Unicode form is not.
-    'a@xn--zz.com', 'a@\u00ad.example.com', 'a@a\u200db.com', 'a@\u0661\u0662.com', `a@${CJK_60}.${'d'.repeat(90)}.com`]
+    // Domains that are not one under IDNA: invalid punycode, a label of nothing but an invisible character, a label
+    // breaking the bidi rule, and one whose ASCII form is too long though its Unicode form is not.
+    'a@xn--zz.com', 'a@\u00ad.example.com', 'a@\u0661\u0662.com', `a@${CJK_60}.${'d'.repeat(90)}.com`]
   // Names escaped: a raw U+2028 in a test name would split the TAP line.
   const name = (s: string) => JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
   for (const input of bad) t.equal(normalizeEmail(input), null, name(input))

@@ -59,6 +59,14 @@ for (const store of ['redis', 'memory'] as const) {
       t.equal(twin.json().code, 'AUTH_EMAIL_TAKEN', 'the other form registers no second account')
     })
 
+    t.test('an address copied with a character that shows nothing is the same account', async (t) => {
+      const [local, domain] = email.split('@') as [string, string]
+      const copied = `${local}\u200b@${domain}\u200b`
+      t.equal((await login({ email: copied, password: PASSWORD })).statusCode, 200, 'signs in')
+      const lookAlike = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `\u202e${local}\u00ad@${domain}`, password: PASSWORD } })
+      t.equal(lookAlike.json().code, 'AUTH_EMAIL_TAKEN', 'and a look-alike registers no second account')
+    })
+
     t.test('the password is matched in any Unicode normalisation form of the one registered', async (t) => {
       // One typed password, as two systems send it: "é" and "ü" composed (NFC), and decomposed into a letter
       // and a combining accent (NFD); and fullwidth digits, which NFKC folds to ASCII.
