@@ -4,7 +4,8 @@ import { toASCII } from 'tr46'
 export const MAX_EMAIL_LENGTH = 254
 
 // UTS #46 as the WHATWG URL standard maps a host name (non-strict), which is how browsers map the domain of an
-// <input type=email>. Written out: tr46's defaults check neither bidi rules nor joiners.
+// <input type=email>. Written out: tr46's defaults check no bidi rules. (Its joiner check never fires here: INVISIBLE
+// has removed every joiner first; the option stays as the standard sets it.)
 const IDNA = { checkBidi: true, checkJoiners: true, checkHyphens: false, useSTD3ASCIIRules: false, transitionalProcessing: false, verifyDNSLength: false }
 
 // After normalisation: one @, a non-empty local part, a dotted domain, no whitespace.
