@@ -8,6 +8,11 @@ export type PresentedRefreshCookie =
   | { status: 'duplicate', values: string[] }
   | { status: 'present', value: string }
 
+/** Every value presented: with planted duplicates, the genuine one is among them, and so may the holder's be. */
+export function presentedValues (cookie: PresentedRefreshCookie): string[] {
+  return cookie.status === 'present' ? [cookie.value] : cookie.status === 'duplicate' ? cookie.values : []
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     refreshCookie: {

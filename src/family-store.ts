@@ -61,7 +61,8 @@ export type RotateResult =
   | { status: 'reused' }
   /**
    * A genuine superseded token in a request made before the family's latest rotation was (RotateInput.requestedAtMs):
-   * a late attempt, not a replay. Nothing changed; the family lives on under its current token.
+   * a late attempt, not a replay. Nothing changed; the family lives on under its current token. Or a token of a family
+   * that a new login's cookie replaced (FamilyStore.replace) within the grace window.
    */
   | { status: 'superseded' }
   /** No such live family (never existed, expired or revoked), or the token does not match it. */
@@ -93,6 +94,13 @@ export interface FamilyStore {
   rotate (input: RotateInput): Promise<RotateResult>
   /** Revokes one family; true when it was live. */
   revoke (userId: string, familyId: string): Promise<boolean>
+  /**
+   * Revokes one family whose cookie a new login has replaced in its browser; true when it was live. For
+   * FamilyPolicy.reuseGraceSeconds after, a refresh of it answers `superseded`, not `invalid`: a refresh that one of
+   * the browser's tabs sent before the login's cookie arrived must not be told to clear the cookie, which by then is
+   * the new login's. It is not listed, not live and not revoked again meanwhile.
+   */
+  replace (userId: string, familyId: string): Promise<boolean>
   /** Revokes every family of a user; returns the revoked family ids. */
   revokeAll (userId: string): Promise<string[]>
   /**

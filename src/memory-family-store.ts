@@ -34,6 +34,8 @@ export class MemoryFamilyStore implements FamilyStore {
   readonly #users = new Map<string, Map<string, FamilyRecord>>()
   /** By user: the families ended (revoked, reused, evicted) and when, for rememberEndedMs. */
   readonly #ended = new Map<string, Map<string, number>>()
+  /** By `userId:familyId`: families a new login's cookie replaced, until when a refresh of them answers superseded. */
+  readonly #replaced = new Map<string, number>()
   readonly #sweeper: NodeJS.Timeout
 
   constructor (policy: FamilyPolicy, options: MemoryFamilyStoreOptions = {}) {
@@ -79,7 +81,9 @@ export class MemoryFamilyStore implements FamilyStore {
     const now = this.#now()
     const families = this.#live(input.userId, now)
     const f = families?.get(input.familyId)
-    if (families === undefined || f === undefined) return { status: 'invalid' }
+    if (families === undefined || f === undefined) {
+      return (this.#replaced.get(`${input.userId}:${input.familyId}`) ?? 0) > now ? { status: 'superseded' } : { status: 'invalid' }
+    }
 
     const limitWindowMs = this.#policy.refreshLimit.windowSeconds * 1000
     if (now - f.limitWindowStartMs >= limitWindowMs) {
@@ -124,9 +128,14 @@ export class MemoryFamilyStore implements FamilyStore {
   }
 
   async revoke (userId: string, familyId: string): Promise<boolean> {
+    return this.#revoke(userId, familyId, this.#now())
+  }
+
+  async replace (userId: string, familyId: string): Promise<boolean> {
     const now = this.#now()
-    const revoked = this.#live(userId, now)?.delete(familyId) ?? false
-    if (revoked) this.#recordEnded(userId, [familyId], now)
+    const revoked = this.#revoke(userId, familyId, now)
+    const graceMs = this.#policy.reuseGraceSeconds * 1000
+    if (revoked && graceMs > 0) this.#replaced.set(`${userId}:${familyId}`, now + graceMs)
     return revoked
   }
 
@@ -179,13 +188,17 @@ export class MemoryFamilyStore implements FamilyStore {
     clearInterval(this.#sweeper)
     this.#users.clear()
     this.#ended.clear()
+    this.#replaced.clear()
   }
 
-  /** Drops every expired family, and ended ones no longer remembered; runs on a timer so memory stays bounded without traffic. */
+  /** Drops every expired family, ended ones no longer remembered and replaced ones past their window; runs on a timer so memory stays bounded without traffic. */
   sweep (): void {
     const now = this.#now()
     for (const userId of this.#users.keys()) this.#live(userId, now)
     for (const userId of this.#ended.keys()) this.#endedOf(userId, now)
+    for (const [key, until] of this.#replaced) {
+      if (until <= now) this.#replaced.delete(key)
+    }
   }
 
   /** Number of live families, for tests and metrics. */
@@ -193,6 +206,12 @@ export class MemoryFamilyStore implements FamilyStore {
     let n = 0
     for (const families of this.#users.values()) n += families.size
     return n
+  }
+
+  #revoke (userId: string, familyId: string, now: number): boolean {
+    const revoked = this.#live(userId, now)?.delete(familyId) ?? false
+    if (revoked) this.#recordEnded(userId, [familyId], now)
+    return revoked
   }
 
   #recordEnded (userId: string, familyIds: string[], now: number): void {

@@ -10,7 +10,7 @@ declare module 'ioredis' {
     authFamilyRotate (family: string, index: string, presentedHash: string, generation: number, successorHash: string,
       idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
       limitMax: number, limitWindowMs: number, requestedAtMs: number, endedMs: number, ended: string): Result<[number, number?, string?], Context>
-    authFamilyRevoke (family: string, index: string, familyId: string, endedMs: number, ended: string): Result<number, Context>
+    authFamilyRevoke (family: string, index: string, familyId: string, endedMs: number, ended: string, replacedMs: number): Result<number, Context>
     authFamilyRevokeAll (index: string, familyKeyPrefix: string, keptFamilyId: string, endedMs: number, ended: string): Result<string[] | null, Context>
     authFamilyList (index: string, familyKeyPrefix: string): Result<Array<string | number>, Context>
   }
@@ -23,7 +23,8 @@ declare module 'ioredis' {
  *   <prefix>{<userId>}:f:<familyId>  hash: c current token hash, g generation, r last rotation ms,
  *                                    t created s, a absolute expiry s, u1 u2 user agent (compacted:
  *                                    src/compact-user-agent.ts), ip, e email,
- *                                    lw ln refresh-limit window
+ *                                    lw ln refresh-limit window;
+ *                                    or, once a new login has replaced it, x alone for the grace window
  * Every field stays within 64 bytes so the hash keeps Redis's compact listpack encoding
  * (bench/README.md: memory per session).
  *   <prefix>{<userId>}:fams          zset: familyId -> last use ms
@@ -69,10 +70,12 @@ export class RedisFamilyStore implements FamilyStore {
     }
   }
 
-  async revoke (userId: string, familyId: string): Promise<boolean> {
-    const n = await guardStore(this.#redis, () => this.#redis.authFamilyRevoke(this.#familyKey(userId, familyId), this.#indexKey(userId),
-      familyId, this.#policy.rememberEndedMs, this.#endedKey(userId)))
-    return n === 1
+  revoke (userId: string, familyId: string): Promise<boolean> {
+    return this.#revoke(userId, familyId, 0)
+  }
+
+  replace (userId: string, familyId: string): Promise<boolean> {
+    return this.#revoke(userId, familyId, this.#policy.reuseGraceSeconds * 1000)
   }
 
   async revokeAll (userId: string): Promise<string[]> {
@@ -108,8 +111,9 @@ export class RedisFamilyStore implements FamilyStore {
   }
 
   async isLive (userId: string, familyId: string): Promise<boolean> {
-    // A family's key is deleted when it ends and expires with it (its TTL is the earlier of its two deadlines).
-    return await guardStore(this.#redis, () => this.#redis.exists(this.#familyKey(userId, familyId))) === 1
+    // A family's key is deleted when it ends and expires with it (its TTL is the earlier of its two deadlines); a
+    // replaced family's tombstone has no current token.
+    return await guardStore(this.#redis, () => this.#redis.hexists(this.#familyKey(userId, familyId), 'c')) === 1
   }
 
   async ping (): Promise<void> {
@@ -118,6 +122,12 @@ export class RedisFamilyStore implements FamilyStore {
 
   async close (): Promise<void> {
     // The connection belongs to the redis plugin, which closes it.
+  }
+
+  async #revoke (userId: string, familyId: string, replacedMs: number): Promise<boolean> {
+    const n = await guardStore(this.#redis, () => this.#redis.authFamilyRevoke(this.#familyKey(userId, familyId), this.#indexKey(userId),
+      familyId, this.#policy.rememberEndedMs, this.#endedKey(userId), replacedMs))
+    return n === 1
   }
 
   #familyKeyPrefix (userId: string): string {

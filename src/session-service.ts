@@ -14,6 +14,13 @@ export interface IssuedSession {
   ttlSeconds: number
 }
 
+export interface EndedSession {
+  userId: string
+  familyId: string
+  /** False when the family had already ended (or expired). */
+  revoked: boolean
+}
+
 export type RefreshOutcome =
   /**
    * `grace`: the parent presented again within the grace window, answered with its existing successor.
@@ -133,10 +140,22 @@ export class SessionService {
   }
 
   /** Ends the family a genuine refresh token belongs to; null when the token is not one of ours. */
-  async end (presented: string | undefined): Promise<{ userId: string, familyId: string, revoked: boolean } | null> {
+  end (presented: string | undefined): Promise<EndedSession | null> {
+    return this.#endPresented(presented, (userId, familyId) => this.#store.revoke(userId, familyId))
+  }
+
+  /**
+   * Ends the family of a genuine refresh token whose cookie a new login replaces in the same browser (FamilyStore.replace:
+   * for the grace window its tabs' refreshes in flight are answered superseded); null when the token is not one of ours.
+   */
+  replace (presented: string | undefined): Promise<EndedSession | null> {
+    return this.#endPresented(presented, (userId, familyId) => this.#store.replace(userId, familyId))
+  }
+
+  async #endPresented (presented: string | undefined, revoke: (userId: string, familyId: string) => Promise<boolean>): Promise<EndedSession | null> {
     const token = this.#codec.open(presented)?.token
     if (token === undefined) return null
-    const revoked = await this.#ending(token.userId, () => this.#store.revoke(token.userId, token.familyId))
+    const revoked = await this.#ending(token.userId, () => revoke(token.userId, token.familyId))
     // Even when the family had already expired: its last access tokens may still be live.
     await this.#revocations.revoke([token.familyId])
     return { userId: token.userId, familyId: token.familyId, revoked }

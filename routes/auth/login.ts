@@ -4,6 +4,7 @@ import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
 import { Credentials, ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
+import { presentedValues } from '../../plugins/refresh-cookie.js'
 import { sessionMeta } from '../../src/session-meta.js'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -64,7 +65,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
 
     // No session for a client that hung up while its password was verified (a client timing out under load).
     clientGone.throwIfAborted()
-    // Always a new family: a refresh cookie sent along with the login is ignored, never adopted.
+    // Always a new family: a refresh cookie sent along with the login is never adopted (it is ended below).
     const session = await sessions.start(user, sessionMeta(request))
     // A password change may have completed since the hash was read (this login waiting its turn to hash, on a busy
     // instance): it ended the sessions it found, and this one may have been created after it looked. So the hash is
@@ -90,6 +91,12 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     // The client may still go before its answer is written (the signal has not fired yet, and fires then).
     clientGone.addEventListener('abort', () => { discard().catch(() => {}) }, { once: true })
+    // The session of the refresh cookie this answer replaces, whoever's it is: left, it would live on until its idle
+    // timeout, listed among its user's sessions (and counted against their cap) with no one holding its token but
+    // whoever copied it. A store failure here does not undo the login, already made; that session then expires.
+    for (const value of presentedValues(fastify.refreshCookie.read(request))) {
+      await sessions.replace(value).catch((err: unknown) => request.log.warn({ err }, 'the session of the replaced refresh cookie was not ended'))
+    }
     fastify.metrics.login('success')
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
     return fastify.accessTokens.issue(session)

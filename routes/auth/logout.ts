@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { presentedValues } from '../../plugins/refresh-cookie.js'
 import { ErrorResponse } from '../../src/http-schemas.js'
 
 const logout: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -13,8 +14,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
     const { refreshCookie, sessions } = fastify
     const cookie = refreshCookie.read(request)
     // With planted duplicates, end every genuine family presented: the user asked to be logged out.
-    const presented = cookie.status === 'present' ? [cookie.value] : cookie.status === 'duplicate' ? cookie.values : []
-    for (const value of presented) await sessions.end(value)
+    for (const value of presentedValues(cookie)) await sessions.end(value)
     refreshCookie.clear(reply, cookie.status === 'duplicate')
     return reply.code(204).send(null)
   })

@@ -6,10 +6,16 @@
 --       ended families, in the same slot: family-revoke.lua says why it is not among KEYS)
 -- Returns {1, ttlMs, email} rotated | {2, ttlMs, email} grace | {3} reused (family revoked) | {0} invalid
 --         | {4, retryAfterMs} limited (too many refreshes of this session in the window; nothing changed)
---         | {5} superseded (a late attempt: a superseded token asked for before the latest rotation; nothing changed)
+--         | {5} superseded (a late attempt: a superseded token asked for before the latest rotation; or a token of a family
+--           a new login's cookie replaced, within the grace window; nothing changed)
 -- (the email rides along so the caller can mint the access token without a second round trip)
-local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2', 's')
+local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2', 's', 'x')
 if not f[1] then
+  -- Replaced by a new login's cookie within the grace window (family-revoke.lua): this refresh was sent before the
+  -- browser had that cookie, and it must not be told to clear it.
+  if f[10] then
+    return { 5 }
+  end
   return { 0 }
 end
 local t = redis.call('TIME')

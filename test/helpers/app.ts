@@ -147,7 +147,16 @@ export interface LoggedIn {
 
 /** The session id (`sid` claim) an access token names; read, not verified. */
 export function sidOf (accessToken: string): string {
-  return (JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString()) as { sid: string }).sid
+  return claimsOf(accessToken).sid
+}
+
+/** The user id (`sub` claim) an access token names; read, not verified. */
+export function subOf (accessToken: string): string {
+  return claimsOf(accessToken).sub
+}
+
+function claimsOf (accessToken: string): { sid: string, sub: string } {
+  return JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString()) as { sid: string, sub: string }
 }
 
 /** Registers a fresh account and logs in. */

@@ -241,6 +241,36 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.match(await store.rotate(rotateInput(b.first)), { status: 'rotated' }, 'the other family is untouched')
   })
 
+  t.test('replace ends a family; for the grace window a refresh of it is superseded (its cookie kept), then invalid', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
+    const a = await newFamily(store)
+    const b = await newFamily(store, a.userId)
+    await store.rotate(rotateInput(a.first))
+    const current = codec.successor(a.first)
+    t.equal(await store.replace(a.userId, a.first.familyId), true, 'it was live')
+    t.same(await store.rotate(rotateInput(current)), { status: 'superseded' }, 'a refresh sent before the new login\'s cookie arrived')
+    t.same(await store.rotate(rotateInput(a.first)), { status: 'superseded' }, 'with any genuine token of the family: nothing is revoked as reuse')
+    t.same((await store.list(a.userId)).map((s) => s.familyId), [b.first.familyId], 'no longer listed')
+    t.equal(await store.isLive(a.userId, a.first.familyId), false, 'no longer live')
+    t.ok((await store.recentlyEnded(a.userId)).includes(a.first.familyId), 'remembered as ended')
+    t.equal(await store.replace(a.userId, a.first.familyId), false, 'replacing it again finds it ended')
+    t.equal(await store.revoke(a.userId, a.first.familyId), false, 'so does revoking it')
+    t.equal(await store.revokeOthers(a.userId, a.first.familyId), null, 'its holder ends no other session')
+    t.same(await store.rotate(rotateInput(current)), { status: 'superseded' }, 'and none of that cut the window short')
+    t.match(await store.rotate(rotateInput(b.first)), { status: 'rotated' }, 'the other family is untouched')
+    await sleep(1100)
+    t.same(await store.rotate(rotateInput(current)), { status: 'invalid' }, 'after the window, the token is just invalid')
+    t.equal(await store.replace(a.userId, codec.mint(a.userId).familyId), false, 'an unknown family was not live')
+    t.same(await store.rotate(rotateInput(codec.mint(a.userId))), { status: 'invalid' }, 'and replacing it marked nothing')
+  })
+
+  t.test('with grace 0 (strict), a replaced family is invalid at once', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 0 })
+    const { first, userId } = await newFamily(store)
+    t.equal(await store.replace(userId, first.familyId), true)
+    t.same(await store.rotate(rotateInput(first)), { status: 'invalid' })
+  })
+
   t.test('revokeAll ends every family of the user and only theirs', async (t) => {
     const store = await makeStore(t, basePolicy)
     const a = await newFamily(store)

@@ -98,7 +98,7 @@ for (const store of ['redis', 'memory'] as const) {
       hold.release()
       const res = await late
       t.equal(res.statusCode, 409)
-      t.same(res.json(), { statusCode: 409, code: 'AUTH_REFRESH_SUPERSEDED', error: 'Conflict', message: 'Refresh token was superseded by a newer refresh of this session; retry with the current cookie' })
+      t.same(res.json(), { statusCode: 409, code: 'AUTH_REFRESH_SUPERSEDED', error: 'Conflict', message: 'Refresh token was superseded by a newer refresh of this session, or by a new sign-in in this browser; retry with the current cookie' })
       t.equal(res.headers['set-cookie'], undefined, 'no cookie set or cleared: the browser keeps the current token')
       t.match((await app.inject({ url: '/metrics' })).body, /^auth_refresh_total\{outcome="superseded"\} 1$/m, 'counted as superseded')
       t.equal((await refresh(app, `${COOKIE}=${current}`)).statusCode, 200, 'which refreshes')
