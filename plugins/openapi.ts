@@ -49,7 +49,8 @@ function headersOf (status: string, named: boolean): Record<string, { $ref: stri
  * from the routes' own TypeBox schemas: what validates and serializes a request is what is documented.
  *
  * How a route is authenticated is read from the hooks that enforce it, not declared beside them: a route whose
- * `onRequest` runs `authenticate` takes the bearer access token, one that runs `csrfProtection` the refresh cookie.
+ * `onRequest` runs `authenticate` takes the bearer access token, one that runs `csrfProtection` the refresh cookie. A
+ * route's own `security` says more where it knows more: login reads the cookie if there is one.
  */
 export default fp(async function openapiPlugin (fastify) {
   const { authenticate, csrfProtection, config } = fastify
@@ -79,7 +80,7 @@ export default fp(async function openapiPlugin (fastify) {
         for (const method of hookList(route.method)) successesUnnamed.add(`${method.toLowerCase()} ${openapiPath(url)}`)
       }
       const security = runs(route, authenticate) ? [{ accessToken: [] }] : runs(route, csrfProtection) ? [{ refreshCookie: [] }] : undefined
-      return { schema: security === undefined ? schema : { ...schema, security }, url }
+      return { schema: security === undefined || schema.security !== undefined ? schema : { ...schema, security }, url }
     },
     // Headers every answer of a status carries, set by hooks and the error handler rather than by route schemas.
     transformObject: (document) => {

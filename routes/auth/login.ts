@@ -10,11 +10,16 @@ import { sessionMeta } from '../../src/session-meta.js'
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
   const { loginIp } = fastify.config.rateLimits
   fastify.post('/auth/login', {
+    // The refresh cookie sent along is ended (below): no cross-site page may do that, nor sign a browser in to an
+    // account of its choosing (login CSRF).
+    onRequest: fastify.csrfProtection,
     config: { rateLimit: { max: loginIp.max, timeWindow: loginIp.windowSeconds * 1000 } },
     schema: {
       summary: 'Sign in: an access token in the body, a refresh token in the cookie',
       body: Credentials,
-      response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
+      // Credentials in the body; the refresh cookie too if the browser holds one, whose session this login ends.
+      security: [{}, { refreshCookie: [] }],
+      response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {
     const { users, passwordHasher, sessions, failureCounters } = fastify

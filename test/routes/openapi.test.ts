@@ -64,7 +64,8 @@ t.test('the credentials each operation documents are the ones the service demand
     const [method, path] = op.split(' ') as [string, string]
     return (doc.paths[path]?.[method.toLowerCase()]?.security ?? []).some((requirement) => 'refreshCookie' in requirement)
   })
-  t.same(cookieRoutes, ['POST /auth/logout', 'POST /auth/refresh'], 'the refresh cookie: refresh and logout, the routes that read it')
+  t.same(cookieRoutes, ['POST /auth/login', 'POST /auth/logout', 'POST /auth/refresh'], 'the refresh cookie: login, refresh and logout, the routes that read it')
+  t.same(doc.paths['/auth/login']?.post?.security, [{}, { refreshCookie: [] }], 'login with or without it')
 })
 
 t.test('the README\'s HTTP contract lists the operations the document describes', async (t) => {

@@ -4,7 +4,7 @@ import { buildApp, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, reg
 const APP = 'https://app.example.com'
 const EVIL = 'https://evil.example'
 
-t.test('cookie-authenticated routes refuse cross-site requests and leave the token valid', async (t) => {
+t.test('routes that read the refresh cookie refuse cross-site requests and leave the token valid', async (t) => {
   const app = await buildApp(t, { env: { ALLOWED_ORIGINS: `${APP}, https://admin.example.com` } })
   const s = await registerAndLogin(app)
 
@@ -17,8 +17,8 @@ t.test('cookie-authenticated routes refuse cross-site requests and leave the tok
     'allowed host, other scheme': { origin: 'http://app.example.com' }
   }
   for (const [name, headers] of Object.entries(refused)) {
-    for (const url of ['/auth/refresh', '/auth/logout']) {
-      const res = await app.inject({ method: 'POST', url, headers: { cookie: s.cookie, ...headers } })
+    for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
+      const res = await app.inject({ method: 'POST', url, headers: { cookie: s.cookie, ...headers }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
       t.equal(res.statusCode, 403, `${url}, ${name}: 403`)
       t.equal(res.json().code, 'AUTH_CSRF')
       t.notOk(res.headers['set-cookie'], 'nothing set or cleared')
@@ -29,11 +29,11 @@ t.test('cookie-authenticated routes refuse cross-site requests and leave the tok
   t.not(refreshCookieValue(app, res.headers['set-cookie']), '')
 })
 
-t.test('simple requests that skip preflight (form posts, text/plain) cannot refresh or log out', async (t) => {
+t.test('simple requests that skip preflight (form posts, text/plain) cannot refresh, log out or sign in', async (t) => {
   const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP } })
   const s = await registerAndLogin(app)
   for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'text/plain;charset=UTF-8']) {
-    for (const url of ['/auth/refresh', '/auth/logout']) {
+    for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
       // Even from an allowed origin: a form never carries a JSON content type.
       const res = await app.inject({ method: 'POST', url, payload: '', headers: { cookie: s.cookie, 'content-type': type, origin: APP } })
       t.equal(res.statusCode, 415, `${url} with ${type}: 415`)
