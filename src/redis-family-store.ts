@@ -113,7 +113,9 @@ export class RedisFamilyStore implements FamilyStore {
   async isLive (userId: string, familyId: string): Promise<boolean> {
     // A family's key is deleted when it ends and expires with it (its TTL is the earlier of its two deadlines); a
     // replaced family's tombstone has no current token.
-    return await guardStore(this.#redis, () => this.#redis.hexists(this.#familyKey(userId, familyId), 'c')) === 1
+    // HMGET, not HEXISTS: the ACL the README gives grants the one.
+    const [current] = await guardStore(this.#redis, () => this.#redis.hmget(this.#familyKey(userId, familyId), 'c'))
+    return current !== null && current !== undefined
   }
 
   async ping (): Promise<void> {

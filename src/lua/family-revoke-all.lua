@@ -2,7 +2,7 @@
 -- ended families are remembered (ms), ARGV[4] the user's ended families (family-revoke.lua says why both).
 -- Returns the ids of the families that were live and are now revoked; nil, revoking nothing, when the family to keep
 -- is not live (its holder's session ended first: the caller must not act for it).
-if ARGV[2] ~= '' and redis.call('HEXISTS', ARGV[1] .. ARGV[2], 'c') == 0 then
+if ARGV[2] ~= '' and not redis.call('HMGET', ARGV[1] .. ARGV[2], 'c')[1] then
   return false
 end
 local revoked = {}

@@ -71,7 +71,10 @@ async function everyStorePath (t: Test, a: FastifyInstance, b: FastifyInstance):
   t.equal(changed.statusCode, 204, 'the password changes', { body: changed.body })
   t.equal((await b.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: tablet.cookie } })).statusCode, 204, 'a logout')
   const watch = await b.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: 'a brand new passphrase 9' } })
-  t.equal((await a.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(watch.json().accessToken) })).statusCode, 204, 'and a logout everywhere')
+  const again = await a.inject({ method: 'POST', url: '/auth/login', headers: { cookie: nextRefreshCookie(b, watch) }, payload: { email: owner.email, password: 'a brand new passphrase 9' } })
+  t.equal(again.statusCode, 200, 'a login that replaces a session')
+  t.equal((await refresh(b, nextRefreshCookie(b, watch))).statusCode, 409, 'whose tab refreshing meanwhile is told to retry')
+  t.equal((await a.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(again.json().accessToken) })).statusCode, 204, 'and a logout everywhere')
 }
 
 for (const topology of ['server', 'database'] as const) {
