@@ -1,10 +1,10 @@
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { presentedValues } from '../../plugins/refresh-cookie.js'
 import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
 import { Credentials, ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
-import { presentedValues } from '../../plugins/refresh-cookie.js'
 import { sessionMeta } from '../../src/session-meta.js'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
