@@ -1,7 +1,9 @@
+import { createServer, request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest, type UnansweredRequest } from '../../helpers/raw-http.js'
 import { appCall, browserApp, needsChromium, refreshCookieIn } from '../../helpers/browser.js'
@@ -350,4 +352,50 @@ t.test('in Chromium, signing in again in the same browser leaves one session, no
   const listed = (await auth.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${accessToken}` } })).json().sessions as Array<{ id: string }>
   t.same(listed.map((s) => s.id), [sidOf(accessToken)], 'one session: the first one ended')
   t.equal((await appCall(page, api, '/auth/refresh')).status, 200, 'and the first tab refreshes on the shared cookie')
+})
+
+/**
+ * A hop on the network between the browser and the service that holds every request it gets until `release()`, then
+ * forwards it as it came, cookie and all: a request already on its way when the browser's cookie changed.
+ */
+async function holdingHop (t: Test, target: string): Promise<{ url: string, release: () => void }> {
+  let release = (): void => {}
+  const released = new Promise<void>((resolve) => { release = resolve })
+  const hop = createServer((req, res) => {
+    const body: Buffer[] = []
+    req.on('data', (chunk: Buffer) => body.push(chunk))
+    req.on('end', () => {
+      released.then(() => {
+        const forwarded = httpRequest(`${target}${req.url ?? '/'}`, { method: req.method, headers: req.headers }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers)
+          answer.pipe(res)
+        })
+        forwarded.on('error', () => res.destroy())
+        forwarded.end(Buffer.concat(body))
+      }, () => {})
+    })
+  })
+  await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { release(); hop.closeAllConnections(); hop.close() })
+  return { url: `http://127.0.0.1:${(hop.address() as AddressInfo).port}`, release }
+}
+
+t.test('in Chromium, a tab\'s refresh sent before another tab signs in again does not sign the browser out', needsChromium, async (t) => {
+  const { api, email, context, openApp } = await browserApp(t)
+  const first = await openApp()
+  t.equal((await appCall(first, api, '/auth/login', { email, password: PASSWORD })).status, 200)
+  const before = (await refreshCookieIn(context))?.value as string
+  // Cookies are not kept apart by port: the hop's address gets the service's cookie.
+  const hop = await holdingHop(t, api)
+  const refreshing = appCall(first, hop.url, '/auth/refresh')
+  const second = await appCall(await openApp(), api, '/auth/login', { email, password: PASSWORD })
+  t.equal(second.status, 200, 'another tab signs in again while the first tab\'s refresh is on its way')
+  const after = (await refreshCookieIn(context))?.value
+  t.not(after, before, 'with a new cookie')
+  hop.release()
+  const late = await refreshing
+  t.match(late, { status: 409, body: { code: 'AUTH_REFRESH_SUPERSEDED' } }, 'the late refresh, with the old cookie, is told to retry')
+  t.equal((await refreshCookieIn(context))?.value, after, 'and the browser keeps the new cookie')
+  const retried = await appCall(first, api, '/auth/refresh')
+  t.equal(retried.status, 200, 'so the first tab\'s retry refreshes: the browser is still signed in')
 })
