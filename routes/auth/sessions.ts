@@ -32,6 +32,8 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     // Store keys are scoped by the caller's user id: another user's session id is simply not found,
     // with the same answer as an id that never existed (no oracle).
     if (!await fastify.sessions.revoke(request.user.sub, request.params.id)) throw new SessionNotFoundError()
+    // Ending one's own session is a logout: a browser's refresh cookie, which holds it, goes too (it is sent to /auth).
+    if (request.params.id === request.user.sid) fastify.refreshCookie.clear(reply)
     return reply.code(204).send(null)
   })
 }

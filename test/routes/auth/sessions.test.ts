@@ -69,6 +69,17 @@ t.test('DELETE /auth/sessions/:id kills that refresh token and, within 1 s, its 
   t.equal((await me(b, laptop)).statusCode, 200, 'the caller keeps working')
   t.equal((await refresh(b, laptop.cookie)).statusCode, 200)
   t.equal((await a.inject({ method: 'DELETE', url: `/auth/sessions/${phoneId}`, headers: bearer(laptop) })).statusCode, 404, 'deleting again: 404')
+  t.equal(res.headers['set-cookie'], undefined, 'the caller\'s own cookie is left alone')
+})
+
+t.test('DELETE /auth/sessions/:id of the caller\'s own session is a logout: its refresh cookie is cleared too', async (t) => {
+  const app = await buildApp(t)
+  const laptop = await registerAndLogin(app)
+  const res = await app.inject({ method: 'DELETE', url: `/auth/sessions/${sidOf(laptop.accessToken)}`, headers: bearer(laptop) })
+  t.equal(res.statusCode, 204)
+  t.equal(refreshCookieValue(app, res.headers['set-cookie']), '', 'the cookie cleared')
+  t.equal((await refresh(app, laptop.cookie)).statusCode, 401, 'the session has ended')
+  t.equal((await me(app, laptop)).statusCode, 401, 'with its access token')
 })
 
 t.test('another user\'s session id is a 404, the same as an unknown id, and the victim keeps refreshing', async (t) => {
