@@ -262,7 +262,7 @@ t.test('a session ended by a revoke answered 503 that Redis runs late has its ac
   t.pass('and none once it is done')
 })
 
-t.test('a real browser keeps the successor a 503 sets, and its session outlives the grace window after Redis stalled', needsChromium, async (t) => {
+t.test('a real browser keeps the successor a 503 sets, and its session outlives the grace window after Redis stalled', needsChromium(), async (t) => {
   const GRACE_SECONDS = 1
   const redis = await PrivateRedis.start(t)
   const { api, email, context, openApp } = await browserApp(t, { env: { REDIS_URL: redis.url, REFRESH_REUSE_GRACE: String(GRACE_SECONDS) } })

@@ -8,8 +8,13 @@ import { buildApp, PASSWORD, uniqueEmail } from './app.js'
 const CHROMIUM = '/usr/bin/chromium'
 export const REFRESH_COOKIE = '__Secure-refresh_token'
 
-/** For a browser test's options: skipped, saying why, where Debian's Chromium is not installed. */
-export const needsChromium = { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }
+/**
+ * A browser test's options: skipped, saying why, where Debian's Chromium is not installed. A new object for each test:
+ * tap's --grep writes `skip` into the options of every test it filters out, and a shared object would skip the rest.
+ */
+export function needsChromium (): { skip: string | false } {
+  return { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }
+}
 
 /** A tiny static site on loopback: the app's pages, or an attacker's. */
 export async function site (t: Test, host: string, pages: Record<string, string>): Promise<string> {

@@ -5,7 +5,7 @@ import { appCall, browserApp, needsChromium, REFRESH_COOKIE as COOKIE, refreshCo
 // The app and the API share the site 127.0.0.1 (same-site, cross-origin: different ports);
 // the attacker's page is on localhost, another site.
 for (const sameSite of ['strict', 'none'] as const) {
-  t.test(`a real browser: the refresh cookie works for the app and no cross-site page can use it (COOKIE_SAMESITE=${sameSite})`, needsChromium, async (t) => {
+  t.test(`a real browser: the refresh cookie works for the app and no cross-site page can use it (COOKIE_SAMESITE=${sameSite})`, needsChromium(), async (t) => {
     const { api, email, context, openApp } = await browserApp(t, { env: { COOKIE_SAMESITE: sameSite } })
 
     const evilOrigin = await site(t, 'localhost', {
@@ -66,7 +66,7 @@ for (const sameSite of ['strict', 'none'] as const) {
   })
 }
 
-t.test('a real browser: an app on an allowed origin reads when to retry a refused request (Retry-After)', needsChromium, async (t) => {
+t.test('a real browser: an app on an allowed origin reads when to retry a refused request (Retry-After)', needsChromium(), async (t) => {
   const { api, openApp } = await browserApp(t, { env: { RATE_LIMIT_LOGIN_IP: '1/60' } })
   const page = await openApp()
   const attempt = async () => await appCall(page, api, '/auth/login', { email: uniqueEmail(), password: PASSWORD })
@@ -78,7 +78,7 @@ t.test('a real browser: an app on an allowed origin reads when to retry a refuse
 
 // COOKIE_SAMESITE=none is for an app on another site than the API's: its browser marks each of its requests
 // Sec-Fetch-Site: cross-site, so the CSRF check must let an allowed Origin through however the browser labels it.
-t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refreshes and logs out; a third site still cannot', needsChromium, async (t) => {
+t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refreshes and logs out; a third site still cannot', needsChromium(), async (t) => {
   const { api, email, context, openApp } = await browserApp(t, { appHost: 'localhost', env: { COOKIE_SAMESITE: 'none' } })
   const evilOrigin = await site(t, '127.0.0.2', {
     '/form.html': `<!doctype html><form method="POST" action="${api}/auth/refresh" enctype="text/plain"><input name="x" value="y"></form><script>document.forms[0].submit()</script>`

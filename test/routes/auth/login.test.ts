@@ -170,7 +170,7 @@ for (const store of ['redis', 'memory'] as const) {
   })
 }
 
-t.test('in Chromium, an account whose domain was registered as typed signs in from a form, which sends the domain in ASCII', needsChromium, async (t) => {
+t.test('in Chromium, an account whose domain was registered as typed signs in from a form, which sends the domain in ASCII', needsChromium(), async (t) => {
   // A native app (or an API client) registers the address as its user typed it; Chromium's <input type=email> gives
   // a page the domain in ASCII. One mailbox: the same account.
   const { auth, api, openApp } = await browserApp(t)
@@ -338,7 +338,7 @@ t.test('a store error while ending the replaced session does not undo the login:
   t.notMatch(logs.text(), before.refreshToken.split('.').pop() as string, 'and never the refresh token')
 })
 
-t.test('in Chromium, signing in again in the same browser leaves one session, not two', needsChromium, async (t) => {
+t.test('in Chromium, signing in again in the same browser leaves one session, not two', needsChromium(), async (t) => {
   // The refresh cookie lives on /auth, so the browser sends it with the second sign-in, which replaces it.
   const { auth, api, email, context, openApp } = await browserApp(t)
   const page = await openApp()
@@ -380,7 +380,7 @@ async function holdingHop (t: Test, target: string): Promise<{ url: string, rele
   return { url: `http://127.0.0.1:${(hop.address() as AddressInfo).port}`, release }
 }
 
-t.test('in Chromium, a tab\'s refresh sent before another tab signs in again does not sign the browser out', needsChromium, async (t) => {
+t.test('in Chromium, a tab\'s refresh sent before another tab signs in again does not sign the browser out', needsChromium(), async (t) => {
   const { api, email, context, openApp } = await browserApp(t)
   const first = await openApp()
   t.equal((await appCall(first, api, '/auth/login', { email, password: PASSWORD })).status, 200)

@@ -213,7 +213,7 @@ t.test('timeouts, enforced by the store', async (t) => {
   }
 })
 
-t.test('two tabs of a real browser: a refresh held up while the other tab refreshes twice is answered 409, and the browser stays signed in', needsChromium, async (t) => {
+t.test('two tabs of a real browser: a refresh held up while the other tab refreshes twice is answered 409, and the browser stays signed in', needsChromium(), async (t) => {
   const { auth, api, email, context, openApp } = await browserApp(t)
   const [first, second] = [await openApp(), await openApp()]
   t.equal((await appCall(first, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app logs in')
