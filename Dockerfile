@@ -29,8 +29,12 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # --- runtime ---
 FROM node:24-bookworm-slim
+# HOST=:: listens on IPv6 and IPv4 alike (Linux's dual-stack sockets): an IPv6-only Kubernetes cluster reaches the
+# pod too, which 0.0.0.0 (IPv4 only) would leave unready. It binds also in a network namespace with IPv6 turned off
+# (net.ipv6.conf.all.disable_ipv6=1), IPv4 clients served; only a kernel booted without IPv6 (ipv6.disable=1) refuses
+# it: set HOST=0.0.0.0 there. IPv4 clients then arrive as ::ffff:a.b.c.d, listed and logged as a.b.c.d.
 ENV NODE_ENV=production \
-    HOST=0.0.0.0 \
+    HOST=:: \
     PORT=3000
 WORKDIR /app
 COPY --from=deps --chown=node:node /app/node_modules ./node_modules

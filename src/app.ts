@@ -5,6 +5,7 @@ import AutoLoad from '@fastify/autoload'
 import { LogController, type FastifyHttpOptions, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { stdSerializers, type DestinationStream } from 'pino'
+import { clientAddress } from './client-address.js'
 import { refusalOptions } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
@@ -83,7 +84,7 @@ function trustHops (hops: number): (address: string, hop: number) => boolean {
  */
 function requestSerializer (request: FastifyRequest): { method: string, url: string, remoteAddress: string } {
   const query = request.url.indexOf('?')
-  return { method: request.method, url: query === -1 ? request.url : request.url.slice(0, query + 1), remoteAddress: request.ip }
+  return { method: request.method, url: query === -1 ? request.url : request.url.slice(0, query + 1), remoteAddress: clientAddress(request.ip) }
 }
 
 /** What pino's error serializer makes of an error, its own and its nested errors alike. */

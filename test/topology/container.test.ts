@@ -120,7 +120,7 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
   t.match(nodeVersion, new RegExp(`^v${major}\\.`), `the stages run under Node.js ${major}, as in the image (${nodeVersion})`)
   const { dir, stage } = await build(t, stages, node)
   t.equal(stage.env.NODE_ENV, 'production', 'the image runs in production mode, which refuses unsafe config')
-  t.equal(stage.env.HOST, '0.0.0.0', 'and listens on every interface of its container')
+  t.equal(stage.env.HOST, '::', 'and listens on every interface of its container, IPv6 and IPv4 alike')
   t.ok(stage.cmd !== null && stage.healthcheck !== null, 'it has a CMD and a HEALTHCHECK')
   const cmd = stage.cmd as string[]
   const check = stage.healthcheck as string[]

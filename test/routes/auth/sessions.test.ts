@@ -1,9 +1,9 @@
-import { connect } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { within } from '../../helpers/poll.js'
-import { buildApp, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, sidOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, capturedLogs, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, sidOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
 
 const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
 const me = (app: FastifyInstance, s: LoggedIn) => app.inject({ url: '/me', headers: bearer(s) })
@@ -39,6 +39,26 @@ t.test('the user agent and ip are updated on refresh', async (t) => {
   const res = await refresh(app, s.cookie, { 'user-agent': 'New/2.0' })
   const { sessions } = (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${res.json().accessToken}` } })).json()
   t.equal(sessions[0].userAgent, 'New/2.0')
+})
+
+t.test('on a dual-stack listener (HOST=::, the image\'s), an IPv4 client is listed and logged at its IPv4 address', async (t) => {
+  const logs = capturedLogs()
+  const app = await buildApp(t, { logStream: logs.stream, env: { LOG_LEVEL: 'info' } })
+  // Every interface, on a port of the system's choosing, for this test's own requests over loopback.
+  await app.listen({ host: '::', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  const { email } = await registerAndLogin(app)
+  const signIn = async (host: string): Promise<string> => {
+    const res = await fetch(`http://${host}:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) })
+    t.equal(res.status, 200, `signed in from ${host}`)
+    return ((await res.json()) as { accessToken: string }).accessToken
+  }
+  await signIn('127.0.0.1')
+  const accessToken = await signIn('[::1]')
+  const { sessions } = (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${accessToken}` } })).json()
+  t.same(sessions.map((s: { ip: string }) => s.ip), ['::1', '127.0.0.1', '127.0.0.1'], 'the IPv4 client as 127.0.0.1, not ::ffff:127.0.0.1; an IPv6 one as it is')
+  const logged = logs.lines().filter((line) => line.msg === 'request completed').map((line) => (line.req as { remoteAddress: string }).remoteAddress)
+  t.same(logged.slice(-3, -1), ['127.0.0.1', '::1'], 'and so in the access log')
 })
 
 t.test('a browser\'s user agent lists exactly as sent, however it is stored; control characters are replaced', async (t) => {
