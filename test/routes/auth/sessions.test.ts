@@ -43,22 +43,26 @@ t.test('the user agent and ip are updated on refresh', async (t) => {
 
 t.test('on a dual-stack listener (HOST=::, the image\'s), an IPv4 client is listed and logged at its IPv4 address', async (t) => {
   const logs = capturedLogs()
-  const app = await buildApp(t, { logStream: logs.stream, env: { LOG_LEVEL: 'info' } })
+  // A load balancer at 127.0.0.1, which the listener sees at ::ffff:127.0.0.1.
+  const app = await buildApp(t, { logStream: logs.stream, env: { LOG_LEVEL: 'info', TRUST_PROXY: '127.0.0.1' } })
   // Every interface, on a port of the system's choosing, for this test's own requests over loopback.
   await app.listen({ host: '::', port: 0 })
   const { port } = app.server.address() as AddressInfo
   const { email } = await registerAndLogin(app)
-  const signIn = async (host: string): Promise<string> => {
-    const res = await fetch(`http://${host}:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) })
+  const signIn = async (host: string, headers: Record<string, string> = {}): Promise<string> => {
+    const res = await fetch(`http://${host}:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ email, password: PASSWORD }) })
     t.equal(res.status, 200, `signed in from ${host}`)
     return ((await res.json()) as { accessToken: string }).accessToken
   }
   await signIn('127.0.0.1')
+  await signIn('127.0.0.1', { 'x-forwarded-for': '198.51.100.9' })
+  await signIn('127.0.0.1', { 'x-forwarded-for': '::ffff:198.51.100.10' })
   const accessToken = await signIn('[::1]')
   const { sessions } = (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${accessToken}` } })).json()
-  t.same(sessions.map((s: { ip: string }) => s.ip), ['::1', '127.0.0.1', '127.0.0.1'], 'the IPv4 client as 127.0.0.1, not ::ffff:127.0.0.1; an IPv6 one as it is')
+  t.same(sessions.map((s: { ip: string }) => s.ip), ['::1', '198.51.100.10', '198.51.100.9', '127.0.0.1', '127.0.0.1'],
+    'the IPv4 client as 127.0.0.1, not ::ffff:127.0.0.1; the trusted proxy\'s clients as it names them, a mapped one as IPv4; an IPv6 client as it is')
   const logged = logs.lines().filter((line) => line.msg === 'request completed').map((line) => (line.req as { remoteAddress: string }).remoteAddress)
-  t.same(logged.slice(-3, -1), ['127.0.0.1', '::1'], 'and so in the access log')
+  t.same(logged.slice(-5, -1), ['127.0.0.1', '198.51.100.9', '198.51.100.10', '::1'], 'and so in the access log')
 })
 
 t.test('a browser\'s user agent lists exactly as sent, however it is stored; control characters are replaced', async (t) => {
