@@ -1,5 +1,4 @@
-import { createServer, request as httpRequest } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
@@ -355,28 +354,30 @@ t.test('in Chromium, signing in again in the same browser leaves one session, no
 })
 
 /**
- * A hop on the network between the browser and the service that holds every request it gets until `release()`, then
- * forwards it as it came, cookie and all: a request already on its way when the browser's cookie changed.
+ * A hop on the network between the browser and the service that holds every connection it gets until `release()`,
+ * then relays its bytes as they came, cookie and all: a request already on its way when the browser's cookie changed.
  */
 async function holdingHop (t: Test, target: string): Promise<{ url: string, release: () => void }> {
   let release = (): void => {}
   const released = new Promise<void>((resolve) => { release = resolve })
-  const hop = createServer((req, res) => {
-    const body: Buffer[] = []
-    req.on('data', (chunk: Buffer) => body.push(chunk))
-    req.on('end', () => {
-      released.then(() => {
-        const forwarded = httpRequest(`${target}${req.url ?? '/'}`, { method: req.method, headers: req.headers }, (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers)
-          answer.pipe(res)
-        })
-        forwarded.on('error', () => res.destroy())
-        forwarded.end(Buffer.concat(body))
-      }, () => {})
-    })
+  const { hostname, port } = new URL(target)
+  const sockets = new Set<Socket>()
+  const hop = createServer((client) => {
+    sockets.add(client)
+    client.on('error', () => {})
+    // Nothing is read from the browser until then: what it sent waits in the socket.
+    released.then(() => {
+      const upstream = connect(Number(port), hostname)
+      sockets.add(upstream)
+      upstream.on('error', () => client.destroy())
+      client.pipe(upstream).pipe(client)
+    }, () => {})
   })
   await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => { release(); hop.closeAllConnections(); hop.close() })
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    hop.close()
+  })
   return { url: `http://127.0.0.1:${(hop.address() as AddressInfo).port}`, release }
 }
 
