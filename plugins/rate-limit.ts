@@ -1,5 +1,7 @@
-import fastifyRateLimit from '@fastify/rate-limit'
+import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
+import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { copyString } from '../src/copy-string.js'
 import { RateLimitedError } from '../src/errors.js'
 
 /**
@@ -15,7 +17,11 @@ export default fp(async function rateLimitPlugin (fastify) {
   const { redis, config } = fastify
   await fastify.register(fastifyRateLimit, {
     global: false,
-    ...(redis === null ? {} : { redis, nameSpace: `${config.redis?.keyPrefix ?? ''}rl:` }),
+    ...(redis === null
+      // The embedded store keeps its keys in memory: copies, as an address cut from X-Forwarded-For would keep the
+      // whole header alive with its key (src/copy-string.ts).
+      ? { keyGenerator: (request: FastifyRequest) => copyString(normalizeIP(request.ip)) }
+      : { redis, nameSpace: `${config.redis?.keyPrefix ?? ''}rl:` }),
     skipOnError: true,
     // Clients are counted by address, an IPv6 one by its /64 (the plugin's default ipv6Subnet; login counts its
     // failures per address with the plugin's own normalizeIP).

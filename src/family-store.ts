@@ -1,3 +1,5 @@
+import { copyString } from './copy-string.js'
+
 /**
  * Refresh-token families: one per login, holding only hashes of its current and
  * previous token. Both implementations enforce the same contract (test/src/family-store.contract.ts).
@@ -130,7 +132,11 @@ export interface FamilyStore {
  */
 export const MAX_USER_AGENT_LENGTH = 128
 
-/** Printable ASCII only (one byte per character, nothing to confuse a terminal or a log), bounded. */
+/**
+ * Printable ASCII only (one byte per character, nothing to confuse a terminal or a log), bounded. A copy when cut:
+ * the part kept would otherwise keep the whole header alive with it (src/copy-string.ts).
+ */
 export function clampUserAgent (userAgent: string | undefined): string {
-  return (userAgent ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_USER_AGENT_LENGTH)
+  const printable = (userAgent ?? '').replace(/[^\x20-\x7e]/g, '?')
+  return printable.length > MAX_USER_AGENT_LENGTH ? copyString(printable.slice(0, MAX_USER_AGENT_LENGTH)) : printable
 }

@@ -1,3 +1,4 @@
+import { copyString } from './copy-string.js'
 import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
 
 interface FamilyRecord {
@@ -60,7 +61,8 @@ export class MemoryFamilyStore implements FamilyStore {
       absoluteExpiryMs: Math.floor((now + p.absoluteTtlSeconds * 1000) / 1000) * 1000,
       expiresAtMs: now + ttlMs,
       userAgent: input.userAgent,
-      ip: input.ip,
+      // A copy: an address cut from X-Forwarded-For would keep the whole header alive with the session.
+      ip: copyString(input.ip),
       email: input.email,
       limitWindowStartMs: 0,
       limitCount: 0
@@ -109,7 +111,7 @@ export class MemoryFamilyStore implements FamilyStore {
       f.rotationRequestedAtMs = input.requestedAtMs
       f.expiresAtMs = now + ttlMs
       f.userAgent = input.userAgent
-      f.ip = input.ip
+      if (f.ip !== input.ip) f.ip = copyString(input.ip)
       return { status: 'rotated', ttlSeconds: Math.floor(ttlMs / 1000), email: f.email }
     }
 
@@ -216,9 +218,13 @@ export class MemoryFamilyStore implements FamilyStore {
 
   #recordEnded (userId: string, familyIds: string[], now: number): void {
     if (familyIds.length === 0) return
-    const ended = this.#endedOf(userId, now) ?? new Map<string, number>()
-    this.#ended.set(userId, ended)
-    for (const id of familyIds) ended.set(id, now)
+    // Copies: the ids given are often cut from a request's Cookie header, which they would keep alive.
+    let ended = this.#endedOf(userId, now)
+    if (ended === undefined) {
+      ended = new Map<string, number>()
+      this.#ended.set(copyString(userId), ended)
+    }
+    for (const id of familyIds) ended.set(copyString(id), now)
   }
 
   #endedOf (userId: string, now: number): Map<string, number> | undefined {

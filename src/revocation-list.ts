@@ -1,3 +1,5 @@
+import { copyString } from './copy-string.js'
+
 /**
  * Family ids (`sid`) whose access tokens must be refused, each only until the last access
  * token of that family has expired. Insertion order is expiry order (every entry lives the
@@ -22,7 +24,8 @@ export class RevocationList {
     if (known !== undefined && known >= untilMs) return
     // Re-insert so the entry moves to the end, keeping the map in expiry order.
     this.#untilMs.delete(sid)
-    this.#untilMs.set(sid, untilMs)
+    // A copy: the id given is often cut from a request's Cookie header, which it would keep alive.
+    this.#untilMs.set(copyString(sid), untilMs)
   }
 
   has (sid: string): boolean {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { compactUserAgent, expandUserAgent } from '../../src/compact-user-agent.js'
 import { clampUserAgent } from '../../src/family-store.js'
+import { headerFor, heapHolds } from '../helpers/heap-snapshot.js'
 
 // What browsers sent in 2025–2026, as a session list would show them.
 const browsers = [
@@ -51,4 +52,11 @@ t.test('a value stored before the table existed, or by a client outside it, is i
     t.equal(expandUserAgent(plain), plain)
   }
   t.equal(expandUserAgent(clampUserAgent('bell\u0007 and \u0001 from a client')), 'bell? and ? from a client', 'control bytes from a client were replaced before storage')
+})
+
+t.test('a user agent cut to its first 128 characters is kept without the rest of the header', async (t) => {
+  let stored = ''
+  const needle = headerFor('Mozilla/5.0 (X11; Linux x86_64) ', (header) => { stored = clampUserAgent(header) })
+  t.equal(stored.length, 128, 'cut')
+  t.notOk(await heapHolds(needle), 'the whole header is not kept alive with it')
 })

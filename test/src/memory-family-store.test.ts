@@ -1,4 +1,5 @@
 import t from 'tap'
+import { headerFor, heapHolds } from '../helpers/heap-snapshot.js'
 import { MemoryFamilyStore } from '../../src/memory-family-store.js'
 import { RefreshTokenCodec } from '../../src/refresh-token.js'
 import { newUserId } from '../../src/user-directory.js'
@@ -28,4 +29,32 @@ t.test('expired families are swept from memory without any traffic', async (t) =
   now += 2
   store.sweep()
   t.equal(store.size, 0, 'everything is dropped after it')
+})
+
+t.test('what it keeps of a request is kept without the request\'s headers: ended families, the client\'s address', async (t) => {
+  const store = new MemoryFamilyStore({ idleTtlSeconds: 600, absoluteTtlSeconds: 6000, reuseGraceSeconds: 0, maxFamiliesPerUser: 100, refreshLimit: { max: 100, windowSeconds: 60 }, rememberEndedMs: 605_000 })
+  t.teardown(() => store.close())
+  const codec = new RefreshTokenCodec('memory-store-test-secret-0123456789abcdef')
+  const ended = codec.mint(newUserId())
+  const live = codec.mint(ended.userId)
+  for (const token of [ended, live]) {
+    await store.create({ userId: token.userId, email: 'a@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: '', ip: '' })
+  }
+  // As a logout does: the ids from the cookie, cut from the Cookie header.
+  const cookie = `${ended.userId}.${ended.familyId}`
+  let revoked: Promise<boolean> | undefined
+  const cookieNeedle = headerFor(cookie, (header) => { revoked = store.revoke(header.slice(0, 22), header.slice(23, 45)) })
+  t.equal(await revoked, true)
+  t.same(await store.recentlyEnded(ended.userId), [ended.familyId], 'the family ended')
+  t.notOk(await heapHolds(cookieNeedle), 'the Cookie header is not kept alive with the ended family')
+  // As a trusted proxy's X-Forwarded-For gives the address (its last entry, cut from the header).
+  const address = '203.0.113.195'
+  const successor = codec.successor(live)
+  let rotated: Promise<unknown> | undefined
+  const forwardedNeedle = headerFor(address, (header) => {
+    rotated = store.rotate({ userId: live.userId, familyId: live.familyId, generation: 0, presentedHash: codec.seal(live).digest, successorHash: codec.seal(successor).digest, requestedAtMs: Date.now(), userAgent: '', ip: header.slice(0, address.length) })
+  })
+  t.match(await rotated, { status: 'rotated' })
+  t.match(await store.list(live.userId), [{ ip: address }], 'the address is recorded')
+  t.notOk(await heapHolds(forwardedNeedle), 'the X-Forwarded-For header is not kept alive with the session')
 })
