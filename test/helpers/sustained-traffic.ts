@@ -3,7 +3,9 @@ import { connect } from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { PASSWORD, SHARED_REDIS_URL, deleteKeys, testEnv, uniqueEmail, uniquePrefix, type StoreKind } from './app.js'
+import { PASSWORD, SHARED_REDIS_URL, UNLIMITED_REFRESHES, deleteKeys, testEnv, uniqueEmail, uniquePrefix, type StoreKind } from './app.js'
+import { REFRESH_COOKIE } from './browser.js'
+import { REFUSED_LOGIN_BODIES } from './raw-http.js'
 import { freePort } from './redis-server.js'
 import { startProcess, type ServerProcess } from './server-process.js'
 import { within } from './poll.js'
@@ -51,7 +53,7 @@ function client (port: number) {
         res.setEncoding('utf8')
         res.on('data', (chunk: string) => { body += chunk })
         res.on('end', () => {
-          const cookie = res.headers['set-cookie']?.find((c) => c.startsWith('__Secure-refresh_token='))?.split(';')[0]
+          const cookie = res.headers['set-cookie']?.find((c) => c.startsWith(`${REFRESH_COOKIE}=`))?.split(';')[0]
           resolve({ status: res.statusCode ?? 0, cookie, body })
         })
       })
@@ -63,7 +65,7 @@ function client (port: number) {
     requests += 1
     const socket = connect(port, '127.0.0.1')
     await once(socket, 'connect')
-    socket.write('POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 80\r\n\r\n{"email":')
+    socket.write(REFUSED_LOGIN_BODIES.tooSlow)
     await new Promise((resolve) => setTimeout(resolve, 5))
     socket.destroy()
   }
@@ -111,7 +113,7 @@ async function visit (t: Test, http: ReturnType<typeof client>, email: string, n
     [http.call('POST', '/auth/login', { headers: JSON_TYPE, body: JSON.stringify({ email, password: `${PASSWORD} ${n}` }) }), 401],
     [http.call('POST', '/auth/login', { headers: JSON_TYPE, body: '{"email":' }), 400],
     [http.call('POST', '/auth/login', { headers: { 'content-type': 'text/plain' }, body: credentials }), 415],
-    [http.call('POST', '/auth/refresh', { headers: { ...SAME_ORIGIN, cookie: `__Secure-refresh_token=forged${n}` } }), 401],
+    [http.call('POST', '/auth/refresh', { headers: { ...SAME_ORIGIN, cookie: `${REFRESH_COOKIE}=forged${n}` } }), 401],
     [http.call('GET', `/no/such/path/${n}`), 404],
     [http.call('GET', '/metrics'), 200]
   ]
@@ -169,8 +171,7 @@ export async function underSustainedTraffic (t: Test, store: StoreKind): Promise
     ACCESS_TOKEN_TTL: '2',
     JWT_CLOCK_TOLERANCE: '0',
     REFRESH_REUSE_GRACE: '0',
-    RATE_LIMIT_REFRESH_IP: '1000000/60',
-    RATE_LIMIT_REFRESH_SESSION: '1000000/60',
+    ...UNLIMITED_REFRESHES,
     TRUST_PROXY: '127.0.0.1',
     MAX_SESSIONS_PER_USER: '4'
   }))
