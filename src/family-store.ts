@@ -42,7 +42,7 @@ export interface RotateInput extends SessionMeta {
   /** Hash of the successor the caller derived from the presented token. */
   successorHash: string
   /**
-   * When the caller asked, by its clock (ms since the epoch). A superseded token presented by a request made before
+   * When the caller asked, by the store's clock (FamilyStore.now). A superseded token presented by a request made before
    * the family's latest rotation is the caller's own late attempt, not a replay: the store client can retry a
    * command, or a stalled server run it, after the caller has answered and its client has refreshed since.
    */
@@ -87,6 +87,11 @@ export interface FamilyStore {
    * still apply it; 0 for a store that applies nothing it has not answered.
    */
   readonly lateWritesMs: number
+  /**
+   * The store's clock (ms since the epoch), on which a caller says when it asked (RotateInput.requestedAtMs): one that
+   * every instance sharing the store reads alike, whatever its own wall clock says.
+   */
+  now (): number
   /**
    * Records a new family. Returns the cookie lifetime, min(idle, absolute), and the
    * families evicted to stay within the per-user cap (least recently used first).

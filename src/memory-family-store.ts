@@ -46,6 +46,11 @@ export class MemoryFamilyStore implements FamilyStore {
     this.#sweeper.unref()
   }
 
+  /** One process: its own clock. */
+  now (): number {
+    return this.#now()
+  }
+
   async create (input: CreateFamilyInput): Promise<CreateResult> {
     const now = this.#now()
     const p = this.#policy

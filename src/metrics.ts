@@ -211,6 +211,16 @@ export class ServiceMetrics {
       'gauge', () => [{ value: writes.pendingFollowUps, labels: {} }]) as unknown as Metric)
   }
 
+  /**
+   * This instance's wall clock against the store's (src/redis-clock.ts), read at scrape time. Sessions do not depend
+   * on it; access tokens do, being signed and checked on each instance's own clock (JWT_CLOCK_TOLERANCE).
+   */
+  observeClockSkew (clock: { readonly skewMs: number | null }): void {
+    this.registry.registerMetric(collected('auth_store_clock_skew_seconds',
+      'This instance\'s wall clock minus the Redis server\'s, by its latest reading: access tokens are signed and checked on the wall clock, which JWT_CLOCK_TOLERANCE allows to differ between instances.',
+      'gauge', () => clock.skewMs === null ? [] : [{ value: clock.skewMs / 1000, labels: {} }]) as unknown as Metric)
+  }
+
   /** The Prometheus text exposition of this app's and the process's metrics. */
   async exposition (): Promise<{ contentType: string, body: string }> {
     const merged = Registry.merge([processMetrics(), this.registry])

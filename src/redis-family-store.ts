@@ -1,6 +1,7 @@
 import type { Result } from 'ioredis'
 import { guardStore, lateWritesMs, luaScript, pingStore, type RedisClient } from './redis-client.js'
 import { compactUserAgent, expandUserAgent } from './compact-user-agent.js'
+import { RedisClock } from './redis-clock.js'
 import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
 
 declare module 'ioredis' {
@@ -36,13 +37,21 @@ export class RedisFamilyStore implements FamilyStore {
   readonly #prefix: string
   readonly #policy: FamilyPolicy
   readonly lateWritesMs: number
+  /** Redis's clock, which this store's callers share (FamilyStore.now). */
+  readonly clock: RedisClock
 
-  constructor (redis: RedisClient, policy: FamilyPolicy, keyPrefix: string) {
+  /** `onClockReading` hears this instance's wall clock minus Redis's (ms) at each reading of the clock kept. */
+  constructor (redis: RedisClient, policy: FamilyPolicy, keyPrefix: string, onClockReading?: (skewMs: number) => void) {
     this.#redis = redis
     this.lateWritesMs = lateWritesMs(redis)
     this.#policy = policy
     this.#prefix = keyPrefix
     defineFamilyCommands(redis)
+    this.clock = new RedisClock(redis, `${keyPrefix}clock`, onClockReading)
+  }
+
+  now (): number {
+    return this.clock.now()
   }
 
   async create (input: CreateFamilyInput): Promise<CreateResult> {
@@ -120,10 +129,13 @@ export class RedisFamilyStore implements FamilyStore {
 
   async ping (): Promise<void> {
     await pingStore(this.#redis)
+    // Ready only once the clock it orders refreshes on has been read (until then it is this instance's own).
+    if (this.clock.skewMs === null) await this.clock.read()
   }
 
   async close (): Promise<void> {
     // The connection belongs to the redis plugin, which closes it.
+    this.clock.close()
   }
 
   async #revoke (userId: string, familyId: string, replacedMs: number): Promise<boolean> {

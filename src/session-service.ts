@@ -105,7 +105,7 @@ export class SessionService {
         generation: token.generation,
         presentedHash: opened.digest,
         successorHash: successor.digest,
-        requestedAtMs: Date.now(),
+        requestedAtMs: this.#store.now(),
         userAgent: meta.userAgent,
         ip: meta.ip
       })

@@ -2,8 +2,9 @@
 -- The caller has verified the token's tag, so (familyId, generation) are genuine.
 -- KEYS[1] family hash, KEYS[2] user's family index
 -- ARGV: presentedHash, generation, successorHash, idleMs, graceMs, userAgent, ip, familyId, limitMax, limitWindowMs,
---       requestedAtMs (the caller's clock), endedMs (how long ended families are remembered), endedKey (the user's
---       ended families, in the same slot: family-revoke.lua says why it is not among KEYS)
+--       requestedAtMs (when the caller asked, on Redis's clock as the caller reads it: src/redis-clock.ts), endedMs
+--       (how long ended families are remembered), endedKey (the user's ended families, in the same slot:
+--       family-revoke.lua says why it is not among KEYS)
 -- Returns {1, ttlMs, email} rotated | {2, ttlMs, email} grace | {3} reused (family revoked) | {0} invalid
 --         | {4, retryAfterMs} limited (too many refreshes of this session in the window; nothing changed)
 --         | {5} superseded (a late attempt: a superseded token asked for before the latest rotation; or a token of a family

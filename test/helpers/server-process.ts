@@ -11,9 +11,9 @@ export interface ServerProcess {
   exited: Promise<number | null>
 }
 
-/** src/server.ts as its own process, with exactly this environment (and PATH). */
-export function startServer (env: Record<string, string | undefined>): ServerProcess {
-  return startProcess(process.execPath, ['--import', 'tsx', 'src/server.ts'], env)
+/** src/server.ts as its own process, with exactly this environment (and PATH), and these modules preloaded. */
+export function startServer (env: Record<string, string | undefined>, preloads: string[] = []): ServerProcess {
+  return startProcess(process.execPath, ['--import', 'tsx', ...preloads.flatMap((module) => ['--import', module]), 'src/server.ts'], env)
 }
 
 /** Any command as a server process, with exactly this environment (and PATH), in `cwd` if given. */
@@ -45,11 +45,11 @@ export async function waitForListening (server: ServerProcess, timeoutMs = 15_00
 /**
  * src/server.ts as a process of its own on a free port, with the test settings plus `env`, and a `call` that
  * speaks to it over HTTP (GET, or POST with a JSON body and/or a cookie). For what must be set before Node
- * starts, such as NODE_EXTRA_CA_CERTS.
+ * starts, such as NODE_EXTRA_CA_CERTS, or a module preloaded (test/helpers/skewed-clock.ts).
  */
-export async function startServiceOverHttp (t: { teardown (fn: () => unknown): void }, env: Record<string, string>) {
+export async function startServiceOverHttp (t: { teardown (fn: () => unknown): void }, env: Record<string, string>, preloads: string[] = []) {
   const port = await freePort()
-  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40), ...env }))
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40), ...env }), preloads)
   t.teardown(() => { server.child.kill('SIGKILL') })
   await waitForListening(server, 20_000)
   const call = async (path: string, body?: object, cookie?: string) => {
@@ -58,7 +58,7 @@ export async function startServiceOverHttp (t: { teardown (fn: () => unknown): v
       headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(cookie === undefined ? {} : { cookie }) },
       body: body === undefined ? undefined : JSON.stringify(body)
     })
-    return { status: res.status, cookie: res.headers.getSetCookie().find((c) => c.includes('Path=/auth'))?.split(';')[0] }
+    return { status: res.status, cookie: res.headers.getSetCookie().find((c) => c.includes('Path=/auth'))?.split(';')[0], body: (res.headers.get('content-type')?.includes('json') === true ? await res.json() : {}) as Record<string, unknown> }
   }
-  return { call, output: server.output }
+  return { call, output: server.output, port }
 }

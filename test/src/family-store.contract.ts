@@ -17,14 +17,15 @@ async function newFamily (store: FamilyStore, userId = newUserId()) {
   return { first, userId, created }
 }
 
-function rotateInput (token: RefreshToken, overrides: Partial<RotateInput> = {}): RotateInput {
+/** A request presenting `token`, made now by the store's clock, as the session service makes it. */
+function rotateInput (store: FamilyStore, token: RefreshToken, overrides: Partial<RotateInput> = {}): RotateInput {
   return {
     userId: token.userId,
     familyId: token.familyId,
     generation: token.generation,
     presentedHash: codec.seal(token).digest,
     successorHash: codec.seal(codec.successor(token)).digest,
-    requestedAtMs: Date.now(),
+    requestedAtMs: store.now(),
     ...meta,
     ...overrides
   }
@@ -47,47 +48,47 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
   t.test('the current token rotates, and its successor becomes current', async (t) => {
     const store = await makeStore(t, basePolicy)
     const { first } = await newFamily(store)
-    const r1 = await store.rotate(rotateInput(first))
+    const r1 = await store.rotate(rotateInput(store, first))
     t.match(r1, { status: 'rotated', ttlSeconds: 60, email: 'user@example.com' })
     const second = codec.successor(first)
-    t.match(await store.rotate(rotateInput(second)), { status: 'rotated' })
-    t.match(await store.rotate(rotateInput(codec.successor(second))), { status: 'rotated' }, 'and so on down the chain')
+    t.match(await store.rotate(rotateInput(store, second)), { status: 'rotated' })
+    t.match(await store.rotate(rotateInput(store, codec.successor(second))), { status: 'rotated' }, 'and so on down the chain')
   })
 
   t.test('the parent presented again within the grace window gets grace, without changing state', async (t) => {
     const store = await makeStore(t, basePolicy)
     const { first } = await newFamily(store)
-    await store.rotate(rotateInput(first))
-    t.match(await store.rotate(rotateInput(first)), { status: 'grace', email: 'user@example.com' })
-    t.match(await store.rotate(rotateInput(first)), { status: 'grace' }, 'as often as it comes within the window')
-    t.match(await store.rotate(rotateInput(codec.successor(first))), { status: 'rotated' }, 'the successor is still current')
+    await store.rotate(rotateInput(store, first))
+    t.match(await store.rotate(rotateInput(store, first)), { status: 'grace', email: 'user@example.com' })
+    t.match(await store.rotate(rotateInput(store, first)), { status: 'grace' }, 'as often as it comes within the window')
+    t.match(await store.rotate(rotateInput(store, codec.successor(first))), { status: 'rotated' }, 'the successor is still current')
   })
 
   t.test('20 concurrent rotations of one token: one rotates, the others get grace on the same successor', async (t) => {
     const store = await makeStore(t, basePolicy)
     const { first } = await newFamily(store)
-    const results = await Promise.all(Array.from({ length: 20 }, () => store.rotate(rotateInput(first))))
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.rotate(rotateInput(store, first))))
     t.equal(results.filter((r) => r.status === 'rotated').length, 1)
     t.equal(results.filter((r) => r.status === 'grace').length, 19)
-    t.match(await store.rotate(rotateInput(codec.successor(first))), { status: 'rotated' })
+    t.match(await store.rotate(rotateInput(store, codec.successor(first))), { status: 'rotated' })
   })
 
   t.test('with grace 0 (strict), the parent presented again is reuse and revokes the family', async (t) => {
     const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 0 })
     const { first } = await newFamily(store)
-    await store.rotate(rotateInput(first))
-    t.same(await store.rotate(rotateInput(first)), { status: 'reused' })
-    t.same(await store.rotate(rotateInput(codec.successor(first))), { status: 'invalid' }, 'the current token died with its family')
+    await store.rotate(rotateInput(store, first))
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' })
+    t.same(await store.rotate(rotateInput(store, codec.successor(first))), { status: 'invalid' }, 'the current token died with its family')
   })
 
   t.test('the grandparent, even inside the grace window, is reuse and revokes the family', async (t) => {
     const store = await makeStore(t, basePolicy)
     const { first, userId } = await newFamily(store)
     const second = codec.successor(first)
-    await store.rotate(rotateInput(first))
-    await store.rotate(rotateInput(second))
-    t.same(await store.rotate(rotateInput(first)), { status: 'reused' })
-    t.same(await store.rotate(rotateInput(codec.successor(second))), { status: 'invalid' })
+    await store.rotate(rotateInput(store, first))
+    await store.rotate(rotateInput(store, second))
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' })
+    t.same(await store.rotate(rotateInput(store, codec.successor(second))), { status: 'invalid' })
     t.same(await store.list(userId), [], 'gone from the listing')
   })
 
@@ -97,30 +98,30 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const second = codec.successor(first)
     // The request of a refresh that was answered 503 while its command waited in the store client, which sent it
     // once the store was back, after the client had refreshed twice.
-    const late = rotateInput(first, { requestedAtMs: Date.now() })
+    const late = rotateInput(store, first)
     await sleep(5)
-    await store.rotate(rotateInput(first))
-    await store.rotate(rotateInput(second))
+    await store.rotate(rotateInput(store, first))
+    await store.rotate(rotateInput(store, second))
     t.same(await store.rotate(late), { status: 'superseded' }, 'the grandparent, asked for before those rotations')
-    t.match(await store.rotate(rotateInput(codec.successor(second))), { status: 'rotated' }, 'the family lives on')
-    t.same(await store.rotate(rotateInput(first)), { status: 'reused' }, 'the same token in a request made now is a replay: the family is revoked')
+    t.match(await store.rotate(rotateInput(store, codec.successor(second))), { status: 'rotated' }, 'the family lives on')
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'the same token in a request made now is a replay: the family is revoked')
   })
 
   t.test('the parent after the grace window is reuse and revokes the family', async (t) => {
     const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
     const { first } = await newFamily(store)
-    await store.rotate(rotateInput(first))
+    await store.rotate(rotateInput(store, first))
     await sleep(1100)
-    t.same(await store.rotate(rotateInput(first)), { status: 'reused' })
-    t.same(await store.rotate(rotateInput(codec.successor(first))), { status: 'invalid' })
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' })
+    t.same(await store.rotate(rotateInput(store, codec.successor(first))), { status: 'invalid' })
   })
 
   t.test('a hash that does not match the current generation is invalid and changes nothing', async (t) => {
     const store = await makeStore(t, basePolicy)
     const { first } = await newFamily(store)
     const impostor = { ...first, secret: codec.mint(first.userId).secret }
-    t.same(await store.rotate(rotateInput(impostor)), { status: 'invalid' })
-    t.match(await store.rotate(rotateInput(first)), { status: 'rotated' }, 'the genuine token still works')
+    t.same(await store.rotate(rotateInput(store, impostor)), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(store, first)), { status: 'rotated' }, 'the genuine token still works')
   })
 
   t.test('a genuine token of a later generation than the store holds (writes the store lost) is taken as current', async (t) => {
@@ -128,9 +129,9 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const { first } = await newFamily(store)
     // What a failover to a replica that missed two rotations leaves: the client holds generation 2, the store 0.
     const ahead = codec.successor(codec.successor(first))
-    t.match(await store.rotate(rotateInput(ahead)), { status: 'rotated', email: 'user@example.com' }, 'the session survives the loss')
-    t.match(await store.rotate(rotateInput(codec.successor(ahead))), { status: 'rotated' }, 'and its chain goes on from it')
-    t.match(await store.rotate(rotateInput(first)), { status: 'reused' }, 'the token the store had held is an old one now')
+    t.match(await store.rotate(rotateInput(store, ahead)), { status: 'rotated', email: 'user@example.com' }, 'the session survives the loss')
+    t.match(await store.rotate(rotateInput(store, codec.successor(ahead))), { status: 'rotated' }, 'and its chain goes on from it')
+    t.match(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'the token the store had held is an old one now')
   })
 
   t.test('a token of one family never affects another family', async (t) => {
@@ -138,29 +139,29 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const a = await newFamily(store)
     const b = await newFamily(store, a.userId)
     // A's genuine current token, aimed at B's family (same generation): no match, no effect.
-    t.same(await store.rotate(rotateInput(a.first, { familyId: b.first.familyId })), { status: 'invalid' })
-    await store.rotate(rotateInput(a.first))
-    await store.rotate(rotateInput(b.first))
+    t.same(await store.rotate(rotateInput(store, a.first, { familyId: b.first.familyId })), { status: 'invalid' })
+    await store.rotate(rotateInput(store, a.first))
+    await store.rotate(rotateInput(store, b.first))
     // A's current generation-1 token aimed at B, now also at generation 1.
-    t.same(await store.rotate(rotateInput(codec.successor(a.first), { familyId: b.first.familyId })), { status: 'invalid' })
-    t.match(await store.rotate(rotateInput(codec.successor(b.first))), { status: 'rotated' }, 'B still rotates')
-    t.match(await store.rotate(rotateInput(codec.successor(a.first))), { status: 'rotated' }, 'A still rotates')
+    t.same(await store.rotate(rotateInput(store, codec.successor(a.first), { familyId: b.first.familyId })), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(store, codec.successor(b.first))), { status: 'rotated' }, 'B still rotates')
+    t.match(await store.rotate(rotateInput(store, codec.successor(a.first))), { status: 'rotated' }, 'A still rotates')
   })
 
   t.test('refreshes per session are limited per window, then allowed again', async (t) => {
     const store = await makeStore(t, { ...basePolicy, refreshLimit: { max: 3, windowSeconds: 1 } })
     let { first: token } = await newFamily(store)
     for (let i = 0; i < 3; i++) {
-      t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, `refresh ${i + 1} of 3`)
+      t.match(await store.rotate(rotateInput(store, token)), { status: 'rotated' }, `refresh ${i + 1} of 3`)
       token = codec.successor(token)
     }
-    const limited = await store.rotate(rotateInput(token))
+    const limited = await store.rotate(rotateInput(store, token))
     t.match(limited, { status: 'limited', retryAfterSeconds: 1 })
-    t.match(await store.rotate(rotateInput(codec.successor(token))), { status: 'limited' }, 'nothing rotated while limited')
+    t.match(await store.rotate(rotateInput(store, codec.successor(token))), { status: 'limited' }, 'nothing rotated while limited')
     const other = await newFamily(store)
-    t.match(await store.rotate(rotateInput(other.first)), { status: 'rotated' }, 'other sessions are not affected')
+    t.match(await store.rotate(rotateInput(store, other.first)), { status: 'rotated' }, 'other sessions are not affected')
     await sleep(1050)
-    t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, 'the window passes, the same token works')
+    t.match(await store.rotate(rotateInput(store, token)), { status: 'rotated' }, 'the window passes, the same token works')
   })
 
   t.test('a family is live from its creation until it ends: revoked, reused, or each user\'s alone', async (t) => {
@@ -169,9 +170,9 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.equal(await store.isLive(a.userId, a.first.familyId), true, 'live once created')
     t.equal(await store.isLive(newUserId(), a.first.familyId), false, 'not under another user\'s id')
     t.equal(await store.isLive(a.userId, codec.mint(a.userId).familyId), false, 'an unknown family is not live')
-    t.match(await store.rotate(rotateInput(a.first)), { status: 'rotated' })
+    t.match(await store.rotate(rotateInput(store, a.first)), { status: 'rotated' })
     t.equal(await store.isLive(a.userId, a.first.familyId), true, 'still live after a rotation')
-    t.same(await store.rotate(rotateInput(a.first)), { status: 'reused' })
+    t.same(await store.rotate(rotateInput(store, a.first)), { status: 'reused' })
     t.equal(await store.isLive(a.userId, a.first.familyId), false, 'not once reuse revoked it')
     const b = await newFamily(store, a.userId)
     await store.revoke(a.userId, b.first.familyId)
@@ -184,7 +185,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
 
   t.test('an unknown family is invalid', async (t) => {
     const store = await makeStore(t, basePolicy)
-    t.same(await store.rotate(rotateInput(codec.mint(newUserId()))), { status: 'invalid' })
+    t.same(await store.rotate(rotateInput(store, codec.mint(newUserId()))), { status: 'invalid' })
   })
 
   t.test('a family unused for the idle timeout expires', async (t) => {
@@ -192,7 +193,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const { first, userId } = await newFamily(store)
     await sleep(1200)
     t.equal(await store.isLive(userId, first.familyId), false, 'no longer live')
-    t.same(await store.rotate(rotateInput(first)), { status: 'invalid' })
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'invalid' })
     t.same(await store.list(userId), [])
   })
 
@@ -204,7 +205,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     let { first: token } = await newFamily(store)
     for (let i = 0; i < 3; i++) {
       await sleep(1600)
-      t.match(await store.rotate(rotateInput(token)), { status: 'rotated' }, `still alive ${((i + 1) * 1.6).toFixed(1)}s after login`)
+      t.match(await store.rotate(rotateInput(store, token)), { status: 'rotated' }, `still alive ${((i + 1) * 1.6).toFixed(1)}s after login`)
       token = codec.successor(token)
     }
   })
@@ -222,13 +223,13 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
       token = (await newFamily(store)).first
     }
     await sleep(1000)
-    const r = await store.rotate(rotateInput(token))
+    const r = await store.rotate(rotateInput(store, token))
     t.match(r, { status: 'rotated' })
     t.ok(r.status === 'rotated' && r.ttlSeconds <= 1, 'the cookie lifetime shrinks to what is left')
     token = codec.successor(token)
     await sleep(1100)
     t.equal(await store.isLive(token.userId, token.familyId), false, 'no longer live, though used within its idle timeout')
-    t.same(await store.rotate(rotateInput(token)), { status: 'invalid' })
+    t.same(await store.rotate(rotateInput(store, token)), { status: 'invalid' })
   })
 
   t.test('revoke ends one family; revoking again reports it was not live', async (t) => {
@@ -237,38 +238,38 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const b = await newFamily(store, a.userId)
     t.equal(await store.revoke(a.userId, a.first.familyId), true)
     t.equal(await store.revoke(a.userId, a.first.familyId), false)
-    t.same(await store.rotate(rotateInput(a.first)), { status: 'invalid' })
-    t.match(await store.rotate(rotateInput(b.first)), { status: 'rotated' }, 'the other family is untouched')
+    t.same(await store.rotate(rotateInput(store, a.first)), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(store, b.first)), { status: 'rotated' }, 'the other family is untouched')
   })
 
   t.test('replace ends a family; for the grace window a refresh of it is superseded (its cookie kept), then invalid', async (t) => {
     const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
     const a = await newFamily(store)
     const b = await newFamily(store, a.userId)
-    await store.rotate(rotateInput(a.first))
+    await store.rotate(rotateInput(store, a.first))
     const current = codec.successor(a.first)
     t.equal(await store.replace(a.userId, a.first.familyId), true, 'it was live')
-    t.same(await store.rotate(rotateInput(current)), { status: 'superseded' }, 'a refresh sent before the new login\'s cookie arrived')
-    t.same(await store.rotate(rotateInput(a.first)), { status: 'superseded' }, 'with any genuine token of the family: nothing is revoked as reuse')
+    t.same(await store.rotate(rotateInput(store, current)), { status: 'superseded' }, 'a refresh sent before the new login\'s cookie arrived')
+    t.same(await store.rotate(rotateInput(store, a.first)), { status: 'superseded' }, 'with any genuine token of the family: nothing is revoked as reuse')
     t.same((await store.list(a.userId)).map((s) => s.familyId), [b.first.familyId], 'no longer listed')
     t.equal(await store.isLive(a.userId, a.first.familyId), false, 'no longer live')
     t.ok((await store.recentlyEnded(a.userId)).includes(a.first.familyId), 'remembered as ended')
     t.equal(await store.replace(a.userId, a.first.familyId), false, 'replacing it again finds it ended')
     t.equal(await store.revoke(a.userId, a.first.familyId), false, 'so does revoking it')
     t.equal(await store.revokeOthers(a.userId, a.first.familyId), null, 'its holder ends no other session')
-    t.same(await store.rotate(rotateInput(current)), { status: 'superseded' }, 'and none of that cut the window short')
-    t.match(await store.rotate(rotateInput(b.first)), { status: 'rotated' }, 'the other family is untouched')
+    t.same(await store.rotate(rotateInput(store, current)), { status: 'superseded' }, 'and none of that cut the window short')
+    t.match(await store.rotate(rotateInput(store, b.first)), { status: 'rotated' }, 'the other family is untouched')
     await sleep(1100)
-    t.same(await store.rotate(rotateInput(current)), { status: 'invalid' }, 'after the window, the token is just invalid')
+    t.same(await store.rotate(rotateInput(store, current)), { status: 'invalid' }, 'after the window, the token is just invalid')
     t.equal(await store.replace(a.userId, codec.mint(a.userId).familyId), false, 'an unknown family was not live')
-    t.same(await store.rotate(rotateInput(codec.mint(a.userId))), { status: 'invalid' }, 'and replacing it marked nothing')
+    t.same(await store.rotate(rotateInput(store, codec.mint(a.userId))), { status: 'invalid' }, 'and replacing it marked nothing')
   })
 
   t.test('with grace 0 (strict), a replaced family is invalid at once', async (t) => {
     const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 0 })
     const { first, userId } = await newFamily(store)
     t.equal(await store.replace(userId, first.familyId), true)
-    t.same(await store.rotate(rotateInput(first)), { status: 'invalid' })
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'invalid' })
   })
 
   t.test('revokeAll ends every family of the user and only theirs', async (t) => {
@@ -277,9 +278,9 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const b = await newFamily(store, a.userId)
     const other = await newFamily(store)
     t.same((await store.revokeAll(a.userId)).sort(), [a.first.familyId, b.first.familyId].sort())
-    t.same(await store.rotate(rotateInput(a.first)), { status: 'invalid' })
-    t.same(await store.rotate(rotateInput(b.first)), { status: 'invalid' })
-    t.match(await store.rotate(rotateInput(other.first)), { status: 'rotated' })
+    t.same(await store.rotate(rotateInput(store, a.first)), { status: 'invalid' })
+    t.same(await store.rotate(rotateInput(store, b.first)), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(store, other.first)), { status: 'rotated' })
     t.same(await store.revokeAll(a.userId), [])
   })
 
@@ -290,10 +291,10 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const c = await newFamily(store, a.userId)
     const other = await newFamily(store)
     t.same((await store.revokeOthers(a.userId, b.first.familyId))?.sort(), [a.first.familyId, c.first.familyId].sort())
-    t.match(await store.rotate(rotateInput(b.first)), { status: 'rotated' }, 'the kept family still rotates')
+    t.match(await store.rotate(rotateInput(store, b.first)), { status: 'rotated' }, 'the kept family still rotates')
     t.same((await store.list(a.userId)).map((s) => s.familyId), [b.first.familyId])
-    t.same(await store.rotate(rotateInput(a.first)), { status: 'invalid' })
-    t.match(await store.rotate(rotateInput(other.first)), { status: 'rotated' }, 'another user\'s family is untouched')
+    t.same(await store.rotate(rotateInput(store, a.first)), { status: 'invalid' })
+    t.match(await store.rotate(rotateInput(store, other.first)), { status: 'rotated' }, 'another user\'s family is untouched')
     t.same(await store.revokeOthers(a.userId, b.first.familyId), [], 'nothing left to end')
   })
 
@@ -315,7 +316,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     await sleep(5)
     const b = await newFamily(store, a.userId)
     await sleep(5)
-    await store.rotate(rotateInput(a.first, { userAgent: 'later-agent', ip: '198.51.100.1' }))
+    await store.rotate(rotateInput(store, a.first, { userAgent: 'later-agent', ip: '198.51.100.1' }))
     const sessions = await store.list(a.userId)
     t.equal(sessions.length, 2)
     t.match(sessions[0], { familyId: a.first.familyId, userAgent: 'later-agent', ip: '198.51.100.1' })
@@ -331,7 +332,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const unknown = clampUserAgent(`custom-load-tester/1.0 ${'k'.repeat(200)}`)
     let token = a.first
     for (const userAgent of [unknown, browser, 'curl/8.5.0', unknown, '']) {
-      t.match(await store.rotate(rotateInput(token, { userAgent, ip: meta.ip })), { status: 'rotated' })
+      t.match(await store.rotate(rotateInput(store, token, { userAgent, ip: meta.ip })), { status: 'rotated' })
       token = codec.successor(token)
       t.equal((await store.list(a.userId))[0]?.userAgent, userAgent, `after a rotation by ${JSON.stringify(userAgent.slice(0, 24))}`)
     }
@@ -346,12 +347,12 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
       await sleep(5)
     }
     // Using the oldest makes the second the least recently used.
-    await store.rotate(rotateInput(families[0] as RefreshToken))
+    await store.rotate(rotateInput(store, families[0] as RefreshToken))
     await sleep(5)
     const fourth = await newFamily(store, userId)
     t.same(fourth.created.evictedFamilyIds, [(families[1] as RefreshToken).familyId])
     t.equal((await store.list(userId)).length, 3)
-    t.same(await store.rotate(rotateInput(families[1] as RefreshToken)), { status: 'invalid' }, 'the evicted family no longer refreshes')
+    t.same(await store.rotate(rotateInput(store, families[1] as RefreshToken)), { status: 'invalid' }, 'the evicted family no longer refreshes')
   })
 
   t.test('the families a store ends are remembered as ended, however they end, and only the user\'s own', async (t) => {
@@ -362,9 +363,9 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     ]
     t.same(await store.recentlyEnded(userId), [], 'nothing has ended yet')
     await store.revoke(userId, revoked.first.familyId)
-    await store.rotate(rotateInput(reused.first))
-    t.match(await store.rotate(rotateInput(reused.first)), { status: 'reused' })
-    await store.rotate(rotateInput(kept.first))
+    await store.rotate(rotateInput(store, reused.first))
+    t.match(await store.rotate(rotateInput(store, reused.first)), { status: 'reused' })
+    await store.rotate(rotateInput(store, kept.first))
     await sleep(5)
     const newest = await newFamily(store, userId)
     await newFamily(store, userId)

@@ -1,0 +1,97 @@
+import t, { type Test } from 'tap'
+import { once } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { RedisClock } from '../../src/redis-clock.js'
+import { createRedisClient } from '../../src/redis-client.js'
+import { SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
+import { PrivateRedis } from '../helpers/redis-server.js'
+import { wallClockOff } from '../helpers/wall-clock.js'
+
+async function connected (t: Test, url: string) {
+  const redis = createRedisClient({ url, commandTimeoutMs: 2000 })
+  await redis.connect()
+  t.teardown(() => redis.quit())
+  return redis
+}
+
+async function readClock (t: Test, url: string) {
+  const redis = await connected(t, url)
+  const clock = new RedisClock(redis, `${uniquePrefix()}clock`)
+  t.teardown(() => clock.close())
+  clock.now() // its first use reads it
+  await within(5000, async () => clock.skewMs !== null, 'the clock is read')
+  return { redis, clock }
+}
+
+/** Redis's own clock, ms, by a TIME of its own. */
+async function redisTime (redis: { time (): Promise<Array<string | number>> }): Promise<number> {
+  const [seconds, micros] = await redis.time()
+  return Number(seconds) * 1000 + Number(micros) / 1000
+}
+
+t.test('reads Redis\'s clock, whatever this instance\'s wall clock says', async (t) => {
+  wallClockOff(t, 60_000)
+  const { redis, clock } = await readClock(t, SHARED_REDIS_URL)
+  const before = clock.now()
+  const atRedis = await redisTime(redis)
+  const after = clock.now()
+  t.ok(before - 20 <= atRedis && atRedis <= after + 20, `Redis's TIME (${atRedis}) falls between two readings of the clock (${before}, ${after})`)
+  t.ok(Math.abs(clock.skewMs! - 60_000) < 20, `the wall clock's 60 s lead is measured (${clock.skewMs} ms)`)
+})
+
+t.test('before its first reading it is this instance\'s wall clock', async (t) => {
+  const redis = createRedisClient({ url: SHARED_REDIS_URL, commandTimeoutMs: 2000 })
+  t.teardown(() => redis.disconnect())
+  const clock = new RedisClock(redis, `${uniquePrefix()}clock`)
+  t.teardown(() => clock.close())
+  t.equal(clock.skewMs, null, 'nothing read: not connected')
+  const before = Date.now()
+  const now = clock.now()
+  t.ok(before <= now && now <= Date.now(), 'the wall clock')
+})
+
+t.test('runs on between readings at the rate of the monotonic clock', async (t) => {
+  const { redis, clock } = await readClock(t, SHARED_REDIS_URL)
+  const first = clock.now()
+  await sleep(250)
+  const second = clock.now()
+  t.ok(second - first >= 249 && second - first < 400, `it advanced ${second - first} ms in 250`)
+  const atRedis = await redisTime(redis)
+  t.ok(Math.abs(atRedis - clock.now()) < 20, 'and still reads as Redis\'s')
+})
+
+// A reading is off by up to half its round trip: Redis may have read its time at any moment of it.
+t.test('a reading less precise than the one held does not replace it', async (t) => {
+  const server = await PrivateRedis.start(t)
+  const { clock } = await readClock(t, server.url)
+  const offset = () => clock.now() - performance.now()
+  const held = offset()
+  const stall = await server.stall(t, 0.4)
+  await clock.read() // sent during the stall: Redis reads its time at the end of a 300 ms round trip or more
+  await stall.woken
+  t.ok(Math.abs(offset() - held) < 1, `the precise reading is kept (moved ${offset() - held} ms)`)
+})
+
+t.test('read at its first use after each connection, not as the client connects', async (t) => {
+  const server = await PrivateRedis.start(t)
+  const redis = await connected(t, server.url)
+  let readings = 0
+  const clock = new RedisClock(redis, `${uniquePrefix()}clock`, () => { readings += 1 })
+  t.teardown(() => clock.close())
+  t.equal(readings, 0, 'nothing sent while unused')
+  clock.now()
+  await within(5000, async () => readings === 4, 'a series of four readings, the most precise kept')
+  clock.now()
+  await sleep(100)
+  t.equal(readings, 4, 'and no more while it is used')
+
+  const reconnected = once(redis, 'ready')
+  await server.command('CLIENT', 'KILL', 'TYPE', 'normal')
+  await reconnected
+  await sleep(100)
+  t.equal(readings, 4, 'reconnected (perhaps to another server, after a failover): nothing sent yet')
+  clock.now()
+  await within(5000, async () => readings === 8, 'the next use reads it afresh')
+})
