@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { revocationTtlMs } from '../src/access-revocations.js'
 import type { FamilyStore } from '../src/family-store.js'
@@ -30,7 +31,7 @@ export default fp(async function familyStorePlugin (fastify) {
  * clock is off by more than the tolerance has its tokens refused early, or accepted late, by the others. Said once
  * each time it goes out of bounds.
  */
-function warnOfSkew (fastify: { log: { warn (obj: object, msg: string): void }, config: { jwt: { clockToleranceSeconds: number } } }): (skewMs: number) => void {
+function warnOfSkew (fastify: FastifyInstance): (skewMs: number) => void {
   const toleranceMs = fastify.config.jwt.clockToleranceSeconds * 1000
   let outOfBounds = false
   return (skewMs) => {

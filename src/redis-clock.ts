@@ -32,7 +32,7 @@ interface Reading {
 /**
  * Redis's clock, as every instance sharing the store reads it: the clock on which a refresh says when it was asked
  * for (RotateInput.requestedAtMs), so that instances on hosts whose wall clocks disagree still agree on the order of
- * two refreshes of one session (family-rotate.lua: a late attempt or a replay). Read every few seconds, on the server
+ * two refreshes of one session (family-rotate.lua: a late attempt or a replay). Read every 10 s, on the server
  * that holds one key (the same node of a cluster for every instance), and kept between readings on the monotonic
  * clock, which no step of the wall clock moves.
  */
@@ -100,8 +100,8 @@ export class RedisClock {
   }
 
   /**
-   * Several readings in a row, the most precise kept: the first on a connection takes two round trips (the script
-   * is loaded), and the process may still be compiling its code. One series at a time; a failed one is tried again
+   * Several readings in a row, the most precise kept: the first on a connection carries the whole script, which Redis
+   * compiles, and the process may still be compiling its own code. One series at a time; a failed one is tried again
    * at the next use.
    */
   #readAfresh (): void {
