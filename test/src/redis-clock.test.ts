@@ -37,8 +37,8 @@ t.test('reads Redis\'s clock, whatever this instance\'s wall clock says', async 
   const before = clock.now()
   const atRedis = await redisTime(redis)
   const after = clock.now()
-  t.ok(before - 20 <= atRedis && atRedis <= after + 20, `Redis's TIME (${atRedis}) falls between two readings of the clock (${before}, ${after})`)
-  t.ok(Math.abs(clock.skewMs! - 60_000) < 20, `the wall clock's 60 s lead is measured (${clock.skewMs} ms)`)
+  t.ok(before - 50 <= atRedis && atRedis <= after + 50, `Redis's TIME (${atRedis}) falls between two readings of the clock (${before}, ${after})`)
+  t.ok(Math.abs(clock.skewMs! - 60_000) < 50, `the wall clock's 60 s lead is measured (${clock.skewMs} ms)`)
 })
 
 t.test('before its first reading it is this instance\'s wall clock', async (t) => {
@@ -54,12 +54,12 @@ t.test('before its first reading it is this instance\'s wall clock', async (t) =
 
 t.test('runs on between readings at the rate of the monotonic clock', async (t) => {
   const { redis, clock } = await readClock(t, SHARED_REDIS_URL)
-  const first = clock.now()
+  const [first, firstMonotonic] = [clock.now(), performance.now()]
   await sleep(250)
-  const second = clock.now()
-  t.ok(second - first >= 249 && second - first < 400, `it advanced ${second - first} ms in 250`)
+  const [second, secondMonotonic] = [clock.now(), performance.now()]
+  t.ok(Math.abs((second - first) - (secondMonotonic - firstMonotonic)) < 1, `it advanced ${second - first} ms in ${secondMonotonic - firstMonotonic}`)
   const atRedis = await redisTime(redis)
-  t.ok(Math.abs(atRedis - clock.now()) < 20, 'and still reads as Redis\'s')
+  t.ok(Math.abs(atRedis - clock.now()) < 50, 'and still reads as Redis\'s')
 })
 
 // A reading is off by up to half its round trip: Redis may have read its time at any moment of it.
