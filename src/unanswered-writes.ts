@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import type { AccessRevocations } from './access-revocations.js'
 import { StoreUnavailableError } from './errors.js'
 import type { FamilyStore } from './family-store.js'
@@ -9,7 +10,10 @@ interface Logger {
 }
 
 interface FollowUp {
-  /** No late write can run after this (epoch ms): only an attempt from then on is final. */
+  /**
+   * No late write can run after this (ms on the monotonic clock, performance.now(): a step of the wall clock must not
+   * settle them early): only an attempt from then on is final.
+   */
   settledAtMs: number
   /** Resolves once the store has answered. */
   attempt: () => Promise<unknown>
@@ -70,16 +74,16 @@ export class UnansweredWrites {
    * create can no longer run late (`createAnswered`: it cannot). Never rejects.
    */
   async endFamily (userId: string, familyId: string, createAnswered: boolean): Promise<void> {
-    const settledAtMs = createAnswered ? 0 : Date.now() + this.#store.lateWritesMs
+    const settledAtMs = createAnswered ? 0 : performance.now() + this.#store.lateWritesMs
     const attempt = () => this.#store.revoke(userId, familyId)
     this.#remember(`family ${familyId}`, { settledAtMs, attempt })
-    if (await this.#try(attempt) && settledAtMs <= Date.now()) this.#pending.delete(`family ${familyId}`)
+    if (await this.#try(attempt) && settledAtMs <= performance.now()) this.#pending.delete(`family ${familyId}`)
   }
 
   /** Revokes the access tokens of whatever the user's unanswered write ended, once it can no longer run late. */
   revokeEnded (userId: string): void {
     this.#remember(`ended ${userId}`, {
-      settledAtMs: Date.now() + this.#store.lateWritesMs,
+      settledAtMs: performance.now() + this.#store.lateWritesMs,
       attempt: async () => { await this.#revocations.revoke(await this.#store.recentlyEnded(userId)) }
     })
   }
@@ -118,12 +122,12 @@ export class UnansweredWrites {
 
   async #sweep (all: boolean): Promise<void> {
     if (this.#sweeping !== undefined) return
-    const now = Date.now()
+    const now = performance.now()
     const due = [...this.#pending].filter(([, f]) => all || f.settledAtMs <= now)
     this.#sweeping = (async () => {
       let done = 0
       // In batches: after a long outage thousands may be due, and one batch is one socket write (auto-pipelining).
-      for (let i = 0; i < due.length && Date.now() - now < SWEEP_BUDGET_MS; i += 100) {
+      for (let i = 0; i < due.length && performance.now() - now < SWEEP_BUDGET_MS; i += 100) {
         await Promise.all(due.slice(i, i + 100).map(async ([key, followUp]) => {
           if (!await this.#try(followUp.attempt) || this.#pending.get(key) !== followUp) return
           this.#pending.delete(key)

@@ -8,6 +8,7 @@ import type { CreateFamilyInput } from '../../src/family-store.js'
 import { MemoryFamilyStore } from '../../src/memory-family-store.js'
 import { RevocationList } from '../../src/revocation-list.js'
 import { newUserId } from '../../src/user-directory.js'
+import { wallClockOff } from '../helpers/wall-clock.js'
 
 const policy = { idleTtlSeconds: 600, absoluteTtlSeconds: 3600, reuseGraceSeconds: 10, maxFamiliesPerUser: 10, refreshLimit: { max: 60, windowSeconds: 60 }, rememberEndedMs: 605_000 }
 const RETRY_MS = 25
@@ -101,6 +102,22 @@ t.test('a family whose create went unanswered is ended again once a late create 
   t.ok(await store.isLive(f.userId, f.familyId), 'the late create made the family after that first end')
   t.equal(writes.size, 1, 'so it is still pending')
   t.ok(await until(() => writes.size === 0), 'until the late writes are settled and it is ended again')
+  t.notOk(await store.isLive(f.userId, f.familyId), 'the family the late create made is gone')
+})
+
+t.test('a step of the wall clock does not settle late writes early: the late create still does not outlive its end', async (t) => {
+  const LATE_WRITES_MS = 1000
+  const store = new UnreliableStore(LATE_WRITES_MS)
+  const { writes } = followUpsOn(t, store)
+  const wall = wallClockOff(t, 0)
+  const f = family()
+  const ranLate = store.createLate(f, 100)
+  await writes.endFamily(f.userId, f.familyId, false)
+  wall.set(30_000) // NTP steps this host's clock 30 s forward
+  await ranLate
+  t.ok(await store.isLive(f.userId, f.familyId), 'the late create made the family after the first end')
+  t.equal(writes.size, 1, 'still pending: its late writes are not settled, whatever the wall clock says')
+  t.ok(await until(() => writes.size === 0), 'until they are, and it is ended again')
   t.notOk(await store.isLive(f.userId, f.familyId), 'the family the late create made is gone')
 })
 
