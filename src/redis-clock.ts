@@ -50,7 +50,6 @@ export class RedisClock {
    * another node, which redirects it (MOVED).
    */
   #unread = true
-  #reconnected = true
   #readingAfresh: Promise<void> | null = null
   readonly #markUnread = (): void => { this.#unread = true }
 
@@ -79,11 +78,15 @@ export class RedisClock {
 
   /**
    * Reads Redis's clock. The reading replaces the one held when it is at least as precise as that one is by now (its
-   * round trip against the other's and its age), or when it is the first on a new connection. The wall clock's skew
-   * is taken from every reading: it is off by as much, a trifle beside what it is watched for, and a step of the wall
-   * clock (NTP correcting it) changes it at once.
+   * round trip against the other's and its age). The wall clock's skew is taken from every reading: it is off by as
+   * much, a trifle beside what it is watched for, and a step of the wall clock (NTP correcting it) changes it at once.
    */
   async read (): Promise<void> {
+    await this.#read(false)
+  }
+
+  /** A reading, which replaces the one held whatever its precision when `replaceHeld` (the first on a new connection). */
+  async #read (replaceHeld: boolean): Promise<void> {
     const sent = performance.now()
     const [seconds, micros] = await guardStore(this.#redis, () => this.#redis.authClock(this.#key))
     const received = performance.now()
@@ -91,8 +94,7 @@ export class RedisClock {
     const errorMs = (received - sent) / 2
     const redisMs = Number(seconds) * 1000 + Number(micros) / 1000
     const held = this.#reading
-    if (this.#reconnected || held === null || errorMs <= held.errorMs + (received - held.takenAt) * MAX_DRIFT) {
-      this.#reconnected = false
+    if (replaceHeld || held === null || errorMs <= held.errorMs + (received - held.takenAt) * MAX_DRIFT) {
       this.#reading = { offsetMs: redisMs - (sent + errorMs), takenAt: received, errorMs }
     }
     this.#skewMs = wall - errorMs - redisMs
@@ -107,9 +109,8 @@ export class RedisClock {
   #readAfresh (): void {
     if (this.#readingAfresh !== null || this.#redis.status !== 'ready') return
     this.#unread = false
-    this.#reconnected = true
     this.#readingAfresh = (async () => {
-      for (let i = 0; i < READINGS_ON_CONNECTION; i++) await this.read()
+      for (let i = 0; i < READINGS_ON_CONNECTION; i++) await this.#read(i === 0)
     })().catch(() => { this.#unread = true }).finally(() => { this.#readingAfresh = null })
   }
 
