@@ -8,6 +8,7 @@ import { Redis } from 'ioredis'
 import type { Test as TapTest } from 'tap'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import { createRedisClient } from '../../src/redis-client.js'
 import { within } from './poll.js'
 
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -90,6 +91,14 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Fa
 export async function listenOnLoopback (fastify: FastifyInstance): Promise<number> {
   await fastify.listen({ port: 0, host: '127.0.0.1' })
   return (fastify.server.address() as AddressInfo).port
+}
+
+/** A store client as the service makes it (src/redis-client.ts), connected to `url`, and quit after the test. */
+export async function connectedRedis (t: Test, url = SHARED_REDIS_URL): Promise<Redis> {
+  const redis = createRedisClient({ url, commandTimeoutMs: 2000 })
+  await redis.connect()
+  t.teardown(() => redis.quit())
+  return redis
 }
 
 /** Deletes the keys under one test prefix: never a FLUSH on a Redis this suite did not start. */

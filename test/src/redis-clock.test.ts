@@ -4,20 +4,13 @@ import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RedisClock } from '../../src/redis-clock.js'
 import { createRedisClient } from '../../src/redis-client.js'
-import { SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { connectedRedis, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 import { wallClockOff } from '../helpers/wall-clock.js'
 
-async function connected (t: Test, url: string) {
-  const redis = createRedisClient({ url, commandTimeoutMs: 2000 })
-  await redis.connect()
-  t.teardown(() => redis.quit())
-  return redis
-}
-
 async function readClock (t: Test, url: string) {
-  const redis = await connected(t, url)
+  const redis = await connectedRedis(t, url)
   const clock = new RedisClock(redis, `${uniquePrefix()}clock`)
   t.teardown(() => clock.close())
   clock.now() // its first use reads it
@@ -76,7 +69,7 @@ t.test('a reading less precise than the one held does not replace it', async (t)
 
 t.test('read at its first use after each connection, not as the client connects', async (t) => {
   const server = await PrivateRedis.start(t)
-  const redis = await connected(t, server.url)
+  const redis = await connectedRedis(t, server.url)
   let readings = 0
   const clock = new RedisClock(redis, `${uniquePrefix()}clock`, () => { readings += 1 })
   t.teardown(() => clock.close())

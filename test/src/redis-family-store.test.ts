@@ -1,25 +1,17 @@
 import t, { type Test } from 'tap'
 import calculateSlot from 'cluster-key-slot'
-import { Redis } from 'ioredis'
 import { clampUserAgent } from '../../src/family-store.js'
 import { RedisFamilyStore } from '../../src/redis-family-store.js'
 import { RefreshTokenCodec } from '../../src/refresh-token.js'
 import { createRedisClient } from '../../src/redis-client.js'
 import { newUserId } from '../../src/user-directory.js'
-import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { connectedRedis, deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { PrivateCluster } from '../helpers/redis-server.js'
 import { familyStoreContract } from './family-store.contract.js'
 
-async function connect (t: Test): Promise<Redis> {
-  const redis = createRedisClient({ url: SHARED_REDIS_URL, commandTimeoutMs: 2000 })
-  await redis.connect()
-  t.teardown(() => redis.quit())
-  return redis
-}
-
 /** A store on the shared Redis under a prefix of its own, removed after the test. */
 async function setup (t: Test) {
-  const redis = await connect(t)
+  const redis = await connectedRedis(t)
   const prefix = uniquePrefix()
   t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
   return { redis, prefix, store: new RedisFamilyStore(redis, policy, prefix), codec: new RefreshTokenCodec('redis-store-test-secret-0123456789abcdef') }
@@ -29,7 +21,7 @@ const policy = { idleTtlSeconds: 60, absoluteTtlSeconds: 600, reuseGraceSeconds:
 
 t.test('RedisFamilyStore fulfils the FamilyStore contract', async (t) => {
   familyStoreContract(t, async (t, policy) => {
-    const redis = await connect(t)
+    const redis = await connectedRedis(t)
     const prefix = uniquePrefix()
     t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
     return new RedisFamilyStore(redis, policy, prefix)

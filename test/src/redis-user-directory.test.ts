@@ -1,15 +1,13 @@
 import t, { type Test } from 'tap'
 import { RedisUserDirectory } from '../../src/redis-user-directory.js'
 import { createRedisClient } from '../../src/redis-client.js'
-import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { connectedRedis, deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { PrivateCluster } from '../helpers/redis-server.js'
 import { userDirectoryContract } from './user-directory.contract.js'
 
 /** A directory on the shared Redis under a prefix of its own, removed after the test. */
 async function setup (t: Test) {
-  const redis = createRedisClient({ url: SHARED_REDIS_URL, commandTimeoutMs: 2000 })
-  await redis.connect()
-  t.teardown(() => redis.quit())
+  const redis = await connectedRedis(t)
   const prefix = uniquePrefix()
   t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
   return { redis, prefix, users: new RedisUserDirectory(redis, prefix) }
