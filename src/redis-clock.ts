@@ -42,6 +42,8 @@ export class RedisClock {
   readonly #timer: NodeJS.Timeout
   readonly #onReading: (skewMs: number) => void
   #reading: Reading | null = null
+  /** The latest time given by a reading: never given back smaller. */
+  #latest = 0
   #skewMs: number | null = null
   /**
    * Set by each (re)connection, perhaps to another server after a failover: the next use reads the clock afresh, and
@@ -64,11 +66,19 @@ export class RedisClock {
     }, READ_EVERY_MS).unref()
   }
 
-  /** Redis's clock now (ms since the epoch), by the best reading held; this instance's wall clock before the first. */
+  /**
+   * Redis's clock now (ms since the epoch), by the best reading held; this instance's wall clock before the first.
+   * It never goes back: a reading that replaces another may put the time it gives behind what the other gave, by as
+   * much as their errors, and two refreshes on this instance must keep the order they came in (it stands still
+   * instead, until the time catches up).
+   */
   now (): number {
     if (this.#unread) this.#readAfresh()
     const reading = this.#reading
-    return reading === null ? Date.now() : performance.now() + reading.offsetMs
+    if (reading === null) return Date.now()
+    const time = performance.now() + reading.offsetMs
+    if (time > this.#latest) this.#latest = time
+    return this.#latest
   }
 
   /** This instance's wall clock minus Redis's (ms), by the latest reading; null before the first. */

@@ -88,3 +88,24 @@ t.test('read at its first use after each connection, not as the client connects'
   clock.now()
   await within(5000, async () => readings === 8, 'the next use reads it afresh')
 })
+
+// A reading taken while Redis stalls is read at the end of its round trip: it puts the clock up to half that round
+// trip ahead, until the next, precise, reading replaces it and would put it back.
+t.test('never goes back when a reading replaces another: two refreshes on one instance keep their order', async (t) => {
+  const server = await PrivateRedis.start(t)
+  const redis = await connectedRedis(t, server.url)
+  const given: number[] = []
+  const clock = new RedisClock(redis, `${uniquePrefix()}clock`, () => { given.push(clock.now()) })
+  t.teardown(() => clock.close())
+  clock.now()
+  await within(5000, async () => given.length === 4, 'read')
+  const reconnected = once(redis, 'ready')
+  await server.command('CLIENT', 'KILL', 'TYPE', 'normal')
+  await reconnected
+  const stall = await server.stall(t, 0.4)
+  clock.now() // the first reading on the new connection, which replaces the one held, is taken during the stall
+  await stall.woken
+  await within(5000, async () => given.length === 8, 'read afresh')
+  const [stalled, precise] = [given[4]!, given[5]!]
+  t.ok(precise >= stalled, `the time given after the precise reading (${precise}) is not behind the one given after the stalled one (${stalled})`)
+})
