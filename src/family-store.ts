@@ -31,6 +31,11 @@ export interface CreateFamilyInput extends SessionMeta {
   email: string
   familyId: string
   tokenHash: string
+  /**
+   * The user's families this one replaces (those of the refresh cookie the sign-in was sent with), which the caller
+   * ends right after: the cap counts neither them nor evicts another of the user's families to make room for them.
+   */
+  replacing?: readonly string[]
 }
 
 export interface RotateInput extends SessionMeta {

@@ -73,9 +73,12 @@ export class MemoryFamilyStore implements FamilyStore {
       limitCount: 0
     })
     const evictedFamilyIds: string[] = []
-    if (families.size > p.maxFamiliesPerUser) {
-      const byLastUse = [...families].sort((a, b) => a[1].rotatedAtMs - b[1].rotatedAtMs)
-      for (const [id] of byLastUse.slice(0, families.size - p.maxFamiliesPerUser)) {
+    // Families about to be replaced neither count against the cap nor are evicted for it (CreateFamilyInput.replacing).
+    const replacing = new Set(input.replacing?.filter((id) => id !== input.familyId && families.has(id)))
+    const excess = families.size - replacing.size - p.maxFamiliesPerUser
+    if (excess > 0) {
+      const byLastUse = [...families].filter(([id]) => id !== input.familyId && !replacing.has(id)).sort((a, b) => a[1].rotatedAtMs - b[1].rotatedAtMs)
+      for (const [id] of byLastUse.slice(0, excess)) {
         families.delete(id)
         evictedFamilyIds.push(id)
       }

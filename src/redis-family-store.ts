@@ -7,7 +7,7 @@ import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, Family
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     authFamilyCreate (family: string, index: string, tokenHash: string, familyId: string, idleMs: number, absoluteMs: number,
-      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string, endedMs: number, ended: string): Result<[number, ...string[]], Context>
+      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string, endedMs: number, ended: string, ...replacing: string[]): Result<[number, ...string[]], Context>
     authFamilyRotate (family: string, index: string, presentedHash: string, generation: number, successorHash: string,
       idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
       limitMax: number, limitWindowMs: number, requestedAtMs: number, endedMs: number, ended: string): Result<[number, number?, string?], Context>
@@ -59,7 +59,7 @@ export class RedisFamilyStore implements FamilyStore {
     const [ttlMs, ...evictedFamilyIds] = await guardStore(this.#redis, () => this.#redis.authFamilyCreate(
       this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.tokenHash, input.familyId,
       p.idleTtlSeconds * 1000, p.absoluteTtlSeconds * 1000, p.maxFamiliesPerUser, compactUserAgent(input.userAgent), input.ip,
-      this.#familyKeyPrefix(input.userId), input.email, p.rememberEndedMs, this.#endedKey(input.userId)))
+      this.#familyKeyPrefix(input.userId), input.email, p.rememberEndedMs, this.#endedKey(input.userId), ...(input.replacing ?? [])))
     return { ttlSeconds: Math.floor(ttlMs / 1000), evictedFamilyIds }
   }
 

@@ -58,8 +58,11 @@ export class SessionService {
     this.#unanswered = new UnansweredWrites(store, revocations, options)
   }
 
-  /** A new family for every login; a refresh cookie sent along is never adopted. */
-  async start (user: { id: string, email: string }, meta: SessionMeta): Promise<IssuedSession & { evictedFamilyIds: string[] }> {
+  /**
+   * A new family for every login; a refresh cookie sent along is never adopted. `replacing`: the user's families the
+   * caller ends once the login is answered (ownFamilies), which make no room for the new one at the cap.
+   */
+  async start (user: { id: string, email: string }, meta: SessionMeta, replacing: readonly string[] = []): Promise<IssuedSession & { evictedFamilyIds: string[] }> {
     const sealed = this.#codec.seal(this.#codec.mint(user.id))
     const familyId = sealed.token.familyId
     const { ttlSeconds, evictedFamilyIds } = await this.#store.create({
@@ -68,7 +71,8 @@ export class SessionService {
       familyId,
       tokenHash: sealed.digest,
       userAgent: meta.userAgent,
-      ip: meta.ip
+      ip: meta.ip,
+      replacing
     }).catch((err: unknown) => {
       // Unanswered is not undone: a stalled store runs the create once it wakes (evicting past the cap), and the login
       // has failed by then. Not awaited: the 503 is not held back for a store that has just failed to answer.
@@ -137,6 +141,16 @@ export class SessionService {
       default:
         return { status: 'invalid' }
     }
+  }
+
+  /** The families of `userId` that the genuine refresh tokens among `presented` belong to. */
+  ownFamilies (userId: string, presented: readonly string[]): string[] {
+    const ids: string[] = []
+    for (const value of presented) {
+      const token = this.#codec.open(value)?.token
+      if (token?.userId === userId) ids.push(token.familyId)
+    }
+    return ids
   }
 
   /** Ends the family a genuine refresh token belongs to; null when the token is not one of ours. */

@@ -70,8 +70,10 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
 
     // No session for a client that hung up while its password was verified (a client timing out under load).
     clientGone.throwIfAborted()
-    // Always a new family: a refresh cookie sent along with the login is never adopted (it is ended below).
-    const session = await sessions.start(user, sessionMeta(request))
+    // Always a new family: a refresh cookie sent along with the login is never adopted (it is ended below), and the
+    // user's own session it holds makes no room at the cap: it is this one's to replace, not another device's.
+    const presented = presentedValues(fastify.refreshCookie.read(request))
+    const session = await sessions.start(user, sessionMeta(request), sessions.ownFamilies(user.id, presented))
     // A password change may have completed since the hash was read (this login waiting its turn to hash, on a busy
     // instance): it ended the sessions it found, and this one may have been created after it looked. So the hash is
     // read again now that the session exists; one that changed but still takes this password was only rehashed.
@@ -99,7 +101,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // The session of the refresh cookie this answer replaces, whoever's it is: left, it would live on until its idle
     // timeout, listed among its user's sessions (and counted against their cap) with no one holding its token but
     // whoever copied it. A store failure here does not undo the login, already made; that session then expires.
-    for (const value of presentedValues(fastify.refreshCookie.read(request))) {
+    for (const value of presented) {
       await sessions.replace(value).catch((err: unknown) => request.log.warn({ err }, 'the session of the replaced refresh cookie was not ended'))
     }
     fastify.metrics.login('success')

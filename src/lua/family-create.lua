@@ -1,7 +1,8 @@
 -- Records a new refresh-token family and caps the user's live families.
 -- KEYS[1] family hash, KEYS[2] user's family index (zset familyId -> last use ms); both carry the {userId} hash tag.
 -- ARGV: tokenHash, familyId, idleMs, absoluteMs, maxFamilies, userAgent, ip, familyKeyPrefix, email, endedMs,
---       endedKey (the user's ended families, in the same slot: family-revoke.lua)
+--       endedKey (the user's ended families, in the same slot: family-revoke.lua), then the ids of the user's families
+--       the new one replaces (the sign-in's own refresh cookie), which the caller ends right after
 -- Returns { ttlMs, evictedFamilyId... }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -28,17 +29,34 @@ if redis.call('PTTL', KEYS[2]) < absolute then
   redis.call('PEXPIRE', KEYS[2], absolute)
 end
 
+-- A family about to be replaced is not counted: a sign-in at the cap in a browser that holds one of the user's sessions
+-- takes that session's place, and signs none of the user's other devices out. A live family (its hash has a digest: a
+-- replaced one keeps only its marker, family-revoke.lua) is in the index; its key shares the index's slot, and is read
+-- as family-revoke-all.lua reads one.
+local replacing = {}
+local replaced = 0
+for i = 12, #ARGV do
+  if ARGV[i] ~= ARGV[2] and not replacing[ARGV[i]] and redis.call('HMGET', ARGV[8] .. ARGV[i], 'c')[1] then
+    replacing[ARGV[i]] = true
+    replaced = replaced + 1
+  end
+end
+
 local result = { ttl }
-local excess = redis.call('ZCARD', KEYS[2]) - max
+local excess = redis.call('ZCARD', KEYS[2]) - replaced - max
 if excess > 0 then
-  -- Least recently used first; the new family has the highest score and is never evicted.
-  local victims = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
-  for _, id in ipairs(victims) do
-    if redis.call('DEL', ARGV[8] .. id) == 1 then
-      result[#result + 1] = id
-      redis.call('ZADD', ARGV[11], now, id)
+  -- Least recently used first, passing over the replaced; the new family has the highest score and is never evicted.
+  local candidates = redis.call('ZRANGE', KEYS[2], 0, excess + replaced - 1)
+  local evicting = 0
+  for _, id in ipairs(candidates) do
+    if evicting < excess and id ~= ARGV[2] and not replacing[id] then
+      evicting = evicting + 1
+      if redis.call('DEL', ARGV[8] .. id) == 1 then
+        result[#result + 1] = id
+        redis.call('ZADD', ARGV[11], now, id)
+      end
+      redis.call('ZREM', KEYS[2], id)
     end
-    redis.call('ZREM', KEYS[2], id)
   end
   if #result > 1 then
     redis.call('ZREMRANGEBYSCORE', ARGV[11], '-inf', '(' .. (now - tonumber(ARGV[10])))

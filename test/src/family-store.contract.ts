@@ -11,9 +11,9 @@ const meta = { userAgent: 'Mozilla/5.0 (contract)', ip: '203.0.113.7' }
 const basePolicy: FamilyPolicy = { idleTtlSeconds: 60, absoluteTtlSeconds: 600, reuseGraceSeconds: 10, maxFamiliesPerUser: 100, refreshLimit: { max: 1000, windowSeconds: 60 }, rememberEndedMs: 605_000 }
 
 /** A family in the store, and helpers to present its tokens. */
-async function newFamily (store: FamilyStore, userId = newUserId()) {
+async function newFamily (store: FamilyStore, userId = newUserId(), replacing?: string[]) {
   const first = codec.mint(userId)
-  const created = await store.create({ userId, email: 'user@example.com', familyId: first.familyId, tokenHash: codec.seal(first).digest, ...meta })
+  const created = await store.create({ userId, email: 'user@example.com', familyId: first.familyId, tokenHash: codec.seal(first).digest, ...meta, replacing })
   return { first, userId, created }
 }
 
@@ -353,6 +353,36 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same(fourth.created.evictedFamilyIds, [(families[1] as RefreshToken).familyId])
     t.equal((await store.list(userId)).length, 3)
     t.same(await store.rotate(rotateInput(store, families[1] as RefreshToken)), { status: 'invalid' }, 'the evicted family no longer refreshes')
+  })
+
+  t.test('at the cap, families a new one replaces make room for it: no other family is evicted, nor are they', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, maxFamiliesPerUser: 3 })
+    const userId = newUserId()
+    // A few ms apart, so that the least recently used is one family, not a tie.
+    const created = async (replacing?: string[]) => {
+      const family = await newFamily(store, userId, replacing)
+      await sleep(5)
+      return family
+    }
+    const [oldest, middle, newest] = [await created(), await created(), await created()]
+    const ids = (families: Array<{ first: RefreshToken }>) => families.map((f) => f.first.familyId).sort()
+    const listed = async () => (await store.list(userId)).map((f) => f.familyId).sort()
+
+    const replacingNewest = await created([newest.first.familyId, newest.first.familyId])
+    t.same(replacingNewest.created.evictedFamilyIds, [], 'replacing one, named twice: nothing evicted')
+    t.same(await listed(), ids([oldest, middle, newest, replacingNewest]), 'the replaced family is left for the caller to end')
+    await store.replace(userId, newest.first.familyId)
+
+    const replacingOldest = await created([oldest.first.familyId])
+    t.same(replacingOldest.created.evictedFamilyIds, [], 'replacing the least recently used: it is not evicted, nor another for it')
+    await store.replace(userId, oldest.first.familyId)
+    t.same(await listed(), ids([middle, replacingNewest, replacingOldest]))
+
+    const another = await newFamily(store)
+    const notLive = await created([oldest.first.familyId, another.first.familyId, codec.mint(userId).familyId])
+    t.same(notLive.created.evictedFamilyIds, [middle.first.familyId], 'ids of ended, unknown or other users\' families make no room: the least recently used is evicted')
+    t.same(await listed(), ids([replacingNewest, replacingOldest, notLive]))
+    t.equal((await store.list(another.userId)).length, 1, 'and the other user\'s family is untouched')
   })
 
   t.test('the families a store ends are remembered as ended, however they end, and only the user\'s own', async (t) => {

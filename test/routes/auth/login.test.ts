@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest, type UnansweredRequest } from '../../helpers/raw-http.js'
 import { appCall, browserApp, needsChromium, refreshCookieIn } from '../../helpers/browser.js'
-import { buildApp, capturedLogs, listenOnLoopback, nextRefreshCookie, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, capturedLogs, listenOnLoopback, login as loginAs, nextRefreshCookie, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/login (${store} store)`, async (t) => {
@@ -317,6 +317,32 @@ t.test('after the grace window, a refresh of the replaced session is refused as 
   t.equal(late.json().code, 'AUTH_REFRESH_INVALID')
   t.equal(refreshCookieValue(app, late.headers['set-cookie']), '', 'the cookie cleared')
 })
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`signing in again at the session cap replaces the browser's own session and signs no other device out (${store} store)`, async (t) => {
+    const app = await buildApp(t, { store, env: { MAX_SESSIONS_PER_USER: '3' } })
+    const laptop = await registerAndLogin(app, uniqueEmail(), 'Laptop')
+    const phone = await loginAs(app, laptop.email, 'Phone')
+    const tablet = await loginAs(app, laptop.email, 'Tablet')
+    await sleep(5)
+    // The laptop in use since: the phone is now the least recently used session, the one the cap would evict.
+    const laptopCookie = nextRefreshCookie(app, await refresh(app, laptop.cookie))
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: laptop.email, password: PASSWORD }, headers: { cookie: laptopCookie, 'user-agent': 'Laptop' } })
+    t.equal(res.statusCode, 200)
+    const { accessToken } = res.json()
+    const listed = await app.sessions.list(subOf(accessToken))
+    t.same(listed.map((s) => s.familyId).sort(), [sidOf(accessToken), sidOf(phone.accessToken), sidOf(tablet.accessToken)].sort(),
+      'the new session took the place of the laptop\'s old one; the phone and the tablet are still signed in')
+    t.equal((await refresh(app, phone.cookie)).statusCode, 200, 'the phone refreshes')
+    t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${phone.accessToken}` } })).statusCode, 200, 'and its access token is not revoked')
+    t.equal((await refresh(app, laptopCookie)).statusCode, 409, 'the laptop\'s old session has ended, as any replaced one')
+
+    // At the cap with no session to replace, the least recently used is evicted as before.
+    const desktop = await loginAs(app, laptop.email, 'Desktop')
+    t.equal((await app.sessions.list(subOf(desktop.accessToken))).length, 3, 'still three sessions')
+    t.equal((await refresh(app, tablet.cookie)).statusCode, 401, 'the tablet, least recently used, was evicted for the desktop')
+  })
+}
 
 t.test('a store error while ending the replaced session does not undo the login: it is answered, and the error logged without the token', async (t) => {
   const prefix = uniquePrefix()
