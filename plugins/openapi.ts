@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import swagger, { type SwaggerTransformObject } from '@fastify/swagger'
 import type { RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { ErrorResponse } from '../src/http-schemas.js'
 import { everyRequestLogged, hookList } from '../src/route-hooks.js'
 
 /** A Fastify route's URL as an OpenAPI path: `/auth/sessions/:id` → `/auth/sessions/{id}`. */
@@ -23,6 +24,11 @@ const RESPONSE_HEADERS: Record<string, { description: string, required?: boolean
     required: true,
     schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$' }
   },
+  RequestIdOnceRead: {
+    description: 'The request\'s id, as for every other failure; absent when the request was refused before it could be read ' +
+      '(REQUEST_MALFORMED, REQUEST_TIMEOUT, or headers over Node\'s limit): there is no request to name, nor a log line of it',
+    schema: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$' }
+  },
   RetryAfter: {
     description: 'Seconds to wait before trying again',
     required: true,
@@ -34,9 +40,23 @@ const RESPONSE_HEADERS: Record<string, { description: string, required?: boolean
   }
 }
 
+/**
+ * What any operation may answer to a request refused as it was sent, before its route's own work: the `REQUEST_*`
+ * codes of the HTTP contract. One range response, so that each operation's own statuses stay the ones its route
+ * declares, and a client generated from the document still knows every 4xx body.
+ */
+export const REFUSED_AS_SENT = '4XX'
+const refusedAsSent: { description: string, content: object, headers?: object } = {
+  description: 'The request refused as it was sent (code REQUEST_*): a URL that does not decode or has a path segment over ' +
+    '100 characters, a body that is not JSON, too large, sent with another media type or encoding, or with fields its schema ' +
+    'refuses, headers too large, an expectation other than 100-continue, a request not received in time, or not valid HTTP',
+  content: { 'application/json': { schema: ErrorResponse } }
+}
+
 /** The headers an answer of `status` carries: the request id when it is `named` (plugins/request-id.ts), Retry-After when limited. */
 function headersOf (status: string, named: boolean): Record<string, { $ref: string }> {
-  const ref = (name: 'RequestId' | 'RetryAfter' | 'RetryAfterWhenBusy') => ({ $ref: `#/components/headers/${name}` })
+  const ref = (name: keyof typeof RESPONSE_HEADERS) => ({ $ref: `#/components/headers/${name}` })
+  if (status === REFUSED_AS_SENT) return { 'X-Request-Id': ref('RequestIdOnceRead') }
   return {
     ...(named ? { 'X-Request-Id': ref('RequestId') } : {}),
     ...(status === '429' ? { 'Retry-After': ref('RetryAfter') } : {}),
@@ -89,7 +109,8 @@ export default fp(async function openapiPlugin (fastify) {
       for (const [path, operations] of Object.entries(openapiObject.paths ?? {})) {
         for (const [method, operation] of Object.entries(operations as Record<string, { responses?: Record<string, { headers?: object }> }>)) {
           const named = (status: string) => Number(status) >= 400 || !successesUnnamed.has(`${method} ${path}`)
-          for (const [status, response] of Object.entries(operation.responses ?? {})) {
+          const responses = operation.responses = { ...operation.responses, [REFUSED_AS_SENT]: { ...refusedAsSent } }
+          for (const [status, response] of Object.entries(responses)) {
             response.headers = { ...response.headers, ...headersOf(status, named(status)) }
           }
         }

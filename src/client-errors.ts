@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, NotFoundError, RequestTimeoutError, UrlTooLongError } from './errors.js'
+import { nameTheAnswer } from './request-id.js'
 
 /** The headers of an error answered here, outside the service's hooks (plugins/security-headers.ts sets the rest's). */
 const ERROR_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }
@@ -59,14 +60,16 @@ export function clientErrorHandler (this: FastifyInstance, err: NodeJS.ErrnoExce
  * Fastify's `frameworkErrors`: a URL the router cannot decode (`/%`, a broken UTF-8 escape) or a path parameter over
  * its length limit. Fastify's default answers these outside every hook, in a shape of its own with its internal code
  * (`FST_ERR_BAD_URL`) and the URL echoed back. Here they get the service's error shape and stable codes; no hook has
- * run for such a request, so the two headers that matter on an error are set here, its access-log line written and
- * its count kept (`(unmatched)`: no route took it).
+ * run for such a request, so the headers every error carries are set here (X-Request-Id naming its access-log line, as
+ * plugins/request-id.ts names every failure's), that line written and its count kept (`(unmatched)`: no route took it).
  */
 export function frameworkErrorHandler (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const known = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new UrlTooLongError() : err.code === 'FST_ERR_BAD_URL' ? new MalformedUrlError() : null
   if (known === null) request.log.error({ err }, 'request failed')
   const { statusCode, body } = errorBody(known ?? new InternalError())
-  reply.code(statusCode).headers(ERROR_HEADERS).send(body)
+  reply.code(statusCode).headers(ERROR_HEADERS)
+  nameTheAnswer(request, reply)
+  reply.send(body)
   // The access-log line and the count every other failure gets, which Fastify's hooks skip for these.
   reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
   countUnmatched(request.server, statusCode, reply.elapsedTime)

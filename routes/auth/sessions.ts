@@ -26,7 +26,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       summary: 'End one of the caller\'s sessions, with its access tokens',
       params: SessionParams,
-      response: { 204: { type: 'null' }, 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse }
+      response: { 204: { type: 'null' }, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {
     // Store keys are scoped by the caller's user id: another user's session id is simply not found,

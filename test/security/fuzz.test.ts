@@ -1,6 +1,7 @@
 import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import t, { type Test } from 'tap'
+import { REFUSED_AS_SENT } from '../../plugins/openapi.js'
 import * as errors from '../../src/errors.js'
 import { buildApp, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, sidOf, type LoggedIn, type StoreKind } from '../helpers/app.js'
 
@@ -107,6 +108,28 @@ function fault (request: InjectOptions, res: Awaited<ReturnType<FastifyInstance[
   return null
 }
 
+type Operations = Array<{ method: string, path: RegExp, statuses: Set<string> }>
+
+/** The operations of the service's OpenAPI document, each with the statuses it documents. */
+async function documentedOperations (app: FastifyInstance): Promise<Operations> {
+  const doc = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { responses: object }>> }
+  return Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({
+    method: method.toUpperCase(),
+    path: new RegExp(`^${path.replace(/\{\w+\}/g, '[^/]+')}$`),
+    statuses: new Set(Object.keys(operation.responses))
+  })))
+}
+
+/** An answer its operation does not document, or null: each route's own statuses, and the range of refusals as sent. */
+function undocumented (operations: Operations, request: InjectOptions, res: Awaited<ReturnType<FastifyInstance['inject']>>): string | null {
+  const path = String(request.url).split('?')[0] as string
+  const operation = operations.find((op) => op.method === request.method && op.path.test(path))
+  if (operation === undefined || operation.statuses.has(String(res.statusCode))) return null
+  const code = res.statusCode >= 400 && res.statusCode < 500 ? String(res.json().code) : ''
+  if (operation.statuses.has(REFUSED_AS_SENT) && code.startsWith('REQUEST_')) return null
+  return `a ${res.statusCode} ${code} its OpenAPI operation does not document`
+}
+
 /** Each store's answers to the same random requests, in order. */
 const answered = new Map<StoreKind, number[]>()
 
@@ -116,6 +139,7 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
   const bystander = await registerAndLogin(app)
   const attacker = await registerAndLogin(app)
   const familyId = sidOf(attacker.accessToken)
+  const operations = await documentedOperations(app)
   const statuses = new Map<number, number>()
   const sequence: number[] = []
   answered.set(store, sequence)
@@ -124,7 +148,7 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
     const res = await app.inject(request)
     statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
     sequence.push(res.statusCode)
-    const wrong = fault(request, res)
+    const wrong = fault(request, res) ?? undocumented(operations, request, res)
     if (wrong !== null) throw new Error(`${String(request.method)} ${String(request.url)}: ${wrong}`)
   }), { numRuns: RUNS, seed: SEED })
 
@@ -141,5 +165,5 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
   if (other !== undefined) t.same(sequence, other, 'both stores gave the same answer to each request, in order')
 }
 
-t.test('random requests on the embedded store: never a 5xx, every error the service\'s own, other accounts untouched', (t) => fuzz(t, 'memory'))
-t.test('random requests on Redis: never a 5xx, every error the service\'s own, other accounts untouched', (t) => fuzz(t, 'redis'))
+t.test('random requests on the embedded store: never a 5xx, every error the service\'s own and documented, other accounts untouched', (t) => fuzz(t, 'memory'))
+t.test('random requests on Redis: never a 5xx, every error the service\'s own and documented, other accounts untouched', (t) => fuzz(t, 'redis'))

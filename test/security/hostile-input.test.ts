@@ -104,6 +104,7 @@ t.test('URLs the router cannot decode, and path segments over its limit, get the
     t.same(res.json(), { statusCode: status, code, error: STATUS_CODES[status], message: String(res.json().message) }, `${name}: ${code}`)
     t.notMatch(res.body, /FST_|%/, `${name}: neither Fastify's internal code nor the URL comes back`)
     t.match(res.headers, { 'content-type': /^application\/json/, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' }, `${name}: headers of an error`)
+    t.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/, `${name}: named by its request id, as every other failure`)
   }
   const valid = await app.inject({ method: 'DELETE', url: `/auth/sessions/${'a'.repeat(100)}`, headers: { authorization: `Bearer ${accessToken}` } })
   t.equal(valid.json().code, 'REQUEST_VALIDATION', 'a long id the router does take is refused by the route\'s own schema')
