@@ -3,10 +3,13 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import t, { type Test } from 'tap'
 import { REFUSED_AS_SENT } from '../../plugins/openapi.js'
 import * as errors from '../../src/errors.js'
-import { buildApp, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, sidOf, type LoggedIn, type StoreKind } from '../helpers/app.js'
+import { buildApp, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin, sidOf, type LoggedIn, type StoreKind } from '../helpers/app.js'
 
 // Random requests against every route, built from what an attacker holds: a genuine session of their own (and
-// tampered copies of its tokens), garbage, foreign origins, odd content types and encodings, any Unicode.
+// tampered copies of its tokens), garbage, foreign origins, odd content types and encodings, any Unicode. The attacker
+// holds a live session throughout, as a browser does: a refresh's new cookie replaces the one sent, and a session a
+// request ends (a logout, a revocation, a replay) is followed by a new one, so the routes behind the tokens are
+// reached all along, not only until the first request that ends the session.
 // FUZZ_RUNS and FUZZ_SEED widen or replay a run; the fixed seed keeps CI's run the same every time.
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1000)
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126)
@@ -25,12 +28,30 @@ function tampered (value: string, at: number, char: string): string {
   return value.slice(0, i) + (value[i] === char ? '_' : char) + value.slice(i + 1)
 }
 
-function requests (attacker: LoggedIn, cookieName: string, familyId: string): fc.Arbitrary<InjectOptions> {
+/**
+ * What the attacker holds, named in a generated request and filled in as it is sent: their tokens change during a
+ * run. `⟦access~12~x⟧` is the access token with its character at 12 changed to x. Counterexamples read as the names.
+ */
+type Held = 'access' | 'refresh' | 'family' | 'email'
+const held = (name: Held): string => `⟦${name}⟧`
+const heldTampered = (name: Held, at: number, char: string): string => `⟦${name}~${at}~${char}⟧`
+const HELD = /⟦(access|refresh|family|email)(?:~(\d+)~(.))?⟧/g
+
+/** `request` as sent by an attacker holding `attacker`'s session. */
+function filledIn (request: InjectOptions, attacker: LoggedIn): InjectOptions & { headers: Record<string, string> } {
+  const values: Record<Held, string> = { access: attacker.accessToken, refresh: attacker.refreshToken, family: sidOf(attacker.accessToken), email: attacker.email }
+  const fill = (text: string): string => text.replace(HELD, (_, name: Held, at?: string, char?: string) =>
+    at === undefined ? values[name] : tampered(values[name], Number(at), char as string))
+  const headers = Object.fromEntries(Object.entries(request.headers ?? {}).map(([name, value]) => [name, fill(String(value))]))
+  return { ...request, url: fill(String(request.url)), headers, payload: typeof request.payload === 'string' ? fill(request.payload) : request.payload }
+}
+
+function requests (cookieName: string): fc.Arbitrary<InjectOptions> {
   const text = fc.string({ unit: 'grapheme', maxLength: 40 })
   // Header values: printable ASCII, as the HTTP parser lets through.
   const headerText = fc.string({ unit: 'grapheme-ascii', maxLength: 60 })
   const sessionId = fc.oneof(
-    fc.constantFrom(familyId, 'AAAAAAAAAAAAAAAAAAAAAA'),
+    fc.constantFrom(held('family'), 'AAAAAAAAAAAAAAAAAAAAAA'),
     fc.string({ unit: 'grapheme-ascii', maxLength: 30 }).map((s) => encodeURIComponent(s)),
     fc.constantFrom('%', '%E0%A4%A', '..%2f..%2f', 'a'.repeat(101))
   )
@@ -47,19 +68,20 @@ function requests (attacker: LoggedIn, cookieName: string, familyId: string): fc
       )
     })
   )
+  // The genuine credentials most often: the routes' own work lies behind them.
   const bearer = fc.oneof(
-    fc.constant(`Bearer ${attacker.accessToken}`),
-    fc.tuple(fc.nat(), fc.constantFrom('A', 'x', '.', '-')).map(([at, c]) => `Bearer ${tampered(attacker.accessToken, at, c)}`),
+    { arbitrary: fc.constant(`Bearer ${held('access')}`), weight: 4 },
+    fc.tuple(fc.nat(), fc.constantFrom('A', 'x', '.', '-')).map(([at, c]) => `Bearer ${heldTampered('access', at, c)}`),
     headerText.map((s) => `Bearer ${s}`),
     headerText
   )
   const cookie = fc.oneof(
-    fc.constant(attacker.cookie),
-    fc.tuple(fc.nat(), fc.constantFrom('A', 'x', '.', '-')).map(([at, c]) => `${cookieName}=${tampered(attacker.refreshToken, at, c)}`),
+    { arbitrary: fc.constant(`${cookieName}=${held('refresh')}`), weight: 4 },
+    fc.tuple(fc.nat(), fc.constantFrom('A', 'x', '.', '-')).map(([at, c]) => `${cookieName}=${heldTampered('refresh', at, c)}`),
     headerText.map((s) => `${cookieName}=${s}`),
     headerText
   )
-  const credentials = fc.record({ email: fc.oneof(fc.constant(attacker.email), fc.emailAddress(), text), password: fc.oneof(fc.constant(PASSWORD), text) },
+  const credentials = fc.record({ email: fc.oneof(fc.constant(held('email')), fc.emailAddress(), text), password: fc.oneof(fc.constant(PASSWORD), text) },
     { requiredKeys: [] })
   const body = fc.oneof(
     credentials.map((c) => JSON.stringify(c)),
@@ -137,23 +159,44 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
   const app = await buildApp(t, { store, env: { ALLOWED_ORIGINS: APP_ORIGIN } })
   // A user the random requests know nothing of: what they do must leave this account and its session intact.
   const bystander = await registerAndLogin(app)
-  const attacker = await registerAndLogin(app)
-  const familyId = sidOf(attacker.accessToken)
+  let attacker = await registerAndLogin(app)
+  const cookieName = app.config.cookie.name
+  const account = await app.users.findByEmail(attacker.email)
+  if (account === null) throw new Error('the attacker\'s account is not stored')
   const operations = await documentedOperations(app)
   const statuses = new Map<number, number>()
   const sequence: number[] = []
   answered.set(store, sequence)
+  let bearerSuccesses = 0
+  let renewals = 0
 
-  await fc.assert(fc.asyncProperty(requests(attacker, app.config.cookie.name, familyId), async (request) => {
+  await fc.assert(fc.asyncProperty(requests(cookieName), async (generated) => {
+    const request = filledIn(generated, attacker)
     const res = await app.inject(request)
     statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
     sequence.push(res.statusCode)
     const wrong = fault(request, res) ?? undocumented(operations, request, res)
     if (wrong !== null) throw new Error(`${String(request.method)} ${String(request.url)}: ${wrong}`)
+    if (res.statusCode < 300 && request.headers.authorization === `Bearer ${attacker.accessToken}` && ['/me', '/auth/sessions'].includes(String(request.url))) bearerSuccesses++
+
+    // As the attacker's browser: the cookie a refresh sets replaces the one it sent, with the access token answered.
+    const next = refreshCookieValue(app, res.headers['set-cookie'])
+    if (res.statusCode === 200 && request.url === '/auth/refresh' && request.headers.cookie === `${cookieName}=${attacker.refreshToken}` && next !== undefined && next !== '') {
+      attacker = { ...attacker, refreshToken: next, cookie: `${cookieName}=${next}`, accessToken: res.json().accessToken }
+    }
+    // A session the request ended, or whose access tokens it revoked: the attacker starts another (through the store,
+    // so that the rate limits and lockouts random sign-ins run into stay the requests' own).
+    if ((await app.inject({ url: '/me', headers: { authorization: `Bearer ${attacker.accessToken}` } })).statusCode !== 200) {
+      const session = await app.sessions.start(account, { userAgent: 'fuzz', ip: '127.0.0.1' })
+      attacker = { ...attacker, accessToken: app.accessTokens.issue(session).accessToken, refreshToken: session.refreshToken, cookie: `${cookieName}=${session.refreshToken}` }
+      renewals++
+    }
   }), { numRuns: RUNS, seed: SEED })
 
-  t.comment(`${RUNS} random requests: statuses ${[...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(', ')}`)
+  t.comment(`${RUNS} random requests: statuses ${[...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(', ')}; ` +
+    `the attacker's session renewed ${renewals} times`)
   t.ok([...statuses.keys()].some((s) => s < 300) && statuses.size >= 4, 'the requests reached routes and their successes, not only one kind of refusal')
+  t.ok(bearerSuccesses >= RUNS / 100, `the routes behind the access token answered the attacker's genuine one throughout (${bearerSuccesses} successes of /me and /auth/sessions)`)
   const rotated = await refresh(app, bystander.cookie)
   t.equal(rotated.statusCode, 200, 'the bystander\'s session still refreshes')
   t.equal((await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${rotated.json().accessToken as string}` } })).json().sessions.length, 1,
