@@ -130,26 +130,34 @@ function fault (request: InjectOptions, res: Awaited<ReturnType<FastifyInstance[
   return null
 }
 
-type Operations = Array<{ method: string, path: RegExp, statuses: Set<string> }>
+type Operations = Array<{ method: string, path: RegExp, responses: Map<string, string[]> }>
 
-/** The operations of the service's OpenAPI document, each with the statuses it documents. */
+type Documented = { headers?: Record<string, { $ref: string }> }
+
+/** The operations of the service's OpenAPI document, each with the answers it documents. */
 async function documentedOperations (app: FastifyInstance): Promise<Operations> {
-  const doc = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { responses: object }>> }
+  const doc = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { responses: Record<string, Documented> }>>, components: { headers: Record<string, { required?: boolean }> } }
   return Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({
     method: method.toUpperCase(),
     path: new RegExp(`^${path.replace(/\{\w+\}/g, '[^/]+')}$`),
-    statuses: new Set(Object.keys(operation.responses))
+    responses: new Map(Object.entries(operation.responses).map(([status, response]) => [status, Object.entries(response.headers ?? {})
+      .filter(([, header]) => doc.components.headers[header.$ref.split('/').pop() as string]?.required === true).map(([name]) => name.toLowerCase())]))
   })))
 }
 
-/** An answer its operation does not document, or null: each route's own statuses, and the range of refusals as sent. */
+/**
+ * What of an answer its operation does not document, or null: each route's own statuses and the range of refusals as
+ * sent, and the headers documented as always there.
+ */
 function undocumented (operations: Operations, request: InjectOptions, res: Awaited<ReturnType<FastifyInstance['inject']>>): string | null {
   const path = String(request.url).split('?')[0] as string
   const operation = operations.find((op) => op.method === request.method && op.path.test(path))
-  if (operation === undefined || operation.statuses.has(String(res.statusCode))) return null
+  if (operation === undefined) return null
   const code = res.statusCode >= 400 && res.statusCode < 500 ? String(res.json().code) : ''
-  if (operation.statuses.has(REFUSED_AS_SENT) && code.startsWith('REQUEST_')) return null
-  return `a ${res.statusCode} ${code} its OpenAPI operation does not document`
+  const required = operation.responses.get(String(res.statusCode)) ?? (code.startsWith('REQUEST_') ? operation.responses.get(REFUSED_AS_SENT) : undefined)
+  if (required === undefined) return `a ${res.statusCode} ${code} its OpenAPI operation does not document`
+  const missing = required.filter((name) => res.headers[name] === undefined)
+  return missing.length === 0 ? null : `a ${res.statusCode} ${code} without ${missing.join(', ')}, which its OpenAPI operation documents`
 }
 
 /** Each store's answers to the same random requests, in order. */
