@@ -46,12 +46,13 @@ function filledIn (request: InjectOptions, attacker: LoggedIn): InjectOptions & 
   return { ...request, url: fill(String(request.url)), headers, payload: typeof request.payload === 'string' ? fill(request.payload) : request.payload }
 }
 
-function requests (cookieName: string): fc.Arbitrary<InjectOptions> {
+function requests (cookieName: string, othersSession: string): fc.Arbitrary<InjectOptions> {
   const text = fc.string({ unit: 'grapheme', maxLength: 40 })
   // Header values: printable ASCII, as the HTTP parser lets through.
   const headerText = fc.string({ unit: 'grapheme-ascii', maxLength: 60 })
   const sessionId = fc.oneof(
-    fc.constantFrom(held('family'), 'AAAAAAAAAAAAAAAAAAAAAA'),
+    // Their own session, another user's (which they must not be able to end), one that does not exist.
+    fc.constantFrom(held('family'), othersSession, 'AAAAAAAAAAAAAAAAAAAAAA'),
     fc.string({ unit: 'grapheme-ascii', maxLength: 30 }).map((s) => encodeURIComponent(s)),
     fc.constantFrom('%', '%E0%A4%A', '..%2f..%2f', 'a'.repeat(101))
   )
@@ -178,7 +179,7 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
   let bearerSuccesses = 0
   let renewals = 0
 
-  await fc.assert(fc.asyncProperty(requests(cookieName), async (generated) => {
+  await fc.assert(fc.asyncProperty(requests(cookieName, sidOf(bystander.accessToken)), async (generated) => {
     const request = filledIn(generated, attacker)
     const res = await app.inject(request)
     statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
