@@ -4,9 +4,11 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import t, { type Test } from 'tap'
 import { buildApp, PASSWORD, refreshCookieValue, sidOf, uniqueEmail, uniquePrefix, type StoreKind } from '../../helpers/app.js'
 
-// The session routes against a model of what they promise, over random sequences of logins, refreshes with the
-// current, the previous or an older token of a session (or a tampered one), logouts, revocations, password
-// changes, logins with a password the account had before, and reads: after every request the answer is the model's,
+// The session routes against a model of what they promise, over random sequences of logins (in a browser that holds
+// none of the sessions, or one whose cookie it sends along, which the login replaces), refreshes with the current, the
+// previous or an older token of a session (or a tampered one), logouts, revocations, password changes, logins with a
+// password the account had before, and reads, with a cap of two live sessions: after every request the answer is
+// the model's,
 // on both stores, with and without a grace window, and on two instances of a deployment sharing one Redis. Nothing but
 // the revocation of access tokens may lag across instances (within a second). SESSION_MODEL_RUNS and
 // SESSION_MODEL_SEED widen or replay a run; the fixed seed keeps CI's the same.
@@ -19,6 +21,10 @@ interface Family {
   tokens: string[]
   accessToken: string
   live: boolean
+  /** Ended by a login in the browser that held it: with a grace window, its refreshes are answered superseded. */
+  replaced: boolean
+  /** When it was last used (made or rotated), in the model's own ticks: the cap evicts the least recently used. */
+  usedAt: number
 }
 
 interface Model {
@@ -27,6 +33,19 @@ interface Model {
   retired: string[]
   families: Family[]
   graceful: boolean
+  ticks: number
+}
+
+/** Live sessions per user (MAX_SESSIONS_PER_USER). */
+const CAP = 2
+
+/**
+ * Marks `family` used now. The stores order uses by the millisecond: the pause keeps two uses out of one, where the
+ * stores would order them in ways of their own (Redis by id).
+ */
+async function used (m: Model, family: Family): Promise<void> {
+  family.usedAt = ++m.ticks
+  await sleep(2)
 }
 
 interface Real {
@@ -65,19 +84,43 @@ function expect (ok: boolean, what: string): void {
   if (!ok) throw new Error(what)
 }
 
-class Login implements fc.AsyncCommand<Model, Real> {
-  check = (m: Readonly<Model>) => m.families.length < 4
-  async run (m: Model, real: Real) {
-    const { email } = real
-    const res = await send(real, { method: 'POST', url: '/auth/login', payload: { email, password: m.password } })
-    expect(res.statusCode === 200, `login: ${res.statusCode} ${res.body}`)
-    const accessToken = res.json().accessToken as string
-    const token = cookieOf(real, res.headers['set-cookie']) as string
-    expect(m.families.every((f) => f.id !== sidOf(accessToken)), 'login: a new session every time')
-    m.families.push({ id: sidOf(accessToken), tokens: [token], accessToken, live: true })
+/**
+ * A login, sent with the refresh cookie of `held` (one of its tokens) when the browser holds one. The new session may
+ * take the place of only the least recently used others beyond the cap, never of the one it replaces, which it ends.
+ */
+async function signIn (m: Model, real: Real, held?: { family: Family, which: Which }): Promise<void> {
+  const { email } = real
+  const cookie = held === undefined ? {} : { cookie: `${cookieName(real)}=${presented(held.family, held.which) as string}` }
+  const res = await send(real, { method: 'POST', url: '/auth/login', payload: { email, password: m.password }, headers: cookie })
+  expect(res.statusCode === 200, `login: ${res.statusCode} ${res.body}`)
+  const accessToken = res.json().accessToken as string
+  const token = cookieOf(real, res.headers['set-cookie']) as string
+  expect(m.families.every((f) => f.id !== sidOf(accessToken)), 'login: a new session every time')
+  // A tampered cookie is no session's: it replaces nothing.
+  const replacing = held !== undefined && held.which !== 'tampered' && held.family.live ? held.family : undefined
+  const others = m.families.filter((f) => f.live && f !== replacing).sort((a, b) => a.usedAt - b.usedAt)
+  for (const evicted of others.slice(0, Math.max(0, others.length + 1 - CAP))) evicted.live = false
+  if (replacing !== undefined) {
+    replacing.live = false
+    replacing.replaced = m.graceful
   }
+  const family: Family = { id: sidOf(accessToken), tokens: [token], accessToken, live: true, replaced: false, usedAt: 0 }
+  m.families.push(family)
+  await used(m, family)
+}
 
+class Login implements fc.AsyncCommand<Model, Real> {
+  check = (m: Readonly<Model>) => m.families.length < 5
+  run = (m: Model, real: Real) => signIn(m, real)
   toString = () => 'login'
+}
+
+/** A login in the browser that holds a session's cookie (its current token, or an older one a stale tab sends). */
+class LoginReplacing implements fc.AsyncCommand<Model, Real> {
+  constructor (readonly index: number, readonly which: Which) {}
+  check = (m: Readonly<Model>) => m.families.length > 0 && m.families.length < 5 && presented(pick(m.families, this.index), this.which) !== null
+  run = (m: Model, real: Real) => signIn(m, real, { family: pick(m.families, this.index), which: this.which })
+  toString = () => `loginReplacing(${this.index}, ${this.which})`
 }
 
 /** A password the account had before: refused, and no session is made. */
@@ -105,6 +148,12 @@ class Refresh implements fc.AsyncCommand<Model, Real> {
       expect(res.statusCode === 401 && res.json().code === code, `refresh (${this.which}): expected 401 ${code}, got ${res.statusCode} ${res.body}`)
       expect(cookie === '', `refresh (${this.which}): the cookie is cleared`)
     }
+    if (this.which !== 'tampered' && family.replaced) {
+      // Sent before the browser had the new login's cookie: retry with the cookie it holds now, left alone.
+      expect(res.statusCode === 409 && res.json().code === 'AUTH_REFRESH_SUPERSEDED', `refresh (${this.which}) of a replaced session: expected 409, got ${res.statusCode} ${res.body}`)
+      expect(cookie === undefined, `refresh (${this.which}) of a replaced session: the cookie is left alone`)
+      return
+    }
     if (this.which === 'tampered' || !family.live) return refusal('AUTH_REFRESH_INVALID')
     if (this.which === 'older' || (this.which === 'parent' && !m.graceful)) {
       refusal('AUTH_REFRESH_REUSED')
@@ -119,6 +168,7 @@ class Refresh implements fc.AsyncCommand<Model, Real> {
     } else {
       expect(cookie !== undefined && !family.tokens.includes(cookie), 'refresh (current): a new token')
       family.tokens.push(cookie as string)
+      await used(m, family)
     }
   }
 
@@ -211,10 +261,11 @@ class Read implements fc.AsyncCommand<Model, Real> {
 }
 
 // Few sessions, so that each lives long enough to have parents and older tokens to present.
-const index = fc.nat({ max: 3 })
+const index = fc.nat({ max: 4 })
 const which = fc.constantFrom<Which>('current', 'current', 'current', 'parent', 'older', 'tampered')
 const commands = fc.commands([
   fc.constant(new Login()),
+  fc.tuple(index, which).map(([i, w]) => new LoginReplacing(i, w)),
   fc.tuple(index, which).map(([i, w]) => new Refresh(i, w)),
   fc.tuple(index, which).map(([i, w]) => new Refresh(i, w)),
   fc.tuple(index, which).map(([i, w]) => new Refresh(i, w)),
@@ -236,7 +287,7 @@ async function checkAgainstModel (t: Test, instances: FastifyInstance[], grace: 
     expect(registered.statusCode === 201, `register: ${registered.statusCode}`)
     // Every sequence starts with one session rotated twice, so it has a parent and an older token to present;
     // what follows is random.
-    const first: Model = { password: PASSWORD, retired: [], families: [], graceful: grace > 0 }
+    const first: Model = { password: PASSWORD, retired: [], families: [], graceful: grace > 0, ticks: 0 }
     await new Login().run(first, real)
     for (let i = 0; i < 2; i++) await new Refresh(0, 'current').run(first, real)
     await fc.asyncModelRun(() => ({ model: first, real }), cmds)
@@ -247,7 +298,7 @@ async function checkAgainstModel (t: Test, instances: FastifyInstance[], grace: 
 for (const store of ['memory', 'redis'] as const satisfies StoreKind[]) {
   for (const grace of [300, 0]) {
     t.test(`${store}, ${grace === 0 ? 'no grace window' : 'a grace window'}: every answer is the model's`, async (t) => {
-      await checkAgainstModel(t, [await buildApp(t, { store, env: { REFRESH_REUSE_GRACE: String(grace) } })], grace)
+      await checkAgainstModel(t, [await buildApp(t, { store, env: { REFRESH_REUSE_GRACE: String(grace), MAX_SESSIONS_PER_USER: String(CAP) } })], grace)
     })
   }
 }
@@ -255,7 +306,7 @@ for (const store of ['memory', 'redis'] as const satisfies StoreKind[]) {
 for (const grace of [300, 0]) {
   t.test(`two instances on one Redis, each request to the next, ${grace === 0 ? 'no grace window' : 'a grace window'}: every answer is the model's`, async (t) => {
     const prefix = uniquePrefix()
-    const env = { REFRESH_REUSE_GRACE: String(grace) }
+    const env = { REFRESH_REUSE_GRACE: String(grace), MAX_SESSIONS_PER_USER: String(CAP) }
     await checkAgainstModel(t, [await buildApp(t, { prefix, env }), await buildApp(t, { prefix, env })], grace)
   })
 }
