@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import type { Test as TapTest } from 'tap'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { createRedisClient } from '../../src/redis-client.js'
+import { createRedisClient, type RedisClient } from '../../src/redis-client.js'
 import { within } from './poll.js'
 
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -95,7 +95,15 @@ export async function listenOnLoopback (fastify: FastifyInstance): Promise<numbe
 
 /** A store client as the service makes it (src/redis-client.ts), connected to `url`, and quit after the test. */
 export async function connectedRedis (t: Test, url = SHARED_REDIS_URL): Promise<Redis> {
-  const redis = createRedisClient({ url, commandTimeoutMs: 2000 })
+  return await connected(t, createRedisClient({ url, commandTimeoutMs: 2000 }))
+}
+
+/** The same, on a Redis Cluster (test/helpers/redis-server.ts's PrivateCluster). */
+export async function connectedCluster (t: Test, cluster: { url: string, seeds: Array<{ host: string, port: number }> }): Promise<RedisClient> {
+  return await connected(t, createRedisClient({ url: cluster.url, commandTimeoutMs: 2000, cluster: { nodes: cluster.seeds } }))
+}
+
+async function connected<Client extends RedisClient> (t: Test, redis: Client): Promise<Client> {
   await redis.connect()
   t.teardown(() => redis.quit())
   return redis

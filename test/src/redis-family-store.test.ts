@@ -3,9 +3,8 @@ import calculateSlot from 'cluster-key-slot'
 import { clampUserAgent } from '../../src/family-store.js'
 import { RedisFamilyStore } from '../../src/redis-family-store.js'
 import { RefreshTokenCodec } from '../../src/refresh-token.js'
-import { createRedisClient } from '../../src/redis-client.js'
 import { newUserId } from '../../src/user-directory.js'
-import { connectedRedis, deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { connectedCluster, connectedRedis, deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { PrivateCluster } from '../helpers/redis-server.js'
 import { familyStoreContract } from './family-store.contract.js'
 
@@ -40,9 +39,7 @@ t.test('RedisFamilyStore fulfils the FamilyStore contract', async (t) => {
 t.test('RedisFamilyStore fulfils the FamilyStore contract on a Redis Cluster', async (t) => {
   const cluster = await PrivateCluster.start(t)
   familyStoreContract(t, async (t, policy) => {
-    const redis = createRedisClient({ url: cluster.url, commandTimeoutMs: 2000, cluster: { nodes: cluster.seeds } })
-    await redis.connect()
-    t.teardown(() => redis.quit())
+    const redis = await connectedCluster(t, cluster)
     return await ready(new RedisFamilyStore(redis, policy, uniquePrefix()))
   })
 })

@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap'
 import { RedisUserDirectory } from '../../src/redis-user-directory.js'
-import { createRedisClient } from '../../src/redis-client.js'
-import { connectedRedis, deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { connectedCluster, connectedRedis, deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { PrivateCluster } from '../helpers/redis-server.js'
 import { userDirectoryContract } from './user-directory.contract.js'
 
@@ -20,9 +19,7 @@ t.test('RedisUserDirectory fulfils the UserDirectory contract', async (t) => {
 t.test('RedisUserDirectory fulfils the UserDirectory contract on a Redis Cluster', async (t) => {
   const cluster = await PrivateCluster.start(t)
   userDirectoryContract(t, async (t) => {
-    const redis = createRedisClient({ url: cluster.url, commandTimeoutMs: 2000, cluster: { nodes: cluster.seeds } })
-    await redis.connect()
-    t.teardown(() => redis.quit())
+    const redis = await connectedCluster(t, cluster)
     return new RedisUserDirectory(redis, uniquePrefix())
   })
 })
