@@ -22,6 +22,17 @@ export const MAX_ACCESS_TOKEN_BYTES = 8 * 1024
 const KEY_POINTERS = ['jku', 'jwk', 'x5u', 'x5c', 'x5t', 'x5t#S256']
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
+/**
+ * Whether a JWT's signature is spelled as its bytes encode. Its last base64url character can carry bits no byte uses,
+ * and decoders ignore them: changed, they give another spelling of the same token that verifies (the header and payload
+ * are signed as spelled, so theirs cannot). A token is accepted only as it was issued, as refresh tokens are, and a
+ * respelled one is never cached beside it.
+ */
+function isCanonical (token: string): boolean {
+  const signature = token.slice(token.lastIndexOf('.') + 1)
+  return Buffer.from(signature, 'base64url').toString('base64url') === signature
+}
+
 export interface VerifierOptions {
   issuer: string
   audience: string
@@ -96,7 +107,7 @@ export class AccessTokenVerifier {
   }
 
   #verifyUncached (token: string): AccessTokenClaims | null {
-    if (token.length > MAX_ACCESS_TOKEN_BYTES || !JWT_SHAPE.test(token)) return null
+    if (token.length > MAX_ACCESS_TOKEN_BYTES || !JWT_SHAPE.test(token) || !isCanonical(token)) return null
     let header: Record<string, unknown>
     try {
       header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'))

@@ -133,18 +133,22 @@ function fault (request: InjectOptions, res: Awaited<ReturnType<FastifyInstance[
   return null
 }
 
-type Operations = Array<{ method: string, path: RegExp, responses: Map<string, string[]> }>
+type Operations = Array<{ method: string, path: RegExp, responses: Map<string, string[]>, bearer: boolean }>
 
 type Documented = { headers?: Record<string, { $ref: string }> }
 
 /** The operations of the service's OpenAPI document, each with the answers it documents. */
 async function documentedOperations (app: FastifyInstance): Promise<Operations> {
-  const doc = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { responses: Record<string, Documented> }>>, components: { headers: Record<string, { required?: boolean }> } }
+  const doc = (await app.inject({ url: '/openapi.json' })).json() as {
+    paths: Record<string, Record<string, { responses: Record<string, Documented>, security?: Array<Record<string, string[]>> }>>
+    components: { headers: Record<string, { required?: boolean }> }
+  }
   return Object.entries(doc.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, operation]) => ({
     method: method.toUpperCase(),
     path: new RegExp(`^${path.replace(/\{\w+\}/g, '[^/]+')}$`),
     responses: new Map(Object.entries(operation.responses).map(([status, response]) => [status, Object.entries(response.headers ?? {})
-      .filter(([, header]) => doc.components.headers[header.$ref.split('/').pop() as string]?.required === true).map(([name]) => name.toLowerCase())]))
+      .filter(([, header]) => doc.components.headers[header.$ref.split('/').pop() as string]?.required === true).map(([name]) => name.toLowerCase())])),
+    bearer: operation.security?.every((requirement) => 'accessToken' in requirement) === true
   })))
 }
 
@@ -161,6 +165,19 @@ function undocumented (operations: Operations, request: InjectOptions, res: Awai
   if (required === undefined) return `a ${res.statusCode} ${code} its OpenAPI operation does not document`
   const missing = required.filter((name) => res.headers[name] === undefined)
   return missing.length === 0 ? null : `a ${res.statusCode} ${code} without ${missing.join(', ')}, which its OpenAPI operation documents`
+}
+
+/**
+ * Whether a success answered a tampered copy of a token the route relies on. Checked on the request as generated, where
+ * the tampered copies are still named: a token is accepted only as it was issued, never respelled.
+ */
+function acceptedTampered (operations: Operations, generated: InjectOptions, res: Awaited<ReturnType<FastifyInstance['inject']>>): string | null {
+  if (res.statusCode >= 300) return null
+  const headers = generated.headers ?? {}
+  const operation = operations.find((op) => op.method === generated.method && op.path.test(String(generated.url).split('?')[0] as string))
+  if (operation?.bearer === true && String(headers.authorization).includes(`${held('access').slice(0, -1)}~`)) return 'a tampered access token accepted'
+  if (generated.method === 'POST' && generated.url === '/auth/refresh' && String(headers.cookie).includes(`${held('refresh').slice(0, -1)}~`)) return 'a tampered refresh token accepted'
+  return null
 }
 
 /** Each store's answers to the same random requests, in order. */
@@ -186,7 +203,7 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
     const res = await app.inject(request)
     statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
     sequence.push(res.statusCode)
-    const wrong = fault(request, res) ?? undocumented(operations, request, res)
+    const wrong = fault(request, res) ?? undocumented(operations, request, res) ?? acceptedTampered(operations, generated, res)
     if (wrong !== null) throw new Error(`${String(request.method)} ${String(request.url)}: ${wrong}`)
     if (res.statusCode < 300 && request.headers.authorization === `Bearer ${attacker.accessToken}` && ['/me', '/auth/sessions'].includes(String(request.url))) bearerSuccesses++
 

@@ -13,6 +13,16 @@ function jws (header: object, payload: object, signer: (data: string) => Buffer 
   const signature = signer(data)
   return `${data}.${typeof signature === 'string' ? signature : signature.toString('base64url')}`
 }
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+/**
+ * Another spelling of the same bytes, or null when there is none: a base64url part whose length is not a multiple of 4
+ * ends in a character with bits no byte uses, which decoders ignore.
+ */
+function respelled (part: string): string | null {
+  if (part.length % 4 === 0) return null
+  const last = BASE64URL.indexOf(part.at(-1) as string)
+  return part.slice(0, -1) + BASE64URL[last ^ 1]
+}
 const hmac = (alg: string, secret: string | Buffer) => (data: string) => createHmac(`sha${alg.slice(2)}`, secret).update(data).digest()
 const es256 = (key: KeyObject) => (data: string) => cryptoSign('sha256', Buffer.from(data), { key, dsaEncoding: 'ieee-p1363' })
 const eddsa = (key: KeyObject) => (data: string) => cryptoSign(null, Buffer.from(data), key)
@@ -139,6 +149,16 @@ for (const setup of setups()) {
       'four parts': `${session.accessToken}.extra`,
       'non-JSON header': `${b64('not json')}.${payloadPart}.${signaturePart}`
     })
+
+    // The genuine token spelled otherwise: the same bytes, so the same signature, yet not the token that was issued.
+    const parts = [headerPart, payloadPart, signaturePart]
+    for (const [i, name] of ['header', 'payload', 'signature'].entries()) {
+      const respelledPart = respelled(parts[i] as string)
+      if (respelledPart === null) continue
+      t.same(Buffer.from(respelledPart, 'base64url'), Buffer.from(parts[i] as string, 'base64url'), `the ${name} respelled decodes to the same bytes`)
+      attacks[`the genuine token, its ${name} respelled (the same bytes)`] = parts.map((part, j) => j === i ? respelledPart : part).join('.')
+    }
+    t.ok(Object.keys(attacks).some((name) => name.includes('signature respelled')), 'the signature has another spelling with every algorithm here')
 
     t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${real(header, { ...claims, iat: now - 600, exp: now - 2 })}` } })).statusCode, 200,
       'control: expired within JWT_CLOCK_TOLERANCE is accepted, so the expiry cases test the tolerance, not a blanket rule')
