@@ -7,6 +7,8 @@ export interface Measurement {
   p99: number
   requests: number
   non2xx: number
+  /** What the non-2xx were: each status answered, and autocannon's `errors` and `timeouts`; empty when there were none. */
+  failures: Record<string, number>
   /** CPU microseconds per completed request: the server's event loop (and its part in the kernel), the whole server process, Redis, the load generator. */
   cpu: { serverMainUs: number, serverMainSystemUs: number, serverUs: number, redisUs: number, loadGeneratorUs: number }
   /** The share of all cores idle during the run, whoever else ran. */

@@ -318,6 +318,7 @@ async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
   // Latency from each 2xx response's own time: autocannon's histogram keeps whole milliseconds, too coarse
   // for a p99 of 2–3 ms and for the ratio of two of them.
   const latencies: number[] = []
+  const failures: Record<string, number> = {}
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon({
       url: spec.url,
@@ -330,6 +331,7 @@ async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
     }, (err: Error | null, res) => { if (err !== null) reject(err); else resolve(res) })
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
       if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime)
+      else failures[statusCode] = (failures[statusCode] ?? 0) + 1
     })
   })
   const cpuAfter = cpuSnapshot(spec.server)
@@ -340,6 +342,7 @@ async function load (spec: Load, durationS = DURATION_S): Promise<Measurement> {
     p99: quantile(sorted, 0.99),
     requests: result.requests.total,
     non2xx: result.non2xx + result.errors + result.timeouts,
+    failures: { ...failures, ...(result.errors > 0 ? { errors: result.errors } : {}), ...(result.timeouts > 0 ? { timeouts: result.timeouts } : {}) },
     cpu: cpuPerRequest(cpuBefore, cpuAfter, result.requests.total),
     machineIdlePercent: idlePercent(cpuBefore.machine, cpuAfter.machine),
     serverPid: spec.server.pid as number
@@ -448,6 +451,14 @@ function perRefresh (before: Map<string, number>, after: Map<string, number>, re
   return { roundTrips: roundTrips / requests, allCommands: allCommands / requests, clientCommands }
 }
 
+/** " (503: 1, timeouts: 2)": what a run's non-2xx were, over its rounds; nothing when there were none. */
+function describeFailures (measurements: Measurement[]): string {
+  const total: Record<string, number> = {}
+  for (const m of measurements) for (const [kind, n] of Object.entries(m.failures)) total[kind] = (total[kind] ?? 0) + n
+  const kinds = Object.entries(total)
+  return kinds.length === 0 ? '' : ` (${kinds.map(([kind, n]) => `${kind}: ${n}`).join(', ')})`
+}
+
 function describeCpu (c: Measurement['cpu']): string {
   return `CPU µs/request: server event loop ${c.serverMainUs.toFixed(1)} (kernel ${c.serverMainSystemUs.toFixed(1)}), server ${c.serverUs.toFixed(1)}, redis ${c.redisUs.toFixed(1)}, load generator ${c.loadGeneratorUs.toFixed(1)}`
 }
@@ -513,14 +524,17 @@ async function main (): Promise<void> {
     const batch = await Promise.all(Array.from({ length: Math.min(500, userCount - i) }, (_, j) => users.create(`bench-user-${i + j}@example.com`, passwordHash)))
     for (const user of batch) if (user !== null) accounts.push(user)
   }
-  // Accounts for the login runs, apart from the ones holding the seeded sessions: every login
-  // starts a family, and past MAX_SESSIONS_PER_USER that evicts (and revokes) the oldest.
-  const loginAccounts: string[] = []
-  for (let i = 0; i < 200; i++) {
-    const email = `bench-login-${i}@example.com`
-    await users.create(email, passwordHash)
-    loginAccounts.push(email)
+  // Accounts for the login runs and for the access tokens of the /me runs, apart from the ones holding the seeded
+  // sessions and from each other: every login starts a family, and past MAX_SESSIONS_PER_USER that evicts (and
+  // revokes) the least recently used. A seeded family evicted so answers 401 when the pool reaches its token (a CI
+  // run whose warm-up had not reached it yet counted one); an access token's family evicted fails /me.
+  const accountsApart = async (name: string, count: number): Promise<string[]> => {
+    const emails = Array.from({ length: count }, (_, i) => `bench-${name}-${i}@example.com`)
+    await Promise.all(emails.map((email) => users.create(email, passwordHash)))
+    return emails
   }
+  const loginAccounts = await accountsApart('login', 200)
+  const accessTokenAccounts = await accountsApart('me', 20)
   // Memory per session is measured on one server: a cluster spreads the keys and the figures over its masters.
   const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1])
   const memoryBefore = args.cluster ? 0 : await usedMemory()
@@ -644,8 +658,8 @@ async function main (): Promise<void> {
 
   // Access tokens minted by the service, presented repeatedly like real clients do.
   const accessTokens: string[] = []
-  for (let i = 0; i < 20; i++) {
-    const res = await fetch(`${base(ports.service)}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: accounts[i]?.email, password: PASSWORD }) })
+  for (const email of accessTokenAccounts) {
+    const res = await fetch(`${base(ports.service)}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) })
     accessTokens.push((await res.json() as { accessToken: string }).accessToken)
   }
   const tutorialBody = JSON.stringify({ refreshToken: tutorialRefreshToken(tutorialSecrets.REFRESH_TOKEN_SECRET) })
@@ -778,7 +792,7 @@ async function main (): Promise<void> {
         [k, median(rounds.map((r) => (r[name] as Measurement).cpu[k as keyof Measurement['cpu']]))])) as Measurement['cpu']
       const idle = median(rounds.map((r) => (r[name] as Measurement).machineIdlePercent))
       const non2xx = rounds.reduce((sum, r) => sum + (r[name] as Measurement).non2xx, 0)
-      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99.toFixed(2)} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length}), ${non2xx} non-2xx in all; ${describeCpu(cpu)}; machine idle ${idle.toFixed(0)} %`)
+      log(`${name}: ${rps.toFixed(0)} req/s, p99 ${p99.toFixed(2)} ms, ${ratio.toFixed(3)} of ${first} (median of ${rounds.length}), ${non2xx} non-2xx in all${describeFailures(rounds.map((r) => r[name] as Measurement))}; ${describeCpu(cpu)}; machine idle ${idle.toFixed(0)} %`)
     }
     if (commandsPerRefresh.length > 0) {
       const roundTrips = median(commandsPerRefresh.map((c) => c.roundTrips))
@@ -829,7 +843,10 @@ async function gitCommit (): Promise<string> {
 
 /** Stops the servers, then the private cluster (its nodes and directories), before the bench exits. */
 async function finish (code: number): Promise<never> {
-  for (const child of children) child.kill('SIGKILL')
+  for (const child of children) {
+    stopping.add(child)
+    child.kill('SIGKILL')
+  }
   await Promise.all(teardowns.splice(0).map((fn) => fn()))
   process.exit(code)
 }

@@ -46,7 +46,7 @@ t.test('the README quotes this run, with its date and commit', async (t) => {
 t.test('a refresh throughput target is out of reach for a design when it lies above that design\'s CPU ceiling in every round', async (t) => {
   // Two cores; refresh costs 100 µs of CPU over its processes (20,000/s at most), the minimal refresh 40 µs (50,000/s).
   const cpu = (us: number) => ({ serverMainUs: us, serverMainSystemUs: 0, serverUs: us, redisUs: 0, loadGeneratorUs: 0 })
-  const run = (rps: number, us = 10) => ({ rps, p50: 1, p99: 2, requests: rps, non2xx: 0, cpu: cpu(us), machineIdlePercent: 0, serverPid: 1 })
+  const run = (rps: number, us = 10) => ({ rps, p50: 1, p99: 2, requests: rps, non2xx: 0, failures: {}, cpu: cpu(us), machineIdlePercent: 0, serverPid: 1 })
   const round = (bare: number) => ({ ...results.rounds[0], bare: run(bare), tutorial: run(500), tutorialKeyObject: run(9_000), refresh: run(12_000, 100), refreshMinimal: run(20_000, 40) })
   const synthetic = { ...results, machine: { ...results.machine, cores: 2 }, rounds: [round(100_000), round(60_000)] } as unknown as Results
   const [vsBare, vsTutorial, vsKeyObject] = targetCeilings(synthetic)
