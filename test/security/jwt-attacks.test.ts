@@ -3,6 +3,7 @@ import { createServer } from 'node:http'
 import t from 'tap'
 import { buildApp, registerAndLogin } from '../helpers/app.js'
 import { keySetJson, privateJwk } from '../helpers/keys.js'
+import { respelled } from '../helpers/respelled.js'
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 const INVALID = { statusCode: 401, code: 'AUTH_TOKEN_INVALID', error: 'Unauthorized', message: 'Access token is missing, invalid or expired' }
@@ -12,16 +13,6 @@ function jws (header: object, payload: object, signer: (data: string) => Buffer 
   const data = `${b64(header)}.${b64(payload)}`
   const signature = signer(data)
   return `${data}.${typeof signature === 'string' ? signature : signature.toString('base64url')}`
-}
-const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
-/**
- * Another spelling of the same bytes, or null when there is none: a base64url part whose length is not a multiple of 4
- * ends in a character with bits no byte uses, which decoders ignore.
- */
-function respelled (part: string): string | null {
-  if (part.length % 4 === 0) return null
-  const last = BASE64URL.indexOf(part.at(-1) as string)
-  return part.slice(0, -1) + BASE64URL[last ^ 1]
 }
 const hmac = (alg: string, secret: string | Buffer) => (data: string) => createHmac(`sha${alg.slice(2)}`, secret).update(data).digest()
 const es256 = (key: KeyObject) => (data: string) => cryptoSign('sha256', Buffer.from(data), { key, dsaEncoding: 'ieee-p1363' })

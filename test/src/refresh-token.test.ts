@@ -1,6 +1,7 @@
 import t from 'tap'
 import { RefreshTokenCodec } from '../../src/refresh-token.js'
 import { newUserId } from '../../src/user-directory.js'
+import { respelled } from '../helpers/respelled.js'
 
 const codec = new RefreshTokenCodec('refresh-token-test-secret-0123456789abcd')
 
@@ -34,11 +35,10 @@ t.test('parse rejects anything not minted with this key', async (t) => {
   for (const value of hostile) t.equal((codec.open(value)?.token ?? null), null, String(value).slice(0, 40))
 
   // The tag's last character carries 4 bits no byte uses: changed, it spells the same bytes, and is refused all the same.
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
   const tag = parts[4] as string
-  const respelled = tag.slice(0, -1) + alphabet[alphabet.indexOf(tag.at(-1) as string) ^ 1]
-  t.same(Buffer.from(respelled, 'base64url'), Buffer.from(tag, 'base64url'), 'the tag respelled decodes to the same bytes')
-  t.equal(codec.open(swap(4, respelled)), null, 'and the token with it is refused: a token is accepted only as issued')
+  const respelledTag = respelled(tag) as string
+  t.same(Buffer.from(respelledTag, 'base64url'), Buffer.from(tag, 'base64url'), 'the tag respelled decodes to the same bytes')
+  t.equal(codec.open(swap(4, respelledTag)), null, 'and the token with it is refused: a token is accepted only as issued')
 })
 
 t.test('the digest kept by the store is not in the cookie, and depends on the key', async (t) => {
