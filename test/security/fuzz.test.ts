@@ -148,7 +148,8 @@ async function documentedOperations (app: FastifyInstance): Promise<Operations> 
     path: new RegExp(`^${path.replace(/\{\w+\}/g, '[^/]+')}$`),
     responses: new Map(Object.entries(operation.responses).map(([status, response]) => [status, Object.entries(response.headers ?? {})
       .filter(([, header]) => doc.components.headers[header.$ref.split('/').pop() as string]?.required === true).map(([name]) => name.toLowerCase())])),
-    bearer: operation.security?.every((requirement) => 'accessToken' in requirement) === true
+    // Only the access token satisfies it: every alternative requirement names it (an empty list would require nothing).
+    bearer: operation.security !== undefined && operation.security.length > 0 && operation.security.every((requirement) => 'accessToken' in requirement)
   })))
 }
 
