@@ -14,6 +14,10 @@ function bench (...args: string[]): Promise<{ code: number | null, stderr: strin
   return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })))
 }
 
+// Two bench runs of fixed lengths: about 95 s here, but 120 s with a busy loop beside it, the suite's limit per file.
+// Each case has its own 120 s; the file, the two together.
+t.setTimeout(240_000)
+
 // Proves `npm run bench` works end to end, in a few seconds: no figure is asserted, only that
 // every run happened, without errors, each round on new server processes, and that the report was written.
 t.test('the benchmark runs end to end and writes its report', { timeout: 120_000 }, async (t) => {
