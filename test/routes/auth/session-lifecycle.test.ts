@@ -8,10 +8,9 @@ import { buildApp, PASSWORD, refreshCookieValue, sidOf, uniqueEmail, uniquePrefi
 // none of the sessions, or one whose cookie it sends along, which the login replaces), refreshes with the current, the
 // previous or an older token of a session (or a tampered one), logouts, revocations, password changes, logins with a
 // password the account had before, and reads, with a cap of two live sessions: after every request the answer is
-// the model's,
-// on both stores, with and without a grace window, and on two instances of a deployment sharing one Redis. Nothing but
-// the revocation of access tokens may lag across instances (within a second). SESSION_MODEL_RUNS and
-// SESSION_MODEL_SEED widen or replay a run; the fixed seed keeps CI's the same.
+// the model's, on both stores, with and without a grace window, and on two instances of a deployment sharing one
+// Redis. Nothing but the revocation of access tokens may lag across instances (within a second). SESSION_MODEL_RUNS
+// and SESSION_MODEL_SEED widen or replay a run; the fixed seed keeps CI's the same.
 const RUNS = Number(process.env.SESSION_MODEL_RUNS ?? 80)
 const SEED = Number(process.env.SESSION_MODEL_SEED ?? 20261126)
 
