@@ -18,6 +18,9 @@ t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 50
     ['unknown field', () => post('/auth/register', JSON.stringify({ email: uniqueEmail(), password: PASSWORD, role: 'admin' })), 400, 'REQUEST_VALIDATION'],
     ['wrong type: number password', () => post('/auth/login', JSON.stringify({ email: 'a@example.com', password: 123456789012345 })), 400, 'REQUEST_VALIDATION'],
     ['wrong type: object email', () => post('/auth/login', JSON.stringify({ email: { $ne: null }, password: PASSWORD })), 400, 'REQUEST_VALIDATION'],
+    // As deep as 16 kB allows: parsing and the prototype-poisoning scan must not recurse into a stack overflow (a 500).
+    ['arrays nested 8,000 deep', () => post('/auth/login', `{"email":${'['.repeat(8000)}${']'.repeat(8000)},"password":"x"}`), 400, 'REQUEST_VALIDATION'],
+    ['__proto__ 2,500 objects down', () => post('/auth/register', `${'{"a":'.repeat(2500)}{"__proto__":{"admin":true}}${'}'.repeat(2500)}`), 400, 'REQUEST_MALFORMED_BODY'],
     ['array body', () => post('/auth/login', JSON.stringify([{ email: 'a@example.com', password: PASSWORD }])), 400, 'REQUEST_VALIDATION'],
     ['null body', () => post('/auth/login', 'null'), 400, 'REQUEST_VALIDATION'],
     ['empty JSON body on login', () => post('/auth/login', ''), 400, 'REQUEST_VALIDATION'],
