@@ -166,7 +166,9 @@ export async function underSustainedTraffic (t: Test, store: StoreKind): Promise
   const server = startProcess(process.execPath, ['--expose-gc', '--import', 'tsx', '--import', './test/helpers/heap-probe.ts', 'src/server.ts'], testEnv({
     PORT: String(port),
     LOG_LEVEL: 'warn',
-    ...(store === 'redis' ? { REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix } : {}),
+    // A store call's deadline well past the default 500 ms: on a loaded machine the service, Redis and this client
+    // share two cores, and a late answer (503) is a question for the fault tests, not a leak.
+    ...(store === 'redis' ? { REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '5000' } : {}),
     ACCESS_TOKEN_CACHE_SIZE: '100',
     ACCESS_TOKEN_TTL: '2',
     JWT_CLOCK_TOLERANCE: '0',
