@@ -87,10 +87,12 @@ export default fp(async function openapiPlugin (fastify) {
         description: 'Sign-in with short-lived JWT access tokens and rotating refresh tokens in an HttpOnly cookie. ' +
           'Errors are { statusCode, code, error, message }: match on `code`.'
       },
+      // Behind a proxy that serves the service under a prefix it strips, the paths below are reached under it.
+      ...(config.publicPathPrefix === '' ? {} : { servers: [{ url: config.publicPathPrefix }] }),
       components: {
         securitySchemes: {
           accessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The access token from login or refresh' },
-          refreshCookie: { type: 'apiKey', in: 'cookie', name: config.cookie.name, description: 'Set by login and refresh (by a refresh answered 503 too: its successor); HttpOnly, sent by the browser to /auth only' }
+          refreshCookie: { type: 'apiKey', in: 'cookie', name: config.cookie.name, description: `Set by login and refresh (by a refresh answered 503 too: its successor); HttpOnly, sent by the browser to ${config.cookie.path} only` }
         },
         headers: RESPONSE_HEADERS
       }

@@ -24,13 +24,11 @@ declare module 'fastify' {
   }
 }
 
-/** Path the refresh cookie is scoped to: browsers send it to the auth routes and nowhere else. */
-export const REFRESH_COOKIE_PATH = '/auth'
-
 /**
  * The refresh token lives only in this cookie: HttpOnly (no script reads it), Secure,
  * SameSite=Strict (COOKIE_SAMESITE may relax it for apps on another site; plugins/csrf.ts
- * keeps cross-site requests out either way), Path=/auth. It is never in a body or a URL.
+ * keeps cross-site requests out either way), Path=/auth (under PUBLIC_PATH_PREFIX, where browsers reach the auth
+ * routes): browsers send it to the auth routes and nowhere else. It is never in a body or a URL.
  *
  * @fastify/cookie serializes every Set-Cookie value. It is registered in a scope of its own because
  * only its serializer is used: its reply decorators parse the request's Cookie header and add an onSend
@@ -39,7 +37,7 @@ export const REFRESH_COOKIE_PATH = '/auth'
  * refresh only appends its token and Max-Age (bench/README.md: the cost per refresh).
  */
 export default fp(async function refreshCookiePlugin (fastify) {
-  const { name, secure, sameSite } = fastify.config.cookie
+  const { name, secure, sameSite, path } = fastify.config.cookie
   let serialize: FastifyInstance['serializeCookie'] | undefined
   await fastify.register(async function cookieSerializer (scope) {
     await scope.register(fastifyCookie, { hook: false })
@@ -51,14 +49,14 @@ export default fp(async function refreshCookiePlugin (fastify) {
   // SameSite=None serves an app on another site, where the cookie is a third-party one: browsers that block those
   // (Chromium does by default) keep it only when it is Partitioned (CHIPS), in a jar of the app's own site; a browser
   // that does not know the attribute ignores it.
-  const attributes = { httpOnly: true, secure, sameSite, path: REFRESH_COOKIE_PATH, partitioned: sameSite === 'none' }
+  const attributes = { httpOnly: true, secure, sameSite, path, partitioned: sameSite === 'none' }
   const prefix = `${name}=`
   // "; Path=/auth; HttpOnly; Secure; SameSite=Strict": everything after the value, as @fastify/cookie writes it.
   const attributeSuffix = serializeCookie(name, 'v', attributes).slice(prefix.length + 1)
   // Expiring a copy on each path it may have been given (planted duplicates sit on narrower paths).
   const clearing = (path: string): string => serializeCookie(name, '', { ...attributes, path, expires: new Date(0), maxAge: 0 })
-  const clearHere = clearing(REFRESH_COOKIE_PATH)
-  const clearEverywhere = [clearHere, ...[`${REFRESH_COOKIE_PATH}/refresh`, `${REFRESH_COOKIE_PATH}/logout`, '/'].map(clearing)]
+  const clearHere = clearing(path)
+  const clearEverywhere = [clearHere, ...[`${path}/refresh`, `${path}/logout`, '/'].map(clearing)]
 
   fastify.decorate('refreshCookie', {
     read (request: FastifyRequest): PresentedRefreshCookie {

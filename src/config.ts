@@ -57,6 +57,8 @@ export const EnvSchema = Type.Object({
   COOKIE_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
   COOKIE_SECURE: Type.Boolean({ default: true }),
   COOKIE_SAMESITE: Type.Union([Type.Literal('strict'), Type.Literal('lax'), Type.Literal('none')], { default: 'strict' }),
+  /** The path a proxy serves the service under and strips before passing requests on (`/api`); empty: none. */
+  PUBLIC_PATH_PREFIX: Type.String({ pattern: "^(/[A-Za-z0-9._~!$&'()*+=:@%-]+)*$", default: '' }),
 
   /** false | hop count | comma-separated IPs/CIDRs of the proxies whose X-Forwarded-For is believed. */
   TRUST_PROXY: Type.String({ pattern: '^(false|[0-9]{1,2}|[0-9a-fA-F:.,/ ]+)$', default: 'false' }),
@@ -123,7 +125,10 @@ export interface Config {
     reuseGraceSeconds: number
     maxFamiliesPerUser: number
   }
-  cookie: { name: string, secure: boolean, sameSite: 'strict' | 'lax' | 'none' }
+  /** `path`: where browsers reach the auth routes, PUBLIC_PATH_PREFIX included. */
+  cookie: { name: string, secure: boolean, sameSite: 'strict' | 'lax' | 'none', path: string }
+  /** PUBLIC_PATH_PREFIX: the path clients reach the service under ('' when they reach it as it serves itself). */
+  publicPathPrefix: string
   /** Fastify's trustProxy: false, a hop count, or the trusted proxy addresses. */
   trustProxy: false | number | string[]
   allowedOrigins: string[]
@@ -343,8 +348,12 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     throw new ConfigError('COOKIE_SECURE=false is not allowed in production: the refresh cookie must never travel over plain HTTP')
   }
   const cookieName = env.COOKIE_NAME ?? (env.COOKIE_SECURE ? '__Secure-refresh_token' : 'refresh_token')
-  if (!env.COOKIE_SECURE && /^__(Secure|Host)-/.test(cookieName)) {
-    throw new ConfigError('COOKIE_NAME with a __Secure- or __Host- prefix requires COOKIE_SECURE=true (browsers drop such cookies otherwise)')
+  // Browsers match cookie-name prefixes case-insensitively.
+  if (/^__host-/i.test(cookieName)) {
+    throw new ConfigError('COOKIE_NAME with a __Host- prefix is refused: browsers keep such a cookie only with Path=/, and the refresh cookie is scoped to the auth routes (use __Secure-)')
+  }
+  if (!env.COOKIE_SECURE && /^__secure-/i.test(cookieName)) {
+    throw new ConfigError('COOKIE_NAME with a __Secure- prefix requires COOKIE_SECURE=true (browsers drop such cookies otherwise)')
   }
   if (env.COOKIE_SAMESITE === 'none' && !env.COOKIE_SECURE) {
     throw new ConfigError('COOKIE_SAMESITE=none requires COOKIE_SECURE=true (browsers refuse SameSite=None without Secure)')
@@ -387,7 +396,8 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       reuseGraceSeconds: env.REFRESH_REUSE_GRACE,
       maxFamiliesPerUser: env.MAX_SESSIONS_PER_USER
     },
-    cookie: { name: cookieName, secure: env.COOKIE_SECURE, sameSite: env.COOKIE_SAMESITE },
+    cookie: { name: cookieName, secure: env.COOKIE_SECURE, sameSite: env.COOKIE_SAMESITE, path: `${env.PUBLIC_PATH_PREFIX}/auth` },
+    publicPathPrefix: env.PUBLIC_PATH_PREFIX,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS, production),
     rateLimits: {

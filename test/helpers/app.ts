@@ -194,8 +194,9 @@ export async function login (fastify: FastifyInstance, email: string, userAgent 
 /** The value the response set for the refresh cookie ('' when it was cleared), or undefined. */
 export function refreshCookieValue (fastify: FastifyInstance, setCookie: string | string[] | undefined): string | undefined {
   const headers = setCookie === undefined ? [] : Array.isArray(setCookie) ? setCookie : [setCookie]
-  const prefix = `${fastify.config.cookie.name}=`
-  const header = headers.find((h) => h.startsWith(prefix) && /Path=\/auth(;|$)/.test(h))
+  const { name, path } = fastify.config.cookie
+  const prefix = `${name}=`
+  const header = headers.find((h) => h.startsWith(prefix) && (h.endsWith(`; Path=${path}`) || h.includes(`; Path=${path};`)))
   return header?.slice(prefix.length).split(';')[0]
 }
 

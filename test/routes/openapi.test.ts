@@ -9,9 +9,9 @@ interface Operation { summary?: string, security?: Array<Record<string, string[]
 type Document = { openapi: string, paths: Record<string, Record<string, Operation>>, components: { securitySchemes: Record<string, { in?: string, name?: string }> } }
 
 /** The app, the routes it registered (as Fastify saw them), and its OpenAPI document as a client fetches it. */
-async function documented (t: Test) {
+async function documented (t: Test, env: Record<string, string> = {}) {
   const routes: RouteOptions[] = []
-  const app = await buildApp(t, { store: 'memory', beforeApp: (fastify) => { fastify.addHook('onRoute', (route) => { routes.push(route) }) } })
+  const app = await buildApp(t, { store: 'memory', env, beforeApp: (fastify) => { fastify.addHook('onRoute', (route) => { routes.push(route) }) } })
   const res = await app.inject({ url: '/openapi.json' })
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^application\/json/)
@@ -68,6 +68,15 @@ t.test('the credentials each operation documents are the ones the service demand
   })
   t.same(cookieRoutes, ['POST /auth/login', 'POST /auth/logout', 'POST /auth/refresh'], 'the refresh cookie: login, refresh and logout, the routes that read it')
   t.same(doc.paths['/auth/login']?.post?.security, [{}, { refreshCookie: [] }], 'login with or without it')
+})
+
+t.test('behind a proxy that serves the service under PUBLIC_PATH_PREFIX and strips it, the document names the prefix as its server, and the cookie\'s path', async (t) => {
+  const { doc } = await documented(t, { PUBLIC_PATH_PREFIX: '/api' })
+  t.ok((await new Validator().validate(doc as unknown as Record<string, unknown>)).valid, 'valid')
+  t.same((doc as unknown as { servers: unknown }).servers, [{ url: '/api' }], 'operations are reached under /api (resolved against where the document was fetched)')
+  t.same(Object.keys(doc.paths).filter((path) => !path.startsWith('/auth/') && !['/me', '/.well-known/jwks.json', '/health/live', '/health/ready', '/metrics'].includes(path)), [], 'its paths as the service serves them')
+  t.match(doc.components.securitySchemes.refreshCookie, { in: 'cookie', description: /sent by the browser to \/api\/auth only/ })
+  t.notOk('servers' in (await documented(t)).doc, 'without a prefix, no servers: the document\'s own origin')
 })
 
 t.test('the README\'s HTTP contract lists the operations the document describes', async (t) => {

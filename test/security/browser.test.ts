@@ -1,6 +1,8 @@
-import t from 'tap'
-import { PASSWORD, uniqueEmail } from '../helpers/app.js'
-import { appCall, browserApp, needsChromium, REFRESH_COOKIE as COOKIE, refreshCookieIn, site } from '../helpers/browser.js'
+import { createServer, request } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { buildApp, PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { appCall, browserApp, launchBrowser, needsChromium, REFRESH_COOKIE as COOKIE, refreshCookieIn, site } from '../helpers/browser.js'
 
 // The app and the API share the site 127.0.0.1 (same-site, cross-origin: different ports);
 // the attacker's page is on localhost, another site.
@@ -103,4 +105,60 @@ t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refre
 
   t.equal((await appCall(page, api, '/auth/logout')).status, 204, 'the app logs out')
   t.equal(await refreshCookieIn(context), undefined, 'and the cookie is gone')
+})
+
+/**
+ * One origin, as a site that mounts the service under /api: its own page at /app.html, and every request under
+ * /api passed to the service with the prefix stripped (what an ingress's rewrite or nginx's `proxy_pass .../;` does).
+ */
+async function siteMountingTheService (t: Test, service: string): Promise<string> {
+  const target = new URL(service)
+  const server = createServer((req, res) => {
+    if (req.url === '/app.html') {
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>app</title>')
+      return
+    }
+    if (req.url?.startsWith('/api/') !== true) {
+      res.writeHead(404).end()
+      return
+    }
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url.slice('/api'.length), headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    })
+    upstream.on('error', () => res.destroy())
+    req.pipe(upstream)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+t.test('a real browser: behind a proxy that serves the service under /api, the refresh cookie comes back only with PUBLIC_PATH_PREFIX=/api', needsChromium(), async (t) => {
+  const browser = await launchBrowser(t)
+  for (const prefix of ['/api', '']) {
+    const auth = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: prefix } })
+    const site = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }))
+    const email = uniqueEmail()
+    await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    await page.goto(`${site}/app.html`)
+    const api = `${site}/api`
+
+    t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, `PUBLIC_PATH_PREFIX=${prefix === '' ? '(unset)' : prefix}: the app signs in through the proxy`)
+    const stored = await refreshCookieIn(context)
+    t.equal(stored?.path, `${prefix}/auth`, `the browser keeps the cookie on ${prefix}/auth`)
+    const refreshed = await appCall(page, api, '/auth/refresh')
+    if (prefix === '') {
+      // The service's own path, which the browser never requests here.
+      t.match(refreshed, { status: 401, body: { code: 'AUTH_REFRESH_INVALID' } }, 'without the prefix the browser never sends the cookie back: the session is lost at the first refresh')
+      continue
+    }
+    t.equal(refreshed.status, 200, 'the app refreshes through the proxy: the browser sent the cookie')
+    const rotated = await refreshCookieIn(context)
+    t.not(rotated?.value, stored?.value, 'and holds the rotated one')
+    t.equal((await appCall(page, api, '/auth/logout')).status, 204, 'the app logs out')
+    t.equal(await refreshCookieIn(context), undefined, 'and the cookie is gone')
+  }
 })

@@ -20,7 +20,8 @@ t.test('defaults match the documented ones', async (t) => {
     redis: null,
     jwt: { secret: null, issuer: 'auth-service', audience: 'auth-service', accessTokenTtlSeconds: 600 },
     refresh: { secret: null, idleTtlSeconds: 604_800, absoluteTtlSeconds: 2_592_000, reuseGraceSeconds: 10, maxFamiliesPerUser: 100 },
-    cookie: { name: '__Secure-refresh_token', secure: true },
+    cookie: { name: '__Secure-refresh_token', secure: true, path: '/auth' },
+    publicPathPrefix: '',
     argon2: { memoryCost: 19_456, timeCost: 2, parallelism: 1, threadNice: 19 }
   })
 })
@@ -154,7 +155,25 @@ t.test('error messages never echo a secret value', async (t) => {
 
 t.test('a __Secure- cookie name needs COOKIE_SECURE', async (t) => {
   t.throws(() => loadConfig({ COOKIE_SECURE: 'false', COOKIE_NAME: '__Secure-rt' }), { message: /COOKIE_NAME/ })
+  t.throws(() => loadConfig({ COOKIE_SECURE: 'false', COOKIE_NAME: '__secure-rt' }), { message: /COOKIE_NAME/ }, 'browsers match the prefix in any case')
   t.equal(loadConfig({ COOKIE_NAME: 'rt' }).cookie.name, 'rt')
+})
+
+t.test('a __Host- cookie name is refused: browsers keep one only on Path=/, and the refresh cookie lives on the auth routes\' path', async (t) => {
+  for (const name of ['__Host-refresh_token', '__host-rt', '__HOST-rt']) {
+    t.throws(() => loadConfig({ COOKIE_NAME: name }), { name: 'ConfigError', message: /COOKIE_NAME with a __Host- prefix is refused/ }, `${name} is refused`)
+  }
+  t.equal(loadConfig({ COOKIE_NAME: 'my__Host-rt' }).cookie.name, 'my__Host-rt', 'only as a prefix')
+})
+
+t.test('PUBLIC_PATH_PREFIX: the refresh cookie\'s path where a proxy serves the service under a prefix it strips', async (t) => {
+  t.match(loadConfig({ PUBLIC_PATH_PREFIX: '/api' }), { cookie: { path: '/api/auth' }, publicPathPrefix: '/api' })
+  t.match(loadConfig({ PUBLIC_PATH_PREFIX: '/tenants/acme-1/v2' }), { cookie: { path: '/tenants/acme-1/v2/auth' } })
+  // A path whose cookie would never come back (a trailing slash doubles it, a bare '/' is no prefix), or would break
+  // the cookie's attributes (';', a space, a control character) or its host (a scheme and host are not a path).
+  for (const value of ['api', '/api/', '/', '/a;b', '/a b', '/a\nb', 'https://example.com/api', '/a,b', '/a//b']) {
+    t.throws(() => loadConfig({ PUBLIC_PATH_PREFIX: value }), { name: 'ConfigError', message: /PUBLIC_PATH_PREFIX/ }, `${JSON.stringify(value)} is refused`)
+  }
 })
 
 t.test('the grace window must be shorter than the idle timeout', async (t) => {

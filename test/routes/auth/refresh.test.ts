@@ -171,6 +171,24 @@ for (const store of ['redis', 'memory'] as const) {
   })
 }
 
+t.test('PUBLIC_PATH_PREFIX=/api: every refresh cookie the service sets or clears is on the path browsers reach the auth routes by', async (t) => {
+  const app = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: '/api' } })
+  const cookies = (res: { headers: { 'set-cookie'?: string | string[] } }) => ([] as string[]).concat(res.headers['set-cookie'] ?? [])
+  const session = await registerAndLogin(app)
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })
+  t.match(cookies(login), [/^__Secure-refresh_token=[^;]+; Max-Age=604800; Path=\/api\/auth; HttpOnly; Secure; SameSite=Strict$/], 'set by a sign-in on /api/auth')
+  const refreshed = await refresh(app, session.cookie)
+  t.equal(refreshed.statusCode, 200, 'the session refreshes')
+  t.match(cookies(refreshed), [/; Path=\/api\/auth; HttpOnly/], 'and its refresh sets the cookie there too')
+  const planted = await refresh(app, `${session.cookie}; ${COOKIE}=planted`)
+  t.equal(planted.statusCode, 401, 'two cookies of the name: refused')
+  t.same(cookies(planted).map((c) => /; Path=([^;]+)/.exec(c)?.[1]).sort(), ['/', '/api/auth', '/api/auth/logout', '/api/auth/refresh'],
+    'cleared on its path and on every narrower one a planted copy could sit on, under the prefix')
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: `${COOKIE}=${refreshCookieValue(app, login.headers['set-cookie']) ?? ''}` } })
+  t.equal(logout.statusCode, 204, 'a logout')
+  t.match(cookies(logout), [/^__Secure-refresh_token=; Max-Age=0; Path=\/api\/auth; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly/], 'cleared by a logout on /api/auth')
+})
+
 t.test('timeouts, enforced by the store', async (t) => {
   for (const store of ['redis', 'memory'] as const) {
     t.test(`parent after the grace window revokes the family (${store})`, async (t) => {
