@@ -18,10 +18,25 @@ declare module 'fastify' {
     refreshCookie: {
       read (request: FastifyRequest): PresentedRefreshCookie
       set (reply: FastifyReply, token: string, maxAgeSeconds: number): void
-      /** Expires the cookie; `everywhere` also clears copies planted on narrower paths. */
+      /** Expires the cookie; `everywhere` also on every other path a planted copy would be sent from (pathsSentTo). */
       clear (reply: FastifyReply, everywhere?: boolean): void
     }
   }
+}
+
+/**
+ * Every cookie path from which a browser sends a cookie to the routes that read the refresh cookie (RFC 6265 §5.1.4:
+ * each ancestor of the auth routes' path, with and without its trailing slash, and each route's own path). For
+ * `/auth`: `/`, `/auth`, `/auth/`, `/auth/refresh`, `/auth/logout`, `/auth/login`.
+ */
+export function pathsSentTo (authPath: string): string[] {
+  const paths = ['/']
+  let ancestor = ''
+  for (const segment of authPath.split('/').slice(1)) {
+    ancestor += `/${segment}`
+    paths.push(ancestor, `${ancestor}/`)
+  }
+  return [...paths, ...['refresh', 'logout', 'login'].map((route) => `${authPath}/${route}`)]
 }
 
 /**
@@ -53,10 +68,11 @@ export default fp(async function refreshCookiePlugin (fastify) {
   const prefix = `${name}=`
   // "; Path=/auth; HttpOnly; Secure; SameSite=Strict": everything after the value, as @fastify/cookie writes it.
   const attributeSuffix = serializeCookie(name, 'v', attributes).slice(prefix.length + 1)
-  // Expiring a copy on each path it may have been given (planted duplicates sit on narrower paths).
-  const clearing = (path: string): string => serializeCookie(name, '', { ...attributes, path, expires: new Date(0), maxAge: 0 })
+  // Expiring a copy on each path it may have been given: planted duplicates sit on other paths browsers send to the
+  // routes that read the cookie.
+  const clearing = (cookiePath: string): string => serializeCookie(name, '', { ...attributes, path: cookiePath, expires: new Date(0), maxAge: 0 })
   const clearHere = clearing(path)
-  const clearEverywhere = [clearHere, ...[`${path}/refresh`, `${path}/logout`, '/'].map(clearing)]
+  const clearEverywhere = [clearHere, ...pathsSentTo(path).filter((p) => p !== path).map(clearing)]
 
   fastify.decorate('refreshCookie', {
     read (request: FastifyRequest): PresentedRefreshCookie {

@@ -162,3 +162,21 @@ t.test('a real browser: behind a proxy that serves the service under /api, the r
     t.equal(await refreshCookieIn(context), undefined, 'and the cookie is gone')
   }
 })
+
+t.test('a real browser: a copy of the refresh cookie planted on any path the browser sends to the auth routes from is refused, and cleared', needsChromium(), async (t) => {
+  const { api, email, context, openApp } = await browserApp(t)
+  const page = await openApp()
+  t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app signs in')
+  t.ok(await refreshCookieIn(context), 'and holds its cookie')
+  // As a page of a sibling host, or a response header injection, would plant them; '/auth/' and '/' are sent to
+  // /auth/refresh as '/auth' is (RFC 6265 §5.1.4). '/auth/refresh' is sent first, ahead of the genuine one.
+  const { hostname } = new URL(api)
+  for (const path of ['/', '/auth/', '/auth/refresh']) {
+    await context.addCookies([{ name: COOKIE, value: `planted-on-${path}`, domain: hostname, path, secure: true, httpOnly: true, sameSite: 'Strict' }])
+  }
+  const [response] = await Promise.all([page.waitForResponse((r) => r.url() === `${api}/auth/refresh`), appCall(page, api, '/auth/refresh')])
+  const sent = ((await response.request().allHeaders()).cookie ?? '').split('; ').filter((c) => c.startsWith(`${COOKIE}=`))
+  t.equal(sent.length, 4, 'the browser sent all four copies')
+  t.equal(response.status(), 401, 'the refresh is refused: which copy is genuine, the service cannot tell')
+  t.same((await context.cookies()).filter((c) => c.name === COOKIE), [], 'and the browser holds no copy on any path')
+})
