@@ -355,6 +355,10 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (!env.COOKIE_SECURE && /^__secure-/i.test(cookieName)) {
     throw new ConfigError('COOKIE_NAME with a __Secure- prefix requires COOKIE_SECURE=true (browsers drop such cookies otherwise)')
   }
+  // Browsers resolve `.` and `..` out of the URLs they request, so a cookie path holding one is never sent back.
+  if (/(^|\/)\.{1,2}(\/|$)/.test(env.PUBLIC_PATH_PREFIX)) {
+    throw new ConfigError('PUBLIC_PATH_PREFIX must not hold a "." or ".." segment: browsers remove them from the URLs they request')
+  }
   if (env.COOKIE_SAMESITE === 'none' && !env.COOKIE_SECURE) {
     throw new ConfigError('COOKIE_SAMESITE=none requires COOKIE_SECURE=true (browsers refuse SameSite=None without Secure)')
   }

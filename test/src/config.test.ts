@@ -169,9 +169,11 @@ t.test('a __Host- cookie name is refused: browsers keep one only on Path=/, and 
 t.test('PUBLIC_PATH_PREFIX: the refresh cookie\'s path where a proxy serves the service under a prefix it strips', async (t) => {
   t.match(loadConfig({ PUBLIC_PATH_PREFIX: '/api' }), { cookie: { path: '/api/auth' }, publicPathPrefix: '/api' })
   t.match(loadConfig({ PUBLIC_PATH_PREFIX: '/tenants/acme-1/v2' }), { cookie: { path: '/tenants/acme-1/v2/auth' } })
-  // A path whose cookie would never come back (a trailing slash doubles it, a bare '/' is no prefix), or would break
-  // the cookie's attributes (';', a space, a control character) or its host (a scheme and host are not a path).
-  for (const value of ['api', '/api/', '/', '/a;b', '/a b', '/a\nb', 'https://example.com/api', '/a,b', '/a//b']) {
+  t.match(loadConfig({ PUBLIC_PATH_PREFIX: '/v1.2/..x' }), { cookie: { path: '/v1.2/..x/auth' } }, 'dots within a segment are a name like any other')
+  // A path whose cookie would never come back (a trailing slash doubles it, a bare '/' is no prefix, browsers resolve
+  // dot segments away), or would break the cookie's attributes (';', a space, a control character) or its host (a
+  // scheme and host are not a path).
+  for (const value of ['api', '/api/', '/', '/a;b', '/a b', '/a\nb', 'https://example.com/api', '/a,b', '/a//b', '/api/..', '/./api', '/api/../x']) {
     t.throws(() => loadConfig({ PUBLIC_PATH_PREFIX: value }), { name: 'ConfigError', message: /PUBLIC_PATH_PREFIX/ }, `${JSON.stringify(value)} is refused`)
   }
 })
