@@ -304,7 +304,9 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
 
   let env: Env
   try {
-    env = envSchema<Env>({ schema: EnvSchema, data, dotenv: false })
+    // `data` only: env-schema would also merge in process.env, whose empty strings (`METRICS_PORT=` from an env
+    // file) then fail validation, and which would leak into a `source` that is not the process's.
+    env = envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false })
   } catch (err) {
     // Ajv messages name the variable and the rule, not the value.
     throw new ConfigError(`invalid configuration: ${(err as Error).message}`)

@@ -43,6 +43,30 @@ t.test('empty strings count as unset', async (t) => {
   t.equal(loadConfig({ REDIS_URL: '', JWT_SECRET: '' }).redis, null)
 })
 
+/** Runs `fn` with these variables in the process environment, then puts it back as it was. */
+function withProcessEnv<T> (variables: Record<string, string>, fn: () => T): T {
+  const saved = { ...process.env }
+  Object.assign(process.env, variables)
+  try {
+    return fn()
+  } finally {
+    for (const name of Object.keys(process.env)) if (!(name in saved)) Reflect.deleteProperty(process.env, name)
+    Object.assign(process.env, saved)
+  }
+}
+
+t.test('variables an env file leaves empty count as unset in the process environment too (.env.example loaded as it says)', async (t) => {
+  const listed = parseEnv(readFileSync(new URL('../../.env.example', import.meta.url), 'utf8'))
+  t.ok(Object.values(listed).filter((value) => value === '').length > 10, 'the file leaves many variables empty')
+  const config = withProcessEnv({ ...listed, REFRESH_TOKEN_SECRET: secret('r') }, () => loadConfig())
+  t.match(config, { port: 3000, metricsPort: null, redis: null, cookie: { name: '__Secure-refresh_token' } }, 'it loads, with the defaults')
+})
+
+t.test('a configuration read from a given source takes nothing from the process environment', async (t) => {
+  const config = withProcessEnv({ PORT: '8123', NODE_ENV: 'production', METRICS_PORT: '' }, () => loadConfig({}))
+  t.match(config, { port: 3000, env: 'development', metricsPort: null })
+})
+
 t.test('secrets must be at least 32 bytes, and the two must differ', async (t) => {
   t.throws(() => loadConfig({ JWT_SECRET: 'short' }), { message: /JWT_SECRET must be at least 32 bytes/ })
   t.throws(() => loadConfig({ REFRESH_TOKEN_SECRET: 'short' }), { message: /REFRESH_TOKEN_SECRET must be at least 32 bytes/ })
@@ -337,5 +361,9 @@ t.test('every variable is documented: in .env.example, which loads once its plac
     t.ok(documented.has(name), `${name} is in the README's configuration table`)
   }
   t.same(Object.keys(listed).filter((name) => !variables.includes(name)), [], '.env.example lists nothing the service does not read')
+  // `docker run --env-file` and `kubectl create configmap --from-env-file` take all of a line after its first '=' as
+  // the value: an inline comment, a quote or a trailing space would be part of it.
+  const literal = Object.fromEntries(example.split('\n').filter((line) => line !== '' && !line.startsWith('#')).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]))
+  t.same(literal, listed, '.env.example reads the same taken literally, as docker run and kubectl take it, as parsed as a dotenv file')
   t.match(loadConfig({ ...listed, REFRESH_TOKEN_SECRET: secret('r') }).refresh, { secret: secret('r'), acceptedSecrets: [] })
 })
