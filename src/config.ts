@@ -302,6 +302,12 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     }
   }
 
+  // Kubernetes gives each pod `<SERVICE>_PORT=tcp://address:port` for every Service of its namespace (service links)
+  // unless the pod sets the variable itself: a Service named `metrics` would be read as a port here.
+  if (data.METRICS_PORT?.startsWith('tcp://') === true) {
+    throw new ConfigError('METRICS_PORT holds a Kubernetes service link (tcp://…, from a Service named "metrics" in this namespace), not a port: set METRICS_PORT in the pod spec, or enableServiceLinks: false')
+  }
+
   let env: Env
   try {
     // `data` only: env-schema would also merge in process.env, whose empty strings (`METRICS_PORT=` from an env

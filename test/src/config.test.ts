@@ -37,6 +37,8 @@ t.test('METRICS_PORT: /metrics on a port of its own, which cannot be the API\'s'
   t.equal(loadConfig({ METRICS_PORT: '9464' }).metricsPort, 9464)
   t.throws(() => loadConfig({ PORT: '9464', METRICS_PORT: '9464' }), { name: 'ConfigError', message: /METRICS_PORT must differ from PORT/ })
   t.throws(() => loadConfig({ METRICS_PORT: '0' }), { name: 'ConfigError', message: /METRICS_PORT/ }, 'a port a scraper can be told of, not a random one')
+  t.throws(() => loadConfig({ METRICS_PORT: 'tcp://10.96.12.7:9464' }), { name: 'ConfigError', message: /METRICS_PORT holds a Kubernetes service link .* enableServiceLinks: false/ },
+    'what Kubernetes sets for a Service named "metrics" is refused, saying where it came from')
 })
 
 t.test('empty strings count as unset', async (t) => {
