@@ -6,7 +6,7 @@ import { appCall, browserApp, launchBrowser, needsChromium, REFRESH_COOKIE as CO
 
 // The app and the API share the site 127.0.0.1 (same-site, cross-origin: different ports);
 // the attacker's page is on localhost, another site.
-for (const sameSite of ['strict', 'none'] as const) {
+for (const sameSite of ['strict', 'lax', 'none'] as const) {
   t.test(`a real browser: the refresh cookie works for the app and no cross-site page can use it (COOKIE_SAMESITE=${sameSite})`, needsChromium(), async (t) => {
     const { api, email, context, openApp } = await browserApp(t, { env: { COOKIE_SAMESITE: sameSite } })
 
@@ -27,7 +27,7 @@ for (const sameSite of ['strict', 'none'] as const) {
     t.equal(login.status, 200, 'login from the app')
     const stored = await refreshCookie()
     t.ok(stored, 'the browser stored the refresh cookie')
-    t.match(stored, { httpOnly: true, secure: true, path: '/auth', sameSite: sameSite === 'strict' ? 'Strict' : 'None' })
+    t.match(stored, { httpOnly: true, secure: true, path: '/auth', sameSite: { strict: 'Strict', lax: 'Lax', none: 'None' }[sameSite] }, 'with its attributes')
     t.notOk(login.cookieVisible, 'no script can read it')
     t.notOk(JSON.stringify(login.body).includes(stored?.value ?? '???'), 'it is not in the body')
     t.match(login.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'the app can read which request it made, to report it')
@@ -58,7 +58,8 @@ for (const sameSite of ['strict', 'none'] as const) {
       ]).then(([r]) => r)
       t.ok([403, 415].includes(response.status()), `${form}: refused with ${response.status()}`)
       const sentCookie = ((await response.request().allHeaders()).cookie ?? '').includes(COOKIE)
-      // Strict: the browser withholds the cookie. None: it sends it, and the server's own check stops it.
+      // Strict and Lax (a POST is no top-level GET): the browser withholds the cookie. None: it sends it, and the
+      // server's own check stops it.
       t.equal(sentCookie, sameSite === 'none', `${form}: the browser ${sameSite === 'none' ? 'sent' : 'withheld'} the cookie`)
     }
     t.equal((await refreshCookie())?.value, rotated?.value, 'nothing rotated or cleared the cookie')
