@@ -20,6 +20,8 @@ declare module 'fastify' {
       set (reply: FastifyReply, token: string, maxAgeSeconds: number): void
       /** Expires the cookie; `everywhere` also on every other path a planted copy would be sent from (pathsSentTo). */
       clear (reply: FastifyReply, everywhere?: boolean): void
+      /** Expires planted copies on every path but the cookie's own, where this answer sets it. */
+      clearElsewhere (reply: FastifyReply): void
     }
   }
 }
@@ -72,7 +74,8 @@ export default fp(async function refreshCookiePlugin (fastify) {
   // routes that read the cookie.
   const clearing = (cookiePath: string): string => serializeCookie(name, '', { ...attributes, path: cookiePath, expires: new Date(0), maxAge: 0 })
   const clearHere = clearing(path)
-  const clearEverywhere = [clearHere, ...pathsSentTo(path).filter((p) => p !== path).map(clearing)]
+  const clearElsewhere = pathsSentTo(path).filter((p) => p !== path).map(clearing)
+  const clearEverywhere = [clearHere, ...clearElsewhere]
 
   fastify.decorate('refreshCookie', {
     read (request: FastifyRequest): PresentedRefreshCookie {
@@ -94,6 +97,9 @@ export default fp(async function refreshCookiePlugin (fastify) {
     },
     clear (reply: FastifyReply, everywhere = false) {
       reply.header('set-cookie', everywhere ? clearEverywhere : clearHere)
+    },
+    clearElsewhere (reply: FastifyReply) {
+      reply.header('set-cookie', clearElsewhere)
     }
   })
 }, { name: 'refresh-cookie', dependencies: ['config'], fastify: '5.x' })

@@ -72,7 +72,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     clientGone.throwIfAborted()
     // Always a new family: a refresh cookie sent along with the login is never adopted (it is ended below), and the
     // user's own session it holds makes no room at the cap: it is this one's to replace, not another device's.
-    const presented = presentedValues(fastify.refreshCookie.read(request))
+    const presentedCookie = fastify.refreshCookie.read(request)
+    const presented = presentedValues(presentedCookie)
     const session = await sessions.start(user, sessionMeta(request), sessions.ownFamilies(user.id, presented))
     // A password change may have completed since the hash was read (this login waiting its turn to hash, on a busy
     // instance): it ended the sessions it found, and this one may have been created after it looked. So the hash is
@@ -106,6 +107,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     fastify.metrics.login('success')
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
+    // A planted copy left on another path would be sent beside the new cookie, and the next refresh refused for it.
+    if (presentedCookie.status === 'duplicate') fastify.refreshCookie.clearElsewhere(reply)
     return fastify.accessTokens.issue(session)
   })
 }

@@ -181,3 +181,13 @@ t.test('a real browser: a copy of the refresh cookie planted on any path the bro
   t.equal(response.status(), 401, 'the refresh is refused: which copy is genuine, the service cannot tell')
   t.same((await context.cookies()).filter((c) => c.name === COOKIE), [], 'and the browser holds no copy on any path')
 })
+
+t.test('a real browser: signing in with a copy of the refresh cookie planted beside its own leaves the browser only the new one', needsChromium(), async (t) => {
+  const { api, email, context, openApp } = await browserApp(t)
+  const page = await openApp()
+  t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app signs in')
+  await context.addCookies([{ name: COOKIE, value: 'planted', domain: new URL(api).hostname, path: '/auth/', secure: true, httpOnly: true, sameSite: 'Strict' }])
+  t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'and signs in again, with both copies sent')
+  t.same((await context.cookies()).filter((c) => c.name === COOKIE).map((c) => c.path), ['/auth'], 'the browser holds one copy: the new session\'s')
+  t.equal((await appCall(page, api, '/auth/refresh')).status, 200, 'so the next refresh is not refused for a planted copy')
+})

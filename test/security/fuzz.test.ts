@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import t, { type Test } from 'tap'
 import { REFUSED_AS_SENT } from '../../plugins/openapi.js'
+import { pathsSentTo } from '../../plugins/refresh-cookie.js'
 import * as errors from '../../src/errors.js'
 import { buildApp, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin, sidOf, type LoggedIn, type StoreKind } from '../helpers/app.js'
 
@@ -15,6 +16,7 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 1000)
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126)
 
 const APP_ORIGIN = 'https://app.example.com'
+const COOKIE_PATHS = pathsSentTo('/auth')
 const CODES = new Set<string>(Object.values(errors).map((ServiceError) => new ServiceError('x').code))
 
 const ROUTES: Array<[string, string]> = [['POST', '/auth/register'], ['POST', '/auth/login'], ['POST', '/auth/refresh'], ['POST', '/auth/logout'],
@@ -117,7 +119,10 @@ function fault (request: InjectOptions, res: Awaited<ReturnType<FastifyInstance[
   const cacheable = res.statusCode === 200 && String(request.url).startsWith('/.well-known/jwks.json')
   if (!cacheable && res.headers['cache-control'] !== 'no-store') return `cache-control ${String(res.headers['cache-control'])}`
   for (const setCookie of [res.headers['set-cookie'] ?? []].flat()) {
-    if (!/; HttpOnly/.test(setCookie) || !/; Secure/.test(setCookie) || !/; SameSite=Strict/.test(setCookie) || !/; Path=\/auth(;|$)/.test(setCookie)) {
+    // On /auth, or, clearing planted copies, on a path from which browsers send cookies to the auth routes.
+    const path = /; Path=([^;]+)/.exec(setCookie)?.[1]
+    const onItsPath = path === '/auth' || (/^[^=]+=;/.test(setCookie) && COOKIE_PATHS.includes(path ?? ''))
+    if (!/; HttpOnly/.test(setCookie) || !/; Secure/.test(setCookie) || !/; SameSite=Strict/.test(setCookie) || !onItsPath) {
       return `a cookie without its attributes: ${setCookie}`
     }
   }

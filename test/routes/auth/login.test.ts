@@ -128,6 +128,12 @@ for (const store of ['redis', 'memory'] as const) {
       const res = await login({ email: a.email, password: PASSWORD }, { cookie: `${a.cookie}; ${b.cookie}` })
       t.equal(res.statusCode, 200)
       t.same([(await app.sessions.list(subOf(a.accessToken))).length, (await app.sessions.list(subOf(b.accessToken))).length], [1, 0], 'both presented sessions ended')
+      const cookies = ([] as string[]).concat(res.headers['set-cookie'] ?? [])
+      t.same(cookies.map((c) => `${c.split(';')[0]?.endsWith('=') === true ? 'cleared' : 'set'} ${/; Path=([^;]+)/.exec(c)?.[1] ?? ''}`).sort(),
+        ['cleared /', 'cleared /auth/', 'cleared /auth/login', 'cleared /auth/logout', 'cleared /auth/refresh', 'set /auth'],
+        'the new session\'s cookie set on /auth, and copies on every other path the auth routes are sent from cleared')
+      t.same(([] as string[]).concat((await login({ email: a.email, password: PASSWORD }, { cookie: a.cookie })).headers['set-cookie'] ?? []).length, 1,
+        'with one cookie presented, only the new one is set')
     })
 
     t.test('401 with one body for unknown email, wrong password and malformed email', async (t) => {
