@@ -139,13 +139,13 @@ t.test('a real browser: behind a proxy that serves the service under /api, the r
   const browser = await launchBrowser(t)
   for (const prefix of ['/api', '']) {
     const auth = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: prefix } })
-    const site = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }))
+    const origin = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }))
     const email = uniqueEmail()
     await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
     const context = await browser.newContext()
     const page = await context.newPage()
-    await page.goto(`${site}/app.html`)
-    const api = `${site}/api`
+    await page.goto(`${origin}/app.html`)
+    const api = `${origin}/api`
 
     t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, `PUBLIC_PATH_PREFIX=${prefix === '' ? '(unset)' : prefix}: the app signs in through the proxy`)
     const stored = await refreshCookieIn(context)
