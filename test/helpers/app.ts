@@ -191,12 +191,21 @@ export async function login (fastify: FastifyInstance, email: string, userAgent 
   return { email, accessToken: res.json().accessToken, refreshToken, cookie: `${fastify.config.cookie.name}=${refreshToken}` }
 }
 
+/** Every Set-Cookie header of a response, however many it has. */
+export function setCookies (response: { headers: { 'set-cookie'?: string | string[] } }): string[] {
+  return ([] as string[]).concat(response.headers['set-cookie'] ?? [])
+}
+
+/** The `Path` a Set-Cookie header gives its cookie, or undefined. */
+export function cookiePath (setCookie: string): string | undefined {
+  return /; Path=([^;]+)/.exec(setCookie)?.[1]
+}
+
 /** The value the response set for the refresh cookie ('' when it was cleared), or undefined. */
 export function refreshCookieValue (fastify: FastifyInstance, setCookie: string | string[] | undefined): string | undefined {
-  const headers = setCookie === undefined ? [] : Array.isArray(setCookie) ? setCookie : [setCookie]
   const { name, path } = fastify.config.cookie
   const prefix = `${name}=`
-  const header = headers.find((h) => h.startsWith(prefix) && (h.endsWith(`; Path=${path}`) || h.includes(`; Path=${path};`)))
+  const header = setCookies({ headers: { 'set-cookie': setCookie } }).find((h) => h.startsWith(prefix) && cookiePath(h) === path)
   return header?.slice(prefix.length).split(';')[0]
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, PASSWORD, refresh, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, PASSWORD, refresh, registerAndLogin, setCookies, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 
 const noSecrets = { JWT_SECRET: '', REFRESH_TOKEN_SECRET: '' }
 
@@ -19,7 +19,7 @@ t.test('COOKIE_NAME names the refresh cookie end to end', async (t) => {
   const email = uniqueEmail()
   await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
-  const cookie = ([] as string[]).concat(login.headers['set-cookie'] ?? [])[0] ?? ''
+  const cookie = setCookies(login)[0] ?? ''
   t.match(cookie, /^my_rt=[^;]+; Max-Age=\d+; Path=\/auth; HttpOnly; Secure; SameSite=Strict$/)
   t.equal((await refresh(app, cookie.split(';')[0] as string)).statusCode, 200)
   t.equal((await refresh(app, `__Secure-refresh_token=${cookie.slice(6).split(';')[0]}`)).statusCode, 401, 'the default name is not read')

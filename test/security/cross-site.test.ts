@@ -1,6 +1,6 @@
 import t from 'tap'
 import { pathsSentTo } from '../../plugins/refresh-cookie.js'
-import { buildApp, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../helpers/app.js'
 
 const APP = 'https://app.example.com'
 const EVIL = 'https://evil.example'
@@ -113,7 +113,7 @@ t.test('COOKIE_SAMESITE=none or lax relaxes the cookie, and the cross-site check
     const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP, COOKIE_SAMESITE: sameSite } })
     const s = await registerAndLogin(app)
     const res = await refresh(app, s.cookie, { origin: APP })
-    const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? [])[0]
+    const cookie = setCookies(res)[0]
     t.match(cookie, new RegExp(`; Secure; ${sameSite === 'none' ? 'Partitioned; SameSite=None' : 'SameSite=Lax'}$`))
     t.equal((await refresh(app, s.cookie, { origin: EVIL })).statusCode, 403, `SameSite=${sameSite}: cross-site still refused`)
   }

@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import { REFUSED_AS_SENT } from '../../plugins/openapi.js'
 import { pathsSentTo } from '../../plugins/refresh-cookie.js'
 import * as errors from '../../src/errors.js'
-import { buildApp, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin, sidOf, type LoggedIn, type StoreKind } from '../helpers/app.js'
+import { buildApp, cookiePath, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin, sidOf, type LoggedIn, type StoreKind } from '../helpers/app.js'
 
 // Random requests against every route, built from what an attacker holds: a genuine session of their own (and
 // tampered copies of its tokens), garbage, foreign origins, odd content types and encodings, any Unicode. The attacker
@@ -120,7 +120,7 @@ function fault (request: InjectOptions, res: Awaited<ReturnType<FastifyInstance[
   if (!cacheable && res.headers['cache-control'] !== 'no-store') return `cache-control ${String(res.headers['cache-control'])}`
   for (const setCookie of [res.headers['set-cookie'] ?? []].flat()) {
     // On /auth, or, clearing planted copies, on a path from which browsers send cookies to the auth routes.
-    const path = /; Path=([^;]+)/.exec(setCookie)?.[1]
+    const path = cookiePath(setCookie)
     const onItsPath = path === '/auth' || (/^[^=]+=;/.test(setCookie) && COOKIE_PATHS.includes(path ?? ''))
     if (!/; HttpOnly/.test(setCookie) || !/; Secure/.test(setCookie) || !/; SameSite=Strict/.test(setCookie) || !onItsPath) {
       return `a cookie without its attributes: ${setCookie}`

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, refresh, refreshCookieValue, registerAndLogin } from '../../helpers/app.js'
+import { buildApp, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../../helpers/app.js'
 
 t.test('POST /auth/logout', async (t) => {
   const app = await buildApp(t)
@@ -11,7 +11,7 @@ t.test('POST /auth/logout', async (t) => {
     t.equal(res.statusCode, 204)
     t.equal(res.body, '')
     t.equal(refreshCookieValue(app, res.headers['set-cookie']), '')
-    t.match(([] as string[]).concat(res.headers['set-cookie'] ?? [])[0], /Max-Age=0|Expires=Thu, 01 Jan 1970/)
+    t.match(setCookies(res)[0], /Max-Age=0|Expires=Thu, 01 Jan 1970/)
     t.equal((await refresh(app, session.cookie)).statusCode, 401)
   })
 

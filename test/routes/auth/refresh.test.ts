@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../../helpers/app.js'
+import { buildApp, cookiePath, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../../helpers/app.js'
 import { appCall, browserApp, needsChromium, refreshCookieIn } from '../../helpers/browser.js'
 
 const COOKIE = '__Secure-refresh_token'
@@ -40,7 +40,7 @@ for (const store of ['redis', 'memory'] as const) {
       t.not(res.json().accessToken, session.accessToken)
       const next = refreshCookieValue(app, res.headers['set-cookie'])
       t.ok(next !== undefined && next !== '' && next !== session.refreshToken, 'a different refresh token')
-      t.match(([] as string[]).concat(res.headers['set-cookie'] ?? [])[0], /; Path=\/auth; HttpOnly; Secure; SameSite=Strict$/)
+      t.match(setCookies(res)[0], /; Path=\/auth; HttpOnly; Secure; SameSite=Strict$/)
       const me = await app.inject({ url: '/me', headers: { authorization: `Bearer ${res.json().accessToken}` } })
       t.equal(me.statusCode, 200, 'the new access token works')
       const again = await refresh(app, `${COOKIE}=${next}`)
@@ -148,8 +148,8 @@ for (const store of ['redis', 'memory'] as const) {
       const res = await refresh(app, `${a.cookie}; ${b.cookie}`)
       t.equal(res.statusCode, 401)
       t.equal(res.json().code, 'AUTH_REFRESH_INVALID')
-      const cleared = ([] as string[]).concat(res.headers['set-cookie'] ?? []).filter((c) => c.startsWith(`${COOKIE}=;`))
-      t.same(cleared.map((c) => /; Path=([^;]+)/.exec(c)?.[1]).sort(), ['/', '/auth', '/auth/', '/auth/login', '/auth/logout', '/auth/refresh'],
+      const cleared = setCookies(res).filter((c) => c.startsWith(`${COOKIE}=;`))
+      t.same(cleared.map(cookiePath).sort(), ['/', '/auth', '/auth/', '/auth/login', '/auth/logout', '/auth/refresh'],
         'cleared on /auth and on every other path a planted copy would be sent to the auth routes from')
       t.equal((await refresh(app, a.cookie)).statusCode, 200, 'nothing was rotated or revoked')
     })
@@ -172,20 +172,19 @@ for (const store of ['redis', 'memory'] as const) {
 
 t.test('PUBLIC_PATH_PREFIX=/api: every refresh cookie the service sets or clears is on the path browsers reach the auth routes by', async (t) => {
   const app = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: '/api' } })
-  const cookies = (res: { headers: { 'set-cookie'?: string | string[] } }) => ([] as string[]).concat(res.headers['set-cookie'] ?? [])
   const session = await registerAndLogin(app)
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })
-  t.match(cookies(login), [/^__Secure-refresh_token=[^;]+; Max-Age=604800; Path=\/api\/auth; HttpOnly; Secure; SameSite=Strict$/], 'set by a sign-in on /api/auth')
+  t.match(setCookies(login), [/^__Secure-refresh_token=[^;]+; Max-Age=604800; Path=\/api\/auth; HttpOnly; Secure; SameSite=Strict$/], 'set by a sign-in on /api/auth')
   const refreshed = await refresh(app, session.cookie)
   t.equal(refreshed.statusCode, 200, 'the session refreshes')
-  t.match(cookies(refreshed), [/; Path=\/api\/auth; HttpOnly/], 'and its refresh sets the cookie there too')
+  t.match(setCookies(refreshed), [/; Path=\/api\/auth; HttpOnly/], 'and its refresh sets the cookie there too')
   const planted = await refresh(app, `${session.cookie}; ${COOKIE}=planted`)
   t.equal(planted.statusCode, 401, 'two cookies of the name: refused')
-  t.same(cookies(planted).map((c) => /; Path=([^;]+)/.exec(c)?.[1]).sort(), ['/', '/api', '/api/', '/api/auth', '/api/auth/', '/api/auth/login', '/api/auth/logout', '/api/auth/refresh'],
+  t.same(setCookies(planted).map(cookiePath).sort(), ['/', '/api', '/api/', '/api/auth', '/api/auth/', '/api/auth/login', '/api/auth/logout', '/api/auth/refresh'],
     'cleared on its path and on every other path a planted copy would be sent to the auth routes from, the prefix\'s included')
   const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: `${COOKIE}=${refreshCookieValue(app, login.headers['set-cookie']) ?? ''}` } })
   t.equal(logout.statusCode, 204, 'a logout')
-  t.match(cookies(logout), [/^__Secure-refresh_token=; Max-Age=0; Path=\/api\/auth; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly/], 'cleared by a logout on /api/auth')
+  t.match(setCookies(logout), [/^__Secure-refresh_token=; Max-Age=0; Path=\/api\/auth; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly/], 'cleared by a logout on /api/auth')
 })
 
 t.test('timeouts, enforced by the store', async (t) => {
