@@ -11,9 +11,12 @@ export interface ServerProcess {
   exited: Promise<number | null>
 }
 
-/** src/server.ts as its own process, with exactly this environment (and PATH), and these modules preloaded. */
-export function startServer (env: Record<string, string | undefined>, preloads: string[] = []): ServerProcess {
-  return startProcess(process.execPath, ['--import', 'tsx', ...preloads.flatMap((module) => ['--import', module]), 'src/server.ts'], env)
+/**
+ * src/server.ts as its own process, with exactly this environment (and PATH), and these modules preloaded; from the
+ * checkout in `cwd` if given (another release's tree), this one otherwise.
+ */
+export function startServer (env: Record<string, string | undefined>, preloads: string[] = [], cwd?: string): ServerProcess {
+  return startProcess(process.execPath, ['--import', 'tsx', ...preloads.flatMap((module) => ['--import', module]), 'src/server.ts'], env, cwd)
 }
 
 /** Any command as a server process, with exactly this environment (and PATH), in `cwd` if given. */

@@ -7,7 +7,7 @@ import { generateKeySetJson } from '../../src/signing-keys.js'
 import { deleteKeys, PASSWORD, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { freePort } from '../helpers/redis-server.js'
-import { startProcess, waitForListening } from '../helpers/server-process.js'
+import { startServer, waitForListening } from '../helpers/server-process.js'
 
 // A rolling deploy: until the last container is replaced, instances of the release being replaced and of this one
 // serve the same users from one Redis, and the load balancer sends each request to either. Whatever one writes —
@@ -41,7 +41,7 @@ interface Instance { name: string, base: string }
 
 async function startInstance (t: Test, name: string, cwd: string, env: Record<string, string | undefined>): Promise<Instance> {
   const port = await freePort()
-  const server = startProcess(process.execPath, ['--import', 'tsx', 'src/server.ts'], { ...env, PORT: String(port) }, cwd)
+  const server = startServer({ ...env, PORT: String(port) }, [], cwd)
   t.teardown(() => { server.child.kill('SIGKILL') })
   await waitForListening(server, 30_000)
   return { name, base: `http://127.0.0.1:${port}` }
