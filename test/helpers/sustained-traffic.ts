@@ -95,6 +95,8 @@ async function visit (t: Test, http: ReturnType<typeof client>, email: string, n
     t.fail(`a sign-in answered ${login.status}: ${login.body}`)
     return
   }
+  // The bearer calls below take the latest refresh's access token: tokens live 2 s here, and on a loaded machine the
+  // sign-in's could expire during the refreshes.
   let { accessToken } = JSON.parse(login.body) as { accessToken: string }
   const first = login.cookie ?? ''
   let cookie = first
@@ -104,8 +106,6 @@ async function visit (t: Test, http: ReturnType<typeof client>, email: string, n
     else ({ accessToken } = JSON.parse(refreshed.body) as { accessToken: string })
     cookie = refreshed.cookie ?? cookie
   }
-  // The latest refresh's access token: it lives 2 s here, and on a loaded machine the sign-in's could expire during
-  // the refreshes.
   const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } })
   const expected: Array<[Promise<Answer>, number]> = [
     [http.call('GET', '/me', bearer(accessToken)), 200],
