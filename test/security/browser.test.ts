@@ -1,4 +1,4 @@
-import { createServer, request } from 'node:http'
+import { createServer, type IncomingHttpHeaders, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { buildApp, PASSWORD, uniqueEmail } from '../helpers/app.js'
@@ -110,9 +110,12 @@ t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refre
 
 /**
  * One origin, as a site that mounts the service under /api: its own page at /app.html, and every request under
- * /api passed to the service with the prefix stripped (what an ingress's rewrite or nginx's `proxy_pass .../;` does).
+ * /api passed to the service with the prefix stripped (what an ingress's rewrite or nginx's `proxy_pass .../;` does),
+ * its `Host` kept. `withoutFetchMetadata` drops the browser's `Sec-Fetch-*` headers on the way, as if the browser
+ * had sent none; `forwarded` collects the headers the service was sent.
  */
-async function siteMountingTheService (t: Test, service: string): Promise<string> {
+async function siteMountingTheService (t: Test, service: string, { withoutFetchMetadata = false } = {}): Promise<{ origin: string, forwarded: IncomingHttpHeaders[] }> {
+  const forwarded: IncomingHttpHeaders[] = []
   const target = new URL(service)
   const server = createServer((req, res) => {
     if (req.url === '/app.html') {
@@ -123,7 +126,9 @@ async function siteMountingTheService (t: Test, service: string): Promise<string
       res.writeHead(404).end()
       return
     }
-    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url.slice('/api'.length), headers: req.headers }, (answer) => {
+    const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => !(withoutFetchMetadata && name.startsWith('sec-fetch-'))))
+    forwarded.push(headers)
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url.slice('/api'.length), headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers)
       answer.pipe(res)
     })
@@ -132,14 +137,14 @@ async function siteMountingTheService (t: Test, service: string): Promise<string
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => server.close())
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, forwarded }
 }
 
 t.test('a real browser: behind a proxy that serves the service under /api, the refresh cookie comes back only with PUBLIC_PATH_PREFIX=/api', needsChromium(), async (t) => {
   const browser = await launchBrowser(t)
   for (const prefix of ['/api', '']) {
     const auth = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: prefix } })
-    const origin = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }))
+    const { origin } = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }))
     const email = uniqueEmail()
     await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
     const context = await browser.newContext()
@@ -162,6 +167,30 @@ t.test('a real browser: behind a proxy that serves the service under /api, the r
     t.equal((await appCall(page, api, '/auth/logout')).status, 204, 'the app logs out')
     t.equal(await refreshCookieIn(context), undefined, 'and the cookie is gone')
   }
+})
+
+// Safari before 16.4 (iOS 15, which some iPhones cannot leave) sends no Fetch Metadata, and sends its page's Origin
+// on every POST, same-origin ones too: Chromium, its Sec-Fetch-* headers dropped by the proxy, sends what it sends.
+t.test('a real browser that sends no Fetch Metadata, as Safari before 16.4: an app on the API\'s own origin signs in, refreshes and logs out', needsChromium(), async (t) => {
+  const browser = await launchBrowser(t)
+  const auth = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: '/api' } })
+  const { origin, forwarded } = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }), { withoutFetchMetadata: true })
+  const email = uniqueEmail()
+  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  await page.goto(`${origin}/app.html`)
+  const api = `${origin}/api`
+
+  t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app signs in')
+  const stored = await refreshCookieIn(context)
+  t.equal((await appCall(page, api, '/auth/refresh')).status, 200, 'refreshes')
+  t.not((await refreshCookieIn(context))?.value, stored?.value, 'holds the rotated cookie')
+  t.equal((await appCall(page, api, '/auth/logout')).status, 204, 'and logs out')
+  t.equal(await refreshCookieIn(context), undefined, 'the cookie is gone')
+  const posts = forwarded.filter((h) => h.origin !== undefined)
+  t.equal(posts.length, 3, 'each of the three carried the page\'s Origin')
+  t.ok(posts.every((h) => h.origin === origin && !Object.keys(h).some((name) => name.startsWith('sec-fetch-'))), `${origin}, and no Sec-Fetch-* header`)
 })
 
 t.test('a real browser: a copy of the refresh cookie planted on any path the browser sends to the auth routes from is refused, and cleared', needsChromium(), async (t) => {

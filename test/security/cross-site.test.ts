@@ -61,6 +61,45 @@ t.test('allowed origins, same-origin browsers and non-browser clients pass', asy
   t.equal((await next({})).statusCode, 200, 'no Origin: curl, servers, load testers')
 })
 
+// Safari before 16.4 (iOS 15, which some iPhones cannot leave) sends no Sec-Fetch-Site, and sends its page's Origin
+// on every POST, same-origin ones included: with no ALLOWED_ORIGINS (an app served from the API's own origin) its
+// every refresh was a 403. Its own origin is what it addresses; no other site's page can make it send that Origin.
+t.test('a browser without Fetch Metadata passes from the API\'s own origin, and from nowhere else', async (t) => {
+  const API = 'https://api.example.com'
+  // Behind the proxy that terminates TLS, trusted to say so; inject's peer is 127.0.0.1.
+  const app = await buildApp(t, { store: 'memory', env: { TRUST_PROXY: '127.0.0.1' } })
+  const behindProxy = { host: 'api.example.com', 'x-forwarded-proto': 'https' }
+  let s = await registerAndLogin(app)
+  for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
+    const res = await app.inject({ method: 'POST', url, headers: { cookie: s.cookie, origin: API, ...behindProxy }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
+    t.equal(res.statusCode, url === '/auth/logout' ? 204 : 200, `${url} from the API's own origin`)
+    if (url === '/auth/refresh') s = { ...s, cookie: nextRefreshCookie(app, res) }
+  }
+  s = await registerAndLogin(app)
+  const refused: Record<string, Record<string, string>> = {
+    'another origin of the same site': { origin: 'https://app.example.com', ...behindProxy },
+    'a foreign origin': { origin: EVIL, ...behindProxy },
+    'its own origin by another scheme': { origin: 'http://api.example.com', ...behindProxy },
+    'its own origin, addressed to another host': { origin: API, host: 'auth.internal', 'x-forwarded-proto': 'https' },
+    'its own origin with Fetch Metadata saying same-site': { origin: API, 'sec-fetch-site': 'same-site', ...behindProxy },
+    'its own origin with Fetch Metadata saying cross-site': { origin: API, 'sec-fetch-site': 'cross-site', ...behindProxy },
+    'a foreign origin with X-Forwarded-Host naming it, from an untrusted peer': { origin: EVIL, host: 'api.example.com', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' }
+  }
+  for (const [name, headers] of Object.entries(refused)) {
+    for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
+      const res = await app.inject({ method: 'POST', url, remoteAddress: name.endsWith('untrusted peer') ? '192.0.2.7' : undefined, headers: { cookie: s.cookie, ...headers }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
+      t.same([res.statusCode, res.json().code], [403, 'AUTH_CSRF'], `${url}, ${name}: 403`)
+    }
+  }
+  t.equal((await refresh(app, s.cookie)).statusCode, 200, 'the token survived every refusal')
+
+  // Not behind a trusted proxy: the scheme is the socket's, and a TLS-terminating proxy's https origin matches nothing.
+  const direct = await buildApp(t, { store: 'memory', env: { COOKIE_SECURE: 'false', NODE_ENV: 'development' } })
+  const d = await registerAndLogin(direct)
+  t.equal((await refresh(direct, d.cookie, { origin: 'http://localhost:3000', host: 'localhost:3000' })).statusCode, 200, 'plain HTTP, its own origin')
+  t.equal((await refresh(direct, d.cookie, { origin: API, host: 'api.example.com', 'x-forwarded-proto': 'https' })).statusCode, 403, 'an untrusted X-Forwarded-Proto is not believed')
+})
+
 t.test('CORS preflight answers only the listed origins, with credentials', async (t) => {
   const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP } })
   const preflight = (origin: string) => app.inject({
