@@ -85,6 +85,9 @@ function requests (cookieName: string, othersSession: string): fc.Arbitrary<Inje
     { arbitrary: fc.constant(`${cookieName}=${held('refresh')}`), weight: 4 },
     heldTampered('refresh').map((token) => `${cookieName}=${token}`),
     headerText.map((s) => `${cookieName}=${s}`),
+    // Two cookies of the name (one planted by a sibling host, or by header injection), either first.
+    fc.tuple(fc.oneof(fc.constant(held('refresh')), heldTampered('refresh'), headerText), fc.boolean())
+      .map(([planted, first]) => first ? `${cookieName}=${planted}; ${cookieName}=${held('refresh')}` : `${cookieName}=${held('refresh')}; ${cookieName}=${planted}`),
     headerText
   )
   const credentials = fc.record({ email: fc.oneof(fc.constant(held('email')), fc.emailAddress(), text), password: fc.oneof(fc.constant(PASSWORD), text) },
@@ -179,14 +182,16 @@ function undocumented (operation: Operation | undefined, res: Awaited<ReturnType
 }
 
 /**
- * Whether a success answered a tampered copy of a token the route relies on. Checked on the request as generated, where
- * the tampered copies are still named: a token is accepted only as it was issued, never respelled.
+ * Whether a success answered a tampered copy of a token the route relies on, or a refresh two cookies of the refresh
+ * name (which is genuine, the service cannot tell). Checked on the request as generated, where the tampered copies are
+ * still named: a token is accepted only as it was issued, never respelled.
  */
-function acceptedTampered (operation: Operation | undefined, generated: InjectOptions, res: Awaited<ReturnType<FastifyInstance['inject']>>): string | null {
+function acceptedTampered (operation: Operation | undefined, generated: InjectOptions, res: Awaited<ReturnType<FastifyInstance['inject']>>, cookieName: string): string | null {
   if (res.statusCode >= 300) return null
   const headers = generated.headers ?? {}
   if (operation?.bearer === true && String(headers.authorization).includes(tamperedMark('access'))) return 'a tampered access token accepted'
   if (generated.method === 'POST' && generated.url === '/auth/refresh' && String(headers.cookie).includes(tamperedMark('refresh'))) return 'a tampered refresh token accepted'
+  if (generated.method === 'POST' && generated.url === '/auth/refresh' && String(headers.cookie).split(`${cookieName}=`).length > 2) return 'a refresh with two cookies of the name accepted'
   return null
 }
 
@@ -214,7 +219,7 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
     statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
     sequence.push(res.statusCode)
     const operation = operationOf(operations, request)
-    const wrong = fault(request, res) ?? undocumented(operation, res) ?? acceptedTampered(operation, generated, res)
+    const wrong = fault(request, res) ?? undocumented(operation, res) ?? acceptedTampered(operation, generated, res, cookieName)
     if (wrong !== null) throw new Error(`${String(request.method)} ${String(request.url)}: ${wrong}`)
     if (res.statusCode < 300 && request.headers.authorization === `Bearer ${attacker.accessToken}` && ['/me', '/auth/sessions'].includes(String(request.url))) bearerSuccesses++
 
