@@ -1,5 +1,6 @@
 import { createServer, type IncomingHttpHeaders, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Browser } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildApp, PASSWORD, uniqueEmail } from '../helpers/app.js'
 import { appCall, browserApp, launchBrowser, needsChromium, REFRESH_COOKIE as COOKIE, refreshCookieIn, site } from '../helpers/browser.js'
@@ -140,17 +141,22 @@ async function siteMountingTheService (t: Test, service: string, { withoutFetchM
   return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, forwarded }
 }
 
+/** The service behind siteMountingTheService, a user of it, and a new browser context at the site's app page. */
+async function appOfTheMountingSite (t: Test, browser: Browser, env: Record<string, string>, proxy: { withoutFetchMetadata?: boolean } = {}) {
+  const auth = await buildApp(t, { env })
+  const { origin, forwarded } = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }), proxy)
+  const email = uniqueEmail()
+  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  await page.goto(`${origin}/app.html`)
+  return { origin, api: `${origin}/api`, email, context, page, forwarded }
+}
+
 t.test('a real browser: behind a proxy that serves the service under /api, the refresh cookie comes back only with PUBLIC_PATH_PREFIX=/api', needsChromium(), async (t) => {
   const browser = await launchBrowser(t)
   for (const prefix of ['/api', '']) {
-    const auth = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: prefix } })
-    const { origin } = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }))
-    const email = uniqueEmail()
-    await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
-    const context = await browser.newContext()
-    const page = await context.newPage()
-    await page.goto(`${origin}/app.html`)
-    const api = `${origin}/api`
+    const { api, email, context, page } = await appOfTheMountingSite(t, browser, { PUBLIC_PATH_PREFIX: prefix })
 
     t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, `PUBLIC_PATH_PREFIX=${prefix === '' ? '(unset)' : prefix}: the app signs in through the proxy`)
     const stored = await refreshCookieIn(context)
@@ -173,14 +179,7 @@ t.test('a real browser: behind a proxy that serves the service under /api, the r
 // on every POST, same-origin ones too: Chromium, its Sec-Fetch-* headers dropped by the proxy, sends what it sends.
 t.test('a real browser that sends no Fetch Metadata, as Safari before 16.4: an app on the API\'s own origin signs in, refreshes and logs out', needsChromium(), async (t) => {
   const browser = await launchBrowser(t)
-  const auth = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: '/api' } })
-  const { origin, forwarded } = await siteMountingTheService(t, await auth.listen({ port: 0, host: '127.0.0.1' }), { withoutFetchMetadata: true })
-  const email = uniqueEmail()
-  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  await page.goto(`${origin}/app.html`)
-  const api = `${origin}/api`
+  const { origin, api, email, context, page, forwarded } = await appOfTheMountingSite(t, browser, { PUBLIC_PATH_PREFIX: '/api' }, { withoutFetchMetadata: true })
 
   t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app signs in')
   const stored = await refreshCookieIn(context)
