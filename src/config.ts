@@ -165,8 +165,29 @@ export interface RedisConfig {
 
 export interface HostPort { host: string, port: number }
 
+/** Every problem found in the configuration, each naming its variable: an operator fixes them in one go. */
 export class ConfigError extends Error {
   override name = 'ConfigError'
+  readonly problems: string[]
+
+  constructor (problems: string | string[]) {
+    const list = typeof problems === 'string' ? [problems] : problems
+    super(list.length === 1 ? list[0] : `${list.length} problems: ${list.map((p, i) => `(${i + 1}) ${p}`).join('; ')}`)
+    this.problems = list
+  }
+}
+
+/** The schema's refusals, one per variable, saying what it takes where Ajv says "must be equal to constant" per choice. */
+function schemaProblems (errors: Array<{ instancePath: string, message?: string }>): string[] {
+  const problems = new Map<string, string>()
+  for (const { instancePath, message } of errors) {
+    const name = instancePath.slice(1)
+    if (problems.has(name)) continue
+    const property = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }>, type?: string } | undefined>)[name]
+    const choices = property?.anyOf?.map((choice) => String(choice.const))
+    problems.set(name, `${name} ${choices !== undefined ? `must be one of ${choices.join(', ')}` : property?.type === 'boolean' ? 'must be true or false' : message ?? 'is invalid'}`)
+  }
+  return [...problems.values()]
 }
 
 /**
@@ -290,13 +311,26 @@ export function defaultHashConcurrency (machine: { cores: number, threadpoolSize
 export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env): Config {
   // Empty strings mean "unset", as in most .env files.
   const given = (name: string): string | undefined => source[name] === '' ? undefined : source[name]
+  // Every problem is collected and reported at once, in two rounds: the values as given, then what they mean
+  // together (which needs them valid).
+  const problems: string[] = []
+  /** `parse()`, or `fallback` with its ConfigError's problems noted. */
+  const attempt = <T, F>(parse: () => T, fallback: F): T | F => {
+    try {
+      return parse()
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      problems.push(...err.problems)
+      return fallback
+    }
+  }
   const data: Record<string, string> = {}
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = given(key)
     const file = (FROM_FILE as readonly string[]).includes(key) ? given(`${key}_FILE`) : undefined
     if (file !== undefined) {
-      if (value !== undefined) throw new ConfigError(`set ${key} or ${key}_FILE, not both`)
-      data[key] = readSecretFile(`${key}_FILE`, file)
+      if (value !== undefined) problems.push(`set ${key} or ${key}_FILE, not both`)
+      else attempt(() => { data[key] = readSecretFile(`${key}_FILE`, file) }, undefined)
     } else if (value !== undefined) {
       data[key] = value
     }
@@ -305,18 +339,21 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   // Kubernetes gives each pod `<SERVICE>_PORT=tcp://address:port` for every Service of its namespace (service links)
   // unless the pod sets the variable itself: a Service named `metrics` would be read as a port here.
   if (data.METRICS_PORT?.startsWith('tcp://') === true) {
-    throw new ConfigError('METRICS_PORT holds a Kubernetes service link (tcp://…, from a Service named "metrics" in this namespace), not a port: set METRICS_PORT in the pod spec, or enableServiceLinks: false')
+    problems.push('METRICS_PORT holds a Kubernetes service link (tcp://…, from a Service named "metrics" in this namespace), not a port: set METRICS_PORT in the pod spec, or enableServiceLinks: false')
+    delete data.METRICS_PORT
   }
 
-  let env: Env
+  let env: Env | undefined
   try {
     // `data` only: env-schema would also merge in process.env, whose empty strings (`METRICS_PORT=` from an env
     // file) then fail validation, and which would leak into a `source` that is not the process's.
     env = envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false })
   } catch (err) {
     // Ajv messages name the variable and the rule, not the value.
-    throw new ConfigError(`invalid configuration: ${(err as Error).message}`)
+    const { errors } = err as { errors?: Array<{ instancePath: string, message?: string }> }
+    problems.push(...(errors !== undefined ? schemaProblems(errors) : [(err as Error).message]))
   }
+  if (env === undefined || problems.length > 0) throw new ConfigError(problems)
 
   const production = env.NODE_ENV === 'production'
   const maxConcurrency = env.ARGON2_MAX_CONCURRENCY ?? defaultHashConcurrency({
@@ -326,56 +363,74 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   })
   const keysJson = env.JWT_KEYS ?? null
   if (keysJson !== null && env.JWT_SECRET !== undefined) {
-    throw new ConfigError('set either JWT_SECRET (HS256, single service) or JWT_KEYS/JWT_KEYS_FILE (ES256/EdDSA), not both: one deployment never mixes symmetric and asymmetric keys')
+    problems.push('set either JWT_SECRET (HS256, single service) or JWT_KEYS/JWT_KEYS_FILE (ES256/EdDSA), not both: one deployment never mixes symmetric and asymmetric keys')
   }
   let keySet: SigningKeySet | null = null
   if (keysJson !== null) {
-    try {
-      keySet = parseKeySet(keysJson, env.JWT_SIGNING_KID)
-    } catch (err) {
-      throw new ConfigError((err as Error).message)
-    }
+    keySet = attempt(() => {
+      try {
+        return parseKeySet(keysJson, env.JWT_SIGNING_KID)
+      } catch (err) {
+        throw new ConfigError((err as Error).message)
+      }
+    }, null)
   } else if (env.JWT_SIGNING_KID !== undefined) {
-    throw new ConfigError('JWT_SIGNING_KID needs JWT_KEYS or JWT_KEYS_FILE')
+    problems.push('JWT_SIGNING_KID needs JWT_KEYS or JWT_KEYS_FILE')
   }
   if (production && keysJson === null && env.JWT_SECRET === undefined) {
-    throw new ConfigError('production needs signing keys: JWT_KEYS or JWT_KEYS_FILE (a JWK Set of ES256/EdDSA private keys), or JWT_SECRET for HS256 in a single-service setup')
+    problems.push('production needs signing keys: JWT_KEYS or JWT_KEYS_FILE (a JWK Set of ES256/EdDSA private keys), or JWT_SECRET for HS256 in a single-service setup')
   }
-  const jwtSecret = keysJson === null ? checkSecret('JWT_SECRET', env.JWT_SECRET, production) : null
-  const refreshSecret = checkSecret('REFRESH_TOKEN_SECRET', env.REFRESH_TOKEN_SECRET, production)
+  // Unset in production is the signing keys' problem, named above.
+  const jwtSecret = keysJson === null && env.JWT_SECRET !== undefined ? attempt(() => checkSecret('JWT_SECRET', env.JWT_SECRET, production), null) : null
+  // undefined: refused (null is unset, outside production).
+  const refreshSecret = attempt(() => checkSecret('REFRESH_TOKEN_SECRET', env.REFRESH_TOKEN_SECRET, production), undefined)
   if (jwtSecret !== null && jwtSecret === refreshSecret) {
-    throw new ConfigError('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
+    problems.push('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
   }
-  const acceptedSecrets = parseAcceptedSecrets(env.REFRESH_TOKEN_ACCEPTED_SECRETS, refreshSecret, jwtSecret, production)
-  const sentinel = parseSentinels(env)
-  const cluster = parseCluster(env)
+  const acceptedSecrets = refreshSecret === undefined ? [] : attempt(() => parseAcceptedSecrets(env.REFRESH_TOKEN_ACCEPTED_SECRETS, refreshSecret, jwtSecret, production), [])
+  const sentinel = attempt(() => parseSentinels(env), null)
+  const cluster = attempt(() => parseCluster(env), null)
   if (production && env.REDIS_URL === undefined) {
-    throw new ConfigError('REDIS_URL is required in production: the embedded store serves one process only and loses every session on restart')
+    problems.push('REDIS_URL is required in production: the embedded store serves one process only and loses every session on restart')
   }
   if (production && !env.COOKIE_SECURE) {
-    throw new ConfigError('COOKIE_SECURE=false is not allowed in production: the refresh cookie must never travel over plain HTTP')
+    problems.push('COOKIE_SECURE=false is not allowed in production: the refresh cookie must never travel over plain HTTP')
   }
   const cookieName = env.COOKIE_NAME ?? (env.COOKIE_SECURE ? '__Secure-refresh_token' : 'refresh_token')
   // Browsers match cookie-name prefixes case-insensitively.
   if (/^__host-/i.test(cookieName)) {
-    throw new ConfigError('COOKIE_NAME with a __Host- prefix is refused: browsers keep such a cookie only with Path=/, and the refresh cookie is scoped to the auth routes (use __Secure-)')
+    problems.push('COOKIE_NAME with a __Host- prefix is refused: browsers keep such a cookie only with Path=/, and the refresh cookie is scoped to the auth routes (use __Secure-)')
   }
   if (!env.COOKIE_SECURE && /^__secure-/i.test(cookieName)) {
-    throw new ConfigError('COOKIE_NAME with a __Secure- prefix requires COOKIE_SECURE=true (browsers drop such cookies otherwise)')
+    problems.push('COOKIE_NAME with a __Secure- prefix requires COOKIE_SECURE=true (browsers drop such cookies otherwise)')
   }
   // Browsers resolve `.` and `..` out of the URLs they request, so a cookie path holding one is never sent back.
   if (/(^|\/)\.{1,2}(\/|$)/.test(env.PUBLIC_PATH_PREFIX)) {
-    throw new ConfigError('PUBLIC_PATH_PREFIX must not hold a "." or ".." segment: browsers remove them from the URLs they request')
+    problems.push('PUBLIC_PATH_PREFIX must not hold a "." or ".." segment: browsers remove them from the URLs they request')
   }
   if (env.COOKIE_SAMESITE === 'none' && !env.COOKIE_SECURE) {
-    throw new ConfigError('COOKIE_SAMESITE=none requires COOKIE_SECURE=true (browsers refuse SameSite=None without Secure)')
+    problems.push('COOKIE_SAMESITE=none requires COOKIE_SECURE=true (browsers refuse SameSite=None without Secure)')
   }
   if (env.REFRESH_REUSE_GRACE >= env.REFRESH_IDLE_TTL) {
-    throw new ConfigError('REFRESH_REUSE_GRACE must be shorter than REFRESH_IDLE_TTL')
+    problems.push('REFRESH_REUSE_GRACE must be shorter than REFRESH_IDLE_TTL')
   }
   if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) {
-    throw new ConfigError('METRICS_PORT must differ from PORT (unset it to serve /metrics on PORT)')
+    problems.push('METRICS_PORT must differ from PORT (unset it to serve /metrics on PORT)')
   }
+  const trustProxy = attempt(() => parseTrustProxy(env.TRUST_PROXY), false)
+  const allowedOrigins = attempt(() => parseOrigins(env.ALLOWED_ORIGINS, production), [])
+  const rate = (name: keyof Env & `RATE_LIMIT_${string}`): RateLimit => attempt(() => parseRate(name, env[name]), { max: 1, windowSeconds: 1 })
+  const rateLimits = {
+    loginIp: rate('RATE_LIMIT_LOGIN_IP'),
+    loginAccountIp: rate('RATE_LIMIT_LOGIN_ACCOUNT_IP'),
+    loginAccount: rate('RATE_LIMIT_LOGIN_ACCOUNT'),
+    registerIp: rate('RATE_LIMIT_REGISTER_IP'),
+    passwordIp: rate('RATE_LIMIT_PASSWORD_IP'),
+    refreshIp: rate('RATE_LIMIT_REFRESH_IP'),
+    refreshSession: rate('RATE_LIMIT_REFRESH_SESSION'),
+    notFoundIp: rate('RATE_LIMIT_NOT_FOUND_IP')
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
 
   return {
     env: env.NODE_ENV,
@@ -401,7 +456,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       revocation: env.ACCESS_TOKEN_REVOCATION
     },
     refresh: {
-      secret: refreshSecret,
+      secret: refreshSecret ?? null,
       acceptedSecrets,
       idleTtlSeconds: env.REFRESH_IDLE_TTL,
       absoluteTtlSeconds: env.REFRESH_ABSOLUTE_TTL,
@@ -410,18 +465,9 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     },
     cookie: { name: cookieName, secure: env.COOKIE_SECURE, sameSite: env.COOKIE_SAMESITE, path: `${env.PUBLIC_PATH_PREFIX}/auth` },
     publicPathPrefix: env.PUBLIC_PATH_PREFIX,
-    trustProxy: parseTrustProxy(env.TRUST_PROXY),
-    allowedOrigins: parseOrigins(env.ALLOWED_ORIGINS, production),
-    rateLimits: {
-      loginIp: parseRate('RATE_LIMIT_LOGIN_IP', env.RATE_LIMIT_LOGIN_IP),
-      loginAccountIp: parseRate('RATE_LIMIT_LOGIN_ACCOUNT_IP', env.RATE_LIMIT_LOGIN_ACCOUNT_IP),
-      loginAccount: parseRate('RATE_LIMIT_LOGIN_ACCOUNT', env.RATE_LIMIT_LOGIN_ACCOUNT),
-      registerIp: parseRate('RATE_LIMIT_REGISTER_IP', env.RATE_LIMIT_REGISTER_IP),
-      passwordIp: parseRate('RATE_LIMIT_PASSWORD_IP', env.RATE_LIMIT_PASSWORD_IP),
-      refreshIp: parseRate('RATE_LIMIT_REFRESH_IP', env.RATE_LIMIT_REFRESH_IP),
-      refreshSession: parseRate('RATE_LIMIT_REFRESH_SESSION', env.RATE_LIMIT_REFRESH_SESSION),
-      notFoundIp: parseRate('RATE_LIMIT_NOT_FOUND_IP', env.RATE_LIMIT_NOT_FOUND_IP)
-    },
+    trustProxy,
+    allowedOrigins,
+    rateLimits,
     argon2: {
       memoryCost: env.ARGON2_MEMORY_COST,
       timeCost: env.ARGON2_TIME_COST,

@@ -166,6 +166,38 @@ t.test('production refuses unsafe config with a message naming the variable', as
   }
 })
 
+t.test('every problem is reported at once, each naming its variable and what it takes', async (t) => {
+  const problems = (env: Record<string, string>): string[] => {
+    try {
+      loadConfig(env)
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems
+      throw err
+    }
+    return []
+  }
+  t.same(problems({ NODE_ENV: 'production' }), [
+    'production needs signing keys: JWT_KEYS or JWT_KEYS_FILE (a JWK Set of ES256/EdDSA private keys), or JWT_SECRET for HS256 in a single-service setup',
+    'REFRESH_TOKEN_SECRET is required in production (at least 32 bytes, shared by every instance)',
+    'REDIS_URL is required in production: the embedded store serves one process only and loses every session on restart'
+  ], 'a production start with nothing set: each missing piece, once, where before only the first was named')
+  t.same(problems({ ...production, COOKIE_SECURE: 'false', TRUST_PROXY: '10.0.0.300', RATE_LIMIT_LOGIN_IP: '0/60', ALLOWED_ORIGINS: 'http://app.example.com' }).map((p) => p.split(/[ :=]/, 1)[0]),
+    ['COOKIE_SECURE', 'TRUST_PROXY', 'ALLOWED_ORIGINS', 'RATE_LIMIT_LOGIN_IP'], 'every refused setting, in the order of the checks')
+  // Ajv says "must be equal to constant" once per allowed value, and never which they are.
+  t.same(problems({ NODE_ENV: 'prod', LOG_LEVEL: 'INFO', COOKIE_SAMESITE: 'Strict', COOKIE_SECURE: 'yes', PORT: '80.5', JWT_ALGORITHM: 'RS256' }), [
+    'NODE_ENV must be one of development, production, test',
+    'PORT must be integer',
+    'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
+    'JWT_ALGORITHM must be one of ES256, EdDSA',
+    'COOKIE_SECURE must be true or false',
+    'COOKIE_SAMESITE must be one of strict, lax, none'
+  ], 'one line per variable, in the schema\'s order')
+  t.throws(() => loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' }), { name: 'ConfigError', message: /^2 problems: \(1\) PORT must be integer; \(2\) LOG_LEVEL must be one of / }, 'one line, numbered')
+  t.throws(() => loadConfig({ PORT: 'abc' }), { name: 'ConfigError', message: /^PORT must be integer$/ }, 'a single problem as it is')
+  t.same(problems({ JWT_SECRET: 'j'.repeat(40), JWT_SECRET_FILE: '/nonexistent', METRICS_PORT: 'tcp://10.96.12.7:9464', ACCESS_TOKEN_TTL: '0' }).map((p) => p.split(/[ :]/, 1)[0]),
+    ['set', 'METRICS_PORT', 'ACCESS_TOKEN_TTL'], 'sources, service links and the schema in one round')
+})
+
 t.test('error messages never echo a secret value', async (t) => {
   const leaked = 'super-secret-value-that-must-not-leak'
   for (const env of [{ JWT_SECRET: leaked.slice(0, 20) }, { ...production, JWT_SECRET: leaked + '-change-me' }, { JWT_SECRET: leaked + leaked, REFRESH_TOKEN_SECRET: leaked + leaked }]) {

@@ -88,7 +88,9 @@ t.test('production refuses unsafe config at start with a one-line message naming
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ REDIS_URL: 'redis://127.0.0.1:6379', REFRESH_TOKEN_SECRET: 'r'.repeat(40) }, /refusing to start: production needs signing keys/],
     [{ JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40) }, /refusing to start: REDIS_URL is required in production/],
-    [{ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'short' }, /refusing to start: REFRESH_TOKEN_SECRET must be at least 32 bytes/]
+    [{ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'short' }, /refusing to start: REFRESH_TOKEN_SECRET must be at least 32 bytes/],
+    // Nothing set: every missing piece on the one line, not one per attempt to start.
+    [{}, /refusing to start: 3 problems: \(1\) production needs signing keys[^\n]*; \(2\) REFRESH_TOKEN_SECRET is required[^\n]*; \(3\) REDIS_URL is required in production/]
   ]
   for (const [env, message] of cases) {
     const server = startServer({ NODE_ENV: 'production', PORT: String(await freePort()), ...env })
