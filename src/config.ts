@@ -5,7 +5,8 @@ import { Type, type Static } from 'typebox'
 import { usableCores } from './cpu-quota.js'
 import { parseKeySet, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
 
-const RATE = '^[0-9]{1,9}/[0-9]{1,7}$'
+// Each pattern's `description` is what a refusal says the variable must be: a person reads it, not the pattern.
+const RATE = { pattern: '^[0-9]{1,9}/[0-9]{1,7}$', description: '"max/windowSeconds", such as 30/60' }
 
 /**
  * Every environment variable the service reads, with its default and bounds.
@@ -21,14 +22,14 @@ export const EnvSchema = Type.Object({
   /** notable: every request except the successes of refresh, /me, health and JWKS (those at debug); all: every request at info. */
   ACCESS_LOG: Type.Union([Type.Literal('notable'), Type.Literal('all')], { default: 'notable' }),
 
-  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,32}$', default: 'auth:' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+  REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_-]{1,32}$', description: '1 to 32 of A-Z a-z 0-9 : _ -', default: 'auth:' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 10_000, default: 500 }),
   /** Comma-separated host:port of Redis Sentinels: the master is whichever they name, followed through failovers. */
   REDIS_SENTINELS: Type.Optional(Type.String()),
-  REDIS_SENTINEL_MASTER: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', default: 'mymaster' }),
+  REDIS_SENTINEL_MASTER: Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: '1 to 64 of A-Z a-z 0-9 . _ -', default: 'mymaster' }),
   /** The Sentinels' own ACL user for the service, when they have ACL users (unset: their default user). */
-  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ pattern: '^\\S{1,128}$' })),
+  REDIS_SENTINEL_USERNAME: Type.Optional(Type.String({ pattern: '^\\S{1,128}$', description: '1 to 128 characters, no space' })),
   REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String()),
   /** Comma-separated host:port of Redis Cluster nodes to start from: the client learns the others. */
   REDIS_CLUSTER_NODES: Type.Optional(Type.String()),
@@ -36,7 +37,7 @@ export const EnvSchema = Type.Object({
   JWT_SECRET: Type.Optional(Type.String()),
   /** A JWK Set of private signing keys (ES256 / EdDSA), each with kid and alg (or read from JWT_KEYS_FILE: FROM_FILE). */
   JWT_KEYS: Type.Optional(Type.String()),
-  JWT_SIGNING_KID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$' })),
+  JWT_SIGNING_KID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: '1 to 64 of A-Z a-z 0-9 . _ -' })),
   /** Algorithm of the key generated outside production when no keys are configured. */
   JWT_ALGORITHM: Type.Union([Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'ES256' }),
   JWT_CLOCK_TOLERANCE: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
@@ -54,26 +55,26 @@ export const EnvSchema = Type.Object({
   REFRESH_REUSE_GRACE: Type.Integer({ minimum: 0, maximum: 300, default: 10 }),
   MAX_SESSIONS_PER_USER: Type.Integer({ minimum: 1, maximum: 10_000, default: 100 }),
 
-  COOKIE_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' })),
+  COOKIE_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', description: '1 to 64 of A-Z a-z 0-9 _ . -' })),
   COOKIE_SECURE: Type.Boolean({ default: true }),
   COOKIE_SAMESITE: Type.Union([Type.Literal('strict'), Type.Literal('lax'), Type.Literal('none')], { default: 'strict' }),
   /** The path a proxy serves the service under and strips before passing requests on (`/api`); empty: none. */
-  PUBLIC_PATH_PREFIX: Type.String({ pattern: "^(/[A-Za-z0-9._~!$&'()*+=:@%-]+)*$", default: '' }),
+  PUBLIC_PATH_PREFIX: Type.String({ pattern: "^(/[A-Za-z0-9._~!$&'()*+=:@%-]+)*$", description: 'a path such as /api: segments of URL path characters, no trailing /', default: '' }),
 
   /** false | hop count | comma-separated IPs/CIDRs of the proxies whose X-Forwarded-For is believed. */
-  TRUST_PROXY: Type.String({ pattern: '^(false|[0-9]{1,2}|[0-9a-fA-F:.,/ ]+)$', default: 'false' }),
+  TRUST_PROXY: Type.String({ pattern: '^(false|[0-9]{1,2}|[0-9a-fA-F:.,/ ]+)$', description: 'false, a hop count, or a comma-separated list of addresses and CIDR ranges', default: 'false' }),
   /** Comma-separated browser origins allowed to call the API with credentials. */
   ALLOWED_ORIGINS: Type.String({ default: '' }),
 
   // Rate limits, each "max/windowSeconds".
-  RATE_LIMIT_LOGIN_IP: Type.String({ pattern: RATE, default: '30/60' }),
-  RATE_LIMIT_LOGIN_ACCOUNT_IP: Type.String({ pattern: RATE, default: '10/900' }),
-  RATE_LIMIT_LOGIN_ACCOUNT: Type.String({ pattern: RATE, default: '100/900' }),
-  RATE_LIMIT_REGISTER_IP: Type.String({ pattern: RATE, default: '20/3600' }),
-  RATE_LIMIT_PASSWORD_IP: Type.String({ pattern: RATE, default: '10/900' }),
-  RATE_LIMIT_REFRESH_IP: Type.String({ pattern: RATE, default: '12000/60' }),
-  RATE_LIMIT_REFRESH_SESSION: Type.String({ pattern: RATE, default: '60/60' }),
-  RATE_LIMIT_NOT_FOUND_IP: Type.String({ pattern: RATE, default: '60/60' }),
+  RATE_LIMIT_LOGIN_IP: Type.String({ ...RATE, default: '30/60' }),
+  RATE_LIMIT_LOGIN_ACCOUNT_IP: Type.String({ ...RATE, default: '10/900' }),
+  RATE_LIMIT_LOGIN_ACCOUNT: Type.String({ ...RATE, default: '100/900' }),
+  RATE_LIMIT_REGISTER_IP: Type.String({ ...RATE, default: '20/3600' }),
+  RATE_LIMIT_PASSWORD_IP: Type.String({ ...RATE, default: '10/900' }),
+  RATE_LIMIT_REFRESH_IP: Type.String({ ...RATE, default: '12000/60' }),
+  RATE_LIMIT_REFRESH_SESSION: Type.String({ ...RATE, default: '60/60' }),
+  RATE_LIMIT_NOT_FOUND_IP: Type.String({ ...RATE, default: '60/60' }),
 
   ARGON2_MEMORY_COST: Type.Integer({ minimum: 8192, maximum: 1_048_576, default: 19_456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
@@ -178,17 +179,25 @@ export class ConfigError extends Error {
 }
 
 /** The schema's refusals, one per variable, saying what it takes where Ajv says "must be equal to constant" per choice. */
-function schemaProblems (errors: Array<{ instancePath: string, message?: string }>): string[] {
+function schemaProblems (errors: SchemaError[]): string[] {
   const problems = new Map<string, string>()
-  for (const { instancePath, message } of errors) {
+  for (const { instancePath, keyword, message } of errors) {
     const name = instancePath.slice(1)
     if (problems.has(name)) continue
-    const property = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }>, type?: string } | undefined>)[name]
+    const property = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }>, type?: string, description?: string } | undefined>)[name]
     const choices = property?.anyOf?.map((choice) => String(choice.const))
-    problems.set(name, `${name} ${choices !== undefined ? `must be one of ${choices.join(', ')}` : property?.type === 'boolean' ? 'must be true or false' : message ?? 'is invalid'}`)
+    const must = choices !== undefined
+      ? `must be one of ${choices.join(', ')}`
+      : property?.type === 'boolean'
+        ? 'must be true or false'
+        : keyword === 'pattern' && property?.description !== undefined ? `must be ${property.description}` : message ?? 'is invalid'
+    problems.set(name, `${name} ${must}`)
   }
   return [...problems.values()]
 }
+
+/** What of an Ajv error the messages use. */
+interface SchemaError { instancePath: string, keyword: string, message?: string }
 
 /**
  * The variables that carry secrets, each of which may instead be read from the file `<NAME>_FILE` names: how
@@ -350,7 +359,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     env = envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false })
   } catch (err) {
     // Ajv messages name the variable and the rule, not the value.
-    const { errors } = err as { errors?: Array<{ instancePath: string, message?: string }> }
+    const { errors } = err as { errors?: SchemaError[] }
     problems.push(...(errors !== undefined ? schemaProblems(errors) : [(err as Error).message]))
   }
   if (env === undefined || problems.length > 0) throw new ConfigError(problems)

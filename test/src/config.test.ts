@@ -192,6 +192,12 @@ t.test('every problem is reported at once, each naming its variable and what it 
     'COOKIE_SECURE must be true or false',
     'COOKIE_SAMESITE must be one of strict, lax, none'
   ], 'one line per variable, in the schema\'s order')
+  // A pattern is for Ajv; a refusal says in words what the variable takes.
+  const patterned = Object.entries(EnvSchema.properties as Record<string, { pattern?: string, description?: string }>).filter(([, p]) => p.pattern !== undefined)
+  t.ok(patterned.length >= 10, `${patterned.length} variables checked by a pattern`)
+  for (const [name, property] of patterned) {
+    t.same(problems({ [name]: '! !' }), [`${name} must be ${String(property.description)}`], `${name}: "${String(property.description)}", not its pattern`)
+  }
   t.throws(() => loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' }), { name: 'ConfigError', message: /^2 problems: \(1\) PORT must be integer; \(2\) LOG_LEVEL must be one of / }, 'one line, numbered')
   t.throws(() => loadConfig({ PORT: 'abc' }), { name: 'ConfigError', message: /^PORT must be integer$/ }, 'a single problem as it is')
   t.same(problems({ JWT_SECRET: 'j'.repeat(40), JWT_SECRET_FILE: '/nonexistent', METRICS_PORT: 'tcp://10.96.12.7:9464', ACCESS_TOKEN_TTL: '0' }).map((p) => p.split(/[ :]/, 1)[0]),
