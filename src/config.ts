@@ -499,32 +499,36 @@ function parseTrustProxy (value: string): false | number | string[] {
   if (value === 'false') return false
   if (/^[0-9]+$/.test(value)) return Number(value)
   const entries = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  for (const entry of entries) {
+  const refused = entries.filter((entry) => {
     const [address, bits, extra] = entry.split('/')
     const version = isIP(address ?? '')
     const maxBits = version === 4 ? 32 : 128
-    if (version === 0 || extra !== undefined || (bits !== undefined && !(/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits))) {
-      throw new ConfigError(`TRUST_PROXY: "${entry}" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)`)
-    }
+    return version === 0 || extra !== undefined || (bits !== undefined && !(/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits))
+  })
+  if (refused.length > 0) {
+    throw new ConfigError(refused.map((entry) => `TRUST_PROXY: "${entry}" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)`))
   }
   return entries
 }
 
 function parseOrigins (value: string, production: boolean): string[] {
   const origins = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const problems: string[] = []
   for (const origin of origins) {
     let parsed: URL | null = null
     try { parsed = new URL(origin) } catch {}
     // An origin is scheme://host[:port] exactly, as browsers send it in the Origin header.
     if (parsed === null || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
-      throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com`)
-    }
-    // A page served over plain HTTP is whatever anyone on its network path makes it, and a granted origin's pages
-    // can refresh the session and read the access token. localhost too: any local process can serve on its port.
-    if (production && parsed.protocol === 'http:') {
-      throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is plain HTTP; production grants sessions to https:// origins only`)
+      // The usual slip: a URL copied from the address bar, trailing slash and all.
+      const meant = parsed !== null && /^https?:$/.test(parsed.protocol) ? ` (its origin is ${parsed.origin}: no path, not even "/")` : ''
+      problems.push(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com${meant}`)
+    } else if (production && parsed.protocol === 'http:') {
+      // A page served over plain HTTP is whatever anyone on its network path makes it, and a granted origin's pages
+      // can refresh the session and read the access token. localhost too: any local process can serve on its port.
+      problems.push(`ALLOWED_ORIGINS: "${origin}" is plain HTTP; production grants sessions to https:// origins only`)
     }
   }
+  if (problems.length > 0) throw new ConfigError(problems)
   return origins
 }
 

@@ -253,6 +253,7 @@ t.test('TRUST_PROXY: false, a hop count, or addresses and CIDR ranges', async (t
   for (const bad of ['true', 'everyone', '10.0.0.0/33', '300.1.1.1', '10.0.0.1/8/2']) {
     t.throws(() => loadConfig({ TRUST_PROXY: bad }), { message: /TRUST_PROXY/ }, bad)
   }
+  t.throws(() => loadConfig({ TRUST_PROXY: '10.0.0.0/33, 127.0.0.1, 300.1.1.1' }), { message: /^2 problems: \(1\) TRUST_PROXY: "10.0.0.0\/33" .*; \(2\) TRUST_PROXY: "300.1.1.1" / }, 'every refused entry is named')
 })
 
 t.test('ALLOWED_ORIGINS must be exact origins', async (t) => {
@@ -260,6 +261,10 @@ t.test('ALLOWED_ORIGINS must be exact origins', async (t) => {
   for (const bad of ['app.example.com', 'https://app.example.com/', 'https://app.example.com/path', '*', 'ftp://x.example']) {
     t.throws(() => loadConfig({ ALLOWED_ORIGINS: bad }), { message: /ALLOWED_ORIGINS/ }, bad)
   }
+  t.throws(() => loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com/' }), { message: /^ALLOWED_ORIGINS: "https:\/\/app.example.com\/" is not an origin like https:\/\/app.example.com \(its origin is https:\/\/app.example.com: no path, not even "\/"\)$/ },
+    'a URL copied with its trailing slash: the message says which origin it holds')
+  t.throws(() => loadConfig({ NODE_ENV: 'production', ALLOWED_ORIGINS: 'https://a.example/, http://b.example, https://c.example' }), { message: /"https:\/\/a.example\/" is not an origin.*; \(\d\) ALLOWED_ORIGINS: "http:\/\/b.example" is plain HTTP/ },
+    'every refused origin is named, not only the first')
 })
 
 t.test('COOKIE_SAMESITE=none requires a Secure cookie', async (t) => {
