@@ -103,7 +103,9 @@ function requests (cookieName: string, othersSession: string): fc.Arbitrary<Inje
     headers: fc.record({
       authorization: bearer,
       cookie,
-      origin: fc.constantFrom(APP_ORIGIN, 'https://evil.example', 'null'),
+      // The last is the origin inject's requests are addressed to (Host: localhost:80): a browser without Fetch
+      // Metadata on the API's own origin.
+      origin: fc.constantFrom(APP_ORIGIN, 'https://evil.example', 'null', 'http://localhost:80'),
       'access-control-request-method': fc.constantFrom('POST', 'DELETE'),
       'content-type': fc.oneof({ arbitrary: fc.constantFrom('application/json', 'application/json; charset=utf-8'), weight: 6 },
         fc.constantFrom('text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x'), headerText),
