@@ -283,14 +283,18 @@ function parseCluster (env: Env): RedisConfig['cluster'] {
 }
 
 function parseHostPorts (name: string, value: string): HostPort[] {
-  return value.split(',').map((entry) => {
+  const problems: string[] = []
+  const nodes = value.split(',').map((entry) => {
     const match = HOST_PORT.exec(entry.trim())
     const port = Number(match?.[2])
     if (match === null || port < 1 || port > 65_535) {
-      throw new ConfigError(`${name} must be a comma-separated list of host:port (IPv6 as [address]:port)`)
+      problems.push(`${name}: "${entry.trim()}" is not host:port (a comma-separated list of them, IPv6 as [address]:port)`)
+      return null
     }
     return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port }
   })
+  if (problems.length > 0) throw new ConfigError(problems)
+  return nodes as HostPort[]
 }
 
 /**

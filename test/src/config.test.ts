@@ -342,10 +342,11 @@ t.test('REDIS_SENTINELS: host:port list, the master group name, and the URL for 
   t.match(loadConfig({ REDIS_URL: 'rediss://:pw@mymaster', REDIS_SENTINELS: 'localhost:26379' }).redis, { url: 'rediss://:pw@mymaster', sentinel: { nodes: [{ host: 'localhost', port: 26379 }] } }, 'TLS through Sentinels')
 
   for (const [env, message] of [
-    [{ REDIS_URL: url, REDIS_SENTINELS: 's1' }, /REDIS_SENTINELS must be a comma-separated list of host:port/],
-    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379,' }, /REDIS_SENTINELS must be/],
-    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:0' }, /REDIS_SENTINELS must be/],
-    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:65536' }, /REDIS_SENTINELS must be/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1' }, /^REDIS_SENTINELS: "s1" is not host:port \(a comma-separated list of them, IPv6 as \[address\]:port\)$/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379,' }, /^REDIS_SENTINELS: "" is not host:port/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:0' }, /^REDIS_SENTINELS: "s1:0" is not host:port/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:65536' }, /^REDIS_SENTINELS: "s1:65536" is not host:port/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1, s2:26379, s3' }, /^2 problems: \(1\) REDIS_SENTINELS: "s1" is not host:port.*; \(2\) REDIS_SENTINELS: "s3" is not host:port/],
     [{ REDIS_URL: url, REDIS_SENTINELS: 'fd00::3:26379' }, /IPv6 as \[address\]:port/],
     [{ REDIS_SENTINELS: 's1:26379' }, /REDIS_SENTINELS needs REDIS_URL/],
     [{ REDIS_URL: url, REDIS_SENTINEL_PASSWORD: 'sentinel-secret' }, /REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS/],
@@ -367,7 +368,7 @@ t.test('REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster, with REDIS_URL for t
   t.match(loadConfig({ REDIS_URL: 'rediss://:pw@cluster', REDIS_CLUSTER_NODES: 'n1:7000' }).redis, { url: 'rediss://:pw@cluster' }, 'TLS to every node')
   t.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).redis?.cluster, null)
   for (const [env, message] of [
-    [{ REDIS_URL: 'redis://:pw@cluster', REDIS_CLUSTER_NODES: 'n1' }, /REDIS_CLUSTER_NODES must be a comma-separated list of host:port/],
+    [{ REDIS_URL: 'redis://:pw@cluster', REDIS_CLUSTER_NODES: 'n1' }, /^REDIS_CLUSTER_NODES: "n1" is not host:port/],
     [{ REDIS_CLUSTER_NODES: 'n1:7000' }, /REDIS_CLUSTER_NODES needs REDIS_URL/],
     [{ REDIS_URL: 'redis://:pw@cluster/2', REDIS_CLUSTER_NODES: 'n1:7000' }, /a Redis Cluster has only database 0/],
     [{ REDIS_URL: 'redis://:pw@cluster', REDIS_CLUSTER_NODES: 'n1:7000', REDIS_SENTINELS: 's1:26379' }, /either REDIS_SENTINELS or REDIS_CLUSTER_NODES/]
