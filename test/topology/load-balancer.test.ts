@@ -54,7 +54,8 @@ http {
     listen 127.0.0.1:${port};
     proxy_http_version 1.1;
     proxy_set_header Connection "";
-    proxy_set_header Host $host;
+    # The host the browser addressed, port included ($host drops it): what the same-origin check compares an Origin to.
+    proxy_set_header Host $http_host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Request-Id $request_id;
     # The id nginx gave the request, as nginx itself would log it: the instance should answer with the same.
@@ -208,6 +209,19 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     t.not(a.upstream, b.upstream, `answered by ${a.upstream} and ${b.upstream}`)
     t.equal(a.refreshToken, b.refreshToken, 'one successor: the family is not forked')
     t.equal((await refresh(base, a.refreshToken as string)).status, 200, 'and it rotates on')
+  })
+
+  // Safari before 16.4 sends no Sec-Fetch-Site, and its page's Origin on every POST, same-origin ones too.
+  t.test('a browser without Fetch Metadata, on the load balancer\'s own origin, signs in, refreshes and logs out; another origin cannot', async (t) => {
+    const { email } = await signUp(base)
+    const post = (path: string, headers: Record<string, string>, body?: unknown) => call(`${base}${path}`, { method: 'POST', headers, body })
+    const login = await post('/auth/login', { origin: base }, { email, password: PASSWORD })
+    t.equal(login.status, 200, `signs in from ${base}`)
+    const refreshed = await post('/auth/refresh', { origin: base, cookie: login.refreshToken as string })
+    t.equal(refreshed.status, 200, 'refreshes')
+    const foreign = await post('/auth/refresh', { origin: 'http://127.0.0.1:9', cookie: refreshed.refreshToken as string })
+    t.same([foreign.status, foreign.body.code], [403, 'AUTH_CSRF'], 'a page of another origin (another port of the host) is refused')
+    t.equal((await post('/auth/logout', { origin: base, cookie: refreshed.refreshToken as string })).status, 204, 'and logs out')
   })
 
   t.test('a replayed rotated token, on any instance, ends the family on all of them', async (t) => {
