@@ -69,6 +69,8 @@ t.test('a browser without Fetch Metadata passes from the API\'s own origin, and 
   // Behind the proxy that terminates TLS, trusted to say so; inject's peer is 127.0.0.1.
   const app = await buildApp(t, { store: 'memory', env: { TRUST_PROXY: '127.0.0.1' } })
   const behindProxy = { host: 'api.example.com', 'x-forwarded-proto': 'https' }
+  // Not a header: the address a case is sent from, when not the trusted proxy's.
+  const PEER = 'peer address'
   let s = await registerAndLogin(app)
   for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
     const res = await app.inject({ method: 'POST', url, headers: { cookie: s.cookie, origin: API, ...behindProxy }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
@@ -83,11 +85,13 @@ t.test('a browser without Fetch Metadata passes from the API\'s own origin, and 
     'its own origin, addressed to another host': { origin: API, host: 'auth.internal', 'x-forwarded-proto': 'https' },
     'its own origin with Fetch Metadata saying same-site': { origin: API, 'sec-fetch-site': 'same-site', ...behindProxy },
     'its own origin with Fetch Metadata saying cross-site': { origin: API, 'sec-fetch-site': 'cross-site', ...behindProxy },
-    'a foreign origin with X-Forwarded-Host naming it, from an untrusted peer': { origin: EVIL, host: 'api.example.com', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' }
+    // Sent straight to the instance (not from the trusted proxy at 127.0.0.1), whose X-Forwarded-* count for nothing.
+    'a foreign origin with X-Forwarded-Host naming it, from an untrusted peer': { origin: EVIL, host: 'api.example.com', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', [PEER]: '192.0.2.7' }
   }
   for (const [name, headers] of Object.entries(refused)) {
     for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
-      const res = await app.inject({ method: 'POST', url, remoteAddress: name.endsWith('untrusted peer') ? '192.0.2.7' : undefined, headers: { cookie: s.cookie, ...headers }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
+      const { [PEER]: remoteAddress, ...sent } = headers
+      const res = await app.inject({ method: 'POST', url, remoteAddress, headers: { cookie: s.cookie, ...sent }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
       t.same([res.statusCode, res.json().code], [403, 'AUTH_CSRF'], `${url}, ${name}: 403`)
     }
   }
