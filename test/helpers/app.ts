@@ -227,6 +227,20 @@ export function refresh (fastify: FastifyInstance, cookie: string, headers: Reco
 }
 
 /**
+ * The codes a replayed refresh token is answered with, presented (`present()`: its answer's code) until it is caught.
+ * Each instance reads Redis's clock only within its reading's error, so a replay on another instance just after the
+ * rotation it replays may be taken for a late attempt of that rotation: refused (409 AUTH_REFRESH_SUPERSEDED) with the
+ * family kept, and caught at its next try (src/lua/family-rotate.lua). Hold the result to CAUGHT_REPLAY.
+ */
+export async function replayCodes (present: () => Promise<unknown>): Promise<string> {
+  const first = String(await present())
+  return first === 'AUTH_REFRESH_SUPERSEDED' ? `${first}, ${String(await present())}` : first
+}
+
+/** A replay caught at once, or at its next try after being taken for a late attempt (replayCodes). */
+export const CAUGHT_REPLAY = /^(AUTH_REFRESH_SUPERSEDED, )?AUTH_REFRESH_REUSED$/
+
+/**
  * Every session refreshing without pause, on the instances in turn, each with the cookie its last answer set (as a
  * browser keeps it), while `work` runs: the answers by status and code, and the slowest refusal. After a refusal a
  * session waits 50 ms, as a client would.

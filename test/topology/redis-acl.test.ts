@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, login, PASSWORD, refresh, refreshUntilServed, registerAndLogin, sidOf, nextRefreshCookie } from '../helpers/app.js'
+import { buildApp, CAUGHT_REPLAY, login, PASSWORD, refresh, refreshUntilServed, registerAndLogin, replayCodes, sidOf, nextRefreshCookie } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateCluster, PrivateRedis, PrivateSentinel, replicatedUnderSentinel } from '../helpers/redis-server.js'
 
@@ -54,8 +54,7 @@ async function everyStorePath (t: Test, a: FastifyInstance, b: FastifyInstance):
   t.equal((await refresh(a, owner.cookie)).statusCode, 200, 'the parent again within the grace window')
   const next = await refresh(a, nextRefreshCookie(a, rotated))
   t.equal(next.statusCode, 200)
-  const replayed = await refresh(b, owner.cookie)
-  t.equal(replayed.json().code, 'AUTH_REFRESH_REUSED', 'a replay ends the family')
+  t.match(await replayCodes(async () => (await refresh(b, owner.cookie)).json().code), CAUGHT_REPLAY, 'a replay ends the family')
   await within(1000, async () => (await a.inject({ url: '/me', headers: bearer(next.json().accessToken) })).statusCode === 401, 'the other instance hears the revocation')
   t.pass('and the other instance hears of it')
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { generateKeySetJson } from '../../src/signing-keys.js'
-import { deleteKeys, PASSWORD, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { CAUGHT_REPLAY, deleteKeys, PASSWORD, replayCodes, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { freePort } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
@@ -110,9 +110,7 @@ t.test('a rolling deploy: the deployed release and this one serve the same users
       t.pass(`${second.name} refuses the ended session's access token`)
       t.equal((await refresh(second, phone.cookie)).status, 401, 'and its refresh token')
 
-      const replay = await refresh(second, login.cookie)
-      t.equal(replay.status, 401, `the first refresh token, replayed on ${second.name}…`)
-      t.equal(replay.body.code, 'AUTH_REFRESH_REUSED', '…is taken for a replay')
+      t.match(await replayCodes(async () => (await refresh(second, login.cookie)).body.code), CAUGHT_REPLAY, `the first refresh token, replayed on ${second.name}, is taken for a replay`)
       await within(2000, async () => (await me(first, r3.body.accessToken)).status === 401, 'the replayed family\'s access token refused')
       t.pass(`${first.name} refuses the replayed family's access token`)
       t.equal((await refresh(first, r3.cookie)).status, 401, 'and its latest refresh token')
