@@ -1,9 +1,18 @@
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { pathsSentTo } from '../../plugins/refresh-cookie.js'
-import { buildApp, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../helpers/app.js'
+import { buildApp, type LoggedIn, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../helpers/app.js'
 
 const APP = 'https://app.example.com'
 const EVIL = 'https://evil.example'
+
+/** The routes the refresh cookie authenticates (a sign-in ends its session), each behind the cross-site checks. */
+const COOKIE_ROUTES = ['/auth/refresh', '/auth/logout', '/auth/login']
+
+/** A POST to one of COOKIE_ROUTES as the browser holding `s` sends it: its cookie, and a sign-in's credentials. */
+function post (app: FastifyInstance, url: string, s: LoggedIn, headers: Record<string, string>, remoteAddress?: string) {
+  return app.inject({ method: 'POST', url, remoteAddress, headers: { cookie: s.cookie, ...headers }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
+}
 
 t.test('routes that read the refresh cookie refuse cross-site requests and leave the token valid', async (t) => {
   const app = await buildApp(t, { env: { ALLOWED_ORIGINS: `${APP}, https://admin.example.com` } })
@@ -18,8 +27,8 @@ t.test('routes that read the refresh cookie refuse cross-site requests and leave
     'allowed host, other scheme': { origin: 'http://app.example.com' }
   }
   for (const [name, headers] of Object.entries(refused)) {
-    for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
-      const res = await app.inject({ method: 'POST', url, headers: { cookie: s.cookie, ...headers }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
+    for (const url of COOKIE_ROUTES) {
+      const res = await post(app, url, s, headers)
       t.equal(res.statusCode, 403, `${url}, ${name}: 403`)
       t.equal(res.json().code, 'AUTH_CSRF')
       t.notOk(res.headers['set-cookie'], 'nothing set or cleared')
@@ -34,7 +43,7 @@ t.test('simple requests that skip preflight (form posts, text/plain) cannot refr
   const app = await buildApp(t, { env: { ALLOWED_ORIGINS: APP } })
   const s = await registerAndLogin(app)
   for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x', 'text/plain;charset=UTF-8']) {
-    for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
+    for (const url of COOKIE_ROUTES) {
       // Even from an allowed origin: a form never carries a JSON content type.
       const res = await app.inject({ method: 'POST', url, payload: '', headers: { cookie: s.cookie, 'content-type': type, origin: APP } })
       t.equal(res.statusCode, 415, `${url} with ${type}: 415`)
@@ -72,8 +81,8 @@ t.test('a browser without Fetch Metadata passes from the API\'s own origin, and 
   // Not a header: the address a case is sent from, when not the trusted proxy's.
   const PEER = 'peer address'
   let s = await registerAndLogin(app)
-  for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
-    const res = await app.inject({ method: 'POST', url, headers: { cookie: s.cookie, origin: API, ...behindProxy }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
+  for (const url of COOKIE_ROUTES) {
+    const res = await post(app, url, s, { origin: API, ...behindProxy })
     t.equal(res.statusCode, url === '/auth/logout' ? 204 : 200, `${url} from the API's own origin`)
     if (url === '/auth/refresh') s = { ...s, cookie: nextRefreshCookie(app, res) }
   }
@@ -89,9 +98,9 @@ t.test('a browser without Fetch Metadata passes from the API\'s own origin, and 
     'a foreign origin with X-Forwarded-Host naming it, from an untrusted peer': { origin: EVIL, host: 'api.example.com', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', [PEER]: '192.0.2.7' }
   }
   for (const [name, headers] of Object.entries(refused)) {
-    for (const url of ['/auth/refresh', '/auth/logout', '/auth/login']) {
+    for (const url of COOKIE_ROUTES) {
       const { [PEER]: remoteAddress, ...sent } = headers
-      const res = await app.inject({ method: 'POST', url, remoteAddress, headers: { cookie: s.cookie, ...sent }, payload: url === '/auth/login' ? { email: s.email, password: PASSWORD } : undefined })
+      const res = await post(app, url, s, sent, remoteAddress)
       t.same([res.statusCode, res.json().code], [403, 'AUTH_CSRF'], `${url}, ${name}: 403`)
     }
   }
@@ -172,7 +181,7 @@ t.test('COOKIE_SAMESITE=none: the cookie is Partitioned, set and cleared alike; 
     const rotated = await refresh(app, s.cookie, { origin: APP })
     const loggedOut = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: nextRefreshCookie(app, rotated), origin: APP } })
     const tossed = await refresh(app, `${s.cookie}; ${s.cookie}`, { origin: APP })
-    return [loggedIn.headers['set-cookie'], rotated.headers['set-cookie'], loggedOut.headers['set-cookie'], tossed.headers['set-cookie']].flatMap((h) => ([] as string[]).concat(h ?? []))
+    return [loggedIn, rotated, loggedOut, tossed].flatMap(setCookies)
   }
   const none = await cookies('none')
   t.equal(none.length, 3 + pathsSentTo('/auth').length, 'login, refresh, logout, and every path cleared after two cookies')

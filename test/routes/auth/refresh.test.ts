@@ -218,7 +218,7 @@ t.test('timeouts, enforced by the store', async (t) => {
     t.test(`the cookie Max-Age is min(idle, remaining absolute lifetime) (${store})`, async (t) => {
       const app = await buildApp(t, { store, env: { REFRESH_IDLE_TTL: '100', REFRESH_ABSOLUTE_TTL: '3', REFRESH_REUSE_GRACE: '0' } })
       const session = await registerAndLogin(app)
-      const maxAge = (res: { headers: Record<string, unknown> }) => Number(/Max-Age=(\d+)/.exec(String(([] as string[]).concat(res.headers['set-cookie'] as string)[0]))?.[1])
+      const maxAge = (res: { headers: { 'set-cookie'?: string | string[] } }) => Number(/Max-Age=(\d+)/.exec(setCookies(res)[0] ?? '')?.[1])
       await sleep(1100)
       const res = await refresh(app, session.cookie)
       t.equal(res.statusCode, 200)
