@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
@@ -16,11 +16,19 @@ export function needsChromium (): { skip: string | false } {
   return { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium)` }
 }
 
+/** Answers `req` with its page of `pages` (by path: a query is the page's to read; `.js`, a module) if it has one. */
+export function servePage (pages: Record<string, string>, req: IncomingMessage, res: ServerResponse): boolean {
+  const path = new URL(req.url ?? '/', 'http://site').pathname
+  const page = pages[path]
+  if (page === undefined) return false
+  res.writeHead(200, { 'content-type': path.endsWith('.js') ? 'text/javascript' : 'text/html' }).end(page)
+  return true
+}
+
 /** A tiny static site on loopback: the app's pages, or an attacker's. */
 export async function site (t: Test, host: string, pages: Record<string, string>): Promise<string> {
   const server: Server = createServer((req, res) => {
-    const page = pages[req.url ?? '']
-    res.writeHead(page === undefined ? 404 : 200, { 'content-type': 'text/html' }).end(page ?? 'not found')
+    if (!servePage(pages, req, res)) res.writeHead(404, { 'content-type': 'text/html' }).end('not found')
   })
   await new Promise<void>((resolve) => server.listen(0, host, resolve))
   t.teardown(() => server.close())

@@ -1,0 +1,262 @@
+import { readFile } from 'node:fs/promises'
+import { createServer, request } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Page } from 'playwright-core'
+import t, { type Test } from 'tap'
+import ts from 'typescript'
+import type { AuthClient } from '../../examples/browser-client.js'
+import { buildApp, login, PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { launchBrowser, needsChromium, refreshCookieIn, servePage, site } from '../helpers/browser.js'
+import { within } from '../helpers/poll.js'
+import { PrivateRedis } from '../helpers/redis-server.js'
+
+// The client as an app ships it: examples/browser-client.ts compiled to one ES module, which the app's page loads and
+// makes its client with, the service's base URL read from the page's query (?api=).
+const CLIENT_MODULE = ts.transpileModule(await readFile(new URL('../../examples/browser-client.ts', import.meta.url), 'utf8'), {
+  compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext }
+}).outputText
+const APP_PAGES = {
+  '/browser-client.js': CLIENT_MODULE,
+  '/app.html': `<!doctype html><title>app</title><script type="module">
+    import { AuthClient } from './browser-client.js'
+    globalThis.signedOut = 0
+    globalThis.auth = new AuthClient({ baseUrl: new URLSearchParams(location.search).get('api'), onSignedOut: () => { globalThis.signedOut++ } })
+    globalThis.attempt = async (call) => { try { return await call } catch (error) { return error.code ?? String(error) } }
+  </script>`
+}
+
+/** What a tab of the app holds: its client, how often it was told its session ended, and what the app's calls get. */
+interface InPage {
+  auth: AuthClient
+  signedOut: number
+  /** The call's value, or the code of the AuthError it threw. */
+  attempt: <R>(call: Promise<R>) => Promise<R | string>
+}
+
+interface Held { arrived: Promise<void>, release: () => void }
+
+/**
+ * The service behind a proxy that can hold a request to a path until released (a slow network, for one request),
+ * passing everything else on as it comes. With `mounted`, the proxy is also the app's site: it serves the app's
+ * pages and the service under /api (PUBLIC_PATH_PREFIX=/api), all of one origin; otherwise the app is on another
+ * origin of the same site, listed in ALLOWED_ORIGINS.
+ */
+async function appAndService (t: Test, { mounted = false, env = {} }: { mounted?: boolean, env?: Record<string, string> } = {}) {
+  const appOrigin = mounted ? null : await site(t, '127.0.0.1', APP_PAGES)
+  const auth = await buildApp(t, { env: { ...(mounted ? { PUBLIC_PATH_PREFIX: '/api' } : { ALLOWED_ORIGINS: appOrigin as string }), ...env } })
+  const service = new URL(await auth.listen({ port: 0, host: '127.0.0.1' }))
+  const holds = new Map<string, () => Promise<void>>()
+  const proxy = createServer((req, res) => {
+    if (mounted && servePage(APP_PAGES, req, res)) return
+    const path = mounted ? (req.url ?? '').replace(/^\/api(?=\/)/, '') : req.url ?? ''
+    const held = holds.get(path)?.() ?? Promise.resolve()
+    holds.delete(path)
+    held.then(() => {
+      const upstream = request({ host: service.hostname, port: service.port, method: req.method, path, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers)
+        answer.pipe(res)
+      })
+      upstream.on('error', () => res.destroy())
+      req.pipe(upstream)
+    }).catch(() => res.destroy())
+  })
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => proxy.close())
+  const proxyOrigin = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
+  const app = mounted ? `${proxyOrigin}/app.html?api=/api` : `${appOrigin as string}/app.html?api=${proxyOrigin}`
+
+  const email = uniqueEmail()
+  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const context = await (await launchBrowser(t)).newContext()
+  // What the browser was answered by the service, in order: "POST /auth/refresh 200".
+  const answers: string[] = []
+  context.on('response', (response) => {
+    const path = new URL(response.url()).pathname
+    if (!(path in APP_PAGES)) answers.push(`${response.request().method()} ${path.replace(/^\/api(?=\/)/, '')} ${response.status()}`)
+  })
+
+  /** A new tab of the app, once its client is made. */
+  const openTab = async (): Promise<Page> => {
+    const page = await context.newPage()
+    await page.goto(app)
+    await page.waitForFunction(() => 'auth' in globalThis)
+    return page
+  }
+  /** Holds the next request to `path` at the proxy until released. */
+  const holdNext = (path: string): Held => {
+    let arrive = (): void => {}
+    let release = (): void => {}
+    const arrived = new Promise<void>((resolve) => { arrive = resolve })
+    const released = new Promise<void>((resolve) => { release = resolve })
+    holds.set(path, async () => { arrive(); await released })
+    return { arrived, release }
+  }
+  return { auth, email, context, answers, openTab, holdNext }
+}
+
+const signIn = async (page: Page, email: string) => await page.evaluate(async ([email, password]) => {
+  const tab = globalThis as unknown as InPage
+  return await tab.attempt(tab.auth.signIn(email, password).then(() => 'signed in'))
+}, [email, PASSWORD] as const)
+const signOut = async (page: Page, everywhere = false) => await page.evaluate(async (everywhere) => {
+  const tab = globalThis as unknown as InPage
+  return await tab.attempt((everywhere ? tab.auth.signOutEverywhere() : tab.auth.signOut()).then(() => 'signed out'))
+}, everywhere)
+const restore = async (page: Page) => await page.evaluate(async () => {
+  const tab = globalThis as unknown as InPage
+  return await tab.attempt(tab.auth.restore())
+})
+/** The app's call of a route of the service through the client: its status, and the email in its body if any. */
+const call = async (page: Page, path = '/me') => await page.evaluate(async (path) => {
+  const response = await (globalThis as unknown as InPage).auth.fetch(path)
+  return { status: response.status, email: (await response.json() as { email?: string }).email }
+}, path)
+const sessions = async (page: Page) => await page.evaluate(async () => {
+  const response = await (globalThis as unknown as InPage).auth.fetch('/auth/sessions')
+  return (await response.json() as { sessions: unknown[] }).sessions.length
+})
+const state = async (page: Page) => await page.evaluate(() => {
+  const tab = globalThis as unknown as InPage
+  return { signedIn: tab.auth.signedIn, signedOut: tab.signedOut }
+})
+const count = (answers: string[], answer: RegExp) => answers.filter((a) => answer.test(a)).length
+
+for (const mounted of [false, true]) {
+  const where = mounted ? 'an app on the service\'s own origin, which serves it under /api' : 'an app on another origin of the site'
+  t.test(`the browser client, in ${where}: signs in, calls with its token, and a reloaded page is signed in from the cookie alone`, needsChromium(), async (t) => {
+    const { email, context, answers, openTab } = await appAndService(t, { mounted })
+    const page = await openTab()
+    t.equal(await restore(page), false, 'a first visit holds no session')
+    t.equal(await signIn(page, email), 'signed in', 'the app signs in')
+    t.same(await call(page), { status: 200, email }, 'and calls /me with the token')
+    t.notOk(await page.evaluate(() => (globalThis as unknown as { document: { cookie: string } }).document.cookie.includes('refresh')), 'no script can read the refresh token')
+    t.same(await page.evaluate(() => ['localStorage', 'sessionStorage'].map((name) => (globalThis as unknown as Record<string, { length: number }>)[name]?.length)), [0, 0], 'and nothing is stored where scripts can read it')
+
+    await page.reload()
+    await page.waitForFunction(() => 'auth' in globalThis)
+    t.equal(await restore(page), true, 'the reloaded page is signed in again by its cookie')
+    t.same(await call(page), { status: 200, email }, 'and calls /me')
+    t.equal(await sessions(page), 1, 'on the same session')
+    t.ok(await refreshCookieIn(context), 'the browser holds the cookie')
+    t.same(answers.filter((a) => a.includes('/auth/')), ['POST /auth/refresh 401', 'POST /auth/login 200', 'POST /auth/refresh 200', 'GET /auth/sessions 200'], 'what the browser was answered')
+  })
+}
+
+t.test('the browser client: calls made at once with no token held share one refresh', needsChromium(), async (t) => {
+  const { email, answers, openTab } = await appAndService(t)
+  t.equal(await signIn(await openTab(), email), 'signed in', 'the app signs in in one tab')
+  const page = await openTab()
+  const all = await page.evaluate(async () => {
+    const tab = globalThis as unknown as InPage
+    return await Promise.all(Array.from({ length: 10 }, async () => (await tab.auth.fetch('/me')).status))
+  })
+  t.same(all, Array(10).fill(200), 'ten calls at once in a new tab are served')
+  t.equal(count(answers, /^POST \/auth\/refresh/), 1, 'after one refresh: each refresh rotates the cookie, and ten would have raced')
+})
+
+t.test('the browser client: a token near its end is renewed before a call, which is then never refused', needsChromium(), async (t) => {
+  const { email, answers, openTab } = await appAndService(t, { env: { ACCESS_TOKEN_TTL: '4' } })
+  const page = await openTab()
+  t.equal(await signIn(page, email), 'signed in', 'the app signs in, with 4 s tokens')
+  t.equal((await call(page) as { status: number }).status, 200, 'a call at once uses the token')
+  t.equal(count(answers, /refresh/), 0, 'without a refresh')
+  await sleep(3100) // past three quarters of its life
+  t.equal((await call(page) as { status: number }).status, 200, 'a call near its end is served')
+  t.same(answers.slice(-2), ['POST /auth/refresh 200', 'GET /me 200'], 'after a refresh made first')
+  t.equal(count(answers, /401$/), 0, 'and nothing was refused')
+})
+
+t.test('the browser client: a refresh superseded by a sign-in in another tab (409) is retried with the new cookie', needsChromium(), async (t) => {
+  const { email, answers, openTab, holdNext } = await appAndService(t)
+  const first = await openTab()
+  const second = await openTab()
+  t.equal(await signIn(first, email), 'signed in', 'the first tab signs in')
+  t.equal(await restore(second), true, 'the second tab is signed in from the cookie')
+
+  // The second tab's refresh is slow on the network; meanwhile the first tab signs in again, which ends the session
+  // that refresh's cookie is of and gives the browser another.
+  const held = holdNext('/auth/refresh')
+  const restoring = restore(second)
+  await held.arrived
+  t.equal(await signIn(first, email), 'signed in', 'the first tab signs in again while the second tab\'s refresh is on its way')
+  held.release()
+  t.equal(await restoring, true, 'the second tab\'s refresh succeeds')
+  t.same(answers.filter((a) => a.startsWith('POST /auth/refresh')).slice(-2), ['POST /auth/refresh 409', 'POST /auth/refresh 200'], 'once sent again after the service answered 409 AUTH_REFRESH_SUPERSEDED')
+  t.same(await state(second), { signedIn: true, signedOut: 0 }, 'the app was never told it was signed out')
+  t.equal(await sessions(second), 1, 'and both tabs are on the new session, the one the browser holds')
+  t.equal((await call(first) as { status: number }).status, 200, 'which the first tab calls with too')
+})
+
+t.test('the browser client: a call refused 401 because a sign-in in another tab ended the session renews the token and is sent again', needsChromium(), async (t) => {
+  const { email, answers, openTab } = await appAndService(t)
+  const first = await openTab()
+  const second = await openTab()
+  t.equal(await signIn(first, email), 'signed in', 'the first tab signs in')
+  t.equal(await restore(second), true, 'the second tab is signed in from the cookie')
+  t.equal(await signIn(first, email), 'signed in', 'the first tab signs in again: the session the second tab\'s token is of ends, and its token with it')
+  t.same(await call(second), { status: 200, email }, 'the second tab\'s call is served')
+  t.same(answers.slice(-3), ['GET /me 401', 'POST /auth/refresh 200', 'GET /me 200'], 'sent again, once refused and the token renewed from the new cookie')
+  t.same(await state(second), { signedIn: true, signedOut: 0 }, 'the app never saw it')
+})
+
+t.test('the browser client: a session ended from another device is told to the app once, at the next call', needsChromium(), async (t) => {
+  const { auth, email, answers, openTab } = await appAndService(t)
+  const page = await openTab()
+  t.equal(await signIn(page, email), 'signed in', 'the app signs in')
+  const elsewhere = await login(auth, email)
+  t.equal((await auth.inject({ method: 'POST', url: '/auth/logout-all', headers: { authorization: `Bearer ${elsewhere.accessToken}` } })).statusCode, 204, 'another device signs out everywhere')
+
+  t.equal((await call(page) as { status: number }).status, 401, 'the app\'s next call is refused')
+  t.same(answers.slice(-2), ['GET /me 401', 'POST /auth/refresh 401'], 'once its token was refused and a refresh too')
+  t.same(await state(page), { signedIn: false, signedOut: 1 }, 'and the app is told, once')
+  const refreshes = count(answers, /refresh/)
+  t.equal((await call(page) as { status: number }).status, 401, 'a later call is refused too')
+  t.equal(count(answers, /refresh/), refreshes, 'without trying another refresh')
+  t.equal((await state(page)).signedOut, 1, 'and without telling the app again')
+})
+
+t.test('the browser client: signing out in one tab signs out the others; signing out everywhere ends the other devices\' sessions', needsChromium(), async (t) => {
+  const { auth, email, context, answers, openTab } = await appAndService(t)
+  const first = await openTab()
+  const second = await openTab()
+  t.equal(await signIn(first, email), 'signed in', 'the first tab signs in')
+  t.equal(await restore(second), true, 'the second tab is signed in from the cookie')
+
+  t.equal(await signOut(first), 'signed out', 'the first tab signs out')
+  t.equal(await refreshCookieIn(context), undefined, 'the cookie is gone')
+  await within(2000, async () => !(await state(second)).signedIn, 'the second tab signed out')
+  t.same(await state(second), { signedIn: false, signedOut: 1 }, 'the second tab is told at once, before any call of its own')
+  t.same(await state(first), { signedIn: false, signedOut: 0 }, 'the first, which signed out itself, is not')
+  const before = answers.length
+  t.equal((await call(second) as { status: number }).status, 401, 'a call in the second tab is sent without a token and refused')
+  t.same(answers.slice(before), ['GET /me 401'], 'without a refresh')
+
+  t.equal(await signIn(second, email), 'signed in', 'the second tab signs in')
+  t.equal(await restore(first), true, 'and the first, told of it, is signed in from the new cookie')
+  const device = await login(auth, email)
+  t.equal(await signOut(first, true), 'signed out', 'the first tab signs out everywhere')
+  t.equal(await refreshCookieIn(context), undefined, 'the browser\'s cookie is gone')
+  t.equal((await auth.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie: device.cookie } })).statusCode, 401, 'and the other device\'s session has ended')
+  await within(2000, async () => !(await state(second)).signedIn, 'the second tab signed out')
+  t.equal((await state(second)).signedOut, 2, 'the second tab is told, a second time since it signed in')
+})
+
+t.test('the browser client: while the store stalls, calls go on with the token held; the session lives on after it, past the grace window', needsChromium(), async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const { email, answers, openTab } = await appAndService(t, { env: { REDIS_URL: redis.url, ACCESS_TOKEN_TTL: '8', REFRESH_REUSE_GRACE: '1' } })
+  const page = await openTab()
+  t.equal(await signIn(page, email), 'signed in', 'the app signs in, with 8 s tokens')
+  await sleep(6100) // past three quarters of the token's life: the next call renews it first
+
+  const stall = await redis.stall(t, 3)
+  t.same(await call(page), { status: 200, email }, 'a call while Redis stalls is served')
+  t.same(answers.slice(-2), ['POST /auth/refresh 503', 'GET /me 200'], 'with the token held, its renewal refused 503')
+  t.same(await state(page), { signedIn: true, signedOut: 0 }, 'the app is still signed in')
+  t.equal(await restore(page), 'AUTH_STORE_UNAVAILABLE', 'a restore meanwhile fails with a code the app can tell from a sign-out')
+  await stall.woken
+  await sleep(1200) // past REFRESH_REUSE_GRACE: the cookie the browser holds must be the 503's successor, not a replay
+  t.same(await call(page), { status: 200, email }, 'once Redis answers, a call is served')
+  t.same(answers.slice(-2), ['POST /auth/refresh 200', 'GET /me 200'], 'after its token is renewed')
+  t.same(await state(page), { signedIn: true, signedOut: 0 }, 'on the session it always had')
+})
