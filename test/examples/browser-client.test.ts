@@ -155,6 +155,16 @@ t.test('the browser client: calls made at once with no token held share one refr
   t.equal(count(answers, /^POST \/auth\/refresh/), 1, 'after one refresh: each refresh rotates the cookie, and ten would have raced')
 })
 
+t.test('the browser client: eight tabs restored at once, as a browser reopens them, are all signed in on the one session', needsChromium(), async (t) => {
+  const { email, answers, openTab } = await appAndService(t)
+  t.equal(await signIn(await openTab(), email), 'signed in', 'the app signs in')
+  const tabs = await Promise.all(Array.from({ length: 8 }, openTab))
+  t.same(await Promise.all(tabs.map(restore)), Array(8).fill(true), 'each tab, refreshing with the same cookie at once, is signed in')
+  t.equal(count(answers, /^POST \/auth\/refresh 200$/), 8, 'by a refresh each (those that sent a token already rotated got its successor, within the grace window)')
+  t.same(await Promise.all(tabs.map(async (tab) => (await call(tab)).status)), Array(8).fill(200), 'each calls /me')
+  t.equal(await sessions(tabs[0] as Page), 1, 'on one session')
+})
+
 t.test('the browser client: a token near its end is renewed before a call, which is then never refused', needsChromium(), async (t) => {
   const { email, answers, openTab } = await appAndService(t, { env: { ACCESS_TOKEN_TTL: '4' } })
   const page = await openTab()
