@@ -36,15 +36,21 @@ interface InPage {
 
 interface Held { arrived: Promise<void>, release: () => void }
 
+/** Where the app is, seen from the service (on 127.0.0.1). */
+type AppPlace = 'own origin' | 'same site' | 'another site'
+
 /**
  * The service behind a proxy that can hold a request to a path until released (a slow network, for one request),
- * passing everything else on as it comes. With `mounted`, the proxy is also the app's site: it serves the app's
- * pages and the service under /api (PUBLIC_PATH_PREFIX=/api), all of one origin; otherwise the app is on another
- * origin of the same site, listed in ALLOWED_ORIGINS.
+ * passing everything else on as it comes. On the service's own origin, the proxy is also the app's site: it serves
+ * the app's pages and the service under /api (PUBLIC_PATH_PREFIX=/api). Otherwise the app is on another origin,
+ * listed in ALLOWED_ORIGINS: of the same site (another port), or of another site (localhost), whose app needs
+ * COOKIE_SAMESITE=none.
  */
-async function appAndService (t: Test, { mounted = false, env = {} }: { mounted?: boolean, env?: Record<string, string> } = {}) {
-  const appOrigin = mounted ? null : await site(t, '127.0.0.1', APP_PAGES)
-  const auth = await buildApp(t, { env: { ...(mounted ? { PUBLIC_PATH_PREFIX: '/api' } : { ALLOWED_ORIGINS: appOrigin as string }), ...env } })
+async function appAndService (t: Test, { place = 'same site', env = {} }: { place?: AppPlace, env?: Record<string, string> } = {}) {
+  const mounted = place === 'own origin'
+  const appOrigin = mounted ? null : await site(t, place === 'same site' ? '127.0.0.1' : 'localhost', APP_PAGES)
+  const placed = mounted ? { PUBLIC_PATH_PREFIX: '/api' } : { ALLOWED_ORIGINS: appOrigin as string, ...(place === 'another site' ? { COOKIE_SAMESITE: 'none' } : {}) }
+  const auth = await buildApp(t, { env: { ...placed, ...env } })
   const service = new URL(await auth.listen({ port: 0, host: '127.0.0.1' }))
   const holds = new Map<string, () => Promise<void>>()
   const proxy = createServer((req, res) => {
@@ -122,10 +128,14 @@ const state = async (page: Page) => await page.evaluate(() => {
 })
 const count = (answers: string[], answer: RegExp) => answers.filter((a) => answer.test(a)).length
 
-for (const mounted of [false, true]) {
-  const where = mounted ? 'an app on the service\'s own origin, which serves it under /api' : 'an app on another origin of the site'
+const PLACES: Record<AppPlace, string> = {
+  'own origin': 'an app on the service\'s own origin, which serves it under /api',
+  'same site': 'an app on another origin of the site',
+  'another site': 'an app on another site (COOKIE_SAMESITE=none)'
+}
+for (const [place, where] of Object.entries(PLACES) as Array<[AppPlace, string]>) {
   t.test(`the browser client, in ${where}: signs in, calls with its token, and a reloaded page is signed in from the cookie alone`, needsChromium(), async (t) => {
-    const { email, context, answers, openTab } = await appAndService(t, { mounted })
+    const { email, context, answers, openTab } = await appAndService(t, { place })
     const page = await openTab()
     t.equal(await restore(page), false, 'a first visit holds no session')
     t.equal(await signIn(page, email), 'signed in', 'the app signs in')
