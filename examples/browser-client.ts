@@ -10,7 +10,8 @@
 //   serves until it expires;
 // - a call refused 401 (a session ended elsewhere revokes its access tokens at once) renews the token once and is
 //   sent again; a refresh refused 401 is the end of the session, told to the app once;
-// - signing out in one tab signs out the app's other tabs (BroadcastChannel).
+// - signing out in one tab signs out the app's other tabs, and signing in moves them to the new session
+//   (BroadcastChannel).
 
 export interface AuthClientOptions {
   /**
@@ -214,10 +215,12 @@ export class AuthClient {
   #heard (message: Message): void {
     if (message === 'signed-out') {
       this.#ended(this.#state === 'in')
-    } else if (this.#state === 'out') {
-      // Another tab signed in: the cookie is the new session's, for this tab's next call to take up.
-      this.#state = 'unknown'
+      return
     }
+    // Another tab signed in, which ended the session this tab's token is of: the browser's cookie is the new session's,
+    // for this tab's next call to take up.
+    this.#token = null
+    if (this.#state === 'out') this.#state = 'unknown'
   }
 }
 

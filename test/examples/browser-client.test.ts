@@ -126,6 +126,18 @@ const state = async (page: Page) => await page.evaluate(() => {
   const tab = globalThis as unknown as InPage
   return { signedIn: tab.auth.signedIn, signedOut: tab.signedOut }
 })
+/**
+ * Listens in `page` to what the app's tabs tell each other; returns how many messages it has heard. Its channel is
+ * made after the client's, so the client has heard each message before it does (HTML: BroadcastChannel).
+ */
+async function listen (page: Page): Promise<() => Promise<number>> {
+  await page.evaluate(() => {
+    const tab = globalThis as unknown as { heard: number, location: { search: string } }
+    tab.heard = 0
+    new BroadcastChannel(`auth-client:${new URLSearchParams(tab.location.search).get('api') ?? ''}`).onmessage = () => { tab.heard++ }
+  })
+  return async () => await page.evaluate(() => (globalThis as unknown as { heard: number }).heard)
+}
 const count = (answers: string[], answer: RegExp) => answers.filter((a) => answer.test(a)).length
 
 const PLACES: Record<AppPlace, string> = {
@@ -208,16 +220,33 @@ t.test('the browser client: a refresh superseded by a sign-in in another tab (40
   t.equal((await call(first) as { status: number }).status, 200, 'which the first tab calls with too')
 })
 
-t.test('the browser client: a call refused 401 because a sign-in in another tab ended the session renews the token and is sent again', needsChromium(), async (t) => {
+t.test('the browser client: a sign-in in one tab moves the others to the new session at their next call, none refused', needsChromium(), async (t) => {
   const { email, answers, openTab } = await appAndService(t)
   const first = await openTab()
   const second = await openTab()
   t.equal(await signIn(first, email), 'signed in', 'the first tab signs in')
   t.equal(await restore(second), true, 'the second tab is signed in from the cookie')
+  const told = await listen(second)
   t.equal(await signIn(first, email), 'signed in', 'the first tab signs in again: the session the second tab\'s token is of ends, and its token with it')
+  await within(2000, async () => await told() === 1, 'the second tab told')
   t.same(await call(second), { status: 200, email }, 'the second tab\'s call is served')
+  t.same(answers.slice(-2), ['POST /auth/refresh 200', 'GET /me 200'], 'with a token of the new session, taken up first')
+  t.equal(count(answers, /^GET \/me 401$/), 0, 'none refused')
+  t.same(await state(second), { signedIn: true, signedOut: 0 }, 'and the app was never told it was signed out')
+})
+
+t.test('the browser client: a call refused 401 because a sign-in by another app of the browser ended the session renews the token and is sent again', needsChromium(), async (t) => {
+  const { email, answers, openTab } = await appAndService(t)
+  const page = await openTab()
+  t.equal(await signIn(page, email), 'signed in', 'the app signs in')
+  // Another app of the API, on another origin (no BroadcastChannel reaches it), or code that does not go through the
+  // client: the browser's cookie is replaced, and the session the app's token is of ends.
+  t.equal(await page.evaluate(async ([email, password]) => (await fetch(`${new URLSearchParams((globalThis as unknown as { location: { search: string } }).location.search).get('api') ?? ''}/auth/login`, {
+    method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password })
+  })).status, [email, PASSWORD] as const), 200, 'another sign-in in this browser, not through the client')
+  t.same(await call(page), { status: 200, email }, 'the app\'s call is served')
   t.same(answers.slice(-3), ['GET /me 401', 'POST /auth/refresh 200', 'GET /me 200'], 'sent again, once refused and the token renewed from the new cookie')
-  t.same(await state(second), { signedIn: true, signedOut: 0 }, 'the app never saw it')
+  t.same(await state(page), { signedIn: true, signedOut: 0 }, 'the app never saw it')
 })
 
 t.test('the browser client: a session ended from another device is told to the app once, at the next call', needsChromium(), async (t) => {
