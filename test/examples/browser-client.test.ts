@@ -1,38 +1,13 @@
-import { readFile } from 'node:fs/promises'
 import { createServer, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
-import ts from 'typescript'
-import type { AuthClient } from '../../examples/browser-client.js'
 import { buildApp, login, PASSWORD, uniqueEmail } from '../helpers/app.js'
 import { launchBrowser, needsChromium, refreshCookieIn, servePage, site } from '../helpers/browser.js'
+import { APP_PAGES, call, type InPage, listen, openAppTab, restore, sessions, signIn, signOut, state } from '../helpers/browser-client.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
-
-// The client as an app ships it: examples/browser-client.ts compiled to one ES module, which the app's page loads and
-// makes its client with, the service's base URL read from the page's query (?api=).
-const CLIENT_MODULE = ts.transpileModule(await readFile(new URL('../../examples/browser-client.ts', import.meta.url), 'utf8'), {
-  compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext }
-}).outputText
-const APP_PAGES = {
-  '/browser-client.js': CLIENT_MODULE,
-  '/app.html': `<!doctype html><title>app</title><script type="module">
-    import { AuthClient } from './browser-client.js'
-    globalThis.signedOut = 0
-    globalThis.auth = new AuthClient({ baseUrl: new URLSearchParams(location.search).get('api'), onSignedOut: () => { globalThis.signedOut++ } })
-    globalThis.attempt = async (call) => { try { return await call } catch (error) { return error.code ?? String(error) } }
-  </script>`
-}
-
-/** What a tab of the app holds: its client, how often it was told its session ended, and what the app's calls get. */
-interface InPage {
-  auth: AuthClient
-  signedOut: number
-  /** The call's value, or the code of the AuthError it threw. */
-  attempt: <R>(call: Promise<R>) => Promise<R | string>
-}
 
 interface Held { arrived: Promise<void>, release: () => void }
 
@@ -83,12 +58,7 @@ async function appAndService (t: Test, { place = 'same site', env = {} }: { plac
   })
 
   /** A new tab of the app, once its client is made. */
-  const openTab = async (): Promise<Page> => {
-    const page = await context.newPage()
-    await page.goto(app)
-    await page.waitForFunction(() => 'auth' in globalThis)
-    return page
-  }
+  const openTab = async (): Promise<Page> => await openAppTab(context, app)
   /** Holds the next request to `path` at the proxy until released. */
   const holdNext = (path: string): Held => {
     let arrive = (): void => {}
@@ -101,43 +71,6 @@ async function appAndService (t: Test, { place = 'same site', env = {} }: { plac
   return { auth, email, context, answers, openTab, holdNext }
 }
 
-const signIn = async (page: Page, email: string) => await page.evaluate(async ([email, password]) => {
-  const tab = globalThis as unknown as InPage
-  return await tab.attempt(tab.auth.signIn(email, password).then(() => 'signed in'))
-}, [email, PASSWORD] as const)
-const signOut = async (page: Page, everywhere = false) => await page.evaluate(async (everywhere) => {
-  const tab = globalThis as unknown as InPage
-  return await tab.attempt((everywhere ? tab.auth.signOutEverywhere() : tab.auth.signOut()).then(() => 'signed out'))
-}, everywhere)
-const restore = async (page: Page) => await page.evaluate(async () => {
-  const tab = globalThis as unknown as InPage
-  return await tab.attempt(tab.auth.restore())
-})
-/** The app's call of a route of the service through the client: its status, and the email in its body if any. */
-const call = async (page: Page, path = '/me') => await page.evaluate(async (path) => {
-  const response = await (globalThis as unknown as InPage).auth.fetch(path)
-  return { status: response.status, email: (await response.json() as { email?: string }).email }
-}, path)
-const sessions = async (page: Page) => await page.evaluate(async () => {
-  const response = await (globalThis as unknown as InPage).auth.fetch('/auth/sessions')
-  return (await response.json() as { sessions: unknown[] }).sessions.length
-})
-const state = async (page: Page) => await page.evaluate(() => {
-  const tab = globalThis as unknown as InPage
-  return { signedIn: tab.auth.signedIn, signedOut: tab.signedOut }
-})
-/**
- * Listens in `page` to what the app's tabs tell each other; returns how many messages it has heard. Its channel is
- * made after the client's, so the client has heard each message before it does (HTML: BroadcastChannel).
- */
-async function listen (page: Page): Promise<() => Promise<number>> {
-  await page.evaluate(() => {
-    const tab = globalThis as unknown as { heard: number, location: { search: string } }
-    tab.heard = 0
-    new BroadcastChannel(`auth-client:${new URLSearchParams(tab.location.search).get('api') ?? ''}`).onmessage = () => { tab.heard++ }
-  })
-  return async () => await page.evaluate(() => (globalThis as unknown as { heard: number }).heard)
-}
 const count = (answers: string[], answer: RegExp) => answers.filter((a) => answer.test(a)).length
 
 const PLACES: Record<AppPlace, string> = {
