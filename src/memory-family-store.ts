@@ -7,6 +7,12 @@ interface FamilyRecord {
   rotatedAtMs: number
   /** When the caller of the latest rotation asked (RotateInput.requestedAtMs); 0 before the first. */
   rotationRequestedAtMs: number
+  /**
+   * The generation the first of the latest run of rotations superseded, each rotation of the run within the grace
+   * window of the one before, and when (family-rotate.lua: b, bt); -1 before the first rotation.
+   */
+  runFromGeneration: number
+  runStartedAtMs: number
   createdAtMs: number
   absoluteExpiryMs: number
   expiresAtMs: number
@@ -62,6 +68,8 @@ export class MemoryFamilyStore implements FamilyStore {
       generation: 0,
       rotatedAtMs: now,
       rotationRequestedAtMs: 0,
+      runFromGeneration: -1,
+      runStartedAtMs: 0,
       createdAtMs: Math.floor(now / 1000) * 1000,
       absoluteExpiryMs: Math.floor((now + p.absoluteTtlSeconds * 1000) / 1000) * 1000,
       expiresAtMs: now + ttlMs,
@@ -113,6 +121,10 @@ export class MemoryFamilyStore implements FamilyStore {
         families.delete(input.familyId)
         return { status: 'invalid' }
       }
+      if (f.runFromGeneration < 0 || now - f.rotatedAtMs >= this.#policy.reuseGraceSeconds * 1000) {
+        f.runFromGeneration = input.generation
+        f.runStartedAtMs = now
+      }
       f.current = input.successorHash
       f.generation = input.generation + 1
       f.rotatedAtMs = now
@@ -130,8 +142,10 @@ export class MemoryFamilyStore implements FamilyStore {
       return { status: 'grace', ttlSeconds: Math.floor((f.expiresAtMs - now) / 1000), email: f.email }
     }
 
-    // Asked for before the latest rotation was: a late attempt of the caller's own, not a replay (family-rotate.lua).
+    // Asked for before the latest rotation was: a late attempt of the caller's own, not a replay; or superseded
+    // within the grace window, by concurrent requests (family-rotate.lua).
     if (input.requestedAtMs < f.rotationRequestedAtMs) return { status: 'superseded' }
+    if (graceMs > 0 && input.generation >= f.runFromGeneration && now - f.runStartedAtMs < graceMs) return { status: 'superseded' }
     families.delete(input.familyId)
     this.#recordEnded(input.userId, [input.familyId], now)
     return { status: 'reused' }

@@ -7,10 +7,11 @@
 --       family-revoke.lua says why it is not among KEYS)
 -- Returns {1, ttlMs, email} rotated | {2, ttlMs, email} grace | {3} reused (family revoked) | {0} invalid
 --         | {4, retryAfterMs} limited (too many refreshes of this session in the window; nothing changed)
---         | {5} superseded (a late attempt: a superseded token asked for before the latest rotation; or a token of a family
---           a new login's cookie replaced, within the grace window; nothing changed)
+--         | {5} superseded (a late attempt: a superseded token asked for before the latest rotation; an older token
+--           superseded within the grace window; or a token of a family a new login's cookie replaced, within the grace
+--           window; nothing changed)
 -- (the email rides along so the caller can mint the access token without a second round trip)
-local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2', 's', 'x')
+local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2', 's', 'x', 'b', 'bt')
 if not f[1] then
   -- Replaced by a new login's cookie within the grace window (family-revoke.lua): this refresh was sent before the
   -- browser had that cookie, and it must not be told to clear it.
@@ -37,6 +38,7 @@ end
 count = count + 1
 local current = tonumber(f[2])
 local presented = tonumber(ARGV[2])
+local grace = tonumber(ARGV[5])
 
 -- The current token rotates. So does a genuine token of a later generation than the store's: only writes the
 -- store lost (a failover to a replica they had not reached, a restart without persistence) leave the store
@@ -50,9 +52,18 @@ if (presented == current and f[1] == ARGV[1]) or presented > current then
     return { 0 }
   end
   -- One write for the rotation, the client that made it and the refresh counted against the limit:
-  -- this is the path a load of refreshes takes.
-  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', presented + 1, 'r', now, 's', ARGV[11],
-    'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
+  -- this is the path a load of refreshes takes. A rotation more than the grace window after the one before starts a
+  -- run (b: the generation it supersedes, bt: when), which later rotations within the window of each other continue:
+  -- every token of the run was superseded at bt or after.
+  local fields = { 'c', ARGV[3], 'g', presented + 1, 'r', now, 's', ARGV[11],
+    'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count }
+  if not f[11] or now - tonumber(f[3]) >= grace then
+    fields[#fields + 1] = 'b'
+    fields[#fields + 1] = presented
+    fields[#fields + 1] = 'bt'
+    fields[#fields + 1] = now
+  end
+  redis.call('HSET', KEYS[1], unpack(fields))
   -- The user agent's second half only when it has one (family-create.lua), and none left from a longer one.
   if #ARGV[6] > 64 then
     redis.call('HSET', KEYS[1], 'u2', string.sub(ARGV[6], 65, 128))
@@ -68,7 +79,6 @@ end
 -- its successor is already current, so the caller hands out that same token. No parent hash is
 -- stored: a genuine token of the previous generation whose derived successor is the current
 -- token can only be the parent.
-local grace = tonumber(ARGV[5])
 local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumber(f[3]) < grace and f[1] == ARGV[3]
 
 -- A superseded token asked for before the latest rotation was (s: when its caller asked) is a late attempt of a
@@ -76,7 +86,12 @@ local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumbe
 -- deadline while a cluster failed over, or one a stalled server ran late), not a copy presented after the token was
 -- superseded: refused below, and the family kept. A replay racing the rotation it would be caught by is refused the
 -- same way, and caught on its next try.
-if presented < current and not isParentInGrace and tonumber(ARGV[11]) >= (tonumber(f[9]) or 0) then
+-- So is an older token superseded within the grace window (by the latest run of rotations, less than the window
+-- ago): a browser's tabs refreshing at once through several instances, one tab's request reaching its instance after
+-- another tab, already holding the successor, had rotated that too. Its sender gets no token, only the advice to
+-- present the cookie it holds now; a copy presented after the window is caught.
+local supersededInGrace = grace > 0 and f[11] and presented >= tonumber(f[11]) and now - tonumber(f[12]) < grace
+if presented < current and not isParentInGrace and not supersededInGrace and tonumber(ARGV[11]) >= (tonumber(f[9]) or 0) then
   -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[8])

@@ -228,13 +228,17 @@ export function refresh (fastify: FastifyInstance, cookie: string, headers: Reco
 
 /**
  * The codes a replayed refresh token is answered with, presented (`present()`: its answer's code) until it is caught.
- * Each instance reads Redis's clock only within its reading's error, so a replay on another instance just after the
- * rotation it replays may be taken for a late attempt of that rotation: refused (409 AUTH_REFRESH_SUPERSEDED) with the
- * family kept, and caught at its next try (src/lua/family-rotate.lua). Hold the result to CAUGHT_REPLAY.
+ * A token superseded less than the grace window ago is taken for another tab's request made at the same moment, and on
+ * another instance just after the rotation it replays it may be taken for a late attempt of that rotation (each
+ * instance reads Redis's clock only within its reading's error): either way refused (409 AUTH_REFRESH_SUPERSEDED) with
+ * the family kept (src/lua/family-rotate.lua). So after a 409 it is presented again once the window (`graceSeconds`,
+ * counted from now, which is after the supersession) has passed, and then caught. Hold the result to CAUGHT_REPLAY.
  */
-export async function replayCodes (present: () => Promise<unknown>): Promise<string> {
+export async function replayCodes (present: () => Promise<unknown>, graceSeconds: number): Promise<string> {
   const first = String(await present())
-  return first === 'AUTH_REFRESH_SUPERSEDED' ? `${first}, ${String(await present())}` : first
+  if (first !== 'AUTH_REFRESH_SUPERSEDED') return first
+  await sleep(graceSeconds * 1000 + 200)
+  return `${first}, ${String(await present())}`
 }
 
 /** A replay caught at once, or at its next try after being taken for a late attempt (replayCodes). */

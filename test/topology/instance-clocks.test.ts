@@ -10,14 +10,17 @@ import { tcpLink } from '../helpers/tcp-link.js'
 // by default): instance `ahead` reads its wall clock 3 s ahead of instance `onTime`'s. Whether a superseded refresh
 // token is a replay or a late attempt of its own refresh must not turn on which instance each request reached.
 const SKEW_MS = 3000
+/** REFRESH_REUSE_GRACE, shorter than the skew: a token superseded within it is taken for another tab's request. */
+const GRACE_SECONDS = 1
 const SKEWED_CLOCK = './test/helpers/skewed-clock.ts'
 
 t.test('instances whose clocks disagree share one store', async (t) => {
   const redis = await PrivateRedis.start(t)
   // Instance `ahead` reaches Redis through a link the test can hold: a hop that stops delivering for a while.
   const link = await tcpLink(t, redis.port)
-  const ahead = await startServiceOverHttp(t, { REDIS_URL: `redis://:${redis.password}@127.0.0.1:${link.port}`, CLOCK_SKEW_MS: String(SKEW_MS) }, [SKEWED_CLOCK])
-  const onTime = await startServiceOverHttp(t, { REDIS_URL: redis.url })
+  const grace = { REFRESH_REUSE_GRACE: String(GRACE_SECONDS) }
+  const ahead = await startServiceOverHttp(t, { REDIS_URL: `redis://:${redis.password}@127.0.0.1:${link.port}`, CLOCK_SKEW_MS: String(SKEW_MS), ...grace }, [SKEWED_CLOCK])
+  const onTime = await startServiceOverHttp(t, { REDIS_URL: redis.url, ...grace })
   for (const instance of [ahead, onTime]) await within(10_000, async () => (await instance.call('/health/ready')).status === 200, 'the instance is ready')
   const signIn = async () => {
     const email = uniqueEmail()
@@ -46,6 +49,9 @@ t.test('instances whose clocks disagree share one store', async (t) => {
     const first = await refresh(ahead, stolen)
     const second = await refresh(ahead, first.cookie!)
     t.equal(second.status, 200, 'the thief holds the session')
+    // Past the grace window, but well within the skew: on the instances' own clocks the victim's request would have
+    // been made before the thief's refreshes.
+    await sleep(GRACE_SECONDS * 1000 + 200)
     const victim = await refresh(onTime, stolen)
     t.equal(victim.status, 401, 'the victim\'s token is two generations old: a replay')
     t.equal(victim.body.code, 'AUTH_REFRESH_REUSED', 'reuse detected')

@@ -1,21 +1,26 @@
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { generateKeySetJson } from '../../src/signing-keys.js'
 import { CAUGHT_REPLAY, deleteKeys, PASSWORD, replayCodes, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { freePort } from '../helpers/redis-server.js'
+import { launchBrowser, needsChromium } from '../helpers/browser.js'
+import { APP_PAGES, call as callIn, openAppTab, restore, sessions, signIn, state } from '../helpers/browser-client.js'
 import { startServer, waitForListening, type ServerProcess } from '../helpers/server-process.js'
 
 // The deployment the README describes, as processes: three instances of src/server.ts with the same
 // secrets and keys on one Redis, behind nginx (Debian's; .ci/run installs it) as the load balancer.
 const NGINX = '/usr/sbin/nginx'
+/** REFRESH_REUSE_GRACE of the instances: a replay is caught once it has passed. */
+const GRACE_SECONDS = 10
 
 interface Instance extends ServerProcess { port: number }
 
@@ -29,13 +34,16 @@ async function startInstance (t: Test, env: Record<string, string | undefined>):
 
 /**
  * nginx in front of the instances: round robin, the client's address appended to X-Forwarded-For.
- * `backups` get only what the others fail to answer.
+ * `backups` get only what the others fail to answer. `pages`, by path: an app's pages, which nginx serves itself.
  */
-async function startNginx (t: Test, upstreams: number[], backups: number[] = []): Promise<number> {
+async function startNginx (t: Test, upstreams: number[], backups: number[] = [], pages: Record<string, string> = {}): Promise<number> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'auth-nginx-'))
-  for (const sub of ['client_body', 'proxy']) mkdirSync(join(dir, sub))
+  for (const sub of ['client_body', 'proxy', 'pages']) mkdirSync(join(dir, sub))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  for (const [path, page] of Object.entries(pages)) writeFileSync(join(dir, 'pages', path), page)
+  // nginx started as root reads what it serves as its workers' user (nobody), and mkdtemp makes the directory its owner's alone.
+  if (Object.keys(pages).length > 0) chmodSync(dir, 0o755)
   writeFileSync(join(dir, 'nginx.conf'), `
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -45,6 +53,8 @@ http {
   access_log off;
   client_body_temp_path ${dir}/client_body;
   proxy_temp_path ${dir}/proxy;
+  # A module script must come as JavaScript.
+  types { text/html html; text/javascript js; }
   upstream auth {
     ${upstreams.map((p) => `server 127.0.0.1:${p} max_fails=0;`).join('\n    ')}
     ${backups.map((p) => `server 127.0.0.1:${p} max_fails=0 backup;`).join('\n    ')}
@@ -67,6 +77,7 @@ http {
     location / {
       proxy_pass http://auth;
     }
+    ${Object.keys(pages).map((path) => `location = ${path} { root ${dir}/pages; }`).join('\n    ')}
     # A refresh is safe to send again to another instance even if the first one rotated the family
     # before its connection broke: the parent within the grace window gets the same successor. nginx
     # retries no POST by default (a login or a registration must not be repeated). An instance that is
@@ -106,15 +117,16 @@ function deploymentEnv (t: Test) {
     TRUST_PROXY: '1',
     LOG_LEVEL: 'info',
     SHUTDOWN_TIMEOUT: '5',
+    REFRESH_REUSE_GRACE: String(GRACE_SECONDS),
     // The stop test refreshes each session hundreds of times a second.
     RATE_LIMIT_REFRESH_SESSION: '100000/60'
   })
 }
 
-async function deployment (t: Test, instances = 3) {
+async function deployment (t: Test, instances = 3, pages: Record<string, string> = {}) {
   const env = deploymentEnv(t)
   const started = await Promise.all(Array.from({ length: instances }, () => startInstance(t, env)))
-  const lb = await startNginx(t, started.map((i) => i.port))
+  const lb = await startNginx(t, started.map((i) => i.port), [], pages)
   return { instances: started, base: `http://127.0.0.1:${lb}` }
 }
 
@@ -182,7 +194,8 @@ async function signUp (base: string, headers: Record<string, string> = {}) {
 }
 
 t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGINX) ? false : `${NGINX} is not installed (apt-get install nginx-light)` }, async (t) => {
-  const { instances, base } = await deployment(t)
+  // nginx also serves a browser app, on its own origin, that signs in with examples/browser-client.ts.
+  const { instances, base } = await deployment(t, 3, APP_PAGES)
 
   t.test('a session rotates from instance to instance, each refresh answered by the next one', async (t) => {
     let { refreshToken } = await signUp(base)
@@ -230,7 +243,7 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     const third = await refresh(base, second.refreshToken as string)
     t.equal(third.status, 200)
     // Two generations old: no grace.
-    t.match(await replayCodes(async () => (await refresh(base, first.refreshToken)).body.code), CAUGHT_REPLAY, 'the replay is caught')
+    t.match(await replayCodes(async () => (await refresh(base, first.refreshToken)).body.code, GRACE_SECONDS), CAUGHT_REPLAY, 'the replay is caught')
     t.equal((await refresh(base, third.refreshToken as string)).status, 401, 'the current token is dead too')
     // The family's access tokens fail on every instance, asked directly, within a second.
     const deadline = Date.now() + 1000
@@ -265,6 +278,33 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
       await within(1000, async () => served?.output().includes(`"reqId":"${res.requestId}"`) ?? false, `the log of ${res.upstream} naming ${res.requestId}`)
       t.pass(`and logged it on ${res.upstream}`)
     }
+  })
+
+  t.test('a browser app on nginx\'s origin, its calls answered by any instance: eight tabs restored at once are signed in on one session, and a session ended elsewhere is found by each', needsChromium(), async (t) => {
+    const email = uniqueEmail()
+    t.equal((await call(`${base}/auth/register`, { method: 'POST', body: { email, password: PASSWORD } })).status, 201, 'a user registers')
+    const context = await (await launchBrowser(t)).newContext()
+    const refreshedBy = new Set<string>()
+    context.on('response', (response) => {
+      if (response.url().endsWith('/auth/refresh') && response.status() === 200) refreshedBy.add(response.headers()['x-upstream'] ?? '')
+    })
+    const openTab = async () => await openAppTab(context, `${base}/app.html`)
+    t.equal(await signIn(await openTab(), email), 'signed in', 'the app signs in')
+    const tabs = await Promise.all(Array.from({ length: 8 }, openTab))
+    const restored = await Promise.all(tabs.map(restore))
+    t.same(restored, Array(8).fill(true), 'eight tabs, refreshing with the same cookie at once, are signed in')
+    t.ok(refreshedBy.size > 1, `their refreshes answered by ${refreshedBy.size} instances (${[...refreshedBy].join(', ')})`)
+    t.same(await Promise.all(tabs.map(async (tab) => (await callIn(tab)).status)), Array(8).fill(200), 'each calls /me')
+    t.equal(await sessions(tabs[0] as Page), 1, 'on one session')
+
+    const device = await call(`${base}/auth/login`, { method: 'POST', body: { email, password: PASSWORD } })
+    t.equal((await call(`${base}/auth/logout-all`, { method: 'POST', headers: { authorization: `Bearer ${device.body.accessToken as string}` } })).status, 204, 'another device signs out everywhere')
+    // Each tab finds out at a call of its own, on whichever instance nginx sends it to, once the revocation reaches it.
+    await within(3000, async () => {
+      const states = await Promise.all(tabs.map(async (tab) => (await state(tab)).signedIn ? (await callIn(tab), true) : false))
+      return !states.includes(true)
+    }, 'every tab signed out')
+    t.same((await Promise.all(tabs.map(state))).map((s) => s.signedOut), Array(8).fill(1), 'every tab is told, once')
   })
 
   t.test('an instance stopped mid-traffic: its in-flight requests finish, nginx moves on, no client sees an error', async (t) => {

@@ -18,6 +18,8 @@ import { startServer, waitForListening } from '../helpers/server-process.js'
 // deploy lands. A change this test fails against DEPLOYED needs a deploy in two steps (first read the new form, then
 // write it), not a new DEPLOYED.
 const DEPLOYED = 'ff96c8f5d029c4697972e9bea9bbb51dfc614319'
+/** REFRESH_REUSE_GRACE of both releases: a replay is caught once it has passed. */
+const GRACE_SECONDS = 10
 const ROOT = join(import.meta.dirname, '..', '..')
 
 /**
@@ -73,7 +75,7 @@ t.test('a rolling deploy: the deployed release and this one serve the same users
   const prefix = uniquePrefix()
   t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
   // Production's shape, as the load-balancer test deploys it: the same asymmetric keys and refresh secret on both.
-  const env = testEnv({ REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix, JWT_SECRET: undefined, JWT_KEYS: generateKeySetJson('ES256'), LOG_LEVEL: 'info' })
+  const env = testEnv({ REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix, JWT_SECRET: undefined, JWT_KEYS: generateKeySetJson('ES256'), LOG_LEVEL: 'info', REFRESH_REUSE_GRACE: String(GRACE_SECONDS) })
   const [deployed, next] = await Promise.all([startInstance(t, 'the deployed release', tree as string, env), startInstance(t, 'this release', ROOT, env)])
 
   for (const [first, second] of [[deployed, next], [next, deployed]] as const) {
@@ -110,7 +112,7 @@ t.test('a rolling deploy: the deployed release and this one serve the same users
       t.pass(`${second.name} refuses the ended session's access token`)
       t.equal((await refresh(second, phone.cookie)).status, 401, 'and its refresh token')
 
-      t.match(await replayCodes(async () => (await refresh(second, login.cookie)).body.code), CAUGHT_REPLAY, `the first refresh token, replayed on ${second.name}, is taken for a replay`)
+      t.match(await replayCodes(async () => (await refresh(second, login.cookie)).body.code, GRACE_SECONDS), CAUGHT_REPLAY, `the first refresh token, replayed on ${second.name}, is taken for a replay`)
       await within(2000, async () => (await me(first, r3.body.accessToken)).status === 401, 'the replayed family\'s access token refused')
       t.pass(`${first.name} refuses the replayed family's access token`)
       t.equal((await refresh(first, r3.cookie)).status, 401, 'and its latest refresh token')

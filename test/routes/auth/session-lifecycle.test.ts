@@ -154,6 +154,12 @@ class Refresh implements fc.AsyncCommand<Model, Real> {
       return
     }
     if (this.which === 'tampered' || !family.live) return refusal('AUTH_REFRESH_INVALID')
+    if (this.which === 'older' && m.graceful) {
+      // Superseded within the grace window (every rotation of a sequence is): another tab's request, made at once.
+      expect(res.statusCode === 409 && res.json().code === 'AUTH_REFRESH_SUPERSEDED', `refresh (older, in grace): expected 409, got ${res.statusCode} ${res.body}`)
+      expect(cookie === undefined, 'refresh (older, in grace): the cookie is left alone')
+      return
+    }
     if (this.which === 'older' || (this.which === 'parent' && !m.graceful)) {
       refusal('AUTH_REFRESH_REUSED')
       family.live = false
