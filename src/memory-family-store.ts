@@ -9,9 +9,9 @@ interface FamilyRecord {
   rotationRequestedAtMs: number
   /**
    * The generation the first of the latest run of rotations superseded, each rotation of the run within the grace
-   * window of the one before, and when (family-rotate.lua: b, bt); -1 before the first rotation.
+   * window of the one before, and when (family-rotate.lua: b, bt); null when the run is the latest rotation alone.
    */
-  runFromGeneration: number
+  runFromGeneration: number | null
   runStartedAtMs: number
   createdAtMs: number
   absoluteExpiryMs: number
@@ -68,7 +68,7 @@ export class MemoryFamilyStore implements FamilyStore {
       generation: 0,
       rotatedAtMs: now,
       rotationRequestedAtMs: 0,
-      runFromGeneration: -1,
+      runFromGeneration: null,
       runStartedAtMs: 0,
       createdAtMs: Math.floor(now / 1000) * 1000,
       absoluteExpiryMs: Math.floor((now + p.absoluteTtlSeconds * 1000) / 1000) * 1000,
@@ -121,9 +121,14 @@ export class MemoryFamilyStore implements FamilyStore {
         families.delete(input.familyId)
         return { status: 'invalid' }
       }
-      if (f.runFromGeneration < 0 || now - f.rotatedAtMs >= this.#policy.reuseGraceSeconds * 1000) {
-        f.runFromGeneration = input.generation
-        f.runStartedAtMs = now
+      const graceMs = this.#policy.reuseGraceSeconds * 1000
+      if (graceMs > 0 && now - f.rotatedAtMs < graceMs) {
+        if (f.runFromGeneration === null && f.generation > 0) {
+          f.runFromGeneration = f.generation - 1
+          f.runStartedAtMs = f.rotatedAtMs
+        }
+      } else {
+        f.runFromGeneration = null
       }
       f.current = input.successorHash
       f.generation = input.generation + 1
@@ -145,7 +150,8 @@ export class MemoryFamilyStore implements FamilyStore {
     // Asked for before the latest rotation was: a late attempt of the caller's own, not a replay; or superseded
     // within the grace window, by concurrent requests (family-rotate.lua).
     if (input.requestedAtMs < f.rotationRequestedAtMs) return { status: 'superseded' }
-    if (graceMs > 0 && input.generation >= f.runFromGeneration && now - f.runStartedAtMs < graceMs) return { status: 'superseded' }
+    const [runFrom, runStartedAtMs] = f.runFromGeneration === null ? [f.generation - 1, f.rotatedAtMs] : [f.runFromGeneration, f.runStartedAtMs]
+    if (graceMs > 0 && input.generation >= runFrom && now - runStartedAtMs < graceMs) return { status: 'superseded' }
     families.delete(input.familyId)
     this.#recordEnded(input.userId, [input.familyId], now)
     return { status: 'reused' }

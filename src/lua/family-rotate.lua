@@ -52,18 +52,19 @@ if (presented == current and f[1] == ARGV[1]) or presented > current then
     return { 0 }
   end
   -- One write for the rotation, the client that made it and the refresh counted against the limit:
-  -- this is the path a load of refreshes takes. A rotation more than the grace window after the one before starts a
-  -- run (b: the generation it supersedes, bt: when), which later rotations within the window of each other continue:
-  -- every token of the run was superseded at bt or after.
-  local fields = { 'c', ARGV[3], 'g', presented + 1, 'r', now, 's', ARGV[11],
-    'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count }
-  if not f[11] or now - tonumber(f[3]) >= grace then
-    fields[#fields + 1] = 'b'
-    fields[#fields + 1] = presented
-    fields[#fields + 1] = 'bt'
-    fields[#fields + 1] = now
+  -- this is the path a load of refreshes takes.
+  redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', presented + 1, 'r', now, 's', ARGV[11],
+    'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
+  -- A run of rotations, each within the grace window of the one before, keeps where it began (b: the generation its
+  -- first rotation superseded, bt: when): every token of the run was superseded at bt or after. A rotation that
+  -- begins a run keeps nothing, as most refreshes do: the run is then the latest rotation alone (g - 1, at r).
+  if grace > 0 and now - tonumber(f[3]) < grace then
+    if not f[11] and current > 0 then
+      redis.call('HSET', KEYS[1], 'b', current - 1, 'bt', f[3])
+    end
+  elseif f[11] then
+    redis.call('HDEL', KEYS[1], 'b', 'bt')
   end
-  redis.call('HSET', KEYS[1], unpack(fields))
   -- The user agent's second half only when it has one (family-create.lua), and none left from a longer one.
   if #ARGV[6] > 64 then
     redis.call('HSET', KEYS[1], 'u2', string.sub(ARGV[6], 65, 128))
@@ -90,7 +91,8 @@ local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumbe
 -- ago): a browser's tabs refreshing at once through several instances, one tab's request reaching its instance after
 -- another tab, already holding the successor, had rotated that too. Its sender gets no token, only the advice to
 -- present the cookie it holds now; a copy presented after the window is caught.
-local supersededInGrace = grace > 0 and f[11] and presented >= tonumber(f[11]) and now - tonumber(f[12]) < grace
+local supersededInGrace = grace > 0 and presented >= (tonumber(f[11]) or current - 1)
+  and now - (tonumber(f[12]) or tonumber(f[3])) < grace
 if presented < current and not isParentInGrace and not supersededInGrace and tonumber(ARGV[11]) >= (tonumber(f[9]) or 0) then
   -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
   redis.call('DEL', KEYS[1])
