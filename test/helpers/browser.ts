@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
@@ -23,6 +23,22 @@ export function servePage (pages: Record<string, string>, req: IncomingMessage, 
   if (page === undefined) return false
   res.writeHead(200, { 'content-type': path.endsWith('.js') ? 'text/javascript' : 'text/html' }).end(page)
   return true
+}
+
+/**
+ * What a site's proxy in front of the service does: passes `req` on to the service at `service` as `path` (with
+ * `headers`), and its answer back, once `answered` resolves (a network slow to bring it).
+ */
+export function forward (req: IncomingMessage, res: ServerResponse, service: URL, path: string,
+  { headers = req.headers, answered = async () => {} }: { headers?: IncomingHttpHeaders, answered?: () => Promise<void> } = {}): void {
+  const upstream = request({ host: service.hostname, port: service.port, method: req.method, path, headers }, (answer) => {
+    answered().then(() => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    }, () => res.destroy())
+  })
+  upstream.on('error', () => res.destroy())
+  req.pipe(upstream)
 }
 
 /** A tiny static site on loopback: the app's pages, or an attacker's. */

@@ -1,9 +1,9 @@
-import { createServer, type IncomingHttpHeaders, request } from 'node:http'
+import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Browser } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildApp, PASSWORD, uniqueEmail } from '../helpers/app.js'
-import { appCall, browserApp, launchBrowser, needsChromium, REFRESH_COOKIE as COOKIE, refreshCookieIn, site } from '../helpers/browser.js'
+import { appCall, browserApp, forward, launchBrowser, needsChromium, REFRESH_COOKIE as COOKIE, refreshCookieIn, site } from '../helpers/browser.js'
 
 // The app and the API share the site 127.0.0.1 (same-site, cross-origin: different ports);
 // the attacker's page is on localhost, another site.
@@ -129,12 +129,7 @@ async function siteMountingTheService (t: Test, service: string, { withoutFetchM
     }
     const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => !(withoutFetchMetadata && name.startsWith('sec-fetch-'))))
     forwarded.push(headers)
-    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url.slice('/api'.length), headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers)
-      answer.pipe(res)
-    })
-    upstream.on('error', () => res.destroy())
-    req.pipe(upstream)
+    forward(req, res, target, req.url.slice('/api'.length), { headers })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   t.teardown(() => server.close())
