@@ -3,15 +3,15 @@
 // the refresh token stays in its HttpOnly cookie, which the browser alone sends. What it takes care of, each an
 // answer of the service that a hand-written client tends to get wrong (README: Calling it from a browser app):
 // - a page opened or reloaded signs in again from the cookie alone (restore);
-// - calls made at once while the token is due share one refresh: each refresh rotates the cookie;
+// - calls made at once while the token is due share one refresh, and so do the app's tabs (Web Locks), which share
+//   its token (BroadcastChannel): each refresh rotates the cookie;
 // - 409 AUTH_REFRESH_SUPERSEDED (another tab, or a sign-in in this browser, refreshed after this request was made)
 //   is retried with the cookie as the browser now holds it, not taken for a sign-out;
 // - 503 and 429 on a refresh keep the session (the browser has kept the cookie a 503 sets), and the token held
-//   serves until it expires;
+//   serves until it expires, with the next refresh tried after Retry-After or a growing wait, not at every call;
 // - a call refused 401 (a session ended elsewhere revokes its access tokens at once) renews the token once and is
 //   sent again; a refresh refused 401 is the end of the session, told to the app once;
-// - signing out in one tab signs out the app's other tabs, and signing in moves them to the new session
-//   (BroadcastChannel).
+// - signing out in one tab signs out the app's other tabs, and signing in moves them to the new session.
 
 export interface AuthClientOptions {
   /**
@@ -68,23 +68,54 @@ interface HeldToken {
 /** Retries of a refresh answered 409, and the first wait: the other tab's cookie is in the jar or a round trip away. */
 const SUPERSEDED_RETRIES = 3
 const SUPERSEDED_FIRST_WAIT_MS = 100
+/**
+ * After a renewal fails for a moment while a token is held, the next is tried no sooner than Retry-After, or than this
+ * wait, doubled at each failure up to the last: every call of every tab retrying would add load to a service already
+ * failing.
+ */
+const RENEWAL_BACKOFF_MS = [1000, 30_000] as const
+/** How long a tab waits for another tab's refresh before it refreshes by itself: that one may hang on the network. */
+const SHARED_REFRESH_WAIT_MS = 10_000
+/**
+ * How long a tab that waited for another's refresh waits for that tab to say what it was given. The other tab told
+ * the app's tabs before it let go, but a browser may hand over the lock before the message.
+ */
+const TOLD_WAIT_MS = 250
 
-type Message = 'signed-in' | 'signed-out'
+/**
+ * What a tab tells the app's others, with when the request behind it was sent (on the tabs' one clock): a message
+ * about an earlier request than the one behind what a tab holds is out of date (a refresh answered after a sign-in).
+ */
+type Message = { at: number } & ({ kind: 'token', token: HeldToken } | { kind: 'signed-out' })
+
+/** The Web Locks API where the browser has it (Safari from 15.4): lib.dom's LockManager, as far as this uses it. */
+interface Locks {
+  request: <T>(name: string, options: { ifAvailable: true } | { signal: AbortSignal }, callback: (lock: object | null) => Promise<T>) => Promise<T>
+}
 
 export class AuthClient {
   readonly #baseUrl: string
   readonly #onSignedOut: () => void
   readonly #tabs: InstanceType<typeof BroadcastChannel> | null
+  readonly #locks: Locks | null
   #token: HeldToken | null = null
-  /** Whether this tab holds a session: unknown until a refresh or a sign-in says, and after another tab signs in. */
+  /** Whether this tab holds a session: unknown until a refresh or a sign-in says, here or in another tab. */
   #state: 'unknown' | 'in' | 'out' = 'unknown'
+  /** When the request that set #token and #state was sent: a message of an earlier one is out of date. */
+  #since = 0
   #refreshing: Promise<string | null> | null = null
+  /** What this tab has heard from the others: each message it took up ends a wait for it (#toldSince). */
+  #told: { count: number, wake: () => void } = { count: 0, wake: () => {} }
+  /** No renewal of a held token before this (Date.now() scale), after one failed; and how many have failed in a row. */
+  #renewAfter = 0
+  #failedRenewals = 0
 
   constructor (options: AuthClientOptions = {}) {
     this.#baseUrl = options.baseUrl ?? ''
     this.#onSignedOut = options.onSignedOut ?? (() => {})
     this.#tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel(`auth-client:${this.#baseUrl}`) : null
     if (this.#tabs !== null) this.#tabs.onmessage = (event: { data: unknown }) => { this.#heard(event.data as Message) }
+    this.#locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks ?? null
   }
 
   get signedIn (): boolean {
@@ -93,10 +124,10 @@ export class AuthClient {
 
   /** Signs in: a new session, which ends the one this browser held, in every tab. Throws AuthError when refused. */
   async signIn (email: string, password: string): Promise<void> {
+    const at = Date.now()
     const response = await this.#post('/auth/login', { email, password })
     if (!response.ok) throw await AuthError.of(response)
-    this.#keep(await response.json() as Tokens)
-    this.#tabs?.postMessage('signed-in' satisfies Message)
+    this.#keep(await response.json() as Tokens, at)
   }
 
   /**
@@ -113,7 +144,8 @@ export class AuthClient {
    */
   async accessToken (): Promise<string | null> {
     const held = this.#token
-    if (held !== null && Date.now() < held.renewAt) return held.value
+    const now = Date.now()
+    if (held !== null && (now < held.renewAt || (now < this.#renewAfter && now < held.expiresAt))) return held.value
     if (held === null && this.#state === 'out') return null
     try {
       return await this.#renew(held?.value ?? null)
@@ -141,18 +173,18 @@ export class AuthClient {
 
   /** Ends this browser's session, in every tab. A 503 leaves it alive (the store could not end it): try again. */
   async signOut (): Promise<void> {
+    const at = Date.now()
     const response = await this.#post('/auth/logout')
     if (!response.ok) throw await AuthError.of(response)
-    this.#ended(false)
-    this.#tabs?.postMessage('signed-out' satisfies Message)
+    this.#signedOut(at)
   }
 
   /** Ends every session of the user, on every device. */
   async signOutEverywhere (): Promise<void> {
+    const at = Date.now()
     const response = await this.fetch('/auth/logout-all', { method: 'POST' })
     if (!response.ok) throw await AuthError.of(response)
-    this.#ended(false)
-    this.#tabs?.postMessage('signed-out' satisfies Message)
+    this.#signedOut(at)
   }
 
   close (): void {
@@ -160,28 +192,103 @@ export class AuthClient {
   }
 
   /**
-   * A new token in place of `stale` (null: none held), from one refresh shared by every caller: each refresh rotates
-   * the cookie. A caller whose token was already replaced gets the new one without a request.
+   * A new token in place of `stale` (null: none held), from one refresh shared by every caller of this tab and, where
+   * the browser has Web Locks, by the app's other tabs: each refresh rotates the cookie. A caller whose token was
+   * already replaced, here or by another tab, gets the new one without a request.
    */
   async #renew (stale: string | null): Promise<string | null> {
-    if (this.#token !== null && this.#token.value !== stale && Date.now() < this.#token.renewAt) return this.#token.value
-    this.#refreshing ??= this.#refresh().finally(() => { this.#refreshing = null })
+    const renewed = this.#renewed(stale)
+    if (renewed !== null) return renewed
+    this.#refreshing ??= this.#oneTabAtATime(async (waited) => {
+      if (waited !== null) await this.#toldSince(waited)
+      const renewed = this.#renewed(stale)
+      if (renewed !== null) return renewed
+      // Another tab signed out while this one waited.
+      if (waited !== null && this.#told.count !== waited && this.#state === 'out') return null
+      return await this.#refresh()
+    }).finally(() => { this.#refreshing = null })
     return await this.#refreshing
+  }
+
+  #renewed (stale: string | null): string | null {
+    const held = this.#token
+    return held !== null && held.value !== stale && Date.now() < held.renewAt ? held.value : null
+  }
+
+  /**
+   * Runs `refresh` while no other tab of the app runs one. When it had to wait for another tab's, it is given the
+   * count of messages heard when it began to wait, to find what that tab was given. Without Web Locks, or after
+   * waiting too long, it runs at once, and a race is answered 409 or within the grace window, as for any client.
+   */
+  async #oneTabAtATime<T> (refresh: (waited: number | null) => Promise<T>): Promise<T> {
+    const locks = this.#locks
+    if (locks === null) return await refresh(null)
+    const name = `auth-client:refresh:${this.#baseUrl}`
+    const busy = Symbol('busy')
+    let granted = false
+    try {
+      const first = await locks.request(name, { ifAvailable: true }, async (lock) => {
+        if (lock === null) return busy
+        granted = true
+        return await refresh(null)
+      })
+      if (first !== busy) return first as T
+      const waited = this.#told.count
+      return await locks.request(name, { signal: AbortSignal.timeout(SHARED_REFRESH_WAIT_MS) }, async () => {
+        granted = true
+        return await refresh(waited)
+      })
+    } catch (error) {
+      if (granted) throw error
+      return await refresh(null)
+    }
+  }
+
+  /** Resolves once a message after the `count`th is heard, or after TOLD_WAIT_MS (the other tab's refresh failed). */
+  async #toldSince (count: number): Promise<void> {
+    if (this.#told.count !== count) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, TOLD_WAIT_MS)
+      const wake = this.#told.wake
+      this.#told.wake = () => { clearTimeout(timer); wake(); resolve() }
+    })
   }
 
   async #refresh (): Promise<string | null> {
     for (let retry = 0; ; retry++) {
-      const response = await this.#post('/auth/refresh')
-      if (response.ok) return this.#keep(await response.json() as Tokens)
+      const at = Date.now()
+      let response: Response
+      try {
+        response = await this.#post('/auth/refresh')
+      } catch (error) {
+        throw this.#failed(error as AuthError)
+      }
+      if (response.ok) {
+        this.#failedRenewals = 0
+        this.#renewAfter = 0
+      }
+      // A request of another tab sent after this one (a sign-in, a sign-out, a refresh that superseded this one, 409)
+      // has told this tab what the browser holds now.
+      if (this.#since > at) return this.#token?.value ?? null
+      if (response.ok) return this.#keep(await response.json() as Tokens, at)
       if (response.status === 409 && retry < SUPERSEDED_RETRIES) {
         await new Promise((resolve) => setTimeout(resolve, SUPERSEDED_FIRST_WAIT_MS * 2 ** retry))
         continue
       }
       const error = await AuthError.of(response)
-      if (response.status !== 401) throw error
-      this.#ended(this.#state === 'in')
+      if (response.status !== 401) throw this.#failed(error)
+      this.#ended(this.#state === 'in', at)
       return null
     }
+  }
+
+  /** Puts off the next renewal of the token held after a refresh failed: by Retry-After, or by the growing wait. */
+  #failed (error: AuthError): AuthError {
+    const [first, last] = RENEWAL_BACKOFF_MS
+    const wait = error.retryAfterSeconds !== null ? error.retryAfterSeconds * 1000 : Math.min(first * 2 ** this.#failedRenewals, last)
+    this.#failedRenewals++
+    this.#renewAfter = Date.now() + wait
+    return error
   }
 
   async #post (path: string, body?: object): Promise<Response> {
@@ -197,30 +304,50 @@ export class AuthClient {
     }
   }
 
-  #keep ({ accessToken, expiresIn }: Tokens): string {
+  /** Holds the token of a sign-in or a refresh whose request was sent `at`, and gives it to the app's other tabs. */
+  #keep ({ accessToken, expiresIn }: Tokens, at: number): string {
     // Timed from its arrival on this machine's clock, which the token's own exp may disagree with.
     const now = Date.now()
     const lifeMs = expiresIn * 1000
-    this.#token = { value: accessToken, renewAt: now + lifeMs - Math.min(lifeMs / 4, 60_000), expiresAt: now + lifeMs }
-    this.#state = 'in'
+    const token = { value: accessToken, renewAt: now + lifeMs - Math.min(lifeMs / 4, 60_000), expiresAt: now + lifeMs }
+    this.#held(token, at)
+    this.#tabs?.postMessage({ kind: 'token', token, at } satisfies Message)
     return accessToken
   }
 
-  #ended (tell: boolean): void {
+  #held (token: HeldToken, at: number): void {
+    this.#token = token
+    this.#state = 'in'
+    this.#since = Math.max(this.#since, at)
+  }
+
+  #signedOut (at: number): void {
+    this.#ended(false, at)
+    this.#tabs?.postMessage({ kind: 'signed-out', at } satisfies Message)
+  }
+
+  #ended (tell: boolean, at: number): void {
     this.#token = null
     this.#state = 'out'
+    this.#since = Math.max(this.#since, at)
     if (tell) this.#onSignedOut()
   }
 
   #heard (message: Message): void {
-    if (message === 'signed-out') {
-      this.#ended(this.#state === 'in')
-      return
+    // A tab of another version of the app may say something else.
+    if (typeof message !== 'object' || message === null || typeof message.at !== 'number') return
+    // What this tab holds came of a later request: a refresh answered after a sign-in was of the session it ended.
+    if (message.at < this.#since) return
+    if (message.kind === 'signed-out') {
+      this.#ended(this.#state === 'in', message.at)
+    } else {
+      // The browser's session as another tab was given it, by a refresh or a sign-in (which ended the session this
+      // tab's token was of): the cookie is that session's.
+      this.#held(message.token, message.at)
     }
-    // Another tab signed in, which ended the session this tab's token is of: the browser's cookie is the new session's,
-    // for this tab's next call to take up.
-    this.#token = null
-    if (this.#state === 'out') this.#state = 'unknown'
+    const { wake } = this.#told
+    this.#told = { count: this.#told.count + 1, wake: () => {} }
+    wake()
   }
 }
 

@@ -1,11 +1,11 @@
-import { createServer, request } from 'node:http'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildApp, login, PASSWORD, uniqueEmail } from '../helpers/app.js'
-import { launchBrowser, needsChromium, refreshCookieIn, servePage, site } from '../helpers/browser.js'
-import { APP_PAGES, call, type InPage, listen, openAppTab, restore, sessions, signIn, signOut, state } from '../helpers/browser-client.js'
+import { forward, launchBrowser, needsChromium, refreshCookieIn, servePage, site } from '../helpers/browser.js'
+import { APP_PAGES, call, type InPage, listen, openAppTab, restore, sessions, signIn, signOut, state, token, withoutWebLocks } from '../helpers/browser-client.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
@@ -15,31 +15,29 @@ interface Held { arrived: Promise<void>, release: () => void }
 type AppPlace = 'own origin' | 'same site' | 'another site'
 
 /**
- * The service behind a proxy that can hold a request to a path until released (a slow network, for one request),
- * passing everything else on as it comes. On the service's own origin, the proxy is also the app's site: it serves
+ * The service behind a proxy that can hold a request to a path, or its answer, until released (a slow network, for
+ * one request), passing everything else on as it comes. On the service's own origin, the proxy is also the app's site: it serves
  * the app's pages and the service under /api (PUBLIC_PATH_PREFIX=/api). Otherwise the app is on another origin,
  * listed in ALLOWED_ORIGINS: of the same site (another port), or of another site (localhost), whose app needs
  * COOKIE_SAMESITE=none.
  */
-async function appAndService (t: Test, { place = 'same site', env = {} }: { place?: AppPlace, env?: Record<string, string> } = {}) {
+async function appAndService (t: Test, { place = 'same site', env = {}, webLocks = true }: { place?: AppPlace, env?: Record<string, string>, webLocks?: boolean } = {}) {
   const mounted = place === 'own origin'
   const appOrigin = mounted ? null : await site(t, place === 'same site' ? '127.0.0.1' : 'localhost', APP_PAGES)
   const placed = mounted ? { PUBLIC_PATH_PREFIX: '/api' } : { ALLOWED_ORIGINS: appOrigin as string, ...(place === 'another site' ? { COOKIE_SAMESITE: 'none' } : {}) }
   const auth = await buildApp(t, { env: { ...placed, ...env } })
   const service = new URL(await auth.listen({ port: 0, host: '127.0.0.1' }))
   const holds = new Map<string, () => Promise<void>>()
+  const take = (what: string) => {
+    const held = holds.get(what)?.() ?? Promise.resolve()
+    holds.delete(what)
+    return held
+  }
   const proxy = createServer((req, res) => {
     if (mounted && servePage(APP_PAGES, req, res)) return
     const path = mounted ? (req.url ?? '').replace(/^\/api(?=\/)/, '') : req.url ?? ''
-    const held = holds.get(path)?.() ?? Promise.resolve()
-    holds.delete(path)
-    held.then(() => {
-      const upstream = request({ host: service.hostname, port: service.port, method: req.method, path, headers: req.headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(res)
-      })
-      upstream.on('error', () => res.destroy())
-      req.pipe(upstream)
+    take(`request ${path}`).then(() => {
+      forward(req, res, service, path, { answered: async () => await take(`answer ${path}`) })
     }).catch(() => res.destroy())
   })
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
@@ -50,6 +48,7 @@ async function appAndService (t: Test, { place = 'same site', env = {} }: { plac
   const email = uniqueEmail()
   await auth.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
   const context = await (await launchBrowser(t)).newContext()
+  if (!webLocks) await withoutWebLocks(context)
   // What the browser was answered by the service, in order: "POST /auth/refresh 200".
   const answers: string[] = []
   context.on('response', (response) => {
@@ -59,19 +58,30 @@ async function appAndService (t: Test, { place = 'same site', env = {} }: { plac
 
   /** A new tab of the app, once its client is made. */
   const openTab = async (): Promise<Page> => await openAppTab(context, app)
-  /** Holds the next request to `path` at the proxy until released. */
-  const holdNext = (path: string): Held => {
+  /** Holds the next request to `path` at the proxy until released, or the service's answer to it (`answer`). */
+  const holdNext = (path: string, what: 'request' | 'answer' = 'request'): Held => {
     let arrive = (): void => {}
     let release = (): void => {}
     const arrived = new Promise<void>((resolve) => { arrive = resolve })
     const released = new Promise<void>((resolve) => { release = resolve })
-    holds.set(path, async () => { arrive(); await released })
+    holds.set(`${what} ${path}`, async () => { arrive(); await released })
     return { arrived, release }
   }
   return { auth, email, context, answers, openTab, holdNext }
 }
 
 const count = (answers: string[], answer: RegExp) => answers.filter((a) => answer.test(a)).length
+
+/**
+ * A sign-in in the tab's browser not through its client: another app of the API, on another origin (no BroadcastChannel
+ * reaches it), or code of the app's own. The browser's cookie is replaced, and the session the app's token is of ends.
+ */
+const signInAround = async (page: Page, email: string) => await page.evaluate(async ([email, password]) => {
+  const api = new URLSearchParams((globalThis as unknown as { location: { search: string } }).location.search).get('api') ?? ''
+  return (await fetch(`${api}/auth/login`, {
+    method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password })
+  })).status
+}, [email, PASSWORD] as const)
 
 const PLACES: Record<AppPlace, string> = {
   'own origin': 'an app on the service\'s own origin, which serves it under /api',
@@ -110,14 +120,41 @@ t.test('the browser client: calls made at once with no token held share one refr
   t.equal(count(answers, /^POST \/auth\/refresh/), 1, 'after one refresh: each refresh rotates the cookie, and ten would have raced')
 })
 
-t.test('the browser client: eight tabs restored at once, as a browser reopens them, are all signed in on the one session', needsChromium(), async (t) => {
+t.test('the browser client: eight tabs restored at once, as a browser reopens them, are signed in by one refresh and share its token', needsChromium(), async (t) => {
   const { email, answers, openTab } = await appAndService(t)
   t.equal(await signIn(await openTab(), email), 'signed in', 'the app signs in')
   const tabs = await Promise.all(Array.from({ length: 8 }, openTab))
+  const before = answers.length
+  t.same(await Promise.all(tabs.map(restore)), Array(8).fill(true), 'each tab is signed in')
+  t.same(answers.slice(before), ['POST /auth/refresh 200'], 'by one refresh: the others waited for it (Web Locks)')
+  t.equal(new Set(await Promise.all(tabs.map(token))).size, 1, 'and took up the token it gave, which each holds')
+  t.same(await Promise.all(tabs.map(async (tab) => (await call(tab)).status)), Array(8).fill(200), 'each calls /me with it')
+  t.equal(await sessions(tabs[0] as Page), 1, 'on one session')
+})
+
+t.test('the browser client, in a browser without Web Locks: eight tabs restored at once refresh each, and are all signed in on the one session', needsChromium(), async (t) => {
+  const { email, answers, openTab } = await appAndService(t, { webLocks: false })
+  t.equal(await signIn(await openTab(), email), 'signed in', 'the app signs in')
+  const tabs = await Promise.all(Array.from({ length: 8 }, openTab))
+  t.equal(await tabs[0]?.evaluate(() => 'locks' in (globalThis as unknown as { navigator: object }).navigator), false, 'the tabs have no Web Locks (Safari before 15.4)')
   t.same(await Promise.all(tabs.map(restore)), Array(8).fill(true), 'each tab, refreshing with the same cookie at once, is signed in')
-  t.equal(count(answers, /^POST \/auth\/refresh 200$/), 8, 'by a refresh each (those that sent a token already rotated got its successor, within the grace window)')
+  t.ok(count(answers, /^POST \/auth\/refresh 200$/) > 1, 'by refreshes of their own (those that sent a token already rotated got its successor within the grace window, or were answered 409 and sent again)')
+  t.equal(count(answers, /^POST \/auth\/refresh 401$/), 0, 'none refused')
   t.same(await Promise.all(tabs.map(async (tab) => (await call(tab)).status)), Array(8).fill(200), 'each calls /me')
   t.equal(await sessions(tabs[0] as Page), 1, 'on one session')
+})
+
+t.test('the browser client: tokens due in three tabs at once are renewed by one refresh, whose token each takes up', needsChromium(), async (t) => {
+  const { email, answers, openTab } = await appAndService(t, { env: { ACCESS_TOKEN_TTL: '4' } })
+  const tabs = await Promise.all(Array.from({ length: 3 }, openTab))
+  t.equal(await signIn(tabs[0] as Page, email), 'signed in', 'the app signs in in one tab, with 4 s tokens')
+  await within(2000, async () => new Set(await Promise.all(tabs.map(token))).size === 1, 'every tab holding its token')
+  t.same(answers.slice(-1), ['POST /auth/login 200'], 'which the other tabs took up without a refresh')
+  await sleep(3100) // past three quarters of its life
+  const before = answers.length
+  t.same(await Promise.all(tabs.map(async (tab) => (await call(tab)).status)), [200, 200, 200], 'a call in each tab at once is served')
+  t.same(answers.slice(before).filter((a) => a.includes('refresh')), ['POST /auth/refresh 200'], 'after one refresh')
+  t.equal(new Set(await Promise.all(tabs.map(token))).size, 1, 'whose token each tab holds')
 })
 
 t.test('the browser client: a token near its end is renewed before a call, which is then never refused', needsChromium(), async (t) => {
@@ -132,12 +169,11 @@ t.test('the browser client: a token near its end is renewed before a call, which
   t.equal(count(answers, /401$/), 0, 'and nothing was refused')
 })
 
-t.test('the browser client: a refresh superseded by a sign-in in another tab (409) is retried with the new cookie', needsChromium(), async (t) => {
+t.test('the browser client: a refresh superseded by a sign-in in another tab (409) takes up the token that sign-in gave', needsChromium(), async (t) => {
   const { email, answers, openTab, holdNext } = await appAndService(t)
   const first = await openTab()
   const second = await openTab()
   t.equal(await signIn(first, email), 'signed in', 'the first tab signs in')
-  t.equal(await restore(second), true, 'the second tab is signed in from the cookie')
 
   // The second tab's refresh is slow on the network; meanwhile the first tab signs in again, which ends the session
   // that refresh's cookie is of and gives the browser another.
@@ -146,14 +182,77 @@ t.test('the browser client: a refresh superseded by a sign-in in another tab (40
   await held.arrived
   t.equal(await signIn(first, email), 'signed in', 'the first tab signs in again while the second tab\'s refresh is on its way')
   held.release()
-  t.equal(await restoring, true, 'the second tab\'s refresh succeeds')
-  t.same(answers.filter((a) => a.startsWith('POST /auth/refresh')).slice(-2), ['POST /auth/refresh 409', 'POST /auth/refresh 200'], 'once sent again after the service answered 409 AUTH_REFRESH_SUPERSEDED')
+  t.equal(await restoring, true, 'the second tab is signed in')
+  t.same(answers.filter((a) => a.includes('/auth/')).slice(-2), ['POST /auth/login 200', 'POST /auth/refresh 409'], 'its refresh answered 409 AUTH_REFRESH_SUPERSEDED and not sent again')
+  t.equal(await token(second), await token(first), 'as it holds the token the first tab was given')
   t.same(await state(second), { signedIn: true, signedOut: 0 }, 'the app was never told it was signed out')
   t.equal(await sessions(second), 1, 'and both tabs are on the new session, the one the browser holds')
-  t.equal((await call(first) as { status: number }).status, 200, 'which the first tab calls with too')
 })
 
-t.test('the browser client: a sign-in in one tab moves the others to the new session at their next call, none refused', needsChromium(), async (t) => {
+t.test('the browser client: a refresh superseded by a sign-in not through the client (409) is retried with the new cookie', needsChromium(), async (t) => {
+  const { email, answers, openTab, holdNext } = await appAndService(t)
+  const page = await openTab()
+  t.equal(await signIn(page, email), 'signed in', 'the app signs in')
+
+  const held = holdNext('/auth/refresh')
+  const restoring = restore(page)
+  await held.arrived
+  t.equal(await signInAround(page, email), 200, 'another sign-in in this browser, not through the client, while the app\'s refresh is on its way')
+  held.release()
+  t.equal(await restoring, true, 'the app\'s refresh succeeds')
+  t.same(answers.filter((a) => a.startsWith('POST /auth/refresh')).slice(-2), ['POST /auth/refresh 409', 'POST /auth/refresh 200'], 'once sent again after the service answered 409 AUTH_REFRESH_SUPERSEDED')
+  t.same(await state(page), { signedIn: true, signedOut: 0 }, 'the app was never told it was signed out')
+  t.same(await call(page), { status: 200, email }, 'and calls /me on the new session')
+  t.equal(await sessions(page), 1, 'the only one')
+})
+
+t.test('the browser client: a refresh answered after a sign-out in another tab does not sign either tab in again', needsChromium(), async (t) => {
+  const { email, answers, openTab, holdNext } = await appAndService(t)
+  const first = await openTab()
+  const second = await openTab()
+  t.equal(await signIn(first, email), 'signed in', 'the first tab signs in')
+
+  // The service answers the second tab's refresh before the first tab signs out, but the answer is slow to arrive.
+  const held = holdNext('/auth/refresh', 'answer')
+  const restoring = restore(second)
+  await held.arrived
+  t.equal(await signOut(first), 'signed out', 'the first tab signs out while the second tab\'s refresh is answered')
+  await within(2000, async () => (await state(second)).signedIn === false, 'the second tab told')
+  held.release()
+  t.equal(await restoring, false, 'the refresh\'s token, of the session since ended, is not taken up')
+  t.same(answers.filter((a) => a.includes('/auth/')).slice(-2), ['POST /auth/logout 204', 'POST /auth/refresh 200'], 'though the service gave one')
+  t.same([await state(first), await state(second)], [{ signedIn: false, signedOut: 0 }, { signedIn: false, signedOut: 1 }], 'both tabs are signed out, the second told once')
+  t.equal(await token(first), null, 'the first tab was not given it either')
+  t.equal(await restore(second), false, 'and a restore finds no session')
+})
+
+t.test('the browser client: what a tab hears of a request older than the one behind what it holds, or in a form it does not know, changes nothing', needsChromium(), async (t) => {
+  const { email, openTab } = await appAndService(t)
+  const page = await openTab()
+  t.equal(await signIn(page, email), 'signed in', 'the app signs in')
+  const held = await token(page)
+  // As another tab of the app would say it, late or from another version of the app.
+  const say = async (message: unknown) => {
+    await page.evaluate((message) => {
+      const api = new URLSearchParams((globalThis as unknown as { location: { search: string } }).location.search).get('api') ?? ''
+      const channel = new BroadcastChannel(`auth-client:${api}`)
+      channel.postMessage(message)
+      channel.close()
+    }, message)
+    await sleep(200)
+  }
+  await say({ kind: 'signed-out', at: Date.now() - 60_000 })
+  t.same(await state(page), { signedIn: true, signedOut: 0 }, 'a sign-out sent before the sign-in leaves the tab signed in')
+  await say({ kind: 'token', at: Date.now() - 60_000, token: { value: 'stale', renewAt: Date.now() + 60_000, expiresAt: Date.now() + 60_000 } })
+  await say('signed-out')
+  await say({ kind: 'signed-out' })
+  t.equal(await token(page), held, 'neither a token given before the sign-in, nor messages it cannot read, replace the token held')
+  t.same(await call(page), { status: 200, email }, 'with which the app calls /me')
+  await say({ kind: 'signed-out', at: Date.now() })
+  t.same(await state(page), { signedIn: false, signedOut: 1 }, 'a sign-out sent after the sign-in signs the tab out, and the app is told')
+})
+
+t.test('the browser client: a sign-in in one tab moves the others to the new session, with its token, none refused', needsChromium(), async (t) => {
   const { email, answers, openTab } = await appAndService(t)
   const first = await openTab()
   const second = await openTab()
@@ -162,8 +261,9 @@ t.test('the browser client: a sign-in in one tab moves the others to the new ses
   const told = await listen(second)
   t.equal(await signIn(first, email), 'signed in', 'the first tab signs in again: the session the second tab\'s token is of ends, and its token with it')
   await within(2000, async () => await told() === 1, 'the second tab told')
+  t.equal(await token(second), await token(first), 'the second tab holds the token the first was given')
   t.same(await call(second), { status: 200, email }, 'the second tab\'s call is served')
-  t.same(answers.slice(-2), ['POST /auth/refresh 200', 'GET /me 200'], 'with a token of the new session, taken up first')
+  t.same(answers.slice(-2), ['POST /auth/login 200', 'GET /me 200'], 'with it, without a refresh')
   t.equal(count(answers, /^GET \/me 401$/), 0, 'none refused')
   t.same(await state(second), { signedIn: true, signedOut: 0 }, 'and the app was never told it was signed out')
 })
@@ -172,11 +272,7 @@ t.test('the browser client: a call refused 401 because a sign-in by another app 
   const { email, answers, openTab } = await appAndService(t)
   const page = await openTab()
   t.equal(await signIn(page, email), 'signed in', 'the app signs in')
-  // Another app of the API, on another origin (no BroadcastChannel reaches it), or code that does not go through the
-  // client: the browser's cookie is replaced, and the session the app's token is of ends.
-  t.equal(await page.evaluate(async ([email, password]) => (await fetch(`${new URLSearchParams((globalThis as unknown as { location: { search: string } }).location.search).get('api') ?? ''}/auth/login`, {
-    method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password })
-  })).status, [email, PASSWORD] as const), 200, 'another sign-in in this browser, not through the client')
+  t.equal(await signInAround(page, email), 200, 'another sign-in in this browser, not through the client')
   t.same(await call(page), { status: 200, email }, 'the app\'s call is served')
   t.same(answers.slice(-3), ['GET /me 401', 'POST /auth/refresh 200', 'GET /me 200'], 'sent again, once refused and the token renewed from the new cookie')
   t.same(await state(page), { signedIn: true, signedOut: 0 }, 'the app never saw it')
@@ -224,7 +320,7 @@ t.test('the browser client: signing out in one tab signs out the others; signing
   t.equal((await state(second)).signedOut, 2, 'the second tab is told, a second time since it signed in')
 })
 
-t.test('the browser client: while the store stalls, calls go on with the token held; the session lives on after it, past the grace window', needsChromium(), async (t) => {
+t.test('the browser client: while the store stalls, calls go on with the token held, not each trying a refresh; the session lives on after it, past the grace window', needsChromium(), async (t) => {
   const redis = await PrivateRedis.start(t)
   const { email, answers, openTab } = await appAndService(t, { env: { REDIS_URL: redis.url, ACCESS_TOKEN_TTL: '8', REFRESH_REUSE_GRACE: '1' } })
   const page = await openTab()
@@ -236,9 +332,33 @@ t.test('the browser client: while the store stalls, calls go on with the token h
   t.same(answers.slice(-2), ['POST /auth/refresh 503', 'GET /me 200'], 'with the token held, its renewal refused 503')
   t.same(await state(page), { signedIn: true, signedOut: 0 }, 'the app is still signed in')
   t.equal(await restore(page), 'AUTH_STORE_UNAVAILABLE', 'a restore meanwhile fails with a code the app can tell from a sign-out')
+  const before = answers.length
+  for (let i = 0; i < 3; i++) t.same(await call(page), { status: 200, email }, `call ${i + 1} of 3 more while Redis stalls is served`)
+  t.same(answers.slice(before), Array(3).fill('GET /me 200'), 'with the token held, no refresh tried: the next waits 1 s after the first failure, 2 s after the second')
   await stall.woken
   await sleep(1200) // past REFRESH_REUSE_GRACE: the cookie the browser holds must be the 503's successor, not a replay
   t.same(await call(page), { status: 200, email }, 'once Redis answers, a call is served')
   t.same(answers.slice(-2), ['POST /auth/refresh 200', 'GET /me 200'], 'after its token is renewed')
   t.same(await state(page), { signedIn: true, signedOut: 0 }, 'on the session it always had')
+})
+
+t.test('the browser client: a renewal refused 429 is not tried again before its Retry-After; the token held serves meanwhile', needsChromium(), async (t) => {
+  const { email, answers, openTab } = await appAndService(t, { env: { ACCESS_TOKEN_TTL: '8', RATE_LIMIT_REFRESH_SESSION: '1/12' } })
+  const page = await openTab()
+  t.equal(await signIn(page, email), 'signed in', 'the app signs in, with 8 s tokens and one refresh a session per 12 s')
+  t.equal(await restore(page), true, 'a refresh, the one of this window')
+  await sleep(6100) // past three quarters of the token's life: the next call renews it first
+
+  t.same(await call(page), { status: 200, email }, 'a call is served')
+  t.same(answers.slice(-2), ['POST /auth/refresh 429', 'GET /me 200'], 'with the token held, its renewal refused 429')
+  const retryAfter = await page.evaluate(async () => {
+    const response = await fetch(`${new URLSearchParams((globalThis as unknown as { location: { search: string } }).location.search).get('api') ?? ''}/auth/refresh`, { method: 'POST', credentials: 'include' })
+    return Number(response.headers.get('retry-after'))
+  })
+  t.ok(retryAfter >= 4, `whose Retry-After, readable by the app, says ${retryAfter} s`)
+  await sleep(1200) // past the 1 s the client waits when the service does not say
+  const before = answers.length
+  t.same(await call(page), { status: 200, email }, 'a call within Retry-After is served')
+  t.same(answers.slice(before), ['GET /me 200'], 'with the token held, its renewal not tried')
+  t.same(await state(page), { signedIn: true, signedOut: 0 }, 'the app signed in throughout')
 })

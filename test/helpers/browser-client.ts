@@ -56,10 +56,20 @@ export const sessions = async (page: Page) => await page.evaluate(async () => {
   const response = await (globalThis as unknown as InPage).auth.fetch('/auth/sessions')
   return (await response.json() as { sessions: unknown[] }).sessions.length
 })
+/** The access token the tab's client gives the app's next call. */
+export const token = async (page: Page) => await page.evaluate(async () => {
+  const tab = globalThis as unknown as InPage
+  return await tab.attempt(tab.auth.accessToken())
+})
 export const state = async (page: Page) => await page.evaluate(() => {
   const tab = globalThis as unknown as InPage
   return { signedIn: tab.auth.signedIn, signedOut: tab.signedOut }
 })
+/** The context's pages without Web Locks, as in a browser that has none (Safari before 15.4). */
+export async function withoutWebLocks (context: BrowserContext): Promise<void> {
+  await context.addInitScript({ content: 'delete Navigator.prototype.locks' })
+}
+
 /**
  * Listens in `page` to what the app's tabs tell each other; returns how many messages it has heard. Its channel is
  * made after the client's, so the client has heard each message before it does (HTML: BroadcastChannel).

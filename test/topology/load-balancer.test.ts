@@ -13,7 +13,7 @@ import { CAUGHT_REPLAY, deleteKeys, PASSWORD, replayCodes, SHARED_REDIS_URL, tes
 import { within } from '../helpers/poll.js'
 import { freePort } from '../helpers/redis-server.js'
 import { launchBrowser, needsChromium } from '../helpers/browser.js'
-import { APP_PAGES, call as callIn, openAppTab, restore, sessions, signIn, state } from '../helpers/browser-client.js'
+import { APP_PAGES, call as callIn, openAppTab, restore, sessions, signIn, state, withoutWebLocks } from '../helpers/browser-client.js'
 import { startServer, waitForListening, type ServerProcess } from '../helpers/server-process.js'
 
 // The deployment the README describes, as processes: three instances of src/server.ts with the same
@@ -284,6 +284,9 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     const email = uniqueEmail()
     t.equal((await call(`${base}/auth/register`, { method: 'POST', body: { email, password: PASSWORD } })).status, 201, 'a user registers')
     const context = await (await launchBrowser(t)).newContext()
+    // Tabs that do not wait for one another's refresh, as in a browser without Web Locks: their refreshes race, each
+    // to whichever instance nginx picks, as those of several apps of one site would.
+    await withoutWebLocks(context)
     const refreshedBy = new Set<string>()
     context.on('response', (response) => {
       if (response.url().endsWith('/auth/refresh') && response.status() === 200) refreshedBy.add(response.headers()['x-upstream'] ?? '')
