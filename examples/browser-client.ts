@@ -24,6 +24,11 @@ export interface AuthClientOptions {
    * of the cookie used) or signed out in another tab. Not for this tab's own signOut.
    */
   onSignedOut?: () => void
+  /**
+   * Called when this tab, signed out (told so, or found so by restore or its own signOut), is signed in by another
+   * tab: a sign-in there, or a refresh of a session begun outside the client. Not for this tab's own signIn.
+   */
+  onSignedIn?: () => void
 }
 
 /** A refusal or failure, with the service's stable `code` (README: HTTP contract), `NETWORK` when nothing answered. */
@@ -96,6 +101,7 @@ interface Locks {
 export class AuthClient {
   readonly #baseUrl: string
   readonly #onSignedOut: () => void
+  readonly #onSignedIn: () => void
   readonly #tabs: InstanceType<typeof BroadcastChannel> | null
   readonly #locks: Locks | null
   #token: HeldToken | null = null
@@ -113,6 +119,7 @@ export class AuthClient {
   constructor (options: AuthClientOptions = {}) {
     this.#baseUrl = options.baseUrl ?? ''
     this.#onSignedOut = options.onSignedOut ?? (() => {})
+    this.#onSignedIn = options.onSignedIn ?? (() => {})
     this.#tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel(`auth-client:${this.#baseUrl}`) : null
     if (this.#tabs !== null) this.#tabs.onmessage = (event: { data: unknown }) => { this.#heard(event.data as Message) }
     this.#locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks ?? null
@@ -343,7 +350,9 @@ export class AuthClient {
     } else {
       // The browser's session as another tab was given it, by a refresh or a sign-in (which ended the session this
       // tab's token was of): the cookie is that session's.
+      const was = this.#state
       this.#held(message.token, message.at)
+      if (was === 'out') this.#onSignedIn()
     }
     const { wake } = this.#told
     this.#told = { count: this.#told.count + 1, wake: () => {} }

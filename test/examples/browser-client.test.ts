@@ -5,7 +5,7 @@ import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { buildApp, login, PASSWORD, uniqueEmail } from '../helpers/app.js'
 import { forward, launchBrowser, needsChromium, refreshCookieIn, servePage, site } from '../helpers/browser.js'
-import { APP_PAGES, call, type InPage, listen, openAppTab, restore, sessions, signIn, signOut, state, token, withoutWebLocks } from '../helpers/browser-client.js'
+import { APP_PAGES, call, type InPage, listen, openAppTab, restore, sessions, signIn, signOut, state, token, toldSignedIn, withoutWebLocks } from '../helpers/browser-client.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
@@ -266,6 +266,7 @@ t.test('the browser client: a sign-in in one tab moves the others to the new ses
   t.same(answers.slice(-2), ['POST /auth/login 200', 'GET /me 200'], 'with it, without a refresh')
   t.equal(count(answers, /^GET \/me 401$/), 0, 'none refused')
   t.same(await state(second), { signedIn: true, signedOut: 0 }, 'and the app was never told it was signed out')
+  t.equal(await toldSignedIn(second), 0, 'nor that it was signed in, as it was already')
 })
 
 t.test('the browser client: a call refused 401 because a sign-in by another app of the browser ended the session renews the token and is sent again', needsChromium(), async (t) => {
@@ -311,7 +312,11 @@ t.test('the browser client: signing out in one tab signs out the others; signing
   t.same(answers.slice(before), ['GET /me 401'], 'without a refresh')
 
   t.equal(await signIn(second, email), 'signed in', 'the second tab signs in')
-  t.equal(await restore(first), true, 'and the first, told of it, is signed in from the new cookie')
+  await within(2000, async () => (await state(first)).signedIn, 'the first tab signed in')
+  t.equal(await toldSignedIn(first), 1, 'the first tab, signed out, is signed in with it, and its app told once')
+  t.equal(await toldSignedIn(second), 0, 'the second, which signed in itself, is not')
+  t.same(await call(first), { status: 200, email }, 'the first tab calls /me')
+  t.equal(await restore(first), true, 'and a restore there finds the new session')
   const device = await login(auth, email)
   t.equal(await signOut(first, true), 'signed out', 'the first tab signs out everywhere')
   t.equal(await refreshCookieIn(context), undefined, 'the browser\'s cookie is gone')

@@ -14,15 +14,24 @@ export const APP_PAGES = {
   '/app.html': `<!doctype html><title>app</title><script type="module">
     import { AuthClient } from './browser-client.js'
     globalThis.signedOut = 0
-    globalThis.auth = new AuthClient({ baseUrl: new URLSearchParams(location.search).get('api'), onSignedOut: () => { globalThis.signedOut++ } })
+    globalThis.signedIn = 0
+    globalThis.auth = new AuthClient({
+      baseUrl: new URLSearchParams(location.search).get('api'),
+      onSignedOut: () => { globalThis.signedOut++ },
+      onSignedIn: () => { globalThis.signedIn++ }
+    })
     globalThis.attempt = async (call) => { try { return await call } catch (error) { return error.code ?? String(error) } }
   </script>`
 }
 
-/** What a tab of the app holds: its client, how often it was told its session ended, and what the app's calls get. */
+/**
+ * What a tab of the app holds: its client, how often it was told its session ended or another tab signed it in, and
+ * what the app's calls get.
+ */
 export interface InPage {
   auth: AuthClient
   signedOut: number
+  signedIn: number
   /** The call's value, or the code of the AuthError it threw. */
   attempt: <R>(call: Promise<R>) => Promise<R | string>
 }
@@ -65,6 +74,8 @@ export const state = async (page: Page) => await page.evaluate(() => {
   const tab = globalThis as unknown as InPage
   return { signedIn: tab.auth.signedIn, signedOut: tab.signedOut }
 })
+/** How often the tab's app was told another tab signed it in. */
+export const toldSignedIn = async (page: Page) => await page.evaluate(() => (globalThis as unknown as InPage).signedIn)
 /** The context's pages without Web Locks, as in a browser that has none (Safari before 15.4). */
 export async function withoutWebLocks (context: BrowserContext): Promise<void> {
   await context.addInitScript({ content: 'delete Navigator.prototype.locks' })
