@@ -157,6 +157,27 @@ t.test('the browser client: tokens due in three tabs at once are renewed by one 
   t.equal(new Set(await Promise.all(tabs.map(token))).size, 1, 'whose token each tab holds')
 })
 
+t.test('the browser client: a tab whose refresh hangs on the network holds up the others\' for 10 s, not for good', needsChromium(), async (t) => {
+  const { email, answers, openTab, holdNext } = await appAndService(t, { env: { ACCESS_TOKEN_TTL: '4', REFRESH_REUSE_GRACE: '30' } })
+  const [first, second] = await Promise.all([openTab(), openTab()]) as [Page, Page]
+  t.equal(await signIn(first, email), 'signed in', 'the app signs in in one tab, with 4 s tokens')
+  await within(2000, async () => await token(second) === await token(first), 'the other tab holding its token')
+  await sleep(3100) // past three quarters of its life
+
+  const held = holdNext('/auth/refresh')
+  const hanging = call(first)
+  await held.arrived
+  const started = Date.now()
+  const waited = await Promise.race([call(second), sleep(15_000).then(() => 'still waiting')])
+  const seconds = (Date.now() - started) / 1000
+  held.release()
+  t.same(waited, { status: 200, email }, 'the second tab\'s call, while the first tab\'s refresh hangs, is served')
+  t.ok(seconds >= 9.5 && seconds < 15, `after ${seconds.toFixed(1)} s: the second tab waited for the first tab's refresh, then refreshed by itself`)
+  t.same(await hanging, { status: 200, email }, 'and the first tab\'s call, once its refresh arrives, is served too')
+  t.equal(count(answers, /^POST \/auth\/refresh 200$/), 2, 'each after a refresh answered 200 (the later-arriving one from the grace window)')
+  t.equal(await token(first), await token(second), 'and both tabs hold the token of the later request')
+})
+
 t.test('the browser client: a token near its end is renewed before a call, which is then never refused', needsChromium(), async (t) => {
   const { email, answers, openTab } = await appAndService(t, { env: { ACCESS_TOKEN_TTL: '4' } })
   const page = await openTab()
