@@ -270,10 +270,6 @@ export class AuthClient {
       } catch (error) {
         throw this.#failed(error as AuthError)
       }
-      if (response.ok) {
-        this.#failedRenewals = 0
-        this.#renewAfter = 0
-      }
       // A request of another tab sent after this one (a sign-in, a sign-out, a refresh that superseded this one, 409)
       // has told this tab what the browser holds now.
       if (this.#since > at) return this.#token?.value ?? null
@@ -326,6 +322,8 @@ export class AuthClient {
     this.#token = token
     this.#state = 'in'
     this.#since = Math.max(this.#since, at)
+    this.#failedRenewals = 0
+    this.#renewAfter = 0
   }
 
   #signedOut (at: number): void {
