@@ -110,6 +110,7 @@ export class AuthClient {
   /** When the request that set #token and #state was sent: a message of an earlier one is out of date. */
   #since = 0
   #refreshing: Promise<string | null> | null = null
+  #signingIn: { email: string, password: string, done: Promise<void> } | null = null
   /** What this tab has heard from the others: each message it took up ends a wait for it (#toldSince). */
   #told: { count: number, wake: () => void } = { count: 0, wake: () => {} }
   /** No renewal of a held token before this (Date.now() scale), after one failed; and how many have failed in a row. */
@@ -129,8 +130,22 @@ export class AuthClient {
     return this.#state === 'in'
   }
 
-  /** Signs in: a new session, which ends the one this browser held, in every tab. Throws AuthError when refused. */
+  /**
+   * Signs in: a new session, which ends the one this browser held, in every tab. Throws AuthError when refused. A
+   * sign-in with the same credentials while one is on its way (a form submitted twice) shares it: a second would make
+   * a second session, and the browser would keep the cookie of one, the other left signed in with no one holding it.
+   */
   async signIn (email: string, password: string): Promise<void> {
+    const pending = this.#signingIn
+    if (pending !== null && pending.email === email && pending.password === password) return await pending.done
+    const done = this.#signIn(email, password).finally(() => {
+      if (this.#signingIn?.done === done) this.#signingIn = null
+    })
+    this.#signingIn = { email, password, done }
+    return await done
+  }
+
+  async #signIn (email: string, password: string): Promise<void> {
     const at = Date.now()
     const response = await this.#post('/auth/login', { email, password })
     if (!response.ok) throw await AuthError.of(response)

@@ -120,6 +120,25 @@ t.test('the browser client: calls made at once with no token held share one refr
   t.equal(count(answers, /^POST \/auth\/refresh/), 1, 'after one refresh: each refresh rotates the cookie, and ten would have raced')
 })
 
+t.test('the browser client: a sign-in form submitted twice makes one session', needsChromium(), async (t) => {
+  const { auth, email, answers, openTab } = await appAndService(t)
+  const other = uniqueEmail()
+  await auth.inject({ method: 'POST', url: '/auth/register', payload: { email: other, password: PASSWORD } })
+  const page = await openTab()
+  t.same(await page.evaluate(async ([email, password]) => {
+    const tab = globalThis as unknown as InPage
+    return await Promise.all([tab.auth.signIn(email, password), tab.auth.signIn(email, password)].map(async (s) => await tab.attempt(s.then(() => 'signed in'))))
+  }, [email, PASSWORD] as const), ['signed in', 'signed in'], 'both submissions are signed in')
+  t.same(answers, ['POST /auth/login 200'], 'by one sign-in')
+  t.equal(await sessions(page), 1, 'and the user has one session, the one the browser holds')
+
+  t.same(await page.evaluate(async ([email, other, password]) => {
+    const tab = globalThis as unknown as InPage
+    return await Promise.all([tab.auth.signIn(email, password), tab.auth.signIn(other, password)].map(async (s) => await tab.attempt(s.then(() => 'signed in'))))
+  }, [email, other, PASSWORD] as const), ['signed in', 'signed in'], 'two sign-ins with different credentials at once')
+  t.equal(count(answers, /^POST \/auth\/login 200$/), 3, 'are each sent')
+})
+
 t.test('the browser client: eight tabs restored at once, as a browser reopens them, are signed in by one refresh and share its token', needsChromium(), async (t) => {
   const { email, answers, openTab } = await appAndService(t)
   t.equal(await signIn(await openTab(), email), 'signed in', 'the app signs in')
