@@ -77,8 +77,7 @@ const count = (answers: string[], answer: RegExp) => answers.filter((a) => answe
  * reaches it), or code of the app's own. The browser's cookie is replaced, and the session the app's token is of ends.
  */
 const signInAround = async (page: Page, email: string) => await page.evaluate(async ([email, password]) => {
-  const api = new URLSearchParams((globalThis as unknown as { location: { search: string } }).location.search).get('api') ?? ''
-  return (await fetch(`${api}/auth/login`, {
+  return (await fetch(`${(globalThis as unknown as InPage).api}/auth/login`, {
     method: 'POST', credentials: 'include', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password })
   })).status
 }, [email, PASSWORD] as const)
@@ -274,8 +273,7 @@ t.test('the browser client: what a tab hears of a request older than the one beh
   // As another tab of the app would say it, late or from another version of the app.
   const say = async (message: unknown) => {
     await page.evaluate((message) => {
-      const api = new URLSearchParams((globalThis as unknown as { location: { search: string } }).location.search).get('api') ?? ''
-      const channel = new BroadcastChannel(`auth-client:${api}`)
+      const channel = new BroadcastChannel(`auth-client:${(globalThis as unknown as InPage).api}`)
       channel.postMessage(message)
       channel.close()
     }, message)
@@ -397,7 +395,7 @@ t.test('the browser client: a renewal refused 429 is not tried again before its 
   t.same(await call(page), { status: 200, email }, 'a call is served')
   t.same(answers.slice(-2), ['POST /auth/refresh 429', 'GET /me 200'], 'with the token held, its renewal refused 429')
   const retryAfter = await page.evaluate(async () => {
-    const response = await fetch(`${new URLSearchParams((globalThis as unknown as { location: { search: string } }).location.search).get('api') ?? ''}/auth/refresh`, { method: 'POST', credentials: 'include' })
+    const response = await fetch(`${(globalThis as unknown as InPage).api}/auth/refresh`, { method: 'POST', credentials: 'include' })
     return Number(response.headers.get('retry-after'))
   })
   t.ok(retryAfter >= 4, `whose Retry-After, readable by the app, says ${retryAfter} s`)

@@ -13,10 +13,11 @@ export const APP_PAGES = {
   '/browser-client.js': CLIENT_MODULE,
   '/app.html': `<!doctype html><title>app</title><script type="module">
     import { AuthClient } from './browser-client.js'
+    globalThis.api = new URLSearchParams(location.search).get('api') ?? ''
     globalThis.signedOut = 0
     globalThis.signedIn = 0
     globalThis.auth = new AuthClient({
-      baseUrl: new URLSearchParams(location.search).get('api'),
+      baseUrl: globalThis.api,
       onSignedOut: () => { globalThis.signedOut++ },
       onSignedIn: () => { globalThis.signedIn++ }
     })
@@ -25,10 +26,12 @@ export const APP_PAGES = {
 }
 
 /**
- * What a tab of the app holds: its client, how often it was told its session ended or another tab signed it in, and
- * what the app's calls get.
+ * What a tab of the app holds: where it reaches the service, its client, how often it was told its session ended or
+ * another tab signed it in, and what the app's calls get.
  */
 export interface InPage {
+  /** The client's baseUrl, from the page's query (?api=): '' when the service is on the page's origin. */
+  api: string
   auth: AuthClient
   signedOut: number
   signedIn: number
@@ -87,9 +90,9 @@ export async function withoutWebLocks (context: BrowserContext): Promise<void> {
  */
 export async function listen (page: Page): Promise<() => Promise<number>> {
   await page.evaluate(() => {
-    const tab = globalThis as unknown as { heard: number, location: { search: string } }
+    const tab = globalThis as unknown as InPage & { heard: number }
     tab.heard = 0
-    new BroadcastChannel(`auth-client:${new URLSearchParams(tab.location.search).get('api') ?? ''}`).onmessage = () => { tab.heard++ }
+    new BroadcastChannel(`auth-client:${tab.api}`).onmessage = () => { tab.heard++ }
   })
   return async () => await page.evaluate(() => (globalThis as unknown as { heard: number }).heard)
 }

@@ -242,7 +242,8 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     const second = await refresh(base, first.refreshToken)
     const third = await refresh(base, second.refreshToken as string)
     t.equal(third.status, 200)
-    // Two generations old: no grace.
+    // Two generations old: a replay, answered 409 while within the grace window of the rotations that superseded it
+    // (replayCodes).
     t.match(await replayCodes(async () => (await refresh(base, first.refreshToken)).body.code, GRACE_SECONDS), CAUGHT_REPLAY, 'the replay is caught')
     t.equal((await refresh(base, third.refreshToken as string)).status, 401, 'the current token is dead too')
     // The family's access tokens fail on every instance, asked directly, within a second.
