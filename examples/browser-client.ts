@@ -6,7 +6,8 @@
 // - calls made at once while the token is due share one refresh, and so do the app's tabs (Web Locks), which share
 //   its token (BroadcastChannel): each refresh rotates the cookie;
 // - 409 AUTH_REFRESH_SUPERSEDED (another tab, or a sign-in in this browser, refreshed after this request was made)
-//   is retried with the cookie as the browser now holds it, not taken for a sign-out;
+//   is not taken for a sign-out: the token another tab has said it was given is taken up, or the refresh is retried
+//   with the cookie as the browser now holds it;
 // - 503 and 429 on a refresh keep the session (the browser has kept the cookie a 503 sets), and the token held
 //   serves until it expires, with the next refresh tried after Retry-After or a growing wait, not at every call;
 // - a call refused 401 (a session ended elsewhere revokes its access tokens at once) renews the token once and is
