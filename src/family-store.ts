@@ -33,7 +33,8 @@ export interface CreateFamilyInput extends SessionMeta {
   tokenHash: string
   /**
    * The user's families this one replaces (those of the refresh cookie the sign-in was sent with), which the caller
-   * ends right after: the cap counts neither them nor evicts another of the user's families to make room for them.
+   * ends right after: the cap counts neither them nor evicts another of the user's families to make room for them,
+   * not even for a sign-in that comes meanwhile, as long as the family replacing them lives.
    */
   replacing?: readonly string[]
 }

@@ -21,6 +21,8 @@ interface FamilyRecord {
   email: string
   limitWindowStartMs: number
   limitCount: number
+  /** The new family a sign-in made to replace this one, until the sign-in's caller ends this (family-create.lua). */
+  replacedBy: string | null
 }
 
 export interface MemoryFamilyStoreOptions {
@@ -78,14 +80,23 @@ export class MemoryFamilyStore implements FamilyStore {
       ip: copyString(input.ip),
       email: input.email,
       limitWindowStartMs: 0,
-      limitCount: 0
+      limitCount: 0,
+      replacedBy: null
     })
     const evictedFamilyIds: string[] = []
-    // Families about to be replaced neither count against the cap nor are evicted for it (CreateFamilyInput.replacing).
-    const replacing = new Set(input.replacing?.filter((id) => id !== input.familyId && families.has(id)))
-    const excess = families.size - replacing.size - p.maxFamiliesPerUser
+    // Families about to be replaced neither count against the cap nor are evicted for it (CreateFamilyInput.replacing),
+    // nor are those another sign-in is replacing meanwhile, while the family replacing each lives.
+    for (const id of input.replacing ?? []) {
+      const replaced = families.get(id)
+      if (replaced !== undefined && id !== input.familyId) replaced.replacedBy = input.familyId
+    }
+    const going = new Set<string>()
+    for (const [id, f] of families) {
+      if (f.replacedBy !== null && families.has(f.replacedBy)) going.add(id)
+    }
+    const excess = families.size - going.size - p.maxFamiliesPerUser
     if (excess > 0) {
-      const byLastUse = [...families].filter(([id]) => id !== input.familyId && !replacing.has(id)).sort((a, b) => a[1].rotatedAtMs - b[1].rotatedAtMs)
+      const byLastUse = [...families].filter(([id]) => id !== input.familyId && !going.has(id)).sort((a, b) => a[1].rotatedAtMs - b[1].rotatedAtMs)
       for (const [id] of byLastUse.slice(0, excess)) {
         families.delete(id)
         evictedFamilyIds.push(id)

@@ -7,7 +7,8 @@ import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, Family
 declare module 'ioredis' {
   interface RedisCommander<Context> {
     authFamilyCreate (family: string, index: string, tokenHash: string, familyId: string, idleMs: number, absoluteMs: number,
-      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string, endedMs: number, ended: string, ...replacing: string[]): Result<[number, ...string[]], Context>
+      maxFamilies: number, userAgent: string, ip: string, familyKeyPrefix: string, email: string, endedMs: number, ended: string, replacingKey: string,
+      ...replacing: string[]): Result<[number, ...string[]], Context>
     authFamilyRotate (family: string, index: string, presentedHash: string, generation: number, successorHash: string,
       idleMs: number, graceMs: number, userAgent: string, ip: string, familyId: string,
       limitMax: number, limitWindowMs: number, requestedAtMs: number, endedMs: number, ended: string): Result<[number, number?, string?], Context>
@@ -31,6 +32,8 @@ declare module 'ioredis' {
  *   <prefix>{<userId>}:fams          zset: familyId -> last use ms
  *   <prefix>{<userId>}:ended         zset: familyId -> when it was revoked (ms), for FamilyPolicy.rememberEndedMs;
  *                                    named to the scripts in ARGV, not KEYS (family-revoke.lua says why)
+ *   <prefix>{<userId>}:replacing     zset: "<familyId> <familyId>" (a family a sign-in is replacing, and the new family
+ *                                    replacing it) -> when (ms): the cap counts neither (family-create.lua); in ARGV too
  */
 export class RedisFamilyStore implements FamilyStore {
   readonly #redis: RedisClient
@@ -59,7 +62,8 @@ export class RedisFamilyStore implements FamilyStore {
     const [ttlMs, ...evictedFamilyIds] = await guardStore(this.#redis, () => this.#redis.authFamilyCreate(
       this.#familyKey(input.userId, input.familyId), this.#indexKey(input.userId), input.tokenHash, input.familyId,
       p.idleTtlSeconds * 1000, p.absoluteTtlSeconds * 1000, p.maxFamiliesPerUser, compactUserAgent(input.userAgent), input.ip,
-      this.#familyKeyPrefix(input.userId), input.email, p.rememberEndedMs, this.#endedKey(input.userId), ...(input.replacing ?? [])))
+      this.#familyKeyPrefix(input.userId), input.email, p.rememberEndedMs, this.#endedKey(input.userId), this.#replacingKey(input.userId),
+      ...(input.replacing ?? [])))
     return { ttlSeconds: Math.floor(ttlMs / 1000), evictedFamilyIds }
   }
 
@@ -158,6 +162,10 @@ export class RedisFamilyStore implements FamilyStore {
 
   #endedKey (userId: string): string {
     return `${this.#prefix}{${userId}}:ended`
+  }
+
+  #replacingKey (userId: string): string {
+    return `${this.#prefix}{${userId}}:replacing`
   }
 }
 

@@ -1,8 +1,9 @@
 -- Records a new refresh-token family and caps the user's live families.
 -- KEYS[1] family hash, KEYS[2] user's family index (zset familyId -> last use ms); both carry the {userId} hash tag.
 -- ARGV: tokenHash, familyId, idleMs, absoluteMs, maxFamilies, userAgent, ip, familyKeyPrefix, email, endedMs,
---       endedKey (the user's ended families, in the same slot: family-revoke.lua), then the ids of the user's families
---       the new one replaces (the sign-in's own refresh cookie), which the caller ends right after
+--       endedKey (the user's ended families, in the same slot: family-revoke.lua), replacingKey (the families sign-ins
+--       are replacing, below; same slot, named in ARGV for the same reason), then the ids of the user's families the new
+--       one replaces (the sign-in's own refresh cookie), which the caller ends right after
 -- Returns { ttlMs, evictedFamilyId... }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -35,21 +36,46 @@ end
 -- as family-revoke-all.lua reads one.
 local replacing = {}
 local replaced = 0
-for i = 12, #ARGV do
-  if ARGV[i] ~= ARGV[2] and not replacing[ARGV[i]] and redis.call('HMGET', ARGV[8] .. ARGV[i], 'c')[1] then
-    replacing[ARGV[i]] = true
+for i = 13, #ARGV do
+  local id = ARGV[i]
+  if id ~= ARGV[2] and not replacing[id] and redis.call('HMGET', ARGV[8] .. id, 'c')[1] then
+    replacing[id] = true
     replaced = replaced + 1
+    -- Nor by another sign-in at the cap meanwhile (two browsers of the user signing in at once), while this one's
+    -- family lives: "<replaced> <replacing>", kept as long as ended families are.
+    redis.call('ZADD', ARGV[12], now, id .. ' ' .. ARGV[2])
+    redis.call('ZREMRANGEBYSCORE', ARGV[12], '-inf', '(' .. (now - tonumber(ARGV[10])))
+    redis.call('PEXPIRE', ARGV[12], ARGV[10])
   end
 end
 
 local result = { ttl }
 local excess = redis.call('ZCARD', KEYS[2]) - replaced - max
+local going = {}
+local others = 0
 if excess > 0 then
-  -- Least recently used first, passing over the replaced; the new family has the highest score and is never evicted.
-  local candidates = redis.call('ZRANGE', KEYS[2], 0, excess + replaced - 1)
+  -- Families other sign-ins are replacing are going too, unless the family replacing one has ended (its sign-in
+  -- refused after all) or the one replaced has (the sign-in's caller ended it): such entries are done with.
+  for _, entry in ipairs(redis.call('ZRANGE', ARGV[12], 0, -1)) do
+    local space = string.find(entry, ' ', 1, true)
+    local id, by = string.sub(entry, 1, space - 1), string.sub(entry, space + 1)
+    if not replacing[id] and not going[id] then
+      if redis.call('HMGET', ARGV[8] .. id, 'c')[1] and redis.call('HMGET', ARGV[8] .. by, 'c')[1] then
+        going[id] = true
+        others = others + 1
+      else
+        redis.call('ZREM', ARGV[12], entry)
+      end
+    end
+  end
+  excess = excess - others
+end
+if excess > 0 then
+  -- Least recently used first, passing over those going; the new family has the highest score and is never evicted.
+  local candidates = redis.call('ZRANGE', KEYS[2], 0, excess + replaced + others - 1)
   local evicting = 0
   for _, id in ipairs(candidates) do
-    if evicting < excess and id ~= ARGV[2] and not replacing[id] then
+    if evicting < excess and id ~= ARGV[2] and not replacing[id] and not going[id] then
       evicting = evicting + 1
       if redis.call('DEL', ARGV[8] .. id) == 1 then
         result[#result + 1] = id

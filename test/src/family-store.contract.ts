@@ -32,6 +32,22 @@ function rotateInput (store: FamilyStore, token: RefreshToken, overrides: Partia
 }
 
 /**
+ * A store that keeps three families per user, one of its users, and helpers: `created` makes one of the user's
+ * families a few ms after the one before (so the least recently used is one family, not a tie), `listed` lists them.
+ */
+async function cappedAtThree (t: Test, makeStore: StoreFactory) {
+  const store = await makeStore(t, { ...basePolicy, maxFamiliesPerUser: 3 })
+  const userId = newUserId()
+  const created = async (replacing?: string[]) => {
+    const family = await newFamily(store, userId, replacing)
+    await sleep(5)
+    return family
+  }
+  const listed = async () => (await store.list(userId)).map((f) => f.familyId).sort()
+  return { store, userId, created, listed }
+}
+
+/**
  * The FamilyStore contract: every implementation (memory, Redis) must pass all of it.
  * Time-dependent cases use second-scale TTLs, the smallest unit the configuration has.
  */
@@ -395,17 +411,9 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
   })
 
   t.test('at the cap, families a new one replaces make room for it: no other family is evicted, nor are they', async (t) => {
-    const store = await makeStore(t, { ...basePolicy, maxFamiliesPerUser: 3 })
-    const userId = newUserId()
-    // A few ms apart, so that the least recently used is one family, not a tie.
-    const created = async (replacing?: string[]) => {
-      const family = await newFamily(store, userId, replacing)
-      await sleep(5)
-      return family
-    }
+    const { store, userId, created, listed } = await cappedAtThree(t, makeStore)
     const [oldest, middle, newest] = [await created(), await created(), await created()]
     const ids = (families: Array<{ first: RefreshToken }>) => families.map((f) => f.first.familyId).sort()
-    const listed = async () => (await store.list(userId)).map((f) => f.familyId).sort()
 
     const replacingNewest = await created([newest.first.familyId, newest.first.familyId])
     t.same(replacingNewest.created.evictedFamilyIds, [], 'replacing one, named twice: nothing evicted')
@@ -422,6 +430,38 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same(notLive.created.evictedFamilyIds, [middle.first.familyId], 'ids of ended, unknown or other users\' families make no room: the least recently used is evicted')
     t.same(await listed(), ids([replacingNewest, replacingOldest, notLive]))
     t.equal((await store.list(another.userId)).length, 1, 'and the other user\'s family is untouched')
+  })
+
+  t.test('at the cap, two sign-ins at once replacing the same family leave the user at the cap, not over it', async (t) => {
+    const { store, userId, created, listed } = await cappedAtThree(t, makeStore)
+    const [oldest, middle, newest] = [await created(), await created(), await created()]
+
+    // A form submitted twice by a browser holding `newest`: both sign-ins name it; the caller of each ends it after.
+    const [first, second] = await Promise.all([created([newest.first.familyId]), created([newest.first.familyId])])
+    t.same([...first.created.evictedFamilyIds, ...second.created.evictedFamilyIds], [oldest.first.familyId],
+      'one of the two takes its place; the other evicts the least recently used, as any sign-in at the cap does')
+    await store.replace(userId, newest.first.familyId)
+    t.same(await listed(), [middle, first, second].map((f) => f.first.familyId).sort(), 'three live families: the cap')
+  })
+
+  t.test('at the cap, two sign-ins at once from two browsers, each replacing its own family, evict no third', async (t) => {
+    const { store, userId, created, listed } = await cappedAtThree(t, makeStore)
+    // The least recently used is the third device's, which neither browser holds.
+    const [third, laptop, phone] = [await created(), await created(), await created()]
+
+    const [onLaptop, onPhone] = await Promise.all([created([laptop.first.familyId]), created([phone.first.familyId])])
+    t.same([...onLaptop.created.evictedFamilyIds, ...onPhone.created.evictedFamilyIds], [], 'each makes its own room: the family the other replaces is going too')
+    await store.replace(userId, laptop.first.familyId)
+    await store.replace(userId, phone.first.familyId)
+    t.same(await listed(), [third, onLaptop, onPhone].map((f) => f.first.familyId).sort(), 'the third device is still signed in, and the user at the cap')
+
+    // A sign-in that is refused once its family is made (a password change came first) ends that family, and the one
+    // it named is not going after all: it counts again.
+    const refused = await created([onLaptop.first.familyId])
+    await store.revoke(userId, refused.first.familyId)
+    const elsewhere = await created()
+    t.same(elsewhere.created.evictedFamilyIds, [third.first.familyId], 'a sign-in at the cap evicts the least recently used')
+    t.same(await listed(), [onLaptop, onPhone, elsewhere].map((f) => f.first.familyId).sort())
   })
 
   t.test('the families a store ends are remembered as ended, however they end, and only the user\'s own', async (t) => {

@@ -74,6 +74,14 @@ async function everyStorePath (t: Test, a: FastifyInstance, b: FastifyInstance):
   t.equal(again.statusCode, 200, 'a login that replaces a session')
   t.equal((await refresh(b, nextRefreshCookie(b, watch))).statusCode, 409, 'whose tab refreshing meanwhile is told to retry')
   t.equal((await a.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(again.json().accessToken) })).statusCode, 204, 'and a logout everywhere')
+  // Past the cap of the instance that keeps two, a sign-in reads which of the user's sessions sign-ins are replacing.
+  const signIns = []
+  for (const agent of ['Console', 'Car', 'Kiosk']) {
+    signIns.push(await b.inject({ method: 'POST', url: '/auth/login', headers: { 'user-agent': agent }, payload: { email: owner.email, password: 'a brand new passphrase 9' } }))
+  }
+  t.same(signIns.map((res) => res.statusCode), [200, 200, 200], 'sign-ins past the cap')
+  const listed = await b.inject({ url: '/auth/sessions', headers: bearer((signIns[2] as typeof again).json().accessToken) })
+  t.same(listed.json().sessions.map((s: { userAgent: string }) => s.userAgent).sort(), ['Car', 'Kiosk'], 'evict the least recently used')
 }
 
 for (const topology of ['server', 'database'] as const) {
