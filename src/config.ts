@@ -324,9 +324,11 @@ export function defaultHashConcurrency (machine: { cores: number, threadpoolSize
 export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | undefined> = process.env): Config {
   // Empty strings mean "unset", as in most .env files.
   const given = (name: string): string | undefined => source[name] === '' ? undefined : source[name]
-  // Every problem is collected and reported at once, in two rounds: the values as given, then what they mean
-  // together (which needs them valid).
+  // Every problem is collected and reported at once: the values as given, then what they mean together. That second
+  // round runs on the values the first took, a refused one left to its default, and says nothing of a refused one:
+  // `refused` names them.
   const problems: string[] = []
+  const refused = new Set<string>()
   /** `parse()`, or `fallback` with its ConfigError's problems noted. */
   const attempt = <T, F>(parse: () => T, fallback: F): T | F => {
     try {
@@ -344,6 +346,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     if (file !== undefined) {
       if (value !== undefined) problems.push(`set ${key} or ${key}_FILE, not both`)
       else attempt(() => { data[key] = readSecretFile(`${key}_FILE`, file) }, undefined)
+      if (data[key] === undefined) refused.add(key)
     } else if (value !== undefined) {
       data[key] = value
     }
@@ -354,19 +357,31 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (data.METRICS_PORT?.startsWith('tcp://') === true) {
     problems.push('METRICS_PORT holds a Kubernetes service link (tcp://…, from a Service named "metrics" in this namespace), not a port: set METRICS_PORT in the pod spec, or enableServiceLinks: false')
     delete data.METRICS_PORT
+    refused.add('METRICS_PORT')
   }
 
-  let env: Env | undefined
+  // `data` only: env-schema would also merge in process.env, whose empty strings (`METRICS_PORT=` from an env
+  // file) then fail validation, and which would leak into a `source` that is not the process's.
+  const validated = (): Env => envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false })
+  let env: Env
   try {
-    // `data` only: env-schema would also merge in process.env, whose empty strings (`METRICS_PORT=` from an env
-    // file) then fail validation, and which would leak into a `source` that is not the process's.
-    env = envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false })
+    env = validated()
   } catch (err) {
     // Ajv messages name the variable and the rule, not the value.
     const { errors } = err as { errors?: SchemaError[] }
-    problems.push(...(errors !== undefined ? schemaProblems(errors) : [(err as Error).message]))
+    if (errors === undefined) throw new ConfigError([...problems, (err as Error).message])
+    problems.push(...schemaProblems(errors))
+    for (const { instancePath } of errors) {
+      refused.add(instancePath.slice(1))
+      Reflect.deleteProperty(data, instancePath.slice(1))
+    }
+    try {
+      env = validated()
+    } catch {
+      throw new ConfigError(problems)
+    }
   }
-  if (env === undefined || problems.length > 0) throw new ConfigError(problems)
+  const firstRound = problems.length
 
   const production = env.NODE_ENV === 'production'
   const maxConcurrency = env.ARGON2_MAX_CONCURRENCY ?? defaultHashConcurrency({
@@ -443,7 +458,11 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     refreshSession: rate('RATE_LIMIT_REFRESH_SESSION'),
     notFoundIp: rate('RATE_LIMIT_NOT_FOUND_IP')
   }
-  if (problems.length > 0) throw new ConfigError(problems)
+  if (problems.length > 0) {
+    // A problem of the second round that names a refused variable is about its default, not about what was set.
+    const names = [...refused].map((name) => new RegExp(`\\b${name}\\b`))
+    throw new ConfigError([...problems.slice(0, firstRound), ...problems.slice(firstRound).filter((problem) => !names.some((name) => name.test(problem)))])
+  }
 
   return {
     env: env.NODE_ENV,

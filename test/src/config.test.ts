@@ -202,6 +202,16 @@ t.test('every problem is reported at once, each naming its variable and what it 
   t.throws(() => loadConfig({ PORT: 'abc' }), { name: 'ConfigError', message: /^PORT must be integer$/ }, 'a single problem as it is')
   t.same(problems({ JWT_SECRET: 'j'.repeat(40), JWT_SECRET_FILE: '/nonexistent', METRICS_PORT: 'tcp://10.96.12.7:9464', ACCESS_TOKEN_TTL: '0' }).map((p) => p.split(/[ :]/, 1)[0]),
     ['set', 'METRICS_PORT', 'ACCESS_TOKEN_TTL'], 'sources, service links and the schema in one round')
+  t.same(problems({ ...production, PORT: '80.5', COOKIE_SECURE: 'false', TRUST_PROXY: '10.0.0.300' }), [
+    'PORT must be integer',
+    'COOKIE_SECURE=false is not allowed in production: the refresh cookie must never travel over plain HTTP',
+    'TRUST_PROXY: "10.0.0.300" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)'
+  ], 'what the values mean together is checked beside a value refused, not only once every value passes')
+  t.same(problems({ PORT: 'abc', METRICS_PORT: '3000' }), ['PORT must be integer'],
+    'but nothing is said of a refused value\'s default (PORT 3000 is not METRICS_PORT\'s problem)')
+  const { REFRESH_TOKEN_SECRET: _, ...unreadable } = production
+  t.same(problems({ ...unreadable, REFRESH_TOKEN_SECRET_FILE: '/nonexistent' }), ['REFRESH_TOKEN_SECRET_FILE: cannot read /nonexistent (ENOENT)'],
+    'nor of a secret whose file cannot be read: it is not missing')
 })
 
 t.test('error messages never echo a secret value', async (t) => {
