@@ -54,5 +54,9 @@ export default fp(async function csrfPlugin (fastify) {
  */
 function sameOrigin (request: FastifyRequest, site: string | undefined, origin: string): boolean {
   if (site !== undefined) return site === 'same-origin'
-  return origin === `${request.protocol}://${request.host}`
+  // As a browser writes an origin: the host in lower case, without its scheme's default port, which a proxy may add
+  // (`X-Forwarded-Host: api.example.com:443`) and a browser's Origin never has.
+  const host = request.host.toLowerCase()
+  const defaultPort = request.protocol === 'https' ? ':443' : ':80'
+  return origin === `${request.protocol}://${host.endsWith(defaultPort) ? host.slice(0, -defaultPort.length) : host}`
 }

@@ -86,8 +86,22 @@ t.test('a browser without Fetch Metadata passes from the API\'s own origin, and 
     t.equal(res.statusCode, url === '/auth/logout' ? 204 : 200, `${url} from the API's own origin`)
     if (url === '/auth/refresh') s = { ...s, cookie: nextRefreshCookie(app, res) }
   }
+  // As a browser writes an origin: no default port, the host in lower case, whatever the proxy passes on.
+  s = await registerAndLogin(app)
+  const addressedAs = {
+    'a proxy adding the default port': { host: 'api.example.com', 'x-forwarded-host': 'api.example.com:443', 'x-forwarded-proto': 'https' },
+    'a Host in capitals': { host: 'API.Example.com', 'x-forwarded-proto': 'https' }
+  }
+  for (const [name, headers] of Object.entries(addressedAs)) {
+    const res = await post(app, '/auth/refresh', s, { origin: API, ...headers })
+    t.equal(res.statusCode, 200, `its own origin, addressed through ${name}`)
+    s = { ...s, cookie: nextRefreshCookie(app, res) }
+  }
   s = await registerAndLogin(app)
   const refused: Record<string, Record<string, string>> = {
+    'its own origin, addressed to another port': { origin: API, host: 'api.example.com:8443', 'x-forwarded-proto': 'https' },
+    'its own origin on another port': { origin: `${API}:8443`, ...behindProxy },
+    'its own origin, addressed by plain HTTP on the port of HTTPS': { origin: 'http://api.example.com', host: 'api.example.com:443', 'x-forwarded-proto': 'http' },
     'another origin of the same site': { origin: 'https://app.example.com', ...behindProxy },
     'a foreign origin': { origin: EVIL, ...behindProxy },
     'its own origin by another scheme': { origin: 'http://api.example.com', ...behindProxy },
