@@ -33,7 +33,8 @@ declare module 'ioredis' {
  *   <prefix>{<userId>}:ended         zset: familyId -> when it was revoked (ms), for FamilyPolicy.rememberEndedMs;
  *                                    named to the scripts in ARGV, not KEYS (family-revoke.lua says why)
  *   <prefix>{<userId>}:replacing     zset: "<familyId> <familyId>" (a family a sign-in is replacing, and the new family
- *                                    replacing it) -> when (ms): the cap counts neither (family-create.lua); in ARGV too
+ *                                    replacing it) -> when (ms): the cap does not count the first while the second
+ *                                    lives (family-create.lua); named in ARGV too
  */
 export class RedisFamilyStore implements FamilyStore {
   readonly #redis: RedisClient
