@@ -37,9 +37,11 @@ ENV NODE_ENV=production \
     HOST=:: \
     PORT=3000
 WORKDIR /app
-COPY --from=deps --chown=node:node /app/node_modules ./node_modules
-COPY --from=build --chown=node:node /app/dist ./dist
-COPY --chown=node:node package.json ./
+# Owned by root, as COPY leaves them: the service's user reads its code and dependencies and cannot change them, so
+# whoever took over the process could not make a change to them that outlives it. It writes nothing of its own.
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
 # The official image's unprivileged user.
 USER node
 # With METRICS_PORT set, /metrics is served there instead, for a scraper on the instance's network: publish it

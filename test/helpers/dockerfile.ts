@@ -5,7 +5,10 @@ export interface Stage {
   /** The image it starts from, as FROM names it (`node:24-bookworm-slim`). */
   image: string
   workdir: string
-  copies: Array<{ from: string | null, sources: string[], dest: string }>
+  /** `chown`: the owner COPY gives the files (`--chown=`), null for root's. */
+  copies: Array<{ from: string | null, sources: string[], dest: string, chown: string | null }>
+  /** Whom the stage's commands run as from here on (`USER`), null for root. */
+  user: string | null
   runs: string[]
   env: Record<string, string>
   cmd: string[] | null
@@ -21,16 +24,18 @@ export function parseDockerfile (text: string): Stage[] {
     const stage = stages.at(-1)
     if (instruction === 'FROM') {
       const [image = '', , name = 'runtime'] = rest.split(/\s+/)
-      stages.push({ name, image, workdir: '/', copies: [], runs: [], env: {}, cmd: null, healthcheck: null })
+      stages.push({ name, image, workdir: '/', copies: [], runs: [], env: {}, user: null, cmd: null, healthcheck: null })
     } else if (stage === undefined) {
       continue
     } else if (instruction === 'WORKDIR') {
       stage.workdir = rest
     } else if (instruction === 'COPY') {
       const words = rest.split(/\s+/)
-      const from = words.find((w) => w.startsWith('--from='))?.slice('--from='.length) ?? null
+      const flag = (name: string): string | null => words.find((w) => w.startsWith(`--${name}=`))?.slice(name.length + 3) ?? null
       const paths = words.filter((w) => !w.startsWith('--'))
-      stage.copies.push({ from, sources: paths.slice(0, -1), dest: paths.at(-1) as string })
+      stage.copies.push({ from: flag('from'), sources: paths.slice(0, -1), dest: paths.at(-1) as string, chown: flag('chown') })
+    } else if (instruction === 'USER') {
+      stage.user = rest
     } else if (instruction === 'RUN') {
       stage.runs.push(rest)
     } else if (instruction === 'ENV') {

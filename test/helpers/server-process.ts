@@ -19,10 +19,11 @@ export function startServer (env: Record<string, string | undefined>, preloads: 
   return startProcess(process.execPath, ['--import', 'tsx', ...preloads.flatMap((module) => ['--import', module]), 'src/server.ts'], env, cwd)
 }
 
-/** Any command as a server process, with exactly this environment (and PATH), in `cwd` if given. */
-export function startProcess (file: string, args: string[], env: Record<string, string | undefined>, cwd?: string): ServerProcess {
+/** Any command as a server process, with exactly this environment (and PATH), in `cwd` if given, as `user` if given. */
+export function startProcess (file: string, args: string[], env: Record<string, string | undefined>, cwd?: string, user?: { uid: number, gid: number }): ServerProcess {
   const child = spawn(file, args, {
     cwd,
+    ...user,
     env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
@@ -63,9 +63,26 @@ async function run (stage: Stage, dir: string, line: string, node: NodeDir): Pro
   }
 }
 
+/**
+ * Whom the runtime stage's processes run as: as in the image, a user without a file of it, which root copied there.
+ * Run by root (as .ci/run is), nobody; run by another user, that user, whose files of it are made read-only instead.
+ */
+const IMAGE_USER = process.getuid?.() === 0 ? { uid: 65_534, gid: 65_534 } : undefined
+
+/** Every file and directory under `dir` made read-only (symbolic links are left: a mode is their target's). */
+function readOnly (dir: string, writable = false): void {
+  for (const entry of ['', ...readdirSync(dir, { recursive: true }) as string[]]) {
+    const path = join(dir, entry)
+    const stat = lstatSync(path)
+    if (!stat.isSymbolicLink()) chmodSync(path, writable ? stat.mode | 0o200 : stat.mode & ~0o222)
+  }
+}
+
 /** Builds every stage into a directory of its own, as `docker build` would; returns the runtime stage's. */
 async function build (t: Test, stages: Stage[], node: NodeDir): Promise<{ dir: string, stage: Stage }> {
   const work = mkdtempSync(join(tmpdir(), 'auth-image-'))
+  // Open to the image's user, as an image's root directory is.
+  chmodSync(work, 0o755)
   t.teardown(() => rmSync(work, { recursive: true, force: true }))
   const dirs = new Map<string, string>()
   for (const stage of stages) {
@@ -88,20 +105,23 @@ async function build (t: Test, stages: Stage[], node: NodeDir): Promise<{ dir: s
   return { dir: dirs.get(runtime.name) as string, stage: runtime }
 }
 
-/** An exec-form command of the image, its `node` the image's. */
+/**
+ * An exec-form command of the image, its `node` the image's. Through env(1), which drops the NODE_OPTIONS that tap
+ * gives every process a test starts (its process-info hook, in this checkout, which the image's user may not reach).
+ */
 function executable (cmd: string[], node: NodeDir): [string, string[]] {
   const [file, ...args] = cmd as [string, ...string[]]
-  return [file === 'node' ? join(node, 'bin', 'node') : file, args]
+  return ['env', ['-u', 'NODE_OPTIONS', file === 'node' ? join(node, 'bin', 'node') : file, ...args]]
 }
 
-/** The image's CMD, in the runtime stage's directory. */
+/** The image's CMD, in the runtime stage's directory, as the image's user. */
 function start (dir: string, cmd: string[], env: Record<string, string | undefined>, node: NodeDir): ServerProcess {
-  return startProcess(...executable(cmd, node), env, dir)
+  return startProcess(...executable(cmd, node), env, dir, IMAGE_USER)
 }
 
 async function healthcheck (dir: string, cmd: string[], env: Record<string, string>, node: NodeDir): Promise<number> {
   try {
-    await execFileAsync(...executable(cmd, node), { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 10_000 })
+    await execFileAsync(...executable(cmd, node), { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 10_000, ...IMAGE_USER })
     return 0
   } catch (err) {
     return (err as { code?: number }).code ?? -1
@@ -116,9 +136,20 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
   t.ok(major in END_OF_LIFE, `the image (${images.join(', ')}) is an official Node.js image of a known LTS line`)
   t.ok(new Date() < new Date(`${END_OF_LIFE[major]}T23:59:59Z`), `Node.js ${major} still gets security releases (until ${END_OF_LIFE[major]})`)
 
-  const { dir: node, version: nodeVersion } = await imageNode()
+  const { dir: imageNodeDir, version: nodeVersion } = await imageNode()
   t.match(nodeVersion, new RegExp(`^v${major}\\.`), `the stages run under Node.js ${major}, as in the image (${nodeVersion})`)
-  const { dir, stage } = await build(t, stages, node)
+  const { dir, stage } = await build(t, stages, imageNodeDir)
+  t.ok(stage.user !== null && !['root', '0'].includes(stage.user.split(':')[0] as string), `the service runs as an unprivileged user (${stage.user ?? 'root'})`)
+  t.same(stage.copies.filter((copy) => copy.chown !== null).map((copy) => copy.dest), [], 'which owns none of the files copied for it')
+  // Its files as the image's user finds them: another's, or its own made read-only.
+  readOnly(dir)
+  t.teardown(() => { readOnly(dir, true) })
+  // The image's node, where that user reaches it (this checkout may be in a directory closed to others).
+  const node = join(dir, '..', 'node')
+  cpSync(join(imageNodeDir, 'bin', 'node'), join(node, 'bin', 'node'))
+  const written = await execFileAsync(...executable(['node', '-e', 'require("node:fs").writeFileSync("dist/src/server.js", "")'], node), { cwd: dir, ...IMAGE_USER })
+    .then(() => 'written', (err: { stderr?: string }) => /EACCES/.test(err.stderr ?? '') ? 'EACCES' : String(err.stderr))
+  t.equal(written, 'EACCES', 'and cannot change: its entry point refuses a write')
   t.equal(stage.env.NODE_ENV, 'production', 'the image runs in production mode, which refuses unsafe config')
   t.equal(stage.env.HOST, '::', 'and listens on every interface of its container, IPv6 and IPv4 alike')
   t.ok(stage.cmd !== null && stage.healthcheck !== null, 'it has a CMD and a HEALTHCHECK')
@@ -135,6 +166,10 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
   const refreshSecret = randomBytes(48).toString('base64')
   writeFileSync(join(secretsDir, 'jwks.json'), signingKeys, { mode: 0o400 })
   writeFileSync(join(secretsDir, 'refresh_token_secret'), `${refreshSecret}\n`, { mode: 0o400 })
+  // Readable by the image's user alone, as Kubernetes mounts a secret for a pod's user (fsGroup, defaultMode 0400).
+  if (IMAGE_USER !== undefined) {
+    for (const path of [secretsDir, join(secretsDir, 'jwks.json'), join(secretsDir, 'refresh_token_secret')]) chownSync(path, IMAGE_USER.uid, IMAGE_USER.gid)
+  }
   const env = {
     ...stage.env,
     HOST: '127.0.0.1',
