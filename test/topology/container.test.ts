@@ -69,12 +69,16 @@ async function run (stage: Stage, dir: string, line: string, node: NodeDir): Pro
  */
 const IMAGE_USER = process.getuid?.() === 0 ? { uid: 65_534, gid: 65_534 } : undefined
 
-/** Every file and directory under `dir` made read-only (symbolic links are left: a mode is their target's). */
-function readOnly (dir: string, writable = false): void {
-  for (const entry of ['', ...readdirSync(dir, { recursive: true }) as string[]]) {
-    const path = join(dir, entry)
-    const stat = lstatSync(path)
-    if (!stat.isSymbolicLink()) chmodSync(path, writable ? stat.mode | 0o200 : stat.mode & ~0o222)
+/**
+ * `path` and everything under it made read-only, or writable again by its owner. Symbolic links are neither changed
+ * (a mode is their target's) nor followed: the build stage's node_modules is this checkout's.
+ */
+function readOnly (path: string, writable = false): void {
+  const stat = lstatSync(path)
+  chmodSync(path, writable ? stat.mode | 0o200 : stat.mode & ~0o222)
+  if (!stat.isDirectory()) return
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    if (!entry.isSymbolicLink()) readOnly(join(path, entry.name), writable)
   }
 }
 
@@ -83,7 +87,10 @@ async function build (t: Test, stages: Stage[], node: NodeDir): Promise<{ dir: s
   const work = mkdtempSync(join(tmpdir(), 'auth-image-'))
   // Open to the image's user, as an image's root directory is.
   chmodSync(work, 0o755)
-  t.teardown(() => rmSync(work, { recursive: true, force: true }))
+  t.teardown(() => {
+    readOnly(work, true)
+    rmSync(work, { recursive: true, force: true })
+  })
   const dirs = new Map<string, string>()
   for (const stage of stages) {
     const dir = join(work, stage.name)
@@ -143,7 +150,6 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
   t.same(stage.copies.filter((copy) => copy.chown !== null).map((copy) => copy.dest), [], 'which owns none of the files copied for it')
   // Its files as the image's user finds them: another's, or its own made read-only.
   readOnly(dir)
-  t.teardown(() => { readOnly(dir, true) })
   // The image's node, where that user reaches it (this checkout may be in a directory closed to others).
   const node = join(dir, '..', 'node')
   cpSync(join(imageNodeDir, 'bin', 'node'), join(node, 'bin', 'node'))
