@@ -16,6 +16,8 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 1000)
 const SEED = Number(process.env.FUZZ_SEED ?? 20261126)
 
 const APP_ORIGIN = 'https://app.example.com'
+/** Passwords a random password change may set, and present as the current one after. */
+const NEW_PASSWORDS = ['a fuzzed passphrase 1', 'another fuzzed passphrase 2']
 const COOKIE_PATHS = pathsSentTo('/auth')
 const CODES = new Set<string>(Object.values(errors).map((ServiceError) => new ServiceError('x').code))
 
@@ -98,7 +100,7 @@ function requests (cookieName: string, othersSession: string): fc.Arbitrary<Inje
     fc.json({ maxDepth: 3 }),
     text
   )
-  return fc.record({
+  const random = fc.record({
     target,
     headers: fc.record({
       authorization: bearer,
@@ -115,6 +117,16 @@ function requests (cookieName: string, othersSession: string): fc.Arbitrary<Inje
     }, { requiredKeys: [] }),
     payload: fc.option(body, { nil: undefined })
   }).map(({ target, headers, payload }) => ({ ...target, headers, payload }) as InjectOptions)
+  // A password change as the attacker's own app sends it, the current password one of those the account may have by
+  // then: random requests alone all but never change it, and what follows a change would go untried.
+  const passwordChange = fc.record({ currentPassword: fc.constantFrom(PASSWORD, ...NEW_PASSWORDS), newPassword: fc.constantFrom(...NEW_PASSWORDS) })
+    .map((body): InjectOptions => ({
+      method: 'POST',
+      url: '/auth/password',
+      headers: { authorization: `Bearer ${held('access')}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(body)
+    }))
+  return fc.oneof({ arbitrary: random, weight: 30 }, passwordChange)
 }
 
 /** What every answer must be, whatever was asked. Returns what is wrong with it, or null. */
@@ -213,6 +225,7 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
   const sequence: number[] = []
   answered.set(store, sequence)
   let bearerSuccesses = 0
+  let passwordChanges = 0
   let renewals = 0
 
   await fc.assert(fc.asyncProperty(requests(cookieName, sidOf(bystander.accessToken)), async (generated) => {
@@ -224,6 +237,7 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
     const wrong = fault(request, res) ?? undocumented(operation, res) ?? acceptedTampered(operation, generated, res, cookieName)
     if (wrong !== null) throw new Error(`${String(request.method)} ${String(request.url)}: ${wrong}`)
     if (res.statusCode < 300 && request.headers.authorization === `Bearer ${attacker.accessToken}` && ['/me', '/auth/sessions'].includes(String(request.url))) bearerSuccesses++
+    if (res.statusCode === 204 && request.url === '/auth/password') passwordChanges++
 
     // As the attacker's browser: the cookie a refresh sets replaces the one it sent, with the access token answered.
     const next = refreshCookieValue(app, res.headers['set-cookie'])
@@ -243,6 +257,7 @@ async function fuzz (t: Test, store: StoreKind): Promise<void> {
     `the attacker's session renewed ${renewals} times`)
   t.ok([...statuses.keys()].some((s) => s < 300) && statuses.size >= 4, 'the requests reached routes and their successes, not only one kind of refusal')
   t.ok(bearerSuccesses >= RUNS / 100, `the routes behind the access token answered the attacker's genuine one throughout (${bearerSuccesses} successes of /me and /auth/sessions)`)
+  t.ok(passwordChanges > 0, `and changed the attacker's password (${passwordChanges} times)`)
   const rotated = await refresh(app, bystander.cookie)
   t.equal(rotated.statusCode, 200, 'the bystander\'s session still refreshes')
   t.equal((await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${rotated.json().accessToken as string}` } })).json().sessions.length, 1,
