@@ -21,8 +21,8 @@ interface FamilyRecord {
   email: string
   limitWindowStartMs: number
   limitCount: number
-  /** The new family a sign-in made to replace this one, until the sign-in's caller ends this (family-create.lua). */
-  replacedBy: string | null
+  /** The new families sign-ins made to replace this one, until the first's caller ends this (family-create.lua). */
+  replacedBy: string[] | null
 }
 
 export interface MemoryFamilyStoreOptions {
@@ -88,11 +88,11 @@ export class MemoryFamilyStore implements FamilyStore {
     // nor are those another sign-in is replacing meanwhile, while the family replacing each lives.
     for (const id of input.replacing ?? []) {
       const replaced = families.get(id)
-      if (replaced !== undefined && id !== input.familyId) replaced.replacedBy = input.familyId
+      if (replaced !== undefined && id !== input.familyId) (replaced.replacedBy ??= []).push(input.familyId)
     }
     const going = new Set<string>()
     for (const [id, f] of families) {
-      if (f.replacedBy !== null && families.has(f.replacedBy)) going.add(id)
+      if (f.replacedBy?.some((by) => families.has(by)) === true) going.add(id)
     }
     const excess = families.size - going.size - p.maxFamiliesPerUser
     if (excess > 0) {

@@ -442,6 +442,15 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
       'one of the two takes its place; the other evicts the least recently used, as any sign-in at the cap does')
     await store.replace(userId, newest.first.familyId)
     t.same(await listed(), [middle, first, second].map((f) => f.first.familyId).sort(), 'three live families: the cap')
+
+    // Again, and the second sign-in is refused once its family is made: the first still replaces `first`.
+    const [again, refused] = await Promise.all([created([first.first.familyId]), created([first.first.familyId])])
+    await store.revoke(userId, refused.first.familyId)
+    const elsewhere = await created()
+    t.same([...again.created.evictedFamilyIds, ...refused.created.evictedFamilyIds], [middle.first.familyId], 'one evicts, as before')
+    t.same(elsewhere.created.evictedFamilyIds, [], 'and a sign-in meanwhile on another device counts `first` as going: it evicts none')
+    await store.replace(userId, first.first.familyId)
+    t.same(await listed(), [second, again, elsewhere].map((f) => f.first.familyId).sort(), 'three live families: the cap')
   })
 
   t.test('at the cap, two sign-ins at once from two browsers, each replacing its own family, evict no third', async (t) => {
