@@ -88,7 +88,8 @@ export class MemoryFamilyStore implements FamilyStore {
     // nor are those another sign-in is replacing meanwhile, while the family replacing each lives.
     for (const id of input.replacing ?? []) {
       const replaced = families.get(id)
-      if (replaced !== undefined && id !== input.familyId) (replaced.replacedBy ??= []).push(input.familyId)
+      // Those of the replacing families that have ended are dropped: a refused sign-in's gives its place back.
+      if (replaced !== undefined && id !== input.familyId) replaced.replacedBy = [...(replaced.replacedBy ?? []).filter((by) => families.has(by)), input.familyId]
     }
     const going = new Set<string>()
     for (const [id, f] of families) {
