@@ -94,6 +94,17 @@ const TOLD_WAIT_MS = 250
  */
 type Message = { at: number } & ({ kind: 'token', token: HeldToken } | { kind: 'signed-out' })
 
+/** Whether `data` is a message this client sends: a tab of another version of the app may say something else. */
+function isMessage (data: unknown): data is Message {
+  if (typeof data !== 'object' || data === null) return false
+  const { at, kind, token } = data as Record<string, unknown>
+  if (typeof at !== 'number') return false
+  if (kind === 'signed-out') return true
+  if (kind !== 'token' || typeof token !== 'object' || token === null) return false
+  const { value, renewAt, expiresAt } = token as Record<string, unknown>
+  return typeof value === 'string' && typeof renewAt === 'number' && typeof expiresAt === 'number'
+}
+
 /** The Web Locks API where the browser has it (Safari from 15.4): lib.dom's LockManager, as far as this uses it. */
 interface Locks {
   request: <T>(name: string, options: { ifAvailable: true } | { signal: AbortSignal }, callback: (lock: object | null) => Promise<T>) => Promise<T>
@@ -123,7 +134,7 @@ export class AuthClient {
     this.#onSignedOut = options.onSignedOut ?? (() => {})
     this.#onSignedIn = options.onSignedIn ?? (() => {})
     this.#tabs = typeof BroadcastChannel === 'function' ? new BroadcastChannel(`auth-client:${this.#baseUrl}`) : null
-    if (this.#tabs !== null) this.#tabs.onmessage = (event: { data: unknown }) => { this.#heard(event.data as Message) }
+    if (this.#tabs !== null) this.#tabs.onmessage = (event: { data: unknown }) => { this.#heard(event.data) }
     this.#locks = (globalThis as { navigator?: { locks?: Locks } }).navigator?.locks ?? null
   }
 
@@ -354,9 +365,8 @@ export class AuthClient {
     if (tell) this.#onSignedOut()
   }
 
-  #heard (message: Message): void {
-    // A tab of another version of the app may say something else.
-    if (typeof message !== 'object' || message === null || typeof message.at !== 'number') return
+  #heard (message: unknown): void {
+    if (!isMessage(message)) return
     // What this tab holds came of a later request: a refresh answered after a sign-in was of the session it ended.
     if (message.at < this.#since) return
     if (message.kind === 'signed-out') {
