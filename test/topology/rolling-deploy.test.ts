@@ -17,7 +17,7 @@ import { startServer, waitForListening } from '../helpers/server-process.js'
 // DEPLOYED is the release running in production: the last commit of main that was deployed. Move it forward when a
 // deploy lands. A change this test fails against DEPLOYED needs a deploy in two steps (first read the new form, then
 // write it), not a new DEPLOYED.
-const DEPLOYED = '5502f8499ef39c881fd8cf4d75524348c35d147d'
+const DEPLOYED = '17d74e661896079cb92533c1171c2eec47bcdd1f'
 /** REFRESH_REUSE_GRACE of both releases: a replay is caught once it has passed. */
 const GRACE_SECONDS = 10
 const ROOT = join(import.meta.dirname, '..', '..')
