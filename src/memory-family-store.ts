@@ -25,6 +25,15 @@ interface FamilyRecord {
   replacedBy: string[] | null
 }
 
+/** The families that sign-ins are replacing, each while a family replacing it lives. */
+function beingReplaced (families: Map<string, FamilyRecord>): Set<string> {
+  const going = new Set<string>()
+  for (const [id, f] of families) {
+    if (f.replacedBy?.some((by) => families.has(by)) === true) going.add(id)
+  }
+  return going
+}
+
 export interface MemoryFamilyStoreOptions {
   /** Milliseconds since the epoch; injectable so tests control time. */
   now?: () => number
@@ -91,10 +100,8 @@ export class MemoryFamilyStore implements FamilyStore {
       // Those of the replacing families that have ended are dropped: a refused sign-in's gives its place back.
       if (replaced !== undefined && id !== input.familyId) replaced.replacedBy = [...(replaced.replacedBy ?? []).filter((by) => families.has(by)), input.familyId]
     }
-    const going = new Set<string>()
-    for (const [id, f] of families) {
-      if (f.replacedBy?.some((by) => families.has(by)) === true) going.add(id)
-    }
+    // Looked for only at the cap, as on Redis: below it, a sign-in reads nothing of the user's other families.
+    const going = families.size > p.maxFamiliesPerUser ? beingReplaced(families) : new Set<string>()
     const excess = families.size - going.size - p.maxFamiliesPerUser
     if (excess > 0) {
       const byLastUse = [...families].filter(([id]) => id !== input.familyId && !going.has(id)).sort((a, b) => a[1].rotatedAtMs - b[1].rotatedAtMs)

@@ -44,9 +44,11 @@ for i = 13, #ARGV do
     -- Nor by another sign-in at the cap meanwhile (two browsers of the user signing in at once), while this one's
     -- family lives: "<replaced> <replacing>", kept as long as ended families are.
     redis.call('ZADD', ARGV[12], now, id .. ' ' .. ARGV[2])
-    redis.call('ZREMRANGEBYSCORE', ARGV[12], '-inf', '(' .. (now - tonumber(ARGV[10])))
-    redis.call('PEXPIRE', ARGV[12], ARGV[10])
   end
+end
+if replaced > 0 then
+  redis.call('ZREMRANGEBYSCORE', ARGV[12], '-inf', '(' .. (now - tonumber(ARGV[10])))
+  redis.call('PEXPIRE', ARGV[12], ARGV[10])
 end
 
 local result = { ttl }
