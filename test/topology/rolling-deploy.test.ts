@@ -17,7 +17,7 @@ import { startServer, waitForListening } from '../helpers/server-process.js'
 // DEPLOYED is the release running in production: the last commit of main that was deployed. Move it forward when a
 // deploy lands. A change this test fails against DEPLOYED needs a deploy in two steps (first read the new form, then
 // write it), not a new DEPLOYED.
-const DEPLOYED = '17d74e661896079cb92533c1171c2eec47bcdd1f'
+const DEPLOYED = 'be1d3ca405614c22a7a5efc3b137b3bfcb4bd5c6'
 /** REFRESH_REUSE_GRACE of both releases: a replay is caught once it has passed. */
 const GRACE_SECONDS = 10
 const ROOT = join(import.meta.dirname, '..', '..')
