@@ -40,6 +40,8 @@ export const EnvSchema = Type.Object({
   JWT_SIGNING_KID: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]{1,64}$', description: '1 to 64 of A-Z a-z 0-9 . _ -' })),
   /** Algorithm of the key generated outside production when no keys are configured. */
   JWT_ALGORITHM: Type.Union([Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'ES256' }),
+  /** Where generated key material is kept outside production when instances share Redis (relative: to the working directory). */
+  DEV_SECRETS_FILE: Type.String({ minLength: 1, default: '.dev-secrets.json' }),
   JWT_CLOCK_TOLERANCE: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
   ACCESS_TOKEN_CACHE_SIZE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 10_000 }),
   JWT_ISSUER: Type.String({ minLength: 1, default: 'auth-service' }),
@@ -116,6 +118,8 @@ export interface Config {
     /** 'instant': revoked sessions' access tokens fail everywhere within a second; 'off': they live out their TTL. */
     revocation: 'instant' | 'off'
   }
+  /** Outside production with Redis: the file of generated key material that local instances share (plugins/secrets.ts). */
+  devSecretsFile: string
   refresh: {
     /** New sessions begin under it; null outside production when unset (one is generated). */
     secret: string | null
@@ -487,6 +491,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL,
       revocation: env.ACCESS_TOKEN_REVOCATION
     },
+    devSecretsFile: env.DEV_SECRETS_FILE,
     refresh: {
       secret: refreshSecret ?? null,
       acceptedSecrets,

@@ -15,7 +15,14 @@ try {
 }
 
 const server = Fastify(serverOptions(config))
-await server.register(app, { config })
+try {
+  await server.register(app, { config })
+} catch (err) {
+  // What the plugins found at start (the development key material not agreeing with the other instances', Redis
+  // unreachable to check it): as a log line like every other, not an uncaught exception's stack on stderr.
+  server.log.fatal({ err }, `refusing to start: ${(err as Error).message}`)
+  process.exit(1)
+}
 const metrics = config.metricsPort === null ? null : metricsServer(server)
 
 // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close idle keep-alive

@@ -1,18 +1,5 @@
 import t from 'tap'
-import { buildApp, PASSWORD, refresh, registerAndLogin, setCookies, uniqueEmail, uniquePrefix } from '../helpers/app.js'
-
-const noSecrets = { JWT_SECRET: '', REFRESH_TOKEN_SECRET: '' }
-
-t.test('outside production with no secrets, local instances sharing Redis agree on generated ones', async (t) => {
-  const prefix = uniquePrefix()
-  const a = await buildApp(t, { prefix, env: noSecrets })
-  const b = await buildApp(t, { prefix, env: noSecrets })
-  t.equal(a.config.jwt.keyMode, 'generate')
-  t.same((await b.inject({ url: '/.well-known/jwks.json' })).json(), (await a.inject({ url: '/.well-known/jwks.json' })).json(), 'one generated key pair')
-  const s = await registerAndLogin(a)
-  t.equal((await b.inject({ url: '/me', headers: { authorization: `Bearer ${s.accessToken}` } })).statusCode, 200, 'B verifies what A signed')
-  t.equal((await refresh(b, s.cookie)).statusCode, 200, 'B rotates what A issued: one refresh-token secret')
-})
+import { buildApp, PASSWORD, refresh, setCookies, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 
 t.test('COOKIE_NAME names the refresh cookie end to end', async (t) => {
   const app = await buildApp(t, { env: { COOKIE_NAME: 'my_rt' } })

@@ -1,8 +1,9 @@
 import { request, Agent } from 'node:http'
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { PASSWORD, testEnv, uniqueEmail } from '../helpers/app.js'
+import { connectedRedis, deleteKeys, PASSWORD, SHARED_REDIS_URL, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { freePort } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
 import { within } from '../helpers/poll.js'
@@ -99,6 +100,28 @@ t.test('production refuses unsafe config at start with a one-line message naming
     t.match(server.output(), message)
     t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
   }
+})
+
+t.test('a start a plugin refuses (development key material other than the instances on its Redis use) exits 1, saying why in one log line', async (t) => {
+  const prefix = uniquePrefix()
+  const redis = await connectedRedis(t)
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  await redis.set(`${prefix}dev-secret-digest:JWT_KEYS:ES256`, 'the digest of another instance\'s key pair')
+  const server = startServer(testEnv({
+    PORT: String(await freePort()),
+    LOG_LEVEL: 'info',
+    REDIS_URL: SHARED_REDIS_URL,
+    REDIS_KEY_PREFIX: prefix,
+    JWT_SECRET: undefined,
+    REFRESH_TOKEN_SECRET: undefined,
+    DEV_SECRETS_FILE: join(t.testdir(), 'dev-secrets.json')
+  }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  t.equal(await server.exited, 1, 'exit code 1')
+  const lines = server.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { level: number, msg: string })
+  t.match(lines.filter((line) => line.level === 60), [{ msg: /^refusing to start: JWT_KEYS is not set, and the one generated in .* is not the one the other instances on this Redis/ }])
+  t.notMatch(server.output(), /^\s+at /m, 'no uncaught exception\'s stack outside the log line')
+  t.notMatch(server.output(), /Server listening/)
 })
 
 t.test('METRICS_PORT: /metrics is served on its own port, counts the API\'s requests, and leaves the API\'s port; SIGTERM closes both', async (t) => {

@@ -1,0 +1,46 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { link, readFile, unlink, writeFile } from 'node:fs/promises'
+import { generateKeySetJson, type AsymmetricAlgorithm } from './signing-keys.js'
+
+/** What a development secrets file holds: a key set per algorithm JWT_ALGORITHM may name, and a refresh-token secret. */
+export type DevSecretName = `JWT_KEYS:${AsymmetricAlgorithm}` | 'REFRESH_TOKEN_SECRET'
+export type DevSecrets = Record<DevSecretName, string>
+
+const NAMES: DevSecretName[] = ['JWT_KEYS:ES256', 'JWT_KEYS:EdDSA', 'REFRESH_TOKEN_SECRET']
+
+export function generateDevSecret (name: DevSecretName): string {
+  return name === 'REFRESH_TOKEN_SECRET' ? randomBytes(48).toString('base64url') : generateKeySetJson(name === 'JWT_KEYS:ES256' ? 'ES256' : 'EdDSA')
+}
+
+/**
+ * Reads the development secrets at `path`, creating the file (mode 0600) when there is none, so that every local
+ * instance started from the same directory signs and verifies alike, across restarts too. Instances starting
+ * together agree: each writes a complete file of its own and links it into place, which fails for all but the
+ * first, so no instance ever reads a half-written file or one another instance then replaces.
+ */
+export async function readOrCreateDevSecrets (path: string): Promise<DevSecrets> {
+  const draft = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+  await writeFile(draft, `${JSON.stringify(Object.fromEntries(NAMES.map((name) => [name, generateDevSecret(name)])), null, 2)}\n`, { mode: 0o600, flag: 'wx' })
+  try {
+    await link(draft, path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  } finally {
+    await unlink(draft)
+  }
+  const text = await readFile(path, 'utf8')
+  let secrets: unknown
+  try {
+    secrets = JSON.parse(text)
+  } catch {}
+  const missing = NAMES.filter((name) => typeof (secrets as Partial<DevSecrets> | null)?.[name] !== 'string')
+  if (missing.length > 0) {
+    throw new Error(`${path} does not hold the development secrets this service generates (${missing.join(', ')} missing); remove it to have them generated again`)
+  }
+  return secrets as DevSecrets
+}
+
+/** What Redis holds of a development secret: enough for instances to tell whether they agree, nothing to sign with. */
+export function devSecretDigest (value: string): string {
+  return createHash('sha256').update('auth-service dev secret\0').update(value).digest('base64url')
+}
