@@ -39,7 +39,7 @@ export default fp(async function secretsPlugin (fastify) {
     const digest = devSecretDigest(value)
     let agreed: string | null
     try {
-      // Releases before 2026-12 shared the material itself through Redis: it goes.
+      // Earlier releases shared the material itself through Redis: it goes.
       await redis.call('DEL', `${prefix}dev-secret:${variable}`)
       // SET NX GET: the first instance's digest stands, and every later one compares its own with it.
       agreed = await redis.call('SET', `${prefix}dev-secret-digest:${name}`, digest, 'NX', 'GET') as string | null

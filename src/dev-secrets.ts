@@ -14,21 +14,17 @@ export function generateDevSecret (name: DevSecretName): string {
 
 /**
  * Reads the development secrets at `path`, creating the file (mode 0600) when there is none, so that every local
- * instance started from the same directory signs and verifies alike, across restarts too. Instances starting
- * together agree: each writes a complete file of its own and links it into place, which fails for all but the
- * first, so no instance ever reads a half-written file or one another instance then replaces.
+ * instance started from the same directory signs and verifies alike, across restarts too.
  */
 export async function readOrCreateDevSecrets (path: string): Promise<DevSecrets> {
-  const draft = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
-  await writeFile(draft, `${JSON.stringify(Object.fromEntries(NAMES.map((name) => [name, generateDevSecret(name)])), null, 2)}\n`, { mode: 0o600, flag: 'wx' })
+  let text: string
   try {
-    await link(draft, path)
+    text = await readFile(path, 'utf8')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-  } finally {
-    await unlink(draft)
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    await createDevSecrets(path)
+    text = await readFile(path, 'utf8')
   }
-  const text = await readFile(path, 'utf8')
   let secrets: unknown
   try {
     secrets = JSON.parse(text)
@@ -38,6 +34,23 @@ export async function readOrCreateDevSecrets (path: string): Promise<DevSecrets>
     throw new Error(`${path} does not hold the development secrets this service generates (${missing.join(', ')} missing); remove it to have them generated again`)
   }
   return secrets as DevSecrets
+}
+
+/**
+ * Creates the file unless there is one. Instances starting together agree: each writes a complete file of its own and
+ * links it into place, which fails for all but the first, so none reads a half-written file, or one that another
+ * instance then replaces.
+ */
+export async function createDevSecrets (path: string): Promise<void> {
+  const draft = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+  await writeFile(draft, `${JSON.stringify(Object.fromEntries(NAMES.map((name) => [name, generateDevSecret(name)])), null, 2)}\n`, { mode: 0o600, flag: 'wx' })
+  try {
+    await link(draft, path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  } finally {
+    await unlink(draft)
+  }
 }
 
 /** What Redis holds of a development secret: enough for instances to tell whether they agree, nothing to sign with. */

@@ -1,0 +1,49 @@
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { createDevSecrets, devSecretDigest, generateDevSecret, readOrCreateDevSecrets } from '../../src/dev-secrets.js'
+
+t.test('instances reading a missing file at once create one, and all read the same secrets from it', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'dev-secrets.json')
+  const read = await Promise.all(Array.from({ length: 16 }, async () => await readOrCreateDevSecrets(file)))
+  t.same(new Set(read.map((secrets) => JSON.stringify(secrets))).size, 1, 'one set of secrets among the sixteen')
+  t.same(JSON.parse(readFileSync(file, 'utf8')), read[0], 'the file\'s')
+  t.same(readdirSync(dir), ['dev-secrets.json'], 'no draft left beside it')
+  t.equal(statSync(file).mode & 0o777, 0o600)
+})
+
+t.test('an instance that found no file, creating one after another instance did, leaves the first one in place', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'dev-secrets.json')
+  await createDevSecrets(file)
+  const first = readFileSync(file, 'utf8')
+  await createDevSecrets(file)
+  t.equal(readFileSync(file, 'utf8'), first, 'the second creation changed nothing')
+  t.same(readdirSync(dir), ['dev-secrets.json'], 'and left no draft')
+})
+
+t.test('an existing file is read as it is, never written again', async (t) => {
+  const file = join(t.testdir(), 'dev-secrets.json')
+  const kept = { 'JWT_KEYS:ES256': generateDevSecret('JWT_KEYS:ES256'), 'JWT_KEYS:EdDSA': generateDevSecret('JWT_KEYS:EdDSA'), REFRESH_TOKEN_SECRET: generateDevSecret('REFRESH_TOKEN_SECRET') }
+  writeFileSync(file, JSON.stringify(kept), { mode: 0o600 })
+  const before = statSync(file)
+  t.same(await readOrCreateDevSecrets(file), kept)
+  t.equal(statSync(file).mtimeMs, before.mtimeMs)
+  t.equal(statSync(file).ino, before.ino)
+})
+
+t.test('each generated secret is fresh: a key set of its algorithm, or 48 random bytes', async (t) => {
+  t.match(JSON.parse(generateDevSecret('JWT_KEYS:ES256')), { keys: [{ kty: 'EC', crv: 'P-256', alg: 'ES256', d: String, kid: String }] })
+  t.match(JSON.parse(generateDevSecret('JWT_KEYS:EdDSA')), { keys: [{ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', d: String, kid: String }] })
+  t.match(generateDevSecret('REFRESH_TOKEN_SECRET'), /^[A-Za-z0-9_-]{64}$/)
+  t.not(generateDevSecret('REFRESH_TOKEN_SECRET'), generateDevSecret('REFRESH_TOKEN_SECRET'))
+})
+
+t.test('a digest tells secrets apart and holds nothing of them', async (t) => {
+  const secret = generateDevSecret('REFRESH_TOKEN_SECRET')
+  t.equal(devSecretDigest(secret), devSecretDigest(secret))
+  t.not(devSecretDigest(secret), devSecretDigest(`${secret}x`))
+  t.notOk(devSecretDigest(secret).includes(secret.slice(0, 8)))
+  t.match(devSecretDigest(secret), /^[A-Za-z0-9_-]{43}$/, 'SHA-256, base64url')
+})
