@@ -44,7 +44,10 @@ export default fp(async function secretsPlugin (fastify) {
       // SET NX GET: the first instance's digest stands, and every later one compares its own with it.
       agreed = await redis.call('SET', `${prefix}dev-secret-digest:${name}`, digest, 'NX', 'GET') as string | null
     } catch (err) {
-      throw new Error(`${variable} is not set and Redis is unreachable to check the generated one against the other instances'; set ${variable} explicitly`, { cause: err })
+      // The file decides what this instance uses; the check only guards against disagreeing with the others. Like a
+      // configured instance, one whose Redis is down at start starts, and serves what needs no store.
+      fastify.log.warn({ err }, `${variable} is not set: using ${what} generated for development, kept in ${file}, unchecked against the other instances' (Redis unreachable)`)
+      return value
     }
     if (agreed !== null && agreed !== digest) {
       throw new Error(`${variable} is not set, and the one generated in ${file} is not the one the other instances on this Redis (key prefix ${prefix}) use: ` +

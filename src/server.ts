@@ -18,8 +18,8 @@ const server = Fastify(serverOptions(config))
 try {
   await server.register(app, { config })
 } catch (err) {
-  // What the plugins found at start (the development key material not agreeing with the other instances', Redis
-  // unreachable to check it): as a log line like every other, not an uncaught exception's stack on stderr.
+  // What the plugins found at start (development key material not agreeing with the other instances', a development
+  // secrets file that cannot be read): as a log line like every other, not an uncaught exception's stack on stderr.
   server.log.fatal({ err }, `refusing to start: ${(err as Error).message}`)
   process.exit(1)
 }

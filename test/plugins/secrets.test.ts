@@ -5,7 +5,8 @@ import t, { type Test } from 'tap'
 import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { devSecretDigest } from '../../src/dev-secrets.js'
-import { buildApp, connectedRedis, refresh, registerAndLogin, SHARED_REDIS_URL, testEnv, uniquePrefix } from '../helpers/app.js'
+import { buildApp, capturedLogs, connectedRedis, refresh, registerAndLogin, SHARED_REDIS_URL, testEnv, uniquePrefix } from '../helpers/app.js'
+import { PrivateRedis } from '../helpers/redis-server.js'
 
 /** Outside production with Redis and no key material configured: what a developer running instances locally has. */
 function devEnv (file: string, extra: Record<string, string> = {}) {
@@ -105,6 +106,19 @@ t.test('an instance with other material than the instances on its Redis refuses 
 
   const keysGiven = await refusedStart(t, prefix, devEnv(join(dir, 'elsewhere.json'), { JWT_KEYS: elsewhere['JWT_KEYS:ES256'] as string, JWT_SECRET: '' }))
   t.match(keysGiven.message, /^REFRESH_TOKEN_SECRET is not set, and the one generated in .* Set REFRESH_TOKEN_SECRET on every instance/, 'each generated secret is checked')
+})
+
+t.test('with Redis down at start the instance starts on the file\'s material, says it went unchecked, and serves what needs no store', async (t) => {
+  const file = join(t.testdir(), 'dev-secrets.json')
+  const first = await buildApp(t, { env: devEnv(file) })
+  const session = await registerAndLogin(first)
+  const redis = await PrivateRedis.create(t)
+  const logs = capturedLogs()
+  const down = await buildApp(t, { env: devEnv(file, { REDIS_URL: redis.url, LOG_LEVEL: 'warn' }), logStream: logs.stream })
+  t.equal(down.secrets.refreshTokenSecret, first.secrets.refreshTokenSecret, 'the file\'s secret')
+  t.match(logs.lines().filter((line) => /unchecked/.test(line.msg)).map((line) => line.msg), [/^JWT_KEYS is not set: .* kept in .*dev-secrets\.json, unchecked against the other instances' \(Redis unreachable\)$/, /^REFRESH_TOKEN_SECRET is not set: /])
+  t.equal((await down.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, 'access tokens the others signed verify')
+  t.equal((await down.inject({ url: '/health/ready' })).statusCode, 503, 'and it is not ready until its store is')
 })
 
 t.test('what releases before this one shared through Redis in plain text is deleted at start', async (t) => {
