@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { link, readFile, unlink, writeFile } from 'node:fs/promises'
+import { link, open, unlink, writeFile } from 'node:fs/promises'
 import { generateKeySetJson, type AsymmetricAlgorithm } from './signing-keys.js'
 
 /** What a development secrets file holds: a key set per algorithm JWT_ALGORITHM may name, and a refresh-token secret. */
@@ -19,11 +19,11 @@ export function generateDevSecret (name: DevSecretName): string {
 export async function readOrCreateDevSecrets (path: string): Promise<DevSecrets> {
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = await readOwnFile(path)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     await createDevSecrets(path)
-    text = await readFile(path, 'utf8')
+    text = await readOwnFile(path)
   }
   let secrets: unknown
   try {
@@ -34,6 +34,28 @@ export async function readOrCreateDevSecrets (path: string): Promise<DevSecrets>
     throw new Error(`${path} does not hold the development secrets this service generates (${missing.join(', ')} missing); remove it to have them generated again`)
   }
   return secrets as DevSecrets
+}
+
+/**
+ * The file's text, if it is this user's alone, as ssh asks of a private key: anyone else who can write it (another
+ * user's file planted in a shared directory, one left writable) chooses the keys this instance trusts, and anyone
+ * else who can read it can sign and forge the tokens it issues.
+ */
+async function readOwnFile (path: string): Promise<string> {
+  const file = await open(path, 'r')
+  try {
+    const { uid, mode } = await file.stat()
+    const user = process.getuid?.()
+    if (user !== undefined && uid !== user) {
+      throw new Error(`${path} belongs to another user (uid ${uid}); remove it to have the development secrets generated again`)
+    }
+    if ((mode & 0o077) !== 0) {
+      throw new Error(`${path} is open to other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it, or remove it to have the development secrets generated again`)
+    }
+    return await file.readFile('utf8')
+  } finally {
+    await file.close()
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
@@ -134,6 +134,7 @@ t.test('what releases before this one shared through Redis in plain text is dele
 t.test('a file that is not the service\'s stops the start, naming it and what to do', async (t) => {
   const dir = t.testdir({ 'empty.json': '{}', 'text.json': 'not json' })
   for (const name of ['empty.json', 'text.json']) {
+    chmodSync(join(dir, name), 0o600)
     const err = await refusedStart(t, uniquePrefix(), devEnv(join(dir, name)))
     t.match(err.message, /^JWT_KEYS is not set and .* cannot keep a generated one for the instances sharing Redis; set JWT_KEYS explicitly$/, name)
     t.match((err.cause as Error).message, new RegExp(`${name.replace('.', '\\.')} does not hold the development secrets this service generates \\(JWT_KEYS:ES256, JWT_KEYS:EdDSA, REFRESH_TOKEN_SECRET missing\\); remove it`))

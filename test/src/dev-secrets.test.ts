@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { createDevSecrets, devSecretDigest, generateDevSecret, readOrCreateDevSecrets } from '../../src/dev-secrets.js'
@@ -31,6 +31,28 @@ t.test('an existing file is read as it is, never written again', async (t) => {
   t.same(await readOrCreateDevSecrets(file), kept)
   t.equal(statSync(file).mtimeMs, before.mtimeMs)
   t.equal(statSync(file).ino, before.ino)
+})
+
+t.test('a file someone else could read or write is refused, as ssh refuses such a private key', async (t) => {
+  const dir = t.testdir()
+  const file = join(dir, 'dev-secrets.json')
+  await createDevSecrets(file)
+  for (const mode of [0o640, 0o604, 0o620, 0o602]) {
+    chmodSync(file, mode)
+    await t.rejects(readOrCreateDevSecrets(file), { message: `${file} is open to other users (mode ${mode.toString(8)}); chmod 600 it, or remove it to have the development secrets generated again` })
+  }
+  chmodSync(file, 0o600)
+  t.ok(await readOrCreateDevSecrets(file), 'read again once it is 600')
+  chmodSync(file, 0o400)
+  t.ok(await readOrCreateDevSecrets(file), 'and when it is read-only for its owner')
+})
+
+// CI runs as root, which can give a file to nobody: it stands for another user's, planted in a shared directory.
+t.test('a file of another user\'s is refused, whatever its mode', { skip: process.getuid?.() === 0 ? false : 'only root can give a file away' }, async (t) => {
+  const file = join(t.testdir(), 'dev-secrets.json')
+  await createDevSecrets(file)
+  chownSync(file, 65534, 65534)
+  await t.rejects(readOrCreateDevSecrets(file), { message: `${file} belongs to another user (uid 65534); remove it to have the development secrets generated again` })
 })
 
 t.test('each generated secret is fresh: a key set of its algorithm, or 48 random bytes', async (t) => {
