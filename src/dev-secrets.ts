@@ -49,7 +49,8 @@ async function readOwnFile (path: string): Promise<string> {
     if (user !== undefined && uid !== user) {
       throw new Error(`${path} belongs to another user (uid ${uid}); remove it to have the development secrets generated again`)
     }
-    if ((mode & 0o077) !== 0) {
+    // Windows reports every file as open to all (its ACLs are not mode bits), and has no uid either.
+    if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
       throw new Error(`${path} is open to other users (mode ${(mode & 0o777).toString(8)}); chmod 600 it, or remove it to have the development secrets generated again`)
     }
     return await file.readFile('utf8')
