@@ -51,7 +51,7 @@ export default fp(async function secretsPlugin (fastify) {
     }
     if (agreed !== null && agreed !== digest) {
       throw new Error(`${variable} is not set, and the one generated in ${file} is not the one the other instances on this Redis (key prefix ${prefix}) use: ` +
-        `they were started from another directory or machine. Set ${variable} on every instance, or delete the Redis key ${prefix}dev-secret-digest:${name} to start over`)
+        `they were started from another directory or machine, or from a file since removed. Set ${variable} on every instance, or delete the Redis key ${prefix}dev-secret-digest:${name} to start over`)
     }
     fastify.log.warn(`${variable} is not set: using ${what} generated for development, kept in ${file}`)
     return value

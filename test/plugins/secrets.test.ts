@@ -17,7 +17,9 @@ function devEnv (file: string, extra: Record<string, string> = {}) {
 async function valuesUnder (t: Test, prefix: string): Promise<Map<string, string>> {
   const redis = await connectedRedis(t)
   const values = new Map<string, string>()
-  for (const key of await redis.keys(`${prefix}*`)) {
+  const keys: string[] = []
+  for await (const batch of redis.scanStream({ match: `${prefix}*`, count: 1000 })) keys.push(...batch as string[])
+  for (const key of keys) {
     const type = await redis.type(key)
     const parts = type === 'string'
       ? [await redis.get(key) ?? '']
