@@ -78,8 +78,14 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Fa
   const config = loadConfig(env)
   const fastify = Fastify({ ...serverOptions(config, options.logStream), ...options.server })
   options.beforeApp?.(fastify)
-  await fastify.register(app, { config })
-  await fastify.ready()
+  try {
+    await fastify.register(app, { config })
+    await fastify.ready()
+  } catch (err) {
+    // A start the app refuses: what it had opened (its Redis connection) is closed, and the test gets the reason.
+    await fastify.close()
+    throw err
+  }
   t.teardown(async () => {
     await fastify.close()
     if (config.redis !== null && config.redis.url === SHARED_REDIS_URL) await deleteKeys(config.redis.url, config.redis.keyPrefix)

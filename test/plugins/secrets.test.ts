@@ -1,11 +1,8 @@
 import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import app, { serverOptions } from '../../src/app.js'
-import { loadConfig } from '../../src/config.js'
 import { devSecretDigest } from '../../src/dev-secrets.js'
-import { buildApp, capturedLogs, connectedRedis, refresh, registerAndLogin, SHARED_REDIS_URL, testEnv, uniquePrefix } from '../helpers/app.js'
+import { buildApp, capturedLogs, connectedRedis, refresh, registerAndLogin, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
 /** Outside production with Redis and no key material configured: what a developer running instances locally has. */
@@ -31,18 +28,9 @@ async function valuesUnder (t: Test, prefix: string): Promise<Map<string, string
   return values
 }
 
-/** Starts an app the way src/server.ts does, for the starts that must fail: the error it stops with. */
+/** The reason a start is refused. */
 async function refusedStart (t: Test, prefix: string, env: Record<string, string>): Promise<Error> {
-  const config = loadConfig(testEnv({ REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix, ...env }))
-  const fastify = Fastify(serverOptions(config))
-  t.teardown(() => fastify.close())
-  try {
-    await fastify.register(app, { config })
-    await fastify.ready()
-  } catch (err) {
-    return err as Error
-  }
-  return new Error('started')
+  return await buildApp(t, { prefix, env }).then(() => new Error('started'), (err: Error) => err)
 }
 
 t.test('outside production, local instances sharing Redis agree on generated key material, which only they hold', async (t) => {
