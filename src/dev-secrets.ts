@@ -9,7 +9,7 @@ export type DevSecrets = Record<DevSecretName, string>
 const NAMES: DevSecretName[] = ['JWT_KEYS:ES256', 'JWT_KEYS:EdDSA', 'REFRESH_TOKEN_SECRET']
 
 export function generateDevSecret (name: DevSecretName): string {
-  return name === 'REFRESH_TOKEN_SECRET' ? randomBytes(48).toString('base64url') : generateKeySetJson(name === 'JWT_KEYS:ES256' ? 'ES256' : 'EdDSA')
+  return name === 'REFRESH_TOKEN_SECRET' ? randomBytes(48).toString('base64url') : generateKeySetJson(name.slice('JWT_KEYS:'.length) as AsymmetricAlgorithm)
 }
 
 /**
