@@ -17,7 +17,7 @@ import { startServer, waitForListening } from '../helpers/server-process.js'
 // DEPLOYED is the release running in production: the last commit of main that was deployed. Move it forward when a
 // deploy lands. A change this test fails against DEPLOYED needs a deploy in two steps (first read the new form, then
 // write it), not a new DEPLOYED.
-const DEPLOYED = 'be1d3ca405614c22a7a5efc3b137b3bfcb4bd5c6'
+const DEPLOYED = '503bc5dc9fdb3842c61607129cf009f5ce12a011'
 /** REFRESH_REUSE_GRACE of both releases: a replay is caught once it has passed. */
 const GRACE_SECONDS = 10
 const ROOT = join(import.meta.dirname, '..', '..')
