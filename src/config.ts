@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { usableCores } from './cpu-quota.js'
+import { misspelledVariables } from './misspelled-variables.js'
 import { parseKeySet, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
 
 // Each pattern's `description` is what a refusal says the variable must be: a person reads it, not the pattern.
@@ -152,6 +153,11 @@ export interface Config {
   /** threadNice: the nice value of the threads that hash (src/thread-priority.ts); 0 leaves them be. */
   argon2: { memoryCost: number, timeCost: number, parallelism: number, maxConcurrency: number, maxQueue: number, threadNice: number }
   shutdownTimeoutSeconds: number
+  /**
+   * Variables set that this configuration does not read (a misspelt name; one that does not apply to the rest, such as
+   * JWT_ALGORITHM beside configured keys), each a sentence naming them, never a value: logged at start (plugins/config.ts).
+   */
+  warnings: string[]
 }
 
 export interface RateLimit {
@@ -170,26 +176,54 @@ export interface RedisConfig {
 
 export interface HostPort { host: string, port: number }
 
-/** Every problem found in the configuration, each naming its variable: an operator fixes them in one go. */
+/**
+ * Every problem found in the configuration, each naming its variable: an operator fixes them in one go. `hints`: what
+ * else was noticed that may be the cause (a misspelt name: the variable it meant was then not set).
+ */
 export class ConfigError extends Error {
   override name = 'ConfigError'
   readonly problems: string[]
 
-  constructor (problems: string | string[]) {
+  constructor (problems: string | string[], hints: readonly string[] = []) {
     const list = typeof problems === 'string' ? [problems] : problems
-    super(list.length === 1 ? list[0] : `${list.length} problems: ${list.map((p, i) => `(${i + 1}) ${p}`).join('; ')}`)
+    const message = list.length === 1 ? list[0] : `${list.length} problems: ${list.map((p, i) => `(${i + 1}) ${p}`).join('; ')}`
+    super(hints.length === 0 ? message : `${message}. Also: ${hints.join('; ')}`)
     this.problems = list
   }
+}
+
+/** What the messages use of a variable's schema. */
+interface PropertySchema { anyOf?: Array<{ const?: unknown }>, type?: string, description?: string }
+const PROPERTIES = EnvSchema.properties as Record<string, PropertySchema | undefined>
+
+/** The values a variable of choices takes (NODE_ENV, LOG_LEVEL, ...); undefined for any other. */
+function choicesOf (name: string): string[] | undefined {
+  return PROPERTIES[name]?.anyOf?.map((choice) => String(choice.const))
+}
+
+/**
+ * A choice or a boolean spelled in another case, as its value: `COOKIE_SAMESITE=Strict` (how Set-Cookie headers and
+ * their documentation write it), `LOG_LEVEL=WARN`, `JWT_ALGORITHM=eddsa`, `COOKIE_SECURE=False`. Anything else as given.
+ */
+function canonicalValue (name: string, value: string): string {
+  const choices = PROPERTIES[name]?.type === 'boolean' ? ['true', 'false'] : choicesOf(name)
+  return choices?.find((choice) => choice.toLowerCase() === value.toLowerCase()) ?? value
+}
+
+/** The variable an Ajv error is about: its instancePath is `/NAME`. */
+function variableOf (error: SchemaError): string {
+  return error.instancePath.slice(1)
 }
 
 /** The schema's refusals, one per variable, saying what it takes where Ajv says "must be equal to constant" per choice. */
 function schemaProblems (errors: SchemaError[]): string[] {
   const problems = new Map<string, string>()
-  for (const { instancePath, keyword, message } of errors) {
-    const name = instancePath.slice(1)
+  for (const error of errors) {
+    const { keyword, message } = error
+    const name = variableOf(error)
     if (problems.has(name)) continue
-    const property = (EnvSchema.properties as Record<string, { anyOf?: Array<{ const?: unknown }>, type?: string, description?: string } | undefined>)[name]
-    const choices = property?.anyOf?.map((choice) => String(choice.const))
+    const property = PROPERTIES[name]
+    const choices = choicesOf(name)
     const must = choices !== undefined
       ? `must be one of ${choices.join(', ')}`
       : property?.type === 'boolean'
@@ -209,6 +243,9 @@ interface SchemaError { instancePath: string, keyword: string, message?: string 
  * environment, which `docker inspect` and /proc/<pid>/environ show.
  */
 export const FROM_FILE = ['JWT_KEYS', 'JWT_SECRET', 'REFRESH_TOKEN_SECRET', 'REFRESH_TOKEN_ACCEPTED_SECRETS', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD'] as const
+
+/** Every variable the service reads: the schema's, and the `<NAME>_FILE` of each secret. */
+export const KNOWN_VARIABLES: readonly string[] = [...Object.keys(EnvSchema.properties), ...FROM_FILE.map((name) => `${name}_FILE`)]
 
 const MIN_SECRET_BYTES = 32
 // Values copied from .env.example must never reach production.
@@ -364,6 +401,10 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     refused.add('METRICS_PORT')
   }
 
+  for (const [key, value] of Object.entries(data)) data[key] = canonicalValue(key, value)
+  const misspelt = misspelledVariables(Object.keys(source).filter((name) => given(name) !== undefined), KNOWN_VARIABLES)
+    .map(({ name, meant }) => `${name} is set but not read: did you mean ${meant}?`)
+
   // `data` only: env-schema would also merge in process.env, whose empty strings (`METRICS_PORT=` from an env
   // file) then fail validation, and which would leak into a `source` that is not the process's.
   const validated = (): Env => envSchema<Env>({ schema: EnvSchema, data, env: false, dotenv: false })
@@ -373,16 +414,16 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   } catch (err) {
     // Ajv messages name the variable and the rule, not the value.
     const { errors } = err as { errors?: SchemaError[] }
-    if (errors === undefined) throw new ConfigError([...problems, (err as Error).message])
+    if (errors === undefined) throw new ConfigError([...problems, (err as Error).message], misspelt)
     problems.push(...schemaProblems(errors))
-    for (const { instancePath } of errors) {
-      refused.add(instancePath.slice(1))
-      Reflect.deleteProperty(data, instancePath.slice(1))
+    for (const error of errors) {
+      refused.add(variableOf(error))
+      Reflect.deleteProperty(data, variableOf(error))
     }
     try {
       env = validated()
     } catch {
-      throw new ConfigError(problems)
+      throw new ConfigError(problems, misspelt)
     }
   }
   const firstRound = problems.length
@@ -465,7 +506,28 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (problems.length > 0) {
     // A problem of the second round that names a refused variable is about its default, not about what was set.
     const names = [...refused].map((name) => new RegExp(`\\b${name}\\b`))
-    throw new ConfigError([...problems.slice(0, firstRound), ...problems.slice(firstRound).filter((problem) => !names.some((name) => name.test(problem)))])
+    throw new ConfigError([...problems.slice(0, firstRound), ...problems.slice(firstRound).filter((problem) => !names.some((name) => name.test(problem)))], misspelt)
+  }
+
+  const keyMode = keySet !== null ? 'keys' : env.JWT_SECRET !== undefined ? 'hs256' : 'generate'
+  const set = (name: keyof Env): boolean => data[name] !== undefined
+  const warnings = [...misspelt]
+  if (set('JWT_ALGORITHM') && keyMode !== 'generate') {
+    const signer = keySet !== null ? `JWT_KEYS signs with its key ${keySet.current.kid} (${keySet.current.alg})` : 'JWT_SECRET signs with HS256'
+    warnings.push(`JWT_ALGORITHM is set but not read: it is the algorithm of a key generated when none is configured, and ${signer}`)
+  }
+  const generates = keyMode === 'generate' || refreshSecret === null
+  if (set('DEV_SECRETS_FILE') && (production || env.REDIS_URL === undefined || !generates)) {
+    const why = production
+      ? 'production never generates key material'
+      : env.REDIS_URL === undefined ? 'without REDIS_URL each process generates its own key material, kept in memory' : 'every signing key and secret is configured, so none is generated'
+    warnings.push(`DEV_SECRETS_FILE is set but not read: ${why}`)
+  }
+  if (env.REDIS_URL === undefined) {
+    const unread = (['REDIS_KEY_PREFIX', 'REDIS_COMMAND_TIMEOUT_MS', 'REDIS_SENTINEL_MASTER'] as const).filter(set)
+    if (unread.length > 0) warnings.push(`${unread.join(', ')} ${unread.length === 1 ? 'is' : 'are'} set but not read: without REDIS_URL the embedded store is used`)
+  } else if (set('REDIS_SENTINEL_MASTER') && sentinel === null) {
+    warnings.push('REDIS_SENTINEL_MASTER is set but not read: it names the master of REDIS_SENTINELS, which is not set')
   }
 
   return {
@@ -481,7 +543,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       : { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, commandTimeoutMs: env.REDIS_COMMAND_TIMEOUT_MS, sentinel, cluster },
     jwt: {
       secret: jwtSecret,
-      keyMode: keySet !== null ? 'keys' : env.JWT_SECRET !== undefined ? 'hs256' : 'generate',
+      keyMode,
       keySet,
       generateAlgorithm: env.JWT_ALGORITHM,
       clockToleranceSeconds: env.JWT_CLOCK_TOLERANCE,
@@ -513,7 +575,8 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       maxQueue: env.ARGON2_MAX_QUEUE ?? maxConcurrency * HASHES_QUEUED_PER_SLOT,
       threadNice: env.ARGON2_THREAD_NICE
     },
-    shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT
+    shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT,
+    warnings
   }
 }
 

@@ -5,6 +5,7 @@ import { parseEnv } from 'node:util'
 import t from 'tap'
 import { ConfigError, defaultHashConcurrency, EnvSchema, FROM_FILE, HASHES_QUEUED_PER_SLOT, loadConfig } from '../../src/config.js'
 import { usableCores } from '../../src/cpu-quota.js'
+import { generateKeySetJson } from '../../src/signing-keys.js'
 
 const secret = (c: string) => c.repeat(40)
 const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j'), REFRESH_TOKEN_SECRET: secret('r') }
@@ -184,7 +185,7 @@ t.test('every problem is reported at once, each naming its variable and what it 
   t.same(problems({ ...production, COOKIE_SECURE: 'false', TRUST_PROXY: '10.0.0.300', RATE_LIMIT_LOGIN_IP: '0/60', ALLOWED_ORIGINS: 'http://app.example.com' }).map((p) => p.split(/[ :=]/, 1)[0]),
     ['COOKIE_SECURE', 'TRUST_PROXY', 'ALLOWED_ORIGINS', 'RATE_LIMIT_LOGIN_IP'], 'every refused setting, in the order of the checks')
   // Ajv says "must be equal to constant" once per allowed value, and never which they are.
-  t.same(problems({ NODE_ENV: 'prod', LOG_LEVEL: 'INFO', COOKIE_SAMESITE: 'Strict', COOKIE_SECURE: 'yes', PORT: '80.5', JWT_ALGORITHM: 'RS256' }), [
+  t.same(problems({ NODE_ENV: 'prod', LOG_LEVEL: 'verbose', COOKIE_SAMESITE: 'Strictest', COOKIE_SECURE: 'yes', PORT: '80.5', JWT_ALGORITHM: 'RS256' }), [
     'NODE_ENV must be one of development, production, test',
     'PORT must be integer',
     'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
@@ -212,6 +213,69 @@ t.test('every problem is reported at once, each naming its variable and what it 
   const { REFRESH_TOKEN_SECRET: _, ...unreadable } = production
   t.same(problems({ ...unreadable, REFRESH_TOKEN_SECRET_FILE: '/nonexistent' }), ['REFRESH_TOKEN_SECRET_FILE: cannot read /nonexistent (ENOENT)'],
     'nor of a secret whose file cannot be read: it is not missing')
+})
+
+t.test('a choice or a boolean is taken in any case: SameSite=Strict as Set-Cookie headers write it, LOG_LEVEL=WARN', async (t) => {
+  t.match(loadConfig({ COOKIE_SAMESITE: 'Strict', LOG_LEVEL: 'WARN', JWT_ALGORITHM: 'eddsa', ACCESS_LOG: 'All', ACCESS_TOKEN_REVOCATION: 'Off', COOKIE_SECURE: 'False', NODE_ENV: 'Test' }), {
+    cookie: { sameSite: 'strict', secure: false },
+    logLevel: 'warn',
+    jwt: { generateAlgorithm: 'EdDSA', revocation: 'off' },
+    accessLog: 'all',
+    env: 'test',
+    warnings: []
+  }, 'each as the value it spells')
+  t.match(loadConfig({ ...production, NODE_ENV: 'PRODUCTION' }), { env: 'production', isProduction: true }, 'NODE_ENV=PRODUCTION is production')
+  t.throws(() => loadConfig({ ...production, NODE_ENV: 'Production', COOKIE_SECURE: 'FALSE' }), { name: 'ConfigError', message: /^COOKIE_SECURE=false is not allowed in production/ },
+    'with all of production\'s refusals: a capital letter is no way around them')
+  t.throws(() => loadConfig({ COOKIE_SAMESITE: 'Strictly' }), { message: /^COOKIE_SAMESITE must be one of strict, lax, none$/ }, 'a value that is none of them, in any case, is refused as before')
+})
+
+t.test('a variable set under a misspelt name is named with the one it seems meant for: a warning at start, and a hint in a refusal', async (t) => {
+  t.same(loadConfig({ REFRESH_IDEL_TTL: '3600', redis_url: 'redis://127.0.0.1:6379', JWT_KEY_FILE: '/run/secrets/jwt', COOKIE_SAME_SITE: 'lax', REFRESH_IDLE_TTL: '' }).warnings, [
+    'REFRESH_IDEL_TTL is set but not read: did you mean REFRESH_IDLE_TTL?',
+    'redis_url is set but not read: did you mean REDIS_URL?',
+    'JWT_KEY_FILE is set but not read: did you mean JWT_KEYS_FILE?',
+    'COOKIE_SAME_SITE is set but not read: did you mean COOKIE_SAMESITE?'
+  ], 'each slip, in the order given, with the variable then left at its default')
+  t.same(loadConfig({ REFRESH_IDEL_TTL: '' }).warnings, [], 'an empty one is unset, like any empty variable')
+  t.throws(() => loadConfig({ ...production, REFRESH_TOKEN_SECRET: undefined, REFRESH_TOKEN_SECERT: secret('r') }), {
+    name: 'ConfigError',
+    message: /^REFRESH_TOKEN_SECRET is required in production \(.*\)\. Also: REFRESH_TOKEN_SECERT is set but not read: did you mean REFRESH_TOKEN_SECRET\?$/,
+    problems: [/^REFRESH_TOKEN_SECRET is required in production/]
+  }, 'a refusal that a slip may explain says so, beside its problems')
+  t.throws(() => loadConfig({ PORT: 'abc', LOGLEVEL: 'debug' }), { message: /^PORT must be integer\. Also: LOGLEVEL is set but not read: did you mean LOG_LEVEL\?$/ }, 'so does a refusal of the values themselves')
+  try {
+    loadConfig({ ...production, REFRESH_TOKEN_SECRET: undefined, REFRESH_TOKEN_SECERT: 'the-secret-value-itself-0123456789abcdef' })
+  } catch (err) {
+    t.notMatch((err as Error).message, /the-secret-value-itself/, 'the name, never the value')
+  }
+})
+
+t.test('a variable that the rest of the configuration leaves unread is named, with why', async (t) => {
+  const keys = generateKeySetJson('EdDSA')
+  const kid = (JSON.parse(keys) as { keys: Array<{ kid: string }> }).keys[0]?.kid as string
+  t.same(loadConfig({ JWT_KEYS: keys, JWT_ALGORITHM: 'ES256' }).warnings,
+    [`JWT_ALGORITHM is set but not read: it is the algorithm of a key generated when none is configured, and JWT_KEYS signs with its key ${kid} (EdDSA)`],
+    'JWT_ALGORITHM beside keys of another algorithm: the tokens are not what it says')
+  t.same(loadConfig({ JWT_SECRET: secret('j'), JWT_ALGORITHM: 'EdDSA' }).warnings,
+    ['JWT_ALGORITHM is set but not read: it is the algorithm of a key generated when none is configured, and JWT_SECRET signs with HS256'])
+  t.same(loadConfig({ ...production, DEV_SECRETS_FILE: '/srv/dev-secrets.json' }).warnings, ['DEV_SECRETS_FILE is set but not read: production never generates key material'])
+  t.same(loadConfig({ DEV_SECRETS_FILE: 'dev.json' }).warnings, ['DEV_SECRETS_FILE is set but not read: without REDIS_URL each process generates its own key material, kept in memory'])
+  t.same(loadConfig({ DEV_SECRETS_FILE: 'dev.json', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j'), REFRESH_TOKEN_SECRET: secret('r') }).warnings,
+    ['DEV_SECRETS_FILE is set but not read: every signing key and secret is configured, so none is generated'])
+  t.same(loadConfig({ REDIS_KEY_PREFIX: 'app:', REDIS_COMMAND_TIMEOUT_MS: '1000' }).warnings, ['REDIS_KEY_PREFIX, REDIS_COMMAND_TIMEOUT_MS are set but not read: without REDIS_URL the embedded store is used'])
+  t.same(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_SENTINEL_MASTER: 'auth' }).warnings, ['REDIS_SENTINEL_MASTER is set but not read: it names the master of REDIS_SENTINELS, which is not set'])
+
+  // Each read where it applies: no warning.
+  for (const env of [
+    { JWT_ALGORITHM: 'EdDSA' },
+    { DEV_SECRETS_FILE: 'dev.json', REDIS_URL: 'redis://127.0.0.1:6379' },
+    { DEV_SECRETS_FILE: 'dev.json', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j') },
+    { REDIS_URL: 'redis://:pw@mymaster/0', REDIS_SENTINELS: '127.0.0.1:26379', REDIS_SENTINEL_MASTER: 'auth', REDIS_KEY_PREFIX: 'app:', REDIS_COMMAND_TIMEOUT_MS: '1000' },
+    production
+  ]) {
+    t.same(loadConfig(env).warnings, [], `none for ${Object.keys(env).join(', ')}`)
+  }
 })
 
 t.test('error messages never echo a secret value', async (t) => {

@@ -90,6 +90,9 @@ t.test('production refuses unsafe config at start with a one-line message naming
     [{ REDIS_URL: 'redis://127.0.0.1:6379', REFRESH_TOKEN_SECRET: 'r'.repeat(40) }, /refusing to start: production needs signing keys/],
     [{ JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'r'.repeat(40) }, /refusing to start: REDIS_URL is required in production/],
     [{ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 'short' }, /refusing to start: REFRESH_TOKEN_SECRET must be at least 32 bytes/],
+    // A secret set under a misspelt name: the refusal says which name it took for the one it needs, never its value.
+    [{ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECERT: 'r'.repeat(40) },
+      /refusing to start: REFRESH_TOKEN_SECRET is required in production \([^\n]*\)\. Also: REFRESH_TOKEN_SECERT is set but not read: did you mean REFRESH_TOKEN_SECRET\?$/m],
     // Nothing set: every missing piece on the one line, not one per attempt to start.
     [{}, /refusing to start: 3 problems: \(1\) production needs signing keys[^\n]*; \(2\) REFRESH_TOKEN_SECRET is required[^\n]*; \(3\) REDIS_URL is required in production/]
   ]
@@ -99,6 +102,7 @@ t.test('production refuses unsafe config at start with a one-line message naming
     t.equal(await server.exited, 1, 'exit code 1')
     t.match(server.output(), message)
     t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
+    t.notMatch(server.output(), /([jr])\1{39}/, 'no secret\'s value')
   }
 })
 
