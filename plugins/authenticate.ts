@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { AccessTokenInvalidError } from '../src/errors.js'
+import { logAccount } from '../src/log-account.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -34,6 +35,9 @@ export default fp(async function authenticatePlugin (fastify) {
     const claims = accessTokens.verify(header.slice(start))
     // Revoked sessions: an in-memory lookup, kept current over Redis pub/sub; after a cache hit too.
     if (claims === null || revocations.isRevoked(claims.sid)) {
+      // A genuine token of an ended session: whose it is goes in the log (a copy kept past a logout is used). A
+      // success names no one here: /me is answered all the time, for every client.
+      if (claims !== null) logAccount(request, reply, { userId: claims.sub, sessionId: claims.sid })
       reply.header('www-authenticate', 'Bearer error="invalid_token"')
       done(new AccessTokenInvalidError())
       return

@@ -147,10 +147,16 @@ export class SessionService {
   ownFamilies (userId: string, presented: readonly string[]): string[] {
     const ids: string[] = []
     for (const value of presented) {
-      const token = this.#codec.open(value)?.token
-      if (token?.userId === userId) ids.push(token.familyId)
+      const holder = this.holder(value)
+      if (holder?.userId === userId) ids.push(holder.familyId)
     }
     return ids
+  }
+
+  /** The session a genuine refresh token belongs to, read from the token alone (its tag vouches for it); null for any other. */
+  holder (presented: string | undefined): { userId: string, familyId: string } | null {
+    const token = this.#codec.open(presented)?.token
+    return token === undefined ? null : { userId: token.userId, familyId: token.familyId }
   }
 
   /** Ends the family a genuine refresh token belongs to; null when the token is not one of ours. */

@@ -4,6 +4,7 @@ import { presentedValues } from '../../plugins/refresh-cookie.js'
 import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
+import { logAccount } from '../../src/log-account.js'
 import { Credentials, ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
 import { sessionMeta } from '../../src/session-meta.js'
 
@@ -37,6 +38,9 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       failureCounters.login.check(subject),
       email === null ? null : users.findByEmail(email)
     ])
+    // The account tried, whatever the answer: guesses against it show in the log as attempts at it. An unknown email
+    // names none (nor is it logged: it may be a password typed into the wrong field).
+    if (user !== null) logAccount(request, reply, { userId: user.id })
     const throttle = clientThrottle.blocked ? clientThrottle : accountThrottle
     if (throttle.blocked) {
       fastify.metrics.login('limited')
@@ -75,6 +79,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const presentedCookie = fastify.refreshCookie.read(request)
     const presented = presentedValues(presentedCookie)
     const session = await sessions.start(user, sessionMeta(request), sessions.ownFamilies(user.id, presented))
+    logAccount(request, reply, { sessionId: session.familyId })
     // A password change may have completed since the hash was read (this login waiting its turn to hash, on a busy
     // instance): it ended the sessions it found, and this one may have been created after it looked. So the hash is
     // read again now that the session exists; one that changed but still takes this password was only rehashed.

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import fastifyRateLimit from '@fastify/rate-limit'
 import { RateLimitedError, RefreshInvalidError, RefreshReusedError, RefreshSupersededError } from '../../src/errors.js'
 import { ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
+import { logAccount } from '../../src/log-account.js'
 import { sessionMeta } from '../../src/session-meta.js'
 
 const refresh: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -54,7 +55,8 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     if (outcome.status === 'reused') {
       metrics.refresh('reused')
       refreshCookie.clear(reply)
-      request.log.warn({ userId: outcome.userId, familyId: outcome.familyId }, 'refresh token reuse detected: family revoked')
+      logAccount(request, reply, { userId: outcome.userId, sessionId: outcome.familyId })
+      request.log.warn('refresh token reuse detected: family revoked')
       throw new RefreshReusedError()
     }
     if (outcome.status === 'superseded') {
