@@ -10,6 +10,8 @@ export interface AccessRevocations {
   /** Refuses, from now on, the access tokens of these families; never throws. */
   revoke (familyIds: string[]): Promise<void>
   isRevoked (familyId: string): boolean
+  /** Revocations not yet told to the other instances (the store did not take them): retried until it does. */
+  readonly pending: number
   close (): Promise<void>
 }
 
@@ -42,6 +44,7 @@ const CLOCK_SKEW_MS = 5000
 export const noRevocations: AccessRevocations = {
   async revoke () {},
   isRevoked: () => false,
+  pending: 0,
   async close () {}
 }
 
@@ -57,6 +60,9 @@ export class LocalAccessRevocations implements AccessRevocations {
   isRevoked (familyId: string): boolean {
     return this.list.has(familyId)
   }
+
+  /** None: there are no other instances to tell. */
+  readonly pending = 0
 
   async close (): Promise<void> {
     this.list.close()
@@ -145,17 +151,17 @@ export class RedisAccessRevocations implements AccessRevocations {
     if (this.#retrying || this.#unsent.length === 0) return
     this.#retrying = true
     const now = Date.now()
-    const pending = this.#unsent.filter((r) => r.until > now) // past `until`, no access token of theirs is left
-    this.#unsent = []
+    this.#unsent = this.#unsent.filter((r) => r.until > now) // past `until`, no access token of theirs is left
     try {
-      for (const [i, revocation] of pending.entries()) {
+      // Each stays counted (`pending`) until it is broadcast; one made meanwhile joins the queue.
+      for (let revocation = this.#unsent[0]; revocation !== undefined; revocation = this.#unsent[0]) {
         try {
           await this.#broadcast(revocation)
-          this.#log.warn({ count: revocation.familyIds.length }, 'access-token revocation broadcast on retry')
         } catch {
-          this.#unsent.push(...pending.slice(i)) // still unreachable: the rest waits for the next round
-          return
+          return // still unreachable: the rest waits for the next round
         }
+        this.#unsent.shift()
+        this.#log.warn({ count: revocation.familyIds.length }, 'access-token revocation broadcast on retry')
       }
     } finally {
       this.#retrying = false
@@ -164,6 +170,10 @@ export class RedisAccessRevocations implements AccessRevocations {
 
   isRevoked (familyId: string): boolean {
     return this.#list.has(familyId)
+  }
+
+  get pending (): number {
+    return this.#unsent.length
   }
 
   async close (): Promise<void> {

@@ -19,7 +19,7 @@ export const EnvSchema = Type.Object({
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   /** A port of its own for GET /metrics (on HOST), which then leaves the service's port; unset: on the service's port. */
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')], { default: 'info' }),
   /** notable: every request except the successes of refresh, /me, health and JWKS (those at debug); all: every request at info. */
   ACCESS_LOG: Type.Union([Type.Literal('notable'), Type.Literal('all')], { default: 'notable' }),
 

@@ -224,6 +224,11 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
     const again = await fetch(`${base}/auth/refresh`, { method: 'POST', headers: { cookie } })
     t.equal(again.headers.getSetCookie()[0]?.split(';')[0], successor, 'the parent again within the grace window: the same successor (the family lives in Redis)')
 
+    // The operator's command, as `docker exec` runs it: the image's node, user and environment.
+    const signedOut = await execFileAsync(...executable(['node', 'dist/src/admin.js', 'sign-out', email], node), { cwd: dir, env: { PATH: process.env.PATH, ...env }, timeout: 30_000, ...IMAGE_USER })
+    t.match(JSON.parse(signedOut.stdout), { command: 'sign-out', sessionsEnded: 1 }, 'the admin command runs from dist/ and ends the session')
+    t.equal((await fetch(`${base}/auth/refresh`, { method: 'POST', headers: { cookie: successor } })).status, 401, 'whose refresh cookie the service then refuses')
+
     // node is PID 1 in the image, so SIGTERM reaches it directly (the CMD is an exec-form array).
     server.child.kill('SIGTERM')
     t.equal(await server.exited, 0, 'SIGTERM: it drains and exits 0')

@@ -1,0 +1,133 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import app, { serverOptions } from './app.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+import { normalizeEmail } from './email.js'
+import { StoreUnavailableError } from './errors.js'
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './http-schemas.js'
+
+/**
+ * What an operator does to an account from the command line, where the service runs (`docker exec`, `kubectl exec`):
+ * sign a compromised account out everywhere, and set a new password for a user who cannot sign in to change it (the
+ * service sends no email, so there is no reset link). Whoever can run this in the container holds the service's
+ * secrets anyway: the container is the boundary, and no HTTP route is opened for it.
+ *
+ * It runs the service's own app with its configuration (the same environment, validated the same way) without
+ * listening, so it reads and writes the store exactly as the instances do, and the access tokens of the sessions it
+ * ends are refused on every instance within a second (pub/sub), as after a logout.
+ */
+
+const USAGE = `usage:
+  admin sign-out <email>       end every session of the account, on every instance
+  admin set-password <email>   set the password read from standard input (one line), and end every session
+
+Run with the service's environment (REDIS_URL and its secrets). Prints one JSON line; exits 1 with a message on
+standard error when it cannot.`
+
+/** A reason to stop, for the operator: exit 1 with it on standard error. */
+class Refusal extends Error {
+  override name = 'Refusal'
+}
+
+/** How long the other instances' revocation is retried for before the command gives up on it. */
+const BROADCAST_WAIT_MS = 10_000
+
+interface Done { command: string, userId: string, sessionsEnded: number }
+
+async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done> {
+  let parsed
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })
+  } catch (err) {
+    throw new Refusal(`${(err as Error).message}\n${USAGE}`)
+  }
+  const [command, email, ...extra] = parsed.positionals
+  if (parsed.values.help === true) throw new Refusal(USAGE)
+  if ((command !== 'sign-out' && command !== 'set-password') || email === undefined || extra.length > 0) throw new Refusal(USAGE)
+  const normalized = normalizeEmail(email)
+  if (normalized === null) throw new Refusal(`"${email}" is not an email address`)
+
+  let config: Config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) throw new Refusal(`the configuration is refused: ${err.message}`)
+    throw err
+  }
+  if (config.redis === null) {
+    throw new Refusal('REDIS_URL is not set: the embedded store lives inside the running service\'s process, out of this command\'s reach')
+  }
+  // Read before anything is opened: a refused password changes nothing.
+  const password = command === 'set-password' ? await newPassword(stdin) : null
+
+  // The service's warnings and errors go to standard error, its routine start lines nowhere: standard output is the result.
+  const level: Config['logLevel'] = config.logLevel === 'fatal' || config.logLevel === 'error' || config.logLevel === 'silent' ? config.logLevel : 'warn'
+  const fastify = Fastify(serverOptions({ ...config, logLevel: level }, pino.destination({ fd: 2, sync: true })))
+  try {
+    await fastify.register(app, { config })
+    await fastify.ready()
+    return await onAccount(fastify, command, normalized, password)
+  } catch (err) {
+    if (err instanceof StoreUnavailableError) {
+      throw new Refusal('the store did not answer (Redis down or too slow): nothing was done, or part of it; run the command again once it answers')
+    }
+    throw err
+  } finally {
+    await fastify.close()
+  }
+}
+
+async function onAccount (fastify: FastifyInstance, command: 'sign-out' | 'set-password', email: string, password: string | null): Promise<Done> {
+  const { users, sessions, passwordHasher, passwordPolicy, accessRevocations } = fastify
+  const user = await users.findByEmail(email)
+  if (user === null) throw new Refusal(`no account has the email ${email}`)
+  // A refused password changes nothing, the sessions included.
+  const refusal = password === null ? null : passwordPolicy.refusal(password, user.email)
+  if (refusal !== null) throw new Refusal(`the password is refused: ${refusal}`)
+  let ended = await sessions.revokeAll(user.id)
+  if (password !== null) {
+    const hash = await passwordHasher.hash(password)
+    // Over whatever hash the account holds by now: a rehash at a sign-in, or the user's own change, does not stand in
+    // the way of an operator's reset.
+    let current = user.passwordHash
+    while (!await users.updatePasswordHash(user.id, current, hash)) {
+      const now = await users.findById(user.id)
+      if (now === null) throw new Refusal(`the account of ${email} was deleted meanwhile`)
+      current = now.passwordHash
+    }
+    // A sign-in with the old password may have begun a session between the first ending and the change.
+    ended = [...ended, ...await sessions.revokeAll(user.id)]
+  }
+  // The other instances learn of the ended sessions over the store; until they have, their access tokens still work.
+  const deadline = Date.now() + BROADCAST_WAIT_MS
+  while (accessRevocations.pending > 0 && Date.now() < deadline) await sleep(200)
+  if (accessRevocations.pending > 0) {
+    throw new Refusal(`the sessions were ended, but the other instances could not be told: their access tokens work until they expire (ACCESS_TOKEN_TTL, ${fastify.config.jwt.accessTokenTtlSeconds} s)`)
+  }
+  return { command, userId: user.id, sessionsEnded: ended.length }
+}
+
+/** The new password: standard input's first line, its line ending not part of it. Never an argument (`ps` shows those). */
+async function newPassword (stdin: NodeJS.ReadStream): Promise<string> {
+  if (stdin.isTTY) {
+    throw new Refusal('set-password reads the new password from standard input, and will not have it echoed on a terminal: pipe it in, e.g. read -rs PW && printf \'%s\\n\' "$PW" | …')
+  }
+  let text = ''
+  for await (const chunk of stdin) text += String(chunk)
+  const password = text.split(/\r?\n/, 1)[0] ?? ''
+  const length = [...password].length
+  if (length < MIN_PASSWORD_LENGTH || length > MAX_PASSWORD_LENGTH) {
+    throw new Refusal(`the password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters; standard input's first line has ${length}`)
+  }
+  return password
+}
+
+try {
+  process.stdout.write(`${JSON.stringify(await run(process.argv.slice(2), process.stdin))}\n`)
+} catch (err) {
+  if (!(err instanceof Refusal)) throw err
+  process.stderr.write(`admin: ${err.message}\n`)
+  process.exitCode = 1
+}

@@ -1,0 +1,124 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
+import { PrivateRedis } from '../helpers/redis-server.js'
+
+const ROOT = join(import.meta.dirname, '..', '..')
+
+interface Ran { code: number | null, stdout: string, stderr: string }
+
+/** `npm run admin -- <args>` as its own process, with exactly this environment, `input` on its standard input. */
+async function admin (env: Record<string, string | undefined>, args: string[], input = ''): Promise<Ran> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv })
+  let [stdout, stderr] = ['', '']
+  child.stdout.on('data', (d) => { stdout += String(d) })
+  child.stderr.on('data', (d) => { stderr += String(d) })
+  child.stdin.end(input)
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+  const [code] = await once(child, 'exit') as [number | null]
+  clearTimeout(killer)
+  return { code, stdout, stderr }
+}
+
+/** Two instances of the service on one Redis, and the environment they run with, which the command is given too. */
+async function deployment (t: Test) {
+  const prefix = uniquePrefix()
+  const [a, b] = [await buildApp(t, { prefix }), await buildApp(t, { prefix })]
+  return { a, b, env: testEnv({ REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix }) }
+}
+
+const me = (app: Awaited<ReturnType<typeof buildApp>>, accessToken: string) => app.inject({ url: '/me', headers: { authorization: `Bearer ${accessToken}` } })
+const signIn = (app: Awaited<ReturnType<typeof buildApp>>, email: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } })
+
+t.test('sign-out ends every session of the account: its refresh cookies and, on every instance, its access tokens are refused', async (t) => {
+  const { a, b, env } = await deployment(t)
+  const email = uniqueEmail()
+  const laptop = await registerAndLogin(a, email)
+  const phone = await login(a, email, 'phone')
+  const bystander = await registerAndLogin(a)
+
+  const ran = await admin(env, ['sign-out', email.toUpperCase()])
+  t.equal(ran.code, 0, ran.stderr)
+  t.same(JSON.parse(ran.stdout), { command: 'sign-out', userId: subOf(laptop.accessToken), sessionsEnded: 2 }, 'one JSON line: whose, and how many sessions ended')
+  t.equal(ran.stderr, '', 'nothing else said')
+
+  await within(2000, async () => (await me(b, laptop.accessToken)).statusCode === 401 && (await me(b, phone.accessToken)).statusCode === 401,
+    'the other instance refuses the access tokens')
+  t.equal((await me(a, laptop.accessToken)).statusCode, 401, 'so does the first')
+  t.same([(await refresh(b, laptop.cookie)).statusCode, (await refresh(a, phone.cookie)).statusCode], [401, 401], 'neither refresh cookie works')
+  t.same([(await me(b, bystander.accessToken)).statusCode, (await refresh(b, bystander.cookie)).statusCode], [200, 200], 'another account is untouched')
+  t.equal((await signIn(b, email, PASSWORD)).statusCode, 200, 'and the account is not locked: its owner signs in again')
+})
+
+t.test('set-password sets the password read from standard input and ends every session; the password is never printed', async (t) => {
+  const { a, b, env } = await deployment(t)
+  const email = uniqueEmail()
+  const session = await registerAndLogin(a, email)
+  const chosen = 'an operator-set passphrase, long'
+  const ran = await admin(env, ['set-password', email], `${chosen}\n`)
+  t.equal(ran.code, 0, ran.stderr)
+  t.same(JSON.parse(ran.stdout), { command: 'set-password', userId: subOf(session.accessToken), sessionsEnded: 1 })
+  t.notOk(`${ran.stdout}${ran.stderr}`.includes(chosen), 'the password is not in what it prints')
+  t.equal((await signIn(b, email, PASSWORD)).statusCode, 401, 'the old password no longer signs in')
+  t.equal((await signIn(b, email, chosen)).statusCode, 200, 'the new one does, the line ending not part of it')
+  t.equal((await refresh(a, session.cookie)).statusCode, 401, 'the session from before is ended')
+  await within(2000, async () => (await me(b, session.accessToken)).statusCode === 401, 'and its access token refused everywhere')
+})
+
+t.test('a password that is refused changes nothing: not the password, not the sessions', async (t) => {
+  const { a, env } = await deployment(t)
+  const email = uniqueEmail()
+  const session = await registerAndLogin(a, email)
+  const cases: Array<[string, RegExp]> = [
+    ['password1234\n', /^admin: the password is refused: This password is one of the most common ones; choose another\n$/],
+    [`${email}\n`, /^admin: the password is refused: A password must not be the account's email address\n$/],
+    ['too short\n', /^admin: the password must be 12 to 128 characters; standard input's first line has 9\n$/],
+    ['', /^admin: the password must be 12 to 128 characters; standard input's first line has 0\n$/],
+    [`${'x1'.repeat(65)}\n`, /first line has 130\n$/]
+  ]
+  let cookie = session.cookie
+  for (const [input, message] of cases) {
+    const ran = await admin(env, ['set-password', email], input)
+    t.same([ran.code, ran.stdout], [1, ''], `refused: ${JSON.stringify(input.slice(0, 20))}`)
+    t.match(ran.stderr, message)
+    const rotated = await refresh(a, cookie)
+    t.equal(rotated.statusCode, 200, 'the session lives on')
+    cookie = nextRefreshCookie(a, rotated)
+  }
+  t.equal((await signIn(a, email, PASSWORD)).statusCode, 200, 'and the password is the one it was')
+})
+
+t.test('what it cannot do it says in one line on standard error, exiting 1, having done nothing', async (t) => {
+  const { env } = await deployment(t)
+  const cases: Array<[string, Record<string, string | undefined>, string[], RegExp]> = [
+    ['no command', env, [], /^admin: usage:\n {2}admin sign-out <email> .*\n {2}admin set-password <email> /],
+    ['an unknown command', env, ['delete', 'a@example.com'], /^admin: usage:/],
+    ['an unknown option', env, ['sign-out', '--force', 'a@example.com'], /^admin: Unknown option '--force'.*\nusage:/s],
+    ['an extra argument', env, ['sign-out', 'a@example.com', 'b@example.com'], /^admin: usage:/],
+    ['no such account', env, ['sign-out', uniqueEmail()], /^admin: no account has the email user\d+\.[0-9a-f]+@example\.com\n$/],
+    ['not an email', env, ['sign-out', 'not-an-email'], /^admin: "not-an-email" is not an email address\n$/],
+    ['no Redis: the embedded store is the running process\'s own', { ...env, REDIS_URL: undefined }, ['sign-out', 'a@example.com'], /^admin: REDIS_URL is not set: the embedded store lives inside the running service's process/],
+    ['a configuration the service would refuse', { ...env, NODE_ENV: 'production', JWT_SECRET: undefined }, ['sign-out', 'a@example.com'], /^admin: the configuration is refused: production needs signing keys/]
+  ]
+  for (const [what, environment, args, message] of cases) {
+    const ran = await admin(environment, args)
+    t.same([ran.code, ran.stdout], [1, ''], what)
+    t.match(ran.stderr, message, what)
+  }
+})
+
+t.test('with the store down it stops within its command timeout, saying to run it again', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const email = uniqueEmail()
+  const app = await buildApp(t, { env: { REDIS_URL: redis.url } })
+  await registerAndLogin(app, email)
+  await redis.kill()
+  const started = performance.now()
+  const ran = await admin(testEnv({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '300' }), ['sign-out', email])
+  t.same([ran.code, ran.stdout], [1, ''])
+  t.match(ran.stderr, /admin: the store did not answer \(Redis down or too slow\): nothing was done, or part of it; run the command again once it answers\n$/)
+  t.ok(performance.now() - started < 15_000, 'it does not wait for Redis to come back')
+})
