@@ -92,9 +92,10 @@ async function onAccount (fastify: FastifyInstance, command: 'sign-out' | 'set-p
     // Over whatever hash the account holds by now: a rehash at a sign-in, or the user's own change, does not stand in
     // the way of an operator's reset.
     let current = user.passwordHash
-    while (!await users.updatePasswordHash(user.id, current, hash)) {
+    for (let tries = 1; !await users.updatePasswordHash(user.id, current, hash); tries++) {
       const now = await users.findById(user.id)
       if (now === null) throw new Refusal(`the account of ${email} was deleted meanwhile`)
+      if (tries === 5) throw new Refusal(`the password of ${email} kept changing while it was set; run the command again`)
       current = now.passwordHash
     }
     // A sign-in with the old password may have begun a session between the first ending and the change.
