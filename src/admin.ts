@@ -36,7 +36,8 @@ const BROADCAST_WAIT_MS = 10_000
 
 interface Done { command: string, userId: string, sessionsEnded: number }
 
-async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done> {
+/** Done, or null when it was asked for its usage (printed on standard output). */
+async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | null> {
   let parsed
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })
@@ -44,7 +45,10 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done> {
     throw new Refusal(`${(err as Error).message}\n${USAGE}`)
   }
   const [command, email, ...extra] = parsed.positionals
-  if (parsed.values.help === true) throw new Refusal(USAGE)
+  if (parsed.values.help === true) {
+    process.stdout.write(`${USAGE}\n`)
+    return null
+  }
   if ((command !== 'sign-out' && command !== 'set-password') || email === undefined || extra.length > 0) throw new Refusal(USAGE)
   const normalized = normalizeEmail(email)
   if (normalized === null) throw new Refusal(`"${email}" is not an email address`)
@@ -126,7 +130,8 @@ async function newPassword (stdin: NodeJS.ReadStream): Promise<string> {
 }
 
 try {
-  process.stdout.write(`${JSON.stringify(await run(process.argv.slice(2), process.stdin))}\n`)
+  const done = await run(process.argv.slice(2), process.stdin)
+  if (done !== null) process.stdout.write(`${JSON.stringify(done)}\n`)
 } catch (err) {
   if (!(err instanceof Refusal)) throw err
   process.stderr.write(`admin: ${err.message}\n`)

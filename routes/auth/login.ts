@@ -4,8 +4,8 @@ import { presentedValues } from '../../plugins/refresh-cookie.js'
 import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
-import { logAccount } from '../../src/log-account.js'
 import { Credentials, ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
+import { logAccount } from '../../src/log-account.js'
 import { sessionMeta } from '../../src/session-meta.js'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {

@@ -108,6 +108,9 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
     t.same([ran.code, ran.stdout], [1, ''], what)
     t.match(ran.stderr, message, what)
   }
+  const help = await admin({}, ['--help'])
+  t.same([help.code, help.stderr], [0, ''], '--help is no failure, and needs no configuration')
+  t.match(help.stdout, /^usage:\n {2}admin sign-out <email> /, 'its usage on standard output')
 })
 
 t.test('with the store down it stops within its command timeout, saying to run it again', async (t) => {
