@@ -68,6 +68,44 @@ t.test('set-password sets the password read from standard input and ends every s
   await within(2000, async () => (await me(b, session.accessToken)).statusCode === 401, 'and its access token refused everywhere')
 })
 
+t.test('set-password wins over what happens to the account while it hashes: a sign-in with the old password, a change of the hash', async (t) => {
+  // The command's hash takes long enough (about a second) for the test to act while it computes it.
+  const prefix = uniquePrefix()
+  const slow = { ARGON2_TIME_COST: '10', ARGON2_MEMORY_COST: '262144' }
+  const a = await buildApp(t, { prefix })
+  const env = testEnv({ REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix, ...slow })
+  const chosen = 'an operator-set passphrase, long'
+
+  await t.test('a session begun with the old password while the new one hashes is ended too', async (t) => {
+    const email = uniqueEmail()
+    const first = await registerAndLogin(a, email)
+    const command = admin(env, ['set-password', email], `${chosen}\n`)
+    // Its first ending has run once the session's access token is refused: the command is hashing now.
+    await within(10_000, async () => (await me(a, first.accessToken)).statusCode === 401, 'the first ending')
+    const late = await signIn(a, email, PASSWORD)
+    t.equal(late.statusCode, 200, 'the old password still signs in while the new one hashes')
+    const ran = await command
+    t.equal(ran.code, 0, ran.stderr)
+    t.equal(JSON.parse(ran.stdout).sessionsEnded, 2, 'both sessions counted')
+    t.equal((await refresh(a, nextRefreshCookie(a, late))).statusCode, 401, 'the late session is ended')
+    t.equal((await signIn(a, email, chosen)).statusCode, 200, 'and the new password is set')
+  })
+
+  await t.test('a hash changed meanwhile (a sign-in\'s rehash, the user\'s own change) does not stand in its way', async (t) => {
+    const email = uniqueEmail()
+    const first = await registerAndLogin(a, email)
+    const command = admin(env, ['set-password', email], `${chosen}\n`)
+    await within(10_000, async () => (await me(a, first.accessToken)).statusCode === 401, 'the first ending')
+    const user = await a.users.findByEmail(email)
+    const other = await a.passwordHasher.hash('another passphrase, set meanwhile')
+    t.ok(user !== null && await a.users.updatePasswordHash(user.id, user.passwordHash, other), 'the hash changed under the command')
+    const ran = await command
+    t.equal(ran.code, 0, ran.stderr)
+    t.same([(await signIn(a, email, chosen)).statusCode, (await signIn(a, email, 'another passphrase, set meanwhile')).statusCode], [200, 401],
+      'the operator\'s password is the one set')
+  })
+})
+
 t.test('a password that is refused changes nothing: not the password, not the sessions', async (t) => {
   const { a, env } = await deployment(t)
   const email = uniqueEmail()
