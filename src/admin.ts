@@ -6,12 +6,13 @@ import app, { serverOptions } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { normalizeEmail } from './email.js'
 import { StoreUnavailableError } from './errors.js'
+import { sessionView } from './family-store.js'
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './http-schemas.js'
 
 /**
  * What an operator does to an account from the command line, where the service runs (`docker exec`, `kubectl exec`):
- * sign a compromised account out everywhere, and set a new password for a user who cannot sign in to change it (the
- * service sends no email, so there is no reset link). Whoever can run this in the container holds the service's
+ * see where it is signed in, sign a compromised account out everywhere, and set a new password for a user who cannot
+ * sign in to change it (the service sends no email, so there is no reset link). Whoever can run this in the container holds the service's
  * secrets anyway: the container is the boundary, and no HTTP route is opened for it.
  *
  * It runs the service's own app with its configuration (the same environment, validated the same way) without
@@ -20,6 +21,7 @@ import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './http-schemas.js'
  */
 
 const USAGE = `usage:
+  admin sessions <email>       list the account's live sessions: where and when it is signed in
   admin sign-out <email>       end every session of the account, on every instance
   admin set-password <email>   set the password read from standard input (one line), and end every session
 
@@ -34,7 +36,10 @@ class Refusal extends Error {
 /** How long the other instances' revocation is retried for before the command gives up on it. */
 const BROADCAST_WAIT_MS = 10_000
 
-interface Done { command: string, userId: string, sessionsEnded: number }
+type Command = 'sessions' | 'sign-out' | 'set-password'
+const COMMANDS: readonly string[] = ['sessions', 'sign-out', 'set-password'] satisfies Command[]
+
+type Done = { command: Command, userId: string } & ({ sessionsEnded: number } | { sessions: Array<ReturnType<typeof sessionView>> })
 
 /** Done, or null when it was asked for its usage (printed on standard output). */
 async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | null> {
@@ -49,7 +54,7 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     process.stdout.write(`${USAGE}\n`)
     return null
   }
-  if ((command !== 'sign-out' && command !== 'set-password') || email === undefined || extra.length > 0) throw new Refusal(USAGE)
+  if (command === undefined || !COMMANDS.includes(command) || email === undefined || extra.length > 0) throw new Refusal(USAGE)
   const normalized = normalizeEmail(email)
   if (normalized === null) throw new Refusal(`"${email}" is not an email address`)
 
@@ -72,7 +77,7 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
   try {
     await fastify.register(app, { config })
     await fastify.ready()
-    return await onAccount(fastify, command, normalized, password)
+    return await onAccount(fastify, command as Command, normalized, password)
   } catch (err) {
     if (err instanceof StoreUnavailableError) {
       throw new Refusal('the store did not answer (Redis down or too slow): nothing was done, or part of it; run the command again once it answers')
@@ -83,10 +88,11 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
   }
 }
 
-async function onAccount (fastify: FastifyInstance, command: 'sign-out' | 'set-password', email: string, password: string | null): Promise<Done> {
+async function onAccount (fastify: FastifyInstance, command: Command, email: string, password: string | null): Promise<Done> {
   const { users, sessions, passwordHasher, passwordPolicy, accessRevocations } = fastify
   const user = await users.findByEmail(email)
   if (user === null) throw new Refusal(`no account has the email ${email}`)
+  if (command === 'sessions') return { command, userId: user.id, sessions: (await sessions.list(user.id)).map(sessionView) }
   // A refused password changes nothing, the sessions included.
   const refusal = password === null ? null : passwordPolicy.refusal(password, user.email)
   if (refusal !== null) throw new Refusal(`the password is refused: ${refusal}`)

@@ -87,6 +87,18 @@ export interface FamilySummary {
   ip: string
 }
 
+/** A session as GET /auth/sessions and the operators' command show it: the family id as its id, ISO dates. */
+export function sessionView (s: FamilySummary): { id: string, createdAt: string, lastUsedAt: string, expiresAt: string, userAgent: string, ip: string } {
+  return {
+    id: s.familyId,
+    createdAt: new Date(s.createdAtMs).toISOString(),
+    lastUsedAt: new Date(s.lastUsedAtMs).toISOString(),
+    expiresAt: new Date(s.expiresAtMs).toISOString(),
+    userAgent: s.userAgent,
+    ip: s.ip
+  }
+}
+
 export interface FamilyStore {
   /**
    * How long after failing an operation with AUTH_STORE_UNAVAILABLE (other than StoreNotReachedError) the store may

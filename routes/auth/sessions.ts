@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { SessionNotFoundError } from '../../src/errors.js'
+import { sessionView } from '../../src/family-store.js'
 import { ErrorResponse, SessionList, SessionParams } from '../../src/http-schemas.js'
 
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -8,17 +9,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { summary: 'The caller\'s sessions, most recently used first', response: { 200: SessionList, 401: ErrorResponse, 503: ErrorResponse } }
   }, async (request, reply) => {
     const list = await fastify.sessions.list(request.user.sub)
-    return {
-      sessions: list.map((s) => ({
-        id: s.familyId,
-        createdAt: new Date(s.createdAtMs).toISOString(),
-        lastUsedAt: new Date(s.lastUsedAtMs).toISOString(),
-        expiresAt: new Date(s.expiresAtMs).toISOString(),
-        userAgent: s.userAgent,
-        ip: s.ip,
-        current: s.familyId === request.user.sid
-      }))
-    }
+    return { sessions: list.map((s) => ({ ...sessionView(s), current: s.familyId === request.user.sid })) }
   })
 
   fastify.delete('/auth/sessions/:id', {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
@@ -40,6 +40,14 @@ t.test('sign-out ends every session of the account: its refresh cookies and, on 
   const phone = await login(a, email, 'phone')
   const bystander = await registerAndLogin(a)
 
+  const listed = await admin(env, ['sessions', email])
+  t.equal(listed.code, 0, listed.stderr)
+  const { sessions, ...whose } = JSON.parse(listed.stdout) as { sessions: Array<{ id: string, userAgent: string, ip: string, createdAt: string }> }
+  t.same(whose, { command: 'sessions', userId: subOf(laptop.accessToken) }, 'sessions: whose')
+  t.same(sessions.map((s) => [s.id, s.userAgent, s.ip]).sort(), [[sidOf(laptop.accessToken), 'test-agent', '127.0.0.1'], [sidOf(phone.accessToken), 'phone', '127.0.0.1']].sort(),
+    'and each of its sessions, as GET /auth/sessions shows them: id, device, address')
+  t.ok(sessions.every((s) => !Number.isNaN(Date.parse(s.createdAt))), 'with ISO dates')
+
   const ran = await admin(env, ['sign-out', email.toUpperCase()])
   t.equal(ran.code, 0, ran.stderr)
   t.same(JSON.parse(ran.stdout), { command: 'sign-out', userId: subOf(laptop.accessToken), sessionsEnded: 2 }, 'one JSON line: whose, and how many sessions ended')
@@ -51,6 +59,8 @@ t.test('sign-out ends every session of the account: its refresh cookies and, on 
   t.same([(await refresh(b, laptop.cookie)).statusCode, (await refresh(a, phone.cookie)).statusCode], [401, 401], 'neither refresh cookie works')
   t.same([(await me(b, bystander.accessToken)).statusCode, (await refresh(b, bystander.cookie)).statusCode], [200, 200], 'another account is untouched')
   t.equal((await signIn(b, email, PASSWORD)).statusCode, 200, 'and the account is not locked: its owner signs in again')
+  const after = await admin(env, ['sessions', bystander.email])
+  t.equal(JSON.parse(after.stdout).sessions.length, 1, 'sessions of another account: its own one')
 })
 
 t.test('set-password sets the password read from standard input and ends every session; the password is never printed', async (t) => {
@@ -132,7 +142,7 @@ t.test('a password that is refused changes nothing: not the password, not the se
 t.test('what it cannot do it says in one line on standard error, exiting 1, having done nothing', async (t) => {
   const { env } = await deployment(t)
   const cases: Array<[string, Record<string, string | undefined>, string[], RegExp]> = [
-    ['no command', env, [], /^admin: usage:\n {2}admin sign-out <email> .*\n {2}admin set-password <email> /],
+    ['no command', env, [], /^admin: usage:\n {2}admin sessions <email> .*\n {2}admin sign-out <email> .*\n {2}admin set-password <email> /],
     ['an unknown command', env, ['delete', 'a@example.com'], /^admin: usage:/],
     ['an unknown option', env, ['sign-out', '--force', 'a@example.com'], /^admin: Unknown option '--force'.*\nusage:/s],
     ['an extra argument', env, ['sign-out', 'a@example.com', 'b@example.com'], /^admin: usage:/],
@@ -148,7 +158,7 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
   }
   const help = await admin({}, ['--help'])
   t.same([help.code, help.stderr], [0, ''], '--help is no failure, and needs no configuration')
-  t.match(help.stdout, /^usage:\n {2}admin sign-out <email> /, 'its usage on standard output')
+  t.match(help.stdout, /^usage:\n {2}admin sessions <email> /, 'its usage on standard output')
 })
 
 t.test('with the store down it stops within its command timeout, saying to run it again', async (t) => {
