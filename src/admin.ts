@@ -11,8 +11,9 @@ import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './http-schemas.js'
 
 /**
  * What an operator does to an account from the command line, where the service runs (`docker exec`, `kubectl exec`):
- * see where it is signed in, sign a compromised account out everywhere, and set a new password for a user who cannot
- * sign in to change it (the service sends no email, so there is no reset link). Whoever can run this in the container holds the service's
+ * see where it is signed in, sign a compromised account out everywhere, set a new password for a user who cannot
+ * sign in to change it (the service sends no email, so there is no reset link), and delete an account whose owner
+ * asks for it without being able to sign in. Whoever can run this in the container holds the service's
  * secrets anyway: the container is the boundary, and no HTTP route is opened for it.
  *
  * It runs the service's own app with its configuration (the same environment, validated the same way) without
@@ -24,6 +25,7 @@ const USAGE = `usage:
   admin sessions <email>       list the account's live sessions: where and when it is signed in
   admin sign-out <email>       end every session of the account, on every instance
   admin set-password <email>   set the password read from standard input (one line), and end every session
+  admin delete-account <email> end every session and delete the account (its email is free to register again)
 
 Run with the service's environment (REDIS_URL and its secrets). Prints one JSON line; exits 1 with a message on
 standard error when it cannot.`
@@ -36,8 +38,8 @@ class Refusal extends Error {
 /** How long the other instances' revocation is retried for before the command gives up on it. */
 const BROADCAST_WAIT_MS = 10_000
 
-type Command = 'sessions' | 'sign-out' | 'set-password'
-const COMMANDS: readonly string[] = ['sessions', 'sign-out', 'set-password'] satisfies Command[]
+type Command = 'sessions' | 'sign-out' | 'set-password' | 'delete-account'
+const COMMANDS: readonly string[] = ['sessions', 'sign-out', 'set-password', 'delete-account'] satisfies Command[]
 
 type Done = { command: Command, userId: string } & ({ sessionsEnded: number } | { sessions: Array<ReturnType<typeof sessionView>> })
 
@@ -109,6 +111,11 @@ async function onAccount (fastify: FastifyInstance, command: Command, email: str
       current = now.passwordHash
     }
     // A sign-in with the old password may have begun a session between the first ending and the change.
+    ended = [...ended, ...await sessions.revokeAll(user.id)]
+  }
+  if (command === 'delete-account') {
+    // As DELETE /auth/account does it: the sessions before the account, and again after.
+    await users.delete(user.id)
     ended = [...ended, ...await sessions.revokeAll(user.id)]
   }
   // The other instances learn of the ended sessions over the store; until they have, their access tokens still work.

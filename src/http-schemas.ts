@@ -62,6 +62,10 @@ export const SessionParams = Type.Object({
   id: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' })
 })
 
+export const AccountDeletion = Type.Object({
+  password: Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH })
+}, { additionalProperties: false })
+
 export const PasswordChange = Type.Object({
   currentPassword: Type.String({ minLength: 1, maxLength: MAX_PASSWORD_LENGTH }),
   newPassword: Type.String({ minLength: MIN_PASSWORD_LENGTH, maxLength: MAX_PASSWORD_LENGTH })

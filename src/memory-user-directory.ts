@@ -27,6 +27,14 @@ export class MemoryUserDirectory implements UserDirectory {
     record.passwordHash = passwordHash
     return true
   }
+
+  async delete (id: string): Promise<boolean> {
+    const record = this.#byId.get(id)
+    if (record === undefined) return false
+    this.#byId.delete(id)
+    this.#byEmail.delete(record.email)
+    return true
+  }
 }
 
 function copy (record: UserRecord | undefined): UserRecord | null {

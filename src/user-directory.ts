@@ -21,6 +21,8 @@ export interface UserDirectory {
    * another hash by now (a password change or a rehash got there first) or does not exist.
    */
   updatePasswordHash (id: string, replacing: string, passwordHash: string): Promise<boolean>
+  /** Deletes the account, whose email is then free to register again; false when there is no such account. */
+  delete (id: string): Promise<boolean>
 }
 
 /** 128 random bits, base64url: as unguessable as a UUIDv4, 14 characters shorter in every key and token. */

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { whenClientGone } from '../../src/client-errors.js'
-import { AccessTokenInvalidError, InvalidCredentialsError, RateLimitedError, WeakPasswordError } from '../../src/errors.js'
+import { confirmCallerPassword } from '../../src/caller-password.js'
+import { AccessTokenInvalidError, InvalidCredentialsError, WeakPasswordError } from '../../src/errors.js'
 import { ErrorResponse, PasswordChange } from '../../src/http-schemas.js'
 
 const password: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -14,22 +14,9 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 204: { type: 'null' }, 400: ErrorResponse, 401: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {
-    const { users, passwordHasher, sessions, failureCounters } = fastify
-    const { sub, sid } = request.user
-    // A stolen access token must not become a password-guessing oracle: limited like login.
-    const throttle = await failureCounters.password.check(sub)
-    if (throttle.blocked) {
-      reply.header('retry-after', throttle.retryAfterSeconds)
-      throw new RateLimitedError()
-    }
-    const user = await users.findById(sub)
-    const clientGone = whenClientGone(reply)
-    const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.currentPassword, clientGone)
-    if (!ok || user === null) {
-      await failureCounters.password.recordFailure(sub)
-      throw new InvalidCredentialsError()
-    }
-    if (throttle.failures > 0) await failureCounters.password.reset(sub)
+    const { users, passwordHasher, sessions } = fastify
+    const { sid } = request.user
+    const { user, clientGone } = await confirmCallerPassword(fastify, request, reply, request.body.currentPassword)
     // After the current password is checked: a stolen access token learns nothing of the account from this answer.
     const refusal = fastify.passwordPolicy.refusal(request.body.newPassword, user.email)
     if (refusal !== null) throw new WeakPasswordError(refusal)

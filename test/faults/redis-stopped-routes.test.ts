@@ -19,6 +19,7 @@ t.test('Redis stopped: no route answers a 500; store-backed routes say 503, the 
     ['DELETE', '/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA', { headers: auth }, 503],
     ['POST', '/auth/logout-all', { headers: auth }, 503],
     ['POST', '/auth/password', { headers: auth, payload: { currentPassword: PASSWORD, newPassword: 'another password!' } }, 503],
+    ['DELETE', '/auth/account', { headers: auth, payload: { password: PASSWORD } }, 503],
     ['GET', '/health/live', {}, 200],
     ['GET', '/health/ready', {}, 503],
     ['GET', '/no-such-route', {}, 404]

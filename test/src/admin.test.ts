@@ -116,6 +116,20 @@ t.test('set-password wins over what happens to the account while it hashes: a si
   })
 })
 
+t.test('delete-account ends every session and deletes the account, whose email is then free', async (t) => {
+  const { a, b, env } = await deployment(t)
+  const email = uniqueEmail()
+  const session = await registerAndLogin(a, email)
+  const ran = await admin(env, ['delete-account', email])
+  t.equal(ran.code, 0, ran.stderr)
+  t.same(JSON.parse(ran.stdout), { command: 'delete-account', userId: subOf(session.accessToken), sessionsEnded: 1 })
+  t.equal((await refresh(a, session.cookie)).statusCode, 401, 'its session is ended')
+  await within(2000, async () => (await me(b, session.accessToken)).statusCode === 401, 'and its access token refused everywhere')
+  t.equal((await signIn(b, email, PASSWORD)).statusCode, 401, 'its password signs in to nothing')
+  t.equal((await admin(env, ['sessions', email])).stderr, `admin: no account has the email ${email}\n`, 'the command finds no account')
+  t.equal((await b.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })).statusCode, 201, 'and the email registers again')
+})
+
 t.test('a password that is refused changes nothing: not the password, not the sessions', async (t) => {
   const { a, env } = await deployment(t)
   const email = uniqueEmail()
@@ -142,7 +156,7 @@ t.test('a password that is refused changes nothing: not the password, not the se
 t.test('what it cannot do it says in one line on standard error, exiting 1, having done nothing', async (t) => {
   const { env } = await deployment(t)
   const cases: Array<[string, Record<string, string | undefined>, string[], RegExp]> = [
-    ['no command', env, [], /^admin: usage:\n {2}admin sessions <email> .*\n {2}admin sign-out <email> .*\n {2}admin set-password <email> /],
+    ['no command', env, [], /^admin: usage:\n {2}admin sessions <email> .*\n {2}admin sign-out <email> .*\n {2}admin set-password <email> .*\n {2}admin delete-account <email> /],
     ['an unknown command', env, ['delete', 'a@example.com'], /^admin: usage:/],
     ['an unknown option', env, ['sign-out', '--force', 'a@example.com'], /^admin: Unknown option '--force'.*\nusage:/s],
     ['an extra argument', env, ['sign-out', 'a@example.com', 'b@example.com'], /^admin: usage:/],

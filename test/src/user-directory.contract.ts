@@ -94,6 +94,24 @@ export function userDirectoryContract (t: Test, makeDirectory: DirectoryFactory)
     t.equal((await users.findById(account.id))?.passwordHash, `${NEW_HASH}${results.indexOf(true)}`, 'the winner\'s')
   })
 
+  t.test('a deleted account is found by neither look-up, and its email is free to register again, as another account', async (t) => {
+    const users = await makeDirectory(t)
+    const email = freshEmail()
+    const account = (await users.create(email, HASH))!
+    const bystander = (await users.create(freshEmail(), HASH))!
+    t.equal(await users.delete(account.id), true, 'deleted')
+    t.same([await users.findByEmail(email), await users.findById(account.id)], [null, null], 'gone by email and by id')
+    t.equal(await users.updatePasswordHash(account.id, HASH, NEW_HASH), false, 'its hash cannot be set')
+    t.equal(await users.delete(account.id), false, 'a second deletion finds nothing')
+    const again = (await users.create(email, NEW_HASH))!
+    t.ok(again !== null && again.id !== account.id, 'the email registers again, under a new id')
+    t.equal(await users.findById(account.id), null, 'which the old id does not reach')
+    t.equal(await users.delete(account.id), false, 'nor delete: the new account stays')
+    t.same(await users.findByEmail(email), { id: again.id, email, passwordHash: NEW_HASH })
+    t.same(await users.findById(bystander.id), { id: bystander.id, email: bystander.email, passwordHash: HASH }, 'another account is untouched')
+    t.equal(await users.delete('AAAAAAAAAAAAAAAAAAAAAA'), false, 'an unknown id: false')
+  })
+
   t.test('a record handed out is a copy: changing it changes nothing stored', async (t) => {
     const users = await makeDirectory(t)
     const email = freshEmail()

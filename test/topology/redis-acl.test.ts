@@ -82,6 +82,9 @@ async function everyStorePath (t: Test, a: FastifyInstance, b: FastifyInstance):
   t.same(signIns.map((res) => res.statusCode), [200, 200, 200], 'sign-ins past the cap')
   const listed = await b.inject({ url: '/auth/sessions', headers: bearer((signIns[2] as typeof again).json().accessToken) })
   t.same(listed.json().sessions.map((s: { userAgent: string }) => s.userAgent).sort(), ['Car', 'Kiosk'], 'evict the least recently used')
+  const deleted = await a.inject({ method: 'DELETE', url: '/auth/account', headers: bearer((signIns[2] as typeof again).json().accessToken), payload: { password: 'a brand new passphrase 9' } })
+  t.equal(deleted.statusCode, 204, 'the account is deleted')
+  t.equal((await b.inject({ method: 'POST', url: '/auth/register', payload: { email: owner.email, password: PASSWORD } })).statusCode, 201, 'and its email registers again')
 }
 
 for (const topology of ['server', 'database'] as const) {

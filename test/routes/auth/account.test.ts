@@ -1,0 +1,78 @@
+import t from 'tap'
+import { buildApp, login, PASSWORD, refresh, registerAndLogin, setCookies, subOf, uniquePrefix } from '../../helpers/app.js'
+import { within } from '../../helpers/poll.js'
+
+const bearer = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`DELETE /auth/account deletes the account: its sessions end everywhere, its password no longer signs in, its email is free (${store} store)`, async (t) => {
+    const prefix = uniquePrefix()
+    const a = await buildApp(t, { store, prefix })
+    // A second instance on the same Redis: the access tokens must fail there too.
+    const b = store === 'redis' ? await buildApp(t, { prefix }) : a
+    const owner = await registerAndLogin(a)
+    const phone = await login(a, owner.email, 'phone')
+    const bystander = await registerAndLogin(a)
+
+    const deleted = await a.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(owner.accessToken), payload: { password: PASSWORD } })
+    t.equal(deleted.statusCode, 204, deleted.body)
+    t.match(setCookies(deleted).join('\n'), new RegExp(`^${a.config.cookie.name}=;.*Max-Age=0`, 'm'), 'the caller\'s refresh cookie is cleared')
+
+    await within(2000, async () => (await b.inject({ url: '/me', headers: bearer(phone.accessToken) })).statusCode === 401, 'the other device\'s access token, refused on every instance')
+    t.equal((await a.inject({ url: '/me', headers: bearer(owner.accessToken) })).statusCode, 401, 'the caller\'s too')
+    t.same([(await refresh(b, owner.cookie)).statusCode, (await refresh(b, phone.cookie)).statusCode], [401, 401], 'no refresh cookie of the account works')
+    const signIn = await b.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } })
+    t.same([signIn.statusCode, signIn.json().code], [401, 'AUTH_INVALID_CREDENTIALS'], 'its password signs in to nothing, answered as an unknown email is')
+
+    const again = await b.inject({ method: 'POST', url: '/auth/register', payload: { email: owner.email.toUpperCase(), password: 'a new owner\'s passphrase' } })
+    t.equal(again.statusCode, 201, 'the email registers again')
+    t.not(again.json().id, subOf(owner.accessToken), 'as a new account')
+    t.equal((await b.inject({ url: '/me', headers: bearer(owner.accessToken) })).statusCode, 401, 'which the old access token does not reach')
+
+    t.same([(await a.inject({ url: '/me', headers: bearer(bystander.accessToken) })).statusCode, (await refresh(a, bystander.cookie)).statusCode], [200, 200], 'another account is untouched')
+  })
+}
+
+t.test('the password is asked again: a wrong one deletes nothing, and guesses are limited as at login', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/900' } })
+  const owner = await registerAndLogin(app)
+  const remove = (payload: unknown, accessToken = owner.accessToken) => app.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(accessToken), payload: payload as object })
+  for (let guess = 1; guess <= 3; guess++) {
+    const res = await remove({ password: `a wrong guess number ${guess}` })
+    t.same([res.statusCode, res.json().code], [401, 'AUTH_INVALID_CREDENTIALS'], `guess ${guess}: refused`)
+  }
+  const limited = await remove({ password: PASSWORD })
+  t.same([limited.statusCode, limited.json().code], [429, 'RATE_LIMITED'], 'the fourth is not even checked, the right password included')
+  t.ok(Number(limited.headers['retry-after']) > 0, 'with Retry-After')
+  t.equal((await refresh(app, owner.cookie)).statusCode, 200, 'the session lives on')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } })).statusCode, 200, 'and the account')
+})
+
+t.test('what it refuses as sent, it refuses before anything is checked', async (t) => {
+  const app = await buildApp(t)
+  const owner = await registerAndLogin(app)
+  const cases: Array<[string, { payload?: string | object, headers?: Record<string, string> }, number, string]> = [
+    ['no password', { payload: {} }, 400, 'REQUEST_VALIDATION'],
+    ['an empty one', { payload: { password: '' } }, 400, 'REQUEST_VALIDATION'],
+    ['a field it does not take', { payload: { password: PASSWORD, confirm: true } }, 400, 'REQUEST_VALIDATION'],
+    ['no body', {}, 400, 'REQUEST_VALIDATION'],
+    ['not JSON', { payload: 'password=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE']
+  ]
+  for (const [what, request, status, code] of cases) {
+    const res = await app.inject({ method: 'DELETE', url: '/auth/account', ...request, headers: { ...bearer(owner.accessToken), ...request.headers } })
+    t.same([res.statusCode, res.json().code], [status, code], what)
+  }
+  const anonymous = await app.inject({ method: 'DELETE', url: '/auth/account', payload: { password: PASSWORD } })
+  t.same([anonymous.statusCode, anonymous.json().code], [401, 'AUTH_TOKEN_INVALID'], 'no access token: 401, whatever the password')
+  t.equal((await refresh(app, owner.cookie)).statusCode, 200, 'and the account lives on')
+})
+
+t.test('an ended session cannot delete its account: the access token of a session logged out is refused', async (t) => {
+  const app = await buildApp(t)
+  const owner = await registerAndLogin(app)
+  const other = await login(app, owner.email, 'other')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: owner.cookie } })).statusCode, 204)
+  const res = await app.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(owner.accessToken), payload: { password: PASSWORD } })
+  t.same([res.statusCode, res.json().code], [401, 'AUTH_TOKEN_INVALID'])
+  t.equal((await refresh(app, other.cookie)).statusCode, 200, 'the account and its other session live on')
+})
