@@ -132,4 +132,20 @@ t.test('a rolling deploy: the deployed release and this one serve the same users
       t.equal((await refresh(first, withNew.cookie)).status, 401, 'and every refresh token')
     })
   }
+
+  t.test('an account deleted on this release is gone on the deployed one, whose clients are answered 404 for the new route', async (t) => {
+    const email = uniqueEmail()
+    t.equal((await call(deployed, '/auth/register', { body: { email, password: PASSWORD } })).status, 201, 'registered on the deployed release')
+    const laptop = await signIn(deployed, email)
+    const phone = await signIn(next, email)
+    t.equal((await call(deployed, '/auth/account', { method: 'DELETE', bearer: laptop.body.accessToken, body: { password: PASSWORD } })).status, 404,
+      'the deployed release does not serve DELETE /auth/account: a client sent there mid-deploy is answered 404, and nothing is deleted')
+    t.equal((await call(next, '/auth/account', { method: 'DELETE', bearer: phone.body.accessToken, body: { password: PASSWORD } })).status, 204, 'deleted on this release')
+    await within(2000, async () => (await me(deployed, laptop.body.accessToken)).status === 401, 'the deployed release refuses the access tokens')
+    t.pass('the deployed release refuses the account\'s access tokens')
+    t.equal((await refresh(deployed, laptop.cookie)).status, 401, 'and its refresh tokens')
+    t.equal((await signIn(deployed, email)).status, 401, 'and its password')
+    t.equal((await call(deployed, '/auth/register', { body: { email, password: PASSWORD } })).status, 201, 'where the email registers again')
+    t.equal((await signIn(next, email)).status, 200, 'and that new account signs in on this release')
+  })
 })
