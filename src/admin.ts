@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import app, { serverOptions } from './app.js'
+import { deleteAccount } from './account-deletion.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { normalizeEmail } from './email.js'
 import { StoreUnavailableError } from './errors.js'
@@ -91,10 +92,11 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
 }
 
 async function onAccount (fastify: FastifyInstance, command: Command, email: string, password: string | null): Promise<Done> {
-  const { users, sessions, passwordHasher, passwordPolicy, accessRevocations } = fastify
+  const { users, sessions, passwordHasher, passwordPolicy } = fastify
   const user = await users.findByEmail(email)
   if (user === null) throw new Refusal(`no account has the email ${email}`)
   if (command === 'sessions') return { command, userId: user.id, sessions: (await sessions.list(user.id)).map(sessionView) }
+  if (command === 'delete-account') return { command, userId: user.id, sessionsEnded: await told(fastify, await deleteAccount(fastify, user.id)) }
   // A refused password changes nothing, the sessions included.
   const refusal = password === null ? null : passwordPolicy.refusal(password, user.email)
   if (refusal !== null) throw new Refusal(`the password is refused: ${refusal}`)
@@ -113,18 +115,20 @@ async function onAccount (fastify: FastifyInstance, command: Command, email: str
     // A sign-in with the old password may have begun a session between the first ending and the change.
     ended = [...ended, ...await sessions.revokeAll(user.id)]
   }
-  if (command === 'delete-account') {
-    // As DELETE /auth/account does it: the sessions before the account, and again after.
-    await users.delete(user.id)
-    ended = [...ended, ...await sessions.revokeAll(user.id)]
-  }
-  // The other instances learn of the ended sessions over the store; until they have, their access tokens still work.
+  return { command, userId: user.id, sessionsEnded: await told(fastify, ended) }
+}
+
+/**
+ * How many sessions were ended, once the other instances have been told: they learn of it over the store, and until
+ * they have, the sessions' access tokens still work there.
+ */
+async function told ({ accessRevocations, config }: FastifyInstance, ended: string[]): Promise<number> {
   const deadline = Date.now() + BROADCAST_WAIT_MS
   while (accessRevocations.pending > 0 && Date.now() < deadline) await sleep(200)
   if (accessRevocations.pending > 0) {
-    throw new Refusal(`the sessions were ended, but the other instances could not be told: their access tokens work until they expire (ACCESS_TOKEN_TTL, ${fastify.config.jwt.accessTokenTtlSeconds} s)`)
+    throw new Refusal(`the sessions were ended, but the other instances could not be told: their access tokens work until they expire (ACCESS_TOKEN_TTL, ${config.jwt.accessTokenTtlSeconds} s)`)
   }
-  return { command, userId: user.id, sessionsEnded: ended.length }
+  return ended.length
 }
 
 /** The new password: standard input's first line, its line ending not part of it. Never an argument (`ps` shows those). */
