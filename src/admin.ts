@@ -78,8 +78,13 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
   const level: Config['logLevel'] = config.logLevel === 'fatal' || config.logLevel === 'error' || config.logLevel === 'silent' ? config.logLevel : 'warn'
   const fastify = Fastify(serverOptions({ ...config, logLevel: level }, pino.destination({ fd: 2, sync: true })))
   try {
-    await fastify.register(app, { config })
-    await fastify.ready()
+    // What a plugin refuses at start (src/server.ts logs it and exits 1), said as the command's own refusal.
+    try {
+      await fastify.register(app, { config })
+      await fastify.ready()
+    } catch (err) {
+      throw new Refusal(`the service refuses to start: ${(err as Error).message}`)
+    }
     return await onAccount(fastify, command as Command, normalized, password)
   } catch (err) {
     if (err instanceof StoreUnavailableError) {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
@@ -155,6 +156,8 @@ t.test('a password that is refused changes nothing: not the password, not the se
 
 t.test('what it cannot do it says in one line on standard error, exiting 1, having done nothing', async (t) => {
   const { env } = await deployment(t)
+  const notOurs = join(t.testdir({ 'not-ours.json': '{}' }), 'not-ours.json')
+  chmodSync(notOurs, 0o600)
   const cases: Array<[string, Record<string, string | undefined>, string[], RegExp]> = [
     ['no command', env, [], /^admin: usage:\n {2}admin sessions <email> .*\n {2}admin sign-out <email> .*\n {2}admin set-password <email> .*\n {2}admin delete-account <email> /],
     ['an unknown command', env, ['delete', 'a@example.com'], /^admin: usage:/],
@@ -163,12 +166,15 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
     ['no such account', env, ['sign-out', uniqueEmail()], /^admin: no account has the email user\d+\.[0-9a-f]+@example\.com\n$/],
     ['not an email', env, ['sign-out', 'not-an-email'], /^admin: "not-an-email" is not an email address\n$/],
     ['no Redis: the embedded store is the running process\'s own', { ...env, REDIS_URL: undefined }, ['sign-out', 'a@example.com'], /^admin: REDIS_URL is not set: the embedded store lives inside the running service's process/],
-    ['a configuration the service would refuse', { ...env, NODE_ENV: 'production', JWT_SECRET: undefined }, ['sign-out', 'a@example.com'], /^admin: the configuration is refused: production needs signing keys/]
+    ['a configuration the service would refuse', { ...env, NODE_ENV: 'production', JWT_SECRET: undefined }, ['sign-out', 'a@example.com'], /^admin: the configuration is refused: production needs signing keys/],
+    ['a start a plugin refuses: a development secrets file that is not the service\'s', { ...env, JWT_SECRET: undefined, DEV_SECRETS_FILE: notOurs },
+      ['sign-out', 'a@example.com'], /^admin: the service refuses to start: JWT_KEYS is not set and .*not-ours\.json cannot keep a generated one .*\n$/]
   ]
   for (const [what, environment, args, message] of cases) {
     const ran = await admin(environment, args)
     t.same([ran.code, ran.stdout], [1, ''], what)
     t.match(ran.stderr, message, what)
+    t.notMatch(ran.stderr, /\n\s+at /, `${what}: no stack`)
   }
   const help = await admin({}, ['--help'])
   t.same([help.code, help.stderr], [0, ''], '--help is no failure, and needs no configuration')
