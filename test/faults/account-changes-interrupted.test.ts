@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import t, { type Test } from 'tap'
+import { luaScript } from '../../src/redis-client.js'
+import { buildApp, deleteKeys, login, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, subOf, uniqueEmail, uniquePrefix, type LoggedIn } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
+import { tcpLink } from '../helpers/tcp-link.js'
+
+// Changing a password and deleting an account are each several store writes. Redis dies (the link to it is cut)
+// exactly as one of them is sent, so that write never runs and the client is answered 503. Whatever the step, what
+// is left is never the dangerous half: a new password, or a deleted account, with other sessions still alive.
+
+/** What ioredis sends for a script of src/lua/: EVALSHA with its digest, or EVAL with its text when Redis lacks it. */
+const script = (name: string): ((sent: string) => boolean) => {
+  const lua = luaScript(name)
+  const sha = createHash('sha1').update(lua).digest('hex')
+  return (sent) => sent.includes(sha) || sent.includes(lua)
+}
+const nth = (n: number, matches: (sent: string) => boolean): ((sent: string) => boolean) => {
+  let seen = 0
+  return (sent) => matches(sent) && ++seen === n
+}
+/** The DEL of an account's id pointer (src/redis-user-directory.ts), sent once the account itself is gone. */
+const pointerDeleted = (prefix: string, userId: string) => (sent: string): boolean => /\bdel\r\n/i.test(sent) && sent.includes(`${prefix}user:id:${userId}`)
+
+const bearer = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
+const PORT = Number(new URL(SHARED_REDIS_URL).port || 6379)
+
+async function setUp (t: Test) {
+  const link = await tcpLink(t, PORT)
+  const prefix = uniquePrefix()
+  // buildApp deletes the keys of an app on the shared Redis's own URL only; this one reaches it through the link.
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  const app = await buildApp(t, { prefix, env: { REDIS_URL: `redis://127.0.0.1:${link.port}` } })
+  const owner = await registerAndLogin(app, uniqueEmail(), 'laptop')
+  const phone = await login(app, owner.email, 'phone')
+  const userId = subOf(owner.accessToken)
+  const signIn = (password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password } })
+  /** Sends the request with the link armed to cut at `at`, which it must reach (the answer follows the cut). */
+  const interrupted = async (at: (sent: string) => boolean, send: () => Promise<LightMyRequestResponse>) => {
+    const cut = link.cutAt(at)
+    const res = await send()
+    t.ok(cut(), 'the link was cut at that write')
+    return res
+  }
+  /** The phone's access token, refused within the revocation's reach; its refresh token, refused. */
+  const phoneEnded = async (): Promise<boolean> => {
+    await within(2000, async () => (await app.inject({ url: '/me', headers: bearer(phone.accessToken) })).statusCode === 401, 'the phone\'s access token refused')
+    return (await refresh(app, phone.cookie)).statusCode === 401
+  }
+  /** After a reconnect (the cut closed one connection): a store call answered is the sign. */
+  const storeBack = () => within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'the store answers again')
+  return { app, prefix, owner, phone, userId, signIn, interrupted, phoneEnded, storeBack }
+}
+
+const unavailable = (res: { statusCode: number, json: () => { code: string } }) => [res.statusCode, res.json().code]
+const UNAVAILABLE = [503, 'AUTH_STORE_UNAVAILABLE']
+
+t.test('deleting an account, cut short', async (t) => {
+  const remove = (app: FastifyInstance, s: LoggedIn) =>
+    () => app.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(s.accessToken), payload: { password: PASSWORD } })
+
+  t.test('as the sessions are ended: nothing has changed, and a retry deletes', async (t) => {
+    const { app, owner, phone, signIn, interrupted, storeBack } = await setUp(t)
+    t.same(unavailable(await interrupted(script('family-revoke-all'), remove(app, owner))), UNAVAILABLE, '503')
+    await storeBack()
+    t.equal((await refresh(app, phone.cookie)).statusCode, 200, 'the other device\'s session lives')
+    t.equal((await signIn(PASSWORD)).statusCode, 200, 'the account signs in')
+    t.equal((await remove(app, owner)()).statusCode, 204, 'the same request again deletes it')
+    t.equal((await signIn(PASSWORD)).statusCode, 401, 'and it is gone')
+  })
+
+  t.test('as the account is deleted: every session has ended, and the account is there to sign in to and delete', async (t) => {
+    const { app, owner, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
+    t.same(unavailable(await interrupted(script('user-delete'), remove(app, owner))), UNAVAILABLE, '503')
+    await storeBack()
+    t.ok(await phoneEnded(), 'the other device\'s session has ended, access and refresh token')
+    t.equal((await app.inject({ url: '/me', headers: bearer(owner.accessToken) })).statusCode, 401, 'and the caller\'s')
+    const again = await signIn(PASSWORD)
+    t.equal(again.statusCode, 200, 'the password still signs in')
+    t.equal((await remove(app, { ...owner, accessToken: again.json().accessToken })()).statusCode, 204, 'and that session deletes the account')
+    t.equal((await signIn(PASSWORD)).statusCode, 401, 'which is gone')
+  })
+
+  t.test('as its id pointer is removed: the account is gone, with its sessions, and its email registers again', async (t) => {
+    const { app, prefix, owner, userId, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
+    t.same(unavailable(await interrupted(pointerDeleted(prefix, userId), remove(app, owner))), UNAVAILABLE, '503')
+    await storeBack()
+    t.ok(await phoneEnded(), 'the other device\'s session has ended')
+    t.equal((await signIn(PASSWORD)).statusCode, 401, 'the password signs in to nothing')
+    const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: owner.email, password: PASSWORD } })
+    t.equal(registered.statusCode, 201, 'the email registers again')
+    t.not(registered.json().id, userId, 'as a new account, which the pointer left behind does not lead to')
+    t.equal((await signIn(PASSWORD)).statusCode, 200, 'and signs in')
+  })
+
+  t.test('as the sessions are ended again: the account and its sessions are gone', async (t) => {
+    const { app, owner, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
+    t.same(unavailable(await interrupted(nth(2, script('family-revoke-all')), remove(app, owner))), UNAVAILABLE, '503')
+    await storeBack()
+    t.ok(await phoneEnded(), 'the other device\'s session has ended')
+    t.equal((await signIn(PASSWORD)).statusCode, 401, 'the password signs in to nothing')
+  })
+})
+
+t.test('changing a password, cut short', async (t) => {
+  const NEW_PASSWORD = `${PASSWORD}, renewed`
+  const change = (app: FastifyInstance, s: LoggedIn) =>
+    () => app.inject({ method: 'POST', url: '/auth/password', headers: bearer(s.accessToken), payload: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD } })
+
+  t.test('as the other sessions are ended: nothing has changed, and a retry changes it', async (t) => {
+    const { app, owner, phone, signIn, interrupted, storeBack } = await setUp(t)
+    t.same(unavailable(await interrupted(script('family-revoke-all'), change(app, owner))), UNAVAILABLE, '503')
+    await storeBack()
+    t.equal((await refresh(app, phone.cookie)).statusCode, 200, 'the other device\'s session lives')
+    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [200, 401], 'the old password is the one')
+    t.equal((await change(app, owner)()).statusCode, 204, 'the same request again changes it')
+    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [401, 200], 'to the new one')
+  })
+
+  t.test('as the password is written: the other sessions have ended, the old password is the one, and a retry changes it', async (t) => {
+    const { app, owner, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
+    t.same(unavailable(await interrupted(script('user-set-hash'), change(app, owner))), UNAVAILABLE, '503')
+    await storeBack()
+    t.ok(await phoneEnded(), 'the other device\'s session has ended')
+    t.equal((await refresh(app, owner.cookie)).statusCode, 200, 'the caller\'s lives')
+    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [200, 401], 'the old password is the one')
+    t.equal((await change(app, owner)()).statusCode, 204, 'the same request again changes it')
+    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [401, 200], 'to the new one')
+  })
+
+  t.test('as the other sessions are ended again: the new password is the one, with the other sessions ended', async (t) => {
+    const { app, owner, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
+    t.same(unavailable(await interrupted(nth(2, script('family-revoke-all')), change(app, owner))), UNAVAILABLE, '503')
+    await storeBack()
+    t.ok(await phoneEnded(), 'the other device\'s session has ended')
+    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [401, 200], 'the new password is the one')
+  })
+})
