@@ -10,8 +10,9 @@
 //   with the cookie as the browser now holds it;
 // - 503 and 429 on a refresh keep the session (the browser has kept the cookie a 503 sets), and the token held
 //   serves until it expires, with the next refresh tried after Retry-After or a growing wait, not at every call;
-// - a call refused 401 (a session ended elsewhere revokes its access tokens at once) renews the token once and is
-//   sent again; a refresh refused 401 is the end of the session, told to the app once;
+// - a call refused 401 for its token (a session ended elsewhere revokes its access tokens at once) renews the token
+//   once and is sent again, where one refused for a password it carries is not (a second guess against the account's
+//   limit); a refresh refused 401 is the end of the session, told to the app once;
 // - signing out in one tab signs out the app's other tabs, and signing in moves them to the new session.
 
 export interface AuthClientOptions {
@@ -201,6 +202,10 @@ export class AuthClient {
     const token = await this.accessToken()
     const response = await fetch(url, withBearer(init, token))
     if (response.status !== 401 || token === null) return response
+    // This service challenges a refused token (WWW-Authenticate: Bearer) and nothing else: its 401 for a wrong
+    // password (AUTH_INVALID_CREDENTIALS), sent again, would be a second guess against the account's limit. Another
+    // API may not expose the header to this origin, so any 401 of its is taken for its token.
+    if (own && !/^bearer\b/i.test(response.headers.get('www-authenticate') ?? '')) return response
     const renewed = await this.#renew(token).catch(() => null)
     return renewed === null ? response : await fetch(url, withBearer(init, renewed))
   }
@@ -216,8 +221,27 @@ export class AuthClient {
   /** Ends every session of the user, on every device. */
   async signOutEverywhere (): Promise<void> {
     const at = Date.now()
-    const response = await this.fetch('/auth/logout-all', { method: 'POST' })
-    if (!response.ok) throw await AuthError.of(response)
+    await this.#send('POST', '/auth/logout-all')
+    this.#signedOut(at)
+  }
+
+  /**
+   * Changes the password: the user's other sessions end, this browser's is kept. Throws AuthError:
+   * AUTH_INVALID_CREDENTIALS for a wrong current password (guesses are limited as at sign-in: RATE_LIMITED), then
+   * AUTH_WEAK_PASSWORD or REQUEST_VALIDATION for the new one.
+   */
+  async changePassword (currentPassword: string, newPassword: string): Promise<void> {
+    await this.#send('POST', '/auth/password', { currentPassword, newPassword })
+  }
+
+  /**
+   * Deletes the account, its password asked again: every session ends, and every tab of the app is signed out. Throws
+   * AuthError as changePassword does for the password; a 503 may leave the sessions ended with the account still
+   * there, for the user to sign in to and delete again.
+   */
+  async deleteAccount (password: string): Promise<void> {
+    const at = Date.now()
+    await this.#send('DELETE', '/auth/account', { password })
     this.#signedOut(at)
   }
 
@@ -321,13 +345,24 @@ export class AuthClient {
     return error
   }
 
+  /** A call of one of this service's routes with the access token (fetch), whose refusal is thrown as an AuthError. */
+  async #send (method: 'POST' | 'DELETE', path: string, body?: object): Promise<void> {
+    let response: Response
+    try {
+      response = await this.fetch(path, { method, ...jsonBody(body) })
+    } catch (error) {
+      throw error instanceof AuthError ? error : new AuthError('NETWORK', 0, (error as Error).message)
+    }
+    if (!response.ok) throw await AuthError.of(response)
+  }
+
   async #post (path: string, body?: object): Promise<Response> {
     try {
       return await fetch(`${this.#baseUrl}${path}`, {
         method: 'POST',
         // The refresh cookie goes to, and comes from, another origin too.
         credentials: 'include',
-        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+        ...jsonBody(body)
       })
     } catch (error) {
       throw new AuthError('NETWORK', 0, (error as Error).message)
@@ -389,4 +424,8 @@ function withBearer (init: RequestInit, token: string | null): RequestInit {
   const headers = new Headers(init.headers)
   headers.set('authorization', `Bearer ${token}`)
   return { ...init, headers }
+}
+
+function jsonBody (body: object | undefined): RequestInit {
+  return body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
 }

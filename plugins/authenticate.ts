@@ -38,7 +38,6 @@ export default fp(async function authenticatePlugin (fastify) {
       // A genuine token of an ended session: whose it is goes in the log (a copy kept past a logout is used). A
       // success names no one here: /me is answered all the time, for every client.
       if (claims !== null) logAccount(request, reply, { userId: claims.sub, sessionId: claims.sid })
-      reply.header('www-authenticate', 'Bearer error="invalid_token"')
       done(new AccessTokenInvalidError())
       return
     }

@@ -3,8 +3,8 @@ import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
 import { answerWhatNodeRefuses } from '../src/client-errors.js'
 import {
-  BodyTooLargeError, HashingBusyError, InternalError, MalformedBodyError, NotFoundError, NotReadyError, StoreUnavailableError,
-  UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
+  AccessTokenInvalidError, BodyTooLargeError, HashingBusyError, InternalError, MalformedBodyError, NotFoundError, NotReadyError,
+  StoreUnavailableError, UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
 import { nameTheAnswer } from '../src/request-id.js'
 
@@ -86,6 +86,10 @@ export default fp(async function errorsPlugin (fastify) {
       request.log.warn({ err: error.cause ?? error }, 'store unavailable')
     } else if (err instanceof NotReadyError) {
       // An expected answer during an outage, already logged by the redis plugin.
+    } else if (err instanceof AccessTokenInvalidError && !reply.hasHeader('www-authenticate')) {
+      // Every refusal of a bearer token is challenged (RFC 6750 §3), wherever it is found out: a client renews its
+      // token on that, and never on a 401 for a password it sent, which would be a second guess.
+      reply.header('www-authenticate', 'Bearer error="invalid_token"')
     } else if (err instanceof HashingBusyError) {
       // Load shed on purpose (src/password-hasher.ts), counted per route in /metrics; a log line each would add load.
       reply.header('retry-after', '1')

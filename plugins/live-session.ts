@@ -29,7 +29,6 @@ export default fp(async function liveSessionPlugin (fastify) {
     // Named before the look: an ended session's attempt at the account is logged as its own too.
     logAccount(request, reply, { userId: request.user.sub, sessionId: request.user.sid })
     if (await sessions.isLive(request.user.sub, request.user.sid)) return
-    reply.header('www-authenticate', 'Bearer error="invalid_token"')
     throw new AccessTokenInvalidError()
   })
 }, { name: 'live-session', dependencies: ['sessions', 'authenticate'], fastify: '5.x' })

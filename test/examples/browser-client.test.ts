@@ -408,3 +408,50 @@ t.test('the browser client: a renewal refused 429 is not tried again before its 
   t.same(answers.slice(before), ['GET /me 200'], 'with the token held, its renewal not tried')
   t.same(await state(page), { signedIn: true, signedOut: 0 }, 'the app signed in throughout')
 })
+
+t.test('the browser client: a password change refused for its current password is sent once, with no renewal; one made keeps this browser signed in and ends the other devices\' sessions', needsChromium(), async (t) => {
+  const { auth, email, answers, openTab } = await appAndService(t)
+  const page = await openTab()
+  t.equal(await signIn(page, email), 'signed in', 'the app signs in')
+  const change = async (current: string, next: string) => await page.evaluate(async ([current, next]) => {
+    const tab = globalThis as unknown as InPage
+    return await tab.attempt(tab.auth.changePassword(current, next).then(() => 'changed'))
+  }, [current, next] as const)
+  const newPassword = `${PASSWORD} and more`
+
+  const before = answers.length
+  t.equal(await change('not the password', newPassword), 'AUTH_INVALID_CREDENTIALS', 'a wrong current password is refused')
+  t.same(answers.slice(before), ['POST /auth/password 401'], 'once: not taken for a refused token, renewed and sent again (a second guess against the account\'s limit)')
+  t.same(await state(page), { signedIn: true, signedOut: 0 }, 'and the app is still signed in')
+
+  const device = await login(auth, email)
+  t.equal(await change(PASSWORD, 'password1234'), 'AUTH_WEAK_PASSWORD', 'a new password on the blocklist is refused, as such')
+  t.equal(await change(PASSWORD, newPassword), 'changed', 'the password is changed')
+  t.same(await call(page), { status: 200, email }, 'this browser\'s session is kept')
+  t.equal((await auth.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie: device.cookie } })).statusCode, 401, 'the other device\'s has ended')
+  t.equal((await auth.inject({ method: 'POST', url: '/auth/login', payload: { email, password: newPassword } })).statusCode, 200, 'and the new password signs in')
+})
+
+t.test('the browser client: deleting the account signs every tab out; a wrong password deletes nothing', needsChromium(), async (t) => {
+  const { email, context, answers, openTab } = await appAndService(t)
+  const first = await openTab()
+  const second = await openTab()
+  t.equal(await signIn(first, email), 'signed in', 'the first tab signs in')
+  t.equal(await restore(second), true, 'the second tab is signed in from the cookie')
+  const remove = async (password: string) => await first.evaluate(async (password) => {
+    const tab = globalThis as unknown as InPage
+    return await tab.attempt(tab.auth.deleteAccount(password).then(() => 'deleted'))
+  }, password)
+
+  const before = answers.length
+  t.equal(await remove('not the password'), 'AUTH_INVALID_CREDENTIALS', 'a wrong password is refused')
+  t.same(answers.slice(before), ['DELETE /auth/account 401'], 'once, with no renewal')
+  t.same(await call(second), { status: 200, email }, 'and the account is there')
+
+  t.equal(await remove(PASSWORD), 'deleted', 'the account is deleted')
+  t.equal(await refreshCookieIn(context), undefined, 'the browser\'s cookie is gone')
+  await within(2000, async () => !(await state(second)).signedIn, 'the second tab signed out')
+  t.same(await state(second), { signedIn: false, signedOut: 1 }, 'the second tab is told')
+  t.same(await state(first), { signedIn: false, signedOut: 0 }, 'the first, which deleted it, is not')
+  t.equal(await signIn(first, email), 'AUTH_INVALID_CREDENTIALS', 'its password signs in to nothing')
+})

@@ -16,8 +16,9 @@ for (const store of ['redis', 'memory'] as const) {
     t.same([weak.statusCode, weak.json().code], [400, 'AUTH_WEAK_PASSWORD'])
     t.match(weak.json().message, /most common/)
     t.equal((await change(PASSWORD, owner.email)).json().code, 'AUTH_WEAK_PASSWORD', 'nor the email address')
-    t.equal((await change('not the password at all', 'password1234')).json().code, 'AUTH_INVALID_CREDENTIALS',
-      'the current password is checked first: a stolen access token learns nothing more')
+    const wrong = await change('not the password at all', 'password1234')
+    t.same([wrong.json().code, wrong.headers['www-authenticate']], ['AUTH_INVALID_CREDENTIALS', undefined],
+      'the current password is checked first (a stolen access token learns nothing more), and its refusal is no Bearer challenge')
 
     t.equal((await refresh(app, other.cookie)).statusCode, 200, 'the other session lives on')
     t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } })).statusCode, 200, 'the password is unchanged')
@@ -72,4 +73,19 @@ t.test('a password change whose client hangs up while the new password is hashed
   const retry = await slow.inject({ method: 'POST', url: '/auth/password', headers, payload })
   t.equal(retry.statusCode, 204, 'the retry, with the same current password, changes it', { body: retry.body })
   t.equal((await weak.inject({ method: 'POST', url: '/auth/login', payload: { email: caller.email, password: payload.newPassword } })).statusCode, 200, 'the new password signs in')
+})
+
+t.test('a password change whose session ends while the new password is hashed is refused for its token, and changes nothing', async (t) => {
+  const prefix = uniquePrefix()
+  const weak = await buildApp(t, { prefix })
+  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
+  const caller = await registerAndLogin(weak)
+  const newPassword = 'a brand new passphrase 9'
+  const change = slow.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${caller.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword } })
+  await within(2000, async () => slow.passwordHasher.running > 0, 'the change is hashing')
+  t.equal((await weak.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: caller.cookie } })).statusCode, 204, 'its session is signed out meanwhile')
+  const res = await change
+  t.same([res.statusCode, res.json().code, res.headers['www-authenticate']], [401, 'AUTH_TOKEN_INVALID', 'Bearer error="invalid_token"'],
+    'refused as its access token is, with the challenge that tells a client to renew it (and not a password it sent)')
+  t.equal((await weak.inject({ method: 'POST', url: '/auth/login', payload: { email: caller.email, password: PASSWORD } })).statusCode, 200, 'the old password still signs in')
 })
