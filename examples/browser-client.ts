@@ -54,8 +54,7 @@ export class AuthError extends Error {
   }
 
   static async of (response: Response): Promise<AuthError> {
-    const body: unknown = await response.json().catch(() => null)
-    const { code, message } = (typeof body === 'object' && body !== null ? body : {}) as { code?: unknown, message?: unknown }
+    const { code, message } = await errorBody(response)
     const retryAfter = Number(response.headers.get('retry-after') ?? Number.NaN)
     return new AuthError(typeof code === 'string' ? code : `HTTP_${response.status}`, response.status,
       typeof message === 'string' ? message : response.statusText, Number.isFinite(retryAfter) ? retryAfter : null)
@@ -202,10 +201,10 @@ export class AuthClient {
     const token = await this.accessToken()
     const response = await fetch(url, withBearer(init, token))
     if (response.status !== 401 || token === null) return response
-    // This service challenges a refused token (WWW-Authenticate: Bearer) and nothing else: its 401 for a wrong
-    // password (AUTH_INVALID_CREDENTIALS), sent again, would be a second guess against the account's limit. Another
-    // API may not expose the header to this origin, so any 401 of its is taken for its token.
-    if (own && !/^bearer\b/i.test(response.headers.get('www-authenticate') ?? '')) return response
+    // Of this service's 401s, only AUTH_TOKEN_INVALID is the token's: one for a wrong password
+    // (AUTH_INVALID_CREDENTIALS), sent again, would be a second guess against the account's limit. Another API's 401
+    // is taken for its token (its WWW-Authenticate challenge says so, but it may not expose it to this origin).
+    if (own && (await errorBody(response.clone())).code !== 'AUTH_TOKEN_INVALID') return response
     const renewed = await this.#renew(token).catch(() => null)
     return renewed === null ? response : await fetch(url, withBearer(init, renewed))
   }
@@ -424,6 +423,12 @@ function withBearer (init: RequestInit, token: string | null): RequestInit {
   const headers = new Headers(init.headers)
   headers.set('authorization', `Bearer ${token}`)
   return { ...init, headers }
+}
+
+/** The service's error body, `{ code, message }`, as far as the response holds one. */
+async function errorBody (response: Response): Promise<{ code?: unknown, message?: unknown }> {
+  const body: unknown = await response.json().catch(() => null)
+  return typeof body === 'object' && body !== null ? body : {}
 }
 
 function jsonBody (body: object | undefined): RequestInit {

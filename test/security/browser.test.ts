@@ -80,6 +80,15 @@ t.test('a real browser: an app on an allowed origin reads when to retry a refuse
   t.match(limited.retryAfter, /^[1-9][0-9]*$/, `and the app's code reads Retry-After (${String(limited.retryAfter)} s), which CORS hides unless exposed`)
 })
 
+t.test('a real browser: an app on an allowed origin tells a refused access token from a refused password (WWW-Authenticate)', needsChromium(), async (t) => {
+  const { api, email, openApp } = await browserApp(t)
+  const page = await openApp()
+  t.match(await appCall(page, api, '/auth/logout-all'), { status: 401, body: { code: 'AUTH_TOKEN_INVALID' }, challenge: 'Bearer' },
+    'a call without its token: the app\'s code reads the Bearer challenge, which CORS hides unless exposed')
+  t.match(await appCall(page, api, '/auth/login', { email, password: 'not the password' }), { status: 401, body: { code: 'AUTH_INVALID_CREDENTIALS' }, challenge: null },
+    'a wrong password: no challenge')
+})
+
 // COOKIE_SAMESITE=none is for an app on another site than the API's: its browser marks each of its requests
 // Sec-Fetch-Site: cross-site, so the CSRF check must let an allowed Origin through however the browser labels it.
 t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refreshes and logs out; a third site still cannot', needsChromium(), async (t) => {
