@@ -7,6 +7,7 @@ import {
   StoreUnavailableError, UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
 import { nameTheAnswer } from '../src/request-id.js'
+import { limitOf } from './rate-limit.js'
 
 /** Fastify's own error codes, mapped once to this service's stable ones. */
 const FRAMEWORK_ERRORS: Record<string, () => FastifyError> = {
@@ -105,10 +106,9 @@ export default fp(async function errorsPlugin (fastify) {
     })
   })
 
-  const { max, windowSeconds } = fastify.config.rateLimits.notFoundIp
   const { unmatched } = fastify.metrics
   // Scanners probing for paths get throttled like everyone else.
-  fastify.setNotFoundHandler({ preHandler: fastify.rateLimit({ max, timeWindow: windowSeconds * 1000 }) }, function notFound (request, reply) {
+  fastify.setNotFoundHandler({ preHandler: fastify.rateLimit(limitOf(fastify.config.rateLimits.notFoundIp)) }, function notFound (request, reply) {
     const err = new NotFoundError()
     unmatched.record(404, reply.elapsedTime)
     nameTheAnswer(request, reply)

@@ -1,8 +1,14 @@
 import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { RateLimit } from '../src/config.js'
 import { copyString } from '../src/copy-string.js'
 import { RateLimitedError } from '../src/errors.js'
+
+/** A limit of the configuration (a `RATE_LIMIT_*` variable) as @fastify/rate-limit takes it: a route's `config.rateLimit`. */
+export function limitOf ({ max, windowSeconds }: RateLimit): { max: number, timeWindow: number } {
+  return { max, timeWindow: windowSeconds * 1000 }
+}
 
 /**
  * @fastify/rate-limit with its Redis store, so every instance shares the counters

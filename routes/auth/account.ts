@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { limitOf } from '../../plugins/rate-limit.js'
 import { deleteAccount } from '../../src/account-deletion.js'
 import { confirmCallerPassword } from '../../src/caller-password.js'
 import { AccountDeletion, ErrorResponse } from '../../src/http-schemas.js'
@@ -7,7 +8,7 @@ const account: FastifyPluginAsyncTypebox = async (fastify) => {
   const { passwordIp } = fastify.config.rateLimits
   fastify.delete('/auth/account', {
     onRequest: [fastify.authenticate, fastify.requireLiveSession],
-    config: { rateLimit: { max: passwordIp.max, timeWindow: passwordIp.windowSeconds * 1000 } },
+    config: { rateLimit: limitOf(passwordIp) },
     schema: {
       summary: 'Delete the caller\'s account: every session ends, and its email is free to register again',
       body: AccountDeletion,

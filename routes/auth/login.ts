@@ -1,5 +1,6 @@
 import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { limitOf } from '../../plugins/rate-limit.js'
 import { presentedValues } from '../../plugins/refresh-cookie.js'
 import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
@@ -14,7 +15,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // The refresh cookie sent along is ended (below): no cross-site page may do that, nor sign a browser in to an
     // account of its choosing (login CSRF).
     onRequest: fastify.csrfProtection,
-    config: { rateLimit: { max: loginIp.max, timeWindow: loginIp.windowSeconds * 1000 } },
+    config: { rateLimit: limitOf(loginIp) },
     schema: {
       summary: 'Sign in: an access token in the body, a refresh token in the cookie',
       body: Credentials,

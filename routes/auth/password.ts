@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { limitOf } from '../../plugins/rate-limit.js'
 import { confirmCallerPassword } from '../../src/caller-password.js'
 import { AccessTokenInvalidError, InvalidCredentialsError, WeakPasswordError } from '../../src/errors.js'
 import { ErrorResponse, PasswordChange } from '../../src/http-schemas.js'
@@ -7,7 +8,7 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
   const { passwordIp } = fastify.config.rateLimits
   fastify.post('/auth/password', {
     onRequest: [fastify.authenticate, fastify.requireLiveSession],
-    config: { rateLimit: { max: passwordIp.max, timeWindow: passwordIp.windowSeconds * 1000 } },
+    config: { rateLimit: limitOf(passwordIp) },
     schema: {
       summary: 'Change the password; every other session ends',
       body: PasswordChange,

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import fastifyRateLimit from '@fastify/rate-limit'
+import { limitOf } from '../../plugins/rate-limit.js'
 import { RateLimitedError, RefreshInvalidError, RefreshReusedError, RefreshSupersededError } from '../../src/errors.js'
 import { ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
 import { logAccount } from '../../src/log-account.js'
@@ -18,8 +19,7 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   // round trip on the hottest route. The shared bound is per session, inside the rotation script.
   await fastify.register(fastifyRateLimit, {
     global: true,
-    max: refreshIp.max,
-    timeWindow: refreshIp.windowSeconds * 1000,
+    ...limitOf(refreshIp),
     // Limit headers only on the 429 (with Retry-After): a client refreshing within its limit
     // has no use for them, and this is the route load testers hammer.
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },

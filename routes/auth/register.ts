@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { limitOf } from '../../plugins/rate-limit.js'
 import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { EmailTakenError, InvalidEmailError, WeakPasswordError } from '../../src/errors.js'
@@ -8,7 +9,7 @@ import { logAccount } from '../../src/log-account.js'
 const register: FastifyPluginAsyncTypebox = async (fastify) => {
   const { registerIp } = fastify.config.rateLimits
   fastify.post('/auth/register', {
-    config: { rateLimit: { max: registerIp.max, timeWindow: registerIp.windowSeconds * 1000 } },
+    config: { rateLimit: limitOf(registerIp) },
     schema: {
       summary: 'Create an account',
       body: Registration,
