@@ -88,8 +88,8 @@ export default fp(async function errorsPlugin (fastify) {
     } else if (err instanceof NotReadyError) {
       // An expected answer during an outage, already logged by the redis plugin.
     } else if (err instanceof AccessTokenInvalidError && !reply.hasHeader('www-authenticate')) {
-      // Every refusal of a bearer token is challenged (RFC 6750 §3), wherever it is found out: a client renews its
-      // token on that, and never on a 401 for a password it sent, which would be a second guess.
+      // Every refusal of a bearer token is challenged (RFC 6750 §3), wherever it is found out, and nothing else is: a
+      // client reading the header tells a token to renew from a password refused, which sent again is a second guess.
       reply.header('www-authenticate', 'Bearer error="invalid_token"')
     } else if (err instanceof HashingBusyError) {
       // Load shed on purpose (src/password-hasher.ts), counted per route in /metrics; a log line each would add load.
