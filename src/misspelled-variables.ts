@@ -2,12 +2,17 @@ import leven from 'leven'
 
 /**
  * How far two names may be apart for one to be taken for a slip of the other: a letter or two in long names
- * (TRUST_PROXIES), one in middling ones (LOGLEVEL), none in short ones (HOME is two letters from HOST, and every
+ * (REFRESH_IDEL_TTL), one in middling ones (LOGLEVEL), none in short ones (HOME is two letters from HOST, and every
  * shell sets it).
  */
 function slack (a: string, b: string): number {
   const length = Math.max(a.length, b.length)
   return length >= 12 ? 2 : length >= 6 ? 1 : 0
+}
+
+/** A name with a plural ending taken off: the plural slips, TRUST_PROXIES for TRUST_PROXY, are three letters off. */
+function singular (name: string): string {
+  return name.endsWith('IES') ? `${name.slice(0, -3)}Y` : name.replace(/S$/, '')
 }
 
 /**
@@ -26,7 +31,8 @@ export function misspelledVariables (given: Iterable<string>, known: readonly st
     let distance = Infinity
     for (const candidate of known) {
       const allowed = slack(upper, candidate)
-      const d = leven(upper, candidate, { maxDistance: allowed + 1 })
+      // A plural for a singular, or the reverse, counts as one letter off.
+      const d = Math.min(leven(upper, candidate, { maxDistance: allowed + 1 }), singular(upper) === singular(candidate) ? 1 : Infinity)
       if (d <= allowed && d < distance) {
         meant = candidate
         distance = d

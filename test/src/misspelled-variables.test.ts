@@ -17,6 +17,12 @@ t.test('a slip of a name the service reads is taken for that name', async (t) =>
   t.same(slips(['redis_url', 'Node_Env', 'port']), [{ name: 'redis_url', meant: 'REDIS_URL' }, { name: 'Node_Env', meant: 'NODE_ENV' }, { name: 'port', meant: 'PORT' }],
     'a name in another case, which Linux reads as another variable: a short one too, as it differs in nothing else')
   t.same(slips(['POST', 'HOME', 'HOSTS', 'PROT']), [], 'a short name one or two letters off is not taken for PORT or HOST: too many others are')
+  t.same(slips(['TRUST_PROXIES', 'REDIS_CLUSTER_NODE', 'ALLOWED_ORIGIN']), [
+    { name: 'TRUST_PROXIES', meant: 'TRUST_PROXY' },
+    { name: 'REDIS_CLUSTER_NODE', meant: 'REDIS_CLUSTER_NODES' },
+    { name: 'ALLOWED_ORIGIN', meant: 'ALLOWED_ORIGINS' }
+  ], 'a plural for a singular, or the reverse, however many letters its ending changes')
+  t.same(slips(['PORTS', 'HOSTS']), [], 'but not of a short name')
   t.same(slips(['RATE_LIMIT_LOGIN_ACCOUNT_IPS']), [{ name: 'RATE_LIMIT_LOGIN_ACCOUNT_IPS', meant: 'RATE_LIMIT_LOGIN_ACCOUNT_IP' }],
     'the nearest of several near ones (RATE_LIMIT_LOGIN_ACCOUNT is two letters off, RATE_LIMIT_LOGIN_ACCOUNT_IP one)')
   t.same(slips(['REFRESH_TOKEN_SECRET', 'JWT_KEYS_FILE', 'PORT']), [], 'a name it reads is no slip')
