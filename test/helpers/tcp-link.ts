@@ -15,17 +15,17 @@ export interface TcpLink {
   /**
    * Cuts the link at the next thing a client sends that `matches` (what one write holds, read as latin1): that never
    * reaches the target, and that client's connection closes with it, as when the server dies while a command is on
-   * its way. Other connections, and the client's next one, are untouched. Returns a check of whether it has cut,
-   * which disarms it when it has not.
+   * its way. Other connections, and the client's next one, are untouched; with `every`, each such write is cut, on
+   * whichever connection, as long as it is armed. Returns a check of whether it has cut, which disarms it.
    */
-  cutAt (matches: (sent: string) => boolean): () => boolean
+  cutAt (matches: (sent: string) => boolean, options?: { every: boolean }): () => boolean
 }
 
 /** A TCP relay on loopback to `targetPort`, for one process's link to a server, which a test can hold. */
 export async function tcpLink (t: { teardown (fn: () => unknown): void }, targetPort: number): Promise<TcpLink> {
   const clients = new Set<Socket>()
   let held = false
-  let cut: ((sent: string) => boolean) | null = null
+  let cut: { matches: (sent: string) => boolean, every: boolean, count: number } | null = null
   const server = createServer((client) => {
     const target = connect(targetPort, '127.0.0.1')
     clients.add(client)
@@ -33,8 +33,9 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
     const close = () => { clients.delete(client); client.destroy(); target.destroy() }
     const watch = new Transform({
       transform (chunk: Buffer, _encoding, callback) {
-        if (cut === null || !cut(chunk.toString('latin1'))) return callback(null, chunk)
-        cut = null
+        if (cut === null || !cut.matches(chunk.toString('latin1'))) return callback(null, chunk)
+        cut.count += 1
+        if (!cut.every) cut = null
         close()
       }
     })
@@ -60,12 +61,12 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
       held = false
       for (const client of clients) client.resume()
     },
-    cutAt (matches) {
-      cut = matches
+    cutAt (matches, { every } = { every: false }) {
+      const armed = { matches, every, count: 0 }
+      cut = armed
       return () => {
-        const done = cut !== matches
-        if (!done) cut = null
-        return done
+        if (cut === armed) cut = null
+        return armed.count > 0
       }
     }
   }

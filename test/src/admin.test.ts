@@ -6,6 +6,7 @@ import t, { type Test } from 'tap'
 import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
+import { tcpLink } from '../helpers/tcp-link.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -179,6 +180,37 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
   const help = await admin({}, ['--help'])
   t.same([help.code, help.stderr], [0, ''], '--help is no failure, and needs no configuration')
   t.match(help.stdout, /^usage:\n {2}admin sessions <email> /, 'its usage on standard output')
+})
+
+t.test('the other instances not told at once (the store cut off as the revocation is broadcast), it waits until they are', async (t) => {
+  const { b, env } = await deployment(t)
+  const email = uniqueEmail()
+  const laptop = await registerAndLogin(b, email)
+  const prefix = env.REDIS_KEY_PREFIX as string
+  const link = await tcpLink(t, Number(new URL(SHARED_REDIS_URL).port || 6379))
+  // The broadcast (src/access-revocations.ts) publishes on <prefix>revoked-sids; the sessions have ended by then.
+  const cut = link.cutAt((sent) => /\bpublish\r\n/i.test(sent) && sent.includes(`${prefix}revoked-sids`))
+  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}`, LOG_LEVEL: 'info' }, ['sign-out', email])
+  t.ok(cut(), 'the link was cut as the revocation was broadcast')
+  t.equal(ran.code, 0, ran.stderr)
+  t.same(JSON.parse(ran.stdout), { command: 'sign-out', userId: subOf(laptop.accessToken), sessionsEnded: 1 }, 'it answers once the retry got through')
+  t.match(ran.stderr, /could not broadcast access-token revocation; retrying[\s\S]*access-token revocation broadcast on retry/, 'saying so in its log, on standard error')
+  t.equal((await me(b, laptop.accessToken)).statusCode, 401, 'by which time the other instance refuses the access token')
+})
+
+t.test('the other instances never told (every broadcast cut off), it says their access tokens live on, exiting 1', async (t) => {
+  const { b, env } = await deployment(t)
+  const email = uniqueEmail()
+  const laptop = await registerAndLogin(b, email)
+  const prefix = env.REDIS_KEY_PREFIX as string
+  const link = await tcpLink(t, Number(new URL(SHARED_REDIS_URL).port || 6379))
+  const cut = link.cutAt((sent) => /\bpublish\r\n/i.test(sent) && sent.includes(`${prefix}revoked-sids`), { every: true })
+  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}` }, ['sign-out', email])
+  t.ok(cut(), 'every broadcast was cut')
+  t.same([ran.code, ran.stdout], [1, ''])
+  t.match(ran.stderr, /^admin: the sessions were ended, but the other instances could not be told: their access tokens work until they expire \(ACCESS_TOKEN_TTL, [0-9]+ s\)\n$/,
+    'one line on standard error: what was done, and what was not')
+  t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'the session has ended')
 })
 
 t.test('with the store down it stops within its command timeout, saying to run it again', async (t) => {
