@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, login, PASSWORD, refresh, registerAndLogin, setCookies, subOf, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, setCookies, subOf, uniquePrefix } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
 
 const bearer = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
@@ -76,4 +76,27 @@ t.test('an ended session cannot delete its account: the access token of a sessio
   const res = await app.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(owner.accessToken), payload: { password: PASSWORD } })
   t.same([res.statusCode, res.json().code], [401, 'AUTH_TOKEN_INVALID'])
   t.equal((await refresh(app, other.cookie)).statusCode, 200, 'the account and its other session live on')
+})
+
+t.test('a sign-in that read the account before it was deleted is refused once its session is made, and leaves none behind', async (t) => {
+  const prefix = uniquePrefix()
+  const fast = await buildApp(t, { prefix })
+  // One hash at a time, slowly: a sign-in there reads the account, then waits for the hash ahead of it.
+  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
+  const owner = await registerAndLogin(fast)
+  const ahead = await registerAndLogin(slow)
+  const signIn = (app: typeof fast, email: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
+
+  const busy = signIn(slow, ahead.email)
+  await within(5000, async () => slow.passwordHasher.running === 1, 'a hash under way')
+  const late = signIn(slow, owner.email)
+  await within(5000, async () => slow.passwordHasher.pending === 1, 'the owner\'s sign-in waiting for its turn, the account read')
+  t.equal((await fast.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(owner.accessToken), payload: { password: PASSWORD } })).statusCode, 204,
+    'the account is deleted meanwhile')
+  t.equal(slow.passwordHasher.pending, 1, 'before that sign-in had its turn')
+  t.equal((await busy).statusCode, 200)
+  const refused = await late
+  t.same([refused.statusCode, refused.json().code], [401, 'AUTH_INVALID_CREDENTIALS'], 'the sign-in is refused as for an unknown email, though the password was the account\'s')
+  t.same(setCookies(refused), [], 'with no refresh cookie')
+  t.same(await fast.sessions.list(subOf(owner.accessToken)), [], 'and the session it made is gone: the deleted account has none')
 })
