@@ -182,16 +182,24 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
   t.match(help.stdout, /^usage:\n {2}admin sessions <email> /, 'its usage on standard output')
 })
 
-t.test('the other instances not told at once (the store cut off as the revocation is broadcast), it waits until they are', async (t) => {
+/**
+ * `sign-out` of an account signed in on an instance, run over a link to the store that cuts the broadcast of the
+ * ended sessions (src/access-revocations.ts publishes on <prefix>revoked-sids, once the sessions have ended): the
+ * first one, or `every` one.
+ */
+async function signOutWithBroadcastCut (t: Test, every: boolean, logLevel = 'silent') {
   const { b, env } = await deployment(t)
   const email = uniqueEmail()
   const laptop = await registerAndLogin(b, email)
-  const prefix = env.REDIS_KEY_PREFIX as string
   const link = await tcpLink(t, Number(new URL(SHARED_REDIS_URL).port || 6379))
-  // The broadcast (src/access-revocations.ts) publishes on <prefix>revoked-sids; the sessions have ended by then.
-  const cut = link.cutAt((sent) => /\bpublish\r\n/i.test(sent) && sent.includes(`${prefix}revoked-sids`))
-  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}`, LOG_LEVEL: 'info' }, ['sign-out', email])
+  const cut = link.cutAt((sent) => /\bpublish\r\n/i.test(sent) && sent.includes(`${env.REDIS_KEY_PREFIX as string}revoked-sids`), { every })
+  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}`, LOG_LEVEL: logLevel }, ['sign-out', email])
   t.ok(cut(), 'the link was cut as the revocation was broadcast')
+  return { b, laptop, ran }
+}
+
+t.test('the other instances not told at once (the store cut off as the revocation is broadcast), it waits until they are', async (t) => {
+  const { b, laptop, ran } = await signOutWithBroadcastCut(t, false, 'info')
   t.equal(ran.code, 0, ran.stderr)
   t.same(JSON.parse(ran.stdout), { command: 'sign-out', userId: subOf(laptop.accessToken), sessionsEnded: 1 }, 'it answers once the retry got through')
   t.match(ran.stderr, /could not broadcast access-token revocation; retrying[\s\S]*access-token revocation broadcast on retry/, 'saying so in its log, on standard error')
@@ -199,14 +207,7 @@ t.test('the other instances not told at once (the store cut off as the revocatio
 })
 
 t.test('the other instances never told (every broadcast cut off), it says their access tokens live on, exiting 1', async (t) => {
-  const { b, env } = await deployment(t)
-  const email = uniqueEmail()
-  const laptop = await registerAndLogin(b, email)
-  const prefix = env.REDIS_KEY_PREFIX as string
-  const link = await tcpLink(t, Number(new URL(SHARED_REDIS_URL).port || 6379))
-  const cut = link.cutAt((sent) => /\bpublish\r\n/i.test(sent) && sent.includes(`${prefix}revoked-sids`), { every: true })
-  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}` }, ['sign-out', email])
-  t.ok(cut(), 'every broadcast was cut')
+  const { b, laptop, ran } = await signOutWithBroadcastCut(t, true)
   t.same([ran.code, ran.stdout], [1, ''])
   t.match(ran.stderr, /^admin: the sessions were ended, but the other instances could not be told: their access tokens work until they expire \(ACCESS_TOKEN_TTL, [0-9]+ s\)\n$/,
     'one line on standard error: what was done, and what was not')
