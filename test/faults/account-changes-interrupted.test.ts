@@ -36,34 +36,32 @@ async function setUp (t: Test) {
   const phone = await login(app, owner.email, 'phone')
   const userId = subOf(owner.accessToken)
   const signIn = (password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password } })
-  /** Sends the request with the link armed to cut at `at`, which it must reach (the answer follows the cut). */
-  const interrupted = async (at: (sent: string) => boolean, send: () => Promise<LightMyRequestResponse>) => {
+  /**
+   * Sends the request with the link armed to cut at `at`, which it must reach: the answer, which follows the cut, is
+   * 503. Returns once the store answers again (the cut closed one connection, and the client reconnects).
+   */
+  const cutShort = async (at: (sent: string) => boolean, send: () => Promise<LightMyRequestResponse>): Promise<void> => {
     const cut = link.cutAt(at)
     const res = await send()
     t.ok(cut(), 'the link was cut at that write')
-    return res
+    t.same([res.statusCode, res.json().code], [503, 'AUTH_STORE_UNAVAILABLE'], '503')
+    await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'the store answers again')
   }
   /** The phone's access token, refused within the revocation's reach; its refresh token, refused. */
   const phoneEnded = async (): Promise<boolean> => {
     await within(2000, async () => (await app.inject({ url: '/me', headers: bearer(phone.accessToken) })).statusCode === 401, 'the phone\'s access token refused')
     return (await refresh(app, phone.cookie)).statusCode === 401
   }
-  /** After a reconnect (the cut closed one connection): a store call answered is the sign. */
-  const storeBack = () => within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'the store answers again')
-  return { app, prefix, owner, phone, userId, signIn, interrupted, phoneEnded, storeBack }
+  return { app, prefix, owner, phone, userId, signIn, cutShort, phoneEnded }
 }
-
-const unavailable = (res: { statusCode: number, json: () => { code: string } }) => [res.statusCode, res.json().code]
-const UNAVAILABLE = [503, 'AUTH_STORE_UNAVAILABLE']
 
 t.test('deleting an account, cut short', async (t) => {
   const remove = (app: FastifyInstance, s: LoggedIn) =>
     () => app.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(s.accessToken), payload: { password: PASSWORD } })
 
   t.test('as the sessions are ended: nothing has changed, and a retry deletes', async (t) => {
-    const { app, owner, phone, signIn, interrupted, storeBack } = await setUp(t)
-    t.same(unavailable(await interrupted(script('family-revoke-all'), remove(app, owner))), UNAVAILABLE, '503')
-    await storeBack()
+    const { app, owner, phone, signIn, cutShort } = await setUp(t)
+    await cutShort(script('family-revoke-all'), remove(app, owner))
     t.equal((await refresh(app, phone.cookie)).statusCode, 200, 'the other device\'s session lives')
     t.equal((await signIn(PASSWORD)).statusCode, 200, 'the account signs in')
     t.equal((await remove(app, owner)()).statusCode, 204, 'the same request again deletes it')
@@ -71,9 +69,8 @@ t.test('deleting an account, cut short', async (t) => {
   })
 
   t.test('as the account is deleted: every session has ended, and the account is there to sign in to and delete', async (t) => {
-    const { app, owner, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
-    t.same(unavailable(await interrupted(script('user-delete'), remove(app, owner))), UNAVAILABLE, '503')
-    await storeBack()
+    const { app, owner, signIn, cutShort, phoneEnded } = await setUp(t)
+    await cutShort(script('user-delete'), remove(app, owner))
     t.ok(await phoneEnded(), 'the other device\'s session has ended, access and refresh token')
     t.equal((await app.inject({ url: '/me', headers: bearer(owner.accessToken) })).statusCode, 401, 'and the caller\'s')
     const again = await signIn(PASSWORD)
@@ -83,9 +80,8 @@ t.test('deleting an account, cut short', async (t) => {
   })
 
   t.test('as its id pointer is removed: the account is gone, with its sessions, and its email registers again', async (t) => {
-    const { app, prefix, owner, userId, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
-    t.same(unavailable(await interrupted(pointerDeleted(prefix, userId), remove(app, owner))), UNAVAILABLE, '503')
-    await storeBack()
+    const { app, prefix, owner, userId, signIn, cutShort, phoneEnded } = await setUp(t)
+    await cutShort(pointerDeleted(prefix, userId), remove(app, owner))
     t.ok(await phoneEnded(), 'the other device\'s session has ended')
     t.equal((await signIn(PASSWORD)).statusCode, 401, 'the password signs in to nothing')
     const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: owner.email, password: PASSWORD } })
@@ -95,9 +91,8 @@ t.test('deleting an account, cut short', async (t) => {
   })
 
   t.test('as the sessions are ended again: the account and its sessions are gone', async (t) => {
-    const { app, owner, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
-    t.same(unavailable(await interrupted(nth(2, script('family-revoke-all')), remove(app, owner))), UNAVAILABLE, '503')
-    await storeBack()
+    const { app, owner, signIn, cutShort, phoneEnded } = await setUp(t)
+    await cutShort(nth(2, script('family-revoke-all')), remove(app, owner))
     t.ok(await phoneEnded(), 'the other device\'s session has ended')
     t.equal((await signIn(PASSWORD)).statusCode, 401, 'the password signs in to nothing')
   })
@@ -107,33 +102,32 @@ t.test('changing a password, cut short', async (t) => {
   const NEW_PASSWORD = `${PASSWORD}, renewed`
   const change = (app: FastifyInstance, s: LoggedIn) =>
     () => app.inject({ method: 'POST', url: '/auth/password', headers: bearer(s.accessToken), payload: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD } })
+  /** The answers to a sign-in with the old password, then with the new one. */
+  const signingIn = async (signIn: (password: string) => Promise<LightMyRequestResponse>) => [(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode]
 
   t.test('as the other sessions are ended: nothing has changed, and a retry changes it', async (t) => {
-    const { app, owner, phone, signIn, interrupted, storeBack } = await setUp(t)
-    t.same(unavailable(await interrupted(script('family-revoke-all'), change(app, owner))), UNAVAILABLE, '503')
-    await storeBack()
+    const { app, owner, phone, signIn, cutShort } = await setUp(t)
+    await cutShort(script('family-revoke-all'), change(app, owner))
     t.equal((await refresh(app, phone.cookie)).statusCode, 200, 'the other device\'s session lives')
-    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [200, 401], 'the old password is the one')
+    t.same(await signingIn(signIn), [200, 401], 'the old password is the one')
     t.equal((await change(app, owner)()).statusCode, 204, 'the same request again changes it')
-    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [401, 200], 'to the new one')
+    t.same(await signingIn(signIn), [401, 200], 'to the new one')
   })
 
   t.test('as the password is written: the other sessions have ended, the old password is the one, and a retry changes it', async (t) => {
-    const { app, owner, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
-    t.same(unavailable(await interrupted(script('user-set-hash'), change(app, owner))), UNAVAILABLE, '503')
-    await storeBack()
+    const { app, owner, signIn, cutShort, phoneEnded } = await setUp(t)
+    await cutShort(script('user-set-hash'), change(app, owner))
     t.ok(await phoneEnded(), 'the other device\'s session has ended')
     t.equal((await refresh(app, owner.cookie)).statusCode, 200, 'the caller\'s lives')
-    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [200, 401], 'the old password is the one')
+    t.same(await signingIn(signIn), [200, 401], 'the old password is the one')
     t.equal((await change(app, owner)()).statusCode, 204, 'the same request again changes it')
-    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [401, 200], 'to the new one')
+    t.same(await signingIn(signIn), [401, 200], 'to the new one')
   })
 
   t.test('as the other sessions are ended again: the new password is the one, with the other sessions ended', async (t) => {
-    const { app, owner, signIn, interrupted, phoneEnded, storeBack } = await setUp(t)
-    t.same(unavailable(await interrupted(nth(2, script('family-revoke-all')), change(app, owner))), UNAVAILABLE, '503')
-    await storeBack()
+    const { app, owner, signIn, cutShort, phoneEnded } = await setUp(t)
+    await cutShort(nth(2, script('family-revoke-all')), change(app, owner))
     t.ok(await phoneEnded(), 'the other device\'s session has ended')
-    t.same([(await signIn(PASSWORD)).statusCode, (await signIn(NEW_PASSWORD)).statusCode], [401, 200], 'the new password is the one')
+    t.same(await signingIn(signIn), [401, 200], 'the new password is the one')
   })
 })
