@@ -39,8 +39,9 @@ class Refusal extends Error {
 /** How long the other instances' revocation is retried for before the command gives up on it. */
 const BROADCAST_WAIT_MS = 10_000
 
-type Command = 'sessions' | 'sign-out' | 'set-password' | 'delete-account'
-const COMMANDS: readonly string[] = ['sessions', 'sign-out', 'set-password', 'delete-account'] satisfies Command[]
+const COMMANDS = ['sessions', 'sign-out', 'set-password', 'delete-account'] as const
+type Command = typeof COMMANDS[number]
+const isCommand = (name: string | undefined): name is Command => (COMMANDS as readonly unknown[]).includes(name)
 
 type Done = { command: Command, userId: string } & ({ sessionsEnded: number } | { sessions: Array<ReturnType<typeof sessionView>> })
 
@@ -57,7 +58,7 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     process.stdout.write(`${USAGE}\n`)
     return null
   }
-  if (command === undefined || !COMMANDS.includes(command) || email === undefined || extra.length > 0) throw new Refusal(USAGE)
+  if (!isCommand(command) || email === undefined || extra.length > 0) throw new Refusal(USAGE)
   const normalized = normalizeEmail(email)
   if (normalized === null) throw new Refusal(`"${email}" is not an email address`)
 
@@ -85,7 +86,7 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     } catch (err) {
       throw new Refusal(`the service refuses to start: ${(err as Error).message}`)
     }
-    return await onAccount(fastify, command as Command, normalized, password)
+    return await onAccount(fastify, command, normalized, password)
   } catch (err) {
     if (err instanceof StoreUnavailableError) {
       throw new Refusal('the store did not answer (Redis down or too slow): nothing was done, or part of it; run the command again once it answers')
