@@ -232,6 +232,27 @@ export class SessionService {
   }
 
   /**
+   * Ends every session of the user but `keptFamilyId` (every one, once that one has ended too) after a change that is
+   * already made: a password set, an account deleted. A login that read the account before the change may have begun
+   * a session since the sessions were first ended. Never rejects: the change is answered as made, and a store that
+   * cannot take this now is asked again until it does. Returns what was ended now. Rejects only on a bug.
+   */
+  async revokeAllEventually (userId: string, keptFamilyId?: string): Promise<string[]> {
+    const attempt = async (): Promise<string[]> => {
+      const revoked = (keptFamilyId === undefined ? null : await this.#store.revokeOthers(userId, keptFamilyId)) ?? await this.#store.revokeAll(userId)
+      await this.#revocations.revoke(revoked)
+      return revoked
+    }
+    try {
+      return await this.#ending(userId, attempt)
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      this.#unanswered.retry(`sessions of ${userId}`, attempt)
+      return []
+    }
+  }
+
+  /**
    * A store write that may end some of the user's families. Unanswered, it may still run: the access tokens of what it
    * ended are revoked once it has settled, as they would have been on its answer (a retry finds nothing left to end).
    */

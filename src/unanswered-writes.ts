@@ -44,7 +44,9 @@ export function mayHaveRun (err: unknown): boolean {
  * - a family created for a login that was not answered with its token is ended: no one holds it, yet it would be
  *   listed among the user's sessions (and count towards their cap) until its idle timeout;
  * - the access tokens of the families such a write ended (a revoke, a detected reuse, the per-user cap) are revoked,
- *   as they would have been had the store answered.
+ *   as they would have been had the store answered;
+ * - the user's sessions that a change already made ends a second time (SessionService.revokeAllEventually) are ended,
+ *   though that change was answered as made.
  * Each is done once no late write can run, and retried every second until the store takes it.
  */
 export class UnansweredWrites {
@@ -86,6 +88,11 @@ export class UnansweredWrites {
       settledAtMs: performance.now() + this.#store.lateWritesMs,
       attempt: async () => { await this.#revocations.revoke(await this.#store.recentlyEnded(userId)) }
     })
+  }
+
+  /** Asks the store again every retry interval until it takes `attempt`, which it failed just now. */
+  retry (key: string, attempt: () => Promise<unknown>): void {
+    this.#remember(key, { settledAtMs: 0, attempt })
   }
 
   /** Follow-ups not yet done for good. */

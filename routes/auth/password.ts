@@ -41,8 +41,9 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
       if (!stillCurrent || !await users.updatePasswordHash(user.id, now.passwordHash, newHash)) throw new InvalidCredentialsError()
     }
     // Again: a login that read the old hash before it changed may have begun a session since. Should the caller's
-    // own session have ended meanwhile (its idle timeout, a logout), there is no one left to keep.
-    if (!await sessions.revokeOthers(user.id, sid)) await sessions.revokeAll(user.id)
+    // own session have ended meanwhile (its idle timeout, a logout), there is no one left to keep. The password has
+    // changed: a store failing now is no 503, which would send the caller to retry with a password no longer theirs.
+    await sessions.revokeAllEventually(user.id, sid)
     return reply.code(204).send(null)
   })
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { LocalAccessRevocations, noRevocations } from '../../src/access-revocations.js'
 import { StoreUnavailableError } from '../../src/errors.js'
@@ -112,4 +113,77 @@ t.test('a reuse found by a rotation the store did not answer still revokes the f
   t.notOk(await store.isLive(started.userId, started.familyId), 'the store ended the family')
   await within(1000, async () => revocations.isRevoked(started.familyId), 'the family\'s access tokens revoked')
   t.pass('and its access tokens are revoked')
+})
+
+/** The memory store, its endings of many families failing with `failure` while `out`. */
+class FailingEndings extends MemoryFamilyStore {
+  out = false
+  endingsOfAll = 0
+  constructor (readonly failure: () => Error = () => new StoreUnavailableError()) { super(policy) }
+  override async revokeAll (userId: string): Promise<string[]> {
+    this.endingsOfAll++
+    if (this.out) throw this.failure()
+    return await super.revokeAll(userId)
+  }
+
+  override async revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null> {
+    if (this.out) throw this.failure()
+    return await super.revokeOthers(userId, keptFamilyId)
+  }
+}
+
+async function endingsOn (t: Test, store: FailingEndings) {
+  const revocations = new LocalAccessRevocations(new RevocationList(), 60_000)
+  const sessions = new SessionService(codec, store, revocations, { ...quiet, retryMs: 10 })
+  t.teardown(async () => {
+    await sessions.close()
+    await store.close()
+    await revocations.close()
+  })
+  const user = { id: newUserId(), email: 'someone@example.com' }
+  const [kept, other] = [await sessions.start(user, meta), await sessions.start(user, meta)]
+  return { sessions, revocations, user, kept, other }
+}
+
+t.test('the sessions a change already made ends again', async (t) => {
+  t.test('are ended now when the store answers, but the one kept, and their access tokens revoked', async (t) => {
+    const store = new FailingEndings()
+    const { sessions, revocations, user, kept, other } = await endingsOn(t, store)
+    t.same(await sessions.revokeAllEventually(user.id, kept.familyId), [other.familyId], 'the other session ended now')
+    t.ok(await store.isLive(user.id, kept.familyId), 'the one kept lives')
+    t.ok(revocations.isRevoked(other.familyId), 'the other\'s access tokens are revoked')
+    t.equal(sessions.pendingFollowUps, 0, 'nothing is left to do')
+  })
+
+  t.test('all of them, once the one to keep has ended too', async (t) => {
+    const store = new FailingEndings()
+    const { sessions, user, kept, other } = await endingsOn(t, store)
+    await sessions.revoke(user.id, kept.familyId)
+    t.same(await sessions.revokeAllEventually(user.id, kept.familyId), [other.familyId])
+    t.same(await store.list(user.id), [], 'no session is left')
+  })
+
+  t.test('are ended later when the store cannot take it now; the change is not failed for it', async (t) => {
+    const store = new FailingEndings()
+    const { sessions, revocations, user, kept, other } = await endingsOn(t, store)
+    store.out = true
+    t.same(await sessions.revokeAllEventually(user.id, kept.familyId), [], 'resolves, with nothing ended yet')
+    t.ok(await store.isLive(user.id, other.familyId), 'the store was out: the other session still lives')
+    t.ok(sessions.pendingFollowUps > 0, 'a follow-up is pending')
+    store.out = false
+    await within(2000, async () => !await store.isLive(user.id, other.familyId), 'the other session ended once the store is back')
+    t.ok(await store.isLive(user.id, kept.familyId), 'the one kept still lives')
+    await within(2000, async () => revocations.isRevoked(other.familyId), 'the other\'s access tokens revoked')
+    await within(2000, async () => sessions.pendingFollowUps === 0, 'nothing left to do')
+    t.pass('ended later, access tokens too')
+  })
+
+  t.test('a failure that is no outage (a bug) rejects, and is not retried', async (t) => {
+    const store = new FailingEndings(() => new TypeError('a bug'))
+    const { sessions, user } = await endingsOn(t, store)
+    store.out = true
+    await t.rejects(sessions.revokeAllEventually(user.id), TypeError)
+    await sleep(50)
+    t.equal(store.endingsOfAll, 1, 'asked once, in five retry intervals')
+  })
 })
