@@ -98,8 +98,8 @@ t.test('a login the store was never sent leaves nothing to end', async (t) => {
   t.same(store.revoked, [], 'no revoke is sent')
 })
 
-t.test('a reuse found by a rotation the store did not answer still revokes the family\'s access tokens', async (t) => {
-  const store = new FailingRotations(() => new StoreUnavailableError(), true)
+/** Sessions on `store` whose ended families' access tokens are revoked, with follow-ups retried every 10 ms. */
+function revokingOn (t: Test, store: MemoryFamilyStore) {
   const revocations = new LocalAccessRevocations(new RevocationList(), 60_000)
   const sessions = new SessionService(codec, store, revocations, { ...quiet, retryMs: 10 })
   t.teardown(async () => {
@@ -107,6 +107,12 @@ t.test('a reuse found by a rotation the store did not answer still revokes the f
     await store.close()
     await revocations.close()
   })
+  return { sessions, revocations }
+}
+
+t.test('a reuse found by a rotation the store did not answer still revokes the family\'s access tokens', async (t) => {
+  const store = new FailingRotations(() => new StoreUnavailableError(), true)
+  const { sessions, revocations } = revokingOn(t, store)
   const started = await sessions.start({ id: newUserId(), email: 'someone@example.com' }, meta)
   t.match(await sessions.refresh(started.refreshToken, meta), { status: 'unavailable' }, 'rotated, unanswered')
   t.match(await sessions.refresh(started.refreshToken, meta), { status: 'unavailable' }, 'the old token again: a reuse the store found, unanswered')
@@ -133,13 +139,7 @@ class FailingEndings extends MemoryFamilyStore {
 }
 
 async function endingsOn (t: Test, store: FailingEndings) {
-  const revocations = new LocalAccessRevocations(new RevocationList(), 60_000)
-  const sessions = new SessionService(codec, store, revocations, { ...quiet, retryMs: 10 })
-  t.teardown(async () => {
-    await sessions.close()
-    await store.close()
-    await revocations.close()
-  })
+  const { sessions, revocations } = revokingOn(t, store)
   const user = { id: newUserId(), email: 'someone@example.com' }
   const [kept, other] = [await sessions.start(user, meta), await sessions.start(user, meta)]
   return { sessions, revocations, user, kept, other }
