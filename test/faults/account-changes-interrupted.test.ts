@@ -1,26 +1,14 @@
-import { createHash } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { luaScript } from '../../src/redis-client.js'
 import { buildApp, deleteKeys, login, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, subOf, uniqueEmail, uniquePrefix, type LoggedIn } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { tcpLink } from '../helpers/tcp-link.js'
+import { fromNth, script, tcpLink } from '../helpers/tcp-link.js'
 
 // Changing a password and deleting an account are each several store writes. Redis dies (the link to it is cut)
 // exactly as one of them is sent, so that write never runs. Before the change is made the client is answered 503;
 // after, 204, and what the change left to do is done once the store takes it. Whatever the step, what is left is never
 // the dangerous half: a new password, or a deleted account, with other sessions still alive.
 
-/** What ioredis sends for a script of src/lua/: EVALSHA with its digest, or EVAL with its text when Redis lacks it. */
-const script = (name: string): ((sent: string) => boolean) => {
-  const lua = luaScript(name)
-  const sha = createHash('sha1').update(lua).digest('hex')
-  return (sent) => sent.includes(sha) || sent.includes(lua)
-}
-const fromNth = (n: number, matches: (sent: string) => boolean): ((sent: string) => boolean) => {
-  let seen = 0
-  return (sent) => matches(sent) && ++seen >= n
-}
 /** The DEL of an account's id pointer (src/redis-user-directory.ts), sent once the account itself is gone. */
 const pointerDeleted = (prefix: string, userId: string) => (sent: string): boolean => /\bdel\r\n/i.test(sent) && sent.includes(`${prefix}user:id:${userId}`)
 

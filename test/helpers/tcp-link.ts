@@ -1,7 +1,22 @@
+import { createHash } from 'node:crypto'
 import { connect, createServer, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { Transform } from 'node:stream'
 import type { AddressInfo } from 'node:net'
+import { luaScript } from '../../src/redis-client.js'
+
+/** Matches what ioredis sends for a script of src/lua/: EVALSHA with its digest, or EVAL with its text when Redis lacks it. */
+export function script (name: string): (sent: string) => boolean {
+  const lua = luaScript(name)
+  const sha = createHash('sha1').update(lua).digest('hex')
+  return (sent) => sent.includes(sha) || sent.includes(lua)
+}
+
+/** Matches the `n`th write that `matches` matches, and every one after it. */
+export function fromNth (n: number, matches: (sent: string) => boolean): (sent: string) => boolean {
+  let seen = 0
+  return (sent) => matches(sent) && ++seen >= n
+}
 
 export interface TcpLink {
   /** Where clients connect instead of the target. */

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
-import { tcpLink } from '../helpers/tcp-link.js'
+import { fromNth, script, tcpLink } from '../helpers/tcp-link.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -212,6 +212,21 @@ t.test('the other instances never told (every broadcast cut off), it says their 
   t.match(ran.stderr, /^admin: the sessions were ended, but the other instances could not be told: their access tokens work until they expire \(ACCESS_TOKEN_TTL, [0-9]+ s\)\n$/,
     'one line on standard error: what was done, and what was not')
   t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'the session has ended')
+})
+
+t.test('delete-account whose second ending of the sessions the store never takes (every try cut off) says so, exiting 1; the account is gone', async (t) => {
+  const { b, env } = await deployment(t)
+  const email = uniqueEmail()
+  const laptop = await registerAndLogin(b, email)
+  const link = await tcpLink(t, Number(new URL(SHARED_REDIS_URL).port || 6379))
+  const cut = link.cutAt(fromNth(2, script('family-revoke-all')), { every: true })
+  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}` }, ['delete-account', email])
+  t.ok(cut(), 'the link was cut as the sessions were ended again')
+  t.same([ran.code, ran.stdout], [1, ''])
+  t.match(ran.stderr, /^admin: the sessions were ended, but the store did not take their second ending: a session a sign-in began meanwhile lives on until it expires \(REFRESH_IDLE_TTL unused, REFRESH_ABSOLUTE_TTL at most: [0-9]+ s, [0-9]+ s\)\n$/,
+    'one line on standard error: what was done, and what was not')
+  t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'the session has ended')
+  t.equal((await signIn(b, email, PASSWORD)).statusCode, 401, 'and the account is gone')
 })
 
 t.test('with the store down it stops within its command timeout, saying to run it again', async (t) => {
