@@ -1,8 +1,8 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, deleteKeys, login, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, subOf, uniqueEmail, uniquePrefix, type LoggedIn } from '../helpers/app.js'
+import { buildAppThroughLink, login, PASSWORD, refresh, registerAndLogin, subOf, uniqueEmail, uniquePrefix, type LoggedIn } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { fromNth, script, tcpLink } from '../helpers/tcp-link.js'
+import { fromNth, script } from '../helpers/tcp-link.js'
 
 // Changing a password and deleting an account are each several store writes. Redis dies (the link to it is cut)
 // exactly as one of them is sent, so that write never runs. Before the change is made the client is answered 503;
@@ -13,14 +13,10 @@ import { fromNth, script, tcpLink } from '../helpers/tcp-link.js'
 const pointerDeleted = (prefix: string, userId: string) => (sent: string): boolean => /\bdel\r\n/i.test(sent) && sent.includes(`${prefix}user:id:${userId}`)
 
 const bearer = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
-const PORT = Number(new URL(SHARED_REDIS_URL).port || 6379)
 
 async function setUp (t: Test) {
-  const link = await tcpLink(t, PORT)
   const prefix = uniquePrefix()
-  // buildApp deletes the keys of an app on the shared Redis's own URL only; this one reaches it through the link.
-  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
-  const app = await buildApp(t, { prefix, env: { REDIS_URL: `redis://127.0.0.1:${link.port}` } })
+  const { app, link } = await buildAppThroughLink(t, { prefix })
   const owner = await registerAndLogin(app, uniqueEmail(), 'laptop')
   const phone = await login(app, owner.email, 'phone')
   const userId = subOf(owner.accessToken)

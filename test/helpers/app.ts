@@ -10,6 +10,7 @@ import app, { serverOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { createRedisClient, type RedisClient } from '../../src/redis-client.js'
 import { within } from './poll.js'
+import { tcpLink, type TcpLink } from './tcp-link.js'
 
 export const SHARED_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -91,6 +92,23 @@ export async function buildApp (t: Test, options: BuildOptions = {}): Promise<Fa
     if (config.redis !== null && config.redis.url === SHARED_REDIS_URL) await deleteKeys(config.redis.url, config.redis.keyPrefix)
   })
   return fastify
+}
+
+/** A link to the shared Redis (./tcp-link.ts): a process that connects to its port instead can be held or cut off. */
+export function linkToSharedRedis (t: Test): Promise<TcpLink> {
+  return tcpLink(t, Number(new URL(SHARED_REDIS_URL).port || 6379))
+}
+
+/**
+ * An app on the shared Redis under `options.prefix` that reaches it through a link the test can hold or cut
+ * (./tcp-link.ts): beside apps on the same prefix, an instance whose store commands can be stalled or lost on their way.
+ */
+export async function buildAppThroughLink (t: Test, options: BuildOptions & { prefix: string }): Promise<{ app: FastifyInstance, link: TcpLink }> {
+  const link = await linkToSharedRedis(t)
+  // buildApp deletes the keys of an app on the shared Redis's own URL only; this one reaches it through the link.
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, options.prefix))
+  const app = await buildApp(t, { ...options, env: { ...options.env, REDIS_URL: `redis://127.0.0.1:${link.port}` } })
+  return { app, link }
 }
 
 /** Starts an app built by buildApp listening on a free loopback port, for clients that need a real socket; returns the port. */

@@ -34,6 +34,11 @@ export interface TcpLink {
    * whichever connection, as long as it is armed. Returns a check of whether it has cut, which disarms it.
    */
   cutAt (matches: (sent: string) => boolean, options?: { every: boolean }): () => boolean
+  /**
+   * Holds the next thing a client sends that `matches`, and whatever that client sends after it, until release(): one
+   * command stalled on its way, the other connections' traffic flowing. Returns a check of whether it has held.
+   */
+  holdAt (matches: (sent: string) => boolean): () => boolean
 }
 
 /** A TCP relay on loopback to `targetPort`, for one process's link to a server, which a test can hold. */
@@ -41,6 +46,9 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
   const clients = new Set<Socket>()
   let held = false
   let cut: { matches: (sent: string) => boolean, every: boolean, count: number } | null = null
+  let holding: { matches: (sent: string) => boolean, held: boolean } | null = null
+  /** Writes held by holdAt, each passed on at release. */
+  const waiting: Array<() => void> = []
   const server = createServer((client) => {
     const target = connect(targetPort, '127.0.0.1')
     clients.add(client)
@@ -48,7 +56,15 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
     const close = () => { clients.delete(client); client.destroy(); target.destroy() }
     const watch = new Transform({
       transform (chunk: Buffer, _encoding, callback) {
-        if (cut === null || !cut.matches(chunk.toString('latin1'))) return callback(null, chunk)
+        const sent = chunk.toString('latin1')
+        if (holding?.matches(sent) === true) {
+          // Not passed on yet, so this connection's next writes wait behind it.
+          holding.held = true
+          holding = null
+          waiting.push(() => callback(null, chunk))
+          return
+        }
+        if (cut === null || !cut.matches(sent)) return callback(null, chunk)
         cut.count += 1
         if (!cut.every) cut = null
         close()
@@ -75,6 +91,7 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
     release () {
       held = false
       for (const client of clients) client.resume()
+      for (const pass of waiting.splice(0)) pass()
     },
     cutAt (matches, { every } = { every: false }) {
       const armed = { matches, every, count: 0 }
@@ -83,6 +100,11 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
         if (cut === armed) cut = null
         return armed.count > 0
       }
+    },
+    holdAt (matches) {
+      const armed = { matches, held: false }
+      holding = armed
+      return () => armed.held
     }
   }
 }

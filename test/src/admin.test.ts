@@ -3,10 +3,10 @@ import { once } from 'node:events'
 import { chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, linkToSharedRedis, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
-import { fromNth, script, tcpLink } from '../helpers/tcp-link.js'
+import { fromNth, script } from '../helpers/tcp-link.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -191,7 +191,7 @@ async function signOutWithBroadcastCut (t: Test, every: boolean, logLevel = 'sil
   const { b, env } = await deployment(t)
   const email = uniqueEmail()
   const laptop = await registerAndLogin(b, email)
-  const link = await tcpLink(t, Number(new URL(SHARED_REDIS_URL).port || 6379))
+  const link = await linkToSharedRedis(t)
   const cut = link.cutAt((sent) => /\bpublish\r\n/i.test(sent) && sent.includes(`${env.REDIS_KEY_PREFIX as string}revoked-sids`), { every })
   const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}`, LOG_LEVEL: logLevel }, ['sign-out', email])
   t.ok(cut(), 'the link was cut as the revocation was broadcast')
@@ -218,7 +218,7 @@ t.test('delete-account whose second ending of the sessions the store never takes
   const { b, env } = await deployment(t)
   const email = uniqueEmail()
   const laptop = await registerAndLogin(b, email)
-  const link = await tcpLink(t, Number(new URL(SHARED_REDIS_URL).port || 6379))
+  const link = await linkToSharedRedis(t)
   const cut = link.cutAt(fromNth(2, script('family-revoke-all')), { every: true })
   const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}` }, ['delete-account', email])
   t.ok(cut(), 'the link was cut as the sessions were ended again')

@@ -1,6 +1,7 @@
 import t from 'tap'
-import { buildApp, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, setCookies, subOf, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, setCookies, subOf, uniquePrefix } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
+import { script } from '../../helpers/tcp-link.js'
 
 const bearer = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
 
@@ -99,4 +100,23 @@ t.test('a sign-in that read the account before it was deleted is refused once it
   t.same([refused.statusCode, refused.json().code], [401, 'AUTH_INVALID_CREDENTIALS'], 'the sign-in is refused as for an unknown email, though the password was the account\'s')
   t.same(setCookies(refused), [], 'with no refresh cookie')
   t.same(await fast.sessions.list(subOf(owner.accessToken)), [], 'and the session it made is gone: the deleted account has none')
+})
+
+t.test('a sign-in answered while the account is being deleted, its sessions already ended, has its session ended by the deletion', async (t) => {
+  const prefix = uniquePrefix()
+  // The instance that deletes reaches Redis through a link that holds the account's deletion on its way: its sessions
+  // ended, the account not yet gone. The other instance signs in meanwhile, and its sign-in sees the account.
+  const { app: deleting, link } = await buildAppThroughLink(t, { prefix })
+  const other = await buildApp(t, { prefix })
+  const owner = await registerAndLogin(other)
+  const held = link.holdAt(script('user-delete'))
+  const deletion = deleting.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(owner.accessToken), payload: { password: PASSWORD } })
+  await within(5000, async () => held(), 'the deletion held on its way, the sessions ended')
+  const late = await login(other, owner.email, 'late')
+  t.equal((await other.inject({ url: '/me', headers: bearer(late.accessToken) })).statusCode, 200, 'a sign-in meanwhile is answered: the account is there')
+  link.release()
+  t.equal((await deletion).statusCode, 204, 'the account is deleted')
+  t.equal((await refresh(other, late.cookie)).statusCode, 401, 'and the session that sign-in began has ended')
+  await within(2000, async () => (await other.inject({ url: '/me', headers: bearer(late.accessToken) })).statusCode === 401, 'its access token refused on the other instance')
+  t.same(await other.sessions.list(subOf(owner.accessToken)), [], 'the deleted account has no session')
 })

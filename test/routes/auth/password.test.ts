@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniquePrefix } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest } from '../../helpers/raw-http.js'
+import { script } from '../../helpers/tcp-link.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/password refuses a new password on the blocklist, and changes nothing (${store} store)`, async (t) => {
@@ -88,4 +89,22 @@ t.test('a password change whose session ends while the new password is hashed is
   t.same([res.statusCode, res.json().code, res.headers['www-authenticate']], [401, 'AUTH_TOKEN_INVALID', 'Bearer error="invalid_token"'],
     'refused as its access token is, with the challenge that tells a client to renew it (and not a password it sent)')
   t.equal((await weak.inject({ method: 'POST', url: '/auth/login', payload: { email: caller.email, password: PASSWORD } })).statusCode, 200, 'the old password still signs in')
+})
+
+t.test('a sign-in with the old password answered while the password changes, the other sessions already ended, has its session ended by the change', async (t) => {
+  const prefix = uniquePrefix()
+  // The instance that changes it reaches Redis through a link that holds the new password on its way: the other
+  // sessions ended, the old password still the one. The other instance signs in with it meanwhile.
+  const { app: changing, link } = await buildAppThroughLink(t, { prefix })
+  const other = await buildApp(t, { prefix })
+  const caller = await registerAndLogin(other)
+  const held = link.holdAt(script('user-set-hash'))
+  const change = changing.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${caller.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 9' } })
+  await within(5000, async () => held(), 'the new password held on its way, the other sessions ended')
+  const late = await login(other, caller.email, 'late')
+  t.equal((await other.inject({ url: '/me', headers: { authorization: `Bearer ${late.accessToken}` } })).statusCode, 200, 'a sign-in with the old password meanwhile is answered')
+  link.release()
+  t.equal((await change).statusCode, 204, 'the password is changed')
+  t.equal((await refresh(other, late.cookie)).statusCode, 401, 'and the session that sign-in began has ended')
+  t.equal((await refresh(other, caller.cookie)).statusCode, 200, 'the caller\'s is kept')
 })
