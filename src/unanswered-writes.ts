@@ -90,8 +90,12 @@ export class UnansweredWrites {
     })
   }
 
-  /** Asks the store again every retry interval until it takes `attempt`, which it failed just now. */
+  /**
+   * Asks the store again every retry interval until it takes `attempt`, which it failed just now. Said in the log: the
+   * caller was answered as if it had, and no error answer shows it.
+   */
   retry (key: string, attempt: () => Promise<unknown>): void {
+    this.#log.warn({ followUp: key }, 'the store did not take a write that follows a change already made; retrying until it does')
     this.#remember(key, { settledAtMs: 0, attempt })
   }
 

@@ -8,6 +8,7 @@ import { StoreNotReachedError } from '../../src/redis-client.js'
 import { RefreshTokenCodec } from '../../src/refresh-token.js'
 import { RevocationList } from '../../src/revocation-list.js'
 import { SessionService } from '../../src/session-service.js'
+import type { UnansweredWritesOptions } from '../../src/unanswered-writes.js'
 import { newUserId } from '../../src/user-directory.js'
 import { within } from '../helpers/poll.js'
 
@@ -99,9 +100,9 @@ t.test('a login the store was never sent leaves nothing to end', async (t) => {
 })
 
 /** Sessions on `store` whose ended families' access tokens are revoked, with follow-ups retried every 10 ms. */
-function revokingOn (t: Test, store: MemoryFamilyStore) {
+function revokingOn (t: Test, store: MemoryFamilyStore, log: UnansweredWritesOptions['log'] = quiet.log) {
   const revocations = new LocalAccessRevocations(new RevocationList(), 60_000)
-  const sessions = new SessionService(codec, store, revocations, { ...quiet, retryMs: 10 })
+  const sessions = new SessionService(codec, store, revocations, { log, retryMs: 10 })
   t.teardown(async () => {
     await sessions.close()
     await store.close()
@@ -139,17 +140,19 @@ class FailingEndings extends MemoryFamilyStore {
 }
 
 async function endingsOn (t: Test, store: FailingEndings) {
-  const { sessions, revocations } = revokingOn(t, store)
+  const warnings: Array<{ obj: object, msg: string }> = []
+  const { sessions, revocations } = revokingOn(t, store, { info () {}, warn: (obj: object, msg: string) => { warnings.push({ obj, msg }) } })
   const user = { id: newUserId(), email: 'someone@example.com' }
   const [kept, other] = [await sessions.start(user, meta), await sessions.start(user, meta)]
-  return { sessions, revocations, user, kept, other }
+  return { sessions, revocations, user, kept, other, warnings }
 }
 
 t.test('the sessions a change already made ends again', async (t) => {
   t.test('are ended now when the store answers, but the one kept, and their access tokens revoked', async (t) => {
     const store = new FailingEndings()
-    const { sessions, revocations, user, kept, other } = await endingsOn(t, store)
+    const { sessions, revocations, user, kept, other, warnings } = await endingsOn(t, store)
     t.same(await sessions.revokeAllEventually(user.id, kept.familyId), [other.familyId], 'the other session ended now')
+    t.same(warnings, [], 'nothing to say in the log')
     t.ok(await store.isLive(user.id, kept.familyId), 'the one kept lives')
     t.ok(revocations.isRevoked(other.familyId), 'the other\'s access tokens are revoked')
     t.equal(sessions.pendingFollowUps, 0, 'nothing is left to do')
@@ -165,9 +168,10 @@ t.test('the sessions a change already made ends again', async (t) => {
 
   t.test('are ended later when the store cannot take it now; the change is not failed for it', async (t) => {
     const store = new FailingEndings()
-    const { sessions, revocations, user, kept, other } = await endingsOn(t, store)
+    const { sessions, revocations, user, kept, other, warnings } = await endingsOn(t, store)
     store.out = true
     t.same(await sessions.revokeAllEventually(user.id, kept.familyId), [], 'resolves, with nothing ended yet')
+    t.match(warnings, [{ obj: { followUp: `sessions of ${user.id}` }, msg: /did not take a write that follows a change already made; retrying/ }], 'saying so in the log')
     t.ok(await store.isLive(user.id, other.familyId), 'the store was out: the other session still lives')
     t.ok(sessions.pendingFollowUps > 0, 'a follow-up is pending')
     store.out = false
