@@ -136,7 +136,7 @@ async function told ({ accessRevocations, sessions, config }: FastifyInstance, e
     throw new Refusal(`the sessions were ended, but the other instances could not be told: their access tokens work until they expire (ACCESS_TOKEN_TTL, ${config.jwt.accessTokenTtlSeconds} s)`)
   }
   if (sessions.pendingFollowUps > 0) {
-    throw new Refusal(`the sessions were ended, but the store did not take their second ending: a session a sign-in began meanwhile lives on until it expires (REFRESH_IDLE_TTL unused, REFRESH_ABSOLUTE_TTL at most: ${config.refresh.idleTtlSeconds} s, ${config.refresh.absoluteTtlSeconds} s)`)
+    throw new Refusal(`the sessions were ended, but the store did not take their second ending: a session a sign-in began meanwhile lives on until it expires: REFRESH_IDLE_TTL (${config.refresh.idleTtlSeconds} s) unused, REFRESH_ABSOLUTE_TTL (${config.refresh.absoluteTtlSeconds} s) at most`)
   }
   return ended.length
 }

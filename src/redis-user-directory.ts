@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Result } from 'ioredis'
+import { StoreUnavailableError } from './errors.js'
 import { guardStore, luaScript, type RedisClient } from './redis-client.js'
 import { newUserId, type User, type UserDirectory, type UserRecord } from './user-directory.js'
 
@@ -68,7 +69,9 @@ export class RedisUserDirectory implements UserDirectory {
     const deleted = await guardStore(this.#redis, () => this.#redis.authUserDelete(accountKey, id)) === 1
     // The pointer after the account (another slot on a cluster). The account is gone whatever happens to it: a failure
     // here does not undo the deletion, and the pointer it leaves behind leads nowhere (findById checks the account's id).
-    await guardStore(this.#redis, () => this.#redis.del(this.#idKey(id))).catch(() => {})
+    await guardStore(this.#redis, () => this.#redis.del(this.#idKey(id))).catch((err: unknown) => {
+      if (!(err instanceof StoreUnavailableError)) throw err
+    })
     return deleted
   }
 

@@ -234,8 +234,8 @@ export class SessionService {
   /**
    * Ends every session of the user but `keptFamilyId` (every one, once that one has ended too) after a change that is
    * already made: a password set, an account deleted. A login that read the account before the change may have begun
-   * a session since the sessions were first ended. Never rejects: the change is answered as made, and a store that
-   * cannot take this now is asked again until it does. Returns what was ended now. Rejects only on a bug.
+   * a session since the sessions were first ended. A store that cannot take this now is asked again until it does,
+   * and the change is answered as made: this rejects only on a bug. Returns what was ended now.
    */
   async revokeAllEventually (userId: string, keptFamilyId?: string): Promise<string[]> {
     const attempt = async (): Promise<string[]> => {
