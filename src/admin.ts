@@ -126,16 +126,17 @@ async function onAccount (fastify: FastifyInstance, command: Command, email: str
 
 /**
  * How many sessions were ended, once the other instances have been told: they learn of it over the store, and until
- * they have, the sessions' access tokens still work there. And once the store has taken what a deletion left to do
- * (SessionService.revokeAllEventually): in this process, "again until it takes it" lasts only until it exits.
+ * they have, the sessions' access tokens still work there. And once the store has taken the second ending of a
+ * deletion (SessionService.revokeAllEventually): in this process, "again until it takes it" lasts only until it exits.
+ * Not for the other follow-ups to settle: those wait out how late an unanswered write may run, which can be longer.
  */
 async function told ({ accessRevocations, sessions, config }: FastifyInstance, ended: string[]): Promise<number> {
   const deadline = Date.now() + BROADCAST_WAIT_MS
-  while ((accessRevocations.pending > 0 || sessions.pendingFollowUps > 0) && Date.now() < deadline) await sleep(200)
+  while ((accessRevocations.pending > 0 || sessions.pendingSecondEndings > 0) && Date.now() < deadline) await sleep(200)
   if (accessRevocations.pending > 0) {
     throw new Refusal(`the sessions were ended, but the other instances could not be told: their access tokens work until they expire (ACCESS_TOKEN_TTL, ${config.jwt.accessTokenTtlSeconds} s)`)
   }
-  if (sessions.pendingFollowUps > 0) {
+  if (sessions.pendingSecondEndings > 0) {
     throw new Refusal(`the sessions were ended, but the store did not take their second ending: a session a sign-in began meanwhile lives on until it expires: REFRESH_IDLE_TTL (${config.refresh.idleTtlSeconds} s) unused, REFRESH_ABSOLUTE_TTL (${config.refresh.absoluteTtlSeconds} s) at most`)
   }
   return ended.length

@@ -194,6 +194,11 @@ export class SessionService {
     return this.#unanswered.size
   }
 
+  /** Of them, second endings of sessions (revokeAllEventually) the store has not taken yet. */
+  get pendingSecondEndings (): number {
+    return this.#unanswered.retries
+  }
+
   /** A last try at what the store's unanswered writes left to do. */
   close (): Promise<void> {
     return this.#unanswered.close()

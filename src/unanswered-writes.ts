@@ -25,6 +25,9 @@ interface FollowUp {
  */
 const SWEEP_BUDGET_MS = 1000
 
+/** The key of a follow-up given to retry() begins with it. */
+const RETRY = 'retry'
+
 export interface UnansweredWritesOptions {
   log: Logger
   /** How often follow-ups the store has not taken yet are tried again. */
@@ -96,12 +99,19 @@ export class UnansweredWrites {
    */
   retry (key: string, attempt: () => Promise<unknown>): void {
     this.#log.warn({ followUp: key }, 'the store did not take a write that follows a change already made; retrying until it does')
-    this.#remember(key, { settledAtMs: 0, attempt })
+    this.#remember(`${RETRY} ${key}`, { settledAtMs: 0, attempt })
   }
 
   /** Follow-ups not yet done for good. */
   get size (): number {
     return this.#pending.size
+  }
+
+  /** Of them, the writes given to retry(): the others may wait for late writes to settle, these only for the store. */
+  get retries (): number {
+    let count = 0
+    for (const key of this.#pending.keys()) if (key.startsWith(`${RETRY} `)) count++
+    return count
   }
 
   /** One last try at every follow-up, its late writes settled or not: what the store takes now is better than nothing. */

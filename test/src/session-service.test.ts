@@ -173,12 +173,13 @@ t.test('the sessions a change already made ends again', async (t) => {
     t.same(await sessions.revokeAllEventually(user.id, kept.familyId), [], 'resolves, with nothing ended yet')
     t.match(warnings, [{ obj: { followUp: `sessions of ${user.id}` }, msg: /did not take a write that follows a change already made; retrying/ }], 'saying so in the log')
     t.ok(await store.isLive(user.id, other.familyId), 'the store was out: the other session still lives')
-    t.ok(sessions.pendingFollowUps > 0, 'a follow-up is pending')
+    t.equal(sessions.pendingSecondEndings, 1, 'its second ending is pending')
     store.out = false
     await within(2000, async () => !await store.isLive(user.id, other.familyId), 'the other session ended once the store is back')
     t.ok(await store.isLive(user.id, kept.familyId), 'the one kept still lives')
     await within(2000, async () => revocations.isRevoked(other.familyId), 'the other\'s access tokens revoked')
     await within(2000, async () => sessions.pendingFollowUps === 0, 'nothing left to do')
+    t.equal(sessions.pendingSecondEndings, 0, 'no second ending pending')
     t.pass('ended later, access tokens too')
   })
 
