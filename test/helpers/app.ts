@@ -207,6 +207,19 @@ export async function registerAndLogin (fastify: FastifyInstance, email = unique
   return login(fastify, email, userAgent)
 }
 
+/**
+ * Two instances of one deployment (one Redis, one prefix) and an account signed in on the first. The first hashes at
+ * the test's weak parameters, at once. The second hashes one password at a time, slowly, with stronger parameters
+ * than the account's hash (ONE_SLOW_HASH_AT_A_TIME): a request there waits its turn, long enough for a test to act
+ * while it waits, and a sign-in there verifies the password slowly and rehashes it.
+ */
+export async function fastAndSlowInstances (t: Test): Promise<{ prefix: string, fast: FastifyInstance, slow: FastifyInstance, owner: LoggedIn }> {
+  const prefix = uniquePrefix()
+  const fast = await buildApp(t, { prefix })
+  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
+  return { prefix, fast, slow, owner: await registerAndLogin(fast) }
+}
+
 export async function login (fastify: FastifyInstance, email: string, userAgent = 'test-agent'): Promise<LoggedIn> {
   const res = await fastify.inject({ method: 'POST', url: '/auth/login', headers: { 'user-agent': userAgent }, payload: { email, password: PASSWORD } })
   if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)

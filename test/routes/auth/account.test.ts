@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, buildAppThroughLink, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, setCookies, subOf, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, fastAndSlowInstances, login, PASSWORD, refresh, registerAndLogin, setCookies, subOf, uniquePrefix } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
 import { script } from '../../helpers/tcp-link.js'
 
@@ -80,11 +80,8 @@ t.test('an ended session cannot delete its account: the access token of a sessio
 })
 
 t.test('a sign-in that read the account before it was deleted is refused once its session is made, and leaves none behind', async (t) => {
-  const prefix = uniquePrefix()
-  const fast = await buildApp(t, { prefix })
-  // One hash at a time, slowly: a sign-in there reads the account, then waits for the hash ahead of it.
-  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
-  const owner = await registerAndLogin(fast)
+  // On the slow instance a sign-in reads the account, then waits for the hash ahead of it.
+  const { fast, slow, owner } = await fastAndSlowInstances(t)
   const ahead = await registerAndLogin(slow)
   const signIn = (app: typeof fast, email: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
 

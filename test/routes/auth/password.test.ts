@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, buildAppThroughLink, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, registerAndLogin, uniquePrefix } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest } from '../../helpers/raw-http.js'
 import { script } from '../../helpers/tcp-link.js'
@@ -27,14 +27,11 @@ for (const store of ['redis', 'memory'] as const) {
 }
 
 t.test('a rehash of the current password landing while the new one is hashed does not fail the change', async (t) => {
-  const prefix = uniquePrefix()
   // Where the account began: weak parameters (the test default). Where the change is made: it hashes slowly, one
   // at a time. And an instance with stronger parameters than the stored hash's, whose logins upgrade it (a rolling
   // deploy of new parameters).
-  const weak = await buildApp(t, { prefix })
-  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
+  const { prefix, fast: weak, slow, owner: caller } = await fastAndSlowInstances(t)
   const upgrading = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '2' } })
-  const caller = await registerAndLogin(weak)
   const stored = async () => (await weak.users.findByEmail(caller.email))?.passwordHash ?? ''
   t.match(await stored(), /,t=1\$/, 'registered with the weak parameters')
 
@@ -55,12 +52,9 @@ t.test('a rehash of the current password landing while the new one is hashed doe
 })
 
 t.test('a password change whose client hangs up while the new password is hashed changes nothing: the retry goes through', async (t) => {
-  const prefix = uniquePrefix()
   // Registered with the weak test parameters, so that on the slow instance the current password verifies at once
   // and the new one hashes for long.
-  const weak = await buildApp(t, { prefix })
-  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
-  const caller = await registerAndLogin(weak)
+  const { fast: weak, slow, owner: caller } = await fastAndSlowInstances(t)
   const port = await listenOnLoopback(slow)
   const payload = { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 9' }
   const headers = { authorization: `Bearer ${caller.accessToken}` }
@@ -77,10 +71,7 @@ t.test('a password change whose client hangs up while the new password is hashed
 })
 
 t.test('a password change whose session ends while the new password is hashed is refused for its token, and changes nothing', async (t) => {
-  const prefix = uniquePrefix()
-  const weak = await buildApp(t, { prefix })
-  const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
-  const caller = await registerAndLogin(weak)
+  const { fast: weak, slow, owner: caller } = await fastAndSlowInstances(t)
   const newPassword = 'a brand new passphrase 9'
   const change = slow.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${caller.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword } })
   await within(2000, async () => slow.passwordHasher.running > 0, 'the change is hashing')

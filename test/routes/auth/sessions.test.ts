@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { within } from '../../helpers/poll.js'
-import { buildApp, CAUGHT_REPLAY, capturedLogs, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, replayCodes, sidOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, CAUGHT_REPLAY, capturedLogs, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, replayCodes, sidOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
 
 const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
 const me = (app: FastifyInstance, s: LoggedIn) => app.inject({ url: '/me', headers: bearer(s) })
@@ -167,12 +167,8 @@ t.test('POST /auth/password keeps the caller, kills the others, and the old pass
 })
 
 t.test('a login that verified the old password while a change completed elsewhere gets no session, and its rehash does not undo the change', async (t) => {
-  const prefix = uniquePrefix()
-  const fast = await buildApp(t, { prefix })
-  // Another instance of the deployment, busy: one hash at a time, each slow, and of other parameters than the
-  // account's hash, so that a login it serves also rehashes the password.
-  const busy = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
-  const owner = await registerAndLogin(fast)
+  // The slow instance is busy, and a login it serves also rehashes the password.
+  const { fast, slow: busy, owner } = await fastAndSlowInstances(t)
   const login = (app: FastifyInstance, email: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } })
 
   const ahead = login(busy, `nobody-${owner.email}`, PASSWORD)
@@ -197,11 +193,8 @@ t.test('a login that verified the old password while a change completed elsewher
 })
 
 t.test('a login whose client hangs up while it takes its second look at the password leaves no session behind', async (t) => {
-  const prefix = uniquePrefix()
-  const fast = await buildApp(t, { prefix })
-  const busy = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
+  const { fast, slow: busy, owner } = await fastAndSlowInstances(t)
   const port = await listenOnLoopback(busy)
-  const owner = await registerAndLogin(fast)
 
   const ahead = busy.inject({ method: 'POST', url: '/auth/login', payload: { email: `nobody-${owner.email}`, password: PASSWORD } })
   await within(5000, async () => busy.passwordHasher.running === 1, 'another login hashes on the busy instance')
