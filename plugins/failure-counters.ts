@@ -6,9 +6,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /**
      * Failed password checks. Login counts them per account from one client address (`loginFromClient`, keyed
-     * by email and address) and per account from every address (`login`, by email); password change per user.
+     * by email and address) and per account from every address (`login`, by email). A password asked again of a
+     * signed-in user (a password change, an account deletion) is counted likewise: per session (`passwordFromSession`,
+     * by session id), at the tight limit, and per user from every session (`password`, by user id), at the loose one.
      */
-    failureCounters: { login: FailureCounter, loginFromClient: FailureCounter, password: FailureCounter }
+    failureCounters: { login: FailureCounter, loginFromClient: FailureCounter, password: FailureCounter, passwordFromSession: FailureCounter }
   }
 }
 
@@ -21,6 +23,7 @@ export default fp(async function failureCountersPlugin (fastify) {
   fastify.decorate('failureCounters', {
     login: counter('login', loginAccount),
     loginFromClient: counter('login-client', loginAccountIp),
-    password: counter('password', loginAccountIp)
+    password: counter('password', loginAccount),
+    passwordFromSession: counter('password-session', loginAccountIp)
   })
 }, { name: 'failure-counters', dependencies: ['config', 'redis'], fastify: '5.x' })

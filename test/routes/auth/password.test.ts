@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { buildApp, buildAppThroughLink, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, registerAndLogin, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest } from '../../helpers/raw-http.js'
 import { script } from '../../helpers/tcp-link.js'
@@ -98,4 +99,38 @@ t.test('a sign-in with the old password answered while the password changes, the
   t.equal((await change).statusCode, 204, 'the password is changed')
   t.equal((await refresh(other, late.cookie)).statusCode, 401, 'and the session that sign-in began has ended')
   t.equal((await refresh(other, caller.cookie)).statusCode, 200, 'the caller\'s is kept')
+})
+
+/** `POST /auth/password` from the session `s`, to a new password. */
+const changeFrom = (app: FastifyInstance, s: LoggedIn, currentPassword: string) =>
+  app.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${s.accessToken}` }, payload: { currentPassword, newPassword: 'a brand new passphrase 9' } })
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`the guesses made with a stolen access token stop that session, not the owner's own change from another device (${store} store)`, async (t) => {
+    const app = await buildApp(t, { store, env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/900', RATE_LIMIT_LOGIN_ACCOUNT: '5/900' } })
+    const owner = await registerAndLogin(app, undefined, 'laptop')
+    const stolen = await login(app, owner.email, 'a device whose token was stolen')
+    const change = (s: LoggedIn, currentPassword: string) => changeFrom(app, s, currentPassword)
+    const guesses = []
+    for (let guess = 1; guess <= 4; guess++) guesses.push((await change(stolen, `a wrong guess number ${guess}`)).statusCode)
+    t.same(guesses, [401, 401, 401, 429], 'three guesses with the stolen token, then 429 for that session')
+    const limited = await change(stolen, PASSWORD)
+    t.same([limited.statusCode, limited.json().code], [429, 'RATE_LIMITED'], 'the right password included')
+    t.equal((await change(owner, PASSWORD)).statusCode, 204, 'the owner, on another device, changes the password')
+    t.equal((await refresh(app, stolen.cookie)).statusCode, 401, 'which ends the stolen session')
+  })
+}
+
+t.test('the guesses of several stolen sessions together stop at the account\'s limit, for every session of the account', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/900', RATE_LIMIT_LOGIN_ACCOUNT: '5/900' } })
+  const owner = await registerAndLogin(app, undefined, 'laptop')
+  const [first, second, third] = [await login(app, owner.email, 'one'), await login(app, owner.email, 'two'), await login(app, owner.email, 'three')]
+  const change = (s: LoggedIn, currentPassword: string) => changeFrom(app, s, currentPassword)
+  const guesses = []
+  for (const [s, n] of [[first, 1], [first, 2], [first, 3], [second, 4], [second, 5]] as const) guesses.push((await change(s, `a wrong guess number ${n}`)).statusCode)
+  t.same(guesses, [401, 401, 401, 401, 401], 'five guesses over two sessions, each under its own limit')
+  t.same([(await change(third, 'a wrong guess number 6')).statusCode, (await change(owner, PASSWORD)).statusCode], [429, 429],
+    'then the account\'s limit: a third session, and the owner\'s too, wait out the window')
+  const deletion = await app.inject({ method: 'DELETE', url: '/auth/account', headers: { authorization: `Bearer ${owner.accessToken}` }, payload: { password: PASSWORD } })
+  t.equal(deletion.statusCode, 429, 'as does a deletion, which asks for the password too')
 })
