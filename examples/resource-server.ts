@@ -10,6 +10,16 @@ export interface ResourceServerOptions {
   audience?: string
 }
 
+/**
+ * Whether the token's signature is spelled as its bytes encode. Its last base64url character can carry bits no byte
+ * uses, which decoders ignore: changed, they give another spelling of the same token that verifies, and that a cache
+ * or a deny-list keyed by the token would take for another. A token is accepted only as it was issued.
+ */
+function isCanonical (token: string): boolean {
+  const signature = token.slice(token.lastIndexOf('.') + 1)
+  return Buffer.from(signature, 'base64url').toString('base64url') === signature
+}
+
 export function buildResourceServer (options: ResourceServerOptions): FastifyInstance {
   // Fetched on first use, cached, refetched when a token names an unknown kid (so key rotation just works).
   const jwks = createRemoteJWKSet(new URL(options.jwksUrl))
@@ -21,6 +31,7 @@ export function buildResourceServer (options: ResourceServerOptions): FastifyIns
     const token = /^bearer +(\S+)$/i.exec(request.headers.authorization ?? '')?.[1]
     try {
       if (token === undefined) throw new Error('no bearer token')
+      if (!isCanonical(token)) throw new Error('a respelled token')
       const { payload } = await jwtVerify(token, jwks, {
         issuer: options.issuer ?? 'auth-service',
         audience: options.audience ?? 'auth-service',

@@ -3,6 +3,7 @@ import t from 'tap'
 import { buildResourceServer } from '../../examples/resource-server.js'
 import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
 import { keySetJson, privateJwk } from '../helpers/keys.js'
+import { respelled } from '../helpers/respelled.js'
 
 for (const alg of ['ES256', 'EdDSA'] as const) {
   t.test(`a separate resource server verifies ${alg} tokens with only the JWKS URL, over loopback`, async (t) => {
@@ -20,6 +21,11 @@ for (const alg of ['ES256', 'EdDSA'] as const) {
 
     const tampered = session.accessToken.replace(/\.([^.]+)\./, (_m, p: string) => `.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), sub: 'someone-else' })).toString('base64url')}.`)
     t.equal((await api.inject({ url: '/orders', headers: { authorization: `Bearer ${tampered}` } })).statusCode, 401, 'tampered: refused')
+    const [header, payload, signature] = session.accessToken.split('.') as [string, string, string]
+    const respelledSignature = respelled(signature) as string
+    t.same(Buffer.from(respelledSignature, 'base64url'), Buffer.from(signature, 'base64url'), 'the signature respelled decodes to the same bytes')
+    t.equal((await api.inject({ url: '/orders', headers: { authorization: `Bearer ${header}.${payload}.${respelledSignature}` } })).statusCode, 401,
+      'and the token with it is refused: accepted only as issued')
     t.equal((await api.inject({ url: '/orders' })).statusCode, 401, 'no token: refused')
     t.equal((await api.inject({ url: '/orders', headers: { authorization: `Bearer ${session.refreshToken}` } })).statusCode, 401, 'a refresh token: refused')
   })
