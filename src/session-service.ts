@@ -243,13 +243,14 @@ export class SessionService {
    * and the change is answered as made: this rejects only on a bug. Returns what was ended now.
    */
   async revokeAllEventually (userId: string, keptFamilyId?: string): Promise<string[]> {
-    const attempt = async (): Promise<string[]> => {
+    // Every try, the retries too, through #ending: one the store runs without answering still revokes what it ended.
+    const attempt = () => this.#ending(userId, async (): Promise<string[]> => {
       const revoked = (keptFamilyId === undefined ? null : await this.#store.revokeOthers(userId, keptFamilyId)) ?? await this.#store.revokeAll(userId)
       await this.#revocations.revoke(revoked)
       return revoked
-    }
+    })
     try {
-      return await this.#ending(userId, attempt)
+      return await attempt()
     } catch (err) {
       if (!(err instanceof StoreUnavailableError)) throw err
       this.#unanswered.retry(`sessions of ${userId}`, attempt)

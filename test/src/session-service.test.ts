@@ -126,16 +126,27 @@ t.test('a reuse found by a rotation the store did not answer still revokes the f
 class FailingEndings extends MemoryFamilyStore {
   out = false
   endingsOfAll = 0
+  /** What the next endings do instead of answering, in turn: never reach the store, or run there unanswered. */
+  failNext: Array<'unsent' | 'ran'> = []
   constructor (readonly failure: () => Error = () => new StoreUnavailableError()) { super(policy) }
   override async revokeAll (userId: string): Promise<string[]> {
     this.endingsOfAll++
-    if (this.out) throw this.failure()
-    return await super.revokeAll(userId)
+    return await this.#answer(() => super.revokeAll(userId))
   }
 
   override async revokeOthers (userId: string, keptFamilyId: string): Promise<string[] | null> {
+    return await this.#answer(() => super.revokeOthers(userId, keptFamilyId))
+  }
+
+  async #answer<T> (write: () => Promise<T>): Promise<T> {
+    const next = this.failNext.shift()
+    if (next === 'unsent') throw new StoreUnavailableError({ cause: new StoreNotReachedError('not connected') })
+    if (next === 'ran') {
+      await write()
+      throw new StoreUnavailableError()
+    }
     if (this.out) throw this.failure()
-    return await super.revokeOthers(userId, keptFamilyId)
+    return await write()
   }
 }
 
@@ -181,6 +192,16 @@ t.test('the sessions a change already made ends again', async (t) => {
     await within(2000, async () => sessions.pendingFollowUps === 0, 'nothing left to do')
     t.equal(sessions.pendingSecondEndings, 0, 'no second ending pending')
     t.pass('ended later, access tokens too')
+  })
+
+  t.test('a retry the store runs without answering still revokes the access tokens of what it ended', async (t) => {
+    const store = new FailingEndings()
+    const { sessions, revocations, user, kept, other } = await endingsOn(t, store)
+    store.failNext = ['unsent', 'ran']
+    t.same(await sessions.revokeAllEventually(user.id, kept.familyId), [], 'never sent: nothing ended yet')
+    await within(2000, async () => !await store.isLive(user.id, other.familyId), 'the retry ended the other session, unanswered')
+    await within(2000, async () => revocations.isRevoked(other.familyId), 'the other\'s access tokens revoked')
+    t.pass('though the next try found nothing left to end')
   })
 
   t.test('a failure that is no outage (a bug) rejects, and is not retried', async (t) => {
