@@ -17,6 +17,8 @@ interface FollowUp {
   settledAtMs: number
   /** Resolves once the store has answered. */
   attempt: () => Promise<unknown>
+  /** Given to retry(): waits for the store only, no late write. */
+  retried?: true
 }
 
 /**
@@ -24,9 +26,6 @@ interface FollowUp {
  * command timeout: thousands of follow-ups would otherwise hold a sweep, and a shutdown waiting on it, for minutes.
  */
 const SWEEP_BUDGET_MS = 1000
-
-/** The key of a follow-up given to retry() begins with it. */
-const RETRY = 'retry'
 
 export interface UnansweredWritesOptions {
   log: Logger
@@ -99,7 +98,7 @@ export class UnansweredWrites {
    */
   retry (key: string, attempt: () => Promise<unknown>): void {
     this.#log.warn({ followUp: key }, 'the store did not take a write that follows a change already made; retrying until it does')
-    this.#remember(`${RETRY} ${key}`, { settledAtMs: 0, attempt })
+    this.#remember(key, { settledAtMs: 0, attempt, retried: true })
   }
 
   /** Follow-ups not yet done for good. */
@@ -110,7 +109,7 @@ export class UnansweredWrites {
   /** Of them, the writes given to retry(): the others may wait for late writes to settle, these only for the store. */
   get retries (): number {
     let count = 0
-    for (const key of this.#pending.keys()) if (key.startsWith(`${RETRY} `)) count++
+    for (const followUp of this.#pending.values()) if (followUp.retried === true) count++
     return count
   }
 
