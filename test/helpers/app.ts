@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type LightMyRequestResponse } from 'fastify'
 import { Redis } from 'ioredis'
 import type { Test as TapTest } from 'tap'
 import app, { serverOptions } from '../../src/app.js'
@@ -218,6 +218,26 @@ export async function fastAndSlowInstances (t: Test): Promise<{ prefix: string, 
   const fast = await buildApp(t, { prefix })
   const slow = await buildApp(t, { prefix, env: ONE_SLOW_HASH_AT_A_TIME })
   return { prefix, fast, slow, owner: await registerAndLogin(fast) }
+}
+
+/**
+ * A request made on one instance (`send`, for the account `owner`) waits with the store write that `held` matches
+ * on its way, held by that instance's link to Redis, while another instance of the deployment signs the account in
+ * and answers. Returns that other instance, the sign-in's session (`late`), and `send`'s answer once the write has
+ * gone through: a sign-in that read the account before the write, and was answered before it landed.
+ */
+export async function signedInWhileHeld (t: Test & Pick<TapTest, 'equal'>, held: (sent: string) => boolean, send: (app: FastifyInstance, owner: LoggedIn) => Promise<LightMyRequestResponse>) {
+  const prefix = uniquePrefix()
+  const { app, link } = await buildAppThroughLink(t, { prefix })
+  const other = await buildApp(t, { prefix })
+  const owner = await registerAndLogin(other)
+  const holding = link.holdAt(held)
+  const answer = send(app, owner)
+  await within(5000, async () => holding(), 'the write held on its way, what comes before it done')
+  const late = await login(other, owner.email, 'late')
+  t.equal((await other.inject({ url: '/me', headers: { authorization: `Bearer ${late.accessToken}` } })).statusCode, 200, 'a sign-in meanwhile is answered')
+  link.release()
+  return { other, owner, late, answer: await answer }
 }
 
 export async function login (fastify: FastifyInstance, email: string, userAgent = 'test-agent'): Promise<LoggedIn> {

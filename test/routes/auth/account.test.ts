@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, buildAppThroughLink, fastAndSlowInstances, login, PASSWORD, refresh, registerAndLogin, setCookies, subOf, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, fastAndSlowInstances, login, PASSWORD, refresh, registerAndLogin, setCookies, signedInWhileHeld, subOf, uniquePrefix } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
 import { script } from '../../helpers/tcp-link.js'
 
@@ -100,19 +100,10 @@ t.test('a sign-in that read the account before it was deleted is refused once it
 })
 
 t.test('a sign-in answered while the account is being deleted, its sessions already ended, has its session ended by the deletion', async (t) => {
-  const prefix = uniquePrefix()
-  // The instance that deletes reaches Redis through a link that holds the account's deletion on its way: its sessions
-  // ended, the account not yet gone. The other instance signs in meanwhile, and its sign-in sees the account.
-  const { app: deleting, link } = await buildAppThroughLink(t, { prefix })
-  const other = await buildApp(t, { prefix })
-  const owner = await registerAndLogin(other)
-  const held = link.holdAt(script('user-delete'))
-  const deletion = deleting.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(owner.accessToken), payload: { password: PASSWORD } })
-  await within(5000, async () => held(), 'the deletion held on its way, the sessions ended')
-  const late = await login(other, owner.email, 'late')
-  t.equal((await other.inject({ url: '/me', headers: bearer(late.accessToken) })).statusCode, 200, 'a sign-in meanwhile is answered: the account is there')
-  link.release()
-  t.equal((await deletion).statusCode, 204, 'the account is deleted')
+  // The deletion held as it deletes the account: its sessions ended, the account there for the sign-in to see.
+  const { other, owner, late, answer } = await signedInWhileHeld(t, script('user-delete'), (app, owner) =>
+    app.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(owner.accessToken), payload: { password: PASSWORD } }))
+  t.equal(answer.statusCode, 204, 'the account is deleted')
   t.equal((await refresh(other, late.cookie)).statusCode, 401, 'and the session that sign-in began has ended')
   await within(2000, async () => (await other.inject({ url: '/me', headers: bearer(late.accessToken) })).statusCode === 401, 'its access token refused on the other instance')
   t.same(await other.sessions.list(subOf(owner.accessToken)), [], 'the deleted account has no session')

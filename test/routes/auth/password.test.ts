@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { buildApp, buildAppThroughLink, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, registerAndLogin, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, registerAndLogin, signedInWhileHeld, type LoggedIn } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest } from '../../helpers/raw-http.js'
 import { script } from '../../helpers/tcp-link.js'
@@ -84,19 +84,10 @@ t.test('a password change whose session ends while the new password is hashed is
 })
 
 t.test('a sign-in with the old password answered while the password changes, the other sessions already ended, has its session ended by the change', async (t) => {
-  const prefix = uniquePrefix()
-  // The instance that changes it reaches Redis through a link that holds the new password on its way: the other
-  // sessions ended, the old password still the one. The other instance signs in with it meanwhile.
-  const { app: changing, link } = await buildAppThroughLink(t, { prefix })
-  const other = await buildApp(t, { prefix })
-  const caller = await registerAndLogin(other)
-  const held = link.holdAt(script('user-set-hash'))
-  const change = changing.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${caller.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 9' } })
-  await within(5000, async () => held(), 'the new password held on its way, the other sessions ended')
-  const late = await login(other, caller.email, 'late')
-  t.equal((await other.inject({ url: '/me', headers: { authorization: `Bearer ${late.accessToken}` } })).statusCode, 200, 'a sign-in with the old password meanwhile is answered')
-  link.release()
-  t.equal((await change).statusCode, 204, 'the password is changed')
+  // The change held as it writes the new password: the other sessions ended, the old password still the one.
+  const { other, owner: caller, late, answer } = await signedInWhileHeld(t, script('user-set-hash'), (app, caller) =>
+    app.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${caller.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword: 'a brand new passphrase 9' } }))
+  t.equal(answer.statusCode, 204, 'the password is changed')
   t.equal((await refresh(other, late.cookie)).statusCode, 401, 'and the session that sign-in began has ended')
   t.equal((await refresh(other, caller.cookie)).statusCode, 200, 'the caller\'s is kept')
 })
