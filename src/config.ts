@@ -4,7 +4,7 @@ import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { usableCores } from './cpu-quota.js'
 import { misspelledVariables } from './misspelled-variables.js'
-import { parseKeySet, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
+import { parseKeySet, SigningKeyError, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
 
 // Each pattern's `description` is what a refusal says the variable must be: a person reads it, not the pattern.
 const RATE = { pattern: '^[0-9]{1,9}/[0-9]{1,7}$', description: '"max/windowSeconds", such as 30/60' }
@@ -274,18 +274,16 @@ function parseAcceptedSecrets (value: string | undefined, current: string | null
   if (current === null) {
     throw new ConfigError(`${name} needs REFRESH_TOKEN_SECRET: the secret new sessions begin under`)
   }
-  const secrets = value.split(',').map((s) => s.trim())
-  if (secrets.length > MAX_ACCEPTED_SECRETS) {
-    throw new ConfigError(`${name} holds ${secrets.length} secrets; at most ${MAX_ACCEPTED_SECRETS} (a rotation needs one)`)
+  const count = value.split(',').length
+  if (count > MAX_ACCEPTED_SECRETS) {
+    throw new ConfigError(`${name} holds ${count} secrets; at most ${MAX_ACCEPTED_SECRETS} (a rotation needs one)`)
   }
-  // Named by position, never by value.
-  return secrets.map((secret, i) => {
-    const entry = `${name} (secret ${i + 1} of ${secrets.length})`
-    if (secret === '') throw new ConfigError(`${entry} is empty`)
+  // Named by position (`entry`), never by value.
+  return listOf(name, 'secret', value, (secret, entry, i, all) => {
     checkSecret(entry, secret, production)
     if (secret === current) throw new ConfigError(`${entry} is REFRESH_TOKEN_SECRET itself; list only the other secrets`)
     if (secret === jwtSecret) throw new ConfigError(`${entry} is JWT_SECRET: one key per purpose`)
-    if (secrets.indexOf(secret) !== i) throw new ConfigError(`${entry} repeats an earlier one`)
+    if (all.indexOf(secret) !== i) throw new ConfigError(`${entry} repeats an earlier one`)
     return secret
   })
 }
@@ -324,18 +322,38 @@ function parseCluster (env: Env): RedisConfig['cluster'] {
 }
 
 function parseHostPorts (name: string, value: string): HostPort[] {
-  const problems: string[] = []
-  const nodes = value.split(',').map((entry) => {
-    const match = HOST_PORT.exec(entry.trim())
+  return listOf(name, 'node', value, (entry) => {
+    const match = HOST_PORT.exec(entry)
     const port = Number(match?.[2])
     if (match === null || port < 1 || port > 65_535) {
-      problems.push(`${name}: "${entry.trim()}" is not host:port (a comma-separated list of them, IPv6 as [address]:port)`)
-      return null
+      throw new ConfigError(`${name}: "${entry}" is not host:port (a comma-separated list of them, IPv6 as [address]:port)`)
     }
     return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port }
   })
+}
+
+/**
+ * The entries of a comma-separated list, trimmed, each through `parse` (which throws ConfigError to refuse it; `entry`
+ * names it by position, for a value that must not be quoted). Every refused entry is reported, and so is every empty
+ * one, in every list: an empty entry is most often a variable that expanded to nothing (`${A},${B}` with A unset),
+ * and dropping it would start the service without what that variable held.
+ */
+function listOf<T> (name: string, noun: string, value: string, parse: (value: string, entry: string, index: number, all: string[]) => T): T[] {
+  const values = value.split(',').map((s) => s.trim())
+  const problems: string[] = []
+  const parsed = values.map((item, i) => {
+    const entry = `${name} (${noun} ${i + 1} of ${values.length})`
+    try {
+      if (item === '') throw new ConfigError(`${entry} is empty: a doubled or trailing comma, or a variable that expanded to nothing`)
+      return parse(item, entry, i, values)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      problems.push(...err.problems)
+      return undefined as T
+    }
+  })
   if (problems.length > 0) throw new ConfigError(problems)
-  return nodes as HostPort[]
+  return parsed
 }
 
 /**
@@ -370,13 +388,14 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   // `refused` names them.
   const problems: string[] = []
   const refused = new Set<string>()
-  /** `parse()`, or `fallback` with its ConfigError's problems noted. */
+  /** `parse()`, or `fallback` with the problems it refused the value for noted (any other error is a bug: thrown). */
   const attempt = <T, F>(parse: () => T, fallback: F): T | F => {
     try {
       return parse()
     } catch (err) {
-      if (!(err instanceof ConfigError)) throw err
-      problems.push(...err.problems)
+      if (err instanceof ConfigError) problems.push(...err.problems)
+      else if (err instanceof SigningKeyError) problems.push(err.message)
+      else throw err
       return fallback
     }
   }
@@ -440,13 +459,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   }
   let keySet: SigningKeySet | null = null
   if (keysJson !== null) {
-    keySet = attempt(() => {
-      try {
-        return parseKeySet(keysJson, env.JWT_SIGNING_KID)
-      } catch (err) {
-        throw new ConfigError((err as Error).message)
-      }
-    }, null)
+    keySet = attempt(() => parseKeySet(keysJson, env.JWT_SIGNING_KID), null)
   } else if (env.JWT_SIGNING_KID !== undefined) {
     problems.push('JWT_SIGNING_KID needs JWT_KEYS or JWT_KEYS_FILE')
   }
@@ -589,38 +602,35 @@ function parseRate (name: string, value: string): RateLimit {
 function parseTrustProxy (value: string): false | number | string[] {
   if (value === 'false') return false
   if (/^[0-9]+$/.test(value)) return Number(value)
-  const entries = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  const refused = entries.filter((entry) => {
+  return listOf('TRUST_PROXY', 'entry', value, (entry) => {
     const [address, bits, extra] = entry.split('/')
     const version = isIP(address ?? '')
     const maxBits = version === 4 ? 32 : 128
-    return version === 0 || extra !== undefined || (bits !== undefined && !(/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits))
+    if (version === 0 || extra !== undefined || (bits !== undefined && !(/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits))) {
+      throw new ConfigError(`TRUST_PROXY: "${entry}" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)`)
+    }
+    return entry
   })
-  if (refused.length > 0) {
-    throw new ConfigError(refused.map((entry) => `TRUST_PROXY: "${entry}" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)`))
-  }
-  return entries
 }
 
 function parseOrigins (value: string, production: boolean): string[] {
-  const origins = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
-  const problems: string[] = []
-  for (const origin of origins) {
+  if (value === '') return []
+  return listOf('ALLOWED_ORIGINS', 'origin', value, (origin) => {
     let parsed: URL | null = null
     try { parsed = new URL(origin) } catch {}
     // An origin is scheme://host[:port] exactly, as browsers send it in the Origin header.
     if (parsed === null || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
       // The usual slip: a URL copied from the address bar, trailing slash and all.
       const meant = parsed !== null && /^https?:$/.test(parsed.protocol) ? ` (its origin is ${parsed.origin}: no path, not even "/")` : ''
-      problems.push(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com${meant}`)
-    } else if (production && parsed.protocol === 'http:') {
+      throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com${meant}`)
+    }
+    if (production && parsed.protocol === 'http:') {
       // A page served over plain HTTP is whatever anyone on its network path makes it, and a granted origin's pages
       // can refresh the session and read the access token. localhost too: any local process can serve on its port.
-      problems.push(`ALLOWED_ORIGINS: "${origin}" is plain HTTP; production grants sessions to https:// origins only`)
+      throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is plain HTTP; production grants sessions to https:// origins only`)
     }
-  }
-  if (problems.length > 0) throw new ConfigError(problems)
-  return origins
+    return origin
+  })
 }
 
 /** Reads `<NAME>_FILE`; a file's trailing newlines are not part of the value (`echo secret > file`). */

@@ -341,6 +341,36 @@ t.test('ALLOWED_ORIGINS must be exact origins', async (t) => {
     'every refused origin is named, not only the first')
 })
 
+t.test('an empty entry is refused in every list, by position: it is most often a variable that expanded to nothing', async (t) => {
+  const node = '10.0.0.1:6379'
+  const lists: Array<[string, string, Record<string, string>]> = [
+    ['TRUST_PROXY', '10.0.0.1', {}],
+    ['ALLOWED_ORIGINS', 'https://app.example.com', {}],
+    ['REDIS_SENTINELS', node, { REDIS_URL: 'redis://:pw@mymaster/0' }],
+    ['REDIS_CLUSTER_NODES', node, { REDIS_URL: 'redis://:pw@cluster' }],
+    ['REFRESH_TOKEN_ACCEPTED_SECRETS', secret('a'), { REFRESH_TOKEN_SECRET: secret('r') }]
+  ]
+  for (const [name, entry, rest] of lists) {
+    t.doesNotThrow(() => loadConfig({ ...rest, [name]: ` ${entry} ` }), `${name}: one entry, spaces trimmed`)
+    const empty = (value: string): string => {
+      try {
+        loadConfig({ ...rest, [name]: value })
+      } catch (err) {
+        t.ok(err instanceof ConfigError, `${name}=${value}: a configuration problem`)
+        return (err as Error).message
+      }
+      return `${name}=${value} was taken`
+    }
+    const because = 'is empty: a doubled or trailing comma, or a variable that expanded to nothing'
+    t.match(empty(`,${entry}`), new RegExp(`^${name} \\(\\w+ 1 of 2\\) ${because}$`), `${name}: a leading comma (\${A},\${B} with A unset)`)
+    t.match(empty(`${entry},`), new RegExp(`^${name} \\(\\w+ 2 of 2\\) ${because}$`), `${name}: a trailing comma`)
+    t.match(empty(`${entry}, ,${entry.replace('1', '2').replace('a', 'b')}`), new RegExp(`^${name} \\(\\w+ 2 of 3\\) is empty`), `${name}: a blank between two`)
+    t.match(empty(' '), new RegExp(`^${name} \\(\\w+ 1 of 1\\) is empty`), `${name}: nothing but a space (an empty value is unset)`)
+  }
+  t.throws(() => loadConfig({ TRUST_PROXY: '300.1.1.1,,10.0.0.1' }), { message: /^2 problems: \(1\) TRUST_PROXY: "300.1.1.1" is not an IP address.*; \(2\) TRUST_PROXY \(entry 2 of 3\) is empty/ },
+    'empty and refused entries are reported together, in order')
+})
+
 t.test('COOKIE_SAMESITE=none requires a Secure cookie', async (t) => {
   t.equal(loadConfig({ COOKIE_SAMESITE: 'none' }).cookie.sameSite, 'none')
   t.throws(() => loadConfig({ COOKIE_SAMESITE: 'none', COOKIE_SECURE: 'false' }), { message: /COOKIE_SAMESITE=none requires COOKIE_SECURE=true/ })
@@ -417,7 +447,7 @@ t.test('REDIS_SENTINELS: host:port list, the master group name, and the URL for 
 
   for (const [env, message] of [
     [{ REDIS_URL: url, REDIS_SENTINELS: 's1' }, /^REDIS_SENTINELS: "s1" is not host:port \(a comma-separated list of them, IPv6 as \[address\]:port\)$/],
-    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379,' }, /^REDIS_SENTINELS: "" is not host:port/],
+    [{ REDIS_URL: url, REDIS_SENTINELS: 's1:26379,' }, /^REDIS_SENTINELS \(node 2 of 2\) is empty/],
     [{ REDIS_URL: url, REDIS_SENTINELS: 's1:0' }, /^REDIS_SENTINELS: "s1:0" is not host:port/],
     [{ REDIS_URL: url, REDIS_SENTINELS: 's1:65536' }, /^REDIS_SENTINELS: "s1:65536" is not host:port/],
     [{ REDIS_URL: url, REDIS_SENTINELS: 's1, s2:26379, s3' }, /^2 problems: \(1\) REDIS_SENTINELS: "s1" is not host:port.*; \(2\) REDIS_SENTINELS: "s3" is not host:port/],
