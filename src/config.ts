@@ -536,6 +536,15 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       : env.REDIS_URL === undefined ? 'without REDIS_URL each process generates its own key material, kept in memory' : 'every signing key and secret is configured, so none is generated'
     warnings.push(`DEV_SECRETS_FILE is set but not read: ${why}`)
   }
+  // One secret per line is how a list is often written to a file, but a secret may hold a line break (`openssl rand
+  // -base64 64` wraps), so this list cannot be told from one secret: said, not refused. Misread, the sessions begun
+  // under each of those secrets would be refused, and their users signed out, at the rotation.
+  acceptedSecrets.forEach((secret, i) => {
+    const lines = secret.split(/\r?\n/).length
+    if (lines > 1) {
+      warnings.push(`REFRESH_TOKEN_ACCEPTED_SECRETS (secret ${i + 1} of ${acceptedSecrets.length}) spans ${lines} lines and is taken as one secret, line breaks included: separate several secrets with commas`)
+    }
+  })
   if (env.REDIS_URL === undefined) {
     const unread = (['REDIS_KEY_PREFIX', 'REDIS_COMMAND_TIMEOUT_MS', 'REDIS_SENTINEL_MASTER'] as const).filter(set)
     if (unread.length > 0) warnings.push(`${unread.join(', ')} ${unread.length === 1 ? 'is' : 'are'} set but not read: without REDIS_URL the embedded store is used`)

@@ -130,6 +130,16 @@ t.test('every secret may be read from a file, as orchestrators mount them: <NAME
   }, 'production config from files alone; a file\'s trailing newlines are not part of its value')
   t.equal(loadConfig({ JWT_SECRET_FILE: file('jwt', secret('j')) }).jwt.secret, secret('j'), 'JWT_SECRET as well')
 
+  // A list is often written to a file one entry per line; a secret may hold a line break (`openssl rand -base64 64`
+  // wraps). The two cannot be told apart, so the secret is taken whole, and the start says so.
+  const onePerLine = loadConfig({ REFRESH_TOKEN_SECRET: secret('r'), REFRESH_TOKEN_ACCEPTED_SECRETS_FILE: file('lines', `${secret('a')}\n${secret('b')}\n`) })
+  t.same(onePerLine.refresh.acceptedSecrets, [`${secret('a')}\n${secret('b')}`], 'secrets one per line are one secret, line break included')
+  t.same(onePerLine.warnings, ['REFRESH_TOKEN_ACCEPTED_SECRETS (secret 1 of 1) spans 2 lines and is taken as one secret, line breaks included: separate several secrets with commas'],
+    'and a warning says so at start, by position, never with the value')
+  const commaPerLine = loadConfig({ REFRESH_TOKEN_SECRET: secret('r'), REFRESH_TOKEN_ACCEPTED_SECRETS_FILE: file('commas', `${secret('a')},\r\n${secret('b')}\r\n`) })
+  t.same(commaPerLine.refresh.acceptedSecrets, [secret('a'), secret('b')], 'a comma at the end of each line separates them (the line breaks are trimmed)')
+  t.same(commaPerLine.warnings, [], 'with no warning')
+
   const unreadable = file('unreadable', secret('u'))
   chmodSync(unreadable, 0o000)
   const refused: Array<[Record<string, string>, RegExp]> = [
