@@ -105,6 +105,8 @@ function dropTraffic (serialized: unknown): void {
   if (typeof serialized !== 'object' || serialized === null || Object.getPrototypeOf(serialized) !== SERIALIZED_ERROR) return
   const fields = serialized as Record<string, unknown>
   delete fields.rawPacket
+  // What a URL that failed to parse was given (Node's ERR_INVALID_URL): a connection URL, its password included.
+  delete fields.input
   const command = fields.command
   if (typeof command === 'object' && command !== null) fields.command = { name: (command as { name?: unknown }).name }
   for (const value of Object.values(fields)) {

@@ -290,6 +290,28 @@ function parseAcceptedSecrets (value: string | undefined, current: string | null
 
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
 
+/**
+ * What the Redis client will read of REDIS_URL, read here first: a URL it cannot parse makes it throw an error that
+ * carries the URL, password and all. Named by its parts, never quoted: the URL may hold the password.
+ */
+function checkRedisUrl (value: string): void {
+  let url: URL | null = null
+  try { url = new URL(value) } catch {}
+  // A # begins a fragment, which a Redis URL never has: it is a password's, unencoded, and the rest of the URL is lost.
+  if (url === null || url.hash !== '') {
+    throw new ConfigError('REDIS_URL is not a URL: in a password, a character URLs reserve must be percent-encoded (# as %23, / as %2F, ? as %3F, % as %25)')
+  }
+  try {
+    decodeURIComponent(url.username)
+    decodeURIComponent(url.password)
+  } catch {
+    throw new ConfigError('REDIS_URL: its user name or password holds a % that begins no percent-encoding (write % as %25)')
+  }
+  if (!/^\/?([0-9]+)?$/.test(url.pathname)) {
+    throw new ConfigError('REDIS_URL: what follows the host must be a database number (redis://host:6379/2), or nothing')
+  }
+}
+
 function parseSentinels (env: Env): RedisConfig['sentinel'] {
   if (env.REDIS_SENTINELS === undefined) {
     if (env.REDIS_SENTINEL_PASSWORD !== undefined) throw new ConfigError('REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS')
@@ -474,6 +496,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     problems.push('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
   }
   const acceptedSecrets = refreshSecret === undefined ? [] : attempt(() => parseAcceptedSecrets(env.REFRESH_TOKEN_ACCEPTED_SECRETS, refreshSecret, jwtSecret, production), [])
+  if (env.REDIS_URL !== undefined) attempt(() => { checkRedisUrl(env.REDIS_URL as string) }, undefined)
   const sentinel = attempt(() => parseSentinels(env), null)
   const cluster = attempt(() => parseCluster(env), null)
   if (production && env.REDIS_URL === undefined) {

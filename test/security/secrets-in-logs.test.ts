@@ -78,6 +78,19 @@ t.test('a request the HTTP parser refuses is logged by its error code alone, nev
   }
 })
 
+t.test('an error from a URL that failed to parse is logged without the URL, which may carry a password', async (t) => {
+  const logs = capturedLogs()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'trace' }, logStream: logs.stream })
+  const password = 'a-redis-password-in-a-url-0123456789'
+  // Node's URL parser keeps what it was given on the error (err.input). The configuration refuses such a REDIS_URL
+  // before any client parses it (test/src/config.test.ts); this holds for any other URL a dependency parses.
+  const failure = (() => { try { return new URL(`redis://:${password}#x@redis.internal:6379`) } catch (err) { return err } })() as Error
+  t.match(failure, { code: 'ERR_INVALID_URL', input: new RegExp(password) }, 'the error carries the URL')
+  app.log.fatal({ err: failure }, `refusing to start: ${failure.message}`)
+  t.match(logs.text(), /"code":"ERR_INVALID_URL"/, 'it is logged, by its code')
+  t.notOk(logs.text().includes(password), 'without the password')
+})
+
 t.test('the Redis password stays out of the logs, also when Redis fails and errors are logged', async (t) => {
   const logs = capturedLogs()
   const redis = await PrivateRedis.start(t)

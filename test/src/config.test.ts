@@ -440,6 +440,32 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
   }
 })
 
+t.test('REDIS_URL: a URL the Redis client reads as it was meant, or refused without quoting it (it may hold the password)', async (t) => {
+  const password = 'Tr0ub4dor-and-more-secret-words'
+  const read = (url: string) => loadConfig({ REDIS_URL: url }).redis?.url
+  t.equal(read(`redis://:${password}@redis.internal:6379/2`), `redis://:${password}@redis.internal:6379/2`, 'a database number after the host')
+  t.ok(read(`redis://:${password}@p@ss@redis.internal:6379`), 'an @ in the password: the host is after the last one')
+  t.ok(read(`rediss://auth:${password}%23x@redis.internal`), 'a reserved character percent-encoded')
+  t.ok(read(`redis://:${password} x@redis.internal/`), 'a space (the URL encodes it)')
+  const refused: Array<[string, RegExp]> = [
+    [`redis://:${password}#x@redis.internal:6379`, /^REDIS_URL is not a URL: in a password, a character URLs reserve must be percent-encoded \(# as %23, \/ as %2F, \? as %3F, % as %25\)$/],
+    // The URL parses, the password before the # taken for the host (which a failed connection would log) and the rest lost.
+    [`redis://${password}#x@redis.internal:6379`, /^REDIS_URL is not a URL/],
+    [`redis://:${password}/x@redis.internal`, /^REDIS_URL is not a URL/],
+    [`redis://:${password}?x@redis.internal`, /^REDIS_URL is not a URL/],
+    [`redis://:${password}%zz@redis.internal`, /^REDIS_URL: its user name or password holds a % that begins no percent-encoding \(write % as %25\)$/],
+    [`redis://:${password}@redis.internal/zero`, /^REDIS_URL: what follows the host must be a database number \(redis:\/\/host:6379\/2\), or nothing$/],
+    [`redis://:${password}@redis.internal/0/1`, /database number/]
+  ]
+  for (const [url, message] of refused) {
+    let refusal: unknown = null
+    try { loadConfig({ REDIS_URL: url }) } catch (err) { refusal = err }
+    t.ok(refusal instanceof ConfigError, `refused: ${String(message)}`)
+    t.match((refusal as Error).message, message)
+    t.notOk((refusal as Error).message.includes(password) || (refusal as Error).message.includes('zero'), 'without quoting it')
+  }
+})
+
 t.test('REDIS_SENTINELS: host:port list, the master group name, and the URL for credentials only', async (t) => {
   const url = 'redis://:pw@mymaster/2'
   t.same(loadConfig({ REDIS_URL: url, REDIS_SENTINELS: 's1.internal:26379, 10.0.0.2:26380,[fd00::3]:26381' }).redis?.sentinel, {

@@ -93,6 +93,9 @@ t.test('production refuses unsafe config at start with a one-line message naming
     // A secret set under a misspelt name: the refusal says which name it took for the one it needs, never its value.
     [{ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECERT: 'r'.repeat(40) },
       /refusing to start: REFRESH_TOKEN_SECRET is required in production \([^\n]*\)\. Also: REFRESH_TOKEN_SECERT is set but not read: did you mean REFRESH_TOKEN_SECRET\?$/m],
+    // A password with a character URLs reserve, unencoded: the Redis client would throw an error carrying the URL.
+    [{ REDIS_URL: `redis://:${'r'.repeat(40)}#1@127.0.0.1:6379`, JWT_SECRET: 'j'.repeat(40), REFRESH_TOKEN_SECRET: 's'.repeat(40) },
+      /^auth-service: refusing to start: REDIS_URL is not a URL: in a password, a character URLs reserve must be percent-encoded \(# as %23/m],
     // Nothing set: every missing piece on the one line, not one per attempt to start.
     [{}, /refusing to start: 3 problems: \(1\) production needs signing keys[^\n]*; \(2\) REFRESH_TOKEN_SECRET is required[^\n]*; \(3\) REDIS_URL is required in production/]
   ]
