@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { createRedisClient, evictionPolicies, type RedisClient } from '../src/redis-client.js'
+import { createRedisClient, evictionPolicies, refusedDatabase, type RedisClient } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -45,10 +45,13 @@ export default fp(async function redisPlugin (fastify) {
   // Sentinels two kinds alternate; their messages differ only in their delays).
   const loggedThisOutage = new Set<string>()
   const onError = (err: Error) => {
+    const database = refusedDatabase(err)
     const kind = err.message.replace(/[0-9]+/g, 'N')
     if (loggedThisOutage.has(kind)) return
     loggedThisOutage.add(kind)
-    fastify.log.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'redis connection error')
+    const fields = { err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }
+    if (database === null) fastify.log.warn(fields, 'redis connection error')
+    else fastify.log.error(fields, `redis refused to select database ${database}, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503`)
   }
   redis.on('error', onError)
   redis.on('node error', onError) // a Redis Cluster's: one of its nodes failed

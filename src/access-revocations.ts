@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis'
 import type { RevocationList } from './revocation-list.js'
-import type { RedisClient } from './redis-client.js'
+import { closeOnRefusedSelect, type RedisClient } from './redis-client.js'
 
 /**
  * Makes the access tokens of revoked families fail on every instance within a second,
@@ -101,7 +101,8 @@ export class RedisAccessRevocations implements AccessRevocations {
     // A connection of its own: a subscribed connection serves nothing else.
     this.#subscriber = redis instanceof Cluster
       ? redis.duplicate(undefined, { lazyConnect: true })
-      : redis.duplicate({ autoResubscribe: false, lazyConnect: true })
+      // Closed, as the main connection is, while the server refuses its database: the two come back together.
+      : closeOnRefusedSelect(redis.duplicate({ autoResubscribe: false, lazyConnect: true }))
     this.#subscriber.on('error', () => {}) // the main connection already reports Redis outages
     this.#subscriber.on('message', (_channel: string, message: string) => this.#apply(message))
     this.#subscriber.on('ready', () => { this.#resync().catch(() => {}) })

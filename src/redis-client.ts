@@ -62,7 +62,7 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
     })
   }
   const sentinel = options.sentinel ?? null
-  return new Redis(options.url, {
+  return closeOnRefusedSelect(new Redis(options.url, {
     ...(sentinel === null
       ? {}
       : {
@@ -93,7 +93,27 @@ export function createRedisClient (options: RedisClientOptions): RedisClient {
     // commands could wait out several timeouts: guardStore() bounds every request instead.
     enableAutoPipelining: true,
     retryStrategy
-  })
+  }))
+}
+
+/**
+ * The database a connection's SELECT asked for, when the server refused it (a database out of its range, an ACL
+ * without +select); null for any other error.
+ */
+export function refusedDatabase (err: Error): string | null {
+  const { command } = err as { command?: { name?: unknown, args?: unknown[] } }
+  return command?.name === 'select' ? String(command.args?.[0]) : null
+}
+
+/**
+ * ioredis goes on without a SELECT the server refused, and every command then runs in database 0: another's data,
+ * or nobody's, where the service's would not be found. Such a connection is closed instead, and made again (selecting
+ * again) until the server takes it: meanwhile the store fails closed (503, not ready). A copy (`duplicate()`) of
+ * the client needs this too: listeners are not copied.
+ */
+export function closeOnRefusedSelect (client: Redis): Redis {
+  client.on('error', (err: Error) => { if (refusedDatabase(err) !== null) client.disconnect(true) })
+  return client
 }
 
 /** What every connection to a Redis server gets, alone or as a node of a cluster. */

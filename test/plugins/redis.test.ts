@@ -1,5 +1,6 @@
 import t from 'tap'
-import { buildApp, capturedLogs, refresh, registerAndLogin } from '../helpers/app.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { buildApp, capturedLogs, PASSWORD, refresh, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
@@ -43,4 +44,28 @@ t.test('noeviction, the policy the README asks for, is not mentioned', async (t)
   // The answer is read right after it arrives; give the log line every chance to be written.
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.same(logs.evictionErrors(), [])
+})
+
+t.test('a database the server does not have: nothing runs in database 0; the store fails closed, and the log says why once', async (t) => {
+  const redis = await PrivateRedis.start(t, { args: ['--databases', '2'] })
+  const logs = capturedLogs()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `${redis.url}/5` }, logStream: logs.stream })
+
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
+  const payload = { email: uniqueEmail(), password: PASSWORD }
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).json().code, 'AUTH_STORE_UNAVAILABLE', 'a registration: 503')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload })).json().code, 'AUTH_STORE_UNAVAILABLE', 'a login: 503')
+  t.equal(await redis.command('DBSIZE'), 0, 'nothing was written in database 0')
+
+  // The client keeps connecting, and selecting, in the background.
+  const connections = async () => Number(/^total_connections_received:([0-9]+)/m.exec(await redis.command('INFO', 'stats') as string)?.[1])
+  const before = await connections()
+  await sleep(2500)
+  t.ok(await connections() > before, 'it keeps trying')
+  t.match(logs.lines().filter((line) => /redis refused to select/.test(String(line.msg))), [
+    { level: 50, err: { message: 'ERR DB index is out of range' }, msg: 'redis refused to select database 5, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503' }
+  ], 'said once, as an error, with the database')
+  t.equal(logs.lines().filter((line) => /revocation resync failed/.test(String(line.msg))).length, 0,
+    'the revocations\' subscriber is closed with it, not left to read through the closed one every second')
+  t.equal(await redis.command('DBSIZE'), 0, 'and still nothing in database 0')
 })

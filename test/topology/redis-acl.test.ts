@@ -106,6 +106,26 @@ for (const topology of ['server', 'database'] as const) {
   })
 }
 
+t.test('the README\'s rule without the +select a database other than 0 needs: no command runs in database 0; the store fails closed until the ACL grants it, then serves in its database', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  await redis.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
+  const url = `redis://auth-service:${SERVICE_PASSWORD}@127.0.0.1:${redis.port}/3`
+  const app = await buildApp(t, { prefix: 'auth:', env: { REDIS_URL: url } })
+  const register = async () => await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `select-${Date.now()}@example.com`, password: PASSWORD } })
+
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready while Redis refuses SELECT 3 (NOPERM)')
+  t.equal((await register()).json().code, 'AUTH_STORE_UNAVAILABLE', 'a registration fails closed: 503')
+  t.notMatch(await redis.command('INFO', 'keyspace') as string, /^db[0-9]+:/m, 'and nothing is written, in database 0 or any other')
+
+  // The addition the README gives for a database other than 0.
+  await redis.command('ACL', 'SETUSER', 'auth-service', ...documentedRule('database').slice(readmeRule('auth-service', SERVICE_PASSWORD).length))
+  await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready once the ACL grants SELECT')
+  t.equal((await register()).statusCode, 201, 'then it serves')
+  const keyspace = await redis.command('INFO', 'keyspace') as string
+  t.match(keyspace, /^db3:keys=/m, 'in the database its URL names')
+  t.notMatch(keyspace, /^db0:/m, 'and in no other')
+})
+
 const SENTINEL_PASSWORD = 'sentinel-password'
 
 /**
