@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, ReplyError, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from './config.js'
 import { StoreUnavailableError } from './errors.js'
 
@@ -174,11 +174,29 @@ function commandTimeoutOf (redis: RedisClient): number | undefined {
  */
 export async function pingStore (redis: RedisClient): Promise<void> {
   if (!(redis instanceof Cluster)) {
-    await guardStore(redis, () => redis.ping())
+    if (await guardStore(redis, () => serverRole(redis)) === 'slave') throw new StoreUnavailableError({ cause: new Error(REPLICA) })
     return
   }
   const info = await guardStore(redis, () => redis.cluster('INFO'))
   if (!/^cluster_state:ok\r?$/m.test(info)) throw new StoreUnavailableError({ cause: new Error('the Redis Cluster is not serving all slots') })
+}
+
+/** Why a replica does not serve: what the log says of it, and readiness's cause. */
+export const REPLICA = 'the Redis server is a replica: it refuses writes (or, with replica-read-only no, takes them and loses them at its next sync)'
+
+/**
+ * The role a server gives itself (`master`, `slave`), from `INFO replication`, as the README's ACL allows; null for a
+ * server that answered no role (INFO renamed away), which PING then answers for. A server that answers is taken to
+ * serve, as it was before roles were read. A single server, or the master Sentinels named: a replica there (REDIS_URL
+ * at a replica, or a master demoted since) takes no write, so the instance is not ready.
+ */
+export async function serverRole (redis: Redis): Promise<string | null> {
+  const info = await redis.info('replication').catch(async (err: unknown) => {
+    if (!(err instanceof ReplyError)) throw err
+    await redis.ping()
+    return ''
+  })
+  return /^role:(\S+)/m.exec(info)?.[1] ?? null
 }
 
 /**

@@ -62,10 +62,39 @@ t.test('a database the server does not have: nothing runs in database 0; the sto
   const before = await connections()
   await sleep(2500)
   t.ok(await connections() > before, 'it keeps trying')
-  t.match(logs.lines().filter((line) => /redis refused to select/.test(String(line.msg))), [
+  const refusals = logs.lines().filter((line) => /redis refused to select/.test(String(line.msg)))
+  t.equal(refusals.length, 1, 'said once, however many connections it refused')
+  t.match(refusals, [
     { level: 50, err: { message: 'ERR DB index is out of range' }, msg: 'redis refused to select database 5, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503' }
-  ], 'said once, as an error, with the database')
+  ], 'as an error, with the database')
   t.equal(logs.lines().filter((line) => /revocation resync failed/.test(String(line.msg))).length, 0,
     'the revocations\' subscriber is closed with it, not left to read through the closed one every second')
   t.equal(await redis.command('DBSIZE'), 0, 'and still nothing in database 0')
+})
+
+t.test('REDIS_URL at a replica: not ready, and the log says why once; ready once it is promoted', async (t) => {
+  const master = await PrivateRedis.start(t, { args: ['--repl-diskless-sync-delay', '0'] })
+  const replica = await PrivateRedis.start(t, { password: master.password, args: ['--replicaof', '127.0.0.1', String(master.port), '--masterauth', master.password] })
+  await within(5000, async () => await replica.replication('master_link_status') === 'up', 'the replica is in sync')
+  const logs = capturedLogs()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: replica.url }, logStream: logs.stream })
+  const replicaLines = () => logs.lines().filter((line) => /replica/.test(String(line.msg)))
+
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready: PING answers, but no write would be taken')
+  const payload = { email: uniqueEmail(), password: PASSWORD }
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).json().code, 'AUTH_STORE_UNAVAILABLE', 'a registration: 503')
+  await within(3000, async () => replicaLines().length > 0, 'the replica named in the log')
+  // A refused write (READONLY) makes the client connect again, to the same server, which it reads the role of again.
+  const roleChecks = async () => Number(/^cmdstat_info:calls=([0-9]+)/m.exec(await replica.command('INFO', 'commandstats') as string)?.[1] ?? 0)
+  const checked = await roleChecks()
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).statusCode, 503, 'another: 503')
+  await within(5000, async () => await roleChecks() >= checked + 3, 'a new connection, its role and policy read, and a probe')
+  await sleep(200)
+  t.equal(replicaLines().length, 1, 'said once, however many connections find it')
+  t.match(replicaLines(), [{ level: 50, msg: /^the Redis server is a replica: it refuses writes .*: the instance is not ready, and its store routes answer 503, until the server it connects to is a master$/ }],
+    'as an error')
+
+  await replica.command('REPLICAOF', 'NO', 'ONE')
+  await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready once the server is a master')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).statusCode, 201, 'and it serves')
 })
