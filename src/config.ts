@@ -294,7 +294,8 @@ const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
  * What the Redis client will read of REDIS_URL, read here first: a URL it cannot parse makes it throw an error that
  * carries the URL, password and all. Named by its parts, never quoted: the URL may hold the password.
  */
-function checkRedisUrl (value: string): void {
+function checkRedisUrl (value: string | undefined): void {
+  if (value === undefined) return
   let url: URL | null = null
   try { url = new URL(value) } catch {}
   // A # begins a fragment, which a Redis URL never has: it is a password's, unencoded, and the rest of the URL is lost.
@@ -496,7 +497,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     problems.push('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
   }
   const acceptedSecrets = refreshSecret === undefined ? [] : attempt(() => parseAcceptedSecrets(env.REFRESH_TOKEN_ACCEPTED_SECRETS, refreshSecret, jwtSecret, production), [])
-  if (env.REDIS_URL !== undefined) attempt(() => { checkRedisUrl(env.REDIS_URL as string) }, undefined)
+  attempt(() => { checkRedisUrl(env.REDIS_URL) }, undefined)
   const sentinel = attempt(() => parseSentinels(env), null)
   const cluster = attempt(() => parseCluster(env), null)
   if (production && env.REDIS_URL === undefined) {

@@ -167,7 +167,8 @@ function commandTimeoutOf (redis: RedisClient): number | undefined {
 }
 
 /**
- * Whether the store can serve requests. A cluster's node answers PING even while the cluster refuses every
+ * Whether the store can serve requests. A replica answers PING but takes no write, so a single server's (or the
+ * Sentinels' master's) role is asked (serverRole). A cluster's node answers PING even while the cluster refuses every
  * key (a master down and its slots unserved), so there the cluster's own state is asked. The client must be
  * ready itself too (guardStore): a cluster client takes `CLUSTER` commands while it connects, but nothing else
  * yet — readiness said 200 and the next registration got 503 (seen in the cluster-down-at-start test under load).
