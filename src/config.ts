@@ -653,8 +653,12 @@ function parseOrigins (value: string, production: boolean): string[] {
     try { parsed = new URL(origin) } catch {}
     // An origin is scheme://host[:port] exactly, as browsers send it in the Origin header.
     if (parsed === null || parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
-      // The usual slip: a URL copied from the address bar, trailing slash and all.
-      const meant = parsed !== null && /^https?:$/.test(parsed.protocol) ? ` (its origin is ${parsed.origin}: no path, not even "/")` : ''
+      // The usual slip: a URL copied from the address bar, trailing slash and all. Else a host in capitals or the
+      // scheme's own port, which browsers never write in an Origin header.
+      const path = parsed !== null && /^[/?#]/.test(origin.slice(parsed.origin.length))
+      const meant = parsed === null || !/^https?:$/.test(parsed.protocol)
+        ? ''
+        : ` (its origin is ${parsed.origin}: ${path ? 'no path, not even "/"' : 'as browsers send it, the host in lower case, without the scheme\'s default port'})`
       throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com${meant}`)
     }
     if (production && parsed.protocol === 'http:') {

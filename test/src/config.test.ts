@@ -347,6 +347,10 @@ t.test('ALLOWED_ORIGINS must be exact origins', async (t) => {
   }
   t.throws(() => loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com/' }), { message: /^ALLOWED_ORIGINS: "https:\/\/app.example.com\/" is not an origin like https:\/\/app.example.com \(its origin is https:\/\/app.example.com: no path, not even "\/"\)$/ },
     'a URL copied with its trailing slash: the message says which origin it holds')
+  t.throws(() => loadConfig({ ALLOWED_ORIGINS: 'https://App.Example.com' }), { message: /^ALLOWED_ORIGINS: "https:\/\/App.Example.com" is not an origin like https:\/\/app.example.com \(its origin is https:\/\/app.example.com: as browsers send it, the host in lower case, without the scheme's default port\)$/ },
+    'a host in capitals: the message says how browsers write it, not that it has a path')
+  t.throws(() => loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com:443' }), { message: /\(its origin is https:\/\/app.example.com: as browsers send it, .* default port\)$/ }, 'the scheme\'s own port')
+  t.throws(() => loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com?x=1' }), { message: /\(its origin is https:\/\/app.example.com: no path, not even "\/"\)$/ }, 'a query is a path\'s kind of slip')
   t.throws(() => loadConfig({ NODE_ENV: 'production', ALLOWED_ORIGINS: 'https://a.example/, http://b.example, https://c.example' }), { message: /"https:\/\/a.example\/" is not an origin.*; \(\d\) ALLOWED_ORIGINS: "http:\/\/b.example" is plain HTTP/ },
     'every refused origin is named, not only the first')
 })
