@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Cluster } from 'ioredis'
-import { createRedisClient, evictionPolicies, refusedDatabase, REPLICA, serverRole, type RedisClient } from '../src/redis-client.js'
+import { createRedisClient, evictionPolicies, refusedDatabase, unfitServer, type RedisClient } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -68,21 +68,21 @@ export default fp(async function redisPlugin (fastify) {
       fastify.log.error({ maxmemoryPolicy: policy }, `redis maxmemory-policy is ${policy}: when Redis is full it deletes keys, which may be accounts, sessions, revocations or failed-login counters; set maxmemory-policy noeviction`)
     }
   }
-  // REDIS_URL at a replica, or a master demoted since, which without Sentinels the client connects to again: readiness
-  // says 503, and this says why, once until a connection finds a master.
-  let replicaLogged = false
-  const checkRole = async () => {
+  // A server that cannot serve this client (a replica, a cluster's node: unfitServer): readiness says 503, and this
+  // says why, once until a connection finds a server that can.
+  let unfitLogged: string | null = null
+  const checkServer = async () => {
     if (redis instanceof Cluster) return
-    const replica = await serverRole(redis) === 'slave'
-    if (replica && !replicaLogged) fastify.log.error(`${REPLICA}: the instance is not ready, and its store routes answer 503, until the server it connects to is a master`)
-    replicaLogged = replica
+    const unfit = await unfitServer(redis)
+    if (unfit !== null && unfit !== unfitLogged) fastify.log.error(`${unfit}: the instance is not ready, and its store routes answer 503, until the server it connects to can serve it`)
+    unfitLogged = unfit
   }
   redis.on('ready', () => {
     if (loggedThisOutage.size > 0) fastify.log.info('redis connection restored')
     loggedThisOutage.clear()
     // INFO refused (renamed away) or the connection gone again: nothing to say.
     checkEviction().catch(() => {})
-    checkRole().catch(() => {})
+    checkServer().catch(() => {})
   })
 
   if (!await connectedWithin(redis, START_WAIT_MS)) {

@@ -167,37 +167,39 @@ function commandTimeoutOf (redis: RedisClient): number | undefined {
 }
 
 /**
- * Whether the store can serve requests. A replica answers PING but takes no write, so a single server's (or the
- * Sentinels' master's) role is asked (serverRole). A cluster's node answers PING even while the cluster refuses every
+ * Whether the store can serve requests. A replica, or a node of a Redis Cluster, answers PING but cannot serve a
+ * client that takes it for a single server, so that is asked of a single server (or the Sentinels' master). A cluster's node answers PING even while the cluster refuses every
  * key (a master down and its slots unserved), so there the cluster's own state is asked. The client must be
  * ready itself too (guardStore): a cluster client takes `CLUSTER` commands while it connects, but nothing else
  * yet — readiness said 200 and the next registration got 503 (seen in the cluster-down-at-start test under load).
  */
 export async function pingStore (redis: RedisClient): Promise<void> {
   if (!(redis instanceof Cluster)) {
-    if (await guardStore(redis, () => serverRole(redis)) === 'slave') throw new StoreUnavailableError({ cause: new Error(REPLICA) })
+    const unfit = await guardStore(redis, () => unfitServer(redis))
+    if (unfit !== null) throw new StoreUnavailableError({ cause: new Error(unfit) })
     return
   }
   const info = await guardStore(redis, () => redis.cluster('INFO'))
   if (!/^cluster_state:ok\r?$/m.test(info)) throw new StoreUnavailableError({ cause: new Error('the Redis Cluster is not serving all slots') })
 }
 
-/** Why a replica does not serve: what the log says of it, and readiness's cause. */
-export const REPLICA = 'the Redis server is a replica: it refuses writes (or, with replica-read-only no, takes them and loses them at its next sync)'
-
 /**
- * The role a server gives itself (`master`, `slave`), from `INFO replication`, as the README's ACL allows; null for a
- * server that answered no role (INFO renamed away), which PING then answers for. A server that answers is taken to
- * serve, as it was before roles were read. A single server, or the master Sentinels named: a replica there (REDIS_URL
- * at a replica, or a master demoted since) takes no write, so the instance is not ready.
+ * Why the server a single-server client (REDIS_URL, or the master Sentinels name) reached cannot serve it, from `INFO`,
+ * which the README's ACL grants; null when it can, or when it answers no INFO (renamed away: PING answers for it, as
+ * before this was asked). A replica takes no write (or, with replica-read-only no, takes it and loses it at its next
+ * sync): REDIS_URL at a reader endpoint, or a master demoted since. A node of a Redis Cluster refuses every key of
+ * another node's slots (MOVED): REDIS_URL at a cluster without REDIS_CLUSTER_NODES.
  */
-export async function serverRole (redis: Redis): Promise<string | null> {
-  const info = await redis.info('replication').catch(async (err: unknown) => {
+export async function unfitServer (redis: Redis): Promise<string | null> {
+  const section = async (name: string): Promise<string> => await redis.info(name).catch(async (err: unknown) => {
     if (!(err instanceof ReplyError)) throw err
     await redis.ping()
     return ''
   })
-  return /^role:(\S+)/m.exec(info)?.[1] ?? null
+  const [replication, cluster] = await Promise.all([section('replication'), section('cluster')])
+  if (/^role:slave\r?$/m.test(replication)) return 'the Redis server is a replica: it refuses writes (or, with replica-read-only no, takes them and loses them at its next sync)'
+  if (/^cluster_enabled:1\r?$/m.test(cluster)) return 'the Redis server is a node of a Redis Cluster, which refuses the keys of other nodes\' slots: set REDIS_CLUSTER_NODES'
+  return null
 }
 
 /**

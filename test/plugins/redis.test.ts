@@ -2,7 +2,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp, capturedLogs, PASSWORD, refresh, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { PrivateRedis } from '../helpers/redis-server.js'
+import { PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
 
 /** The lines that name an eviction policy. */
 function logCollector () {
@@ -10,7 +10,7 @@ function logCollector () {
   return { stream: logs.stream, evictionErrors: () => logs.lines().filter((l) => l.maxmemoryPolicy !== undefined) }
 }
 
-/** How many INFO commands the server has answered: each connection asks twice, its policy and its role. */
+/** How many INFO commands the server has answered: each connection asks three times (its policy, its role, cluster or not). */
 async function infoCalls (redis: PrivateRedis): Promise<number> {
   const stats = await redis.command('INFO', 'commandstats') as string
   return Number(/^cmdstat_info:calls=([0-9]+)/m.exec(stats)?.[1] ?? 0)
@@ -26,7 +26,7 @@ t.test('a Redis that evicts keys when full is named at connection, as an error, 
   // Reconnections (an outage, a failover) check again, and say only what they have not said.
   const asked = await infoCalls(redis)
   await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
-  await within(3000, async () => await infoCalls(redis) >= asked + 2, 'the policy asked again on the new connection')
+  await within(3000, async () => await infoCalls(redis) >= asked + 3, 'the policy asked again on the new connection')
   t.equal(logs.evictionErrors().length, 1, 'the same policy is not said again')
   await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'volatile-ttl')
   await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
@@ -40,7 +40,7 @@ t.test('noeviction, the policy the README asks for, is not mentioned', async (t)
   const redis = await PrivateRedis.start(t, { args: ['--maxmemory', '64mb', '--maxmemory-policy', 'noeviction'] })
   const logs = logCollector()
   await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: redis.url }, logStream: logs.stream })
-  await within(2000, async () => await infoCalls(redis) >= 2, 'the policy asked')
+  await within(2000, async () => await infoCalls(redis) >= 3, 'the policy asked')
   // The answer is read right after it arrives; give the log line every chance to be written.
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.same(logs.evictionErrors(), [])
@@ -88,13 +88,26 @@ t.test('REDIS_URL at a replica: not ready, and the log says why once; ready once
   const roleChecks = async () => Number(/^cmdstat_info:calls=([0-9]+)/m.exec(await replica.command('INFO', 'commandstats') as string)?.[1] ?? 0)
   const checked = await roleChecks()
   t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).statusCode, 503, 'another: 503')
-  await within(5000, async () => await roleChecks() >= checked + 3, 'a new connection, its role and policy read, and a probe')
+  await within(5000, async () => await roleChecks() >= checked + 3, 'a new connection, read as a new one is')
   await sleep(200)
   t.equal(replicaLines().length, 1, 'said once, however many connections find it')
-  t.match(replicaLines(), [{ level: 50, msg: /^the Redis server is a replica: it refuses writes .*: the instance is not ready, and its store routes answer 503, until the server it connects to is a master$/ }],
+  t.match(replicaLines(), [{ level: 50, msg: /^the Redis server is a replica: it refuses writes .*: the instance is not ready, and its store routes answer 503, until the server it connects to can serve it$/ }],
     'as an error')
 
   await replica.command('REPLICAOF', 'NO', 'ONE')
   await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready once the server is a master')
   t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).statusCode, 201, 'and it serves')
+})
+
+t.test('REDIS_URL at a node of a Redis Cluster, without REDIS_CLUSTER_NODES: not ready, and the log says to set them, once', async (t) => {
+  const cluster = await PrivateCluster.start(t)
+  const node = cluster.nodes[0] as PrivateRedis
+  const logs = capturedLogs()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `redis://:${cluster.password}@127.0.0.1:${node.port}` }, logStream: logs.stream })
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready: the node answers PING, but refuses the keys of the other nodes\' slots')
+  await within(3000, async () => logs.lines().some((line) => /Redis Cluster/.test(String(line.msg))), 'the log says why')
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'still not ready')
+  const said = logs.lines().filter((line) => /Redis Cluster/.test(String(line.msg)))
+  t.equal(said.length, 1, 'once')
+  t.match(said, [{ level: 50, msg: /^the Redis server is a node of a Redis Cluster, which refuses the keys of other nodes' slots: set REDIS_CLUSTER_NODES: the instance is not ready/ }], 'as an error, saying what to set')
 })
