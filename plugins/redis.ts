@@ -80,7 +80,7 @@ export default fp(async function redisPlugin (fastify) {
   redis.on('ready', () => {
     if (loggedThisOutage.size > 0) fastify.log.info('redis connection restored')
     loggedThisOutage.clear()
-    // INFO refused (renamed away) or the connection gone again: nothing to say.
+    // INFO refused (an ACL without it) or the connection gone again: nothing to say.
     checkEviction().catch(() => {})
     checkServer().catch(() => {})
   })

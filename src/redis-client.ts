@@ -168,10 +168,11 @@ function commandTimeoutOf (redis: RedisClient): number | undefined {
 
 /**
  * Whether the store can serve requests. A replica, or a node of a Redis Cluster, answers PING but cannot serve a
- * client that takes it for a single server, so that is asked of a single server (or the Sentinels' master). A cluster's node answers PING even while the cluster refuses every
- * key (a master down and its slots unserved), so there the cluster's own state is asked. The client must be
- * ready itself too (guardStore): a cluster client takes `CLUSTER` commands while it connects, but nothing else
- * yet — readiness said 200 and the next registration got 503 (seen in the cluster-down-at-start test under load).
+ * client that takes it for a single server, so a single server (or the Sentinels' master) is asked what it is
+ * (unfitServer). Through a cluster client, a node answers PING even while the cluster refuses every key (a master
+ * down and its slots unserved), so there the cluster's own state is asked. The client must be ready itself too
+ * (guardStore): a cluster client takes `CLUSTER` commands while it connects, but nothing else yet — readiness said
+ * 200 and the next registration got 503 (seen in the cluster-down-at-start test under load).
  */
 export async function pingStore (redis: RedisClient): Promise<void> {
   if (!(redis instanceof Cluster)) {
@@ -185,18 +186,18 @@ export async function pingStore (redis: RedisClient): Promise<void> {
 
 /**
  * Why the server a single-server client (REDIS_URL, or the master Sentinels name) reached cannot serve it, from `INFO`,
- * which the README's ACL grants; null when it can, or when it answers no INFO (renamed away: PING answers for it, as
- * before this was asked). A replica takes no write (or, with replica-read-only no, takes it and loses it at its next
+ * which the README's ACL grants; null when it can, or when it refuses INFO (an ACL without it: PING answers for it, as
+ * before this was asked; ioredis's own ready check skips INFO then, where a server without INFO at all never gets
+ * ready). A replica takes no write (or, with replica-read-only no, takes it and loses it at its next
  * sync): REDIS_URL at a reader endpoint, or a master demoted since. A node of a Redis Cluster refuses every key of
  * another node's slots (MOVED): REDIS_URL at a cluster without REDIS_CLUSTER_NODES.
  */
 export async function unfitServer (redis: Redis): Promise<string | null> {
-  const section = async (name: string): Promise<string> => await redis.info(name).catch(async (err: unknown) => {
+  const [replication, cluster] = await Promise.all([redis.info('replication'), redis.info('cluster')]).catch(async (err: unknown) => {
     if (!(err instanceof ReplyError)) throw err
     await redis.ping()
-    return ''
+    return ['', '']
   })
-  const [replication, cluster] = await Promise.all([section('replication'), section('cluster')])
   if (/^role:slave\r?$/m.test(replication)) return 'the Redis server is a replica: it refuses writes (or, with replica-read-only no, takes them and loses them at its next sync)'
   if (/^cluster_enabled:1\r?$/m.test(cluster)) return 'the Redis server is a node of a Redis Cluster, which refuses the keys of other nodes\' slots: set REDIS_CLUSTER_NODES'
   return null
@@ -204,8 +205,8 @@ export async function unfitServer (redis: Redis): Promise<string | null> {
 
 /**
  * The `maxmemory-policy` of every server that takes this client's writes (each master of a cluster), from `INFO
- * memory`, which managed Redis services answer where they refuse `CONFIG GET`. Null for a server that answered no
- * policy (INFO renamed away).
+ * memory`, which managed Redis services answer where they refuse `CONFIG GET`. Null for a server whose answer names no
+ * policy. (A server without INFO at all never gets ready: ioredis's ready check asks it.)
  */
 export async function evictionPolicies (redis: RedisClient): Promise<Array<string | null>> {
   const servers = redis instanceof Cluster ? redis.nodes('master') : [redis]
