@@ -4,10 +4,14 @@ import { buildApp, capturedLogs, PASSWORD, refresh, registerAndLogin, uniqueEmai
 import { within } from '../helpers/poll.js'
 import { PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
 
-/** The lines that name an eviction policy. */
+/** The lines that name an eviction policy, and those whose message matches a pattern. */
 function logCollector () {
   const logs = capturedLogs()
-  return { stream: logs.stream, evictionErrors: () => logs.lines().filter((l) => l.maxmemoryPolicy !== undefined) }
+  return {
+    stream: logs.stream,
+    evictionErrors: () => logs.lines().filter((l) => l.maxmemoryPolicy !== undefined),
+    saying: (pattern: RegExp) => logs.lines().filter((l) => pattern.test(l.msg))
+  }
 }
 
 /** How many INFO commands the server has answered: each connection asks three times (its policy, its role, cluster or not). */
@@ -48,7 +52,7 @@ t.test('noeviction, the policy the README asks for, is not mentioned', async (t)
 
 t.test('a database the server does not have: nothing runs in database 0; the store fails closed, and the log says why once', async (t) => {
   const redis = await PrivateRedis.start(t, { args: ['--databases', '2'] })
-  const logs = capturedLogs()
+  const logs = logCollector()
   const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `${redis.url}/5` }, logStream: logs.stream })
 
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
@@ -62,12 +66,12 @@ t.test('a database the server does not have: nothing runs in database 0; the sto
   const before = await connections()
   await sleep(2500)
   t.ok(await connections() > before, 'it keeps trying')
-  const refusals = logs.lines().filter((line) => /redis refused to select/.test(String(line.msg)))
+  const refusals = logs.saying(/redis refused to select/)
   t.equal(refusals.length, 1, 'said once, however many connections it refused')
   t.match(refusals, [
     { level: 50, err: { message: 'ERR DB index is out of range' }, msg: 'redis refused to select database 5, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503' }
   ], 'as an error, with the database')
-  t.equal(logs.lines().filter((line) => /revocation resync failed/.test(String(line.msg))).length, 0,
+  t.equal(logs.saying(/revocation resync failed/).length, 0,
     'the revocations\' subscriber is closed with it, not left to read through the closed one every second')
   t.equal(await redis.command('DBSIZE'), 0, 'and still nothing in database 0')
 })
@@ -76,19 +80,18 @@ t.test('REDIS_URL at a replica: not ready, and the log says why once; ready once
   const master = await PrivateRedis.start(t, { args: ['--repl-diskless-sync-delay', '0'] })
   const replica = await PrivateRedis.start(t, { password: master.password, args: ['--replicaof', '127.0.0.1', String(master.port), '--masterauth', master.password] })
   await within(5000, async () => await replica.replication('master_link_status') === 'up', 'the replica is in sync')
-  const logs = capturedLogs()
+  const logs = logCollector()
   const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: replica.url }, logStream: logs.stream })
-  const replicaLines = () => logs.lines().filter((line) => /replica/.test(String(line.msg)))
+  const replicaLines = () => logs.saying(/replica/)
 
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready: PING answers, but no write would be taken')
   const payload = { email: uniqueEmail(), password: PASSWORD }
   t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).json().code, 'AUTH_STORE_UNAVAILABLE', 'a registration: 503')
   await within(3000, async () => replicaLines().length > 0, 'the replica named in the log')
   // A refused write (READONLY) makes the client connect again, to the same server, which it reads the role of again.
-  const roleChecks = async () => Number(/^cmdstat_info:calls=([0-9]+)/m.exec(await replica.command('INFO', 'commandstats') as string)?.[1] ?? 0)
-  const checked = await roleChecks()
+  const checked = await infoCalls(replica)
   t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).statusCode, 503, 'another: 503')
-  await within(5000, async () => await roleChecks() >= checked + 3, 'a new connection, read as a new one is')
+  await within(5000, async () => await infoCalls(replica) >= checked + 3, 'a new connection, read as a new one is')
   await sleep(200)
   t.equal(replicaLines().length, 1, 'said once, however many connections find it')
   t.match(replicaLines(), [{ level: 50, msg: /^the Redis server is a replica: it refuses writes .*: the instance is not ready, and its store routes answer 503, until the server it connects to can serve it$/ }],
@@ -102,12 +105,20 @@ t.test('REDIS_URL at a replica: not ready, and the log says why once; ready once
 t.test('REDIS_URL at a node of a Redis Cluster, without REDIS_CLUSTER_NODES: not ready, and the log says to set them, once', async (t) => {
   const cluster = await PrivateCluster.start(t)
   const node = cluster.nodes[0] as PrivateRedis
-  const logs = capturedLogs()
+  const logs = logCollector()
   const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `redis://:${cluster.password}@127.0.0.1:${node.port}` }, logStream: logs.stream })
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready: the node answers PING, but refuses the keys of the other nodes\' slots')
-  await within(3000, async () => logs.lines().some((line) => /Redis Cluster/.test(String(line.msg))), 'the log says why')
+  await within(3000, async () => logs.saying(/Redis Cluster/).length > 0, 'the log says why')
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'still not ready')
-  const said = logs.lines().filter((line) => /Redis Cluster/.test(String(line.msg)))
+  const said = logs.saying(/Redis Cluster/)
   t.equal(said.length, 1, 'once')
   t.match(said, [{ level: 50, msg: /^the Redis server is a node of a Redis Cluster, which refuses the keys of other nodes' slots: set REDIS_CLUSTER_NODES: the instance is not ready/ }], 'as an error, saying what to set')
+})
+
+t.test('a user the ACL refuses INFO: PING says the server serves, as before its role was read', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  await redis.command('ACL', 'SETUSER', 'no-info', 'on', '>no-info-password', '~*', '&*', '+@all', '-info')
+  const app = await buildApp(t, { env: { REDIS_URL: `redis://no-info:no-info-password@127.0.0.1:${redis.port}` } })
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'ready')
+  t.equal((await registerAndLogin(app)).accessToken.split('.').length, 3, 'and it serves')
 })
