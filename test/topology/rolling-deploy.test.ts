@@ -17,7 +17,7 @@ import { startServer, waitForListening } from '../helpers/server-process.js'
 // DEPLOYED is the release running in production: the last commit of main that was deployed. Move it forward when a
 // deploy lands. A change this test fails against DEPLOYED needs a deploy in two steps (first read the new form, then
 // write it), not a new DEPLOYED.
-const DEPLOYED = 'cec2e5c63dbb8a95037d67610d8ec723a3dc3640'
+const DEPLOYED = 'e957f7b0396be5f46473e56cebdb0a8924824193'
 /** REFRESH_REUSE_GRACE of both releases: a replay is caught once it has passed. */
 const GRACE_SECONDS = 10
 const ROOT = join(import.meta.dirname, '..', '..')
