@@ -294,8 +294,12 @@ const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
  * What the Redis client will read of REDIS_URL, read here first: a URL it cannot parse makes it throw an error that
  * carries the URL, password and all. Named by its parts, never quoted: the URL may hold the password.
  */
-function checkRedisUrl (value: string | undefined): void {
-  if (value === undefined) return
+/**
+ * REDIS_URL as the Redis client will read it (null when unset), or refused, naming what is wrong and never quoting it: it
+ * may hold the password.
+ */
+function parseRedisUrl (value: string | undefined): URL | null {
+  if (value === undefined) return null
   let url: URL | null = null
   try { url = new URL(value) } catch {}
   // A # begins a fragment, which a Redis URL never has: it is a password's, unencoded, and the rest of the URL is lost.
@@ -310,6 +314,37 @@ function checkRedisUrl (value: string | undefined): void {
   }
   if (!/^\/?([0-9]+)?$/.test(url.pathname)) {
     throw new ConfigError('REDIS_URL: what follows the host must be a database number (redis://host:6379/2), or nothing')
+  }
+  checkRedisUrlQuery(url.searchParams)
+  return url
+}
+
+/** Where the option a query parameter would set is set instead. */
+const REDIS_URL_QUERY_INSTEAD: Record<string, string> = {
+  keyPrefix: 'set REDIS_KEY_PREFIX',
+  db: 'write the database as the path (redis://host:6379/2)',
+  username: 'write it before the host (redis://user:password@host)',
+  password: 'write it before the host (redis://user:password@host)',
+  tls: 'write rediss:// for TLS',
+  commandTimeout: 'set REDIS_COMMAND_TIMEOUT_MS',
+  connectTimeout: 'set REDIS_COMMAND_TIMEOUT_MS'
+}
+
+/**
+ * ioredis takes each query parameter of its URL as an option, over those the service gives it: `?commandTimeout=`
+ * or `?enableOfflineQueue=true` undid failing fast when Redis stalls, and a `?keyPrefix=`, put before
+ * REDIS_KEY_PREFIX on the keys a command names but not on those the scripts derive, left the session list empty and
+ * every refresh token working after a logout of all devices. Only `family`, the address family a host name is
+ * resolved to (0 both, 4, 6), is the operator's to choose.
+ */
+function checkRedisUrlQuery (query: URLSearchParams): void {
+  for (const [name, value] of query) {
+    if (name === 'family' && /^[046]$/.test(value)) continue
+    if (name === 'family') throw new ConfigError('REDIS_URL: ?family= must be 0 (IPv4 or IPv6), 4 or 6: the address family its host name is resolved to')
+    const instead = Object.hasOwn(REDIS_URL_QUERY_INSTEAD, name) ? REDIS_URL_QUERY_INSTEAD[name] : undefined
+    throw new ConfigError(instead !== undefined
+      ? `REDIS_URL: ?${name}= is refused: ${instead}`
+      : 'REDIS_URL: its query (?…) would set options of the Redis client, which the service sets itself: only ?family= (0, 4 or 6) may be given')
   }
 }
 
@@ -330,7 +365,7 @@ function parseSentinels (env: Env): RedisConfig['sentinel'] {
   }
 }
 
-function parseCluster (env: Env): RedisConfig['cluster'] {
+function parseCluster (env: Env, url: URL | null): RedisConfig['cluster'] {
   if (env.REDIS_CLUSTER_NODES === undefined) return null
   if (env.REDIS_SENTINELS !== undefined) {
     throw new ConfigError('set either REDIS_SENTINELS or REDIS_CLUSTER_NODES, not both: a Redis Cluster fails over by itself')
@@ -338,8 +373,13 @@ function parseCluster (env: Env): RedisConfig['cluster'] {
   if (env.REDIS_URL === undefined) {
     throw new ConfigError('REDIS_CLUSTER_NODES needs REDIS_URL for the nodes\' credentials (its host is not used), e.g. redis://:password@cluster')
   }
-  if (!/^rediss?:\/\/[^/]*(\/0?)?$/.test(env.REDIS_URL)) {
+  // null: REDIS_URL was refused, and said why.
+  if (url !== null && !/^\/?0?$/.test(url.pathname)) {
     throw new ConfigError('REDIS_URL names a database, but a Redis Cluster has only database 0')
+  }
+  // The cluster's nodes are found by their addresses, given and announced; only REDIS_URL's credentials are read.
+  if (url !== null && url.search !== '') {
+    throw new ConfigError('REDIS_URL: with REDIS_CLUSTER_NODES only its credentials are read: no query (?…)')
   }
   return { nodes: parseHostPorts('REDIS_CLUSTER_NODES', env.REDIS_CLUSTER_NODES) }
 }
@@ -497,9 +537,9 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     problems.push('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
   }
   const acceptedSecrets = refreshSecret === undefined ? [] : attempt(() => parseAcceptedSecrets(env.REFRESH_TOKEN_ACCEPTED_SECRETS, refreshSecret, jwtSecret, production), [])
-  attempt(() => { checkRedisUrl(env.REDIS_URL) }, undefined)
+  const redisUrl = attempt(() => parseRedisUrl(env.REDIS_URL), null)
   const sentinel = attempt(() => parseSentinels(env), null)
-  const cluster = attempt(() => parseCluster(env), null)
+  const cluster = attempt(() => parseCluster(env, redisUrl), null)
   if (production && env.REDIS_URL === undefined) {
     problems.push('REDIS_URL is required in production: the embedded store serves one process only and loses every session on restart')
   }

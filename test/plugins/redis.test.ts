@@ -122,3 +122,15 @@ t.test('a user the ACL refuses INFO: PING says the server serves, as before its 
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'ready')
   t.equal((await registerAndLogin(app)).accessToken.split('.').length, 3, 'and it serves')
 })
+
+t.test('REDIS_URL\'s ?family= reaches the client: its host name is resolved to that address family only', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  // The server listens on 127.0.0.1 only; localhost has that address, and here no IPv6 one (or one nobody listens on).
+  const byName = `redis://:${redis.password}@localhost:${redis.port}`
+  const v4 = await buildApp(t, { env: { REDIS_URL: `${byName}?family=4` } })
+  t.equal((await v4.inject({ url: '/health/ready' })).statusCode, 200, 'IPv4: ready')
+  t.equal((await registerAndLogin(v4)).accessToken.split('.').length, 3, 'and it serves')
+  const v6 = await buildApp(t, { env: { REDIS_URL: `${byName}?family=6` } })
+  await sleep(1000)
+  t.equal((await v6.inject({ url: '/health/ready' })).statusCode, 503, 'IPv6 only: never connected')
+})

@@ -451,6 +451,9 @@ t.test('REDIS_URL: a URL the Redis client reads as it was meant, or refused with
   t.ok(read(`redis://:${password}@p@ss@redis.internal:6379`), 'an @ in the password: the host is after the last one')
   t.ok(read(`rediss://auth:${password}%23x@redis.internal`), 'a reserved character percent-encoded')
   t.ok(read(`redis://:${password} x@redis.internal/`), 'a space (the URL encodes it)')
+  t.ok(read(`redis://:${password}@redis.internal:6379/2?family=6`), 'the address family to resolve the host to')
+  t.ok(read(`redis://:${password}@redis.internal?family=0&family=4`), 'each one of 0, 4 and 6')
+  t.ok(read(`redis://:${password}@redis.internal/2?`), 'an empty query')
   const refused: Array<[string, RegExp]> = [
     [`redis://:${password}#x@redis.internal:6379`, /^REDIS_URL is not a URL: in a password, a character URLs reserve must be percent-encoded \(# as %23, \/ as %2F, \? as %3F, % as %25\)$/],
     // The URL parses, the password before the # taken for the host (which a failed connection would log) and the rest lost.
@@ -459,7 +462,17 @@ t.test('REDIS_URL: a URL the Redis client reads as it was meant, or refused with
     [`redis://:${password}?x@redis.internal`, /^REDIS_URL is not a URL/],
     [`redis://:${password}%zz@redis.internal`, /^REDIS_URL: its user name or password holds a % that begins no percent-encoding \(write % as %25\)$/],
     [`redis://:${password}@redis.internal/zero`, /^REDIS_URL: what follows the host must be a database number \(redis:\/\/host:6379\/2\), or nothing$/],
-    [`redis://:${password}@redis.internal/0/1`, /database number/]
+    [`redis://:${password}@redis.internal/0/1`, /database number/],
+    // ioredis takes a query parameter as an option, over the service's own; a keyPrefix kept logout-all from ending the sessions.
+    [`redis://:${password}@redis.internal:6379/2?keyPrefix=zero:`, /^REDIS_URL: \?keyPrefix= is refused: set REDIS_KEY_PREFIX$/],
+    [`redis://:${password}@redis.internal:6379?db=zero`, /^REDIS_URL: \?db= is refused: write the database as the path \(redis:\/\/host:6379\/2\)$/],
+    [`redis://redis.internal:6379?password=${password}`, /^REDIS_URL: \?password= is refused: write it before the host/],
+    [`redis://:${password}@redis.internal?tls=zero`, /^REDIS_URL: \?tls= is refused: write rediss:\/\/ for TLS$/],
+    [`redis://:${password}@redis.internal?commandTimeout=zero`, /^REDIS_URL: \?commandTimeout= is refused: set REDIS_COMMAND_TIMEOUT_MS$/],
+    [`redis://:${password}@redis.internal?family=4&zero=${password}`, /^REDIS_URL: its query \(\?…\) would set options of the Redis client, which the service sets itself: only \?family= \(0, 4 or 6\) may be given$/],
+    [`redis://:${password}@redis.internal?__proto__=zero`, /only \?family=/],
+    [`redis://:${password}@redis.internal?family=zero`, /^REDIS_URL: \?family= must be 0 \(IPv4 or IPv6\), 4 or 6/],
+    [`redis://:${password}@redis.internal?family=5`, /^REDIS_URL: \?family= must be 0/]
   ]
   for (const [url, message] of refused) {
     let refusal: unknown = null
@@ -515,6 +528,9 @@ t.test('REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster, with REDIS_URL for t
     [{ REDIS_URL: 'redis://:pw@cluster', REDIS_CLUSTER_NODES: 'n1' }, /^REDIS_CLUSTER_NODES: "n1" is not host:port/],
     [{ REDIS_CLUSTER_NODES: 'n1:7000' }, /REDIS_CLUSTER_NODES needs REDIS_URL/],
     [{ REDIS_URL: 'redis://:pw@cluster/2', REDIS_CLUSTER_NODES: 'n1:7000' }, /a Redis Cluster has only database 0/],
+    [{ REDIS_URL: 'redis://:pw@cluster/00', REDIS_CLUSTER_NODES: 'n1:7000' }, /a Redis Cluster has only database 0/],
+    [{ REDIS_URL: 'redis://:pw@cluster/0?family=4', REDIS_CLUSTER_NODES: 'n1:7000' }, /^REDIS_URL: with REDIS_CLUSTER_NODES only its credentials are read: no query \(\?…\)$/],
+    [{ REDIS_URL: 'redis://:pw@cluster?db=2', REDIS_CLUSTER_NODES: 'n1:7000' }, /^REDIS_URL: \?db= is refused/],
     [{ REDIS_URL: 'redis://:pw@cluster', REDIS_CLUSTER_NODES: 'n1:7000', REDIS_SENTINELS: 's1:26379' }, /either REDIS_SENTINELS or REDIS_CLUSTER_NODES/]
   ] as const) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
