@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Cluster } from 'ioredis'
-import { createRedisClient, evictionPolicies, refusedDatabase, unfitServer, type RedisClient } from '../src/redis-client.js'
+import { createRedisClient, evictionPolicies, refusedDatabase, tlsMismatchHint, unfitServer, type RedisClient } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -45,12 +45,15 @@ export default fp(async function redisPlugin (fastify) {
   // One line per kind of failure and outage, not one per reconnect attempt (up to one a second, and through
   // Sentinels two kinds alternate; their messages differ only in their delays).
   const loggedThisOutage = new Set<string>()
+  // Once a connection has served, REDIS_URL's scheme agrees with the server's port about TLS.
+  let everReady = false
   const onError = (err: Error) => {
     const database = refusedDatabase(err)
     const kind = err.message.replace(/[0-9]+/g, 'N')
     if (loggedThisOutage.has(kind)) return
     loggedThisOutage.add(kind)
-    const fields = { err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }
+    const hint = everReady ? undefined : tlsMismatchHint(options.url, err)
+    const fields = { err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, ...(hint === undefined ? {} : { hint }) }
     if (database === null) fastify.log.warn(fields, 'redis connection error')
     else fastify.log.error(fields, `redis refused to select database ${database}, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503`)
   }
@@ -78,6 +81,7 @@ export default fp(async function redisPlugin (fastify) {
     unfitLogged = unfit
   }
   redis.on('ready', () => {
+    everReady = true
     if (loggedThisOutage.size > 0) fastify.log.info('redis connection restored')
     loggedThisOutage.clear()
     // INFO refused (an ACL without it) or the connection gone again: nothing to say.

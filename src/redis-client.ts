@@ -116,6 +116,20 @@ export function closeOnRefusedSelect (client: Redis): Redis {
   return client
 }
 
+/**
+ * What a failure to connect suggests when it is how a server answers a client that disagrees with it about TLS: a
+ * port that takes only TLS resets a plaintext connection (ECONNRESET), and one without TLS waits for a command
+ * while the client waits for the handshake's answer (the connect timeout, ETIMEDOUT). Both have other causes (a
+ * proxy, a firewall), hence the "if".
+ */
+export function tlsMismatchHint (url: string, err: Error): string | undefined {
+  const { code } = err as NodeJS.ErrnoException
+  const tls = url.startsWith('rediss:')
+  if (!tls && code === 'ECONNRESET') return 'a port that takes only TLS resets a plaintext connection: if the server requires TLS, write rediss:// in REDIS_URL'
+  if (tls && code === 'ETIMEDOUT') return 'a port without TLS never answers the TLS handshake: if the server takes plaintext there, write redis:// in REDIS_URL'
+  return undefined
+}
+
 /** What every connection to a Redis server gets, alone or as a node of a cluster. */
 function nodeOptions (options: RedisClientOptions): RedisOptions {
   return {

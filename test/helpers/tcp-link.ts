@@ -31,9 +31,10 @@ export interface TcpLink {
    * Cuts the link at the next thing a client sends that `matches` (what one write holds, read as latin1): that never
    * reaches the target, and that client's connection closes with it, as when the server dies while a command is on
    * its way. Other connections, and the client's next one, are untouched; with `every`, each such write is cut, on
-   * whichever connection, as long as it is armed. Returns a check of whether it has cut, which disarms it.
+   * whichever connection, as long as it is armed; with `reset`, the client's side is reset (RST: ECONNRESET), not
+   * closed. Returns a check of whether it has cut, which disarms it.
    */
-  cutAt (matches: (sent: string) => boolean, options?: { every: boolean }): () => boolean
+  cutAt (matches: (sent: string) => boolean, options?: { every?: boolean, reset?: boolean }): () => boolean
   /**
    * Holds the next thing a client sends that `matches`, and whatever that client sends after it, until release(): one
    * command stalled on its way, the other connections' traffic flowing. Returns a check of whether it has held.
@@ -45,7 +46,7 @@ export interface TcpLink {
 export async function tcpLink (t: { teardown (fn: () => unknown): void }, targetPort: number): Promise<TcpLink> {
   const clients = new Set<Socket>()
   let held = false
-  let cut: { matches: (sent: string) => boolean, every: boolean, count: number } | null = null
+  let cut: { matches: (sent: string) => boolean, every: boolean, reset: boolean, count: number } | null = null
   let holding: { matches: (sent: string) => boolean, held: boolean } | null = null
   /** Writes held by holdAt, each passed on at release. */
   const waiting: Array<() => void> = []
@@ -53,7 +54,12 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
     const target = connect(targetPort, '127.0.0.1')
     clients.add(client)
     if (held) client.pause()
-    const close = () => { clients.delete(client); client.destroy(); target.destroy() }
+    const close = (reset = false) => {
+      clients.delete(client)
+      if (reset) client.resetAndDestroy()
+      else client.destroy()
+      target.destroy()
+    }
     const watch = new Transform({
       transform (chunk: Buffer, _encoding, callback) {
         const sent = chunk.toString('latin1')
@@ -66,15 +72,16 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
         }
         if (cut === null || !cut.matches(sent)) return callback(null, chunk)
         cut.count += 1
+        const { reset } = cut
         if (!cut.every) cut = null
-        close()
+        close(reset)
       }
     })
     client.pipe(watch).pipe(target)
     target.pipe(client)
-    client.on('error', close)
-    target.on('error', close)
-    target.on('close', close)
+    client.on('error', () => { close() })
+    target.on('error', () => { close() })
+    target.on('close', () => { close() })
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -93,8 +100,8 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
       for (const client of clients) client.resume()
       for (const pass of waiting.splice(0)) pass()
     },
-    cutAt (matches, { every } = { every: false }) {
-      const armed = { matches, every, count: 0 }
+    cutAt (matches, { every = false, reset = false } = {}) {
+      const armed = { matches, every, reset, count: 0 }
       cut = armed
       return () => {
         if (cut === armed) cut = null

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp, capturedLogs, PASSWORD, refresh, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
+import { tcpLink } from '../helpers/tcp-link.js'
 
 /** The lines that name an eviction policy, and those whose message matches a pattern. */
 function logCollector () {
@@ -133,4 +134,19 @@ t.test('REDIS_URL\'s ?family= reaches the client: its host name is resolved to t
   const v6 = await buildApp(t, { env: { REDIS_URL: `${byName}?family=6` } })
   await sleep(1000)
   t.equal((await v6.inject({ url: '/health/ready' })).statusCode, 503, 'IPv6 only: never connected')
+})
+
+t.test('a connection reset once the service has served is an outage: logged without the hint that REDIS_URL may want TLS', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const link = await tcpLink(t, redis.port)
+  const logs = logCollector()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `redis://:${redis.password}@127.0.0.1:${link.port}` }, logStream: logs.stream })
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'ready')
+  const cut = link.cutAt(() => true, { reset: true })
+  await app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD } })
+  t.ok(cut(), 'the connection was reset')
+  await within(3000, async () => logs.saying(/^redis connection error$/).length > 0, 'the reset logged')
+  t.match(logs.saying(/^redis connection error$/), [{ err: { code: 'ECONNRESET' } }], 'as ECONNRESET')
+  t.equal(logs.saying(/^redis connection error$/).filter((l) => 'hint' in l).length, 0, 'without the hint')
+  await within(3000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready again')
 })

@@ -1,7 +1,9 @@
 import t from 'tap'
-import { PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { buildApp, capturedLogs, PASSWORD, uniqueEmail } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
 import { freePort, PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
+import { tcpLink } from '../helpers/tcp-link.js'
 import { makeCertificates } from '../helpers/tls.js'
 
 // REDIS_URL=rediss://… as managed Redis offerings require it: TLS with the server's certificate verified against
@@ -39,6 +41,32 @@ t.test('Redis over TLS (rediss://)', async (t) => {
     const { call, output } = await startServiceOverHttp(t, { REDIS_URL: rediss('127.0.0.1'), NODE_EXTRA_CA_CERTS: certs.ca })
     t.equal((await call('/health/ready')).status, 503, 'the certificate names localhost, not 127.0.0.1')
     t.match(output(), /altnames|does not match|ERR_TLS_CERT_ALTNAME_INVALID/i)
+  })
+
+  // The two errors say nothing of TLS themselves (ECONNRESET, ETIMEDOUT): the log line says what they suggest.
+  t.test('the scheme and the port disagree about TLS: 503, and the log says which scheme the port may want', async (t) => {
+    for (const [url, code, hint] of [
+      [`redis://:${redis.password}@127.0.0.1:${tlsPort}`, 'ECONNRESET', /^a port that takes only TLS resets a plaintext connection: if the server requires TLS, write rediss:\/\/ in REDIS_URL$/],
+      [`rediss://:${redis.password}@localhost:${redis.port}`, 'ETIMEDOUT', /^a port without TLS never answers the TLS handshake: if the server takes plaintext there, write redis:\/\/ in REDIS_URL$/]
+    ] as const) {
+      const logs = capturedLogs()
+      const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: url }, logStream: logs.stream })
+      t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, `${code}: not ready`)
+      const errors = () => logs.lines().filter((l) => l.msg === 'redis connection error')
+      await within(3000, async () => errors().length > 0, 'the connection error logged')
+      t.match(errors(), [{ err: { code }, hint }], `${code}: with the hint`)
+      t.notOk(logs.text().includes(redis.password), 'without the password')
+    }
+
+    // A reset under rediss:// is not the port refusing plaintext: no hint to write what is written.
+    const link = await tcpLink(t, tlsPort)
+    const reset = link.cutAt(() => true, { reset: true })
+    const logs = capturedLogs()
+    await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `rediss://:${redis.password}@localhost:${link.port}` }, logStream: logs.stream })
+    const resets = () => logs.lines().filter((l) => l.msg === 'redis connection error' && (l.err as { code?: string }).code === 'ECONNRESET')
+    await within(3000, async () => resets().length > 0, 'the reset logged')
+    t.ok(reset(), 'the TLS handshake was reset')
+    t.equal(resets().filter((l) => 'hint' in l).length, 0, 'ECONNRESET under rediss://: no hint')
   })
 })
 
