@@ -463,12 +463,20 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     }
   }
   const data: Record<string, string> = {}
+  const marked: string[] = []
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = given(key)
     const file = (FROM_FILE as readonly string[]).includes(key) ? given(`${key}_FILE`) : undefined
     if (file !== undefined) {
       if (value !== undefined) problems.push(`set ${key} or ${key}_FILE, not both`)
-      else attempt(() => { data[key] = readSecretFile(`${key}_FILE`, file) }, undefined)
+      else {
+        attempt(() => {
+          const { value, byteOrderMark } = readSecretFile(`${key}_FILE`, file)
+          data[key] = value
+          // Said: until this was dropped, a secret's mark was part of it, and sessions begun under it end.
+          if (byteOrderMark) marked.push(`${key}_FILE: ${file} begins with a byte-order mark (U+FEFF), which is not read as part of ${key}`)
+        }, undefined)
+      }
       if (data[key] === undefined) refused.add(key)
     } else if (value !== undefined) {
       data[key] = value
@@ -588,7 +596,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
 
   const keyMode = keySet !== null ? 'keys' : env.JWT_SECRET !== undefined ? 'hs256' : 'generate'
   const set = (name: keyof Env): boolean => data[name] !== undefined
-  const warnings = [...misspelt]
+  const warnings = [...misspelt, ...marked]
   if (set('JWT_ALGORITHM') && keyMode !== 'generate') {
     const signer = keySet !== null ? `JWT_KEYS signs with its key ${keySet.current.kid} (${keySet.current.alg})` : 'JWT_SECRET signs with HS256'
     warnings.push(`JWT_ALGORITHM is set but not read: it is the algorithm of a key generated when none is configured, and ${signer}`)
@@ -710,15 +718,20 @@ function parseOrigins (value: string, production: boolean): string[] {
   })
 }
 
-/** Reads `<NAME>_FILE`; a file's trailing newlines are not part of the value (`echo secret > file`). */
-function readSecretFile (name: string, path: string): string {
+/**
+ * Reads `<NAME>_FILE`; a file's trailing newlines are not part of the value (`echo secret > file`), nor is a
+ * byte-order mark before it (`byteOrderMark`), which some Windows editors write at the start of UTF-8 and Node's
+ * decoding keeps: a JWK Set after one was refused as "not valid JSON", and a URL as no redis:// URL.
+ */
+function readSecretFile (name: string, path: string): { value: string, byteOrderMark: boolean } {
   let text: string
   try {
     text = readFileSync(path, 'utf8')
   } catch (err) {
     throw new ConfigError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
   }
-  const value = text.replace(/(\r?\n)+$/, '')
+  const byteOrderMark = text.startsWith('\uFEFF')
+  const value = text.slice(byteOrderMark ? 1 : 0).replace(/(\r?\n)+$/, '')
   if (value === '') throw new ConfigError(`${name}: ${path} is empty`)
-  return value
+  return { value, byteOrderMark }
 }

@@ -140,6 +140,20 @@ t.test('every secret may be read from a file, as orchestrators mount them: <NAME
   t.same(commaPerLine.refresh.acceptedSecrets, [secret('a'), secret('b')], 'a comma at the end of each line separates them (the line breaks are trimmed)')
   t.same(commaPerLine.warnings, [], 'with no warning')
 
+  // Some Windows editors begin a UTF-8 file with a byte-order mark, which Node's decoding keeps.
+  const bom = '\uFEFF'
+  const marked = loadConfig({
+    REDIS_URL_FILE: file('bom-url', `${bom}redis://127.0.0.1:6379/2\r\n`),
+    JWT_KEYS_FILE: file('bom-jwks.json', `${bom}${keys}`),
+    REFRESH_TOKEN_SECRET_FILE: file('bom-refresh', `${bom}${secret('r')}`)
+  })
+  t.match(marked, { redis: { url: 'redis://127.0.0.1:6379/2' }, jwt: { keySet: { current: { kid: 'from-file' } } }, refresh: { secret: secret('r') } },
+    'a byte-order mark is not part of the value: a JWK Set and a URL after one are read, a secret is read without it')
+  const said = (name: string, path: string) => `${name}_FILE: ${join(dir, path)} begins with a byte-order mark (U+FEFF), which is not read as part of ${name}`
+  t.same(marked.warnings, [said('REDIS_URL', 'bom-url'), said('JWT_KEYS', 'bom-jwks.json'), said('REFRESH_TOKEN_SECRET', 'bom-refresh')],
+    'and the start says so for each file, naming the file, never the value')
+  t.equal(loadConfig({ REFRESH_TOKEN_SECRET_FILE: file('mid-bom', `${secret('r')}${bom}`) }).refresh.secret, `${secret('r')}${bom}`, 'only at the start: elsewhere it is a character of the secret')
+
   const unreadable = file('unreadable', secret('u'))
   chmodSync(unreadable, 0o000)
   const refused: Array<[Record<string, string>, RegExp]> = [
