@@ -617,6 +617,12 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       warnings.push(`REFRESH_TOKEN_ACCEPTED_SECRETS (secret ${i + 1} of ${acceptedSecrets.length}) spans ${lines} lines and is taken as one secret, line breaks included: separate several secrets with commas`)
     }
   })
+  // `echo secret | base64` for a Kubernetes Secret puts a line break at the end of the value, and it is part of the
+  // secret (every instance must read the same bytes, and did). Said, because the list it moves to when it is
+  // rotated out trims its entries: listed there, it would open none of the sessions begun under it.
+  if (typeof refreshSecret === 'string' && refreshSecret.trim() !== refreshSecret) {
+    warnings.push('REFRESH_TOKEN_SECRET begins or ends with whitespace (a line break, as `echo secret | base64` encodes one), which is part of the secret; REFRESH_TOKEN_ACCEPTED_SECRETS trims each of its entries, so when this secret is rotated out there, the sessions begun under it end: give its successor without')
+  }
   if (env.REDIS_URL === undefined) {
     const unread = (['REDIS_KEY_PREFIX', 'REDIS_COMMAND_TIMEOUT_MS', 'REDIS_SENTINEL_MASTER'] as const).filter(set)
     if (unread.length > 0) warnings.push(`${unread.join(', ')} ${unread.length === 1 ? 'is' : 'are'} set but not read: without REDIS_URL the embedded store is used`)

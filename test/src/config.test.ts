@@ -154,6 +154,15 @@ t.test('every secret may be read from a file, as orchestrators mount them: <NAME
     'and the start says so for each file, naming the file, never the value')
   t.equal(loadConfig({ REFRESH_TOKEN_SECRET_FILE: file('mid-bom', `${secret('r')}${bom}`) }).refresh.secret, `${secret('r')}${bom}`, 'only at the start: elsewhere it is a character of the secret')
 
+  // A Kubernetes Secret made with `echo secret | base64` ends its value with a line break, in a variable as in a file
+  // (where only trailing line breaks are dropped: a line of spaces after one stays).
+  for (const env of [{ REFRESH_TOKEN_SECRET: `${secret('r')}\n` }, { REFRESH_TOKEN_SECRET: ` ${secret('r')}` }, { REFRESH_TOKEN_SECRET_FILE: file('base64-echo', `${secret('r')}\n \n`) }]) {
+    const padded = loadConfig(env)
+    t.not(padded.refresh.secret, secret('r'), 'the whitespace is part of the secret, as every instance has read it')
+    t.same(padded.warnings, ['REFRESH_TOKEN_SECRET begins or ends with whitespace (a line break, as `echo secret | base64` encodes one), which is part of the secret; REFRESH_TOKEN_ACCEPTED_SECRETS trims each of its entries, so when this secret is rotated out there, the sessions begun under it end: give its successor without'],
+      'and the start says that the list it is rotated into cannot hold it, without the value')
+  }
+
   const unreadable = file('unreadable', secret('u'))
   chmodSync(unreadable, 0o000)
   const refused: Array<[Record<string, string>, RegExp]> = [
