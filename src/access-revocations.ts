@@ -22,6 +22,7 @@ interface Revocation {
 }
 
 interface Logger {
+  info (obj: object, msg: string): void
   warn (obj: object, msg: string): void
   error (obj: object, msg: string): void
 }
@@ -36,6 +37,9 @@ export function revocationTtlMs (accessTokenTtlSeconds: number): number {
  * bound on how late it applies one whose message pub/sub lost (pub/sub delivers at most once).
  */
 const CATCH_UP_MS = 1000
+
+/** The longest wait before a failed resync is tried again. */
+const MAX_RESYNC_DELAY_MS = 30_000
 
 /** Clock skew between instances that a catch-up allows for (as revocationTtlMs does). */
 const CLOCK_SKEW_MS = 5000
@@ -90,6 +94,9 @@ export class RedisAccessRevocations implements AccessRevocations {
   /** Revocations this instance could not record and publish: retried every second until their tokens are dead. */
   #unsent: Revocation[] = []
   #retrying = false
+  /** The resync's failures since it last succeeded, by message: each is said once. */
+  readonly #resyncFailures = new Set<string>()
+  #resyncDelayMs = CATCH_UP_MS
 
   constructor (redis: RedisClient, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger }) {
     this.#redis = redis
@@ -139,13 +146,20 @@ export class RedisAccessRevocations implements AccessRevocations {
     }
   }
 
+  /**
+   * Records, then announces. The record is what tells the other instances: they read it on every resync and every
+   * second (catchUp). The announcement only makes it immediate, and is not retried: when it is refused (an ACL
+   * without the channel, where it was sent in the record's transaction, aborted it) the record still reaches them.
+   */
   async #broadcast ({ until, familyIds }: Revocation): Promise<void> {
-    await this.#redis.multi()
+    const recorded = this.#redis.multi()
       .zadd(this.#key, ...familyIds.flatMap((id) => [until, id]))
       .zremrangebyscore(this.#key, '-inf', Date.now())
       .pexpire(this.#key, this.#ttlMs)
-      .publish(this.#channel, `${until} ${familyIds.join(' ')}`)
       .exec()
+    // Not awaited, and its failure not the caller's: the message carries the revocation itself, to whoever hears it.
+    this.#redis.publish(this.#channel, `${until} ${familyIds.join(' ')}`).catch(() => {})
+    await recorded
   }
 
   async #retryUnsent (): Promise<void> {
@@ -205,14 +219,29 @@ export class RedisAccessRevocations implements AccessRevocations {
     await this.#load(this.#loadedAt + this.#ttlMs - CLOCK_SKEW_MS)
   }
 
+  /**
+   * Subscribes, then loads the record: a revocation published in between is seen at least once. A subscription
+   * refused (an ACL without the channel) does not keep the record from being loaded, and read every second after
+   * (catchUp): revocations then reach this instance within a second, not at once. Tried again, less and less
+   * often, until both are done; each failure said once.
+   */
   async #resync (): Promise<void> {
-    try {
-      // Subscribe first, then load: a revocation published in between is seen at least once.
-      await this.#subscriber.subscribe(this.#channel)
-      await this.#load(0)
-    } catch (err) {
-      this.#log.warn({ err }, 'access-token revocation resync failed; retrying')
-      if (this.#subscriber.status === 'ready') setTimeout(() => { this.#resync().catch(() => {}) }, 1000).unref()
+    const subscribing = await this.#subscriber.subscribe(this.#channel).then(() => null, (err: Error) => err)
+    const loading = await this.#load(0).then(() => null, (err: Error) => err)
+    const failure = loading ?? subscribing
+    if (failure === null) {
+      if (this.#resyncFailures.size > 0) this.#log.info({}, 'access-token revocation resync done')
+      this.#resyncFailures.clear()
+      this.#resyncDelayMs = CATCH_UP_MS
+      return
     }
+    if (!this.#resyncFailures.has(failure.message)) {
+      this.#resyncFailures.add(failure.message)
+      if (loading !== null) this.#log.warn({ err: failure }, 'access-token revocation resync failed; retrying')
+      else this.#log.error({ err: failure }, `the subscription to ${this.#channel} was refused: other instances' access-token revocations reach this one within a second (read from the store), not at once, until it is granted (the README's ACL grants the channel); retrying`)
+    }
+    if (this.#subscriber.status !== 'ready') return // it resyncs when it is back
+    setTimeout(() => { this.#resync().catch(() => {}) }, this.#resyncDelayMs).unref()
+    this.#resyncDelayMs = Math.min(2 * this.#resyncDelayMs, MAX_RESYNC_DELAY_MS)
   }
 }

@@ -6,13 +6,13 @@ import { RevocationList } from '../../src/revocation-list.js'
 import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
-const log = { warn () {}, error () {} }
+const log = { info () {}, warn () {}, error () {} }
 
-async function instance (t: Test, keyPrefix: string, ttlMs: number, url = SHARED_REDIS_URL) {
+async function instance (t: Test, keyPrefix: string, ttlMs: number, url = SHARED_REDIS_URL, logger: ConstructorParameters<typeof RedisAccessRevocations>[2]['log'] = log) {
   const redis = createRedisClient({ url, commandTimeoutMs: 2000 })
   await redis.connect()
   const list = new RevocationList({ sweepIntervalMs: 100 })
-  const revocations = new RedisAccessRevocations(redis, list, { keyPrefix, ttlMs, log })
+  const revocations = new RedisAccessRevocations(redis, list, { keyPrefix, ttlMs, log: logger })
   await revocations.start()
   t.teardown(async () => { await revocations.close(); await redis.quit() })
   return { redis, list, revocations }
@@ -75,7 +75,7 @@ t.test('a revocation that cannot be broadcast (Redis down) is broadcast once Red
   const errors: string[] = []
   const a = await instance(t, 'p:', 60_000, redis.url)
   const b = await instance(t, 'p:', 60_000, redis.url)
-  const logged = { warn () {}, error (_obj: object, msg: string) { errors.push(msg) } }
+  const logged = { info () {}, warn () {}, error (_obj: object, msg: string) { errors.push(msg) } }
   const revoker = new RedisAccessRevocations(a.redis, new RevocationList(), { keyPrefix: 'p:', ttlMs: 60_000, log: logged })
   await revoker.start()
   t.teardown(() => revoker.close())
@@ -93,4 +93,42 @@ t.test('a revocation that cannot be broadcast (Redis down) is broadcast once Red
   t.pass('the other instance applies them after Redis is back')
   t.ok(await a.redis.zscore('p:revoked-sids', 'unsent-family') !== null, 'and they are in the shared set, for instances that start later')
   t.equal(revoker.pending, 0, 'none left to tell')
+})
+
+t.test('the channel refused (an ACL without it): revocations reach the other instances within a second, from the record, and the refusal is said once', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  // Redis 7 grants no channel unless told (acl-pubsub-default resetchannels): the keys and commands alone.
+  await redis.command('ACL', 'SETUSER', 'no-channel', 'on', '>no-channel-password', '~p:*', 'resetchannels', '+@all')
+  const url = `redis://no-channel:no-channel-password@127.0.0.1:${redis.port}`
+  const said: Array<{ level: string, msg: string }> = []
+  const logger = (name: string) => ({
+    info (_obj: object, msg: string) { said.push({ level: 'info', msg: `${name}: ${msg}` }) },
+    warn (_obj: object, msg: string) { said.push({ level: 'warn', msg: `${name}: ${msg}` }) },
+    error (_obj: object, msg: string) { said.push({ level: 'error', msg: `${name}: ${msg}` }) }
+  })
+  const a = await instance(t, 'p:', 60_000, url, logger('a'))
+  const b = await instance(t, 'p:', 60_000, url, logger('b'))
+
+  // Revoked once both have loaded the record at start: the other one reads it again only on its catch-up.
+  await until(() => said.length === 2, 2000)
+  const revokedAt = Date.now()
+  await a.revocations.revoke(['family-1'])
+  t.equal(a.revocations.pending, 0, 'recorded: nothing left to tell, though the announcement was refused')
+  await until(() => b.revocations.isRevoked('family-1'), 2500)
+  t.ok(Date.now() - revokedAt < 2500, `the other instance refuses its tokens within a second or so (${Date.now() - revokedAt} ms)`)
+  await sleep(2500)
+  const refusal = /^[ab]: the subscription to p:revoked-sids was refused: other instances' access-token revocations reach this one within a second \(read from the store\), not at once, until it is granted \(the README's ACL grants the channel\); retrying$/
+  t.same(said.map((line) => line.level), ['error', 'error'], 'an error for each instance, said once however often it retries')
+  t.match(said.map((line) => line.msg).sort(), [refusal, refusal])
+  t.equal(said.filter((line) => line.msg.startsWith('a:')).length, 1, 'one of them by each')
+
+  const subscribers = async () => Number((await redis.command('PUBSUB', 'NUMSUB', 'p:revoked-sids') as [string, number])[1])
+  t.equal(await subscribers(), 0, 'no instance subscribed meanwhile')
+
+  // Granted: the next try subscribes (tried again after 1, 2, 4, … s).
+  await redis.command('ACL', 'SETUSER', 'no-channel', '&p:*')
+  const deadline = Date.now() + 20_000
+  while (await subscribers() < 2 && Date.now() < deadline) await sleep(100)
+  t.equal(await subscribers(), 2, 'both subscribe once the channel is granted')
+  t.equal(said.filter((line) => line.level === 'info').length, 2, 'and say so')
 })

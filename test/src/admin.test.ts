@@ -184,15 +184,15 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
 
 /**
  * `sign-out` of an account signed in on an instance, run over a link to the store that cuts the broadcast of the
- * ended sessions (src/access-revocations.ts publishes on <prefix>revoked-sids, once the sessions have ended): the
- * first one, or `every` one.
+ * ended sessions (src/access-revocations.ts records them in <prefix>revoked-sids, where the other instances read them,
+ * once the sessions have ended): the first one, or `every` one.
  */
 async function signOutWithBroadcastCut (t: Test, every: boolean, logLevel = 'silent') {
   const { b, env } = await deployment(t)
   const email = uniqueEmail()
   const laptop = await registerAndLogin(b, email)
   const link = await linkToSharedRedis(t)
-  const cut = link.cutAt((sent) => /\bpublish\r\n/i.test(sent) && sent.includes(`${env.REDIS_KEY_PREFIX as string}revoked-sids`), { every })
+  const cut = link.cutAt((sent) => /\bzadd\r\n/i.test(sent) && sent.includes(`${env.REDIS_KEY_PREFIX as string}revoked-sids`), { every })
   const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}`, LOG_LEVEL: logLevel }, ['sign-out', email])
   t.ok(cut(), 'the link was cut as the revocation was broadcast')
   return { b, laptop, ran }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildApp, CAUGHT_REPLAY, login, PASSWORD, refresh, refreshUntilServed, registerAndLogin, replayCodes, sidOf, nextRefreshCookie } from '../helpers/app.js'
+import { buildApp, capturedLogs, CAUGHT_REPLAY, login, PASSWORD, refresh, refreshUntilServed, registerAndLogin, replayCodes, sidOf, nextRefreshCookie } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { PrivateCluster, PrivateRedis, PrivateSentinel, replicatedUnderSentinel } from '../helpers/redis-server.js'
 
@@ -124,6 +124,29 @@ t.test('the README\'s rule without the +select a database other than 0 needs: no
   const keyspace = await redis.command('INFO', 'keyspace') as string
   t.match(keyspace, /^db3:keys=/m, 'in the database its URL names')
   t.notMatch(keyspace, /^db0:/m, 'and in no other')
+})
+
+t.test('the README\'s rule without its channel (&auth:*), as Redis 7 makes a user unless told: a session ended on one instance still ends its access tokens on the other, within a second', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const rule = documentedRule('server')
+  t.ok(rule.includes('&auth:*'), 'the README grants the channel')
+  await redis.command('ACL', 'SETUSER', 'auth-service', 'reset', ...rule.filter((arg) => arg !== '&auth:*'))
+  const url = `redis://auth-service:${SERVICE_PASSWORD}@127.0.0.1:${redis.port}`
+  const logs = [capturedLogs(), capturedLogs()]
+  const [a, b] = await Promise.all(logs.map(async (log) => await buildApp(t, { prefix: 'auth:', env: { REDIS_URL: url, LOG_LEVEL: 'info' }, logStream: log.stream })))
+  if (a === undefined || b === undefined) throw new Error('two instances')
+  t.equal((await a.inject({ url: '/health/ready' })).statusCode, 200, 'ready: everything but the channel is granted')
+  const session = await registerAndLogin(a)
+  t.equal((await b.inject({ url: '/me', headers: bearer(session.accessToken) })).statusCode, 200, 'its access token works on the other instance')
+  t.equal((await a.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(session.accessToken) })).statusCode, 204, 'a logout of all devices')
+  await within(2000, async () => (await b.inject({ url: '/me', headers: bearer(session.accessToken) })).statusCode === 401, 'the other instance refuses the access token')
+  t.pass('the other instance refuses it within about a second')
+  t.equal(a.accessRevocations.pending, 0, 'nothing left to retry: the revocation is recorded')
+  for (const [i, log] of logs.entries()) {
+    const said = log.lines().filter((line) => /revoked-sids|revocation/.test(line.msg))
+    t.match(said, [{ level: 50, msg: /^the subscription to auth:revoked-sids was refused: .*the README's ACL grants the channel/ }], `instance ${i + 1} says what is missing, once, as an error`)
+    t.equal(said.length, 1, `instance ${i + 1}: nothing else of revocations`)
+  }
 })
 
 const SENTINEL_PASSWORD = 'sentinel-password'
