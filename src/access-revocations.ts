@@ -91,7 +91,7 @@ export class RedisAccessRevocations implements AccessRevocations {
   #timer: NodeJS.Timeout | undefined
   /** When the last complete read of the set began (this instance's clock); 0 until the first. */
   #loadedAt = 0
-  /** Revocations this instance could not record and publish: retried every second until their tokens are dead. */
+  /** Revocations this instance could not record: retried every second until their tokens are dead. */
   #unsent: Revocation[] = []
   #retrying = false
   /** The resync's failures since it last succeeded, by message: each is said once. */

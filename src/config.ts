@@ -291,12 +291,8 @@ function parseAcceptedSecrets (value: string | undefined, current: string | null
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/
 
 /**
- * What the Redis client will read of REDIS_URL, read here first: a URL it cannot parse makes it throw an error that
- * carries the URL, password and all. Named by its parts, never quoted: the URL may hold the password.
- */
-/**
- * REDIS_URL as the Redis client will read it (null when unset), or refused, naming what is wrong and never quoting it: it
- * may hold the password.
+ * REDIS_URL as the Redis client will read it (null when unset), read here first: a URL it cannot parse makes it throw
+ * an error that carries the URL, password and all. Refused by its parts, never quoted: the URL may hold the password.
  */
 function parseRedisUrl (value: string | undefined): URL | null {
   if (value === undefined) return null
