@@ -64,13 +64,19 @@ export function parseKeySet (json: string, signingKid: string | undefined): Sign
   keys.forEach((jwk: unknown, index: number) => {
     const where = `JWT_KEYS key #${index + 1}`
     if (typeof jwk !== 'object' || jwk === null) throw new SigningKeyError(`${where} is not an object`)
-    const { kid, alg, kty, crv, d } = jwk as Record<string, unknown>
+    const { kid, alg, kty, crv, d, use, key_ops: keyOps } = jwk as Record<string, unknown>
     if (typeof kid !== 'string' || !KID.test(kid)) throw new SigningKeyError(`${where} needs a "kid" of 1-64 characters [A-Za-z0-9._-]`)
     if (byKid.has(kid)) throw new SigningKeyError(`${where}: kid "${kid}" appears twice`)
     if (alg !== 'ES256' && alg !== 'EdDSA') throw new SigningKeyError(`${where} (kid "${kid}"): "alg" must be ES256 or EdDSA`)
     const expected = CURVES[alg]
     if (kty !== expected.kty || crv !== expected.crv) throw new SigningKeyError(`${where} (kid "${kid}"): ${alg} needs kty ${expected.kty} and crv ${expected.crv}`)
     if (typeof d !== 'string') throw new SigningKeyError(`${where} (kid "${kid}") has no private part "d": JWT_KEYS holds private keys`)
+    // A key its maker meant for something else (RFC 7517 4.2, 4.3) is not taken to sign: the JWKS would publish it
+    // for signatures, under "use": "sig", whatever it was meant for.
+    if (use !== undefined && use !== 'sig') throw new SigningKeyError(`${where} (kid "${kid}"): "use" must be "sig" (or absent): it signs tokens`)
+    if (keyOps !== undefined && !(Array.isArray(keyOps) && keyOps.includes('sign'))) {
+      throw new SigningKeyError(`${where} (kid "${kid}"): "key_ops" must include "sign" (or be absent): it signs tokens`)
+    }
     let privateKey: KeyObject
     try {
       privateKey = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' })

@@ -434,6 +434,7 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
   t.equal(config.jwt.keySet?.current.alg, 'EdDSA')
   t.same([...config.jwt.keySet?.byKid.keys() ?? []], ['key-a', 'key-b'])
   t.equal(loadConfig({ JWT_KEYS: keySetJson(a, b) }).jwt.keySet?.current.kid, 'key-a', 'the first key signs by default')
+  t.equal(loadConfig({ JWT_KEYS: keySetJson({ ...a, use: 'sig', key_ops: ['sign', 'verify'] }) }).jwt.keySet?.current.kid, 'key-a', 'a key meant for signatures says so as it likes')
   t.notOk(JSON.stringify(config.jwt.keySet?.jwks).includes('"d"'), 'the published set has no private part')
 
   const dir = mkdtempSync(join(tmpdir(), 'keys-'))
@@ -458,6 +459,10 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
     [{ JWT_KEYS: keySetJson({ ...a, alg: 'EdDSA' }) }, /EdDSA needs kty OKP/],
     [{ JWT_KEYS: keySetJson(publicOnly as typeof a) }, /no private part "d"/],
     [{ JWT_KEYS: keySetJson({ ...a, d: 'AAAA' }) }, /is malformed/],
+    // Meant by its maker for something else: encryption (ECDH-ES takes EC keys), or verifying only.
+    [{ JWT_KEYS: keySetJson(a, { ...b, use: 'enc' }) }, /^JWT_KEYS key #2 \(kid "key-b"\): "use" must be "sig" \(or absent\): it signs tokens$/],
+    [{ JWT_KEYS: keySetJson({ ...a, key_ops: ['verify'] }) }, /^JWT_KEYS key #1 \(kid "key-a"\): "key_ops" must include "sign" \(or be absent\): it signs tokens$/],
+    [{ JWT_KEYS: keySetJson({ ...a, key_ops: 'sign' }) }, /"key_ops" must include "sign"/],
     [{ JWT_KEYS: keySetJson(a), JWT_SIGNING_KID: 'missing' }, /JWT_SIGNING_KID "missing" is not a kid/],
     [{ JWT_SIGNING_KID: 'key-a' }, /JWT_SIGNING_KID needs JWT_KEYS/]
   ]
