@@ -38,7 +38,7 @@ export function revocationTtlMs (accessTokenTtlSeconds: number): number {
  */
 const CATCH_UP_MS = 1000
 
-/** The longest wait before a failed resync is tried again. */
+/** The longest wait before a failed resync is tried again, by default. */
 const MAX_RESYNC_DELAY_MS = 30_000
 
 /** Clock skew between instances that a catch-up allows for (as revocationTtlMs does). */
@@ -96,9 +96,13 @@ export class RedisAccessRevocations implements AccessRevocations {
   #retrying = false
   /** The resync's failures since it last succeeded, by message: each is said once. */
   readonly #resyncFailures = new Set<string>()
-  #resyncDelayMs = CATCH_UP_MS
+  readonly #maxResyncDelayMs: number
+  #resyncDelayMs: number
+  #resyncTimer: NodeJS.Timeout | undefined
 
-  constructor (redis: RedisClient, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger }) {
+  constructor (redis: RedisClient, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger, maxResyncDelayMs?: number }) {
+    this.#maxResyncDelayMs = options.maxResyncDelayMs ?? MAX_RESYNC_DELAY_MS
+    this.#resyncDelayMs = Math.min(CATCH_UP_MS, this.#maxResyncDelayMs)
     this.#redis = redis
     this.#list = list
     this.#ttlMs = options.ttlMs
@@ -112,7 +116,11 @@ export class RedisAccessRevocations implements AccessRevocations {
       : closeOnRefusedSelect(redis.duplicate({ autoResubscribe: false, lazyConnect: true }))
     this.#subscriber.on('error', () => {}) // the main connection already reports Redis outages
     this.#subscriber.on('message', (_channel: string, message: string) => this.#apply(message))
-    this.#subscriber.on('ready', () => { this.#resync().catch(() => {}) })
+    this.#subscriber.on('ready', () => {
+      // One retry pending at most: a reconnection resyncs now, in its place.
+      clearTimeout(this.#resyncTimer)
+      this.#resync().catch(() => {})
+    })
   }
 
   async start (): Promise<void> {
@@ -193,6 +201,7 @@ export class RedisAccessRevocations implements AccessRevocations {
 
   async close (): Promise<void> {
     clearInterval(this.#timer)
+    clearTimeout(this.#resyncTimer)
     this.#subscriber.disconnect()
     this.#list.close()
   }
@@ -232,7 +241,7 @@ export class RedisAccessRevocations implements AccessRevocations {
     if (failure === null) {
       if (this.#resyncFailures.size > 0) this.#log.info({}, 'access-token revocation resync done')
       this.#resyncFailures.clear()
-      this.#resyncDelayMs = CATCH_UP_MS
+      this.#resyncDelayMs = Math.min(CATCH_UP_MS, this.#maxResyncDelayMs)
       return
     }
     if (!this.#resyncFailures.has(failure.message)) {
@@ -241,7 +250,8 @@ export class RedisAccessRevocations implements AccessRevocations {
       else this.#log.error({ err: failure }, `the subscription to ${this.#channel} was refused: other instances' access-token revocations reach this one within a second (read from the store), not at once, until it is granted (the README's ACL grants the channel); retrying`)
     }
     if (this.#subscriber.status !== 'ready') return // it resyncs when it is back
-    setTimeout(() => { this.#resync().catch(() => {}) }, this.#resyncDelayMs).unref()
-    this.#resyncDelayMs = Math.min(2 * this.#resyncDelayMs, MAX_RESYNC_DELAY_MS)
+    clearTimeout(this.#resyncTimer)
+    this.#resyncTimer = setTimeout(() => { this.#resync().catch(() => {}) }, this.#resyncDelayMs).unref()
+    this.#resyncDelayMs = Math.min(2 * this.#resyncDelayMs, this.#maxResyncDelayMs)
   }
 }

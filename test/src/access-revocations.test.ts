@@ -132,3 +132,26 @@ t.test('the channel refused (an ACL without it): revocations reach the other ins
   t.equal(await subscribers(), 2, 'both subscribe once the channel is granted')
   t.equal(said.filter((line) => line.level === 'info').length, 2, 'and say so')
 })
+
+t.test('the channel refused, through reconnections: one retry of the subscription pending at most', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  await redis.command('ACL', 'SETUSER', 'no-channel', 'on', '>no-channel-password', '~p:*', 'resetchannels', '+@all')
+  const client = createRedisClient({ url: `redis://no-channel:no-channel-password@127.0.0.1:${redis.port}`, commandTimeoutMs: 2000 })
+  await client.connect()
+  // Retried every second at most, so that retries piling up would show within seconds; a reconnection (about 250 ms
+  // here) then ends before the retry pending through it.
+  const revocations = new RedisAccessRevocations(client, new RevocationList(), { keyPrefix: 'p:', ttlMs: 60_000, log, maxResyncDelayMs: 1000 })
+  await revocations.start()
+  t.teardown(async () => { await revocations.close(); client.disconnect() })
+  const refused = async () => Number(/^cmdstat_subscribe:.*rejected_calls=([0-9]+)/m.exec(await redis.command('INFO', 'commandstats') as string)?.[1] ?? 0)
+  await sleep(1000)
+  // Each reconnection tries at once; a try that fails leaves one retry, in place of any other.
+  for (let i = 0; i < 8; i++) {
+    await redis.command('CLIENT', 'KILL', 'USER', 'no-channel')
+    await sleep(300)
+  }
+  const before = await refused()
+  await sleep(2000)
+  const retries = await refused() - before
+  t.ok(retries >= 1 && retries <= 3, `${retries} tries in 2 s after the last reconnection: one a second, not one per reconnection each`)
+})
