@@ -692,6 +692,11 @@ function parseTrustProxy (value: string): false | number | string[] {
     if (version === 0 || extra !== undefined || (bits !== undefined && !(/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits))) {
       throw new ConfigError(`TRUST_PROXY: "${entry}" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)`)
     }
+    // Every address, as `true` would be: any client's X-Forwarded-For is believed, so each picks the address its
+    // rate limits count, and the one its sessions list.
+    if (bits !== undefined && Number(bits) === 0) {
+      throw new ConfigError(`TRUST_PROXY: "${entry}" is every address: any client could choose the address it is counted by (list the load balancer's addresses, or give its hop count)`)
+    }
     return entry
   })
 }
@@ -710,6 +715,10 @@ function parseOrigins (value: string, production: boolean): string[] {
         ? ''
         : ` (its origin is ${parsed.origin}: ${path ? 'no path, not even "/"' : 'as browsers send it, the host in lower case, without the scheme\'s default port'})`
       throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" is not an origin like https://app.example.com${meant}`)
+    }
+    // A URL takes * in a host name, and no browser sends one in an Origin header: granted, it matched nothing.
+    if (parsed.hostname.includes('*')) {
+      throw new ConfigError(`ALLOWED_ORIGINS: "${origin}" holds a wildcard, which origins never do: list each origin granted (each one's pages can refresh its sessions and read their access tokens)`)
     }
     if (production && parsed.protocol === 'http:') {
       // A page served over plain HTTP is whatever anyone on its network path makes it, and a granted origin's pages

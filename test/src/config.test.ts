@@ -360,6 +360,12 @@ t.test('TRUST_PROXY: false, a hop count, or addresses and CIDR ranges', async (t
   for (const bad of ['true', 'everyone', '10.0.0.0/33', '300.1.1.1', '10.0.0.1/8/2']) {
     t.throws(() => loadConfig({ TRUST_PROXY: bad }), { message: /TRUST_PROXY/ }, bad)
   }
+  for (const everyone of ['0.0.0.0/0', '::/0', '10.0.0.1, ::ffff:0:0/0']) {
+    const entry = everyone.split(', ').at(-1) as string
+    t.throws(() => loadConfig({ TRUST_PROXY: everyone }), { message: `TRUST_PROXY: "${entry}" is every address: any client could choose the address it is counted by (list the load balancer's addresses, or give its hop count)` },
+      `${everyone}: every client's X-Forwarded-For believed, as true would be`)
+  }
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/1' }).trustProxy, ['10.0.0.0/1'], 'half of them is a choice of the operator\'s')
   t.throws(() => loadConfig({ TRUST_PROXY: '10.0.0.0/33, 127.0.0.1, 300.1.1.1' }), { message: /^2 problems: \(1\) TRUST_PROXY: "10.0.0.0\/33" .*; \(2\) TRUST_PROXY: "300.1.1.1" / }, 'every refused entry is named')
 })
 
@@ -373,6 +379,10 @@ t.test('ALLOWED_ORIGINS must be exact origins', async (t) => {
   t.throws(() => loadConfig({ ALLOWED_ORIGINS: 'https://App.Example.com' }), { message: /^ALLOWED_ORIGINS: "https:\/\/App.Example.com" is not an origin like https:\/\/app.example.com \(its origin is https:\/\/app.example.com: as browsers send it, the host in lower case, without the scheme's default port\)$/ },
     'a host in capitals: the message says how browsers write it, not that it has a path')
   t.throws(() => loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com:443' }), { message: /\(its origin is https:\/\/app.example.com: as browsers send it, .* default port\)$/ }, 'the scheme\'s own port')
+  for (const wildcard of ['https://*.example.com', 'https://*', 'http://app.*.example.com:8080']) {
+    t.throws(() => loadConfig({ ALLOWED_ORIGINS: `https://app.example.com, ${wildcard}` }), { message: `ALLOWED_ORIGINS: "${wildcard}" holds a wildcard, which origins never do: list each origin granted (each one's pages can refresh its sessions and read their access tokens)` },
+      `${wildcard}: a URL, and no origin a browser sends`)
+  }
   t.throws(() => loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com?x=1' }), { message: /\(its origin is https:\/\/app.example.com: no path, not even "\/"\)$/ }, 'a query is a path\'s kind of slip')
   t.throws(() => loadConfig({ NODE_ENV: 'production', ALLOWED_ORIGINS: 'https://a.example/, http://b.example, https://c.example' }), { message: /"https:\/\/a.example\/" is not an origin.*; \(\d\) ALLOWED_ORIGINS: "http:\/\/b.example" is plain HTTP/ },
     'every refused origin is named, not only the first')
