@@ -568,6 +568,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (env.REFRESH_REUSE_GRACE >= env.REFRESH_IDLE_TTL) {
     problems.push('REFRESH_REUSE_GRACE must be shorter than REFRESH_IDLE_TTL')
   }
+  attempt(() => { checkHost(env.HOST) }, undefined)
   if (env.METRICS_PORT !== undefined && env.METRICS_PORT === env.PORT) {
     problems.push('METRICS_PORT must differ from PORT (unset it to serve /metrics on PORT)')
   }
@@ -618,6 +619,10 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   // rotated out trims its entries: listed there, it would open none of the sessions begun under it.
   if (typeof refreshSecret === 'string' && refreshSecret.trim() !== refreshSecret) {
     warnings.push('REFRESH_TOKEN_SECRET begins or ends with whitespace (a line break, as `echo secret | base64` encodes one), which is part of the secret; REFRESH_TOKEN_ACCEPTED_SECRETS trims each of its entries, so when this secret is rotated out there, the sessions begun under it end: give its successor without')
+  }
+  // A client refreshes when its access token runs out (or shortly before): its session must outlast that idle time.
+  if (env.REFRESH_IDLE_TTL <= env.ACCESS_TOKEN_TTL) {
+    warnings.push(`REFRESH_IDLE_TTL (${env.REFRESH_IDLE_TTL} s) is not longer than ACCESS_TOKEN_TTL (${env.ACCESS_TOKEN_TTL} s): a client that refreshes as its access token runs out finds its session ended for idleness, and its user signs in again every ${env.ACCESS_TOKEN_TTL} s`)
   }
   if (env.REDIS_URL === undefined) {
     const unread = (['REDIS_KEY_PREFIX', 'REDIS_COMMAND_TIMEOUT_MS', 'REDIS_SENTINEL_MASTER'] as const).filter(set)
@@ -680,6 +685,23 @@ function parseRate (name: string, value: string): RateLimit {
   const [max, windowSeconds] = value.split('/').map(Number) as [number, number]
   if (max < 1 || windowSeconds < 1) throw new ConfigError(`${name} must be "max/windowSeconds" with both at least 1`)
   return { max, windowSeconds }
+}
+
+/**
+ * HOST as the server listens on it: an address or a host name. Anything else failed only once the configuration was
+ * taken, as "getaddrinfo ENOTFOUND", naming no variable; the usual slips are named here.
+ */
+function checkHost (value: string): void {
+  // Underscores, as Docker Compose names take them; a trailing dot, as a fully qualified name may end.
+  if (isIP(value) !== 0 || /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/.test(value)) return
+  const slip = /^[a-z]+:\/\//i.test(value)
+    ? 'not a URL'
+    : /^\[.*\]$/.test(value)
+      ? 'an IPv6 address without brackets (::)'
+      : /:[0-9]+$/.test(value) && (isIP(value.replace(/:[0-9]+$/, '')) !== 0 || !value.replace(/:[0-9]+$/, '').includes(':'))
+        ? 'without a port: PORT gives it'
+        : 'such as 0.0.0.0, :: or 127.0.0.1'
+  throw new ConfigError(`HOST must be an address or a host name to listen on, ${slip}`)
 }
 
 function parseTrustProxy (value: string): false | number | string[] {

@@ -353,6 +353,29 @@ t.test('the grace window must be shorter than the idle timeout', async (t) => {
   t.throws(() => loadConfig({ REFRESH_IDLE_TTL: '10', REFRESH_REUSE_GRACE: '10' }), { message: /REFRESH_REUSE_GRACE/ })
 })
 
+t.test('an idle timeout no longer than an access token\'s life is said at start: a client refreshing as its token runs out finds its session ended', async (t) => {
+  const said = (idle: number, access: number) => `REFRESH_IDLE_TTL (${idle} s) is not longer than ACCESS_TOKEN_TTL (${access} s): a client that refreshes as its access token runs out finds its session ended for idleness, and its user signs in again every ${access} s`
+  t.same(loadConfig({ REFRESH_IDLE_TTL: '3600', ACCESS_TOKEN_TTL: '3600' }).warnings, [said(3600, 3600)], 'as long')
+  t.same(loadConfig({ REFRESH_IDLE_TTL: '60', ACCESS_TOKEN_TTL: '600' }).warnings, [said(60, 600)], 'shorter')
+  t.same(loadConfig({ REFRESH_IDLE_TTL: '3601', ACCESS_TOKEN_TTL: '3600' }).warnings, [], 'longer: nothing to say')
+})
+
+t.test('HOST: an address or a host name, the usual slips named at start (they failed at listen, as getaddrinfo ENOTFOUND)', async (t) => {
+  for (const host of ['0.0.0.0', '::', '127.0.0.1', 'fd00::2', '::ffff:127.0.0.1', 'localhost', 'auth-service', 'auth_service', 'node-1.internal.']) {
+    t.equal(loadConfig({ HOST: host }).host, host, host)
+  }
+  for (const [host, slip] of [
+    ['http://0.0.0.0', 'not a URL'],
+    ['0.0.0.0:3000', 'without a port: PORT gives it'],
+    ['localhost:3000', 'without a port: PORT gives it'],
+    ['[::]', 'an IPv6 address without brackets (::)'],
+    [' ', 'such as 0.0.0.0, :: or 127.0.0.1'],
+    ['-x', 'such as 0.0.0.0, :: or 127.0.0.1']
+  ]) {
+    t.throws(() => loadConfig({ HOST: host }), { message: `HOST must be an address or a host name to listen on, ${slip as string}` }, JSON.stringify(host))
+  }
+})
+
 t.test('TRUST_PROXY: false, a hop count, or addresses and CIDR ranges', async (t) => {
   t.equal(loadConfig({}).trustProxy, false)
   t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
