@@ -687,21 +687,23 @@ function parseRate (name: string, value: string): RateLimit {
   return { max, windowSeconds }
 }
 
+/** A host name to listen on: underscores, as Docker Compose names take them; a trailing dot, as a full name may end. */
+const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/
+
+const listenable = (host: string): boolean => isIP(host) !== 0 || HOST_NAME.test(host)
+
 /**
  * HOST as the server listens on it: an address or a host name. Anything else failed only once the configuration was
  * taken, as "getaddrinfo ENOTFOUND", naming no variable; the usual slips are named here.
  */
 function checkHost (value: string): void {
-  // Underscores, as Docker Compose names take them; a trailing dot, as a fully qualified name may end.
-  if (isIP(value) !== 0 || /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?$/.test(value)) return
-  const slip = /^[a-z]+:\/\//i.test(value)
-    ? 'not a URL'
-    : /^\[.*\]$/.test(value)
-      ? 'an IPv6 address without brackets (::)'
-      : /:[0-9]+$/.test(value) && (isIP(value.replace(/:[0-9]+$/, '')) !== 0 || !value.replace(/:[0-9]+$/, '').includes(':'))
-        ? 'without a port: PORT gives it'
-        : 'such as 0.0.0.0, :: or 127.0.0.1'
-  throw new ConfigError(`HOST must be an address or a host name to listen on, ${slip}`)
+  if (listenable(value)) return
+  const refused = (slip: string) => new ConfigError(`HOST must be an address or a host name to listen on, ${slip}`)
+  if (/^[a-z]+:\/\//i.test(value)) throw refused('not a URL')
+  const unbracketed = /^\[(.*)\]$/.exec(value)?.[1]
+  if (unbracketed !== undefined && isIP(unbracketed) === 6) throw refused(`an IPv6 address without brackets (${unbracketed})`)
+  if (listenable(value.replace(/:[0-9]+$/, ''))) throw refused('without a port: PORT gives it')
+  throw refused('such as 0.0.0.0, :: or 127.0.0.1')
 }
 
 function parseTrustProxy (value: string): false | number | string[] {

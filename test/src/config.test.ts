@@ -369,6 +369,7 @@ t.test('HOST: an address or a host name, the usual slips named at start (they fa
     ['0.0.0.0:3000', 'without a port: PORT gives it'],
     ['localhost:3000', 'without a port: PORT gives it'],
     ['[::]', 'an IPv6 address without brackets (::)'],
+    ['[fd00::2]', 'an IPv6 address without brackets (fd00::2)'],
     [' ', 'such as 0.0.0.0, :: or 127.0.0.1'],
     ['-x', 'such as 0.0.0.0, :: or 127.0.0.1']
   ]) {
