@@ -222,17 +222,17 @@ export class RedisAccessRevocations implements AccessRevocations {
   }
 
   async #catchUp (): Promise<void> {
-    if (this.#loadedAt === 0) return // the first read is the resync's, once the subscriber is ready
+    // Never loaded (the resync's load was refused, and it backs off): all of it, as soon as the store serves.
     // A revocation scores the revoking instance's clock + the TTL: one recorded since the last read began scores at
     // least this (instances share ACCESS_TOKEN_TTL).
-    await this.#load(this.#loadedAt + this.#ttlMs - CLOCK_SKEW_MS)
+    await this.#load(this.#loadedAt === 0 ? 0 : this.#loadedAt + this.#ttlMs - CLOCK_SKEW_MS)
   }
 
   /**
    * Subscribes, then loads the record: a revocation published in between is seen at least once. A subscription
    * refused (an ACL without the channel) does not keep the record from being loaded, and read every second after
    * (catchUp): revocations then reach this instance within a second, not at once. Tried again, less and less
-   * often, until both are done; each failure said once.
+   * often, until both are done; each failure said once. (A refused load is made by the catch-up as soon as it can.)
    */
   async #resync (): Promise<void> {
     const subscribing = await this.#subscriber.subscribe(this.#channel).then(() => null, (err: Error) => err)

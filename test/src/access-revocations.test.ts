@@ -155,3 +155,18 @@ t.test('the channel refused, through reconnections: one retry of the subscriptio
   const retries = await refused() - before
   t.ok(retries >= 1 && retries <= 3, `${retries} tries in 2 s after the last reconnection: one a second, not one per reconnection each`)
 })
+
+t.test('a first load the store refused is made by the next catch-up once it serves, not by a resync backing off', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const earlier = await instance(t, 'p:', 60_000, redis.url)
+  await earlier.revocations.revoke(['before-it-started'])
+  // Its subscription is taken; its reads of the record are refused, until granted.
+  await redis.command('ACL', 'SETUSER', 'no-read', 'on', '>no-read-password', '~p:*', '&p:*', '+@all', '-zrangebyscore')
+  const later = await instance(t, 'p:', 60_000, `redis://no-read:no-read-password@127.0.0.1:${redis.port}`)
+  await sleep(4000) // the resync's retries are 1, 2, 4, … s apart by now
+  t.notOk(later.revocations.isRevoked('before-it-started'), 'not loaded while refused')
+  await redis.command('ACL', 'SETUSER', 'no-read', '+zrangebyscore')
+  const grantedAt = Date.now()
+  await until(() => later.revocations.isRevoked('before-it-started'), 2500)
+  t.pass(`loaded ${Date.now() - grantedAt} ms after the grant`)
+})
