@@ -1,4 +1,4 @@
-import { Cluster } from 'ioredis'
+import { Cluster, ReplyError } from 'ioredis'
 import type { RevocationList } from './revocation-list.js'
 import { closeOnRefusedSelect, type RedisClient } from './redis-client.js'
 
@@ -246,7 +246,8 @@ export class RedisAccessRevocations implements AccessRevocations {
     }
     if (!this.#resyncFailures.has(failure.message)) {
       this.#resyncFailures.add(failure.message)
-      if (loading !== null) this.#log.warn({ err: failure }, 'access-token revocation resync failed; retrying')
+      // Refused by the server (NOPERM), not lost with a connection: the operator's to grant.
+      if (loading !== null || !(subscribing instanceof ReplyError)) this.#log.warn({ err: failure }, 'access-token revocation resync failed; retrying')
       else this.#log.error({ err: failure }, `the subscription to ${this.#channel} was refused: other instances' access-token revocations reach this one within a second (read from the store), not at once, until it is granted (the README's ACL grants the channel); retrying`)
     }
     if (this.#subscriber.status !== 'ready') return // it resyncs when it is back
