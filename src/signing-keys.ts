@@ -53,7 +53,9 @@ export function parseKeySet (json: string, signingKid: string | undefined): Sign
   try {
     parsed = JSON.parse(json)
   } catch {
-    throw new SigningKeyError('JWT_KEYS is not valid JSON (expected a JWK Set: {"keys":[...]})')
+    // Never quoted: a PEM, pasted where a JWK Set belongs, is the private key itself.
+    const pem = /^\s*-----BEGIN /.test(json) ? ': it holds a PEM key, and takes the key as a JWK Set (the README\'s "Signing keys and rotation" makes one)' : ''
+    throw new SigningKeyError(`JWT_KEYS is not valid JSON (expected a JWK Set: {"keys":[...]})${pem}`)
   }
   const keys = (parsed as { keys?: unknown })?.keys
   if (!Array.isArray(keys) || keys.length === 0) throw new SigningKeyError('JWT_KEYS must be a JWK Set with at least one key: {"keys":[...]}')

@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -485,7 +486,8 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
     [{ JWT_KEYS: keySetJson(a), JWT_SECRET: secret('s') }, /either JWT_SECRET .* or JWT_KEYS/],
     [{ JWT_KEYS: keySetJson(a), JWT_KEYS_FILE: '/nope' }, /JWT_KEYS or JWT_KEYS_FILE, not both/],
     [{ JWT_KEYS_FILE: '/does/not/exist.json' }, /JWT_KEYS_FILE: cannot read/],
-    [{ JWT_KEYS: '{not json' }, /JWT_KEYS is not valid JSON/],
+    [{ JWT_KEYS: '{not json' }, /^JWT_KEYS is not valid JSON \(expected a JWK Set: \{"keys":\[\.\.\.\]\}\)$/],
+    [{ JWT_KEYS: createPrivateKey({ key: a, format: 'jwk' }).export({ type: 'pkcs8', format: 'pem' }) as string }, /^JWT_KEYS is not valid JSON \(expected a JWK Set: \{"keys":\[\.\.\.\]\}\): it holds a PEM key, and takes the key as a JWK Set \(the README's "Signing keys and rotation" makes one\)$/],
     [{ JWT_KEYS: '{"keys":[]}' }, /at least one key/],
     [{ JWT_KEYS: keySetJson({ ...a, kid: '../../etc/passwd' }) }, /"kid" of 1-64 characters/],
     [{ JWT_KEYS: keySetJson(a, { ...b, kid: 'key-a' }) }, /appears twice/],
