@@ -620,6 +620,11 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (typeof refreshSecret === 'string' && refreshSecret.trim() !== refreshSecret) {
     warnings.push('REFRESH_TOKEN_SECRET begins or ends with whitespace (a line break, as `echo secret | base64` encodes one), which is part of the secret; REFRESH_TOKEN_ACCEPTED_SECRETS trims each of its entries, so when this secret is rotated out there, the sessions begun under it end: give its successor without')
   }
+  // A PEM is what an asymmetric key comes as: meant for JWT_KEYS, it signs here as an HMAC secret, which every
+  // verifier must then hold.
+  if (typeof jwtSecret === 'string' && /^\s*-----BEGIN /.test(jwtSecret)) {
+    warnings.push('JWT_SECRET holds a PEM key, taken as an HS256 secret that every verifier must hold; for ES256 or EdDSA, give the key as a JWK Set in JWT_KEYS (README: Signing keys and rotation)')
+  }
   // A client refreshes when its access token runs out (or shortly before): its session must outlast that idle time.
   if (env.REFRESH_IDLE_TTL <= env.ACCESS_TOKEN_TTL) {
     warnings.push(`REFRESH_IDLE_TTL (${env.REFRESH_IDLE_TTL} s) is not longer than ACCESS_TOKEN_TTL (${env.ACCESS_TOKEN_TTL} s): a client that refreshes as its access token runs out finds its session ended for idleness, and its user signs in again every ${env.ACCESS_TOKEN_TTL} s`)

@@ -477,6 +477,10 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
   t.equal(loadConfig({ JWT_KEYS_FILE: join(dir, 'jwks.json') }).jwt.keySet?.current.kid, 'key-a')
 
   t.equal(loadConfig({ JWT_SECRET: secret('s') }).jwt.keyMode, 'hs256', 'JWT_SECRET alone selects HS256')
+  const pem = createPrivateKey({ key: a, format: 'jwk' }).export({ type: 'pkcs8', format: 'pem' }) as string
+  const pemSecret = loadConfig({ JWT_SECRET: pem })
+  t.same([pemSecret.jwt.keyMode, pemSecret.warnings], ['hs256', ['JWT_SECRET holds a PEM key, taken as an HS256 secret that every verifier must hold; for ES256 or EdDSA, give the key as a JWK Set in JWT_KEYS (README: Signing keys and rotation)']],
+    'a PEM as JWT_SECRET: HS256 as asked, with a warning that never quotes it')
   t.equal(loadConfig({}).jwt.keyMode, 'generate', 'nothing outside production: generated')
   t.equal(loadConfig({ ...production, JWT_SECRET: undefined, JWT_KEYS: keySetJson(a) }).jwt.keyMode, 'keys', 'production with keys and no JWT_SECRET')
 
