@@ -4,7 +4,7 @@ import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { usableCores } from './cpu-quota.js'
 import { misspelledVariables } from './misspelled-variables.js'
-import { parseKeySet, SigningKeyError, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
+import { isPem, parseKeySet, SigningKeyError, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
 
 // Each pattern's `description` is what a refusal says the variable must be: a person reads it, not the pattern.
 const RATE = { pattern: '^[0-9]{1,9}/[0-9]{1,7}$', description: '"max/windowSeconds", such as 30/60' }
@@ -622,7 +622,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   }
   // A PEM is what an asymmetric key comes as: meant for JWT_KEYS, it signs here as an HMAC secret, which every
   // verifier must then hold.
-  if (typeof jwtSecret === 'string' && /^\s*-----BEGIN /.test(jwtSecret)) {
+  if (typeof jwtSecret === 'string' && isPem(jwtSecret)) {
     warnings.push('JWT_SECRET holds a PEM key, taken as an HS256 secret that every verifier must hold; for ES256 or EdDSA, give the key as a JWK Set in JWT_KEYS (README: Signing keys and rotation)')
   }
   // A client refreshes when its access token runs out (or shortly before): its session must outlast that idle time.

@@ -44,6 +44,11 @@ export function hs256KeySet (secret: string): SigningKeySet {
   return { current: { ...key, signKey: secret }, byKid: new Map([[HS256_KID, key]]), jwks: { keys: [] } }
 }
 
+/** Whether a value is a PEM (`-----BEGIN …`), the form an asymmetric key usually comes in where a JWK Set belongs. */
+export function isPem (value: string): boolean {
+  return /^\s*-----BEGIN /.test(value)
+}
+
 /**
  * Validates a JWK Set of private keys (JWT_KEYS) and builds the key set. Messages name the
  * offending key by position and kid, never echo key material.
@@ -54,7 +59,7 @@ export function parseKeySet (json: string, signingKid: string | undefined): Sign
     parsed = JSON.parse(json)
   } catch {
     // Never quoted: a PEM, pasted where a JWK Set belongs, is the private key itself.
-    const pem = /^\s*-----BEGIN /.test(json) ? ': it holds a PEM key, and takes the key as a JWK Set (the README\'s "Signing keys and rotation" makes one)' : ''
+    const pem = isPem(json) ? ': it holds a PEM key, and takes the key as a JWK Set (the README\'s "Signing keys and rotation" makes one)' : ''
     throw new SigningKeyError(`JWT_KEYS is not valid JSON (expected a JWK Set: {"keys":[...]})${pem}`)
   }
   const keys = (parsed as { keys?: unknown })?.keys
