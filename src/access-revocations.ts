@@ -97,12 +97,15 @@ export class RedisAccessRevocations implements AccessRevocations {
   /** The resync's failures since it last succeeded, by message: each is said once. */
   readonly #resyncFailures = new Set<string>()
   readonly #maxResyncDelayMs: number
+  /** The first wait after a failed resync, and the one after each success. */
+  readonly #firstResyncDelayMs: number
   #resyncDelayMs: number
   #resyncTimer: NodeJS.Timeout | undefined
 
   constructor (redis: RedisClient, list: RevocationList, options: { keyPrefix: string, ttlMs: number, log: Logger, maxResyncDelayMs?: number }) {
     this.#maxResyncDelayMs = options.maxResyncDelayMs ?? MAX_RESYNC_DELAY_MS
-    this.#resyncDelayMs = Math.min(CATCH_UP_MS, this.#maxResyncDelayMs)
+    this.#firstResyncDelayMs = Math.min(CATCH_UP_MS, this.#maxResyncDelayMs)
+    this.#resyncDelayMs = this.#firstResyncDelayMs
     this.#redis = redis
     this.#list = list
     this.#ttlMs = options.ttlMs
@@ -241,7 +244,7 @@ export class RedisAccessRevocations implements AccessRevocations {
     if (failure === null) {
       if (this.#resyncFailures.size > 0) this.#log.info({}, 'access-token revocation resync done')
       this.#resyncFailures.clear()
-      this.#resyncDelayMs = Math.min(CATCH_UP_MS, this.#maxResyncDelayMs)
+      this.#resyncDelayMs = this.#firstResyncDelayMs
       return
     }
     if (!this.#resyncFailures.has(failure.message)) {
