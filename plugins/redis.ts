@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Cluster } from 'ioredis'
-import { createRedisClient, evictionPolicies, refusedDatabase, tlsMismatchHint, unfitServer, type RedisClient } from '../src/redis-client.js'
+import { createRedisClient, evictionPolicies, refusedCredentialsHint, refusedDatabase, tlsMismatchHint, unfitServer, type RedisClient } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -48,14 +48,17 @@ export default fp(async function redisPlugin (fastify) {
   // Once a connection has served, REDIS_URL's scheme agrees with the server's port about TLS.
   let everReady = false
   const onError = (err: Error) => {
-    const database = refusedDatabase(err)
     const kind = err.message.replace(/[0-9]+/g, 'N')
     if (loggedThisOutage.has(kind)) return
     loggedThisOutage.add(kind)
+    const fields = { err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }
+    const database = refusedDatabase(err)
+    // Credentials can be refused after the service has served too: a password changed on the server.
+    const credentials = refusedCredentialsHint(err)
     const hint = everReady ? undefined : tlsMismatchHint(options.url, err)
-    const fields = { err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, ...(hint === undefined ? {} : { hint }) }
-    if (database === null) fastify.log.warn(fields, 'redis connection error')
-    else fastify.log.error(fields, `redis refused to select database ${database}, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503`)
+    if (database !== null) fastify.log.error(fields, `redis refused to select database ${database}, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503`)
+    else if (credentials !== undefined) fastify.log.error(fields, `redis refused the credentials: ${credentials}. No command is sent until it takes them, and store-backed routes answer 503`)
+    else fastify.log.warn(hint === undefined ? fields : { ...fields, hint }, 'redis connection error')
   }
   redis.on('error', onError)
   redis.on('node error', onError) // a Redis Cluster's: one of its nodes failed
@@ -90,7 +93,7 @@ export default fp(async function redisPlugin (fastify) {
   })
 
   if (!await connectedWithin(redis, START_WAIT_MS)) {
-    fastify.log.error('redis is unreachable at start; store-backed routes answer 503 until it is back (retrying in the background)')
+    fastify.log.error('redis is not ready at start: store-backed routes answer 503 until it is, and the client keeps trying in the background')
   }
 
   fastify.decorate<RedisClient | null>('redis', redis)

@@ -130,6 +130,23 @@ export function tlsMismatchHint (url: string, err: Error): string | undefined {
   return undefined
 }
 
+/**
+ * What a refusal to authenticate asks of the configuration. Redis answers WRONGPASS to a user name and password it
+ * does not take (or to a user that is off), and NOAUTH to a connection that gave none where one is required; through
+ * Sentinels, ioredis reports a Sentinel's refusal inside its own message ("All sentinels are unreachable. … Last
+ * error: WRONGPASS …"), and the master's as a server's. Neither names the setting to change, nor reads as what it
+ * is: the server answers, and nothing will change until the configuration on one side does.
+ */
+export function refusedCredentialsHint (err: Error): string | undefined {
+  const sentinels = /^All sentinels are unreachable\b.*Last error: (WRONGPASS|NOAUTH)\b/.exec(err.message)
+  if (sentinels?.[1] === 'NOAUTH') return 'the Sentinels require a password: set REDIS_SENTINEL_PASSWORD (and REDIS_SENTINEL_USERNAME for an ACL user)'
+  if (sentinels?.[1] === 'WRONGPASS') return 'the Sentinels refused REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD: a wrong password, an unknown user, or a user that is off'
+  const server = /^(WRONGPASS|NOAUTH)\b/.exec(err.message)
+  if (server?.[1] === 'NOAUTH') return 'the server requires a password, and REDIS_URL gives none: redis://username:password@host:port'
+  if (server?.[1] === 'WRONGPASS') return 'the server refused the user name and password in REDIS_URL: a wrong password, an unknown user, or a user that is off'
+  return undefined
+}
+
 /** What every connection to a Redis server gets, alone or as a node of a cluster. */
 function nodeOptions (options: RedisClientOptions): RedisOptions {
   return {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp, capturedLogs, PASSWORD, refresh, registerAndLogin, uniqueEmail } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { PrivateCluster, PrivateRedis } from '../helpers/redis-server.js'
+import { PrivateCluster, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 import { tcpLink } from '../helpers/tcp-link.js'
 
 /** The lines that name an eviction policy, and those whose message matches a pattern. */
@@ -149,4 +149,59 @@ t.test('a connection reset once the service has served is an outage: logged with
   t.match(logs.saying(/^redis connection error$/), [{ err: { code: 'ECONNRESET' } }], 'as ECONNRESET')
   t.equal(logs.saying(/^redis connection error$/).filter((l) => 'hint' in l).length, 0, 'without the hint')
   await within(3000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready again')
+})
+
+t.test('credentials the server refuses: not ready, 503, the log says which setting once, as an error; once the server takes them, it serves', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const logs = logCollector()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `redis://svc:svc-password@127.0.0.1:${redis.port}` }, logStream: logs.stream })
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready: the user does not exist yet')
+  const payload = { email: uniqueEmail(), password: PASSWORD }
+  t.match((await app.inject({ method: 'POST', url: '/auth/register', payload })).json(), { code: 'AUTH_STORE_UNAVAILABLE' }, 'the store fails closed')
+  // The client tries again every second: each refusal is the same line.
+  await sleep(2500)
+  const said = logs.saying(/^redis refused the credentials/)
+  t.equal(said.length, 1, 'said once')
+  t.match(said, [{
+    level: 50,
+    err: { message: /^WRONGPASS/ },
+    msg: /^redis refused the credentials: the server refused the user name and password in REDIS_URL: .* store-backed routes answer 503$/
+  }], 'as an error that names REDIS_URL')
+  t.same(logs.saying(/^redis connection error$/), [], 'and not again as a connection error')
+  t.equal(logs.saying(/^redis is not ready at start: /).filter((l) => l.level === 50).length, 1, 'the start says it is not ready, not that Redis is unreachable')
+  t.notOk(JSON.stringify(logs.saying(/./)).includes('svc-password'), 'the password is in no line')
+
+  await redis.command('ACL', 'SETUSER', 'svc', 'on', '>svc-password', '~*', '&*', '+@all')
+  await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready once the server takes them')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).statusCode, 201, 'and it serves')
+})
+
+t.test('no password where the server requires one: the log says REDIS_URL gives none', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const logs = logCollector()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `redis://127.0.0.1:${redis.port}` }, logStream: logs.stream })
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
+  await within(3000, async () => logs.saying(/^redis refused the credentials/).length > 0, 'the refusal logged')
+  t.match(logs.saying(/^redis refused the credentials/), [{ level: 50, err: { message: /^NOAUTH/ }, msg: /the server requires a password, and REDIS_URL gives none/ }], 'as an error that says REDIS_URL gives none')
+})
+
+t.test('Sentinels that refuse the service\'s credentials: the log names REDIS_SENTINEL_PASSWORD, not REDIS_URL', async (t) => {
+  const master = await PrivateRedis.start(t)
+  const sentinel = await PrivateSentinel.start(t, master)
+  const env = { LOG_LEVEL: 'info', REDIS_URL: `redis://:${master.password}@unused.invalid/0`, REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`, REDIS_SENTINEL_MASTER: sentinel.masterName }
+  const cases = [
+    { name: 'a wrong password', password: 'not-the-password', says: /the Sentinels refused REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD/ },
+    { name: 'none', password: undefined, says: /the Sentinels require a password: set REDIS_SENTINEL_PASSWORD/ }
+  ]
+  for (const { name, password, says } of cases) {
+    const logs = logCollector()
+    const app = await buildApp(t, { env: password === undefined ? env : { ...env, REDIS_SENTINEL_PASSWORD: password }, logStream: logs.stream })
+    t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, `${name}: not ready`)
+    await sleep(1500)
+    const said = logs.saying(/^redis refused the credentials/)
+    t.equal(said.length, 1, `${name}: said once, though the client asked the Sentinels again meanwhile`)
+    t.match(said, [{ level: 50, msg: says }], `${name}: naming the Sentinels' settings`)
+  }
+  const app = await buildApp(t, { env: { ...env, REDIS_SENTINEL_PASSWORD: sentinel.password } })
+  await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'and with the right one, ready')
 })
