@@ -205,3 +205,14 @@ t.test('Sentinels that refuse the service\'s credentials: the log names REDIS_SE
   const app = await buildApp(t, { env: { ...env, REDIS_SENTINEL_PASSWORD: sentinel.password } })
   await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'and with the right one, ready')
 })
+
+t.test('a Redis Cluster that refuses the password: the log names REDIS_URL, once', async (t) => {
+  const cluster = await PrivateCluster.start(t)
+  const logs = logCollector()
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: 'redis://:not-the-password@unused.invalid', REDIS_CLUSTER_NODES: cluster.seedList }, logStream: logs.stream })
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
+  await sleep(2500)
+  const said = logs.saying(/^redis refused the credentials/)
+  t.equal(said.length, 1, 'said once, though every node refused it, again and again')
+  t.match(said, [{ level: 50, msg: /the server refused the user name and password in REDIS_URL/ }], 'naming REDIS_URL')
+})
