@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { link, open, unlink, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { generateKeySetJson, type AsymmetricAlgorithm } from './signing-keys.js'
 
 /** What a development secrets file holds: a key set per algorithm JWT_ALGORITHM may name, and a refresh-token secret. */
@@ -44,7 +45,11 @@ export async function readOrCreateDevSecrets (path: string): Promise<DevSecrets>
 async function readOwnFile (path: string): Promise<string> {
   const file = await open(path, 'r')
   try {
-    const { uid, mode } = await file.stat()
+    const stats = await file.stat()
+    const { uid, mode } = stats
+    // Before the owner and mode: their advice (remove it, chmod it) is no advice for /tmp, or for /dev/null.
+    if (stats.isDirectory()) throw new Error(`${path} is a directory: DEV_SECRETS_FILE names the file the development secrets are kept in, such as ${join(path, '.dev-secrets.json')}`)
+    if (!stats.isFile()) throw new Error(`${path} is not a regular file: DEV_SECRETS_FILE names the file the development secrets are kept in`)
     const user = process.getuid?.()
     if (user !== undefined && uid !== user) {
       throw new Error(`${path} belongs to another user (uid ${uid}); remove it to have the development secrets generated again`)

@@ -47,6 +47,14 @@ t.test('a file someone else could read or write is refused, as ssh refuses such 
   t.ok(await readOrCreateDevSecrets(file), 'and when it is read-only for its owner')
 })
 
+t.test('a directory, or a device, is refused as what it is, not with advice to chmod or remove it', async (t) => {
+  const dir = t.testdir()
+  chmodSync(dir, 0o755)
+  await t.rejects(readOrCreateDevSecrets(dir), { message: `${dir} is a directory: DEV_SECRETS_FILE names the file the development secrets are kept in, such as ${join(dir, '.dev-secrets.json')}` })
+  await t.rejects(readOrCreateDevSecrets('/dev/null'), { message: '/dev/null is not a regular file: DEV_SECRETS_FILE names the file the development secrets are kept in' })
+  t.same(readdirSync(dir), [], 'nothing written into the directory')
+})
+
 // CI runs as root, which can give a file to nobody: it stands for another user's, planted in a shared directory.
 t.test('a file of another user\'s is refused, whatever its mode', { skip: process.getuid?.() === 0 ? false : 'only root can give a file away' }, async (t) => {
   const file = join(t.testdir(), 'dev-secrets.json')
