@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Cluster } from 'ioredis'
-import { createRedisClient, evictionPolicies, refusedCredentialsHint, refusedDatabase, tlsMismatchHint, unfitServer, type RedisClient } from '../src/redis-client.js'
+import { appendOnly, createRedisClient, evictionPolicies, refusedCredentialsHint, refusedDatabase, tlsMismatchHint, unfitServer, type RedisClient } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -74,6 +74,15 @@ export default fp(async function redisPlugin (fastify) {
       fastify.log.error({ maxmemoryPolicy: policy }, `redis maxmemory-policy is ${policy}: when Redis is full it deletes keys, which may be accounts, sessions, revocations or failed-login counters; set maxmemory-policy noeviction`)
     }
   }
+  // The service's accounts live in Redis, not only its sessions: a server that keeps no append-only file loses, when
+  // it restarts or crashes, every account registered and password changed since its last snapshot (all of them, when
+  // it takes none). Said once, until a connection finds a server that keeps one.
+  let noFileLogged = false
+  const checkPersistence = async () => {
+    const kept = await appendOnly(redis)
+    if (kept === false && !noFileLogged) fastify.log.warn('redis keeps no append-only file (appendonly no): when it restarts, it loses what was written since its last snapshot, or everything when it takes none: accounts and password changes as well as sessions; set appendonly yes (README: Running with Redis)')
+    if (kept !== null) noFileLogged = !kept
+  }
   // A server that cannot serve this client (a replica, a cluster's node: unfitServer): readiness says 503, and this
   // says why, once until a connection finds a server that can.
   let unfitLogged: string | null = null
@@ -89,6 +98,7 @@ export default fp(async function redisPlugin (fastify) {
     loggedThisOutage.clear()
     // INFO refused (an ACL without it) or the connection gone again: nothing to say.
     checkEviction().catch(() => {})
+    checkPersistence().catch(() => {})
     checkServer().catch(() => {})
   })
 

@@ -235,16 +235,30 @@ export async function unfitServer (redis: Redis): Promise<string | null> {
 }
 
 /**
- * The `maxmemory-policy` of every server that takes this client's writes (each master of a cluster), from `INFO
- * memory`, which managed Redis services answer where they refuse `CONFIG GET`. Null for a server whose answer names no
- * policy. (A server without INFO at all never gets ready: ioredis's ready check asks it.)
+ * One field of an INFO section of every server that takes this client's writes (each master of a cluster): INFO, not
+ * `CONFIG GET`, which managed Redis services refuse. Null for a server whose answer does not have it. (A server
+ * without INFO at all never gets ready: ioredis's ready check asks it.)
  */
-export async function evictionPolicies (redis: RedisClient): Promise<Array<string | null>> {
+async function writersInfoField (redis: RedisClient, section: string, field: string): Promise<Array<string | null>> {
   const servers = redis instanceof Cluster ? redis.nodes('master') : [redis]
-  return await Promise.all(servers.map(async (server) => {
-    const info = await guardStore(redis, () => server.info('memory'))
-    return /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? null
-  }))
+  const pattern = new RegExp(`^${field}:(\\S+)`, 'm')
+  return await Promise.all(servers.map(async (server) => pattern.exec(await guardStore(redis, () => server.info(section)))?.[1] ?? null))
+}
+
+/** The `maxmemory-policy` of every server that takes this client's writes. */
+export async function evictionPolicies (redis: RedisClient): Promise<Array<string | null>> {
+  return await writersInfoField(redis, 'memory', 'maxmemory_policy')
+}
+
+/**
+ * Whether every server that takes this client's writes keeps an append-only file; null when one of them does not say.
+ * Snapshots alone (RDB) do not show in INFO as a setting: without the file, a restart brings back the last snapshot
+ * at best.
+ */
+export async function appendOnly (redis: RedisClient): Promise<boolean | null> {
+  const enabled = await writersInfoField(redis, 'persistence', 'aof_enabled')
+  if (enabled.includes('0')) return false
+  return enabled.every((value) => value === '1') ? true : null
 }
 
 /**

@@ -15,7 +15,10 @@ function logCollector () {
   }
 }
 
-/** How many INFO commands the server has answered: each connection asks three times (its policy, its role, cluster or not). */
+/**
+ * How many INFO commands the server has answered: each connection asks five times (ioredis's ready check, then the
+ * service: its policy, its append-only file, its role, cluster or not).
+ */
 async function infoCalls (redis: PrivateRedis): Promise<number> {
   const stats = await redis.command('INFO', 'commandstats') as string
   return Number(/^cmdstat_info:calls=([0-9]+)/m.exec(stats)?.[1] ?? 0)
@@ -31,7 +34,7 @@ t.test('a Redis that evicts keys when full is named at connection, as an error, 
   // Reconnections (an outage, a failover) check again, and say only what they have not said.
   const asked = await infoCalls(redis)
   await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
-  await within(3000, async () => await infoCalls(redis) >= asked + 3, 'the policy asked again on the new connection')
+  await within(3000, async () => await infoCalls(redis) >= asked + 5, 'the policy asked again on the new connection')
   t.equal(logs.evictionErrors().length, 1, 'the same policy is not said again')
   await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'volatile-ttl')
   await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
@@ -45,10 +48,49 @@ t.test('noeviction, the policy the README asks for, is not mentioned', async (t)
   const redis = await PrivateRedis.start(t, { args: ['--maxmemory', '64mb', '--maxmemory-policy', 'noeviction'] })
   const logs = logCollector()
   await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: redis.url }, logStream: logs.stream })
-  await within(2000, async () => await infoCalls(redis) >= 3, 'the policy asked')
+  await within(2000, async () => await infoCalls(redis) >= 5, 'the policy asked')
   // The answer is read right after it arrives; give the log line every chance to be written.
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.same(logs.evictionErrors(), [])
+})
+
+t.test('a Redis that keeps no append-only file is named at connection, as a warning, once until one keeps it', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const logs = logCollector()
+  const noFile = () => logs.saying(/^redis keeps no append-only file/)
+  const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: redis.url }, logStream: logs.stream })
+  await within(2000, async () => noFile().length > 0, 'the missing file logged')
+  t.match(noFile(), [{ level: 40, msg: /loses what was written since its last snapshot, .* accounts and password changes as well as sessions; set appendonly yes/ }], 'as a warning, saying what is lost and what to set')
+
+  /** Closes the service's connection, and waits until the new one has been asked all it is asked. */
+  const reconnected = async (what: string) => {
+    const asked = await infoCalls(redis)
+    await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
+    await within(3000, async () => await infoCalls(redis) >= asked + 5, what)
+    // The answers are read right after they arrive; give the log line every chance to be written.
+    await sleep(100)
+  }
+  await reconnected('asked again on a new connection')
+  t.equal(noFile().length, 1, 'another connection to the same server: not said again')
+  // Once the server keeps one, a server that stops keeping it is news again.
+  await redis.command('CONFIG', 'SET', 'appendonly', 'yes')
+  await reconnected('asked on a connection to a server that keeps one')
+  t.equal(noFile().length, 1, 'nor for a server that keeps one')
+  await redis.command('CONFIG', 'SET', 'appendonly', 'no')
+  await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
+  await within(3000, async () => noFile().length === 2, 'said again once it stops keeping one')
+  await within(3000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready')
+  const session = await registerAndLogin(app)
+  t.equal((await refresh(app, session.cookie)).statusCode, 200, 'and the service serves meanwhile')
+})
+
+t.test('a Redis that keeps an append-only file: nothing said', async (t) => {
+  const redis = await PrivateRedis.start(t, { args: ['--appendonly', 'yes'] })
+  const logs = logCollector()
+  await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: redis.url }, logStream: logs.stream })
+  await within(2000, async () => await infoCalls(redis) >= 5, 'the server asked')
+  await sleep(100)
+  t.same(logs.saying(/append-only/), [])
 })
 
 t.test('a database the server does not have: nothing runs in database 0; the store fails closed, and the log says why once', async (t) => {
@@ -92,7 +134,7 @@ t.test('REDIS_URL at a replica: not ready, and the log says why once; ready once
   // A refused write (READONLY) makes the client connect again, to the same server, which it reads the role of again.
   const checked = await infoCalls(replica)
   t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload })).statusCode, 503, 'another: 503')
-  await within(5000, async () => await infoCalls(replica) >= checked + 3, 'a new connection, read as a new one is')
+  await within(5000, async () => await infoCalls(replica) >= checked + 5, 'a new connection, read as a new one is')
   await sleep(200)
   t.equal(replicaLines().length, 1, 'said once, however many connections find it')
   t.match(replicaLines(), [{ level: 50, msg: /^the Redis server is a replica: it refuses writes .*: the instance is not ready, and its store routes answer 503, until the server it connects to can serve it$/ }],
