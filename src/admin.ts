@@ -86,6 +86,8 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     } catch (err) {
       throw new Refusal(`the service refuses to start: ${(err as Error).message}`)
     }
+    // The start waited for Redis, and logged why it is not ready (down, credentials refused, a replica): nothing sent.
+    if (fastify.redis?.status !== 'ready') throw new Refusal('Redis is not ready: nothing was done; run the command again once it is')
     return await onAccount(fastify, command, normalized, password)
   } catch (err) {
     if (err instanceof StoreUnavailableError) {

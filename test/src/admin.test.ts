@@ -242,15 +242,38 @@ t.test('delete-account whose second ending of the sessions the store never takes
     'one line on standard error: what was done, and what was not')
 })
 
-t.test('with the store down it stops within its command timeout, saying to run it again', async (t) => {
+t.test('with the store down it stops at start, saying nothing was done and to run it again', async (t) => {
   const redis = await PrivateRedis.start(t)
   const email = uniqueEmail()
   const app = await buildApp(t, { env: { REDIS_URL: redis.url } })
   await registerAndLogin(app, email)
   await redis.kill()
   const started = performance.now()
-  const ran = await admin(testEnv({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '300' }), ['sign-out', email])
+  const ran = await admin(testEnv({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '300', LOG_LEVEL: 'warn' }), ['sign-out', email])
   t.same([ran.code, ran.stdout], [1, ''])
-  t.match(ran.stderr, /admin: the store did not answer \(Redis down or too slow\): nothing was done, or part of it; run the command again once it answers\n$/)
+  t.match(ran.stderr, /"msg":"redis connection error"[^\n]*\n[\s\S]*\nadmin: Redis is not ready: nothing was done; run the command again once it is\n$/, 'the log says why, and the last line what to do')
   t.ok(performance.now() - started < 15_000, 'it does not wait for Redis to come back')
+})
+
+t.test('with credentials Redis refuses, the log names REDIS_URL, and nothing was done', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const ran = await admin(testEnv({ REDIS_URL: `redis://:not-the-password@127.0.0.1:${redis.port}`, LOG_LEVEL: 'warn' }), ['sign-out', uniqueEmail()])
+  t.same([ran.code, ran.stdout], [1, ''])
+  t.match(ran.stderr, /"msg":"redis refused the credentials: the server refused the user name and password in REDIS_URL[^\n]*\n[\s\S]*\nadmin: Redis is not ready: nothing was done; run the command again once it is\n$/, 'the log says why, and the last line what to do')
+  t.notOk(ran.stderr.includes('not-the-password'), 'the password is not in it')
+})
+
+t.test('with the store cut off once it is under way, it says part of it may have been done, and to run it again', async (t) => {
+  const { b, env } = await deployment(t)
+  const email = uniqueEmail()
+  const laptop = await registerAndLogin(b, email)
+  const link = await linkToSharedRedis(t)
+  const cut = link.cutAt(script('family-revoke-all'), { every: true })
+  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}`, REDIS_COMMAND_TIMEOUT_MS: '300' }, ['sign-out', email])
+  t.ok(cut(), 'the link was cut as the sessions were ended')
+  t.same([ran.code, ran.stdout], [1, ''])
+  t.match(ran.stderr, /^admin: the store did not answer \(Redis down or too slow\): nothing was done, or part of it; run the command again once it answers\n$/, 'one line: maybe part of it, and to run it again')
+  const again = await admin(env, ['sign-out', email])
+  t.equal(again.code, 0, `run again once the store answers, it succeeds: ${again.stderr}`)
+  t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'run again, it ends the session')
 })
