@@ -46,7 +46,10 @@ export default fp(async function secretsPlugin (fastify) {
     } catch (err) {
       // The file decides what this instance uses; the check only guards against disagreeing with the others. Like a
       // configured instance, one whose Redis is down at start starts, and serves what needs no store.
-      fastify.log.warn({ err }, `${variable} is not set: using ${what} generated for development, kept in ${file}, unchecked against the other instances' (Redis unreachable)`)
+      // Not ready: the redis plugin has said why (down, credentials refused), and ioredis's refusal to send says nothing more.
+      const unchecked = `${variable} is not set: using ${what} generated for development, kept in ${file}, unchecked against the other instances'`
+      if (redis.status !== 'ready') fastify.log.warn(`${unchecked} (Redis not ready)`)
+      else fastify.log.warn({ err }, `${unchecked} (Redis refused the check)`)
       return value
     }
     if (agreed !== null && agreed !== digest) {

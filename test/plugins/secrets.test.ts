@@ -98,6 +98,17 @@ t.test('an instance with other material than the instances on its Redis refuses 
   t.match(keysGiven.message, /^REFRESH_TOKEN_SECRET is not set, and the one generated in .* Set REFRESH_TOKEN_SECRET on every instance/, 'each generated secret is checked')
 })
 
+t.test('with Redis refusing the check (a user without DEL), the instance starts on the file\'s material and says Redis refused it', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  await redis.command('ACL', 'SETUSER', 'no-del', 'on', '>no-del-password', '~*', '&*', '+@all', '-del')
+  const logs = capturedLogs()
+  const app = await buildApp(t, { env: devEnv(join(t.testdir(), 'dev-secrets.json'), { REDIS_URL: `redis://no-del:no-del-password@127.0.0.1:${redis.port}`, LOG_LEVEL: 'warn' }), logStream: logs.stream })
+  const unchecked = logs.lines().filter((line) => /unchecked/.test(line.msg))
+  t.equal(unchecked.length, 2, 'a warning for each generated secret')
+  t.match(unchecked, [{ msg: /^JWT_KEYS is not set: .*, unchecked against the other instances' \(Redis refused the check\)$/, err: { message: /NOPERM/ } }, { msg: /^REFRESH_TOKEN_SECRET is not set: .*\(Redis refused the check\)$/ }], 'with Redis\'s refusal')
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'and it is ready')
+})
+
 t.test('with Redis down at start the instance starts on the file\'s material, says it went unchecked, and serves what needs no store', async (t) => {
   const file = join(t.testdir(), 'dev-secrets.json')
   const first = await buildApp(t, { env: devEnv(file) })
@@ -108,7 +119,8 @@ t.test('with Redis down at start the instance starts on the file\'s material, sa
   t.equal(down.secrets.refreshTokenSecret, first.secrets.refreshTokenSecret, 'the file\'s secret')
   const unchecked = logs.lines().filter((line) => /unchecked/.test(line.msg)).map((line) => line.msg)
   t.equal(unchecked.length, 2, 'a warning for each generated secret')
-  t.match(unchecked, [/^JWT_KEYS is not set: .* kept in .*dev-secrets\.json, unchecked against the other instances' \(Redis unreachable\)$/, /^REFRESH_TOKEN_SECRET is not set: /])
+  t.notOk(logs.lines().some((line) => /unchecked/.test(line.msg) && 'err' in line), 'without the client\'s refusal to send, which says nothing more')
+  t.match(unchecked, [/^JWT_KEYS is not set: .* kept in .*dev-secrets\.json, unchecked against the other instances' \(Redis not ready\)$/, /^REFRESH_TOKEN_SECRET is not set: /])
   t.equal((await down.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, 'access tokens the others signed verify')
   t.equal((await down.inject({ url: '/health/ready' })).statusCode, 503, 'and it is not ready until its store is')
 })
