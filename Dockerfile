@@ -47,8 +47,9 @@ USER node
 # With METRICS_PORT set, /metrics is served there instead, for a scraper on the instance's network: publish it
 # (docker run -p / a Service port) only where Prometheus can reach it, never on the public load balancer.
 EXPOSE 3000
-# Liveness only: readiness (/health/ready) depends on Redis and belongs to the load balancer.
+# Liveness only: readiness (/health/ready) depends on Redis and belongs to the load balancer. Asked at the address the
+# service listens on: HOST, or loopback when that is every interface (:: or 0.0.0.0).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "const h=process.env.HOST||'::';const a=h==='::'||h==='0.0.0.0'?'127.0.0.1':h.includes(':')?'['+h+']':h;fetch('http://'+a+':'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # node as PID 1 receives SIGTERM directly; close-with-grace drains and exits.
 CMD ["node", "dist/src/server.js"]

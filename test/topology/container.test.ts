@@ -192,6 +192,19 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
     t.notMatch(server.output(), refreshSecret, 'and never echoes a secret')
   })
 
+  // Loopback addresses other than 127.0.0.1 stand for an operator's HOST set to the container's own address.
+  t.test('its HEALTHCHECK asks where HOST says the service listens: a specific IPv4 or IPv6 address', async (t) => {
+    for (const host of ['127.0.0.2', '::1']) {
+      const at = { ...env, HOST: host }
+      const server = start(dir, cmd, at, node)
+      await waitForListening(server, 30_000)
+      t.equal(await healthcheck(dir, check, at, node), 0, `HOST=${host}: it passes`)
+      server.child.kill('SIGTERM')
+      t.equal(await server.exited, 0, `HOST=${host}: stopped`)
+      t.equal(await healthcheck(dir, check, at, node), 1, `HOST=${host}: and fails once it is gone`)
+    }
+  })
+
   t.test('serves from dist/ with production dependencies alone, and its HEALTHCHECK follows it', async (t) => {
     t.equal(await healthcheck(dir, check, env, node), 1, 'the health check fails before the service is up')
     const server = start(dir, cmd, env, node)
