@@ -350,6 +350,13 @@ t.test('PUBLIC_PATH_PREFIX: the refresh cookie\'s path where a proxy serves the 
   }
 })
 
+t.test('an idle timeout longer than the absolute one is said at start: it never ends a session', async (t) => {
+  t.same(loadConfig({ REFRESH_IDLE_TTL: '2592001', REFRESH_ABSOLUTE_TTL: '2592000' }).warnings,
+    ['REFRESH_IDLE_TTL (2592001 s) is longer than REFRESH_ABSOLUTE_TTL (2592000 s), which ends every session first: idleness never ends one'], 'longer')
+  t.same(loadConfig({ REFRESH_IDLE_TTL: '2592000', REFRESH_ABSOLUTE_TTL: '2592000' }).warnings, [], 'as long: nothing to say (an idle session ends with the absolute limit, as it would anyway)')
+  t.same(loadConfig({ REFRESH_IDLE_TTL: '3600', REFRESH_ABSOLUTE_TTL: '60' }).warnings.length, 1, 'an hour against a minute, too')
+})
+
 t.test('the grace window must be shorter than the idle timeout', async (t) => {
   t.throws(() => loadConfig({ REFRESH_IDLE_TTL: '10', REFRESH_REUSE_GRACE: '10' }), { message: /REFRESH_REUSE_GRACE/ })
 })
