@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { RedisAccessRevocations } from '../../src/access-revocations.js'
 import { createRedisClient } from '../../src/redis-client.js'
 import { RevocationList } from '../../src/revocation-list.js'
-import { deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
+import { deleteKeys, linkToSharedRedis, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
 const log = { info () {}, warn () {}, error () {} }
@@ -131,6 +131,30 @@ t.test('the channel refused (an ACL without it): revocations reach the other ins
   while (await subscribers() < 2 && Date.now() < deadline) await sleep(100)
   t.equal(await subscribers(), 2, 'both subscribe once the channel is granted')
   t.equal(said.filter((line) => line.level === 'info').length, 2, 'and say so')
+})
+
+t.test('a subscription lost with its connection is a warning, not a refusal: it subscribes again once reconnected', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  const link = await linkToSharedRedis(t)
+  const said: Array<{ level: string, msg: string }> = []
+  const logger = {
+    info (_obj: object, msg: string) { said.push({ level: 'info', msg }) },
+    warn (_obj: object, msg: string) { said.push({ level: 'warn', msg }) },
+    error (_obj: object, msg: string) { said.push({ level: 'error', msg }) }
+  }
+  // The subscriber's first SUBSCRIBE, reset on its way: the store's reads (on the other connection) go through.
+  const cut = link.cutAt((sent) => /\r\nsubscribe\r\n/i.test(sent), { reset: true })
+  const cutOff = await instance(t, prefix, 60_000, `redis://127.0.0.1:${link.port}`, logger)
+  await until(() => said.some((line) => line.level === 'info'), 5000)
+  t.ok(cut(), 'the subscription was cut off')
+  t.same(said.map((line) => [line.level, line.msg]), [['warn', 'access-token revocation resync failed; retrying'], ['info', 'access-token revocation resync done']],
+    'a warning, and then that it is done; no error saying the subscription was refused')
+  const other = await instance(t, prefix, 60_000)
+  const revokedAt = Date.now()
+  await other.revocations.revoke(['family-1'])
+  await until(() => cutOff.revocations.isRevoked('family-1'), 1000)
+  t.ok(Date.now() - revokedAt < 1000, 'subscribed again: another instance\'s revocation reaches it')
 })
 
 t.test('the channel refused, through reconnections: one retry of the subscription pending at most', async (t) => {
