@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Cluster } from 'ioredis'
-import { appendOnly, createRedisClient, evictionPolicies, refusedCredentialsHint, refusedDatabase, tlsMismatchHint, unfitServer, type RedisClient } from '../src/redis-client.js'
+import { appendOnly, createRedisClient, evictionPolicies, misconfiguration, tlsMismatchHint, unfitServer, type RedisClient } from '../src/redis-client.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -52,12 +52,10 @@ export default fp(async function redisPlugin (fastify) {
     if (loggedThisOutage.has(kind)) return
     loggedThisOutage.add(kind)
     const fields = { err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }
-    const database = refusedDatabase(err)
-    // Credentials can be refused after the service has served too: a password changed on the server.
-    const credentials = refusedCredentialsHint(err)
+    // Looked for after the service has served too: a password changed on the server, a Sentinel reconfigured.
+    const refusal = misconfiguration(err, options.sentinel?.master ?? null)
     const hint = everReady ? undefined : tlsMismatchHint(options.url, err)
-    if (database !== null) fastify.log.error(fields, `redis refused to select database ${database}, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503`)
-    else if (credentials !== undefined) fastify.log.error(fields, `redis refused the credentials: ${credentials}. No command is sent until it takes them, and store-backed routes answer 503`)
+    if (refusal !== null) fastify.log.error(fields, refusal)
     else fastify.log.warn(hint === undefined ? fields : { ...fields, hint }, 'redis connection error')
   }
   redis.on('error', onError)

@@ -137,7 +137,7 @@ export function tlsMismatchHint (url: string, err: Error): string | undefined {
  * error: WRONGPASS …"), and the master's as a server's. Neither names the setting to change, nor reads as what it
  * is: the server answers, and nothing will change until the configuration on one side does.
  */
-export function refusedCredentialsHint (err: Error): string | undefined {
+function refusedCredentialsHint (err: Error): string | undefined {
   const sentinels = /^All sentinels are unreachable\b.*Last error: (WRONGPASS|NOAUTH)\b/.exec(err.message)
   if (sentinels?.[1] === 'NOAUTH') return 'the Sentinels require a password: set REDIS_SENTINEL_PASSWORD (and REDIS_SENTINEL_USERNAME for an ACL user)'
   if (sentinels?.[1] === 'WRONGPASS') return 'the Sentinels refused REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD: a wrong password, an unknown user, or a user that is off'
@@ -145,6 +145,23 @@ export function refusedCredentialsHint (err: Error): string | undefined {
   if (server?.[1] === 'NOAUTH') return 'the server requires a password, and REDIS_URL gives none: redis://username:password@host:port'
   if (server?.[1] === 'WRONGPASS') return 'the server refused the user name and password in REDIS_URL: a wrong password, an unknown user, or a user that is off'
   return undefined
+}
+
+/**
+ * What an error says of the configuration, when it is one the servers will repeat until a setting changes on one side:
+ * a database the server does not have (or an ACL without SELECT), credentials it refuses, a master name the Sentinels
+ * do not know (ioredis reports that as "All sentinels are unreachable", which they are not). Null for any other
+ * error, such as an outage, which passes by itself.
+ */
+export function misconfiguration (err: Error, sentinelMaster: string | null): string | null {
+  const database = refusedDatabase(err)
+  if (database !== null) return `redis refused to select database ${database}, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503`
+  const credentials = refusedCredentialsHint(err)
+  if (credentials !== undefined) return `redis refused the credentials: ${credentials}. No command is sent until it takes them, and store-backed routes answer 503`
+  if (sentinelMaster !== null && /^All sentinels are unreachable\b.*Last error: ERR No such master with that name/.test(err.message)) {
+    return `the Sentinels know no master named ${sentinelMaster}: set REDIS_SENTINEL_MASTER to the name their configuration gives it (sentinel monitor <name> …); store-backed routes answer 503 until they know it`
+  }
+  return null
 }
 
 /** What every connection to a Redis server gets, alone or as a node of a cluster. */

@@ -258,3 +258,19 @@ t.test('a Redis Cluster that refuses the password: the log names REDIS_URL, once
   t.equal(said.length, 1, 'said once, though every node refused it, again and again')
   t.match(said, [{ level: 50, msg: /the server refused the user name and password in REDIS_URL/ }], 'naming REDIS_URL')
 })
+
+t.test('a master name the Sentinels do not know: the log names REDIS_SENTINEL_MASTER, once, not "All sentinels are unreachable"', async (t) => {
+  const master = await PrivateRedis.start(t)
+  const sentinel = await PrivateSentinel.start(t, master)
+  const logs = logCollector()
+  const env = { LOG_LEVEL: 'info', REDIS_URL: `redis://:${master.password}@unused.invalid/0`, REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`, REDIS_SENTINEL_PASSWORD: sentinel.password }
+  const app = await buildApp(t, { env: { ...env, REDIS_SENTINEL_MASTER: 'mymaster' }, logStream: logs.stream })
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
+  await sleep(1500)
+  const said = logs.saying(/^the Sentinels know no master/)
+  t.equal(said.length, 1, 'said once, though the client asked the Sentinels again meanwhile')
+  t.match(said, [{ level: 50, msg: `the Sentinels know no master named mymaster: set REDIS_SENTINEL_MASTER to the name their configuration gives it (sentinel monitor <name> …); store-backed routes answer 503 until they know it` }], 'as an error naming the setting and the name')
+  t.same(logs.saying(/^redis connection error$/), [], 'and not as a connection error')
+  const named = await buildApp(t, { env: { ...env, REDIS_SENTINEL_MASTER: sentinel.masterName } })
+  await within(5000, async () => (await named.inject({ url: '/health/ready' })).statusCode === 200, `ready under the name the Sentinels give it (${sentinel.masterName})`)
+})
