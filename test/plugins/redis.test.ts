@@ -269,7 +269,7 @@ t.test('a master name the Sentinels do not know: the log names REDIS_SENTINEL_MA
   await sleep(1500)
   const said = logs.saying(/^the Sentinels know no master/)
   t.equal(said.length, 1, 'said once, though the client asked the Sentinels again meanwhile')
-  t.match(said, [{ level: 50, msg: `the Sentinels know no master named mymaster: set REDIS_SENTINEL_MASTER to the name their configuration gives it (sentinel monitor <name> …); store-backed routes answer 503 until they know it` }], 'as an error naming the setting and the name')
+  t.match(said, [{ level: 50, msg: 'the Sentinels know no master named mymaster: set REDIS_SENTINEL_MASTER to the name their configuration gives it (sentinel monitor <name> …); store-backed routes answer 503 until they know it' }], 'as an error naming the setting and the name')
   t.same(logs.saying(/^redis connection error$/), [], 'and not as a connection error')
   const named = await buildApp(t, { env: { ...env, REDIS_SENTINEL_MASTER: sentinel.masterName } })
   await within(5000, async () => (await named.inject({ url: '/health/ready' })).statusCode === 200, `ready under the name the Sentinels give it (${sentinel.masterName})`)
