@@ -625,10 +625,10 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (typeof jwtSecret === 'string' && isPem(jwtSecret)) {
     warnings.push('JWT_SECRET holds a PEM key, taken as an HS256 secret that every verifier must hold; for ES256 or EdDSA, give the key as a JWK Set in JWT_KEYS (README: Signing keys and rotation)')
   }
-  // A client refreshes when its access token runs out (or shortly before): its session must outlast that idle time.
   if (env.REFRESH_IDLE_TTL > env.REFRESH_ABSOLUTE_TTL) {
     warnings.push(`REFRESH_IDLE_TTL (${env.REFRESH_IDLE_TTL} s) is longer than REFRESH_ABSOLUTE_TTL (${env.REFRESH_ABSOLUTE_TTL} s), which ends every session first: idleness never ends one`)
   }
+  // A client refreshes when its access token runs out (or shortly before): its session must outlast that idle time.
   if (env.REFRESH_IDLE_TTL <= env.ACCESS_TOKEN_TTL) {
     warnings.push(`REFRESH_IDLE_TTL (${env.REFRESH_IDLE_TTL} s) is not longer than ACCESS_TOKEN_TTL (${env.ACCESS_TOKEN_TTL} s): a client that refreshes as its access token runs out finds its session ended for idleness, and its user signs in again every ${env.ACCESS_TOKEN_TTL} s`)
   }
