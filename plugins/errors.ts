@@ -1,10 +1,11 @@
+import { isUtf8 } from 'node:buffer'
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
 import { answerWhatNodeRefuses } from '../src/client-errors.js'
 import {
   AccessTokenInvalidError, BodyTooLargeError, HashingBusyError, InternalError, MalformedBodyError, NotFoundError, NotReadyError,
-  StoreUnavailableError, UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
+  NotUtf8BodyError, StoreUnavailableError, UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
 import { nameTheAnswer } from '../src/request-id.js'
 import { limitOf } from './rate-limit.js'
@@ -48,8 +49,8 @@ export default fp(async function errorsPlugin (fastify) {
   // accept it, routes that require one fail validation with a 400.
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
   fastify.removeContentTypeParser('application/json')
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body.length === 0) {
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, bytes, done) => {
+    if (bytes.length === 0) {
       done(null, undefined)
       return
     }
@@ -60,11 +61,18 @@ export default fp(async function errorsPlugin (fastify) {
       done(new UnsupportedEncodingError(), undefined)
       return
     }
-    if (!SURROGATE_ESCAPE.test(body as string)) {
-      parseJson(request, body as string, done)
+    // Decoding replaces each byte that is not UTF-8 with U+FFFD, silently: a password sent in Latin-1 ("ä" as one
+    // byte) would be stored as one that any other such byte in its place matches, and U+FFFD itself.
+    if (!isUtf8(bytes as Buffer)) {
+      done(new NotUtf8BodyError(), undefined)
       return
     }
-    parseJson(request, body as string, (err, value) => {
+    const body = (bytes as Buffer).toString('utf8')
+    if (!SURROGATE_ESCAPE.test(body)) {
+      parseJson(request, body, done)
+      return
+    }
+    parseJson(request, body, (err, value) => {
       if (err === null && holdsLoneSurrogate(value)) done(new ValidationError('body must be well-formed Unicode text; it holds an unpaired surrogate'), undefined)
       else done(err, value)
     })

@@ -28,6 +28,7 @@ export const MalformedUrlError = createError('REQUEST_MALFORMED_URL', 'Request U
 export const UrlTooLongError = createError('REQUEST_URL_TOO_LONG', 'A path segment of the request URL is too long', 414)
 export const ValidationError = createError('REQUEST_VALIDATION', '%s', 400)
 export const MalformedBodyError = createError('REQUEST_MALFORMED_BODY', 'Request body is not valid JSON', 400)
+export const NotUtf8BodyError = createError('REQUEST_MALFORMED_BODY', 'Request body is not valid JSON: JSON text is UTF-8, and this body holds bytes that are not', 400)
 export const BodyTooLargeError = createError('REQUEST_BODY_TOO_LARGE', 'Request body is too large', 413)
 export const UnsupportedMediaTypeError = createError('REQUEST_UNSUPPORTED_MEDIA_TYPE', 'Content type is not supported; send application/json', 415)
 export const UnsupportedEncodingError = createError('REQUEST_UNSUPPORTED_ENCODING', 'Content encoding is not supported; send the body uncompressed', 415)

@@ -28,7 +28,7 @@ t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 50
     ['text/plain', () => post('/auth/login', 'email=a&password=b', 'text/plain'), 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE'],
     ['form post', () => post('/auth/register', 'email=a@b.c&password=x', 'application/x-www-form-urlencoded'), 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE'],
     ['multipart', () => post('/auth/login', '--x\r\n\r\n--x--', 'multipart/form-data; boundary=x'), 415, 'REQUEST_UNSUPPORTED_MEDIA_TYPE'],
-    ['invalid UTF-8', () => post('/auth/login', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d])), 400, 'REQUEST_MALFORMED_BODY'],
+    ['invalid UTF-8', () => post('/auth/login', Buffer.concat([Buffer.from('{"email":"a@example.com","password":"'), Buffer.from([0xff, 0xfe]), Buffer.from('correct horse"}')])), 400, 'REQUEST_MALFORMED_BODY'],
     ['gzip-compressed JSON', () => encoded('gzip', gzipSync(JSON.stringify({ email: 'a@example.com', password: PASSWORD }))), 415, 'REQUEST_UNSUPPORTED_ENCODING'],
     ['plain JSON labelled as compressed', () => encoded('br', JSON.stringify({ email: 'a@example.com', password: PASSWORD })), 415, 'REQUEST_UNSUPPORTED_ENCODING'],
     ['identity encoding: read as any body', () => encoded('identity', JSON.stringify({ email: 'a@example.com', password: PASSWORD })), 401, 'AUTH_INVALID_CREDENTIALS']
@@ -66,6 +66,31 @@ t.test('an unpaired surrogate escaped in a body is refused, so no two passwords 
     t.equal((await post('/auth/login', JSON.stringify({ email, password: 'correct horse battery \u{1F40E}' }))).statusCode, 200, `${store}: sent unescaped too`)
     t.equal((await post('/auth/login', `{"email":"${email}","password":"correct horse battery \\ufffd"}`)).statusCode, 401, `${store}: U+FFFD is another password`)
   }
+})
+
+t.test('a body that is not UTF-8 is refused, so no two passwords or emails become one', async (t) => {
+  const app = await buildApp(t)
+  const post = (url: string, body: Buffer) => app.inject({ method: 'POST', url, payload: body, headers: { 'content-type': 'application/json' } })
+  const email = uniqueEmail()
+  // "pässword" as Latin-1 writes it, "ä" one byte (0xE4): decoded as UTF-8, that byte became U+FFFD, and so did any
+  // other such byte in its place ("ö", 0xF6): the service took them for one password.
+  const latin1 = (password: string) => Buffer.from(`{"email":"${email}","password":"${password}"}`, 'latin1')
+  for (const [name, url, body] of [
+    ['register, a Latin-1 "ä"', '/auth/register', latin1('correct horse b\u00e4ttery')],
+    ['login, a Latin-1 "ö"', '/auth/login', latin1('correct horse b\u00f6ttery')],
+    ['register, a UTF-8 sequence cut short', '/auth/register', Buffer.concat([Buffer.from(`{"email":"${email}","password":"correct horse `), Buffer.from([0xe2, 0x82]), Buffer.from('"}')])],
+    ['register, an overlong "/"', '/auth/register', Buffer.concat([Buffer.from(`{"email":"${email}","password":"correct horse `), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')])]
+  ] as const) {
+    const res = await post(url, body)
+    t.equal(res.statusCode, 400, `${name}: 400`)
+    t.same(res.json(), { statusCode: 400, code: 'REQUEST_MALFORMED_BODY', error: 'Bad Request', message: 'Request body is not valid JSON: JSON text is UTF-8, and this body holds bytes that are not' }, `${name}: saying why`)
+  }
+  const utf8 = (password: string) => Buffer.from(`{"email":"${email}","password":"${password}"}`, 'utf8')
+  t.equal((await post('/auth/login', utf8('correct horse b\u00e4ttery'))).statusCode, 401, 'nothing was registered')
+  t.equal((await post('/auth/register', utf8('correct horse b\u00e4ttery'))).statusCode, 201, 'the same password in UTF-8 registers')
+  t.equal((await post('/auth/login', utf8('correct horse b\u00e4ttery'))).statusCode, 200, 'and signs in')
+  t.equal((await post('/auth/login', utf8('correct horse b\ufffdttery'))).statusCode, 401, 'U+FFFD in its place does not')
+  t.equal((await post('/auth/login', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8('correct horse b\u00e4ttery')]))).statusCode, 200, 'a byte-order mark before it is UTF-8, and taken')
 })
 
 t.test('unknown routes are a JSON 404', async (t) => {
