@@ -130,6 +130,11 @@ export function tlsMismatchHint (url: string, err: Error): string | undefined {
   return undefined
 }
 
+/** What the Sentinels last answered, inside ioredis's "All sentinels are unreachable. … Last error: <it>"; null for any other error. */
+function sentinelsLastError (err: Error): string | null {
+  return /^All sentinels are unreachable\b.*? Last error: (.*)$/s.exec(err.message)?.[1] ?? null
+}
+
 /**
  * What a refusal to authenticate asks of the configuration. Redis answers WRONGPASS to a user name and password it
  * does not take (or to a user that is off), and NOAUTH to a connection that gave none where one is required; through
@@ -138,7 +143,7 @@ export function tlsMismatchHint (url: string, err: Error): string | undefined {
  * is: the server answers, and nothing will change until the configuration on one side does.
  */
 function refusedCredentialsHint (err: Error): string | undefined {
-  const sentinels = /^All sentinels are unreachable\b.*Last error: (WRONGPASS|NOAUTH)\b/.exec(err.message)
+  const sentinels = /^(WRONGPASS|NOAUTH)\b/.exec(sentinelsLastError(err) ?? '')
   if (sentinels?.[1] === 'NOAUTH') return 'the Sentinels require a password: set REDIS_SENTINEL_PASSWORD (and REDIS_SENTINEL_USERNAME for an ACL user)'
   if (sentinels?.[1] === 'WRONGPASS') return 'the Sentinels refused REDIS_SENTINEL_USERNAME and REDIS_SENTINEL_PASSWORD: a wrong password, an unknown user, or a user that is off'
   const server = /^(WRONGPASS|NOAUTH)\b/.exec(err.message)
@@ -158,7 +163,7 @@ export function misconfiguration (err: Error, sentinelMaster: string | null): st
   if (database !== null) return `redis refused to select database ${database}, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503`
   const credentials = refusedCredentialsHint(err)
   if (credentials !== undefined) return `redis refused the credentials: ${credentials}. No command is sent until it takes them, and store-backed routes answer 503`
-  if (sentinelMaster !== null && /^All sentinels are unreachable\b.*Last error: ERR No such master with that name/.test(err.message)) {
+  if (sentinelMaster !== null && sentinelsLastError(err)?.startsWith('ERR No such master with that name') === true) {
     return `the Sentinels know no master named ${sentinelMaster}: set REDIS_SENTINEL_MASTER to the name their configuration gives it (sentinel monitor <name> …); store-backed routes answer 503 until they know it`
   }
   return null
