@@ -18,6 +18,14 @@ async function instance (t: Test, keyPrefix: string, ttlMs: number, url = SHARED
   return { redis, list, revocations }
 }
 
+interface Said { level: 'info' | 'warn' | 'error', msg: string }
+
+/** A logger that keeps each line's level and message in `said`, the message after `prefix`. */
+function recordingLogger (said: Said[], prefix = '') {
+  const line = (level: Said['level']) => (_obj: object, msg: string) => { said.push({ level, msg: `${prefix}${msg}` }) }
+  return { info: line('info'), warn: line('warn'), error: line('error') }
+}
+
 async function until (check: () => boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms
   while (!check()) {
@@ -100,12 +108,8 @@ t.test('the channel refused (an ACL without it): revocations reach the other ins
   // Redis 7 grants no channel unless told (acl-pubsub-default resetchannels): the keys and commands alone.
   await redis.command('ACL', 'SETUSER', 'no-channel', 'on', '>no-channel-password', '~p:*', 'resetchannels', '+@all')
   const url = `redis://no-channel:no-channel-password@127.0.0.1:${redis.port}`
-  const said: Array<{ level: string, msg: string }> = []
-  const logger = (name: string) => ({
-    info (_obj: object, msg: string) { said.push({ level: 'info', msg: `${name}: ${msg}` }) },
-    warn (_obj: object, msg: string) { said.push({ level: 'warn', msg: `${name}: ${msg}` }) },
-    error (_obj: object, msg: string) { said.push({ level: 'error', msg: `${name}: ${msg}` }) }
-  })
+  const said: Said[] = []
+  const logger = (name: string) => recordingLogger(said, `${name}: `)
   const a = await instance(t, 'p:', 60_000, url, logger('a'))
   const b = await instance(t, 'p:', 60_000, url, logger('b'))
 
@@ -137,12 +141,8 @@ t.test('a subscription lost with its connection is a warning, not a refusal: it 
   const prefix = uniquePrefix()
   t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
   const link = await linkToSharedRedis(t)
-  const said: Array<{ level: string, msg: string }> = []
-  const logger = {
-    info (_obj: object, msg: string) { said.push({ level: 'info', msg }) },
-    warn (_obj: object, msg: string) { said.push({ level: 'warn', msg }) },
-    error (_obj: object, msg: string) { said.push({ level: 'error', msg }) }
-  }
+  const said: Said[] = []
+  const logger = recordingLogger(said)
   // The subscriber's first SUBSCRIBE, reset on its way: the store's reads (on the other connection) go through.
   const cut = link.cutAt((sent) => /\r\nsubscribe\r\n/i.test(sent), { reset: true })
   const cutOff = await instance(t, prefix, 60_000, `redis://127.0.0.1:${link.port}`, logger)
