@@ -17,7 +17,7 @@ import { startServer, waitForListening } from '../helpers/server-process.js'
 // DEPLOYED is the release running in production: the last commit of main that was deployed. Move it forward when a
 // deploy lands. A change this test fails against DEPLOYED needs a deploy in two steps (first read the new form, then
 // write it), not a new DEPLOYED.
-const DEPLOYED = 'af07b38f41696303cc176742adecf4bd8d7f9656'
+const DEPLOYED = '8281ed2aa6e6a5c03149a96ab8347c2dbad54d38'
 /** REFRESH_REUSE_GRACE of both releases: a replay is caught once it has passed. */
 const GRACE_SECONDS = 10
 const ROOT = join(import.meta.dirname, '..', '..')
