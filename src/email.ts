@@ -41,3 +41,26 @@ export function normalizeEmail (input: string): string | null {
   if (email.length > MAX_EMAIL_LENGTH || !SHAPE.test(email)) return null
   return email
 }
+
+// A new account's address, in its canonical form, is a mailbox written one way only. Its local part is RFC 5321's
+// atoms and dots, with any non-ASCII character (RFC 6531): no quoted string, comment or angle bracket, each of which
+// writes an existing mailbox another way ('"a"@x.org', 'a(note)@x.org' and '<a@x.org>' are all 'a@x.org' to a mail
+// server), and no comma, which makes an address a list of two. Dots stay free, as browsers leave them: leading,
+// trailing and doubled dots are real addresses at some mail providers. The domain is a host name: LDH labels of at
+// most 63 characters, and no all-numeric top-level label (RFC 3696 §2: '1.2.3.4' is an IP address, which needs
+// brackets, and an address literal is refused).
+const NEW_LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~.\-\u{80}-\u{10ffff}]+$/u
+const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?'
+const NEW_DOMAIN = new RegExp(`^(?:${LABEL}\\.)+(?![0-9]+$)${LABEL}$`)
+
+/**
+ * The canonical form (normalizeEmail) of an address a new account may take; null when it may not. Stricter than
+ * normalizeEmail, which finds the accounts made before this rule however they were written: signing in stays open to
+ * them; only a new account is refused.
+ */
+export function newAccountEmail (input: string): string | null {
+  const email = normalizeEmail(input)
+  if (email === null) return null
+  const at = email.lastIndexOf('@')
+  return NEW_LOCAL_PART.test(email.slice(0, at)) && NEW_DOMAIN.test(email.slice(at + 1)) ? email : null
+}

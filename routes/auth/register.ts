@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { limitOf } from '../../plugins/rate-limit.js'
 import { whenClientGone } from '../../src/client-errors.js'
-import { normalizeEmail } from '../../src/email.js'
+import { newAccountEmail } from '../../src/email.js'
 import { EmailTakenError, InvalidEmailError, WeakPasswordError } from '../../src/errors.js'
 import { ErrorResponse, Registration, UserResponse } from '../../src/http-schemas.js'
 import { logAccount } from '../../src/log-account.js'
@@ -16,7 +16,7 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 201: UserResponse, 400: ErrorResponse, 409: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {
-    const email = normalizeEmail(request.body.email)
+    const email = newAccountEmail(request.body.email)
     if (email === null) throw new InvalidEmailError()
     const refusal = fastify.passwordPolicy.refusal(request.body.password, email)
     if (refusal !== null) throw new WeakPasswordError(refusal)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { normalizeEmail } from '../../src/email.js'
+import { newAccountEmail, normalizeEmail } from '../../src/email.js'
 
 t.test('canonical form: trimmed, NFKC, lower-cased', async (t) => {
   t.equal(normalizeEmail('  Alice@Example.COM\t'), 'alice@example.com')
@@ -44,4 +44,37 @@ t.test('refuses what is not a plausible address', async (t) => {
   // Names escaped: a raw U+2028 in a test name would split the TAP line.
   const name = (s: string) => JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
   for (const input of bad) t.equal(normalizeEmail(input), null, name(input))
+})
+
+t.test('a new account takes an address written the one way a mailbox is written', async (t) => {
+  t.test('each other way of writing an address is refused, though normalizeEmail still reads it', async (t) => {
+    // Each is a@example.com to a mail server, or more than one mailbox; normalizeEmail keeps it as it was written.
+    for (const input of ['"a"@example.com', 'a(note)@example.com', 'a@example.com(note)', '<a@example.com>',
+      'a,b@example.com', 'a\\b@example.com', 'a;b@example.com', 'a:b@example.com', 'a[b]@example.com']) {
+      t.not(normalizeEmail(input), null, `${input} is read`)
+      t.equal(newAccountEmail(input), null, `${input} is refused`)
+    }
+  })
+
+  t.test('a domain that is no host name is refused', async (t) => {
+    for (const input of ['a@[127.0.0.1]', 'a@[ipv6:::1]', 'a@123.123.123.123', 'a@example.123', 'a@-example.com',
+      'a@example-.com', 'a@exam_ple.com', 'a@ex!ample.com', `a@${'d'.repeat(64)}.com`]) {
+      t.equal(newAccountEmail(input), null, input)
+    }
+  })
+
+  t.test('what a mailbox may hold is taken, in its canonical form', async (t) => {
+    t.equal(newAccountEmail('  Alice@Example.COM '), 'alice@example.com')
+    t.equal(newAccountEmail("!#$%&'*+/=?^_`{|}~-@example.com"), "!#$%&'*+/=?^_`{|}~-@example.com", 'every special character of an atom')
+    // Addresses some Japanese mobile carriers gave out, which browsers take too.
+    for (const input of ['taro.@docomo.ne.jp', '.taro@docomo.ne.jp', 'ta..ro@docomo.ne.jp']) t.equal(newAccountEmail(input), input, input)
+    t.equal(newAccountEmail('Ünïcødé@bücher.de'), 'ünïcødé@xn--bcher-kva.de', 'a non-ASCII local part (RFC 6531), the domain in ASCII')
+    t.equal(newAccountEmail('user@1e100.net'), 'user@1e100.net', 'digits in a label')
+    t.equal(newAccountEmail('user@a-b--c.example'), 'user@a-b--c.example', 'hyphens inside a label')
+    t.equal(newAccountEmail(`a@${'d'.repeat(63)}.com`), `a@${'d'.repeat(63)}.com`, 'a label of 63 characters')
+  })
+
+  t.test('and what normalizeEmail refuses stays refused', async (t) => {
+    for (const input of ['', 'plain', 'a@b', 'a b@example.com', 'a@example..com']) t.equal(newAccountEmail(input), null, input)
+  })
 })

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, uniqueEmail } from '../../helpers/app.js'
+import { launchBrowser, needsChromium } from '../../helpers/browser.js'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest } from '../../helpers/raw-http.js'
 
@@ -50,6 +51,20 @@ for (const store of ['redis', 'memory'] as const) {
       }
     })
 
+    t.test('400 AUTH_INVALID_EMAIL for another way of writing a mailbox; an account made before that rule still signs in', async (t) => {
+      const local = uniqueEmail().split('@')[0] as string
+      for (const email of [`"${local}"@example.com`, `${local}(note)@example.com`, `<${local}@example.com>`, `${local},b@example.com`, `${local}@[127.0.0.1]`]) {
+        const res = await register({ email, password: PASSWORD })
+        t.same([res.statusCode, res.json().code], [400, 'AUTH_INVALID_EMAIL'], email)
+      }
+      // As an earlier release took it: the address as it was written is its canonical form.
+      const earlier = `"${local}"@example.com`
+      t.not(await app.users.create(earlier, await app.passwordHasher.hash(PASSWORD)), null)
+      const signIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: earlier, password: PASSWORD } })
+      t.equal(signIn.statusCode, 200, 'its owner signs in as before')
+      t.equal((await register({ email: `${local}@example.com`, password: PASSWORD })).statusCode, 201, 'and the plain address was never taken')
+    })
+
     t.test('400 for a password outside 12..128 characters; the bounds themselves are accepted', async (t) => {
       t.equal((await register({ email: uniqueEmail(), password: 'x'.repeat(11) })).statusCode, 400)
       t.equal((await register({ email: uniqueEmail(), password: 'x'.repeat(129) })).statusCode, 400)
@@ -89,4 +104,32 @@ t.test('a registration whose client hangs up while its password is hashed makes 
   const retry = await app.inject({ method: 'POST', url: '/auth/register', payload })
   t.equal(retry.statusCode, 201, 'the retry creates the account', { body: retry.body })
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload })).statusCode, 200, 'whose password signs in')
+})
+
+t.test('in Chromium, an address a form\'s <input type=email> takes makes an account, and one it refuses makes none, but for dotless and all-numeric domains', needsChromium(), async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const page = await (await (await launchBrowser(t)).newContext()).newPage()
+  await page.setContent('<input type="email">')
+  const base = uniqueEmail().split('@')[0] as string
+  // One local part per address (base + its index at X), so no two of them name one account.
+  const shapes = ['X@example.com', '"X"@example.com', 'X(note)@example.com', '<X@example.com>', 'X,b@example.com',
+    'X\\b@example.com', 'X.@example.com', '.X@example.com', 'X..b@example.com', "X!#$%&'*+/=?^_`{|}~-@example.com",
+    'X@[127.0.0.1]', 'X@-example.com', 'X@example-.com', 'X@exam_ple.com', 'X@a-b--c.example', `X@${'d'.repeat(64)}.com`,
+    'X@localhost', 'X@123.123.123.123', 'X@example.123']
+  const addresses = shapes.map((shape, i) => shape.replace('X', `${base}${i}`))
+  const inForm = await page.$eval('input', (input, list) => list.map((address) => {
+    const field = input as unknown as { value: string, checkValidity: () => boolean }
+    field.value = address
+    return field.checkValidity()
+  }), addresses)
+  const disagreements: string[] = []
+  for (const [i, email] of addresses.entries()) {
+    const res = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+    const expected = res.statusCode === 201 ? [201, undefined] : [400, 'AUTH_INVALID_EMAIL']
+    t.same([res.statusCode, res.json().code], expected, `${shapes[i]}: 201, or 400 AUTH_INVALID_EMAIL`)
+    if ((res.statusCode === 201) !== inForm[i]) disagreements.push(shapes[i] as string)
+  }
+  t.equal(inForm.filter(Boolean).length, 9, 'the form takes nine of them')
+  t.same(disagreements, ['X@localhost', 'X@123.123.123.123', 'X@example.123'],
+    'and the service takes the same, but for a domain with no dot, and one whose last label is all digits (an IP address without brackets)')
 })
