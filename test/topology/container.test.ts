@@ -20,7 +20,7 @@ import { startProcess, waitForListening, type ServerProcess } from '../helpers/s
 // What it catches: a devDependency imported at run time, a file the build leaves out of dist/ (the Lua
 // scripts, the autoloaded plugins and routes), an entry point that works under tsx only, a native module
 // or an API that this machine's Node serves and the image's does not, an image on a Node.js line past its
-// end of life.
+// end of life or on a Debian release past its security support.
 const execFileAsync = promisify(execFile)
 const ROOT = join(import.meta.dirname, '..', '..')
 
@@ -29,6 +29,14 @@ const ROOT = join(import.meta.dirname, '..', '..')
  * line past its date fails this test: it is time to move the Dockerfile to a newer line, and to add that line here.
  */
 const END_OF_LIFE: Record<string, string> = { 20: '2026-04-30', 22: '2027-04-30', 24: '2028-04-30' }
+
+/**
+ * When the Debian Security Team stops supporting each release the official Node.js images are built on: a year after
+ * the next release (https://www.debian.org/security/faq); the LTS team's best effort on a subset of packages follows.
+ * trixie's is its third anniversary, until its successor's release sets it. An image on a release past its date fails
+ * this test, as one on a Node.js line past its end of life does.
+ */
+const DEBIAN_SECURITY_SUPPORT: Record<string, string> = { bookworm: '2026-06-10', trixie: '2028-08-09' }
 
 /** The directory of the image's Node.js release (ImageNode.dir). */
 type NodeDir = string
@@ -142,6 +150,10 @@ t.test('the Dockerfile, its stages run as processes', { timeout: 300_000 }, asyn
   t.equal(images.length, 1, 'on one image, so the runtime loads the native module the deps stage installed for it')
   t.ok(major in END_OF_LIFE, `the image (${images.join(', ')}) is an official Node.js image of a known LTS line`)
   t.ok(new Date() < new Date(`${END_OF_LIFE[major]}T23:59:59Z`), `Node.js ${major} still gets security releases (until ${END_OF_LIFE[major]})`)
+  // A tag without a release (`node:24-slim`) is whichever the image's maintainers build on that day.
+  const debian = /^node:\d+-([a-z]+)(?:-slim)?$/.exec(images[0] as string)?.[1] ?? ''
+  t.ok(debian in DEBIAN_SECURITY_SUPPORT, `the image (${images.join(', ')}) names a Debian release this test knows`)
+  t.ok(new Date() < new Date(`${DEBIAN_SECURITY_SUPPORT[debian]}T23:59:59Z`), `Debian ${debian} still has the Security Team's support (until ${DEBIAN_SECURITY_SUPPORT[debian]})`)
 
   const { dir: imageNodeDir, version: nodeVersion } = await imageNode()
   t.match(nodeVersion, new RegExp(`^v${major}\\.`), `the stages run under Node.js ${major}, as in the image (${nodeVersion})`)
