@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { isIP } from 'node:net'
 import { readFileSync } from 'node:fs'
 import { envSchema } from 'env-schema'
@@ -255,6 +256,11 @@ function checkSecret (name: string, value: string | undefined, production: boole
   if (value === undefined || value === '') {
     if (production) throw new ConfigError(`${name} is required in production (at least ${MIN_SECRET_BYTES} bytes, shared by every instance)`)
     return null
+  }
+  // What the process environment held as bytes that are not UTF-8 (`"$(head -c 32 /dev/urandom)"`) Node reads as U+FFFD,
+  // each such byte's bits lost, all alike; U+FFFD itself no one types into a secret.
+  if (value.includes('\uFFFD')) {
+    throw new ConfigError(`${name} holds U+FFFD, what bytes that are not UTF-8 are read as (a binary secret?): give it as text, generated with: openssl rand -base64 48`)
   }
   if (Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
     throw new ConfigError(`${name} must be at least ${MIN_SECRET_BYTES} bytes`)
@@ -767,12 +773,17 @@ function parseOrigins (value: string, production: boolean): string[] {
  * decoding keeps: a JWK Set after one was refused as "not valid JSON", and a URL as no redis:// URL.
  */
 function readSecretFile (name: string, path: string): { value: string, byteOrderMark: boolean } {
-  let text: string
+  let bytes: Buffer
   try {
-    text = readFileSync(path, 'utf8')
+    bytes = readFileSync(path)
   } catch (err) {
     throw new ConfigError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
   }
+  // Decoded as it is, a byte that is not UTF-8 would be U+FFFD: a binary key, each such byte's bits lost, all alike.
+  if (!isUtf8(bytes)) {
+    throw new ConfigError(`${name}: ${path} is not UTF-8 text (a binary key?); it holds text: for a secret, generate one with: openssl rand -base64 48`)
+  }
+  const text = bytes.toString('utf8')
   const byteOrderMark = text.startsWith('\uFEFF')
   const value = text.slice(byteOrderMark ? 1 : 0).replace(/(\r?\n)+$/, '')
   if (value === '') throw new ConfigError(`${name}: ${path} is empty`)

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { createPrivateKey } from 'node:crypto'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -105,10 +106,22 @@ t.test('REFRESH_TOKEN_ACCEPTED_SECRETS: the other secrets of a rotation, each ch
   }
 })
 
+t.test('a secret the environment held as bytes that are not UTF-8 is refused, not taken as U+FFFD', async (t) => {
+  // As Node reads such a variable: each byte that is not UTF-8 becomes U+FFFD, one like the other.
+  const read = JSON.parse(execFileSync('bash', ['-c', 'X=$\'a-secret-of-more-than-32-bytes-\\x9f\\xc4\\xe2\' node -p "JSON.stringify(process.env.X)"'], { encoding: 'utf8' })) as string
+  t.equal(read, 'a-secret-of-more-than-32-bytes-\uFFFD\uFFFD\uFFFD', 'Node reads the three bytes as three U+FFFD')
+  for (const name of ['JWT_SECRET', 'REFRESH_TOKEN_SECRET'] as const) {
+    t.throws(() => loadConfig({ [name]: read }), { name: 'ConfigError', message: `${name} holds U+FFFD, what bytes that are not UTF-8 are read as (a binary secret?): give it as text, generated with: openssl rand -base64 48` }, name)
+  }
+  t.throws(() => loadConfig({ REFRESH_TOKEN_SECRET: secret('r'), REFRESH_TOKEN_ACCEPTED_SECRETS: `${secret('a')},${read}` }),
+    { message: /^REFRESH_TOKEN_ACCEPTED_SECRETS \(secret 2 of 2\) holds U\+FFFD/ }, 'and an accepted secret, by its position')
+  t.equal(loadConfig({ REFRESH_TOKEN_SECRET: `${secret('r')}ä€😀` }).refresh.secret, `${secret('r')}ä€😀`, 'characters beyond ASCII, as UTF-8, are taken')
+})
+
 t.test('every secret may be read from a file, as orchestrators mount them: <NAME>_FILE', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'secrets-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const file = (name: string, text: string): string => {
+  const file = (name: string, text: string | Buffer): string => {
     const path = join(dir, name)
     writeFileSync(path, text, { mode: 0o600 })
     return path
@@ -172,7 +185,11 @@ t.test('every secret may be read from a file, as orchestrators mount them: <NAME
     [{ JWT_SECRET_FILE: dir }, /^JWT_SECRET_FILE: cannot read .* \(EISDIR\)$/],
     [{ REFRESH_TOKEN_SECRET_FILE: file('empty', '\n') }, /^REFRESH_TOKEN_SECRET_FILE: .*empty is empty$/],
     [{ REFRESH_TOKEN_SECRET_FILE: file('short', 'short\n') }, /^REFRESH_TOKEN_SECRET must be at least 32 bytes$/],
-    [{ REDIS_URL_FILE: file('not-a-url', 'http://redis\n') }, /REDIS_URL/]
+    [{ REDIS_URL_FILE: file('not-a-url', 'http://redis\n') }, /REDIS_URL/],
+    // 32 bytes as `head -c 32 /dev/urandom` writes them: read as UTF-8, 16 of the 30 characters would be U+FFFD, all alike.
+    [{ REFRESH_TOKEN_SECRET_FILE: file('binary', Buffer.from('9f3a81c4e2d07b55aa10f8c6ee2b4d9077e1a3c50b98fd2e61c47a8805d3be19', 'hex')) },
+      /^REFRESH_TOKEN_SECRET_FILE: .*binary is not UTF-8 text \(a binary key\?\); it holds text: for a secret, generate one with: openssl rand -base64 48$/],
+    [{ REDIS_URL_FILE: file('latin-1', Buffer.from('redis://:p\xe4ss@127.0.0.1:6379\n', 'latin1')) }, /^REDIS_URL_FILE: .*latin-1 is not UTF-8 text/]
   ]
   // Root reads any file: the mode only refuses others.
   if (process.getuid?.() !== 0) refused.push([{ JWT_SECRET_FILE: unreadable }, /^JWT_SECRET_FILE: cannot read .* \(EACCES\)$/])
