@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type Config } from './config.js'
 import { normalizeEmail } from './email.js'
 import { StoreUnavailableError } from './errors.js'
 import { sessionView } from './family-store.js'
+import { firstLine } from './first-line.js'
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './http-schemas.js'
 
 /**
@@ -149,9 +150,10 @@ async function newPassword (stdin: NodeJS.ReadStream): Promise<string> {
   if (stdin.isTTY) {
     throw new Refusal('set-password reads the new password from standard input, and will not have it echoed on a terminal: pipe it in, e.g. read -rs PW && printf \'%s\\n\' "$PW" | …')
   }
-  let text = ''
-  for await (const chunk of stdin) text += String(chunk)
-  const password = text.split(/\r?\n/, 1)[0] ?? ''
+  const password = await firstLine(stdin)
+  if (password === null) {
+    throw new Refusal('standard input\'s first line is not UTF-8 (a terminal in another encoding, such as Latin-1?): its bytes would be set as another password than the one typed')
+  }
   const length = [...password].length
   if (length < MIN_PASSWORD_LENGTH || length > MAX_PASSWORD_LENGTH) {
     throw new Refusal(`the password must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters; standard input's first line has ${length}`)

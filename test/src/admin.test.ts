@@ -13,7 +13,7 @@ const ROOT = join(import.meta.dirname, '..', '..')
 interface Ran { code: number | null, stdout: string, stderr: string }
 
 /** `npm run admin -- <args>` as its own process, with exactly this environment, `input` on its standard input. */
-async function admin (env: Record<string, string | undefined>, args: string[], input = ''): Promise<Ran> {
+async function admin (env: Record<string, string | undefined>, args: string[], input: string | Buffer = ''): Promise<Ran> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv })
   let [stdout, stderr] = ['', '']
   child.stdout.on('data', (d) => { stdout += String(d) })
@@ -153,6 +153,23 @@ t.test('a password that is refused changes nothing: not the password, not the se
     cookie = nextRefreshCookie(a, rotated)
   }
   t.equal((await signIn(a, email, PASSWORD)).statusCode, 200, 'and the password is the one it was')
+})
+
+t.test('set-password takes standard input\'s bytes as UTF-8, and refuses a line that is not', async (t) => {
+  const { a, env } = await deployment(t)
+  const email = uniqueEmail()
+  const session = await registerAndLogin(a, email)
+  // From a terminal in Latin-1: "ä" one byte, which read as UTF-8 would be U+FFFD, and any other such byte with it.
+  const latin1 = await admin(env, ['set-password', email], Buffer.from('bättery staple horse\n', 'latin1'))
+  t.same([latin1.code, latin1.stdout], [1, ''], 'refused')
+  t.equal(latin1.stderr, 'admin: standard input\'s first line is not UTF-8 (a terminal in another encoding, such as Latin-1?): its bytes would be set as another password than the one typed\n')
+  t.equal((await refresh(a, session.cookie)).statusCode, 200, 'nothing was done: the session lives on')
+  for (const guess of ['b\ufffdttery staple horse', 'böttery staple horse']) t.equal((await signIn(a, email, guess)).statusCode, 401, `${guess} does not sign in`)
+
+  const chosen = 'bättery staple hörse'
+  const ran = await admin(env, ['set-password', email], Buffer.from(`${chosen}\n`, 'utf8'))
+  t.equal(ran.code, 0, ran.stderr)
+  t.equal((await signIn(a, email, chosen)).statusCode, 200, 'the same password in UTF-8 is set, and signs in from the API')
 })
 
 t.test('what it cannot do it says in one line on standard error, exiting 1, having done nothing', async (t) => {
