@@ -4,6 +4,7 @@ import { buildApp, capturedLogs, PASSWORD, refresh, registerAndLogin, uniqueEmai
 import { within } from '../helpers/poll.js'
 import { PrivateCluster, PrivateRedis, PrivateSentinel } from '../helpers/redis-server.js'
 import { tcpLink } from '../helpers/tcp-link.js'
+import { matchList } from '../helpers/match-list.js'
 
 /** The lines that name an eviction policy, and those whose message matches a pattern. */
 function logCollector () {
@@ -29,7 +30,7 @@ t.test('a Redis that evicts keys when full is named at connection, as an error, 
   const logs = logCollector()
   const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: redis.url }, logStream: logs.stream })
   await within(2000, async () => logs.evictionErrors().length > 0, 'the eviction policy logged')
-  t.match(logs.evictionErrors(), [{ level: 50, maxmemoryPolicy: 'allkeys-lru', msg: /maxmemory-policy is allkeys-lru: .* set maxmemory-policy noeviction/ }])
+  matchList(t, logs.evictionErrors(), [{ level: 50, maxmemoryPolicy: 'allkeys-lru', msg: /maxmemory-policy is allkeys-lru: .* set maxmemory-policy noeviction/ }])
 
   // Reconnections (an outage, a failover) check again, and say only what they have not said.
   const asked = await infoCalls(redis)
@@ -60,7 +61,7 @@ t.test('a Redis that keeps no append-only file is named at connection, as a warn
   const noFile = () => logs.saying(/^redis keeps no append-only file/)
   const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: redis.url }, logStream: logs.stream })
   await within(2000, async () => noFile().length > 0, 'the missing file logged')
-  t.match(noFile(), [{ level: 40, msg: /loses what was written since its last snapshot, .* accounts and password changes as well as sessions; set appendonly yes/ }], 'as a warning, saying what is lost and what to set')
+  matchList(t, noFile(), [{ level: 40, msg: /loses what was written since its last snapshot, .* accounts and password changes as well as sessions; set appendonly yes/ }], 'as a warning, saying what is lost and what to set')
 
   /** Closes the service's connection, and waits until the new one has been asked all it is asked. */
   const reconnected = async (what: string) => {
@@ -111,7 +112,7 @@ t.test('a database the server does not have: nothing runs in database 0; the sto
   t.ok(await connections() > before, 'it keeps trying')
   const refusals = logs.saying(/redis refused to select/)
   t.equal(refusals.length, 1, 'said once, however many connections it refused')
-  t.match(refusals, [
+  matchList(t, refusals, [
     { level: 50, err: { message: 'ERR DB index is out of range' }, msg: 'redis refused to select database 5, the one REDIS_URL names: no command is sent until it does, and store-backed routes answer 503' }
   ], 'as an error, with the database')
   t.equal(logs.saying(/revocation resync failed/).length, 0,
@@ -137,7 +138,7 @@ t.test('REDIS_URL at a replica: not ready, and the log says why once; ready once
   await within(5000, async () => await infoCalls(replica) >= checked + 5, 'a new connection, read as a new one is')
   await sleep(200)
   t.equal(replicaLines().length, 1, 'said once, however many connections find it')
-  t.match(replicaLines(), [{ level: 50, msg: /^the Redis server is a replica: it refuses writes .*: the instance is not ready, and its store routes answer 503, until the server it connects to can serve it$/ }],
+  matchList(t, replicaLines(), [{ level: 50, msg: /^the Redis server is a replica: it refuses writes .*: the instance is not ready, and its store routes answer 503, until the server it connects to can serve it$/ }],
     'as an error')
 
   await replica.command('REPLICAOF', 'NO', 'ONE')
@@ -155,7 +156,7 @@ t.test('REDIS_URL at a node of a Redis Cluster, without REDIS_CLUSTER_NODES: not
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'still not ready')
   const said = logs.saying(/Redis Cluster/)
   t.equal(said.length, 1, 'once')
-  t.match(said, [{ level: 50, msg: /^the Redis server is a node of a Redis Cluster, which refuses the keys of other nodes' slots: set REDIS_CLUSTER_NODES: the instance is not ready/ }], 'as an error, saying what to set')
+  matchList(t, said, [{ level: 50, msg: /^the Redis server is a node of a Redis Cluster, which refuses the keys of other nodes' slots: set REDIS_CLUSTER_NODES: the instance is not ready/ }], 'as an error, saying what to set')
 })
 
 t.test('a user the ACL refuses INFO: PING says the server serves, as before its role was read', async (t) => {
@@ -188,7 +189,7 @@ t.test('a connection reset once the service has served is an outage: logged with
   await app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD } })
   t.ok(cut(), 'the connection was reset')
   await within(3000, async () => logs.saying(/^redis connection error$/).length > 0, 'the reset logged')
-  t.match(logs.saying(/^redis connection error$/), [{ err: { code: 'ECONNRESET' } }], 'as ECONNRESET')
+  matchList(t, logs.saying(/^redis connection error$/), [{ err: { code: 'ECONNRESET' } }], 'as ECONNRESET')
   t.equal(logs.saying(/^redis connection error$/).filter((l) => 'hint' in l).length, 0, 'without the hint')
   await within(3000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready again')
 })
@@ -204,7 +205,7 @@ t.test('credentials the server refuses: not ready, 503, the log says which setti
   await sleep(2500)
   const said = logs.saying(/^redis refused the credentials/)
   t.equal(said.length, 1, 'said once')
-  t.match(said, [{
+  matchList(t, said, [{
     level: 50,
     err: { message: /^WRONGPASS/ },
     msg: /^redis refused the credentials: the server refused the user name and password in REDIS_URL: .* store-backed routes answer 503$/
@@ -224,7 +225,7 @@ t.test('no password where the server requires one: the log says REDIS_URL gives 
   const app = await buildApp(t, { env: { LOG_LEVEL: 'info', REDIS_URL: `redis://127.0.0.1:${redis.port}` }, logStream: logs.stream })
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
   await within(3000, async () => logs.saying(/^redis refused the credentials/).length > 0, 'the refusal logged')
-  t.match(logs.saying(/^redis refused the credentials/), [{ level: 50, err: { message: /^NOAUTH/ }, msg: /the server requires a password, and REDIS_URL gives none/ }], 'as an error that says REDIS_URL gives none')
+  matchList(t, logs.saying(/^redis refused the credentials/), [{ level: 50, err: { message: /^NOAUTH/ }, msg: /the server requires a password, and REDIS_URL gives none/ }], 'as an error that says REDIS_URL gives none')
 })
 
 t.test('Sentinels that refuse the service\'s credentials: the log names REDIS_SENTINEL_PASSWORD, not REDIS_URL', async (t) => {
@@ -242,7 +243,7 @@ t.test('Sentinels that refuse the service\'s credentials: the log names REDIS_SE
     await sleep(1500)
     const said = logs.saying(/^redis refused the credentials/)
     t.equal(said.length, 1, `${name}: said once, though the client asked the Sentinels again meanwhile`)
-    t.match(said, [{ level: 50, msg: says }], `${name}: naming the Sentinels' settings`)
+    matchList(t, said, [{ level: 50, msg: says }], `${name}: naming the Sentinels' settings`)
   }
   const app = await buildApp(t, { env: { ...env, REDIS_SENTINEL_PASSWORD: sentinel.password } })
   await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'and with the right one, ready')
@@ -256,7 +257,7 @@ t.test('a Redis Cluster that refuses the password: the log names REDIS_URL, once
   await sleep(2500)
   const said = logs.saying(/^redis refused the credentials/)
   t.equal(said.length, 1, 'said once, though every node refused it, again and again')
-  t.match(said, [{ level: 50, msg: /the server refused the user name and password in REDIS_URL/ }], 'naming REDIS_URL')
+  matchList(t, said, [{ level: 50, msg: /the server refused the user name and password in REDIS_URL/ }], 'naming REDIS_URL')
 })
 
 t.test('a master name the Sentinels do not know: the log names REDIS_SENTINEL_MASTER, once, not "All sentinels are unreachable"', async (t) => {
@@ -269,7 +270,7 @@ t.test('a master name the Sentinels do not know: the log names REDIS_SENTINEL_MA
   await sleep(1500)
   const said = logs.saying(/^the Sentinels know no master/)
   t.equal(said.length, 1, 'said once, though the client asked the Sentinels again meanwhile')
-  t.match(said, [{ level: 50, msg: 'the Sentinels know no master named mymaster: set REDIS_SENTINEL_MASTER to the name their configuration gives it (sentinel monitor <name> …); store-backed routes answer 503 until they know it' }], 'as an error naming the setting and the name')
+  matchList(t, said, [{ level: 50, msg: 'the Sentinels know no master named mymaster: set REDIS_SENTINEL_MASTER to the name their configuration gives it (sentinel monitor <name> …); store-backed routes answer 503 until they know it' }], 'as an error naming the setting and the name')
   t.same(logs.saying(/^redis connection error$/), [], 'and not as a connection error')
   const named = await buildApp(t, { env: { ...env, REDIS_SENTINEL_MASTER: sentinel.masterName } })
   await within(5000, async () => (await named.inject({ url: '/health/ready' })).statusCode === 200, `ready under the name the Sentinels give it (${sentinel.masterName})`)

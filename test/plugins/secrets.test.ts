@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import { devSecretDigest } from '../../src/dev-secrets.js'
 import { buildApp, capturedLogs, connectedRedis, refresh, registerAndLogin, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
+import { matchList } from '../helpers/match-list.js'
 
 /** Outside production with Redis and no key material configured: what a developer running instances locally has. */
 function devEnv (file: string, extra: Record<string, string> = {}) {
@@ -105,7 +106,7 @@ t.test('with Redis refusing the check (a user without DEL), the instance starts 
   const app = await buildApp(t, { env: devEnv(join(t.testdir(), 'dev-secrets.json'), { REDIS_URL: `redis://no-del:no-del-password@127.0.0.1:${redis.port}`, LOG_LEVEL: 'warn' }), logStream: logs.stream })
   const unchecked = logs.lines().filter((line) => /unchecked/.test(line.msg))
   t.equal(unchecked.length, 2, 'a warning for each generated secret')
-  t.match(unchecked, [{ msg: /^JWT_KEYS is not set: .*, unchecked against the other instances' \(Redis refused the check\)$/, err: { message: /NOPERM/ } }, { msg: /^REFRESH_TOKEN_SECRET is not set: .*\(Redis refused the check\)$/ }], 'with Redis\'s refusal')
+  matchList(t, unchecked, [{ msg: /^JWT_KEYS is not set: .*, unchecked against the other instances' \(Redis refused the check\)$/, err: { message: /NOPERM/ } }, { msg: /^REFRESH_TOKEN_SECRET is not set: .*\(Redis refused the check\)$/ }], 'with Redis\'s refusal')
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'and it is ready')
 })
 
@@ -120,7 +121,7 @@ t.test('with Redis down at start the instance starts on the file\'s material, sa
   const unchecked = logs.lines().filter((line) => /unchecked/.test(line.msg)).map((line) => line.msg)
   t.equal(unchecked.length, 2, 'a warning for each generated secret')
   t.notOk(logs.lines().some((line) => /unchecked/.test(line.msg) && 'err' in line), 'without the client\'s refusal to send, which says nothing more')
-  t.match(unchecked, [/^JWT_KEYS is not set: .* kept in .*dev-secrets\.json, unchecked against the other instances' \(Redis not ready\)$/, /^REFRESH_TOKEN_SECRET is not set: /])
+  matchList(t, unchecked, [/^JWT_KEYS is not set: .* kept in .*dev-secrets\.json, unchecked against the other instances' \(Redis not ready\)$/, /^REFRESH_TOKEN_SECRET is not set: /])
   t.equal((await down.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, 'access tokens the others signed verify')
   t.equal((await down.inject({ url: '/health/ready' })).statusCode, 503, 'and it is not ready until its store is')
 })

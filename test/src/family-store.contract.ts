@@ -487,7 +487,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     await sleep(5)
     const newest = await newFamily(store, userId)
     await newFamily(store, userId)
-    t.match((await newFamily(store, userId)).created.evictedFamilyIds, [evicted.first.familyId], 'the least recently used is evicted')
+    t.same((await newFamily(store, userId)).created.evictedFamilyIds, [evicted.first.familyId], 'the least recently used is evicted')
     t.same((await store.recentlyEnded(userId)).sort(), [revoked.first.familyId, reused.first.familyId, evicted.first.familyId].sort(),
       'revoked, reused and evicted')
     await store.revoke(userId, revoked.first.familyId)

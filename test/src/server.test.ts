@@ -8,6 +8,7 @@ import { freePort } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
 import { within } from '../helpers/poll.js'
 import { answersOn, rawRequest } from '../helpers/raw-http.js'
+import { matchList } from '../helpers/match-list.js'
 
 function post (port: number, path: string, body: object, agent?: Agent): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
@@ -128,7 +129,7 @@ t.test('a start a plugin refuses (development key material other than the instan
   const lines = server.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { level: number, msg: string })
   const fatal = lines.filter((line) => line.level === 60)
   t.equal(fatal.length, 1, 'one log line')
-  t.match(fatal, [{ msg: /^refusing to start: JWT_KEYS is not set, and the one generated in .* is not the one the other instances on this Redis/ }], 'saying why')
+  matchList(t, fatal, [{ msg: /^refusing to start: JWT_KEYS is not set, and the one generated in .* is not the one the other instances on this Redis/ }], 'saying why')
   t.notMatch(server.output(), /^\s+at /m, 'no uncaught exception\'s stack outside the log line')
   t.notMatch(server.output(), /Server listening/)
 })

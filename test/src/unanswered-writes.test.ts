@@ -9,6 +9,7 @@ import { MemoryFamilyStore } from '../../src/memory-family-store.js'
 import { RevocationList } from '../../src/revocation-list.js'
 import { newUserId } from '../../src/user-directory.js'
 import { wallClockOff } from '../helpers/wall-clock.js'
+import { matchList } from '../helpers/match-list.js'
 
 const policy = { idleTtlSeconds: 600, absoluteTtlSeconds: 3600, reuseGraceSeconds: 10, maxFamiliesPerUser: 10, refreshLimit: { max: 60, windowSeconds: 60 }, rememberEndedMs: 605_000 }
 const RETRY_MS = 25
@@ -134,7 +135,7 @@ t.test('a store that cannot take the revoke now is asked again until it does', a
   store.out = false
   t.ok(await until(() => writes.size === 0), 'back: taken')
   t.notOk(await store.isLive(f.userId, f.familyId), 'the family is gone')
-  t.match(log.lines.filter((l) => l.level === 'info'), [{ obj: { count: 1 }, msg: 'settled store writes that were not answered' }], 'and the logs say so')
+  matchList(t, log.lines.filter((l) => l.level === 'info'), [{ obj: { count: 1 }, msg: 'settled store writes that were not answered' }], 'and the logs say so')
   await askedNothingMore(t, store, 'nothing is asked once nothing is pending')
 })
 
@@ -147,7 +148,7 @@ t.test('past its bound the oldest follow-up is dropped, with one warning', async
   t.equal(writes.size, 2, 'two remembered')
   const warnings = log.lines.filter((l) => l.level === 'warn')
   t.equal(warnings.length, 1, 'the third made room by letting the first go, the fourth the second: one warning')
-  t.match(warnings, [{ obj: { max: 2 } }], 'naming the bound')
+  matchList(t, warnings, [{ obj: { max: 2 } }], 'naming the bound')
   for (const f of families) await store.create(f)
   store.out = false
   t.ok(await until(() => writes.size === 0), 'back: the two remembered are ended')
@@ -183,7 +184,7 @@ t.test('on close with the store out, what is left is logged', async (t) => {
   const f = family()
   await writes.endFamily(f.userId, f.familyId, true)
   await writes.close()
-  t.match(log.lines.filter((l) => l.level === 'warn'), [{ obj: { count: 1 }, msg: 'store writes that were not answered left unsettled at shutdown' }], 'what is left is logged')
+  matchList(t, log.lines.filter((l) => l.level === 'warn'), [{ obj: { count: 1 }, msg: 'store writes that were not answered left unsettled at shutdown' }], 'what is left is logged')
   await askedNothingMore(t, store, 'and nothing is retried after close')
 })
 
@@ -252,5 +253,5 @@ t.test('a shutdown with thousands pending and the store stalled takes about a se
   const ms = performance.now() - started
   t.ok(ms < 4000, `closed in ${ms.toFixed(0)} ms: 20 batches of 400 ms would take 8 s`)
   t.ok(writes.size > 0 && writes.size < families.length, `the budget's batches were ended (${families.length - writes.size}), the rest (${writes.size}) left`)
-  t.match(log.lines.filter((l) => l.level === 'warn'), [{ obj: { count: writes.size } }], 'and counted in the warning')
+  matchList(t, log.lines.filter((l) => l.level === 'warn'), [{ obj: { count: writes.size } }], 'and counted in the warning')
 })

@@ -8,6 +8,7 @@ import { CAUGHT_REPLAY, deleteKeys, PASSWORD, replayCodes, SHARED_REDIS_URL, tes
 import { within } from '../helpers/poll.js'
 import { freePort } from '../helpers/redis-server.js'
 import { startServer, waitForListening } from '../helpers/server-process.js'
+import { matchList } from '../helpers/match-list.js'
 
 // A rolling deploy: until the last container is replaced, instances of the release being replaced and of this one
 // serve the same users from one Redis, and the load balancer sends each request to either. Whatever one writes —
@@ -98,8 +99,7 @@ t.test('a rolling deploy: the deployed release and this one serve the same users
 
       const listed = await call(first, '/auth/sessions', { bearer: r3.body.accessToken })
       t.equal(listed.status, 200, 'the sessions are listed')
-      t.match(listed.body.sessions, [{ current: true }], `the session is listed on ${first.name}, as the caller's own`)
-      t.equal(listed.body.sessions.length, 1, 'one session')
+      matchList(t, listed.body.sessions, [{ current: true }], `the session is listed on ${first.name}, as the caller's own`)
 
       const phone = await signIn(second, email)
       t.equal(phone.status, 200, `a second device signs in on ${second.name}`)
