@@ -14,6 +14,22 @@ declare module 'fastify' {
 const BEARER = /^bearer(?: |$)/i
 
 /**
+ * Whether a request's raw header lines (name, value, name, value…) hold Authorization more than once. Node keeps the
+ * first and drops the others, where a proxy in front, or a server behind one that asked this service (nginx's
+ * auth_request), may read another: the token verified here would not be the one acted on.
+ */
+function repeatsAuthorization (rawHeaders: string[]): boolean {
+  let seen = false
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    if (name.length !== 13 || name.toLowerCase() !== 'authorization') continue
+    if (seen) return true
+    seen = true
+  }
+  return false
+}
+
+/**
  * Answers from the token alone, with no store round trip, so protected routes keep
  * working while Redis is down. Every failure gives the same body (RFC 6750 §3.1).
  * A callback hook, not an async one: it runs on every protected request and needs no promise.
@@ -32,7 +48,8 @@ export default fp(async function authenticatePlugin (fastify) {
     // RFC 6750 §2.1: "Bearer" (any case), one or more spaces, the token.
     let start = 7
     while (header.charCodeAt(start) === 32) start++
-    const claims = accessTokens.verify(header.slice(start))
+    // Two tokens are refused as two refresh cookies are: which one a proxy acts on is not known here.
+    const claims = repeatsAuthorization(request.raw.rawHeaders) ? null : accessTokens.verify(header.slice(start))
     // Revoked sessions: an in-memory lookup, kept current over Redis pub/sub; after a cache hit too.
     if (claims === null || revocations.isRevoked(claims.sid)) {
       // A genuine token of an ended session: whose it is goes in the log (a copy kept past a logout is used). A

@@ -3,6 +3,7 @@ import { createServer } from 'node:http'
 import t from 'tap'
 import { buildApp, registerAndLogin } from '../helpers/app.js'
 import { keySetJson, privateJwk } from '../helpers/keys.js'
+import { rawRequest } from '../helpers/raw-http.js'
 import { respelled } from '../helpers/respelled.js'
 
 const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
@@ -190,3 +191,29 @@ for (const setup of setups()) {
     t.equal((await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })).statusCode, 200, 'after all of it, the genuine token still verifies')
   })
 }
+
+t.test('a request with two Authorization headers is refused, whichever holds the genuine token: Node reads the first, a proxy may read another', async (t) => {
+  const app = await buildApp(t)
+  const session = await registerAndLogin(app)
+  const other = await registerAndLogin(app)
+  const port = Number(new URL(await app.listen({ port: 0, host: '127.0.0.1' })).port)
+  const get = async (path: string, ...authorizations: string[]) => await rawRequest(port,
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${authorizations.map((a) => `${a}\r\n`).join('')}Connection: close\r\n\r\n`)
+  const genuine = `Authorization: Bearer ${session.accessToken}`
+  const cases: Record<string, string[]> = {
+    'the genuine token, then a forged one': [genuine, 'Authorization: Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.'],
+    'a forged one, then the genuine token': ['Authorization: Bearer forged', genuine],
+    'another account\'s token after it': [genuine, `authorization: Bearer ${other.accessToken}`],
+    'the same token twice, the name in two cases': [genuine, `AUTHORIZATION: Bearer ${session.accessToken}`]
+  }
+  for (const [name, authorizations] of Object.entries(cases)) {
+    for (const path of ['/me', '/auth/sessions']) {
+      const res = await get(path, ...authorizations)
+      t.equal(res.statusCode, 401, `${name}, on ${path}: 401`)
+      t.equal(res.headers['www-authenticate'], 'Bearer error="invalid_token"', `${name}, on ${path}: invalid_token`)
+      t.same(JSON.parse(res.body), INVALID, `${name}, on ${path}: the body of every refused token`)
+    }
+  }
+  const one = await get('/me', genuine)
+  t.same([one.statusCode, JSON.parse(one.body).email], [200, session.email], 'one Authorization header with the genuine token is served')
+})
