@@ -271,6 +271,25 @@ function checkSecret (name: string, value: string | undefined, production: boole
   return value
 }
 
+// C0 and C1 control characters and DEL.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+
+/**
+ * JWT_ISSUER or JWT_AUDIENCE as every token will carry it and every resource server compares it: whitespace at an
+ * end, or a control character (the \r of a file written on Windows), would make each token refused there. Not a
+ * secret: quoted. A value with ':' must be a URI (RFC 7519 §2, StringOrURI).
+ */
+function checkClaimValue (name: string, value: string): string {
+  if (value.trim() !== value || CONTROL.test(value)) {
+    throw new ConfigError(`${name} ${JSON.stringify(value)} begins or ends with whitespace, or holds a control character (the line ending of a file written on Windows?): every token would carry it, and a resource server that expects the value without it refuses them`)
+  }
+  if (value.includes(':') && (/\s/.test(value) || !URL.canParse(value))) {
+    throw new ConfigError(`${name} ${JSON.stringify(value)} holds ":" and is not a URI, which RFC 7519 asks of such a value (https://auth.example.com, or a name without ":")`)
+  }
+  return value
+}
+
 /** Every entry but the first is one more HMAC for each token that opens under none of them (a forged one). */
 const MAX_ACCEPTED_SECRETS = 4
 
@@ -547,6 +566,8 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     problems.push('JWT_SECRET and REFRESH_TOKEN_SECRET must differ: one key per purpose')
   }
   const acceptedSecrets = refreshSecret === undefined ? [] : attempt(() => parseAcceptedSecrets(env.REFRESH_TOKEN_ACCEPTED_SECRETS, refreshSecret, jwtSecret, production), [])
+  const issuer = attempt(() => checkClaimValue('JWT_ISSUER', env.JWT_ISSUER), env.JWT_ISSUER)
+  const audience = attempt(() => checkClaimValue('JWT_AUDIENCE', env.JWT_AUDIENCE), env.JWT_AUDIENCE)
   const redisUrl = attempt(() => parseRedisUrl(env.REDIS_URL), null)
   const sentinel = attempt(() => parseSentinels(env), null)
   const cluster = attempt(() => parseCluster(env, redisUrl), null)
@@ -631,6 +652,10 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (typeof jwtSecret === 'string' && isPem(jwtSecret)) {
     warnings.push('JWT_SECRET holds a PEM key, taken as an HS256 secret that every verifier must hold; for ES256 or EdDSA, give the key as a JWK Set in JWT_KEYS (README: Signing keys and rotation)')
   }
+  // A token carries one audience: a list written here is one audience that no resource server names.
+  if (audience.includes(',')) {
+    warnings.push(`JWT_AUDIENCE ${JSON.stringify(audience)} holds a comma, and is one audience, as every token carries it: a resource server that expects one of its parts refuses them`)
+  }
   if (env.REFRESH_IDLE_TTL > env.REFRESH_ABSOLUTE_TTL) {
     warnings.push(`REFRESH_IDLE_TTL (${env.REFRESH_IDLE_TTL} s) is longer than REFRESH_ABSOLUTE_TTL (${env.REFRESH_ABSOLUTE_TTL} s), which ends every session first: idleness never ends one`)
   }
@@ -663,8 +688,8 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       generateAlgorithm: env.JWT_ALGORITHM,
       clockToleranceSeconds: env.JWT_CLOCK_TOLERANCE,
       verifiedTokenCacheSize: env.ACCESS_TOKEN_CACHE_SIZE,
-      issuer: env.JWT_ISSUER,
-      audience: env.JWT_AUDIENCE,
+      issuer,
+      audience,
       accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL,
       revocation: env.ACCESS_TOKEN_REVOCATION
     },

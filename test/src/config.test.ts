@@ -106,6 +106,30 @@ t.test('REFRESH_TOKEN_ACCEPTED_SECRETS: the other secrets of a rotation, each ch
   }
 })
 
+t.test('JWT_ISSUER and JWT_AUDIENCE are taken as every token carries them: no whitespace at an end, no control character, a URI when they hold ":"', async (t) => {
+  for (const value of ['auth-service', 'https://auth.example.com', 'urn:example:auth', 'the auth service']) {
+    const config = loadConfig({ JWT_ISSUER: value, JWT_AUDIENCE: value })
+    t.same([config.jwt.issuer, config.jwt.audience, config.warnings], [value, value, []], `${value}: taken`)
+  }
+  const badEnd = (name: string, value: string) => `${name} ${JSON.stringify(value)} begins or ends with whitespace, or holds a control character (the line ending of a file written on Windows?): every token would carry it, and a resource server that expects the value without it refuses them`
+  const notUri = (name: string, value: string) => `${name} ${JSON.stringify(value)} holds ":" and is not a URI, which RFC 7519 asks of such a value (https://auth.example.com, or a name without ":")`
+  const refused: Array<[string, string, string]> = [
+    ['JWT_ISSUER', 'https://auth.example.com\r', badEnd('JWT_ISSUER', 'https://auth.example.com\r')],
+    ['JWT_AUDIENCE', ' my-api', badEnd('JWT_AUDIENCE', ' my-api')],
+    ['JWT_AUDIENCE', 'my\u0000api', badEnd('JWT_AUDIENCE', 'my\u0000api')],
+    ['JWT_ISSUER', 'auth service:1', notUri('JWT_ISSUER', 'auth service:1')],
+    ['JWT_AUDIENCE', '1:api', notUri('JWT_AUDIENCE', '1:api')],
+    // A URL parser takes it, encoding the space; a token would carry it unencoded.
+    ['JWT_AUDIENCE', 'https://api.example.com/my api', notUri('JWT_AUDIENCE', 'https://api.example.com/my api')]
+  ]
+  for (const [name, value, message] of refused) {
+    t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message }, `${name}=${JSON.stringify(value)}`)
+  }
+  const listed = loadConfig({ JWT_AUDIENCE: 'api-one,api-two' })
+  t.equal(listed.jwt.audience, 'api-one,api-two', 'an audience with a comma is one audience')
+  t.same(listed.warnings, ['JWT_AUDIENCE "api-one,api-two" holds a comma, and is one audience, as every token carries it: a resource server that expects one of its parts refuses them'], 'and the start says so')
+})
+
 t.test('a secret the environment held as bytes that are not UTF-8 is refused, not taken as U+FFFD', async (t) => {
   // As Node reads such a variable: each byte that is not UTF-8 becomes U+FFFD, one like the other.
   const read = JSON.parse(execFileSync('bash', ['-c', 'X=$\'a-secret-of-more-than-32-bytes-\\x9f\\xc4\\xe2\' node -p "JSON.stringify(process.env.X)"'], { encoding: 'utf8' })) as string
