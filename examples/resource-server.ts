@@ -29,8 +29,11 @@ export function buildResourceServer (options: ResourceServerOptions): FastifyIns
   app.addHook('onRequest', async (request, reply) => {
     // RFC 6750 §2.1: the scheme in any case, one or more spaces, the token.
     const token = /^bearer +(\S+)$/i.exec(request.headers.authorization ?? '')?.[1]
+    // Node keeps the first of several Authorization headers; a proxy in front may act on another.
+    const authorizations = request.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'authorization')
     try {
       if (token === undefined) throw new Error('no bearer token')
+      if (authorizations.length > 1) throw new Error('two Authorization headers')
       if (!isCanonical(token)) throw new Error('a respelled token')
       const { payload } = await jwtVerify(token, jwks, {
         issuer: options.issuer ?? 'auth-service',

@@ -3,6 +3,7 @@ import t from 'tap'
 import { buildResourceServer } from '../../examples/resource-server.js'
 import { buildApp, refresh, registerAndLogin } from '../helpers/app.js'
 import { keySetJson, privateJwk } from '../helpers/keys.js'
+import { rawRequest } from '../helpers/raw-http.js'
 import { respelled } from '../helpers/respelled.js'
 
 for (const alg of ['ES256', 'EdDSA'] as const) {
@@ -28,6 +29,14 @@ for (const alg of ['ES256', 'EdDSA'] as const) {
       'and the token with it is refused: accepted only as issued')
     t.equal((await api.inject({ url: '/orders' })).statusCode, 401, 'no token: refused')
     t.equal((await api.inject({ url: '/orders', headers: { authorization: `Bearer ${session.refreshToken}` } })).statusCode, 401, 'a refresh token: refused')
+
+    // Over a socket, as Node's parser reads a request: it keeps the first Authorization, where a proxy may read another.
+    const port = Number(new URL(await api.listen({ port: 0, host: '127.0.0.1' })).port)
+    const orders = async (...authorizations: string[]) => (await rawRequest(port,
+      `GET /orders HTTP/1.1\r\nHost: 127.0.0.1\r\n${authorizations.map((a) => `Authorization: ${a}\r\n`).join('')}Connection: close\r\n\r\n`)).statusCode
+    t.equal(await orders(`Bearer ${session.accessToken}`), 200, 'one Authorization header: served')
+    t.equal(await orders(`Bearer ${session.accessToken}`, `Bearer ${tampered}`), 401, 'the genuine token, then a tampered one: refused')
+    t.equal(await orders(`Bearer ${session.accessToken}`, `Bearer ${session.accessToken}`), 401, 'the same token twice: refused')
   })
 }
 
