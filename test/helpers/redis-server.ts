@@ -371,6 +371,9 @@ export class PrivateCluster {
           // A replica fails over however long since it last heard from its master: with the default factor the
           // replica of a master that had taken no writes since the cluster was made did not fail over within 15 s.
           '--cluster-node-timeout', '1000', '--cluster-replica-validity-factor', '0', '--masterauth', password,
+          // A replica's first sync at once, as replicatedUnderSentinel's: a diskless sync otherwise waits 5 s for more
+          // replicas to join it, and a test that waits 5 s for a replica to catch up raced that wait.
+          '--repl-diskless-sync-delay', '0',
           // The plain port stays open for the test's own commands; TLS clients are told the TLS ports, by name.
           ...(tls === undefined
             ? []
