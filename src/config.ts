@@ -211,14 +211,30 @@ function canonicalValue (name: string, value: string): string {
   return choices?.find((choice) => choice.toLowerCase() === value.toLowerCase()) ?? value
 }
 
+/**
+ * Why an integer variable's value is refused before Ajv reads it, or null. Ajv coerces a string to a number as
+ * JavaScript's `==` does: a blank " " reads as 0 (PORT: any free port; REFRESH_REUSE_GRACE: no grace at all;
+ * ARGON2_MAX_QUEUE: every sign-in past the running ones refused), "0x10" as 16, "6e2" as 600, " 60 " as 60. An integer
+ * is taken as decimal digits only, as booleans and choices are taken without spaces; a minus sign is left to the
+ * schema's minimum, which says what the variable takes.
+ */
+function integerProblem (name: string, value: string): string | null {
+  if (PROPERTIES[name]?.type !== 'integer' || /^-?[0-9]+$/.test(value)) return null
+  if (value.trim() === '') return `${name} is blank: give it in decimal digits, or leave it empty for its default`
+  return `${name} must be an integer in decimal digits${/\s/.test(value) ? ', without spaces' : ''}`
+}
+
 /** The variable an Ajv error is about: its instancePath is `/NAME`. */
 function variableOf (error: SchemaError): string {
   return error.instancePath.slice(1)
 }
 
-/** The schema's refusals, one per variable, saying what it takes where Ajv says "must be equal to constant" per choice. */
-function schemaProblems (errors: SchemaError[]): string[] {
-  const problems = new Map<string, string>()
+/**
+ * The schema's refusals, one per variable in the schema's order, saying what it takes where Ajv says "must be equal to
+ * constant" per choice; `before` holds those refused before Ajv read them.
+ */
+function schemaProblems (errors: SchemaError[], before: ReadonlyMap<string, string>): string[] {
+  const problems = new Map(before)
   for (const error of errors) {
     const { keyword, message } = error
     const name = variableOf(error)
@@ -232,8 +248,12 @@ function schemaProblems (errors: SchemaError[]): string[] {
         : keyword === 'pattern' && property?.description !== undefined ? `must be ${property.description}` : message ?? 'is invalid'
     problems.set(name, `${name} ${must}`)
   }
-  return [...problems.values()]
+  // An error about no one variable (instancePath "") goes last.
+  const order = (name: string): number => name in PROPERTIES ? SCHEMA_ORDER.indexOf(name) : SCHEMA_ORDER.length
+  return [...problems].sort(([a], [b]) => order(a) - order(b)).map(([, problem]) => problem)
 }
+
+const SCHEMA_ORDER = Object.keys(PROPERTIES)
 
 /** What of an Ajv error the messages use. */
 interface SchemaError { instancePath: string, keyword: string, message?: string }
@@ -448,6 +468,19 @@ function listOf<T> (name: string, noun: string, value: string, parse: (value: st
 export const HASHES_QUEUED_PER_SLOT = 64
 
 /**
+ * The threads of libuv's pool, from UV_THREADPOOL_SIZE read as libuv reads it (C's `atoi`, src/threadpool.c): the
+ * number at its start, after any spaces; 0 when there is none, which libuv runs as 1 thread; at most 1024, which a
+ * negative number wraps past. `Number()` read an env file's `UV_THREADPOOL_SIZE=` as 4 threads and "1e2" as 100,
+ * where libuv runs 1 (counted in test/src/config.test.ts), and hashing was then given every thread.
+ */
+export function threadpoolSize (value: string | undefined): number {
+  if (value === undefined) return 4
+  const threads = Number.parseInt(value, 10)
+  if (Number.isNaN(threads) || threads === 0) return 1
+  return threads < 0 || threads > 1024 ? 1024 : threads
+}
+
+/**
  * How many argon2 hashes may run at once by default. Hashes run on libuv's threadpool; one thread of it is
  * always left for the rest of the process (DNS look-ups of Redis hosts among them). With the hashing threads
  * niced below the event loop, one hash more than there are cores keeps every core busy across the hand-off
@@ -512,7 +545,17 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     refused.add('METRICS_PORT')
   }
 
-  for (const [key, value] of Object.entries(data)) data[key] = canonicalValue(key, value)
+  const notDigits = new Map<string, string>()
+  for (const [key, value] of Object.entries(data)) {
+    const problem = integerProblem(key, value)
+    if (problem === null) {
+      data[key] = canonicalValue(key, value)
+      continue
+    }
+    notDigits.set(key, problem)
+    Reflect.deleteProperty(data, key)
+    refused.add(key)
+  }
   const misspelt = misspelledVariables(Object.keys(source).filter((name) => given(name) !== undefined), KNOWN_VARIABLES)
     .map(({ name, meant }) => `${name} is set but not read: did you mean ${meant}?`)
 
@@ -522,11 +565,12 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   let env: Env
   try {
     env = validated()
+    problems.push(...schemaProblems([], notDigits))
   } catch (err) {
     // Ajv messages name the variable and the rule, not the value.
     const { errors } = err as { errors?: SchemaError[] }
-    if (errors === undefined) throw new ConfigError([...problems, (err as Error).message], misspelt)
-    problems.push(...schemaProblems(errors))
+    if (errors === undefined) throw new ConfigError([...problems, ...notDigits.values(), (err as Error).message], misspelt)
+    problems.push(...schemaProblems(errors, notDigits))
     for (const error of errors) {
       refused.add(variableOf(error))
       Reflect.deleteProperty(data, variableOf(error))
@@ -540,9 +584,11 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   const firstRound = problems.length
 
   const production = env.NODE_ENV === 'production'
+  // The process's own: libuv reads it, whatever `source` this configuration is read from.
+  const threads = threadpoolSize(process.env.UV_THREADPOOL_SIZE)
   const maxConcurrency = env.ARGON2_MAX_CONCURRENCY ?? defaultHashConcurrency({
     cores: usableCores(),
-    threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4,
+    threadpoolSize: threads,
     niced: process.platform === 'linux' && env.ARGON2_THREAD_NICE > 0
   })
   const keysJson = env.JWT_KEYS ?? null
@@ -655,6 +701,11 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   // A token carries one audience: a list written here is one audience that no resource server names.
   if (audience.includes(',')) {
     warnings.push(`JWT_AUDIENCE ${JSON.stringify(audience)} holds a comma, and is one audience, as every token carries it: a resource server that expects one of its parts refuses them`)
+  }
+  if (threads === 1) {
+    const given = String(process.env.UV_THREADPOOL_SIZE)
+    const read = Number.parseInt(given, 10) === 1 ? '' : ' (libuv reads a value that does not begin with a number, an empty one too, as 0, and runs 0 as 1)'
+    warnings.push(`UV_THREADPOOL_SIZE=${JSON.stringify(given)} leaves libuv's threadpool one thread${read}: each password hash holds it, and file reads and DNS look-ups (of Redis hosts) wait; unset it for 4 threads, or give the number wanted`)
   }
   if (env.REFRESH_IDLE_TTL > env.REFRESH_ABSOLUTE_TTL) {
     warnings.push(`REFRESH_IDLE_TTL (${env.REFRESH_IDLE_TTL} s) is longer than REFRESH_ABSOLUTE_TTL (${env.REFRESH_ABSOLUTE_TTL} s), which ends every session first: idleness never ends one`)

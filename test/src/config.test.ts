@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseEnv } from 'node:util'
 import t from 'tap'
-import { ConfigError, defaultHashConcurrency, EnvSchema, FROM_FILE, HASHES_QUEUED_PER_SLOT, loadConfig } from '../../src/config.js'
+import { ConfigError, defaultHashConcurrency, EnvSchema, FROM_FILE, HASHES_QUEUED_PER_SLOT, loadConfig, threadpoolSize } from '../../src/config.js'
 import { usableCores } from '../../src/cpu-quota.js'
 import { generateKeySetJson } from '../../src/signing-keys.js'
+import { matchList } from '../helpers/match-list.js'
 
 const secret = (c: string) => c.repeat(40)
 const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j'), REFRESH_TOKEN_SECRET: secret('r') }
@@ -34,6 +35,38 @@ t.test('values are parsed and bounded', async (t) => {
   for (const [name, value] of [['PORT', '70000'], ['PORT', 'abc'], ['ACCESS_TOKEN_TTL', '0'], ['REFRESH_IDLE_TTL', '1.5'], ['LOG_LEVEL', 'loud'], ['REDIS_URL', 'http://x'], ['COOKIE_NAME', 'bad name;'], ['ARGON2_THREAD_NICE', '20'], ['ARGON2_THREAD_NICE', '-5']] as const) {
     t.throws(() => loadConfig({ [name]: value }), { name: 'ConfigError', message: new RegExp(name) }, `${name}=${value} is refused, naming the variable`)
   }
+})
+
+t.test('an integer is taken in decimal digits only, not as JavaScript reads a number: a blank is not 0, nor 0x10 16', async (t) => {
+  t.match(loadConfig({ PORT: '08080', REFRESH_REUSE_GRACE: '0', ARGON2_MAX_QUEUE: '5' }), { port: 8080, refresh: { reuseGraceSeconds: 0 }, argon2: { maxQueue: 5 } },
+    'digits, a leading zero among them, and 0 itself')
+  const blank = (name: string) => `${name} is blank: give it in decimal digits, or leave it empty for its default`
+  const refusal = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env)
+    } catch (err) {
+      if (err instanceof ConfigError) return err.message
+      throw err
+    }
+    return 'taken'
+  }
+  // Each of these was read as 0: the API on whatever port was free, concurrent tabs' refreshes taken for reuse, every
+  // sign-in that had to wait refused.
+  for (const [name, value] of [['PORT', ' '], ['REFRESH_REUSE_GRACE', '  '], ['ARGON2_MAX_QUEUE', '\t'], ['JWT_CLOCK_TOLERANCE', ' ']] as const) {
+    t.equal(refusal({ [name]: value }), blank(name), `${name}=${JSON.stringify(value)} is refused as blank, not taken as 0`)
+  }
+  for (const [name, value, read] of [['PORT', '0x10', 16], ['ACCESS_TOKEN_TTL', '6e2', 600], ['REFRESH_IDLE_TTL', '+3600', 3600], ['ARGON2_TIME_COST', '0b11', 3], ['MAX_SESSIONS_PER_USER', '0o17', 15]] as const) {
+    t.equal(refusal({ [name]: value }), `${name} must be an integer in decimal digits`, `${name}=${value} is refused, not read as ${read}`)
+  }
+  for (const value of [' 600', '600 ', '6 00', '600\r']) {
+    t.equal(refusal({ ACCESS_TOKEN_TTL: value }), 'ACCESS_TOKEN_TTL must be an integer in decimal digits, without spaces',
+      `${JSON.stringify(value)} is refused, saying why, as " true" is for a boolean`)
+  }
+  t.equal(refusal({ REFRESH_REUSE_GRACE: '-1' }), 'REFRESH_REUSE_GRACE must be >= 0', 'a minus sign is the minimum\'s to refuse')
+  t.equal(refusal({ NODE_ENV: 'prod', PORT: ' ', LOG_LEVEL: 'loud', SHUTDOWN_TIMEOUT: '1e1' }),
+    `4 problems: (1) NODE_ENV must be one of development, production, test; (2) ${blank('PORT')}; (3) LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; (4) SHUTDOWN_TIMEOUT must be an integer in decimal digits`,
+    'said with the schema\'s refusals, in the schema\'s order')
+  t.equal(refusal({ PORT: ' ', METRICS_PORT: '3000' }), blank('PORT'), 'and, refused, its default is no other variable\'s problem')
 })
 
 t.test('METRICS_PORT: /metrics on a port of its own, which cannot be the API\'s', async (t) => {
@@ -263,7 +296,7 @@ t.test('every problem is reported at once, each naming its variable and what it 
   // Ajv says "must be equal to constant" once per allowed value, and never which they are.
   t.same(problems({ NODE_ENV: 'prod', LOG_LEVEL: 'verbose', COOKIE_SAMESITE: 'Strictest', COOKIE_SECURE: 'yes', PORT: '80.5', JWT_ALGORITHM: 'RS256' }), [
     'NODE_ENV must be one of development, production, test',
-    'PORT must be integer',
+    'PORT must be an integer in decimal digits',
     'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
     'JWT_ALGORITHM must be one of ES256, EdDSA',
     'COOKIE_SECURE must be true or false',
@@ -275,16 +308,16 @@ t.test('every problem is reported at once, each naming its variable and what it 
   for (const [name, property] of patterned) {
     t.same(problems({ [name]: '! !' }), [`${name} must be ${String(property.description)}`], `${name}: "${String(property.description)}", not its pattern`)
   }
-  t.throws(() => loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' }), { name: 'ConfigError', message: /^2 problems: \(1\) PORT must be integer; \(2\) LOG_LEVEL must be one of / }, 'one line, numbered')
-  t.throws(() => loadConfig({ PORT: 'abc' }), { name: 'ConfigError', message: /^PORT must be integer$/ }, 'a single problem as it is')
+  t.throws(() => loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' }), { name: 'ConfigError', message: /^2 problems: \(1\) PORT must be an integer in decimal digits; \(2\) LOG_LEVEL must be one of / }, 'one line, numbered')
+  t.throws(() => loadConfig({ PORT: 'abc' }), { name: 'ConfigError', message: /^PORT must be an integer in decimal digits$/ }, 'a single problem as it is')
   t.same(problems({ JWT_SECRET: 'j'.repeat(40), JWT_SECRET_FILE: '/nonexistent', METRICS_PORT: 'tcp://10.96.12.7:9464', ACCESS_TOKEN_TTL: '0' }).map((p) => p.split(/[ :]/, 1)[0]),
     ['set', 'METRICS_PORT', 'ACCESS_TOKEN_TTL'], 'sources, service links and the schema in one round')
   t.same(problems({ ...production, PORT: '80.5', COOKIE_SECURE: 'false', TRUST_PROXY: '10.0.0.300' }), [
-    'PORT must be integer',
+    'PORT must be an integer in decimal digits',
     'COOKIE_SECURE=false is not allowed in production: the refresh cookie must never travel over plain HTTP',
     'TRUST_PROXY: "10.0.0.300" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)'
   ], 'what the values mean together is checked beside a value refused, not only once every value passes')
-  t.same(problems({ PORT: 'abc', METRICS_PORT: '3000' }), ['PORT must be integer'],
+  t.same(problems({ PORT: 'abc', METRICS_PORT: '3000' }), ['PORT must be an integer in decimal digits'],
     'but nothing is said of a refused value\'s default (PORT 3000 is not METRICS_PORT\'s problem)')
   const { REFRESH_TOKEN_SECRET: _, ...unreadable } = production
   t.same(problems({ ...unreadable, REFRESH_TOKEN_SECRET_FILE: '/nonexistent' }), ['REFRESH_TOKEN_SECRET_FILE: cannot read /nonexistent (ENOENT)'],
@@ -320,7 +353,7 @@ t.test('a variable set under a misspelt name is named with the one it seems mean
     message: /^REFRESH_TOKEN_SECRET is required in production \(.*\)\. Also: REFRESH_TOKEN_SECERT is set but not read: did you mean REFRESH_TOKEN_SECRET\?$/,
     problems: [/^REFRESH_TOKEN_SECRET is required in production/]
   }, 'a refusal that a slip may explain says so, beside its problems')
-  t.throws(() => loadConfig({ PORT: 'abc', LOGLEVEL: 'debug' }), { message: /^PORT must be integer\. Also: LOGLEVEL is set but not read: did you mean LOG_LEVEL\?$/ }, 'so does a refusal of the values themselves')
+  t.throws(() => loadConfig({ PORT: 'abc', LOGLEVEL: 'debug' }), { message: /^PORT must be an integer in decimal digits\. Also: LOGLEVEL is set but not read: did you mean LOG_LEVEL\?$/ }, 'so does a refusal of the values themselves')
   try {
     loadConfig({ ...production, REFRESH_TOKEN_SECRET: undefined, REFRESH_TOKEN_SECERT: 'the-secret-value-itself-0123456789abcdef' })
   } catch (err) {
@@ -669,11 +702,32 @@ t.test('argon2 concurrency by default: one hash more than cores when the hashing
   ]
   for (const [machine, expected] of cases) t.equal(defaultHashConcurrency(machine), expected, JSON.stringify(machine))
   t.equal(loadConfig({ ARGON2_MAX_CONCURRENCY: '5' }).argon2.maxConcurrency, 5, 'ARGON2_MAX_CONCURRENCY overrides it')
-  t.equal(loadConfig({}).argon2.maxConcurrency, defaultHashConcurrency({ cores: usableCores(), threadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? '') || 4, niced: process.platform === 'linux' }),
+  t.equal(loadConfig({}).argon2.maxConcurrency, defaultHashConcurrency({ cores: usableCores(), threadpoolSize: threadpoolSize(process.env.UV_THREADPOOL_SIZE), niced: process.platform === 'linux' }),
     'the default is that rule applied to this machine (its cores, within any CPU quota: cpu-quota.test.ts)')
   t.equal(loadConfig({ ARGON2_MAX_CONCURRENCY: '3' }).argon2.maxQueue, 3 * HASHES_QUEUED_PER_SLOT, 'ARGON2_MAX_QUEUE: by default a number per slot')
   t.equal(loadConfig({ ARGON2_MAX_QUEUE: '0' }).argon2.maxQueue, 0, 'or what it says, 0 included (no waiting at all)')
   t.throws(() => loadConfig({ ARGON2_MAX_QUEUE: '-1' }), /ARGON2_MAX_QUEUE/)
+})
+
+t.test('UV_THREADPOOL_SIZE is read as libuv reads it: the threads of the pool of a process started with it', { skip: process.platform !== 'linux' && 'counts threads in /proc' }, async (t) => {
+  // The pool's threads start together, at its first use: a hash. They are told from the process's other threads by
+  // the count of a process with one (tap starts its loader in every process it spawns, which may start the pool).
+  const program = 'require("node:crypto").pbkdf2("p", "s", 1, 32, "sha256", () => process.stdout.write(String(require("node:fs").readdirSync("/proc/self/task").length)))'
+  const threadsOf = (value: string | undefined): number =>
+    Number(execFileSync(process.execPath, ['-e', program], { env: value === undefined ? {} : { UV_THREADPOOL_SIZE: value }, encoding: 'utf8' }))
+  const others = threadsOf('1') - 1
+  const started = (value: string | undefined): number => threadsOf(value) - others
+  // An env file's empty line, and a number JavaScript reads and C does not, were taken as 4 and 100 threads.
+  const values = [undefined, '', '0', '1', '3', ' 8', '8 threads', '1e2', '0x10', '-1', '2000']
+  const expected = [4, 1, 1, 1, 3, 8, 8, 1, 1, 1024, 1024]
+  t.same(values.map(started), expected, 'libuv runs these (unset, then each value)')
+  t.same(values.map(threadpoolSize), expected, 'and the default concurrency counts these')
+  const warned = (value: string) => withProcessEnv({ UV_THREADPOOL_SIZE: value }, () => loadConfig({})).warnings.filter((w) => w.startsWith('UV_THREADPOOL_SIZE'))
+  matchList(t, warned(''), [/^UV_THREADPOOL_SIZE="" leaves libuv's threadpool one thread \(libuv reads a value that does not begin with a number, an empty one too, as 0, and runs 0 as 1\): each password hash holds it, and file reads and DNS look-ups \(of Redis hosts\) wait/],
+    'one thread is said at start: hashing holds it')
+  t.equal(withProcessEnv({ UV_THREADPOOL_SIZE: '' }, () => loadConfig({})).argon2.maxConcurrency, 1, 'and one hash at a time, not three')
+  matchList(t, warned('1'), [/^UV_THREADPOOL_SIZE="1" leaves libuv's threadpool one thread: each password hash/], 'chosen, without the reading explained')
+  matchList(t, warned('2'), [], 'two threads are not said')
 })
 
 t.test('every variable is documented: in .env.example, which loads once its placeholder is replaced, and in the README', async (t) => {
