@@ -38,14 +38,15 @@ t.test('a file someone else could read or write is refused, as ssh refuses such 
   const dir = t.testdir()
   const file = join(dir, 'dev-secrets.json')
   await createDevSecrets(file)
+  const created = JSON.parse(readFileSync(file, 'utf8'))
   for (const mode of [0o640, 0o604, 0o620, 0o602]) {
     chmodSync(file, mode)
     await t.rejects(readOrCreateDevSecrets(file), { message: `${file} is open to other users (mode ${mode.toString(8)}); chmod 600 it, or remove it to have the development secrets generated again` })
   }
   chmodSync(file, 0o600)
-  t.ok(await readOrCreateDevSecrets(file), 'read again once it is 600')
+  t.same(await readOrCreateDevSecrets(file), created, 'read again once it is 600')
   chmodSync(file, 0o400)
-  t.ok(await readOrCreateDevSecrets(file), 'and when it is read-only for its owner')
+  t.same(await readOrCreateDevSecrets(file), created, 'and when it is read-only for its owner')
 })
 
 t.test('a directory, or a device, is refused as what it is, not with advice to chmod or remove it', async (t) => {
