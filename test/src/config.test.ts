@@ -15,7 +15,8 @@ const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379'
 
 t.test('defaults match the documented ones', async (t) => {
   const config = loadConfig({})
-  t.match(config, {
+  // hasStrict, not match: a string in a match pattern is a substring, and '' matches every value.
+  t.hasStrict(config, {
     env: 'development',
     port: 3000,
     host: '127.0.0.1',
