@@ -1,13 +1,20 @@
-import fastifyRateLimit, { normalizeIP } from '@fastify/rate-limit'
+import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { RateLimit } from '../src/config.js'
-import { copyString } from '../src/copy-string.js'
+import { countedAddress } from '../src/client-address.js'
 import { RateLimitedError } from '../src/errors.js'
 
 /** A limit of the configuration (a `RATE_LIMIT_*` variable) as @fastify/rate-limit takes it: a route's `config.rateLimit`. */
 export function limitOf ({ max, windowSeconds }: RateLimit): { max: number, timeWindow: number } {
   return { max, timeWindow: windowSeconds * 1000 }
+}
+
+/**
+ * Whom a limit counts: the client's address, an IPv6 one by its /64, as failed sign-ins count it (src/client-address.ts).
+ */
+export function clientKey (request: FastifyRequest): string {
+  return countedAddress(request.ip)
 }
 
 /**
@@ -23,14 +30,9 @@ export default fp(async function rateLimitPlugin (fastify) {
   const { redis, config } = fastify
   await fastify.register(fastifyRateLimit, {
     global: false,
-    ...(redis === null
-      // The embedded store keeps its keys in memory: copies, as an address cut from X-Forwarded-For would keep the
-      // whole header alive with its key (src/copy-string.ts).
-      ? { keyGenerator: (request: FastifyRequest) => copyString(normalizeIP(request.ip)) }
-      : { redis, nameSpace: `${config.redis?.keyPrefix ?? ''}rl:` }),
+    ...(redis === null ? {} : { redis, nameSpace: `${config.redis?.keyPrefix ?? ''}rl:` }),
+    keyGenerator: clientKey,
     skipOnError: true,
-    // Clients are counted by address, an IPv6 one by its /64 (the plugin's default ipv6Subnet; login counts its
-    // failures per address with the plugin's own normalizeIP).
     errorResponseBuilder: () => new RateLimitedError()
   })
 }, { name: 'rate-limit', dependencies: ['config', 'redis'], fastify: '5.x' })

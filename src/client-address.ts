@@ -1,10 +1,38 @@
+import { normalizeIP } from '@fastify/rate-limit'
+import { copyString } from './copy-string.js'
+
 const IPV4_MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i
+
+/**
+ * Longest client address kept or counted: a textual IPv6 address with an IPv4 tail is at most 45 characters, and a
+ * session's fields of at most 64 bytes keep its Redis hash in the compact listpack encoding (src/family-store.ts).
+ */
+export const MAX_ADDRESS_LENGTH = 64
 
 /**
  * A client's address as a person reads it, in the session list and the logs. A dual-stack listener (`HOST=::`, as the
  * image sets) sees an IPv4 client at an IPv4-mapped IPv6 address, `::ffff:203.0.113.7`: that is the IPv4 client
  * 203.0.113.7. Every other address is kept as it is.
+ *
+ * Behind a trusted proxy, the address is the X-Forwarded-For entry the proxy wrote, and it may be no address: Squid's
+ * `unknown`, an obfuscated identifier (RFC 7239 §6.3), or, where TRUST_PROXY counts more hops than there are proxies,
+ * the client's own text, up to the 16 kB of a header, which every session it refreshed kept in Redis and every log line
+ * repeated. Such a value is kept as a user agent is: printable ASCII, bounded.
  */
-export function clientAddress (ip: string): string {
-  return IPV4_MAPPED.exec(ip)?.[1] ?? ip
+export function clientAddress (ip: string | undefined): string {
+  // Fastify reads the address from the socket, which has none once the client has hung up, unless it was read before.
+  if (ip === undefined) return ''
+  const mapped = IPV4_MAPPED.exec(ip)?.[1]
+  if (mapped !== undefined) return mapped
+  if (ip.length <= MAX_ADDRESS_LENGTH && /^[\x20-\x7e]*$/.test(ip)) return ip
+  return copyString(ip.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_ADDRESS_LENGTH))
+}
+
+/**
+ * The address a client is counted by, in rate limits and failed sign-ins: an IPv6 client by its /64. A copy: kept
+ * in memory by the embedded store and the refresh limiter, an entry cut from X-Forwarded-For would keep the whole
+ * header alive with it (src/copy-string.ts).
+ */
+export function countedAddress (ip: string | undefined): string {
+  return copyString(normalizeIP(clientAddress(ip)))
 }

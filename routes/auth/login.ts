@@ -1,7 +1,7 @@
-import { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { limitOf } from '../../plugins/rate-limit.js'
 import { presentedValues } from '../../plugins/refresh-cookie.js'
+import { countedAddress } from '../../src/client-address.js'
 import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
@@ -32,7 +32,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // account's owner elsewhere. Per account from every address, with a higher limit: distributed guessing.
     // The address as the per-IP limiter counts it: an IPv6 client by its /64, where it can take a new address
     // for every request; an IPv4-mapped address as its IPv4 one.
-    const fromClient = `${subject}\n${normalizeIP(request.ip)}`
+    const fromClient = `${subject}\n${countedAddress(request.ip)}`
     // In parallel: with a stalled Redis each sequential call would add a full command timeout.
     const [clientThrottle, accountThrottle, user] = await Promise.all([
       failureCounters.loginFromClient.check(fromClient),

@@ -65,6 +65,38 @@ t.test('on a dual-stack listener (HOST=::, the image\'s), an IPv4 client is list
   t.same(logged.slice(-5, -1), ['127.0.0.1', '198.51.100.9', '198.51.100.10', '::1'], 'and so in the access log')
 })
 
+t.test('what a trusted proxy names a client by and is no address is listed, logged and counted bounded, as a user agent is', async (t) => {
+  const logs = capturedLogs()
+  const prefix = uniquePrefix()
+  const app = await buildApp(t, { prefix, logStream: logs.stream, env: { LOG_LEVEL: 'info', TRUST_PROXY: '1' } })
+  const port = await listenOnLoopback(app)
+  const { email } = await registerAndLogin(app)
+  // Squid's "unknown", an RFC 7239 obfuscated identifier, and what a client writes itself where TRUST_PROXY counts a
+  // hop that is not there: 6,000 characters, or bytes outside ASCII.
+  const named = ['unknown', '_hidden', 'A'.repeat(6000), 'caf\u00e9']
+  const signIn = async (forwardedFor: string, password = PASSWORD): Promise<Response> =>
+    await fetch(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor }, body: JSON.stringify({ email, password }) })
+  let accessToken = ''
+  for (const forwardedFor of named) {
+    const res = await signIn(forwardedFor)
+    t.equal(res.status, 200, `signed in as ${forwardedFor.slice(0, 10)}`)
+    accessToken = ((await res.json()) as { accessToken: string }).accessToken
+  }
+  t.equal((await signIn('B'.repeat(6000), 'a wrong password')).status, 401, 'a failed sign-in, counted by that name')
+  const { sessions } = (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${accessToken}` } })).json()
+  t.same(sessions.map((s: { ip: string }) => s.ip).slice(0, 4), ['caf?', 'A'.repeat(64), '_hidden', 'unknown'],
+    'a short printable name as it is; a long one cut to 64 characters, a byte outside ASCII as ?')
+  const logged = logs.lines().filter((line) => line.msg === 'request completed' && (line.req as { url: string }).url === '/auth/login')
+    .map((line) => (line.req as { remoteAddress: string }).remoteAddress)
+  t.same(logged.slice(-5), ['unknown', '_hidden', 'A'.repeat(64), 'caf?', 'B'.repeat(64)], 'and so in the access log, not 6,000 characters a line')
+  const redis = app.redis as NonNullable<typeof app.redis>
+  const longest = Math.max(...(await redis.keys(`${prefix}*`)).map((key) => key.length))
+  t.ok(longest < prefix.length + 150, `every key it made is short: the limiters count the name cut (longest ${longest} characters)`)
+  const userId = (await app.inject({ url: '/me', headers: { authorization: `Bearer ${accessToken}` } })).json().id
+  const { id } = sessions.find((s: { ip: string }) => s.ip.length === 64)
+  t.equal(await redis.call('OBJECT', 'ENCODING', `${prefix}{${userId}}:f:${id as string}`), 'listpack', 'the session named by 6,000 characters stays compact in Redis')
+})
+
 t.test('a browser\'s user agent lists exactly as sent, however it is stored; control characters are replaced', async (t) => {
   for (const store of ['redis', 'memory'] as const) {
     const app = await buildApp(t, { store })
