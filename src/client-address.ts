@@ -2,6 +2,10 @@ import { normalizeIP } from '@fastify/rate-limit'
 import { copyString } from './copy-string.js'
 
 const IPV4_MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i
+// An address with the client's port, as Azure Application Gateway writes each X-Forwarded-For entry: 203.0.113.7:51234,
+// [2001:db8::1]:51234 (RFC 7239's form), and an IPv6 address in brackets without one.
+const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/
+const BRACKETED = /^\[([^\]]*)\](?::\d{1,5})?$/
 
 /**
  * Longest client address kept or counted: a textual IPv6 address with an IPv4 tail is at most 45 characters, and a
@@ -12,7 +16,8 @@ export const MAX_ADDRESS_LENGTH = 64
 /**
  * A client's address as a person reads it, in the session list and the logs. A dual-stack listener (`HOST=::`, as the
  * image sets) sees an IPv4 client at an IPv4-mapped IPv6 address, `::ffff:203.0.113.7`: that is the IPv4 client
- * 203.0.113.7. Every other address is kept as it is.
+ * 203.0.113.7. A port a proxy wrote beside the address is not part of it: counted with it, each connection of one
+ * client would be another client to the rate limits. Every other address is kept as it is.
  *
  * Behind a trusted proxy, the address is the X-Forwarded-For entry the proxy wrote, and it may be no address: Squid's
  * `unknown`, an obfuscated identifier (RFC 7239 §6.3), or, where TRUST_PROXY counts more hops than there are proxies,
@@ -22,10 +27,11 @@ export const MAX_ADDRESS_LENGTH = 64
 export function clientAddress (ip: string | undefined): string {
   // Fastify reads the address from the socket, which has none once the client has hung up, unless it was read before.
   if (ip === undefined) return ''
-  const mapped = IPV4_MAPPED.exec(ip)?.[1]
+  const address = IPV4_WITH_PORT.exec(ip)?.[1] ?? BRACKETED.exec(ip)?.[1] ?? ip
+  const mapped = IPV4_MAPPED.exec(address)?.[1]
   if (mapped !== undefined) return mapped
-  if (ip.length <= MAX_ADDRESS_LENGTH && /^[\x20-\x7e]*$/.test(ip)) return ip
-  return copyString(ip.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_ADDRESS_LENGTH))
+  if (address.length <= MAX_ADDRESS_LENGTH && /^[\x20-\x7e]*$/.test(address)) return address
+  return copyString(address.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_ADDRESS_LENGTH))
 }
 
 /**

@@ -103,6 +103,26 @@ t.test('per IP: behind a trusted proxy, X-Forwarded-For counts each client separ
   }
 })
 
+t.test('per IP: a proxy that writes each client\'s port beside its address (Azure Application Gateway) counts the client, not its connections', async (t) => {
+  const prefix = uniquePrefix()
+  const app = await buildApp(t, { prefix, env: { RATE_LIMIT_LOGIN_IP: '5/60', RATE_LIMIT_REFRESH_IP: '3/60', TRUST_PROXY: '127.0.0.1' } })
+  const statuses = []
+  for (let port = 50_000; port < 50_006; port++) {
+    statuses.push((await loginAs(app, uniqueEmail(), 'wrong password!', { 'x-forwarded-for': `198.51.100.7:${port}` })).statusCode)
+  }
+  t.same(statuses, [401, 401, 401, 401, 401, 429], 'sign-ins: a new port each time is still the one client')
+  t.equal((await loginAs(app, uniqueEmail(), 'wrong password!', { 'x-forwarded-for': '[2001:db8:7::1]:50000' })).statusCode, 401, 'another client, IPv6 in brackets')
+  const refreshes = []
+  for (let port = 50_000; port < 50_004; port++) {
+    refreshes.push((await app.inject({ method: 'POST', url: '/auth/refresh', headers: { 'x-forwarded-for': `[2001:db8:7::${port.toString(16)}]:${port}` } })).statusCode)
+  }
+  t.same(refreshes, [401, 401, 401, 429], 'refreshes, counted in memory: one /64 on new ports is one client')
+  const { email } = await registerAndLogin(app)
+  const signedIn = await loginAs(app, email, PASSWORD, { 'x-forwarded-for': '203.0.113.9:51234' })
+  const { sessions } = (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${signedIn.json().accessToken as string}` } })).json()
+  t.equal(sessions[0].ip, '203.0.113.9', 'and its session lists the address without the port')
+})
+
 t.test('refresh: per-session limit shared across instances; the token stays valid', async (t) => {
   const prefix = uniquePrefix()
   const env = { RATE_LIMIT_REFRESH_SESSION: '3/1', REFRESH_REUSE_GRACE: '10' }

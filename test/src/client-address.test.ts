@@ -28,3 +28,13 @@ t.test('a client is counted by its address, an IPv6 one by its /64, a name as it
   t.equal(countedAddress('UNKNOWN'), 'unknown')
   t.equal(countedAddress('Y'.repeat(16_000)), 'y'.repeat(MAX_ADDRESS_LENGTH))
 })
+
+t.test('a port a proxy wrote beside the address is not part of it: each connection of a client is that one client', async (t) => {
+  t.equal(clientAddress('203.0.113.7:51234'), '203.0.113.7', 'Azure Application Gateway\'s IP:port')
+  t.equal(clientAddress('[2001:db8::1]:51234'), '2001:db8::1', 'an IPv6 address in brackets, with a port')
+  t.equal(clientAddress('[2001:db8::1]'), '2001:db8::1', 'and without one')
+  t.equal(clientAddress('[::ffff:203.0.113.7]:443'), '203.0.113.7', 'a mapped one as IPv4')
+  t.equal(clientAddress('2001:db8::1:443'), '2001:db8::1:443', 'an IPv6 address without brackets has no port to take: its last group stays')
+  t.equal(countedAddress('203.0.113.7:51234'), countedAddress('203.0.113.7:51235'), 'two connections, one client to count')
+  t.equal(countedAddress('[2001:db8:1:2::1]:1'), countedAddress('2001:db8:1:2::2'), 'and an IPv6 one by its /64')
+})
