@@ -289,6 +289,16 @@ export async function appendOnly (redis: RedisClient): Promise<boolean | null> {
  */
 export class StoreNotReachedError extends Error {}
 
+/**
+ * What the server answered a store operation with, when it answered with an error (NOPERM: an ACL without the key
+ * prefix or a command; a script's error): the store is reached and refuses, which no reconnection mends, and which
+ * the client's connection events never show. Null for an outage, a timeout, or anything but a refusal.
+ */
+export function storeRefusal (err: unknown): string | null {
+  const cause: unknown = err instanceof StoreUnavailableError ? err.cause : err
+  return cause instanceof ReplyError ? (cause as Error).message : null
+}
+
 /** Used only for a client built without a commandTimeout; createRedisClient always sets one. */
 const FALLBACK_DEADLINE_MS = 500
 

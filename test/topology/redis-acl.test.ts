@@ -127,6 +127,27 @@ t.test('the README\'s rule without the +select a database other than 0 needs: no
   t.notMatch(keyspace, /^db0:/m, 'and in no other')
 })
 
+t.test('the README\'s rule for another key prefix than the service\'s: not ready, and the log says why, once, until the ACL grants the prefix', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  await redis.command('ACL', 'SETUSER', 'auth-service', 'reset', ...documentedRule('server'))
+  const logs = capturedLogs()
+  const app = await buildApp(t, { prefix: 'shop:', logStream: logs.stream, env: { REDIS_URL: `redis://auth-service:${SERVICE_PASSWORD}@127.0.0.1:${redis.port}`, ACCESS_TOKEN_REVOCATION: 'off', LOG_LEVEL: 'warn' } })
+  const probes = async (n: number): Promise<number[]> => await Promise.all(Array.from({ length: n }, async () => (await app.inject({ url: '/health/ready' })).statusCode))
+  const said = () => logs.lines().filter((line) => line.msg.startsWith('redis refuses the readiness check'))
+
+  t.same(await probes(3), [503, 503, 503], 'not ready: Redis refuses the keys of shop: (NOPERM)')
+  matchList(t, said(), [{
+    level: 50,
+    refusal: /^NOPERM /,
+    msg: 'redis refuses the readiness check, so the instance is not ready: grant the service\'s Redis user the keys and channels of REDIS_KEY_PREFIX (~shop:* &shop:*) and the commands of the README\'s ACL rule (Running with Redis)'
+  }], 'said once for three probes, with what to grant (where before nothing said why)')
+
+  await redis.command('ACL', 'SETUSER', 'auth-service', '~shop:*', '&shop:*')
+  await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready once the ACL grants the prefix')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `prefix-${Date.now()}@example.com`, password: PASSWORD } })).statusCode, 201, 'and it serves')
+  t.equal(said().length, 1, 'with nothing more said')
+})
+
 t.test('the README\'s rule without its channel (&auth:*), as Redis 7 makes a user unless told: a session ended on one instance still ends its access tokens on the other, within a second', async (t) => {
   const redis = await PrivateRedis.start(t)
   const rule = documentedRule('server')
