@@ -216,4 +216,10 @@ t.test('a request with two Authorization headers is refused, whichever holds the
   }
   const one = await get('/me', genuine)
   t.same([one.statusCode, JSON.parse(one.body).email], [200, session.email], 'one Authorization header with the genuine token is served')
+  // Node drops the headers of a request past its first thousand or so, unless told otherwise: these came to 200.
+  const crowd = Array.from({ length: 1100 }, (_, i) => `x-${i}: 1`)
+  const hidden = await get('/me', genuine, ...crowd, 'Authorization: Bearer forged')
+  t.equal(hidden.statusCode, 401, 'the second after 1,100 other headers: 401, not served with the first')
+  const many = await get('/me', genuine, ...crowd)
+  t.same([many.statusCode, JSON.parse(many.body).email], [200, session.email], 'one among 1,100 others is served')
 })
