@@ -24,6 +24,9 @@ export function buildResourceServer (options: ResourceServerOptions): FastifyIns
   // Fetched on first use, cached, refetched when a token names an unknown kid (so key rotation just works).
   const jwks = createRemoteJWKSet(new URL(options.jwksUrl))
   const app = Fastify({ logger: false })
+  // Node drops the headers of a request past its first thousand or so: a second Authorization among them would go
+  // unseen. Kept all; Node's 16 kB limit on a request's headers bounds them.
+  app.server.maxHeadersCount = 0
 
   app.decorateRequest('claims', null)
   app.addHook('onRequest', async (request, reply) => {
