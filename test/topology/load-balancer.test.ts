@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -24,6 +24,18 @@ const GRACE_SECONDS = 10
 
 interface Instance extends ServerProcess { port: number }
 
+/**
+ * What the README's nginx configuration sets: the proxy directives of its server (the headers passed to the instances)
+ * and its refresh location's retry. Taken from the README, so that the deployment tested is the one it describes.
+ */
+function readmeNginx (): { proxying: string[], refreshRetry: string } {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+  const server = /```nginx\nupstream auth \{[\s\S]*?\n(server \{[\s\S]*?)```/.exec(readme)?.[1]
+  const refreshRetry = /location = \/auth\/refresh \{\s*proxy_pass http:\/\/auth;\s*(proxy_next_upstream [^;\n]+;)/.exec(server ?? '')?.[1]
+  if (server === undefined || refreshRetry === undefined) throw new Error('README: the nginx configuration of the load balancer is missing')
+  return { proxying: server.split('\n').map((line) => line.trim()).filter((line) => /^proxy_(http_version|set_header) /.test(line)), refreshRetry }
+}
+
 async function startInstance (t: Test, env: Record<string, string | undefined>): Promise<Instance> {
   const port = await freePort()
   const server = startServer({ ...env, PORT: String(port) })
@@ -44,6 +56,7 @@ async function startNginx (t: Test, upstreams: number[], backups: number[] = [],
   for (const [path, page] of Object.entries(pages)) writeFileSync(join(dir, 'pages', path), page)
   // nginx started as root reads what it serves as its workers' user (nobody), and mkdtemp makes the directory its owner's alone.
   if (Object.keys(pages).length > 0) chmodSync(dir, 0o755)
+  const { proxying, refreshRetry } = readmeNginx()
   writeFileSync(join(dir, 'nginx.conf'), `
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -62,12 +75,8 @@ http {
   }
   server {
     listen 127.0.0.1:${port};
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    # The host the browser addressed, port included ($host drops it): what the same-origin check compares an Origin to.
-    proxy_set_header Host $http_host;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Request-Id $request_id;
+    # The README's: the host the browser addressed, the client's address appended to X-Forwarded-For, the request's id.
+    ${proxying.join('\n    ')}
     # The id nginx gave the request, as nginx itself would log it: the instance should answer with the same.
     add_header X-Nginx-Request-Id $request_id always;
     # Which instances were tried and what each answered (502: no answer): lets the tests show a session really
@@ -84,7 +93,7 @@ http {
     # shutting down answers 503 to a request on a kept-alive connection without processing it.
     location = /auth/refresh {
       proxy_pass http://auth;
-      proxy_next_upstream error timeout http_503 non_idempotent;
+      ${refreshRetry}
     }
   }
 }
