@@ -249,7 +249,10 @@ function schemaProblems (errors: SchemaError[], before: ReadonlyMap<string, stri
     problems.set(name, `${name} ${must}`)
   }
   // An error about no one variable (instancePath "") goes last.
-  const order = (name: string): number => name in PROPERTIES ? SCHEMA_ORDER.indexOf(name) : SCHEMA_ORDER.length
+  const order = (name: string): number => {
+    const index = SCHEMA_ORDER.indexOf(name)
+    return index === -1 ? SCHEMA_ORDER.length : index
+  }
   return [...problems].sort(([a], [b]) => order(a) - order(b)).map(([, problem]) => problem)
 }
 
