@@ -2,10 +2,11 @@ import type { Server } from 'node:http'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import AutoLoad from '@fastify/autoload'
+import { compile } from '@fastify/proxy-addr'
 import { LogController, type FastifyHttpOptions, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { stdSerializers, type DestinationStream } from 'pino'
-import { clientAddress } from './client-address.js'
+import { clientAddress, withoutPort } from './client-address.js'
 import { refusalOptions } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
@@ -76,6 +77,16 @@ function trustHops (hops: number): (address: string, hop: number) => boolean {
 }
 
 /**
+ * TRUST_PROXY's addresses, matched as Fastify matches them (proxy-addr), and an X-Forwarded-For entry written with
+ * its port too: behind two proxies that write ports (Azure Front Door, then Application Gateway), the inner one's
+ * entry is `10.1.2.3:51234`, which proxy-addr matches with no listed address, so every client was counted as it.
+ */
+function trustListed (addresses: string[]): (address: string, hop: number) => boolean {
+  const listed = compile(addresses)
+  return (address, hop) => listed(withoutPort(address), hop)
+}
+
+/**
  * What the access log says of a request: method, path and client address. Fastify's default adds the
  * Host header, the client port and an `accept-version` look-up to every line, which an auth service's
  * log has no use for and which the hot routes paid for on every request (bench/README.md). No route
@@ -141,7 +152,7 @@ export function serverOptions (config: Config, logStream?: DestinationStream): F
       // Fastify 5 treats a bare number as "trust nothing"; a hop count means trusting the nearest n hops,
       // which is only sound when the proxies are the sole way in (README).
       ? trustHops(config.trustProxy)
-      : config.trustProxy,
+      : config.trustProxy === false ? false : trustListed(config.trustProxy),
     // Slow or stalled clients cannot hold connections open indefinitely.
     requestTimeout: 30_000,
     // While the instance drains (SIGTERM), a request that comes on a connection still open is served, with

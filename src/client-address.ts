@@ -27,11 +27,16 @@ export const MAX_ADDRESS_LENGTH = 64
 export function clientAddress (ip: string | undefined): string {
   // Fastify reads the address from the socket, which has none once the client has hung up, unless it was read before.
   if (ip === undefined) return ''
-  const address = IPV4_WITH_PORT.exec(ip)?.[1] ?? BRACKETED.exec(ip)?.[1] ?? ip
+  const address = withoutPort(ip)
   const mapped = IPV4_MAPPED.exec(address)?.[1]
   if (mapped !== undefined) return mapped
   if (address.length <= MAX_ADDRESS_LENGTH && /^[\x20-\x7e]*$/.test(address)) return address
   return copyString(address.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_ADDRESS_LENGTH))
+}
+
+/** An X-Forwarded-For entry without the port a proxy may have written beside its address, and without brackets. */
+export function withoutPort (entry: string): string {
+  return IPV4_WITH_PORT.exec(entry)?.[1] ?? BRACKETED.exec(entry)?.[1] ?? entry
 }
 
 /**

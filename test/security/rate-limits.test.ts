@@ -123,6 +123,22 @@ t.test('per IP: a proxy that writes each client\'s port beside its address (Azur
   t.equal(sessions[0].ip, '203.0.113.9', 'and its session lists the address without the port')
 })
 
+t.test('per IP: behind two proxies that write ports (Azure Front Door, then Application Gateway), TRUST_PROXY listing both counts the client', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_IP: '5/60', TRUST_PROXY: '127.0.0.1,10.0.0.0/8' } })
+  const statuses = []
+  for (let port = 50_000; port < 50_006; port++) {
+    // Through either of two instances of the inner proxy, each writing its own entry with its port.
+    statuses.push((await loginAs(app, uniqueEmail(), 'wrong password!', { 'x-forwarded-for': `198.51.100.7:${port}, 10.1.2.${3 + port % 2}:${port + 1000}` })).statusCode)
+  }
+  t.same(statuses, [401, 401, 401, 401, 401, 429], 'the inner proxy\'s entry, with its port, is trusted as its address is: the client is counted, not the proxy')
+  t.equal((await loginAs(app, uniqueEmail(), 'wrong password!', { 'x-forwarded-for': '198.51.100.8:50000, 10.1.2.3:51000' })).statusCode, 401, 'and another client behind the same proxies is not')
+  const innerUnlisted = await buildApp(t, { env: { TRUST_PROXY: '127.0.0.1' } })
+  const { email } = await registerAndLogin(innerUnlisted)
+  const signedIn = await loginAs(innerUnlisted, email, PASSWORD, { 'x-forwarded-for': '198.51.100.9:50000, 10.1.2.3:51000' })
+  const { sessions } = (await innerUnlisted.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${signedIn.json().accessToken as string}` } })).json()
+  t.equal(sessions[0].ip, '10.1.2.3', 'a proxy not listed is the client, and what it forwards is not believed')
+})
+
 t.test('refresh: per-session limit shared across instances; the token stays valid', async (t) => {
   const prefix = uniquePrefix()
   const env = { RATE_LIMIT_REFRESH_SESSION: '3/1', REFRESH_REUSE_GRACE: '10' }
