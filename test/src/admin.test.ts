@@ -1,39 +1,11 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { chmodSync } from 'node:fs'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
-import { buildApp, linkToSharedRedis, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import t from 'tap'
+import { admin, deployment, me, signIn } from '../helpers/admin.js'
+import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
-import { PrivateRedis } from '../helpers/redis-server.js'
-import { fromNth, script } from '../helpers/tcp-link.js'
 
-const ROOT = join(import.meta.dirname, '..', '..')
-
-interface Ran { code: number | null, stdout: string, stderr: string }
-
-/** `npm run admin -- <args>` as its own process, with exactly this environment, `input` on its standard input. */
-async function admin (env: Record<string, string | undefined>, args: string[], input: string | Buffer = ''): Promise<Ran> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv })
-  let [stdout, stderr] = ['', '']
-  child.stdout.on('data', (d) => { stdout += String(d) })
-  child.stderr.on('data', (d) => { stderr += String(d) })
-  child.stdin.end(input)
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  const [code] = await once(child, 'exit') as [number | null]
-  clearTimeout(killer)
-  return { code, stdout, stderr }
-}
-
-/** Two instances of the service on one Redis, and the environment they run with, which the command is given too. */
-async function deployment (t: Test) {
-  const prefix = uniquePrefix()
-  const [a, b] = [await buildApp(t, { prefix }), await buildApp(t, { prefix })]
-  return { a, b, env: testEnv({ REDIS_URL: SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix }) }
-}
-
-const me = (app: Awaited<ReturnType<typeof buildApp>>, accessToken: string) => app.inject({ url: '/me', headers: { authorization: `Bearer ${accessToken}` } })
-const signIn = (app: Awaited<ReturnType<typeof buildApp>>, email: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email, password } })
+// The operators' command (src/admin.ts) with a store that answers. When the store fails it: test/faults/admin-store.test.ts.
 
 t.test('sign-out ends every session of the account: its refresh cookies and, on every instance, its access tokens are refused', async (t) => {
   const { a, b, env } = await deployment(t)
@@ -197,100 +169,4 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
   const help = await admin({}, ['--help'])
   t.same([help.code, help.stderr], [0, ''], '--help is no failure, and needs no configuration')
   t.match(help.stdout, /^usage:\n {2}admin sessions <email> /, 'its usage on standard output')
-})
-
-/**
- * `sign-out` of an account signed in on an instance, run over a link to the store that cuts the broadcast of the
- * ended sessions (src/access-revocations.ts records them in <prefix>revoked-sids, where the other instances read them,
- * once the sessions have ended): the first one, or `every` one.
- */
-async function signOutWithBroadcastCut (t: Test, every: boolean, logLevel = 'silent') {
-  const { b, env } = await deployment(t)
-  const email = uniqueEmail()
-  const laptop = await registerAndLogin(b, email)
-  const link = await linkToSharedRedis(t)
-  const cut = link.cutAt((sent) => /\bzadd\r\n/i.test(sent) && sent.includes(`${env.REDIS_KEY_PREFIX as string}revoked-sids`), { every })
-  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}`, LOG_LEVEL: logLevel }, ['sign-out', email])
-  t.ok(cut(), 'the link was cut as the revocation was broadcast')
-  return { b, laptop, ran }
-}
-
-t.test('the other instances not told at once (the store cut off as the revocation is broadcast), it waits until they are', async (t) => {
-  const { b, laptop, ran } = await signOutWithBroadcastCut(t, false, 'info')
-  t.equal(ran.code, 0, ran.stderr)
-  t.same(JSON.parse(ran.stdout), { command: 'sign-out', userId: subOf(laptop.accessToken), sessionsEnded: 1 }, 'it answers once the retry got through')
-  t.match(ran.stderr, /could not broadcast access-token revocation; retrying[\s\S]*access-token revocation broadcast on retry/, 'saying so in its log, on standard error')
-  t.equal((await me(b, laptop.accessToken)).statusCode, 401, 'by which time the other instance refuses the access token')
-})
-
-t.test('the other instances never told (every broadcast cut off), it says their access tokens live on, exiting 1', async (t) => {
-  const { b, laptop, ran } = await signOutWithBroadcastCut(t, true)
-  t.same([ran.code, ran.stdout], [1, ''])
-  t.match(ran.stderr, /^admin: the sessions were ended, but the other instances could not be told: their access tokens work until they expire \(ACCESS_TOKEN_TTL, [0-9]+ s\)\n$/,
-    'one line on standard error: what was done, and what was not')
-  t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'the session has ended')
-})
-
-/** delete-account with the store cut off as it ends the sessions a second time: once, or at every try. */
-async function deleteWithSecondEndingCut (t: Test, every: boolean, extraEnv: Record<string, string> = {}) {
-  const { b, env } = await deployment(t)
-  const email = uniqueEmail()
-  const laptop = await registerAndLogin(b, email)
-  const link = await linkToSharedRedis(t)
-  const cut = link.cutAt(fromNth(2, script('family-revoke-all')), { every })
-  const ran = await admin({ ...env, ...extraEnv, REDIS_URL: `redis://127.0.0.1:${link.port}` }, ['delete-account', email])
-  t.ok(cut(), 'the link was cut as the sessions were ended again')
-  t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'the session has ended')
-  t.equal((await signIn(b, email, PASSWORD)).statusCode, 401, 'and the account is gone')
-  return { laptop, ran }
-}
-
-t.test('delete-account whose second ending of the sessions the store takes on its retry answers then, not once every unanswered write has settled', async (t) => {
-  // A command timeout of 3 s: a write the store did not answer may run up to 24 s late, which the retry need not wait for.
-  const { laptop, ran } = await deleteWithSecondEndingCut(t, false, { REDIS_COMMAND_TIMEOUT_MS: '3000' })
-  t.equal(ran.code, 0, ran.stderr)
-  t.same(JSON.parse(ran.stdout), { command: 'delete-account', userId: subOf(laptop.accessToken), sessionsEnded: 1 })
-})
-
-t.test('delete-account whose second ending of the sessions the store never takes (every try cut off) says so, exiting 1; the account is gone', async (t) => {
-  const { ran } = await deleteWithSecondEndingCut(t, true)
-  t.same([ran.code, ran.stdout], [1, ''])
-  t.match(ran.stderr, /^admin: the sessions were ended, but the store did not take their second ending: a session a sign-in began meanwhile lives on until it expires: REFRESH_IDLE_TTL \([0-9]+ s\) unused, REFRESH_ABSOLUTE_TTL \([0-9]+ s\) at most\n$/,
-    'one line on standard error: what was done, and what was not')
-})
-
-t.test('with the store down it stops at start, saying nothing was done and to run it again', async (t) => {
-  const redis = await PrivateRedis.start(t)
-  const email = uniqueEmail()
-  const app = await buildApp(t, { env: { REDIS_URL: redis.url } })
-  await registerAndLogin(app, email)
-  await redis.kill()
-  const started = performance.now()
-  const ran = await admin(testEnv({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '300', LOG_LEVEL: 'warn' }), ['sign-out', email])
-  t.same([ran.code, ran.stdout], [1, ''])
-  t.match(ran.stderr, /"msg":"redis connection error"[^\n]*\n[\s\S]*\nadmin: Redis is not ready: nothing was done; run the command again once it is\n$/, 'the log says why, and the last line what to do')
-  t.ok(performance.now() - started < 15_000, 'it does not wait for Redis to come back')
-})
-
-t.test('with credentials Redis refuses, the log names REDIS_URL, and nothing was done', async (t) => {
-  const redis = await PrivateRedis.start(t)
-  const ran = await admin(testEnv({ REDIS_URL: `redis://:not-the-password@127.0.0.1:${redis.port}`, LOG_LEVEL: 'warn' }), ['sign-out', uniqueEmail()])
-  t.same([ran.code, ran.stdout], [1, ''])
-  t.match(ran.stderr, /"msg":"redis refused the credentials: the server refused the user name and password in REDIS_URL[^\n]*\n[\s\S]*\nadmin: Redis is not ready: nothing was done; run the command again once it is\n$/, 'the log says why, and the last line what to do')
-  t.notOk(ran.stderr.includes('not-the-password'), 'the password is not in it')
-})
-
-t.test('with the store cut off once it is under way, it says part of it may have been done, and to run it again', async (t) => {
-  const { b, env } = await deployment(t)
-  const email = uniqueEmail()
-  const laptop = await registerAndLogin(b, email)
-  const link = await linkToSharedRedis(t)
-  const cut = link.cutAt(script('family-revoke-all'), { every: true })
-  const ran = await admin({ ...env, REDIS_URL: `redis://127.0.0.1:${link.port}`, REDIS_COMMAND_TIMEOUT_MS: '300' }, ['sign-out', email])
-  t.ok(cut(), 'the link was cut as the sessions were ended')
-  t.same([ran.code, ran.stdout], [1, ''])
-  t.match(ran.stderr, /^admin: the store did not answer \(Redis down or too slow\): nothing was done, or part of it; run the command again once it answers\n$/, 'one line: maybe part of it, and to run it again')
-  const again = await admin(env, ['sign-out', email])
-  t.equal(again.code, 0, `run again once the store answers, it succeeds: ${again.stderr}`)
-  t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'run again, it ends the session')
 })
