@@ -9,8 +9,8 @@ import { APP_PAGES, call, type InPage, listen, openAppTab, restore, sessions, si
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
-// Nineteen cases in Chromium: 103 s in a CI run here, too near the suite's 120 s a file for a busy machine. Each case
-// keeps its own 120 s; the file, twice that.
+// Nineteen cases in Chromium: 103 s in a CI run here, too near the suite's 120 s a file for a busy machine; this file
+// gets twice that.
 t.setTimeout(240_000)
 
 interface Held { arrived: Promise<void>, release: () => void }
