@@ -1,5 +1,6 @@
 import { normalizeIP } from '@fastify/rate-limit'
 import { copyString } from './copy-string.js'
+import { clampPrintable } from './family-store.js'
 
 const IPV4_MAPPED = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i
 // An address with the client's port, as Azure Application Gateway writes each X-Forwarded-For entry: 203.0.113.7:51234,
@@ -22,7 +23,7 @@ export const MAX_ADDRESS_LENGTH = 64
  * Behind a trusted proxy, the address is the X-Forwarded-For entry the proxy wrote, and it may be no address: Squid's
  * `unknown`, an obfuscated identifier (RFC 7239 §6.3), or, where TRUST_PROXY counts more hops than there are proxies,
  * the client's own text, up to the 16 kB of a header, which every session it refreshed kept in Redis and every log line
- * repeated. Such a value is kept as a user agent is: printable ASCII, bounded.
+ * repeated. Such a value is kept as a user agent is (clampPrintable): printable ASCII, bounded.
  */
 export function clientAddress (ip: string | undefined): string {
   // Fastify reads the address from the socket, which has none once the client has hung up, unless it was read before.
@@ -30,8 +31,7 @@ export function clientAddress (ip: string | undefined): string {
   const address = withoutPort(ip)
   const mapped = IPV4_MAPPED.exec(address)?.[1]
   if (mapped !== undefined) return mapped
-  if (address.length <= MAX_ADDRESS_LENGTH && /^[\x20-\x7e]*$/.test(address)) return address
-  return copyString(address.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_ADDRESS_LENGTH))
+  return clampPrintable(address, MAX_ADDRESS_LENGTH)
 }
 
 /** An X-Forwarded-For entry without the port a proxy may have written beside its address, and without brackets. */

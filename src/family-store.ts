@@ -156,10 +156,16 @@ export interface FamilyStore {
 export const MAX_USER_AGENT_LENGTH = 128
 
 /**
- * Printable ASCII only (one byte per character, nothing to confuse a terminal or a log), bounded. A copy when cut:
- * the part kept would otherwise keep the whole header alive with it (src/copy-string.ts).
+ * A client's text as a session keeps it: printable ASCII only (one byte per character, nothing to confuse a terminal
+ * or a log), each other character as `?`, at most `max` characters. A copy when cut: the part kept would otherwise
+ * keep the whole header alive with it (src/copy-string.ts).
  */
+export function clampPrintable (text: string, max: number): string {
+  const printable = text.replace(/[^\x20-\x7e]/g, '?')
+  return printable.length > max ? copyString(printable.slice(0, max)) : printable
+}
+
+/** A user agent as a session keeps it (clampPrintable). */
 export function clampUserAgent (userAgent: string | undefined): string {
-  const printable = (userAgent ?? '').replace(/[^\x20-\x7e]/g, '?')
-  return printable.length > MAX_USER_AGENT_LENGTH ? copyString(printable.slice(0, MAX_USER_AGENT_LENGTH)) : printable
+  return clampPrintable(userAgent ?? '', MAX_USER_AGENT_LENGTH)
 }
