@@ -8,6 +8,12 @@ export interface RawResponse {
 }
 
 /**
+ * 1,100 header lines (`x-0: 1\r\n` …), each ending in CRLF: more than Node keeps of a request by default (about
+ * 1,000), so that a header sent after them is one Node would drop unseen.
+ */
+export const HEADER_CROWD = Array.from({ length: 1100 }, (_, i) => `x-${i}: 1\r\n`).join('')
+
+/**
  * Writes `bytes` to the server as they are, however malformed, and reads what comes back until the server
  * closes the connection: what a client that does not speak HTTP properly gets.
  */
