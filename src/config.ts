@@ -291,7 +291,34 @@ function checkSecret (name: string, value: string | undefined, production: boole
   if (production && PLACEHOLDER.test(value)) {
     throw new ConfigError(`${name} still holds the placeholder from .env.example; generate one with: openssl rand -base64 48`)
   }
+  const pattern = production ? patternOf(value) : null
+  if (pattern !== null) {
+    throw new ConfigError(`${name} is ${pattern}, which no generator of secrets makes and anyone can guess; generate one with: openssl rand -base64 48`)
+  }
   return value
+}
+
+/** Django refuses a SECRET_KEY of fewer distinct characters than this (security.W009). */
+const MIN_DISTINCT_CHARACTERS = 5
+
+/**
+ * What makes a secret long enough by its bytes guessable all the same: a few characters (`aaaa…`, `0101…`), or one
+ * short text said again and again (`secretsecret…`), a period of at most half its length. A random secret has
+ * neither (a base64 one of 32 bytes, about 28 distinct characters and no period); null when it has neither.
+ */
+export function patternOf (value: string): string | null {
+  const characters = [...value]
+  const distinct = new Set(characters).size
+  if (distinct < MIN_DISTINCT_CHARACTERS) return `made of ${distinct === 1 ? 'one character' : `${distinct} distinct characters`} (a random one has far more)`
+  // The shortest period, by the prefix function: the longest proper prefix that is also a suffix.
+  const border = new Array<number>(characters.length).fill(0)
+  for (let i = 1, k = 0; i < characters.length; i++) {
+    while (k > 0 && characters[i] !== characters[k]) k = border[k - 1] ?? 0
+    if (characters[i] === characters[k]) k++
+    border[i] = k
+  }
+  const period = characters.length - (border.at(-1) ?? 0)
+  return period * 2 <= characters.length ? `one text of ${period} characters repeated` : null
 }
 
 // C0 and C1 control characters and DEL.

@@ -1,16 +1,17 @@
 import { execFileSync } from 'node:child_process'
-import { createPrivateKey } from 'node:crypto'
+import { createPrivateKey, randomBytes } from 'node:crypto'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseEnv } from 'node:util'
 import t from 'tap'
-import { ConfigError, defaultHashConcurrency, EnvSchema, FROM_FILE, HASHES_QUEUED_PER_SLOT, loadConfig, threadpoolSize } from '../../src/config.js'
+import { ConfigError, defaultHashConcurrency, EnvSchema, FROM_FILE, HASHES_QUEUED_PER_SLOT, loadConfig, patternOf, threadpoolSize } from '../../src/config.js'
 import { usableCores } from '../../src/cpu-quota.js'
 import { generateKeySetJson } from '../../src/signing-keys.js'
 import { matchList } from '../helpers/match-list.js'
 
-const secret = (c: string) => c.repeat(40)
+// Each one distinct, and as production takes a secret: no character or text repeated throughout.
+const secret = (c: string) => `${c}-a-test-secret-of-forty-bytes-or-more`
 const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j'), REFRESH_TOKEN_SECRET: secret('r') }
 
 t.test('defaults match the documented ones', async (t) => {
@@ -124,7 +125,8 @@ t.test('REFRESH_TOKEN_ACCEPTED_SECRETS: the other secrets of a rotation, each ch
     [{ ...current, JWT_SECRET: secret('j'), REFRESH_TOKEN_ACCEPTED_SECRETS: secret('j') }, /is JWT_SECRET: one key per purpose/],
     [{ ...current, REFRESH_TOKEN_ACCEPTED_SECRETS: `${secret('a')},${secret('a')}` }, /\(secret 2 of 2\) repeats an earlier one/],
     [{ ...current, REFRESH_TOKEN_ACCEPTED_SECRETS: ['a', 'b', 'c', 'd', 'e'].map(secret).join(',') }, /holds 5 secrets; at most 4/],
-    [{ ...production, REFRESH_TOKEN_ACCEPTED_SECRETS: 'change-me-change-me-change-me-change-me' }, /\(secret 1 of 1\) still holds the placeholder/]
+    [{ ...production, REFRESH_TOKEN_ACCEPTED_SECRETS: 'change-me-change-me-change-me-change-me' }, /\(secret 1 of 1\) still holds the placeholder/],
+    [{ ...production, REFRESH_TOKEN_ACCEPTED_SECRETS: `${secret('a')},${'next-secret'.repeat(4)}` }, /\(secret 2 of 2\) is one text of 11 characters repeated/]
   ]
   for (const [env, message] of cases) {
     try {
@@ -269,12 +271,32 @@ t.test('production refuses unsafe config with a message naming the variable', as
     [{ REDIS_URL: undefined }, /REDIS_URL is required in production/],
     [{ COOKIE_SECURE: 'false' }, /COOKIE_SECURE=false is not allowed in production/],
     [{ JWT_SECRET: 'change-me-change-me-change-me-change-me' }, /JWT_SECRET still holds the placeholder/],
+    [{ JWT_SECRET: 'j'.repeat(40) }, /^JWT_SECRET is made of one character \(a random one has far more\), which no generator of secrets makes and anyone can guess; generate one with: openssl rand -base64 48$/],
+    [{ REFRESH_TOKEN_SECRET: '0110'.repeat(10) }, /^REFRESH_TOKEN_SECRET is made of 2 distinct characters/],
+    [{ REFRESH_TOKEN_SECRET: 'abcd'.repeat(10) }, /^REFRESH_TOKEN_SECRET is made of 4 distinct characters/],
+    [{ REFRESH_TOKEN_SECRET: 'secret'.repeat(6) }, /^REFRESH_TOKEN_SECRET is one text of 6 characters repeated/],
+    [{ REFRESH_TOKEN_SECRET: `${'my-session-key-'.repeat(2)}my-ses` }, /^REFRESH_TOKEN_SECRET is one text of 15 characters repeated/],
     [{ ALLOWED_ORIGINS: 'https://app.example.com,http://app.example.com' }, /ALLOWED_ORIGINS: "http:\/\/app.example.com" is plain HTTP; production grants sessions to https:\/\/ origins only/],
     [{ ALLOWED_ORIGINS: 'http://localhost:5173' }, /ALLOWED_ORIGINS: "http:\/\/localhost:5173" is plain HTTP/]
   ]
   for (const [override, message] of cases) {
     t.throws(() => loadConfig({ ...production, ...override }), { name: 'ConfigError', message }, String(message))
   }
+})
+
+t.test('production takes a generated secret, and a passphrase, however its characters fall', async (t) => {
+  // 2,000 of each generator's: a rule that refused one in a thousand would refuse a deploy now and then.
+  const refused = []
+  for (let i = 0; i < 2000; i++) {
+    for (const value of [randomBytes(16).toString('hex'), randomBytes(24).toString('base64'), randomBytes(32).toString('base64url')]) {
+      if (patternOf(value) !== null) refused.push(value)
+    }
+  }
+  t.same(refused, [], 'openssl rand -hex 16, -base64 24 and a base64url 32 bytes: none refused')
+  const passphrase = 'correct horse battery staple, and then some'
+  t.equal(loadConfig({ ...production, REFRESH_TOKEN_SECRET: passphrase }).refresh.secret, passphrase, 'a passphrase of words')
+  t.equal(loadConfig({ ...production, REFRESH_TOKEN_SECRET: `${'abcdefghijklmnop'.repeat(2)}x` }).refresh.secret, `${'abcdefghijklmnop'.repeat(2)}x`, 'a text said less than twice over in full is no repetition')
+  t.equal(loadConfig({ JWT_SECRET: 'j'.repeat(40) }).jwt.secret, 'j'.repeat(40), 'outside production, a patterned secret is taken: tests and local runs use them')
 })
 
 t.test('every problem is reported at once, each naming its variable and what it takes', async (t) => {
