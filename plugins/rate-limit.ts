@@ -2,7 +2,7 @@ import fastifyRateLimit from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { RateLimit } from '../src/config.js'
-import { countedAddress } from '../src/client-address.js'
+import { countedAddress, untrustedForwarder } from '../src/client-address.js'
 import { RateLimitedError } from '../src/errors.js'
 
 /** A limit of the configuration (a `RATE_LIMIT_*` variable) as @fastify/rate-limit takes it: a route's `config.rateLimit`. */
@@ -28,10 +28,23 @@ export function clientKey (request: FastifyRequest): string {
  */
 export default fp(async function rateLimitPlugin (fastify) {
   const { redis, config } = fastify
+  // A proxy TRUST_PROXY does not trust is every client to the limits, and nothing else says so until sign-ins fail
+  // with 429 for everyone behind it (30 a minute by default): said once, at the first such request a limit counts.
+  let forwarderSaid = false
+  const countClient = (request: FastifyRequest): string => {
+    if (!forwarderSaid) {
+      const forwarder = untrustedForwarder(request)
+      if (forwarder !== null) {
+        forwarderSaid = true
+        fastify.log.warn({ forwarder }, 'a request names its client in X-Forwarded-For, sent by an address TRUST_PROXY does not trust: the rate limits count that address as the client. Behind a proxy (a load balancer, an ingress), every client it serves shares one count of each limit: set TRUST_PROXY to the proxy\'s address or range (README: Configuration). Said once; a client may also send the header itself')
+      }
+    }
+    return clientKey(request)
+  }
   await fastify.register(fastifyRateLimit, {
     global: false,
     ...(redis === null ? {} : { redis, nameSpace: `${config.redis?.keyPrefix ?? ''}rl:` }),
-    keyGenerator: clientKey,
+    keyGenerator: countClient,
     skipOnError: true,
     errorResponseBuilder: () => new RateLimitedError()
   })

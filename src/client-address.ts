@@ -1,4 +1,5 @@
 import { normalizeIP } from '@fastify/rate-limit'
+import type { FastifyRequest } from 'fastify'
 import { copyString } from './copy-string.js'
 import { clampPrintable } from './family-store.js'
 
@@ -46,4 +47,15 @@ export function withoutPort (entry: string): string {
  */
 export function countedAddress (ip: string | undefined): string {
   return copyString(normalizeIP(clientAddress(ip)))
+}
+
+/**
+ * The address of the peer that sent a request naming its client in X-Forwarded-For, when TRUST_PROXY does not trust
+ * that peer, so that the peer is the client counted; null otherwise. Behind a proxy TRUST_PROXY does not name (false,
+ * its default, or a list without it), the proxy is every client: they share one count of each limit per address.
+ */
+export function untrustedForwarder (request: FastifyRequest): string | null {
+  if (request.headers['x-forwarded-for'] === undefined) return null
+  const peer = request.socket.remoteAddress
+  return peer !== undefined && request.ip === peer ? clientAddress(peer) : null
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, login, PASSWORD, refresh, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, capturedLogs, login, PASSWORD, refresh, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 
 const loginAs = (app: Awaited<ReturnType<typeof buildApp>>, email: string, password: string, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, headers })
@@ -89,6 +89,24 @@ t.test('per IP: spoofed X-Forwarded-For does not reset the counter when the prox
     statuses.push((await loginAs(app, uniqueEmail(), 'wrong password!', { 'x-forwarded-for': `198.51.100.${i}` })).statusCode)
   }
   t.same(statuses, [401, 401, 401, 401, 401, 429, 429, 429])
+})
+
+t.test('per IP: a request forwarded by an address TRUST_PROXY does not trust is said once, naming that address, which every client behind it is counted as', async (t) => {
+  const warnings = async (trust: string, requests: Array<Record<string, string>>) => {
+    const logs = capturedLogs()
+    const app = await buildApp(t, { env: { TRUST_PROXY: trust, LOG_LEVEL: 'warn' }, logStream: logs.stream })
+    for (const headers of requests) await loginAs(app, uniqueEmail(), 'wrong password!', headers)
+    return logs.lines().filter((line) => /X-Forwarded-For/.test(line.msg))
+  }
+  const forwarded = { 'x-forwarded-for': '198.51.100.7' }
+  const said = await warnings('false', [{}, forwarded, { 'x-forwarded-for': '198.51.100.8' }, forwarded])
+  t.equal(said.length, 1, 'TRUST_PROXY=false (the default): said once, for three forwarded sign-ins')
+  t.match(said[0], { level: 40, forwarder: '127.0.0.1', msg: /^a request names its client in X-Forwarded-For, sent by an address TRUST_PROXY does not trust: the rate limits count that address as the client\. .*set TRUST_PROXY to the proxy's address or range/ },
+    'at warn, with the address counted and what to set')
+  t.equal((await warnings('10.0.0.0/8', [forwarded]))[0]?.forwarder, '127.0.0.1', 'TRUST_PROXY listing other addresses than the proxy\'s: said')
+  t.same(await warnings('false', [{}, {}]), [], 'no X-Forwarded-For: nothing said')
+  t.same(await warnings('127.0.0.1', [forwarded]), [], 'the proxy listed: nothing said')
+  t.same(await warnings('1', [forwarded]), [], 'a hop count, which trusts the nearest proxy: nothing said')
 })
 
 t.test('per IP: behind a trusted proxy, X-Forwarded-For counts each client separately', async (t) => {
