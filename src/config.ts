@@ -879,19 +879,22 @@ function parseOrigins (value: string, production: boolean): string[] {
  * decoding keeps: a JWK Set after one was refused as "not valid JSON", and a URL as no redis:// URL.
  */
 function readSecretFile (name: string, path: string): { value: string, byteOrderMark: boolean } {
+  // Quoted: a path is named as it was given, a space at its end (from YAML) or the \r of an env file written on
+  // Windows made visible, where printed bare it read as the right path.
+  const named = JSON.stringify(path)
   let bytes: Buffer
   try {
     bytes = readFileSync(path)
   } catch (err) {
-    throw new ConfigError(`${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    throw new ConfigError(`${name}: cannot read ${named} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
   }
   // Decoded as it is, a byte that is not UTF-8 would be U+FFFD: a binary key, each such byte's bits lost, all alike.
   if (!isUtf8(bytes)) {
-    throw new ConfigError(`${name}: ${path} is not UTF-8 text (a binary key?); it holds text: for a secret, generate one with: openssl rand -base64 48`)
+    throw new ConfigError(`${name}: ${named} is not UTF-8 text (a binary key?); it holds text: for a secret, generate one with: openssl rand -base64 48`)
   }
   const text = bytes.toString('utf8')
   const byteOrderMark = text.startsWith('\uFEFF')
   const value = text.slice(byteOrderMark ? 1 : 0).replace(/(\r?\n)+$/, '')
-  if (value === '') throw new ConfigError(`${name}: ${path} is empty`)
+  if (value === '') throw new ConfigError(`${name}: ${named} is empty`)
   return { value, byteOrderMark }
 }

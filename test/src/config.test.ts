@@ -242,18 +242,21 @@ t.test('every secret may be read from a file, as orchestrators mount them: <NAME
   chmodSync(unreadable, 0o000)
   const refused: Array<[Record<string, string>, RegExp]> = [
     [{ REFRESH_TOKEN_SECRET: secret('r'), REFRESH_TOKEN_SECRET_FILE: file('both', secret('r')) }, /^set REFRESH_TOKEN_SECRET or REFRESH_TOKEN_SECRET_FILE, not both$/],
-    [{ JWT_SECRET_FILE: join(dir, 'missing') }, /^JWT_SECRET_FILE: cannot read .*missing \(ENOENT\)$/],
-    [{ JWT_SECRET_FILE: dir }, /^JWT_SECRET_FILE: cannot read .* \(EISDIR\)$/],
-    [{ REFRESH_TOKEN_SECRET_FILE: file('empty', '\n') }, /^REFRESH_TOKEN_SECRET_FILE: .*empty is empty$/],
+    [{ JWT_SECRET_FILE: join(dir, 'missing') }, /^JWT_SECRET_FILE: cannot read ".*missing" \(ENOENT\)$/],
+    // The path as it was given, quoted: a space at its end (YAML), or the \r an env file written on Windows leaves.
+    [{ JWT_SECRET_FILE: `${file('spaced', secret('j'))} ` }, /^JWT_SECRET_FILE: cannot read ".*spaced " \(ENOENT\)$/],
+    [{ JWT_SECRET_FILE: `${file('crlf', secret('j'))}\r` }, /^JWT_SECRET_FILE: cannot read ".*crlf\\r" \(ENOENT\)$/],
+    [{ JWT_SECRET_FILE: dir }, /^JWT_SECRET_FILE: cannot read ".*" \(EISDIR\)$/],
+    [{ REFRESH_TOKEN_SECRET_FILE: file('empty', '\n') }, /^REFRESH_TOKEN_SECRET_FILE: ".*empty" is empty$/],
     [{ REFRESH_TOKEN_SECRET_FILE: file('short', 'short\n') }, /^REFRESH_TOKEN_SECRET must be at least 32 bytes$/],
     [{ REDIS_URL_FILE: file('not-a-url', 'http://redis\n') }, /REDIS_URL/],
     // 32 bytes as `head -c 32 /dev/urandom` writes them: read as UTF-8, 16 of the 30 characters would be U+FFFD, all alike.
     [{ REFRESH_TOKEN_SECRET_FILE: file('binary', Buffer.from('9f3a81c4e2d07b55aa10f8c6ee2b4d9077e1a3c50b98fd2e61c47a8805d3be19', 'hex')) },
-      /^REFRESH_TOKEN_SECRET_FILE: .*binary is not UTF-8 text \(a binary key\?\); it holds text: for a secret, generate one with: openssl rand -base64 48$/],
-    [{ REDIS_URL_FILE: file('latin-1', Buffer.from('redis://:p\xe4ss@127.0.0.1:6379\n', 'latin1')) }, /^REDIS_URL_FILE: .*latin-1 is not UTF-8 text/]
+      /^REFRESH_TOKEN_SECRET_FILE: ".*binary" is not UTF-8 text \(a binary key\?\); it holds text: for a secret, generate one with: openssl rand -base64 48$/],
+    [{ REDIS_URL_FILE: file('latin-1', Buffer.from('redis://:p\xe4ss@127.0.0.1:6379\n', 'latin1')) }, /^REDIS_URL_FILE: ".*latin-1" is not UTF-8 text/]
   ]
   // Root reads any file: the mode only refuses others.
-  if (process.getuid?.() !== 0) refused.push([{ JWT_SECRET_FILE: unreadable }, /^JWT_SECRET_FILE: cannot read .* \(EACCES\)$/])
+  if (process.getuid?.() !== 0) refused.push([{ JWT_SECRET_FILE: unreadable }, /^JWT_SECRET_FILE: cannot read ".*" \(EACCES\)$/])
   for (const [env, message] of refused) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, String(message))
   }
@@ -343,7 +346,7 @@ t.test('every problem is reported at once, each naming its variable and what it 
   t.same(problems({ PORT: 'abc', METRICS_PORT: '3000' }), ['PORT must be an integer in decimal digits'],
     'but nothing is said of a refused value\'s default (PORT 3000 is not METRICS_PORT\'s problem)')
   const { REFRESH_TOKEN_SECRET: _, ...unreadable } = production
-  t.same(problems({ ...unreadable, REFRESH_TOKEN_SECRET_FILE: '/nonexistent' }), ['REFRESH_TOKEN_SECRET_FILE: cannot read /nonexistent (ENOENT)'],
+  t.same(problems({ ...unreadable, REFRESH_TOKEN_SECRET_FILE: '/nonexistent' }), ['REFRESH_TOKEN_SECRET_FILE: cannot read "/nonexistent" (ENOENT)'],
     'nor of a secret whose file cannot be read: it is not missing')
 })
 
