@@ -2,7 +2,7 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, NotFoundError, RequestTimeoutError, UrlTooLongError } from './errors.js'
+import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, NotFoundError, NotReadyError, RequestTimeoutError, UrlTooLongError } from './errors.js'
 import { nameTheAnswer } from './request-id.js'
 
 /** The headers of an error answered here, outside the service's hooks (plugins/security-headers.ts sets the rest's). */
@@ -31,6 +31,7 @@ const TIMEOUT = rawResponse(new RequestTimeoutError())
 const HEADER_OVERFLOW = rawResponse(new HeaderTooLargeError())
 const MALFORMED = rawResponse(new MalformedRequestError())
 const NO_TUNNEL = rawResponse(new NotFoundError())
+const DRAINING = rawResponse(new NotReadyError())
 
 /**
  * The status `clientErrorHandler` wrote on a connection. A request can be routed (its headers in) before the parser
@@ -168,4 +169,66 @@ function noteAnsweredByNode (fastify: FastifyInstance, request: IncomingMessage,
   const req = { method: request.method, url: request.url, ip: request.socket.remoteAddress }
   fastify.log.info({ req, res: { statusCode }, responseTime: 0 }, 'request completed')
   countUnmatched(fastify, statusCode, 0)
+}
+
+/** How long a request still arriving when the drain begins has to arrive: enough for a client sending at any usable speed. */
+const ARRIVAL_GRACE_MS = 1000
+
+/** A connection as Node's HTTP server keeps it: `_httpMessage`, the response it is on, which Node's own modules read. */
+type ServedSocket = Socket & { _httpMessage?: ServerResponse | null }
+
+/**
+ * At the drain (SIGTERM), a request still arriving (its headers, or its body, slow or stalled) gets `ARRIVAL_GRACE_MS`
+ * to arrive, and its connection is then closed: a 503 `SERVICE_NOT_READY` when its headers are in, so its client may
+ * send it again, to another instance; nothing of it was done, no handler runs before a request's body is in. Node's
+ * server closes only connections with no request at all: one client that had sent part of a request held the exit
+ * for SHUTDOWN_TIMEOUT, and made it a failure (exit 1, "killed by timeout"). Requests received are served, as before.
+ */
+export function closeUnreceivedAtDrain (fastify: FastifyInstance, shutdownTimeoutMs: number): void {
+  const sockets = new Set<ServedSocket>()
+  fastify.server.on('connection', (socket: ServedSocket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  fastify.addHook('preClose', (done) => {
+    for (const socket of sockets) closeAfterAnswer(socket)
+    fastify.server.on('request', keepOpenForPipelined)
+    // Within SHUTDOWN_TIMEOUT (1 s at least), which ends the process whatever is left.
+    setTimeout(() => { for (const socket of sockets) closeIfUnreceived(socket) }, Math.min(ARRIVAL_GRACE_MS, shutdownTimeoutMs / 2)).unref()
+    done()
+  })
+}
+
+/**
+ * A request under way when the drain begins is answered with `Connection: close`, as Fastify answers those that come
+ * after: Node's server closes the connections idle when it closes, and none that become idle later, so a client
+ * keeping its connection alive after that answer (nginx's upstream keepalive, undici's 71 s) held the exit too.
+ */
+function closeAfterAnswer (socket: ServedSocket): void {
+  const response = socket._httpMessage
+  if (response !== null && response !== undefined && !response.headersSent) response.setHeader('connection', 'close')
+}
+
+/**
+ * A request sent on such a connection behind the one in flight (pipelined), and so already on its way, is served: the
+ * answer ahead of it keeps the connection open, and its own closes it (Fastify marks every request that comes while
+ * it closes). Listened to from the drain on: no request before pays for it.
+ */
+function keepOpenForPipelined (request: IncomingMessage, response: ServerResponse): void {
+  const ahead = (request.socket as ServedSocket)._httpMessage
+  if (ahead !== null && ahead !== undefined && ahead !== response && !ahead.headersSent) ahead.removeHeader('connection')
+}
+
+function closeIfUnreceived (socket: ServedSocket): void {
+  const response = socket._httpMessage
+  // No response under way: between requests (Node closes those itself), or a request whose headers are still coming.
+  if (response === null || response === undefined) {
+    socket.destroy()
+    return
+  }
+  if (response.req.complete || response.headersSent) return
+  socket.write(DRAINING.bytes)
+  // Logged and counted with the status it was answered with, not as a client that hung up (onUnanswered).
+  refusedWith.set(socket, DRAINING.statusCode)
+  socket.destroy()
 }

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { answerWhatNodeRefuses, refusalOptions } from './client-errors.js'
+import { answerWhatNodeRefuses, closeUnreceivedAtDrain, refusalOptions } from './client-errors.js'
 import { NotFoundError } from './errors.js'
 
 /**
@@ -15,6 +15,7 @@ export function metricsServer (service: FastifyInstance): FastifyInstance {
     ...refusalOptions
   })
   answerWhatNodeRefuses(server)
+  closeUnreceivedAtDrain(server, service.config.shutdownTimeoutSeconds * 1000)
   server.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await service.metrics.exposition()
     return reply.type(contentType).send(body)

@@ -86,6 +86,55 @@ t.test('SIGTERM: a request that comes on a connection still busy while the insta
   t.equal(await server.exited, 0, 'clean exit')
 })
 
+t.test('SIGTERM: a client keeping its connection alive gets the answer to its request in flight with Connection: close, and does not hold the exit', async (t) => {
+  const { port, server, email } = await slowLoginServer(t)
+  // As nginx's upstream keepalive and undici do: an idle connection is kept until the server closes it.
+  const keepAlive = new Agent({ keepAlive: true })
+  t.teardown(() => keepAlive.destroy())
+  const inFlight = new Promise<Record<string, unknown>>((resolve, reject) => {
+    const payload = JSON.stringify({ email, password: PASSWORD })
+    const req = request({ host: '127.0.0.1', port, path: '/auth/login', method: 'POST', agent: keepAlive, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }))
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+  await sleep(30)
+  server.child.kill('SIGTERM')
+  t.same(await inFlight, { status: 200, connection: 'close' }, 'the login in flight is answered, and told the connection closes')
+  t.equal(await server.exited, 0, 'clean exit: the connection was closed after the answer (kept, it held the exit until SHUTDOWN_TIMEOUT killed it, exit 1)')
+  t.notMatch(server.output(), /killed by timeout/)
+})
+
+t.test('SIGTERM: a request still arriving when the drain begins has a second to arrive, then is refused 503 (its headers in) or closed (not), and does not hold the exit', async (t) => {
+  const port = await freePort()
+  // A login that takes longer than that second: received requests are served however long they take.
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', ARGON2_MEMORY_COST: '262144', ARGON2_TIME_COST: '10' }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server)
+  const email = uniqueEmail()
+  t.equal((await post(port, '/auth/register', { email, password: PASSWORD })).status, 201)
+  const login = JSON.stringify({ email, password: PASSWORD })
+  const [received, stalledHead, stalledBody] = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
+  const answers = [received, stalledHead, stalledBody].map(answersOn)
+  received.write(`POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\n\r\n${login}`)
+  stalledHead.write('POST /auth/login HTTP/1.1\r\nHost: x\r\n')
+  stalledBody.write(`POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${login.length}\r\n\r\n${login.slice(0, 10)}`)
+  await sleep(100)
+  const signalledAt = Date.now()
+  server.child.kill('SIGTERM')
+  const [[loginAnswer], headAnswers, [bodyAnswer]] = await Promise.all(answers) as [any[], any[], any[]]
+
+  t.match(loginAnswer, { status: 200, headers: { connection: 'close' } }, 'the login received is served')
+  t.ok(Date.now() - signalledAt > 1000, 'though it took longer than the second given to requests still arriving')
+  t.same(headAnswers, [], 'a request whose headers had not all come is closed unanswered: there is no request to answer yet')
+  t.match(bodyAnswer, { status: 503, headers: { connection: 'close' }, body: { code: 'SERVICE_NOT_READY' } }, 'one whose body had not all come is refused in the service\'s shape: its client may send it to another instance')
+  t.equal(await server.exited, 0, 'clean exit (they held it until SHUTDOWN_TIMEOUT killed it, exit 1)')
+  t.notMatch(server.output(), /killed by timeout/)
+  t.equal(server.output().match(/"url":"\/auth\/login".*"res":\{"statusCode":503\}.*"msg":"request completed"/g)?.length, 1, 'the refused login is in the access log, with the status it was answered')
+})
+
 t.test('production refuses unsafe config at start with a one-line message naming the variable', async (t) => {
   // Secrets production takes: each made of many characters, no text repeated.
   const j = 'j-a-test-secret-of-forty-bytes-or-more'
@@ -170,7 +219,14 @@ t.test('METRICS_PORT: /metrics is served on its own port, counts the API\'s requ
   const tunnel = await rawRequest(metricsPort, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n')
   t.same([tunnel.statusCode, (JSON.parse(tunnel.body) as { code: string }).code], [404, 'NOT_FOUND'], 'and a tunnel it does not open')
 
+  // A scrape whose request is still arriving when the drain begins is closed, as on the API's port.
+  const stalled = connect(metricsPort, '127.0.0.1')
+  const stalledAnswers = answersOn(stalled)
+  stalled.write('GET /metrics HTTP/1.1\r\nHost: x\r\n')
+  await sleep(100)
   server.child.kill('SIGTERM')
+  t.same(await stalledAnswers, [], 'a scrape still arriving is closed unanswered')
   t.equal(await server.exited, 0, 'clean exit')
+  t.notMatch(server.output(), /killed by timeout/, 'the scrape did not hold it')
   t.equal(await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.status, (err: Error & { cause?: { code?: string } }) => err.cause?.code), 'ECONNREFUSED', 'the metrics port is closed too')
 })
