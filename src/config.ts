@@ -340,6 +340,22 @@ function checkClaimValue (name: string, value: string): string {
   return value
 }
 
+/**
+ * OWASP's argon2id configurations of equal strength (Password Storage Cheat Sheet, 1 degree of parallelism): the
+ * memory (KiB) each takes at 1, 2, 3, 4 and 5 passes; 19 MiB at 2 passes is its minimum, and this service's default.
+ */
+const OWASP_ARGON2ID_MEMORY_BY_PASSES = [47_104, 19_456, 12_288, 9_216, 7_168] as const
+
+/**
+ * Why argon2id at these costs is weaker than each of OWASP's configurations, which production refuses: a stolen
+ * database of such hashes is guessed faster offline than OWASP allows for. Null when it is not.
+ */
+function argon2BelowOwasp (memoryCost: number, timeCost: number): string | null {
+  const floor = OWASP_ARGON2ID_MEMORY_BY_PASSES[Math.min(timeCost, OWASP_ARGON2ID_MEMORY_BY_PASSES.length) - 1] ?? 0
+  if (memoryCost >= floor) return null
+  return `ARGON2_MEMORY_COST=${memoryCost} with ARGON2_TIME_COST=${timeCost} is weaker than OWASP's argon2id minimum (at ${timeCost} ${timeCost === 1 ? 'pass' : 'passes'}, ${floor} KiB; the default is 19456 KiB at 2), which production refuses: sign-ins cost less with fewer hashes at once (ARGON2_MAX_CONCURRENCY), not weaker ones`
+}
+
 /** Every entry but the first is one more HMAC for each token that opens under none of them (a forged one). */
 const MAX_ACCEPTED_SECRETS = 4
 
@@ -653,6 +669,8 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   if (production && !env.COOKIE_SECURE) {
     problems.push('COOKIE_SECURE=false is not allowed in production: the refresh cookie must never travel over plain HTTP')
   }
+  const weakHashes = production ? argon2BelowOwasp(env.ARGON2_MEMORY_COST, env.ARGON2_TIME_COST) : null
+  if (weakHashes !== null) problems.push(weakHashes)
   const cookieName = env.COOKIE_NAME ?? (env.COOKIE_SECURE ? '__Secure-refresh_token' : 'refresh_token')
   // Browsers match cookie-name prefixes case-insensitively.
   if (/^__host-/i.test(cookieName)) {

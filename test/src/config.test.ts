@@ -280,11 +280,24 @@ t.test('production refuses unsafe config with a message naming the variable', as
     [{ REFRESH_TOKEN_SECRET: 'secret'.repeat(6) }, /^REFRESH_TOKEN_SECRET is one text of 6 characters repeated/],
     [{ REFRESH_TOKEN_SECRET: `${'my-session-key-'.repeat(2)}my-ses` }, /^REFRESH_TOKEN_SECRET is one text of 15 characters repeated/],
     [{ ALLOWED_ORIGINS: 'https://app.example.com,http://app.example.com' }, /ALLOWED_ORIGINS: "http:\/\/app.example.com" is plain HTTP; production grants sessions to https:\/\/ origins only/],
-    [{ ALLOWED_ORIGINS: 'http://localhost:5173' }, /ALLOWED_ORIGINS: "http:\/\/localhost:5173" is plain HTTP/]
+    [{ ALLOWED_ORIGINS: 'http://localhost:5173' }, /ALLOWED_ORIGINS: "http:\/\/localhost:5173" is plain HTTP/],
+    // OWASP's argon2id lines: 47104 KiB at 1 pass, 19456 at 2, 12288 at 3, 9216 at 4, 7168 at 5.
+    [{ ARGON2_MEMORY_COST: '8192', ARGON2_TIME_COST: '1' }, /^ARGON2_MEMORY_COST=8192 with ARGON2_TIME_COST=1 is weaker than OWASP's argon2id minimum \(at 1 pass, 47104 KiB; the default is 19456 KiB at 2\), which production refuses/],
+    [{ ARGON2_MEMORY_COST: '47103', ARGON2_TIME_COST: '1' }, /^ARGON2_MEMORY_COST=47103 with ARGON2_TIME_COST=1 is weaker/],
+    [{ ARGON2_MEMORY_COST: '19455' }, /^ARGON2_MEMORY_COST=19455 with ARGON2_TIME_COST=2 is weaker than OWASP's argon2id minimum \(at 2 passes, 19456 KiB/],
+    [{ ARGON2_MEMORY_COST: '12287', ARGON2_TIME_COST: '3' }, /at 3 passes, 12288 KiB/],
+    [{ ARGON2_MEMORY_COST: '9215', ARGON2_TIME_COST: '4' }, /at 4 passes, 9216 KiB/]
   ]
   for (const [override, message] of cases) {
     t.throws(() => loadConfig({ ...production, ...override }), { name: 'ConfigError', message }, String(message))
   }
+})
+
+t.test('production takes argon2id at each of OWASP\'s configurations and above; outside production, cheaper ones', async (t) => {
+  for (const [memory, passes] of [['47104', '1'], ['19456', '2'], ['12288', '3'], ['9216', '4'], ['8192', '5'], ['8192', '10'], ['65536', '1']]) {
+    t.match(loadConfig({ ...production, ARGON2_MEMORY_COST: memory, ARGON2_TIME_COST: passes }).argon2, { memoryCost: Number(memory), timeCost: Number(passes) }, `${memory} KiB at ${passes}`)
+  }
+  t.match(loadConfig({ ARGON2_MEMORY_COST: '8192', ARGON2_TIME_COST: '1' }).argon2, { memoryCost: 8192, timeCost: 1 }, 'tests hash at 8192 KiB, 1 pass')
 })
 
 t.test('production takes a generated secret, and a passphrase, however its characters fall', async (t) => {
