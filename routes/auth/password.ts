@@ -19,7 +19,10 @@ const password: FastifyPluginAsyncTypebox = async (fastify) => {
     const { sid } = request.user
     const { user, clientGone } = await confirmCallerPassword(fastify, request, reply, request.body.currentPassword)
     // After the current password is checked: a stolen access token learns nothing of the account from this answer.
-    const refusal = fastify.passwordPolicy.refusal(request.body.newPassword, user.email)
+    // The current password given again would end the other sessions and leave whoever else knows it able to sign in.
+    const refusal = request.body.newPassword === request.body.currentPassword
+      ? 'The new password is the current one; choose another'
+      : fastify.passwordPolicy.refusal(request.body.newPassword, user.email)
     if (refusal !== null) throw new WeakPasswordError(refusal)
 
     // Only over the hash the current password was verified against: of two changes made at once with the same

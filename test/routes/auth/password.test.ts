@@ -18,12 +18,17 @@ for (const store of ['redis', 'memory'] as const) {
     t.same([weak.statusCode, weak.json().code], [400, 'AUTH_WEAK_PASSWORD'])
     t.match(weak.json().message, /most common/)
     t.equal((await change(PASSWORD, owner.email)).json().code, 'AUTH_WEAK_PASSWORD', 'nor the email address')
+    const same = await change(PASSWORD, PASSWORD)
+    t.same([same.statusCode, same.json().code, same.json().message], [400, 'AUTH_WEAK_PASSWORD', 'The new password is the current one; choose another'],
+      'nor the current password: a change that changes nothing, and would let whoever else knows it sign in again')
     const wrong = await change('not the password at all', 'password1234')
     t.same([wrong.json().code, wrong.headers['www-authenticate']], ['AUTH_INVALID_CREDENTIALS', undefined],
       'the current password is checked first (a stolen access token learns nothing more), and its refusal is no Bearer challenge')
 
     t.equal((await refresh(app, other.cookie)).statusCode, 200, 'the other session lives on')
     t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } })).statusCode, 200, 'the password is unchanged')
+    t.equal((await change(PASSWORD, `${PASSWORD} `)).statusCode, 204, 'one character more is another password')
+    t.equal((await change(`${PASSWORD} `, PASSWORD)).statusCode, 204, 'and the old one may come back after another')
   })
 }
 
