@@ -25,11 +25,11 @@ function post (port: number, path: string, body: object, agent?: Agent): Promise
 
 /**
  * src/server.ts as a process on a free port with one registered account, and argon2 parameters slow enough that a
- * login is still in flight when a signal sent 30 ms after it lands.
+ * login is still in flight when a signal sent 30 ms after it lands (or as slow as `argon2` makes it).
  */
-async function slowLoginServer (t: Test) {
+async function slowLoginServer (t: Test, argon2 = { ARGON2_MEMORY_COST: '65536', ARGON2_TIME_COST: '8' }) {
   const port = await freePort()
-  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', ARGON2_MEMORY_COST: '65536', ARGON2_TIME_COST: '8' }))
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', ...argon2 }))
   t.teardown(() => { server.child.kill('SIGKILL') })
   await waitForListening(server)
   const email = uniqueEmail()
@@ -108,13 +108,8 @@ t.test('SIGTERM: a client keeping its connection alive gets the answer to its re
 })
 
 t.test('SIGTERM: a request still arriving when the drain begins has a second to arrive, then is refused 503 (its headers in) or closed (not), and does not hold the exit', async (t) => {
-  const port = await freePort()
   // A login that takes longer than that second: received requests are served however long they take.
-  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', ARGON2_MEMORY_COST: '262144', ARGON2_TIME_COST: '10' }))
-  t.teardown(() => { server.child.kill('SIGKILL') })
-  await waitForListening(server)
-  const email = uniqueEmail()
-  t.equal((await post(port, '/auth/register', { email, password: PASSWORD })).status, 201)
+  const { port, server, email } = await slowLoginServer(t, { ARGON2_MEMORY_COST: '262144', ARGON2_TIME_COST: '10' })
   const login = JSON.stringify({ email, password: PASSWORD })
   const [received, stalledHead, stalledBody] = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1'), connect(port, '127.0.0.1')]
   const answers = [received, stalledHead, stalledBody].map(answersOn)
