@@ -356,6 +356,12 @@ function argon2BelowOwasp (memoryCost: number, timeCost: number): string | null 
   return `ARGON2_MEMORY_COST=${memoryCost} with ARGON2_TIME_COST=${timeCost} is weaker than OWASP's argon2id minimum (at ${timeCost} ${timeCost === 1 ? 'pass' : 'passes'}, ${floor} KiB; the default is 19456 KiB at 2), which production refuses: sign-ins cost less with fewer hashes at once (ARGON2_MAX_CONCURRENCY), not weaker ones`
 }
 
+/**
+ * A value between two quotes of one kind, which the tool that set it kept: no setting of this service begins and ends
+ * with a quote, and a secret so written would be another secret wherever it is set without them.
+ */
+const QUOTED = /^(["'])[\s\S]*\1$/
+
 /** Every entry but the first is one more HMAC for each token that opens under none of them (a forged one). */
 const MAX_ACCEPTED_SECRETS = 4
 
@@ -564,6 +570,8 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   }
   const data: Record<string, string> = {}
   const marked: string[] = []
+  // Values refused as they are written, before the schema sees them: said with its refusals, in its order.
+  const writtenWrong = new Map<string, string>()
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = given(key)
     const file = (FROM_FILE as readonly string[]).includes(key) ? given(`${key}_FILE`) : undefined
@@ -578,6 +586,9 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
         }, undefined)
       }
       if (data[key] === undefined) refused.add(key)
+    } else if (value !== undefined && QUOTED.test(value)) {
+      writtenWrong.set(key, `${key} is written in quotes, which were kept as part of its value: remove them (docker's --env-file and the list form of Compose's environment, - ${key}="…", keep them; a shell and Node's --env-file do not)`)
+      refused.add(key)
     } else if (value !== undefined) {
       data[key] = value
     }
@@ -591,14 +602,13 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     refused.add('METRICS_PORT')
   }
 
-  const notDigits = new Map<string, string>()
   for (const [key, value] of Object.entries(data)) {
     const problem = integerProblem(key, value)
     if (problem === null) {
       data[key] = canonicalValue(key, value)
       continue
     }
-    notDigits.set(key, problem)
+    writtenWrong.set(key, problem)
     Reflect.deleteProperty(data, key)
     refused.add(key)
   }
@@ -611,12 +621,12 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   let env: Env
   try {
     env = validated()
-    problems.push(...schemaProblems([], notDigits))
+    problems.push(...schemaProblems([], writtenWrong))
   } catch (err) {
     // Ajv messages name the variable and the rule, not the value.
     const { errors } = err as { errors?: SchemaError[] }
-    if (errors === undefined) throw new ConfigError([...problems, ...notDigits.values(), (err as Error).message], misspelt)
-    problems.push(...schemaProblems(errors, notDigits))
+    if (errors === undefined) throw new ConfigError([...problems, ...writtenWrong.values(), (err as Error).message], misspelt)
+    problems.push(...schemaProblems(errors, writtenWrong))
     for (const error of errors) {
       refused.add(variableOf(error))
       Reflect.deleteProperty(data, variableOf(error))

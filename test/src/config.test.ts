@@ -71,6 +71,30 @@ t.test('an integer is taken in decimal digits only, not as JavaScript reads a nu
   t.equal(refusal({ PORT: ' ', METRICS_PORT: '3000' }), blank('PORT'), 'and, refused, its default is no other variable\'s problem')
 })
 
+t.test('a value written in quotes, which docker run --env-file keeps, is refused as such, naming the variable and never a secret', async (t) => {
+  const refusal = (env: Record<string, string>): string => {
+    try {
+      loadConfig(env)
+    } catch (err) {
+      if (err instanceof ConfigError) return err.message
+      throw err
+    }
+    return 'taken'
+  }
+  const quoted = (name: string) => `${name} is written in quotes, which were kept as part of its value: remove them (docker's --env-file and the list form of Compose's environment, - ${name}="…", keep them; a shell and Node's --env-file do not)`
+  // Each was refused as something else (NODE_ENV "must be one of development, production, test"), or, for the claims
+  // and the secrets, taken with its quotes: tokens a resource server expecting the value without them refuses.
+  for (const [name, value] of [['NODE_ENV', '"production"'], ['PORT', '"3000"'], ['LOG_LEVEL', "'info'"], ['JWT_ISSUER', '"auth-service"'], ['JWT_AUDIENCE', "'api'"], ['DEV_SECRETS_FILE', '"secrets.json"'], ['REFRESH_TOKEN_SECRET', `"${secret('r')}"`]] as const) {
+    t.equal(refusal({ [name]: value }), quoted(name), `${name}=${value}`)
+  }
+  t.notOk(refusal({ REFRESH_TOKEN_SECRET: `"${secret('r')}"` }).includes(secret('r')), 'without the secret')
+  t.equal(refusal({ NODE_ENV: '"production"', PORT: 'x', LOG_LEVEL: '"info"' }), `3 problems: (1) ${quoted('NODE_ENV')}; (2) PORT must be an integer in decimal digits; (3) ${quoted('LOG_LEVEL')}`,
+    'said with the other refusals, in the schema\'s order')
+  t.equal(loadConfig({ JWT_ISSUER: 'a"b"' }).jwt.issuer, 'a"b"', 'a quote inside a value is the value\'s')
+  t.equal(loadConfig({ JWT_ISSUER: '"auth' }).jwt.issuer, '"auth', 'and so is one at an end only')
+  t.equal(loadConfig({ JWT_ISSUER: '"auth\'' }).jwt.issuer, '"auth\'', 'or two of different kinds')
+})
+
 t.test('METRICS_PORT: /metrics on a port of its own, which cannot be the API\'s', async (t) => {
   t.equal(loadConfig({ METRICS_PORT: '9464' }).metricsPort, 9464)
   t.throws(() => loadConfig({ PORT: '9464', METRICS_PORT: '9464' }), { name: 'ConfigError', message: /METRICS_PORT must differ from PORT/ })
