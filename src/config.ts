@@ -362,6 +362,10 @@ function argon2BelowOwasp (memoryCost: number, timeCost: number): string | null 
  */
 const QUOTED = /^(["'])[\s\S]*\1$/
 
+function writtenInQuotes (name: string): string {
+  return `${name} is written in quotes, which were kept as part of its value: remove them (docker's --env-file and the list form of Compose's environment, - ${name}="…", keep them; a shell and Node's --env-file do not)`
+}
+
 /** Every entry but the first is one more HMAC for each token that opens under none of them (a forged one). */
 const MAX_ACCEPTED_SECRETS = 4
 
@@ -587,7 +591,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       }
       if (data[key] === undefined) refused.add(key)
     } else if (value !== undefined && QUOTED.test(value)) {
-      writtenWrong.set(key, `${key} is written in quotes, which were kept as part of its value: remove them (docker's --env-file and the list form of Compose's environment, - ${key}="…", keep them; a shell and Node's --env-file do not)`)
+      writtenWrong.set(key, writtenInQuotes(key))
       refused.add(key)
     } else if (value !== undefined) {
       data[key] = value
@@ -910,6 +914,7 @@ function readSecretFile (name: string, path: string): { value: string, byteOrder
   // Quoted: a path is named as it was given, a space at its end (from YAML) or the \r of an env file written on
   // Windows made visible, where printed bare it read as the right path.
   const named = JSON.stringify(path)
+  if (QUOTED.test(path)) throw new ConfigError(writtenInQuotes(name))
   let bytes: Buffer
   try {
     bytes = readFileSync(path)

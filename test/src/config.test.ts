@@ -88,6 +88,7 @@ t.test('a value written in quotes, which docker run --env-file keeps, is refused
     t.equal(refusal({ [name]: value }), quoted(name), `${name}=${value}`)
   }
   t.notOk(refusal({ REFRESH_TOKEN_SECRET: `"${secret('r')}"` }).includes(secret('r')), 'without the secret')
+  t.equal(refusal({ JWT_KEYS_FILE: '"/run/secrets/jwks.json"' }), quoted('JWT_KEYS_FILE'), 'a *_FILE path too, not "cannot read" it')
   t.equal(refusal({ NODE_ENV: '"production"', PORT: 'x', LOG_LEVEL: '"info"' }), `3 problems: (1) ${quoted('NODE_ENV')}; (2) PORT must be an integer in decimal digits; (3) ${quoted('LOG_LEVEL')}`,
     'said with the other refusals, in the schema\'s order')
   t.equal(loadConfig({ JWT_ISSUER: 'a"b"' }).jwt.issuer, 'a"b"', 'a quote inside a value is the value\'s')
