@@ -28,12 +28,12 @@ interface Instance extends ServerProcess { port: number }
  * What the README's nginx configuration sets: the proxy directives of its server (the headers passed to the instances)
  * and its refresh location's retry. Taken from the README, so that the deployment tested is the one it describes.
  */
-function readmeNginx (): { proxying: string[], refreshRetry: string } {
+function readmeNginx (): { proxying: string[], locations: string[] } {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
   const server = /```nginx\nupstream auth \{[\s\S]*?\n(server \{[\s\S]*?)```/.exec(readme)?.[1]
-  const refreshRetry = /location = \/auth\/refresh \{\s*proxy_pass http:\/\/auth;\s*(proxy_next_upstream [^;\n]+;)/.exec(server ?? '')?.[1]
-  if (server === undefined || refreshRetry === undefined) throw new Error('README: the nginx configuration of the load balancer is missing')
-  return { proxying: server.split('\n').map((line) => line.trim()).filter((line) => /^proxy_(http_version|set_header) /.test(line)), refreshRetry }
+  const locations = server?.match(/^ {2}location [^{\n]+\{\n[\s\S]*?^ {2}\}$/gm) ?? []
+  if (server === undefined || !locations.some((location) => /proxy_next_upstream/.test(location))) throw new Error('README: the nginx configuration of the load balancer is missing')
+  return { proxying: server.split('\n').map((line) => line.trim()).filter((line) => /^proxy_(http_version|set_header) /.test(line)), locations }
 }
 
 async function startInstance (t: Test, env: Record<string, string | undefined>): Promise<Instance> {
@@ -56,7 +56,7 @@ async function startNginx (t: Test, upstreams: number[], backups: number[] = [],
   for (const [path, page] of Object.entries(pages)) writeFileSync(join(dir, 'pages', path), page)
   // nginx started as root reads what it serves as its workers' user (nobody), and mkdtemp makes the directory its owner's alone.
   if (Object.keys(pages).length > 0) chmodSync(dir, 0o755)
-  const { proxying, refreshRetry } = readmeNginx()
+  const { proxying, locations } = readmeNginx()
   writeFileSync(join(dir, 'nginx.conf'), `
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -83,18 +83,9 @@ http {
     # moved between instances, and which attempt a retried request's answer came from.
     add_header X-Upstream $upstream_addr always;
     add_header X-Upstream-Status $upstream_status always;
-    location / {
-      proxy_pass http://auth;
-    }
     ${Object.keys(pages).map((path) => `location = ${path} { root ${dir}/pages; }`).join('\n    ')}
-    # A refresh is safe to send again to another instance even if the first one rotated the family
-    # before its connection broke: the parent within the grace window gets the same successor. nginx
-    # retries no POST by default (a login or a registration must not be repeated). An instance that is
-    # shutting down answers 503 to a request on a kept-alive connection without processing it.
-    location = /auth/refresh {
-      proxy_pass http://auth;
-      ${refreshRetry}
-    }
+    # The README's: the routes clients call, the refresh retried on another instance.
+${locations.join('\n')}
   }
 }
 `)
@@ -107,7 +98,7 @@ http {
   })
   const deadline = Date.now() + 10_000
   for (;;) {
-    const up = await fetch(`http://127.0.0.1:${port}/health/live`).then((r) => r.ok, () => false)
+    const up = await fetch(`http://127.0.0.1:${port}/.well-known/jwks.json`).then((r) => r.ok, () => false)
     if (up) return port
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr}`)
     await sleep(50)
@@ -274,6 +265,16 @@ t.test('behind nginx with three instances on one Redis', { skip: existsSync(NGIN
     const list = await call(`${base}/auth/sessions`, { headers: { authorization: `Bearer ${session.accessToken}`, ...forged } })
     t.equal(list.status, 200)
     t.equal(list.body.sessions[0].ip, '127.0.0.1', 'nginx appended the real peer; one trusted hop takes that, not the forged entry')
+  })
+
+  t.test('the README\'s nginx publishes the routes clients call, and not the instances\' metrics, probes or API description', async (t) => {
+    const published = await Promise.all(['/.well-known/jwks.json', '/me', '/auth/sessions'].map(async (path) => (await call(`${base}${path}`)).status))
+    t.same(published, [200, 401, 401], 'the JWKS, and /me and the session list refusing a call without a token')
+    for (const path of ['/metrics', '/health/ready', '/health/live', '/openapi.json']) {
+      const res = await fetch(`${base}${path}`)
+      t.same([res.status, res.headers.get('x-upstream'), res.headers.get('content-type')], [404, null, 'text/html'], `${path}: nginx's own 404, no instance asked (none named in X-Upstream)`)
+      t.notMatch(await res.text(), /http_requests_total|"status"|openapi/, 'and nothing of the service in it')
+    }
   })
 
   t.test('a request is named by the id nginx gave it: in its answer, and in the log of the instance that served it', async (t) => {
