@@ -531,8 +531,9 @@ export const HASHES_QUEUED_PER_SLOT = 64
  */
 export function threadpoolSize (value: string | undefined): number {
   if (value === undefined) return 4
-  const threads = Number.parseInt(value, 10)
-  if (Number.isNaN(threads) || threads === 0) return 1
+  // C's spaces only (isspace): JavaScript's parseInt also skips Unicode's (a no-break space, pasted), which atoi does not.
+  const threads = Number(/^[ \t\n\v\f\r]*([+-]?[0-9]+)/.exec(value)?.[1] ?? 0)
+  if (threads === 0) return 1
   return threads < 0 || threads > 1024 ? 1024 : threads
 }
 

@@ -782,8 +782,9 @@ t.test('UV_THREADPOOL_SIZE is read as libuv reads it: the threads of the pool of
   const others = threadsOf('1') - 1
   const started = (value: string | undefined): number => threadsOf(value) - others
   // An env file's empty line, and a number JavaScript reads and C does not, were taken as 4 and 100 threads.
-  const values = [undefined, '', '0', '1', '3', ' 8', '8 threads', '1e2', '0x10', '-1', '2000']
-  const expected = [4, 1, 1, 1, 3, 8, 8, 1, 1, 1024, 1024]
+  // A no-break space (pasted from a page) is no space to C, as it is to JavaScript's parseInt.
+  const values = [undefined, '', '0', '1', '3', ' 8', '\t8', '+3', '8 threads', '1e2', '0x10', '-1', '2000', '\u00a08']
+  const expected = [4, 1, 1, 1, 3, 8, 8, 3, 8, 1, 1, 1024, 1024, 1]
   t.same(values.map(started), expected, 'libuv runs these (unset, then each value)')
   t.same(values.map(threadpoolSize), expected, 'and the default concurrency counts these')
   const warned = (value: string) => withProcessEnv({ UV_THREADPOOL_SIZE: value }, () => loadConfig({})).warnings.filter((w) => w.startsWith('UV_THREADPOOL_SIZE'))
