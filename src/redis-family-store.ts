@@ -134,8 +134,10 @@ export class RedisFamilyStore implements FamilyStore {
 
   async ping (): Promise<void> {
     await pingStore(this.#redis)
-    // Ready only once the clock it orders refreshes on has been read (until then it is this instance's own).
-    if (this.clock.skewMs === null) await this.clock.read()
+    // Ready only once the clock it orders refreshes on has been read (until then it is this instance's own), and only
+    // while it can be: the reading runs a script on a key of the service's prefix, as every store route does, so an
+    // ACL that no longer grants them (NOPERM) is found by the probe, not only by each request it fails.
+    await this.clock.read()
   }
 
   async close (): Promise<void> {

@@ -16,8 +16,8 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   let draining = false
   fastify.addHook('preClose', async () => { draining = true })
 
-  // A refusal of the check is said, once each: the store plugin logs connection failures, and nothing else would say
-  // why a server that answers leaves every instance unready.
+  // A refusal of the check is said, once each until the check passes again: the store plugin logs connection
+  // failures, and nothing else would say why a server that answers leaves every instance unready.
   const refusalsSaid = new Set<string>()
   const prefix = fastify.config.redis?.keyPrefix ?? ''
   const sayRefusal = (refusal: string): void => {
@@ -42,6 +42,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
       if (refusal !== null) sayRefusal(refusal)
       throw new NotReadyError()
     }
+    refusalsSaid.clear()
     return { status: 'ok' }
   })
 }

@@ -146,6 +146,12 @@ t.test('the README\'s rule for another key prefix than the service\'s: not ready
   await within(5000, async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 'ready once the ACL grants the prefix')
   t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `prefix-${Date.now()}@example.com`, password: PASSWORD } })).statusCode, 201, 'and it serves')
   t.equal(said().length, 1, 'with nothing more said')
+
+  // Taken back from a ready instance: each store route refuses, and so does the probe, which read the key only once.
+  await redis.command('ACL', 'SETUSER', 'auth-service', 'resetkeys', '~auth:*')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `prefix-${Date.now()}@example.com`, password: PASSWORD } })).statusCode, 503, 'the store refused again')
+  t.same(await probes(2), [503, 503], 'not ready again (it stayed ready)')
+  t.equal(said().length, 2, 'and said again, once: the first episode was over')
 })
 
 t.test('the README\'s rule without its channel (&auth:*), as Redis 7 makes a user unless told: a session ended on one instance still ends its access tokens on the other, within a second', async (t) => {
