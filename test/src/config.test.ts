@@ -14,6 +14,17 @@ import { matchList } from '../helpers/match-list.js'
 const secret = (c: string) => `${c}-a-test-secret-of-forty-bytes-or-more`
 const production = { NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: secret('j'), REFRESH_TOKEN_SECRET: secret('r') }
 
+/** What a configuration is refused with, or 'taken'. */
+function refusal (env: Record<string, string>): string {
+  try {
+    loadConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message
+    throw err
+  }
+  return 'taken'
+}
+
 t.test('defaults match the documented ones', async (t) => {
   const config = loadConfig({})
   // hasStrict, not match: a string in a match pattern is a substring, and '' matches every value.
@@ -43,15 +54,6 @@ t.test('an integer is taken in decimal digits only, not as JavaScript reads a nu
   t.match(loadConfig({ PORT: '08080', REFRESH_REUSE_GRACE: '0', ARGON2_MAX_QUEUE: '5' }), { port: 8080, refresh: { reuseGraceSeconds: 0 }, argon2: { maxQueue: 5 } },
     'digits, a leading zero among them, and 0 itself')
   const blank = (name: string) => `${name} is blank: give it in decimal digits, or leave it empty for its default`
-  const refusal = (env: Record<string, string>): string => {
-    try {
-      loadConfig(env)
-    } catch (err) {
-      if (err instanceof ConfigError) return err.message
-      throw err
-    }
-    return 'taken'
-  }
   // Each of these was read as 0: the API on whatever port was free, concurrent tabs' refreshes taken for reuse, every
   // sign-in that had to wait refused.
   for (const [name, value] of [['PORT', ' '], ['REFRESH_REUSE_GRACE', '  '], ['ARGON2_MAX_QUEUE', '\t'], ['JWT_CLOCK_TOLERANCE', ' ']] as const) {
@@ -72,15 +74,6 @@ t.test('an integer is taken in decimal digits only, not as JavaScript reads a nu
 })
 
 t.test('a value written in quotes, which docker run --env-file keeps, is refused as such, naming the variable and never a secret', async (t) => {
-  const refusal = (env: Record<string, string>): string => {
-    try {
-      loadConfig(env)
-    } catch (err) {
-      if (err instanceof ConfigError) return err.message
-      throw err
-    }
-    return 'taken'
-  }
   const quoted = (name: string) => `${name} is written in quotes, which were kept as part of its value: remove them (docker's --env-file and the list form of Compose's environment, - ${name}="…", keep them; a shell and Node's --env-file do not)`
   // Each was refused as something else (NODE_ENV "must be one of development, production, test"), or, for the claims
   // and the secrets, taken with its quotes: tokens a resource server expecting the value without them refuses.
