@@ -42,3 +42,33 @@ export function misspelledVariables (given: Iterable<string>, known: readonly st
   }
   return found
 }
+
+/**
+ * The beginnings of the service's own names: a variable under one of them is meant for this service, whoever else sets
+ * variables in its environment. Not the short, shared ones (PORT, LOG_, NODE_, METRICS_).
+ */
+const NAMESPACES = ['JWT_', 'ACCESS_TOKEN_', 'REFRESH_', 'COOKIE_', 'RATE_LIMIT_', 'ARGON2_', 'REDIS_']
+
+/**
+ * What platforms name after a service of theirs, whatever it is called: Kubernetes' service links (`REDIS_SERVICE_HOST`,
+ * `REDIS_PORT`, `REDIS_PORT_6379_TCP_ADDR`, for a Service named redis) and Docker's legacy links (`REDIS_NAME`,
+ * `REDIS_ENV_*`, and the same `_PORT` ones).
+ */
+const PLATFORM_LINK = /_(SERVICE_(HOST|PORT)(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)?|NAME|ENV_\w+)$/
+
+/**
+ * The variables of `given` that are not among `known` nor a slip of one, but begin as the service's own names do
+ * (`REDIS_HOST`, `RATE_LIMIT_LOGIN_MAX`, `JWT_EXPIRES_IN`: what another service or a tutorial reads), each with the
+ * names the service reads under that beginning: such a variable was set for this service, which then goes without it.
+ */
+export function strayVariables (given: readonly string[], known: readonly string[]): Array<{ name: string, namespace: string, family: string[] }> {
+  const slipped = new Set(misspelledVariables(given, known).map(({ name }) => name))
+  const knownSet = new Set(known)
+  const found: Array<{ name: string, namespace: string, family: string[] }> = []
+  for (const name of given) {
+    if (knownSet.has(name) || slipped.has(name) || PLATFORM_LINK.test(name)) continue
+    const namespace = NAMESPACES.find((prefix) => name.startsWith(prefix))
+    if (namespace !== undefined) found.push({ name, namespace, family: known.filter((candidate) => candidate.startsWith(namespace)) })
+  }
+  return found
+}

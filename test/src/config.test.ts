@@ -418,6 +418,26 @@ t.test('a variable set under a misspelt name is named with the one it seems mean
   }
 })
 
+t.test('a variable under one of the service\'s own beginnings that it does not read is named with those it does: a warning at start, and a hint in a refusal', async (t) => {
+  t.same(loadConfig({ REDIS_HOST: 'redis', RATE_LIMIT_LOGIN_MAX: '1000', REDIS_SERVICE_HOST: '10.0.0.7' }).warnings, [
+    'REDIS_HOST is set but not read: no variable of the service has that name; its REDIS_ variables are REDIS_URL, REDIS_KEY_PREFIX, REDIS_COMMAND_TIMEOUT_MS, REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD, REDIS_CLUSTER_NODES, REDIS_URL_FILE, REDIS_SENTINEL_PASSWORD_FILE',
+    'RATE_LIMIT_LOGIN_MAX is set but not read: no variable of the service has that name; its RATE_LIMIT_ variables are RATE_LIMIT_LOGIN_IP, RATE_LIMIT_LOGIN_ACCOUNT_IP, RATE_LIMIT_LOGIN_ACCOUNT, RATE_LIMIT_REGISTER_IP, RATE_LIMIT_PASSWORD_IP, RATE_LIMIT_REFRESH_IP, RATE_LIMIT_REFRESH_SESSION, RATE_LIMIT_NOT_FOUND_IP'
+  ], 'each, in the order given; a Kubernetes service link is not one')
+  t.throws(() => loadConfig({ ...production, REDIS_URL: undefined, REDIS_HOST: 'redis', REDIS_PASSWORD: 'the-redis-password-itself' }), {
+    name: 'ConfigError',
+    message: /^REDIS_URL is required in production: .*\. Also: REDIS_HOST is set but not read: no variable of the service has that name; its REDIS_ variables are REDIS_URL, .*; REDIS_PASSWORD is set but not read: .*$/,
+    problems: [/^REDIS_URL is required in production/]
+  }, 'the address given as other services read it: the refusal of REDIS_URL says so')
+  let message = ''
+  try {
+    loadConfig({ ...production, REDIS_URL: undefined, REDIS_PASSWORD: 'the-redis-password-itself' })
+  } catch (err) {
+    message = (err as Error).message
+  }
+  t.match(message, /REDIS_PASSWORD is set but not read/, 'the name')
+  t.notMatch(message, /the-redis-password-itself/, 'never the value')
+})
+
 t.test('a variable that the rest of the configuration leaves unread is named, with why', async (t) => {
   const keys = generateKeySetJson('EdDSA')
   const kid = (JSON.parse(keys) as { keys: Array<{ kid: string }> }).keys[0]?.kid as string

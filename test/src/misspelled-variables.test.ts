@@ -1,8 +1,9 @@
 import t from 'tap'
 import { KNOWN_VARIABLES } from '../../src/config.js'
-import { misspelledVariables } from '../../src/misspelled-variables.js'
+import { misspelledVariables, strayVariables } from '../../src/misspelled-variables.js'
 
 const slips = (names: string[]) => misspelledVariables(names, KNOWN_VARIABLES)
+const strays = (names: string[]) => strayVariables(names, KNOWN_VARIABLES).map(({ name, namespace }) => ({ name, namespace }))
 
 t.test('a slip of a name the service reads is taken for that name', async (t) => {
   t.same(slips(['REFRESH_IDEL_TTL', 'REFRESH_TOKEN_SECRETS', 'JWT_KEY_FILE', 'COOKIE_SAME_SITE', 'METRIC_PORT', 'LOGLEVEL', 'RATE_LIMIT_LOGIN_IPS']), [
@@ -39,6 +40,31 @@ t.test('the environments platforms give a process raise nothing: their names are
     telemetry: ['OTEL_SERVICE_NAME', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_LOG_LEVEL', 'SENTRY_DSN', 'SENTRY_ENVIRONMENT'],
     'npm scripts': ['npm_lifecycle_event', 'npm_package_name', 'npm_config_user_agent', 'npm_execpath', 'npm_node_execpath', 'INIT_CWD', 'COLOR', 'EDITOR']
   }
-  for (const [platform, names] of Object.entries(platforms)) t.same(slips(names), [], platform)
-  t.same(slips(Object.keys(process.env)), [], `nor this process's own (${Object.keys(process.env).length} variables)`)
+  for (const [platform, names] of Object.entries(platforms)) {
+    t.same(slips(names), [], `${platform}: no slip`)
+    t.same(strays(names), [], `${platform}: none under the service's own beginnings`)
+  }
+  const own = Object.keys(process.env)
+  t.same([...slips(own), ...strays(own)], [], `nor this process's own (${own.length} variables)`)
+  // Docker's legacy links, for a container named redis.
+  t.same(strays(['REDIS_NAME', 'REDIS_ENV_REDIS_VERSION', 'REDIS_PORT_6379_TCP_ADDR']), [], 'Docker: a linked container\'s')
+})
+
+t.test('a name under one of the service\'s own beginnings that it does not read is named, with those it does read there', async (t) => {
+  // What other services, their images and tutorials read: set for this service, which would go without it.
+  t.same(strays(['REDIS_HOST', 'REDIS_PASSWORD', 'RATE_LIMIT_LOGIN_MAX', 'JWT_EXPIRES_IN', 'ACCESS_TOKEN_SECRET', 'REFRESH_TOKEN_EXPIRY', 'COOKIE_DOMAIN', 'ARGON2_SALT_LENGTH']), [
+    { name: 'REDIS_HOST', namespace: 'REDIS_' },
+    { name: 'REDIS_PASSWORD', namespace: 'REDIS_' },
+    { name: 'RATE_LIMIT_LOGIN_MAX', namespace: 'RATE_LIMIT_' },
+    { name: 'JWT_EXPIRES_IN', namespace: 'JWT_' },
+    { name: 'ACCESS_TOKEN_SECRET', namespace: 'ACCESS_TOKEN_' },
+    { name: 'REFRESH_TOKEN_EXPIRY', namespace: 'REFRESH_' },
+    { name: 'COOKIE_DOMAIN', namespace: 'COOKIE_' },
+    { name: 'ARGON2_SALT_LENGTH', namespace: 'ARGON2_' }
+  ])
+  const [redisHost] = strayVariables(['REDIS_HOST'], KNOWN_VARIABLES)
+  t.ok(redisHost.family.includes('REDIS_URL') && redisHost.family.includes('REDIS_URL_FILE'), 'with the names it reads there, REDIS_URL among them')
+  t.ok(redisHost.family.every((name) => name.startsWith('REDIS_')), 'and only those')
+  t.same(strays(['REFRESH_IDEL_TTL', 'REDIS_URL', 'JWT_KEYS_FILE']), [], 'not a slip, named as one already, nor a name it reads')
+  t.same(strays(['redis_host', 'LOG_FORMAT', 'METRICS_PATH', 'NODE_TLS_REJECT_UNAUTHORIZED']), [], 'nor a name under a beginning others share, or in another case')
 })
