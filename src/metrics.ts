@@ -12,7 +12,9 @@ let processRegistry: Registry | undefined
 /**
  * Process metrics (CPU, memory, event-loop delay, GC) belong to the process, not to one app: they are
  * collected once however many apps a process builds (the tests build hundreds), since prom-client
- * starts an event-loop monitor and a GC observer per collection and never stops them.
+ * starts an event-loop monitor and a GC observer per collection and never stops them. Started with the first app,
+ * not at the first scrape: what they count begins when they start, and an event-loop monitor with no sample yet
+ * reports a minimum of 9.2e9 s and a mean of NaN, in every instance's first scrape.
  */
 function processMetrics (): Registry {
   if (processRegistry === undefined) {
@@ -157,6 +159,7 @@ export class ServiceMetrics {
     'counter', () => [{ value: this.#underAcceptedSecret, labels: {} }])
 
   constructor () {
+    processMetrics()
     // prom-client's Registry formats any metric that gives a name, help, type and samples (its `get`).
     for (const metric of [this.#requests.requests, this.#requests.duration, this.#refreshes.metric, this.#logins.metric, this.#underAcceptedSecretMetric]) {
       this.registry.registerMetric(metric as unknown as Metric)

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, SHORT_REQUEST_TIMEOUT, uniqueEmail } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
+import { startServiceOverHttp } from '../helpers/server-process.js'
 import { rawRequest, REFUSED_LOGIN_BODIES, unansweredRequest } from '../helpers/raw-http.js'
 
 /** The value of one sample of the exposition, or undefined when it is absent. */
@@ -127,4 +128,15 @@ t.test('two apps in one process keep their own counts', async (t) => {
   await a.inject({ url: '/health/live' })
   t.equal(sample((await a.inject({ url: '/metrics' })).body, 'http_requests_total', { route: '/health/live' }), 1)
   t.equal(sample((await b.inject({ url: '/metrics' })).body, 'http_requests_total', { route: '/health/live' }), undefined)
+})
+
+t.test('the process\'s metrics count from its start: its first scrape reads the event loop as it ran, and the garbage collections before it', async (t) => {
+  const { port } = await startServiceOverHttp(t, {})
+  // Longer than the event-loop monitor's 10 ms resolution, and time for a collection or two.
+  await sleep(200)
+  const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1])
+  t.ok(value('nodejs_eventloop_lag_min_seconds') < 1, `the least delay seen, not the monitor's empty 9.2e9 s (${value('nodejs_eventloop_lag_min_seconds')})`)
+  t.ok(Number.isFinite(value('nodejs_eventloop_lag_mean_seconds')), `a mean delay, not NaN (${value('nodejs_eventloop_lag_mean_seconds')})`)
+  t.ok(value('process_cpu_seconds_total') > 0.05, `the CPU spent building the app and serving since (${value('process_cpu_seconds_total')} s)`)
 })
