@@ -33,4 +33,5 @@ export const BodyTooLargeError = createError('REQUEST_BODY_TOO_LARGE', 'Request 
 export const UnsupportedMediaTypeError = createError('REQUEST_UNSUPPORTED_MEDIA_TYPE', 'Content type is not supported; send application/json', 415)
 export const UnsupportedEncodingError = createError('REQUEST_UNSUPPORTED_ENCODING', 'Content encoding is not supported; send the body uncompressed', 415)
 export const NotFoundError = createError('NOT_FOUND', 'Route not found', 404)
+export const MethodNotAllowedError = createError('METHOD_NOT_ALLOWED', 'Method not allowed here; this path takes %s', 405)
 export const InternalError = createError('INTERNAL_ERROR', 'Internal server error', 500)

@@ -63,12 +63,13 @@ t.test('requests no route answers are counted under (unmatched) with their statu
   // Answered by Node's server before Fastify sees them (src/client-errors.ts).
   t.equal((await rawRequest(port, 'GET /me HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n')).statusCode, 417, 'an unmet Expect: 417')
   t.equal((await rawRequest(port, 'CONNECT 127.0.0.1:6379 HTTP/1.1\r\nHost: 127.0.0.1:6379\r\n\r\n')).statusCode, 404, 'a tunnel asked for: 404')
+  t.equal((await app.inject({ url: '/auth/login?secret=AAAAAAAAAA' })).statusCode, 405, 'a path served with another method: 405')
   const body = (await app.inject({ url: '/metrics' })).body
 
-  for (const status of ['400', '414', '417', '404']) {
+  for (const status of ['400', '414', '417', '404', '405']) {
     t.equal(sample(body, 'http_requests_total', { method: '*', route: '(unmatched)', status_code: status }), 1, `${status} under (unmatched)`)
   }
-  t.equal(sample(body, 'http_request_duration_seconds_count', { route: '(unmatched)' }), 4, 'each with its latency')
+  t.equal(sample(body, 'http_request_duration_seconds_count', { route: '(unmatched)' }), 5, 'each with its latency')
   t.match(labelSets(body), /route="\(unmatched\)"/, 'the label sets are read')
   t.notMatch(labelSets(body), /%E0|AAAAAAAA|6379/, 'none of what they asked for becomes a label')
 })

@@ -93,13 +93,33 @@ t.test('a body that is not UTF-8 is refused, so no two passwords or emails becom
   t.equal((await post('/auth/login', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), utf8('correct horse b\u00e4ttery')]))).statusCode, 200, 'a byte-order mark before it is UTF-8, and taken')
 })
 
-t.test('unknown routes are a JSON 404', async (t) => {
+t.test('unknown paths are a JSON 404', async (t) => {
   const app = await buildApp(t, { store: 'memory' })
-  for (const [method, url] of [['GET', '/nope'], ['DELETE', '/auth/login'], ['GET', '/auth/refresh'], ['GET', `/${'a'.repeat(5000)}`]] as const) {
+  for (const [method, url] of [['GET', '/nope'], ['POST', '/auth'], ['GET', '/auth/sessions/abc/def'], ['OPTIONS', '/auth/login'], ['GET', `/${'a'.repeat(5000)}`]] as const) {
     const res = await app.inject({ method, url })
-    t.equal(res.statusCode, 404, `${method} ${url.slice(0, 20)}`)
+    t.equal(res.statusCode, 404, `${method} ${url.slice(0, 24)}`)
     t.same(res.json(), { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: 'Route not found' })
+    t.equal(res.headers.allow, undefined, 'with no Allow')
   }
+})
+
+t.test('a path served with other methods is a JSON 405 naming them, in the body and in Allow', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  for (const [method, url, allowed] of [
+    ['GET', '/auth/login', 'POST'],
+    ['GET', '/auth/refresh?from=bookmark', 'POST'],
+    ['DELETE', '/me', 'GET, HEAD'],
+    ['POST', '/health/live', 'GET, HEAD'],
+    ['GET', '/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA', 'DELETE'],
+    ['PATCH', '/auth/account', 'DELETE'],
+    ['PUT', '/auth/sessions', 'GET, HEAD']
+  ] as const) {
+    const res = await app.inject({ method, url })
+    t.same([res.statusCode, res.headers.allow], [405, allowed], `${method} ${url}: ${allowed}`)
+    t.same(res.json(), { statusCode: 405, code: 'METHOD_NOT_ALLOWED', error: 'Method Not Allowed', message: `Method not allowed here; this path takes ${allowed}` })
+  }
+  const head = await app.inject({ method: 'HEAD', url: '/auth/refresh' })
+  t.same([head.statusCode, head.headers.allow, head.body], [405, 'POST', ''], 'a HEAD too, without a body')
 })
 
 t.test('no route answers a 500 for any of a batch of hostile requests', async (t) => {

@@ -254,6 +254,10 @@ t.test('the 404 handler is rate-limited', async (t) => {
   const statuses = []
   for (let i = 0; i < 7; i++) statuses.push((await app.inject({ url: `/wp-admin/${i}` })).statusCode)
   t.same(statuses, [404, 404, 404, 404, 404, 429, 429])
+  const other = await buildApp(t, { env: { RATE_LIMIT_NOT_FOUND_IP: '3/60' } })
+  const methods = []
+  for (const method of ['GET', 'PUT', 'PATCH', 'GET'] as const) methods.push((await other.inject({ method, url: '/auth/login' })).statusCode)
+  t.same(methods, [405, 405, 405, 429], 'and so are methods tried on a path that serves another, one count with unknown paths')
 })
 
 t.test('rate limits on the embedded store too', async (t) => {
