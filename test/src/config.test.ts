@@ -411,11 +411,8 @@ t.test('a variable set under a misspelt name is named with the one it seems mean
     problems: [/^REFRESH_TOKEN_SECRET is required in production/]
   }, 'a refusal that a slip may explain says so, beside its problems')
   t.throws(() => loadConfig({ PORT: 'abc', LOGLEVEL: 'debug' }), { message: /^PORT must be an integer in decimal digits\. Also: LOGLEVEL is set but not read: did you mean LOG_LEVEL\?$/ }, 'so does a refusal of the values themselves')
-  try {
-    loadConfig({ ...production, REFRESH_TOKEN_SECRET: undefined, REFRESH_TOKEN_SECERT: 'the-secret-value-itself-0123456789abcdef' })
-  } catch (err) {
-    t.notMatch((err as Error).message, /the-secret-value-itself/, 'the name, never the value')
-  }
+  t.throws(() => loadConfig({ ...production, REFRESH_TOKEN_SECRET: undefined, REFRESH_TOKEN_SECERT: 'the-secret-value-itself-0123456789abcdef' }),
+    { message: /^(?![\s\S]*the-secret-value-itself)[\s\S]*REFRESH_TOKEN_SECERT is set but not read/ }, 'the name, never the value')
 })
 
 t.test('a variable under one of the service\'s own beginnings that it does not read is named with those it does: a warning at start, and a hint in a refusal', async (t) => {
@@ -428,14 +425,8 @@ t.test('a variable under one of the service\'s own beginnings that it does not r
     message: /^REDIS_URL is required in production: .*\. Also: REDIS_HOST is set but not read: no variable of the service has that name; its REDIS_ variables are REDIS_URL, .*; REDIS_PASSWORD is set but not read: .*$/,
     problems: [/^REDIS_URL is required in production/]
   }, 'the address given as other services read it: the refusal of REDIS_URL says so')
-  let message = ''
-  try {
-    loadConfig({ ...production, REDIS_URL: undefined, REDIS_PASSWORD: 'the-redis-password-itself' })
-  } catch (err) {
-    message = (err as Error).message
-  }
-  t.match(message, /REDIS_PASSWORD is set but not read/, 'the name')
-  t.notMatch(message, /the-redis-password-itself/, 'never the value')
+  t.throws(() => loadConfig({ ...production, REDIS_URL: undefined, REDIS_PASSWORD: 'the-redis-password-itself' }),
+    { message: /^(?![\s\S]*the-redis-password-itself)[\s\S]*REDIS_PASSWORD is set but not read/ }, 'the name, never the value')
 })
 
 t.test('a variable that the rest of the configuration leaves unread is named, with why', async (t) => {
