@@ -132,10 +132,10 @@ export default fp(async function errorsPlugin (fastify) {
     nameTheAnswer(request, reply)
     // A path served with another method is 405 with the methods it takes (RFC 9110 §15.5.6): a client that sent GET to
     // POST /auth/login learns what it got wrong, where "Route not found" sent it looking for a path that is there.
-    const allowed = request.method === 'OPTIONS' ? [] : allowedOn(request.url)
-    const err = allowed.length === 0 ? new NotFoundError() : new MethodNotAllowedError(allowed.join(', '))
+    const allowed = request.method === 'OPTIONS' ? '' : allowedOn(request.url).join(', ')
+    const err = allowed === '' ? new NotFoundError() : new MethodNotAllowedError(allowed)
     const statusCode = err.statusCode as number
-    if (allowed.length > 0) reply.header('allow', allowed.join(', '))
+    if (allowed !== '') reply.header('allow', allowed)
     unmatched.record(statusCode, reply.elapsedTime)
     reply.code(statusCode).send({ statusCode, code: err.code, error: STATUS_CODES[statusCode] as string, message: err.message })
   })
