@@ -71,7 +71,9 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     throw err
   }
   if (config.redis === null) {
-    throw new Refusal('REDIS_URL is not set: the embedded store lives inside the running service\'s process, out of this command\'s reach')
+    // What was set instead (REDIS_HOST, as other services read it) is said here, as a refusal of the service's says it.
+    const also = config.warnings.length === 0 ? '' : `. Also: ${config.warnings.join('; ')}`
+    throw new Refusal(`REDIS_URL is not set: the embedded store lives inside the running service's process, out of this command's reach${also}`)
   }
   // Read before anything is opened: a refused password changes nothing.
   const password = command === 'set-password' ? await newPassword(stdin) : null

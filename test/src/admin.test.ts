@@ -156,6 +156,8 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
     ['no such account', env, ['sign-out', uniqueEmail()], /^admin: no account has the email user\d+\.[0-9a-f]+@example\.com\n$/],
     ['not an email', env, ['sign-out', 'not-an-email'], /^admin: "not-an-email" is not an email address\n$/],
     ['no Redis: the embedded store is the running process\'s own', { ...env, REDIS_URL: undefined }, ['sign-out', 'a@example.com'], /^admin: REDIS_URL is not set: the embedded store lives inside the running service's process/],
+    ['no Redis, its address given as other services read it', { ...env, REDIS_URL: undefined, REDIS_HOST: '127.0.0.1' }, ['sign-out', 'a@example.com'],
+      /^admin: REDIS_URL is not set: the embedded store .*\. Also: REDIS_HOST is set but not read: no variable of the service has that name; its REDIS_ variables are REDIS_URL, /],
     ['a configuration the service would refuse', { ...env, NODE_ENV: 'production', JWT_SECRET: undefined, ARGON2_MEMORY_COST: '47104' }, ['sign-out', 'a@example.com'], /^admin: the configuration is refused: production needs signing keys/],
     ['a start a plugin refuses: a development secrets file that is not the service\'s', { ...env, JWT_SECRET: undefined, DEV_SECRETS_FILE: notOurs },
       ['sign-out', 'a@example.com'], /^admin: the service refuses to start: JWT_KEYS is not set and .*not-ours\.json cannot keep a generated one .*\n$/]
