@@ -1,10 +1,10 @@
 import { isUtf8 } from 'node:buffer'
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, HTTPMethods } from 'fastify'
+import type { FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
-import { answerWhatNodeRefuses } from '../src/client-errors.js'
+import { answerWhatNodeRefuses, unservedRefusal } from '../src/client-errors.js'
 import {
-  AccessTokenInvalidError, BodyTooLargeError, HashingBusyError, InternalError, MalformedBodyError, MethodNotAllowedError, NotFoundError, NotReadyError,
+  AccessTokenInvalidError, BodyTooLargeError, HashingBusyError, InternalError, MalformedBodyError, NotReadyError,
   NotUtf8BodyError, StoreUnavailableError, UnsupportedEncodingError, UnsupportedMediaTypeError, ValidationError
 } from '../src/errors.js'
 import { nameTheAnswer } from '../src/request-id.js'
@@ -114,28 +114,13 @@ export default fp(async function errorsPlugin (fastify) {
     })
   })
 
-  // The methods of the routes, each tried on a path no route of the request's method serves. Not OPTIONS: @fastify/cors
-  // serves it on every path (`OPTIONS *`), and one that is no preflight keeps its 404 (plugins/cors.ts).
-  const methods = new Set<string>()
-  fastify.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) if (method !== 'OPTIONS') methods.add(method)
-  })
-  /** The methods whose routes serve `url`'s path, in the order they were added: [] when none does. */
-  const allowedOn = (url: string): string[] => {
-    const path = url.split('?', 1)[0] ?? url
-    return [...methods].filter((method) => fastify.findRoute({ method: method as HTTPMethods, url: path }) !== null)
-  }
-
+  const unserved = unservedRefusal(fastify)
   const { unmatched } = fastify.metrics
   // Scanners probing for paths get throttled like everyone else.
   fastify.setNotFoundHandler({ preHandler: fastify.rateLimit(limitOf(fastify.config.rateLimits.notFoundIp)) }, function notFound (request, reply) {
     nameTheAnswer(request, reply)
-    // A path served with another method is 405 with the methods it takes (RFC 9110 §15.5.6): a client that sent GET to
-    // POST /auth/login learns what it got wrong, where "Route not found" sent it looking for a path that is there.
-    const allowed = request.method === 'OPTIONS' ? '' : allowedOn(request.url).join(', ')
-    const err = allowed === '' ? new NotFoundError() : new MethodNotAllowedError(allowed)
+    const err = unserved(request, reply)
     const statusCode = err.statusCode as number
-    if (allowed !== '') reply.header('allow', allowed)
     unmatched.record(statusCode, reply.elapsedTime)
     reply.code(statusCode).send({ statusCode, code: err.code, error: STATUS_CODES[statusCode] as string, message: err.message })
   })

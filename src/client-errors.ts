@@ -1,8 +1,8 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, NotFoundError, NotReadyError, RequestTimeoutError, UrlTooLongError } from './errors.js'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, HTTPMethods } from 'fastify'
+import { ClientClosedError, ExpectationFailedError, HeaderTooLargeError, InternalError, MalformedRequestError, MalformedUrlError, MethodNotAllowedError, NotFoundError, NotReadyError, RequestTimeoutError, UrlTooLongError } from './errors.js'
 import { nameTheAnswer } from './request-id.js'
 
 /** The headers of an error answered here, outside the service's hooks (plugins/security-headers.ts sets the rest's). */
@@ -74,6 +74,28 @@ export function frameworkErrorHandler (err: FastifyError, request: FastifyReques
   // The access-log line and the count every other failure gets, which Fastify's hooks skip for these.
   reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed')
   countUnmatched(request.server, statusCode, reply.elapsedTime)
+}
+
+/**
+ * The refusal of a request no route of its method serves, for a not-found handler: 405 with the methods its path is
+ * served with, in `Allow` (RFC 9110 §15.5.6) and the message, so that a client that sent GET to POST /auth/login learns
+ * what it got wrong; 404 when no route serves the path. Called before the routes are added, whose methods it learns.
+ * Not OPTIONS: @fastify/cors serves it on every path (`OPTIONS *`), and one that is no preflight keeps its 404
+ * (plugins/cors.ts).
+ */
+export function unservedRefusal (fastify: FastifyInstance): (request: FastifyRequest, reply: FastifyReply) => FastifyError {
+  const methods = new Set<string>()
+  fastify.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) if (method !== 'OPTIONS') methods.add(method)
+  })
+  return (request, reply) => {
+    if (request.method === 'OPTIONS') return new NotFoundError()
+    const path = request.url.split('?', 1)[0] ?? request.url
+    const allowed = [...methods].filter((method) => fastify.findRoute({ method: method as HTTPMethods, url: path }) !== null).join(', ')
+    if (allowed === '') return new NotFoundError()
+    reply.header('allow', allowed)
+    return new MethodNotAllowedError(allowed)
+  }
 }
 
 /** Counts a request no route answered, on a server that keeps the service's metrics (the metrics port's does not). */

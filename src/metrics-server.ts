@@ -1,6 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import { answerWhatNodeRefuses, closeUnreceivedAtDrain, refusalOptions } from './client-errors.js'
-import { NotFoundError } from './errors.js'
+import { answerWhatNodeRefuses, closeUnreceivedAtDrain, refusalOptions, unservedRefusal } from './client-errors.js'
 
 /**
  * GET /metrics on a port of its own (METRICS_PORT), for a scraper on the instance's network, so that no route of
@@ -16,10 +15,14 @@ export function metricsServer (service: FastifyInstance): FastifyInstance {
   })
   answerWhatNodeRefuses(server)
   closeUnreceivedAtDrain(server, service.config.shutdownTimeoutSeconds * 1000)
+  const unserved = unservedRefusal(server)
   server.get('/metrics', async (_request, reply) => {
     const { contentType, body } = await service.metrics.exposition()
     return reply.type(contentType).send(body)
   })
-  server.setNotFoundHandler((_request, reply) => { reply.code(404).send(new NotFoundError()) })
+  server.setNotFoundHandler((request, reply) => {
+    const err = unserved(request, reply)
+    reply.code(err.statusCode as number).send(err)
+  })
   return server
 }
