@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { usableCores } from './cpu-quota.js'
-import { misspelledVariables, strayVariables } from './misspelled-variables.js'
+import { unreadVariables } from './misspelled-variables.js'
 import { isPem, parseKeySet, SigningKeyError, type AsymmetricAlgorithm, type SigningKeySet } from './signing-keys.js'
 
 // Each pattern's `description` is what a refusal says the variable must be: a person reads it, not the pattern.
@@ -617,10 +617,10 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     Reflect.deleteProperty(data, key)
     refused.add(key)
   }
-  const setNames = Object.keys(source).filter((name) => given(name) !== undefined)
+  const unread = unreadVariables(Object.keys(source).filter((name) => given(name) !== undefined), KNOWN_VARIABLES)
   const misspelt = [
-    ...misspelledVariables(setNames, KNOWN_VARIABLES).map(({ name, meant }) => `${name} is set but not read: did you mean ${meant}?`),
-    ...strayVariables(setNames, KNOWN_VARIABLES).map(({ name, namespace, family }) => `${name} is set but not read: no variable of the service has that name; its ${namespace} variables are ${family.join(', ')}`)
+    ...unread.misspelt.map(({ name, meant }) => `${name} is set but not read: did you mean ${meant}?`),
+    ...unread.strays.map(({ name, namespace, family }) => `${name} is set but not read: no variable of the service has that name; its ${namespace} variables are ${family.join(', ')}`)
   ]
 
   // `data` only: env-schema would also merge in process.env, whose empty strings (`METRICS_PORT=` from an env

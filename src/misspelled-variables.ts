@@ -56,19 +56,23 @@ const NAMESPACES = ['JWT_', 'ACCESS_TOKEN_', 'REFRESH_', 'COOKIE_', 'RATE_LIMIT_
  */
 const PLATFORM_LINK = /_(SERVICE_(HOST|PORT)(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)?|NAME|ENV_\w+)$/
 
+interface Stray { name: string, namespace: string, family: string[] }
+
 /**
- * The variables of `given` that are not among `known` nor a slip of one, but begin as the service's own names do
+ * The variables of `given` that the service does not read, found once at start: `misspelt`, each a slip of a name it
+ * reads, with that name; and `strays`, neither read nor a slip of one, that begin as the service's own names do
  * (`REDIS_HOST`, `RATE_LIMIT_LOGIN_MAX`, `JWT_EXPIRES_IN`: what another service or a tutorial reads), each with the
  * names the service reads under that beginning: such a variable was set for this service, which then goes without it.
  */
-export function strayVariables (given: readonly string[], known: readonly string[]): Array<{ name: string, namespace: string, family: string[] }> {
-  const slipped = new Set(misspelledVariables(given, known).map(({ name }) => name))
+export function unreadVariables (given: readonly string[], known: readonly string[]): { misspelt: Array<{ name: string, meant: string }>, strays: Stray[] } {
+  const misspelt = misspelledVariables(given, known)
+  const slipped = new Set(misspelt.map(({ name }) => name))
   const knownSet = new Set(known)
-  const found: Array<{ name: string, namespace: string, family: string[] }> = []
+  const strays: Stray[] = []
   for (const name of given) {
     if (knownSet.has(name) || slipped.has(name) || PLATFORM_LINK.test(name)) continue
     const namespace = NAMESPACES.find((prefix) => name.startsWith(prefix))
-    if (namespace !== undefined) found.push({ name, namespace, family: known.filter((candidate) => candidate.startsWith(namespace)) })
+    if (namespace !== undefined) strays.push({ name, namespace, family: known.filter((candidate) => candidate.startsWith(namespace)) })
   }
-  return found
+  return { misspelt, strays }
 }

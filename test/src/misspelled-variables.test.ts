@@ -1,9 +1,9 @@
 import t from 'tap'
 import { KNOWN_VARIABLES } from '../../src/config.js'
-import { misspelledVariables, strayVariables } from '../../src/misspelled-variables.js'
+import { misspelledVariables, unreadVariables } from '../../src/misspelled-variables.js'
 
 const slips = (names: string[]) => misspelledVariables(names, KNOWN_VARIABLES)
-const strays = (names: string[]) => strayVariables(names, KNOWN_VARIABLES).map(({ name, namespace }) => ({ name, namespace }))
+const strays = (names: string[]) => unreadVariables(names, KNOWN_VARIABLES).strays.map(({ name, namespace }) => ({ name, namespace }))
 
 t.test('a slip of a name the service reads is taken for that name', async (t) => {
   t.same(slips(['REFRESH_IDEL_TTL', 'REFRESH_TOKEN_SECRETS', 'JWT_KEY_FILE', 'COOKIE_SAME_SITE', 'METRIC_PORT', 'LOGLEVEL', 'RATE_LIMIT_LOGIN_IPS']), [
@@ -62,7 +62,7 @@ t.test('a name under one of the service\'s own beginnings that it does not read 
     { name: 'COOKIE_DOMAIN', namespace: 'COOKIE_' },
     { name: 'ARGON2_SALT_LENGTH', namespace: 'ARGON2_' }
   ])
-  const family = strayVariables(['REDIS_HOST'], KNOWN_VARIABLES)[0]?.family ?? []
+  const family = unreadVariables(['REDIS_HOST'], KNOWN_VARIABLES).strays[0]?.family ?? []
   t.ok(family.includes('REDIS_URL') && family.includes('REDIS_URL_FILE'), 'with the names it reads there, REDIS_URL among them')
   t.ok(family.every((name) => name.startsWith('REDIS_')), 'and only those')
   t.same(strays(['REFRESH_IDEL_TTL', 'REDIS_URL', 'JWT_KEYS_FILE']), [], 'not a slip, named as one already, nor a name it reads')
