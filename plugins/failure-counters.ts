@@ -6,11 +6,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     /**
      * Failed password checks. Login counts them per account from one client address (`loginFromClient`, keyed
-     * by email and address) and per account from every address (`login`, by email). A password asked again of a
-     * signed-in user (a password change, an account deletion) is counted likewise: per session (`passwordFromSession`,
-     * by session id), at the tight limit, and per user from every session (`password`, by user id), at the loose one.
+     * by email and address) and per account from every address (`login`, by email); from a browser in which the
+     * account has signed in before, per browser instead (`loginFromDevice`, by its device cookie's id). A password
+     * asked again of a signed-in user (a password change, an account deletion) is counted likewise: per session
+     * (`passwordFromSession`, by session id), at the tight limit, and per user from every session (`password`, by user
+     * id), at the loose one.
      */
-    failureCounters: { login: FailureCounter, loginFromClient: FailureCounter, password: FailureCounter, passwordFromSession: FailureCounter }
+    failureCounters: { login: FailureCounter, loginFromClient: FailureCounter, loginFromDevice: FailureCounter, password: FailureCounter, passwordFromSession: FailureCounter }
   }
 }
 
@@ -23,6 +25,7 @@ export default fp(async function failureCountersPlugin (fastify) {
   fastify.decorate('failureCounters', {
     login: counter('login', loginAccount),
     loginFromClient: counter('login-client', loginAccountIp),
+    loginFromDevice: counter('login-device', loginAccountIp),
     password: counter('password', loginAccount),
     passwordFromSession: counter('password-session', loginAccountIp)
   })

@@ -3,6 +3,7 @@ import swagger, { type SwaggerTransformObject } from '@fastify/swagger'
 import type { RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { ErrorResponse } from '../src/http-schemas.js'
+import { deviceCookieName } from './device-cookie.js'
 import { everyRequestLogged, hookList } from '../src/route-hooks.js'
 
 /** A Fastify route's URL as an OpenAPI path: `/auth/sessions/:id` → `/auth/sessions/{id}`. */
@@ -92,7 +93,8 @@ export default fp(async function openapiPlugin (fastify) {
       components: {
         securitySchemes: {
           accessToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'The access token from login or refresh' },
-          refreshCookie: { type: 'apiKey', in: 'cookie', name: config.cookie.name, description: `Set by login and refresh (by a refresh answered 503 too: its successor); HttpOnly, sent by the browser to ${config.cookie.path} only` }
+          refreshCookie: { type: 'apiKey', in: 'cookie', name: config.cookie.name, description: `Set by login and refresh (by a refresh answered 503 too: its successor); HttpOnly, sent by the browser to ${config.cookie.path} only` },
+          deviceCookie: { type: 'apiKey', in: 'cookie', name: deviceCookieName(config.cookie.name), description: `Set by login; HttpOnly, sent by the browser to ${config.cookie.path}/login only: the browser's failed sign-ins to its account are limited by themselves, not with every other client's` }
         },
         headers: RESPONSE_HEADERS
       }

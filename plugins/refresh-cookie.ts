@@ -42,6 +42,20 @@ export function pathsSentTo (authPath: string): string[] {
 }
 
 /**
+ * @fastify/cookie's serializer, without its hooks (below): registered in a scope of its own, where it loads the
+ * `cookie` module it serializes with.
+ */
+export async function cookieSerializer (fastify: FastifyInstance): Promise<FastifyInstance['serializeCookie']> {
+  let serialize: FastifyInstance['serializeCookie'] | undefined
+  await fastify.register(async function cookieSerializer (scope) {
+    await scope.register(fastifyCookie, { hook: false })
+    serialize = scope.serializeCookie
+  })
+  if (serialize === undefined) throw new Error('@fastify/cookie did not decorate serializeCookie')
+  return serialize
+}
+
+/**
  * The refresh token lives only in this cookie: HttpOnly (no script reads it), Secure,
  * SameSite=Strict (COOKIE_SAMESITE may relax it for apps on another site; plugins/csrf.ts
  * keeps cross-site requests out either way), Path=/auth (under PUBLIC_PATH_PREFIX, where browsers reach the auth
@@ -55,13 +69,7 @@ export function pathsSentTo (authPath: string): string[] {
  */
 export default fp(async function refreshCookiePlugin (fastify) {
   const { name, secure, sameSite, path } = fastify.config.cookie
-  let serialize: FastifyInstance['serializeCookie'] | undefined
-  await fastify.register(async function cookieSerializer (scope) {
-    await scope.register(fastifyCookie, { hook: false })
-    serialize = scope.serializeCookie
-  })
-  if (serialize === undefined) throw new Error('@fastify/cookie did not decorate serializeCookie')
-  const serializeCookie = serialize
+  const serializeCookie = await cookieSerializer(fastify)
 
   // SameSite=None serves an app on another site, where the cookie is a third-party one: browsers that block those
   // (Chromium does by default) keep it only when it is Partitioned (CHIPS), in a jar of the app's own site; a browser

@@ -19,8 +19,9 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       summary: 'Sign in: an access token in the body, a refresh token in the cookie',
       body: Credentials,
-      // Credentials in the body; the refresh cookie too if the browser holds one, whose session this login ends.
-      security: [{}, { refreshCookie: [] }],
+      // Credentials in the body; the refresh cookie too if the browser holds one, whose session this login ends; and
+      // the device cookie of an earlier sign-in in this browser.
+      security: [{}, { refreshCookie: [] }, { deviceCookie: [] }, { refreshCookie: [], deviceCookie: [] }],
       response: { 200: TokenResponse, 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 413: ErrorResponse, 415: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {
@@ -42,7 +43,11 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // The account tried, whatever the answer: guesses against it show in the log as attempts at it. An unknown email
     // names none (nor is it logged: it may be a password typed into the wrong field).
     if (user !== null) logAccount(request, reply, { userId: user.id })
-    const throttle = clientThrottle.blocked ? clientThrottle : accountThrottle
+    // A browser the account has signed in from before is limited by itself (plugins/device-cookie.ts): guesses from
+    // everywhere else, which lock the account for every other client, leave it signing in.
+    const device = user === null ? null : fastify.deviceCookie.read(request, user.id)
+    const deviceThrottle = device === null ? null : await failureCounters.loginFromDevice.check(device.deviceId)
+    const throttle = deviceThrottle ?? (clientThrottle.blocked ? clientThrottle : accountThrottle)
     if (throttle.blocked) {
       fastify.metrics.login('limited')
       reply.header('retry-after', throttle.retryAfterSeconds)
@@ -50,18 +55,25 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     const refuse = async (): Promise<never> => {
       fastify.metrics.login('invalid_credentials')
-      await Promise.all([failureCounters.loginFromClient.recordFailure(fromClient), failureCounters.login.recordFailure(subject)])
+      await (device === null
+        ? Promise.all([failureCounters.loginFromClient.recordFailure(fromClient), failureCounters.login.recordFailure(subject)])
+        : failureCounters.loginFromDevice.recordFailure(device.deviceId))
       throw new InvalidCredentialsError()
     }
     // Unknown and malformed emails are verified against a dummy hash: same work, same answer, same time.
     const clientGone = whenClientGone(reply)
     const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password, clientGone)
     if (!ok || user === null) return refuse()
-    // Only a counter that holds failures: most logins have none, and are spared two writes.
-    await Promise.all([
-      clientThrottle.failures > 0 && failureCounters.loginFromClient.reset(fromClient),
-      accountThrottle.failures > 0 && failureCounters.login.reset(subject)
-    ])
+    // Only a counter that holds failures: most logins have none, and are spared two writes. Not by a known browser's
+    // sign-in, which waited for neither: resetting the account's count would give guessing spread over many addresses
+    // a new budget at each of its owner's sign-ins. That browser's own count stays with the cookie it replaces (a
+    // copy of which may be a thief's): the new one has a new device id.
+    if (device === null) {
+      await Promise.all([
+        clientThrottle.failures > 0 && failureCounters.loginFromClient.reset(fromClient),
+        accountThrottle.failures > 0 && failureCounters.login.reset(subject)
+      ])
+    }
 
     if (passwordHasher.pending === 0 && passwordHasher.needsRehash(user.passwordHash)) {
       // Upgrade hashes made with older parameters while the password is at hand; never delays the login. Not while
@@ -113,6 +125,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     fastify.metrics.login('success')
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
+    fastify.deviceCookie.set(reply, user.id)
     // A planted copy left on another path would be sent beside the new cookie, and the next refresh refused for it.
     if (presentedCookie.status === 'duplicate') fastify.refreshCookie.clearElsewhere(reply)
     return fastify.accessTokens.issue(session)

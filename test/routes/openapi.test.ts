@@ -67,7 +67,9 @@ t.test('the credentials each operation documents are the ones the service demand
     return (doc.paths[path]?.[method.toLowerCase()]?.security ?? []).some((requirement) => 'refreshCookie' in requirement)
   })
   t.same(cookieRoutes, ['POST /auth/login', 'POST /auth/logout', 'POST /auth/refresh'], 'the refresh cookie: login, refresh and logout, the routes that read it')
-  t.same(doc.paths['/auth/login']?.post?.security, [{}, { refreshCookie: [] }], 'login with or without it')
+  t.same(doc.paths['/auth/login']?.post?.security, [{}, { refreshCookie: [] }, { deviceCookie: [] }, { refreshCookie: [], deviceCookie: [] }],
+    'login with or without it, and with or without the device cookie of an earlier sign-in')
+  t.match(doc.components.securitySchemes.deviceCookie, { in: 'cookie', name: `${app.config.cookie.name}_device` }, 'named after the refresh cookie')
 })
 
 t.test('behind a proxy that serves the service under PUBLIC_PATH_PREFIX and strips it, the document names the prefix as its server, and the cookie\'s path', async (t) => {

@@ -223,3 +223,27 @@ t.test('a real browser: signing in with a copy of the refresh cookie planted bes
   t.same((await context.cookies()).filter((c) => c.name === COOKIE).map((c) => c.path), ['/auth'], 'the browser holds one copy: the new session\'s')
   t.equal((await appCall(page, api, '/auth/refresh')).status, 200, 'so the next refresh is not refused for a planted copy')
 })
+
+t.test('a real browser the owner signed in from keeps signing in while guesses from elsewhere lock the account; its device cookie goes to sign-in alone', needsChromium(), async (t) => {
+  const { auth, api, email, context, openApp } = await browserApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT: '3/900' } })
+  const page = await openApp()
+  const sentWith = async (path: string, body?: object) => {
+    const [request, answer] = await Promise.all([page.waitForRequest(`${api}${path}`), appCall(page, api, path, body)])
+    return { status: answer.status, cookie: (await request.allHeaders()).cookie ?? '' }
+  }
+  const DEVICE = `${COOKIE}_device`
+  t.equal((await sentWith('/auth/login', { email, password: PASSWORD })).status, 200, 'the owner signs in in this browser')
+  t.match((await context.cookies()).find((c) => c.name === DEVICE), { httpOnly: true, secure: true, path: '/auth/login', sameSite: 'Strict' },
+    'which keeps a device cookie')
+  const refreshed = await sentWith('/auth/refresh')
+  t.same([refreshed.status, refreshed.cookie.includes(`${COOKIE}=`), refreshed.cookie.includes(`${DEVICE}=`)], [200, true, false],
+    'a refresh carries the refresh cookie, not the device cookie')
+
+  for (let i = 0; i < 3; i++) {
+    await auth.inject({ method: 'POST', url: '/auth/login', payload: { email, password: `guess number ${i}` }, remoteAddress: `203.0.113.${i}` })
+  }
+  const elsewhere = await auth.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD }, remoteAddress: '198.51.100.7' })
+  t.equal(elsewhere.statusCode, 429, 'guesses from three addresses lock the account for a client without it, right password or not')
+  const again = await sentWith('/auth/login', { email, password: PASSWORD })
+  t.same([again.status, again.cookie.includes(`${DEVICE}=`)], [200, true], 'the owner\'s browser sends it to sign in, and signs in')
+})

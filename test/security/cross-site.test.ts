@@ -198,7 +198,7 @@ t.test('COOKIE_SAMESITE=none: the cookie is Partitioned, set and cleared alike; 
     return [loggedIn, rotated, loggedOut, tossed].flatMap(setCookies)
   }
   const none = await cookies('none')
-  t.equal(none.length, 3 + pathsSentTo('/auth').length, 'login, refresh, logout, and every path cleared after two cookies')
+  t.equal(none.length, 4 + pathsSentTo('/auth').length, 'login (the refresh and device cookies), refresh, logout, and every path cleared after two cookies')
   for (const header of none) t.match(header, /; Secure; Partitioned; SameSite=None$/, header.split(';').slice(1, 3).join(';'))
   for (const sameSite of ['strict', 'lax']) {
     t.notOk((await cookies(sameSite)).some((header) => header.includes('Partitioned')), `SameSite=${sameSite}: not partitioned`)

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, capturedLogs, login, PASSWORD, refresh, registerAndLogin, uniqueEmail, uniquePrefix } from '../helpers/app.js'
+import { buildApp, capturedLogs, login, PASSWORD, refresh, registerAndLogin, setCookies, uniqueEmail, uniquePrefix, type StoreKind } from '../helpers/app.js'
 
 const loginAs = (app: Awaited<ReturnType<typeof buildApp>>, email: string, password: string, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, headers })
@@ -74,6 +74,86 @@ t.test('the owner\'s successful login resets the account\'s count of guesses mad
   for (let i = 0; i < 2; i++) attacker.push((await from('203.0.113.66', `guess again ${i}`)).statusCode)
   t.same(attacker, [401, 429], 'the guessing address keeps its 4 failures: its 5th is its last')
 })
+
+/**
+ * A registered account on an app (`store`) with these login failure limits; `from` logs in to it from an address,
+ * with a Cookie header if given; `deviceOf` is the device cookie a sign-in set, as a Cookie header pair.
+ */
+async function accountWithDevices (t: Parameters<typeof buildApp>[0], store: StoreKind, perAddress: string, perAccount: string) {
+  const app = await buildApp(t, { store, env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: perAddress, RATE_LIMIT_LOGIN_ACCOUNT: perAccount } })
+  const email = uniqueEmail()
+  await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const from = (remoteAddress: string, password: string, cookie?: string, as = email) =>
+    app.inject({ method: 'POST', url: '/auth/login', payload: { email: as, password }, remoteAddress, headers: cookie === undefined ? {} : { cookie } })
+  const deviceOf = (res: { headers: { 'set-cookie'?: string | string[] } }): string =>
+    setCookies(res).find((c) => c.startsWith(`${DEVICE_COOKIE}=`))?.split(';')[0] ?? 'no device cookie'
+  return { app, from, deviceOf }
+}
+const DEVICE_COOKIE = '__Secure-refresh_token_device'
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`device cookies (${store}): guesses from many addresses lock the account for every client but the browsers its owner signed in from`, async (t) => {
+    const { from, deviceOf } = await accountWithDevices(t, store, '5/60', '6/60')
+    const signedIn = await from('198.51.100.7', PASSWORD)
+    t.equal(signedIn.statusCode, 200, 'the owner signs in at home')
+    const statuses = []
+    for (let i = 0; i < 7; i++) statuses.push((await from(`203.0.113.${i % 3}`, `guess number ${i}`)).statusCode)
+    t.same(statuses, [...Array(6).fill(401), 429], 'guesses from three addresses reach the account\'s limit')
+    t.equal((await from('198.51.100.7', PASSWORD)).statusCode, 429, 'from then on the right password waits, from any browser not known')
+    const known = await from('192.0.2.50', PASSWORD, deviceOf(signedIn))
+    t.equal(known.statusCode, 200, 'but the owner\'s browser signs in, from any address')
+    t.not(deviceOf(known), deviceOf(signedIn), 'and is given a new device cookie')
+    t.equal((await from('192.0.2.50', PASSWORD, deviceOf(known))).statusCode, 200, 'with which it signs in again')
+    t.equal((await from('203.0.113.9', 'one more guess')).statusCode, 429, 'which gives the guessers no new budget: the account stays locked to them')
+  })
+
+  t.test(`device cookies (${store}): a known browser's failures are limited by themselves, and count toward no other client's limit`, async (t) => {
+    const { from, deviceOf } = await accountWithDevices(t, store, '3/60', '3/60')
+    const device = deviceOf(await from('198.51.100.7', PASSWORD))
+    const statuses = []
+    for (let i = 0; i < 4; i++) statuses.push((await from('198.51.100.7', 'wrong password!', device)).statusCode)
+    t.same(statuses, [401, 401, 401, 429], 'three wrong passwords in the known browser, then 429')
+    const locked = await from('198.51.100.7', PASSWORD, device)
+    t.equal(locked.statusCode, 429, 'for the right password too, in that browser')
+    t.ok(Number(locked.headers['retry-after']) > 0, 'which is told how long')
+    // At 3/60 per address and per account, the browser's three failures would have locked both.
+    t.equal((await from('198.51.100.7', PASSWORD)).statusCode, 200, 'a browser not known, at the same address, signs in')
+  })
+
+  t.test(`device cookies (${store}): a sign-in gives the browser a new device id, and leaves the failures of the cookie it replaces`, async (t) => {
+    const { from, deviceOf } = await accountWithDevices(t, store, '3/60', '100/60')
+    const first = deviceOf(await from('198.51.100.7', PASSWORD))
+    for (let i = 0; i < 2; i++) await from('198.51.100.7', 'wrong password!', first)
+    const second = deviceOf(await from('198.51.100.7', PASSWORD, first))
+    const [replaced, renewed] = [[] as number[], [] as number[]]
+    for (let i = 0; i < 2; i++) replaced.push((await from('198.51.100.7', 'wrong password!', first)).statusCode)
+    t.same(replaced, [401, 429], 'a copy of the replaced cookie keeps its two failures: its third is its last')
+    for (let i = 0; i < 3; i++) renewed.push((await from('198.51.100.7', 'wrong password!', second)).statusCode)
+    t.same(renewed, [401, 401, 401], 'the new one starts with none')
+  })
+
+  t.test(`device cookies (${store}): a forged, altered or another account's device cookie is no device cookie`, async (t) => {
+    const { app, from, deviceOf } = await accountWithDevices(t, store, '100/60', '2/60')
+    const own = deviceOf(await from('198.51.100.7', PASSWORD))
+    const other = await registerAndLogin(app)
+    const othersDevice = deviceOf(await from('198.51.100.8', PASSWORD, undefined, other.email))
+    for (let i = 0; i < 2; i++) await from(`203.0.113.${i}`, `guess number ${i}`)
+    const [name, value] = own.split('=') as [string, string]
+    const [userId, deviceId, tag] = value.split('.') as [string, string, string]
+    const flipLast = (s: string) => s.slice(0, -1) + (s.endsWith('A') ? 'B' : 'A')
+    const presented = {
+      'another account\'s': othersDevice,
+      'with its tag altered': `${name}=${userId}.${deviceId}.${flipLast(tag)}`,
+      'with another device id': `${name}=${userId}.${flipLast(deviceId)}.${tag}`,
+      'naming this account with another\'s tag': `${name}=${userId}.${othersDevice.split('.').slice(1).join('.')}`,
+      'under another name': `__Secure-device=${value}`
+    }
+    for (const [what, cookie] of Object.entries(presented)) {
+      t.equal((await from('198.51.100.7', PASSWORD, cookie)).statusCode, 429, `${what}: the locked account's limit holds`)
+    }
+    t.equal((await from('198.51.100.7', PASSWORD, `${othersDevice}; ${own}`)).statusCode, 200, 'the genuine one beside a planted one is known')
+  })
+}
 
 t.test('unknown emails are limited exactly like real ones (no existence oracle)', async (t) => {
   const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/60' } })

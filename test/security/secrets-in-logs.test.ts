@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, capturedLogs, listenOnLoopback, PASSWORD, refresh, refreshCookieValue, registerAndLogin } from '../helpers/app.js'
+import { buildApp, capturedLogs, listenOnLoopback, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../helpers/app.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
@@ -13,6 +13,10 @@ t.test('no password, token or secret ever reaches the logs, even at trace level'
   await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}` } })
   await app.inject({ url: '/me', headers: { authorization: `Bearer ${session.accessToken}x` } })
   await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: `${PASSWORD}-wrong` } })
+  const signedIn = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })
+  const device = setCookies(signedIn).find((c) => c.startsWith('__Secure-refresh_token_device='))?.split(';')[0] ?? 'no device cookie'
+  await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: `${PASSWORD}-wrong` }, headers: { cookie: device } })
+  t.match(device, /^__Secure-refresh_token_device=[\w-]{22}\.[\w-]{22}\.[\w-]{22}$/, 'a device cookie was set, and presented')
   await refresh(app, session.cookie + 'tampered')
   await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${session.accessToken}` } })
   const newPassword = 'a brand new passphrase 9'
@@ -39,6 +43,7 @@ t.test('no password, token or secret ever reaches the logs, even at trace level'
     'access token signature': session.accessToken.split('.')[2] as string,
     'refresh token secret part': session.refreshToken.split('.')[3] as string,
     'rotated refresh token secret part': next.split('.')[3] as string,
+    'device cookie tag': device.split('.')[2] as string,
     JWT_SECRET: app.config.jwt.secret as string,
     REFRESH_TOKEN_SECRET: app.config.refresh.secret as string,
     REFRESH_TOKEN_ACCEPTED_SECRETS: app.config.refresh.acceptedSecrets[0] as string

@@ -186,7 +186,8 @@ t.test('PUBLIC_PATH_PREFIX=/api: every refresh cookie the service sets or clears
   const app = await buildApp(t, { env: { PUBLIC_PATH_PREFIX: '/api' } })
   const session = await registerAndLogin(app)
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: PASSWORD } })
-  matchList(t, setCookies(login), [/^__Secure-refresh_token=[^;]+; Max-Age=604800; Path=\/api\/auth; HttpOnly; Secure; SameSite=Strict$/], 'set by a sign-in on /api/auth')
+  matchList(t, setCookies(login), [/^__Secure-refresh_token=[^;]+; Max-Age=604800; Path=\/api\/auth; HttpOnly; Secure; SameSite=Strict$/, /^__Secure-refresh_token_device=[^;]+; Max-Age=\d+; Path=\/api\/auth\/login;/],
+    'set by a sign-in on /api/auth (and its device cookie on /api/auth/login)')
   const refreshed = await refresh(app, session.cookie)
   t.equal(refreshed.statusCode, 200, 'the session refreshes')
   matchList(t, setCookies(refreshed), [/; Path=\/api\/auth; HttpOnly/], 'and its refresh sets the cookie there too')
