@@ -31,9 +31,10 @@ export default fp(async function corsPlugin (fastify) {
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ['Content-Type', 'Authorization'],
     // The app's code may read which request failed, to report it (plugins/request-id.ts), when to retry a 429 or a
-    // 503, and whether a 401 refused its access token (a Bearer challenge, RFC 6750) or a password it sent: none is a
-    // CORS-safelisted response header, so a cross-origin app sees null unless they are exposed.
-    exposedHeaders: ['X-Request-Id', 'Retry-After', 'WWW-Authenticate'],
+    // 503, whether a 401 refused its access token (a Bearer challenge, RFC 6750) or a password it sent, and which
+    // methods a path it called with another takes (a 405's Allow): none is a CORS-safelisted response header, so a
+    // cross-origin app sees null unless they are exposed.
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'WWW-Authenticate', 'Allow'],
     maxAge: 600,
     // Preflights end here, answered by @fastify/cors; they never reach routes or rate limits.
     preflight: true,

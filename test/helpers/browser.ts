@@ -88,7 +88,7 @@ export async function browserApp (t: Test, options: { appHost?: string, env?: Re
   return { auth, api, email, context, openApp }
 }
 
-export interface AppCall { status: number, body: unknown, requestId: string | null, retryAfter: string | null, challenge: string | null, cookieVisible: boolean }
+export interface AppCall { status: number, body: unknown, requestId: string | null, retryAfter: string | null, challenge: string | null, allow: string | null, cookieVisible: boolean }
 
 /** The app's own call from `page`: fetch(api + path, { method: 'POST', credentials: 'include' }), a JSON body if given. */
 export async function appCall (page: Page, api: string, path: string, body?: object): Promise<AppCall> {
@@ -105,6 +105,7 @@ export async function appCall (page: Page, api: string, path: string, body?: obj
       requestId: res.headers.get('x-request-id'),
       retryAfter: res.headers.get('retry-after'),
       challenge: res.headers.get('www-authenticate'),
+      allow: res.headers.get('allow'),
       cookieVisible: (globalThis as unknown as { document: { cookie: string } }).document.cookie.includes('refresh')
     }
   }, [`${api}${path}`, body] as const)

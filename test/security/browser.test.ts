@@ -89,6 +89,13 @@ t.test('a real browser: an app on an allowed origin tells a refused access token
     'a wrong password: no challenge')
 })
 
+t.test('a real browser: an app on an allowed origin that calls a path with a method it does not take reads the ones it does (Allow)', needsChromium(), async (t) => {
+  const { api, openApp } = await browserApp(t)
+  const page = await openApp()
+  t.match(await appCall(page, api, '/me'), { status: 405, body: { code: 'METHOD_NOT_ALLOWED' }, allow: 'GET' },
+    'POST /me: the app\'s code reads Allow, which CORS hides unless exposed')
+})
+
 // COOKIE_SAMESITE=none is for an app on another site than the API's: its browser marks each of its requests
 // Sec-Fetch-Site: cross-site, so the CSRF check must let an allowed Origin through however the browser labels it.
 t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refreshes and logs out; a third site still cannot', needsChromium(), async (t) => {
