@@ -155,6 +155,25 @@ for (const store of ['redis', 'memory'] as const) {
   })
 }
 
+t.test('device cookies: one instance\'s is known to every other, which count its failures together', async (t) => {
+  const prefix = uniquePrefix()
+  const env = { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/60', RATE_LIMIT_LOGIN_ACCOUNT: '2/60' }
+  const [a, b] = [await buildApp(t, { prefix, env }), await buildApp(t, { prefix, env })]
+  const email = uniqueEmail()
+  await a.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const on = (app: typeof a, password: string, cookie?: string) =>
+    app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress: '198.51.100.7', headers: cookie === undefined ? {} : { cookie } })
+  const deviceOf = (res: Awaited<ReturnType<typeof on>>) => setCookies(res).find((c) => c.startsWith(`${DEVICE_COOKIE}=`))?.split(';')[0] ?? 'none'
+  const device = deviceOf(await on(a, PASSWORD))
+  for (let i = 0; i < 2; i++) await b.inject({ method: 'POST', url: '/auth/login', payload: { email, password: `guess ${i}` }, remoteAddress: `203.0.113.${i}` })
+  t.equal((await on(b, PASSWORD)).statusCode, 429, 'guesses on one instance lock the account on it')
+  const signedIn = await on(b, PASSWORD, device)
+  t.equal(signedIn.statusCode, 200, 'where the browser known to the other signs in')
+  const statuses = []
+  for (const app of [a, b, a, b]) statuses.push((await on(app, 'wrong password!', deviceOf(signedIn))).statusCode)
+  t.same(statuses, [401, 401, 401, 429], 'its failures on either instance count toward one limit')
+})
+
 t.test('unknown emails are limited exactly like real ones (no existence oracle)', async (t) => {
   const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/60' } })
   const statuses = []
