@@ -7,10 +7,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The browsers an account has signed in from (src/device-cookie.ts): login limits their failures per browser. */
     deviceCookie: {
-      /** The device the request's cookie names, if it names `userId`'s, with a tag this service made. */
+      /** The device the request's cookie names for `userId`, with a tag this service made; null when it names none. */
       read (request: FastifyRequest, userId: string): KnownDevice | null
-      /** A new cookie for a sign-in of `userId` in this browser. */
-      set (reply: FastifyReply, userId: string): void
+      /** The browser's cookie after a sign-in of `userId` in it: a new device for that account, the others kept. */
+      set (reply: FastifyReply, request: FastifyRequest, userId: string): void
     }
   }
 }
@@ -22,10 +22,17 @@ export function deviceCookieName (refreshCookieName: string): string {
 
 /** Chromium keeps no cookie longer (RFC 6265bis caps Max-Age at 400 days); a sign-in within them renews it. */
 export const DEVICE_COOKIE_MAX_AGE_SECONDS = 400 * 24 * 60 * 60
+/**
+ * Accounts one browser is known for at once, most recent sign-in first: a family's computer, a shop's till. Each
+ * entry is 68 characters.
+ */
+export const ACCOUNTS_PER_BROWSER = 5
+const SEPARATOR = '~'
 
 /**
  * Sent to the login route only, with the refresh cookie's other attributes: HttpOnly, Secure and SameSite as
- * configured (Partitioned with SameSite=None, in the app's own jar).
+ * configured (Partitioned with SameSite=None, in the app's own jar). One cookie lists the browser's device for each
+ * account signed in there (`~` between them), so one account's sign-in does not make another's owner unknown.
  */
 export default fp(async function deviceCookiePlugin (fastify) {
   const { cookie, refresh } = fastify.config
@@ -42,21 +49,31 @@ export default fp(async function deviceCookiePlugin (fastify) {
   }
   const prefix = `${name}=`
 
+  /** The entries this service sealed, one per account, in the order sent; anything else is dropped. */
+  const presented = (request: FastifyRequest): Array<{ entry: string, device: KnownDevice }> => {
+    const header = request.headers.cookie
+    if (header === undefined || !header.includes(prefix)) return []
+    const found: Array<{ entry: string, device: KnownDevice }> = []
+    // Every cookie of the name: one planted beside the browser's own (cookie tossing) must not hide it.
+    for (const pair of header.split(';')) {
+      const trimmed = pair.trim()
+      if (!trimmed.startsWith(prefix)) continue
+      for (const entry of trimmed.slice(prefix.length).split(SEPARATOR)) {
+        const device = codec.open(entry)
+        if (device !== null && !found.some((f) => f.device.userId === device.userId)) found.push({ entry, device })
+      }
+    }
+    return found
+  }
+
   fastify.decorate('deviceCookie', {
     read (request: FastifyRequest, userId: string): KnownDevice | null {
-      const header = request.headers.cookie
-      if (header === undefined || !header.includes(prefix)) return null
-      // Every cookie of the name: one planted beside the browser's own (cookie tossing) must not hide it.
-      for (const pair of header.split(';')) {
-        const trimmed = pair.trim()
-        if (!trimmed.startsWith(prefix)) continue
-        const device = codec.open(trimmed.slice(prefix.length))
-        if (device?.userId === userId) return device
-      }
-      return null
+      return presented(request).find((p) => p.device.userId === userId)?.device ?? null
     },
-    set (reply: FastifyReply, userId: string) {
-      reply.header('set-cookie', serializeCookie(name, codec.mint(userId), attributes))
+    set (reply: FastifyReply, request: FastifyRequest, userId: string) {
+      const others = presented(request).filter((p) => p.device.userId !== userId).slice(0, ACCOUNTS_PER_BROWSER - 1)
+      const value = [codec.mint(userId), ...others.map((p) => p.entry)].join(SEPARATOR)
+      reply.header('set-cookie', serializeCookie(name, value, attributes))
     }
   })
 }, { name: 'device-cookie', dependencies: ['config', 'secrets'], fastify: '5.x' })

@@ -125,7 +125,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     fastify.metrics.login('success')
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
-    fastify.deviceCookie.set(reply, user.id)
+    fastify.deviceCookie.set(reply, request, user.id)
     // A planted copy left on another path would be sent beside the new cookie, and the next refresh refused for it.
     if (presentedCookie.status === 'duplicate') fastify.refreshCookie.clearElsewhere(reply)
     return fastify.accessTokens.issue(session)

@@ -174,6 +174,22 @@ t.test('device cookies: one instance\'s is known to every other, which count its
   t.same(statuses, [401, 401, 401, 429], 'its failures on either instance count toward one limit')
 })
 
+t.test('device cookies: a browser two accounts signed in from stays known to both', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '100/60', RATE_LIMIT_LOGIN_ACCOUNT: '2/60' } })
+  const emails = [uniqueEmail(), uniqueEmail()]
+  for (const email of emails) await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const as = (email: string, password: string, remoteAddress: string, cookie = '') =>
+    app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress, headers: { cookie } })
+  let cookie = ''
+  for (const email of emails) {
+    cookie = setCookies(await as(email, PASSWORD, '198.51.100.7', cookie)).find((c) => c.startsWith(`${DEVICE_COOKIE}=`))?.split(';')[0] ?? 'none'
+  }
+  for (const email of emails) for (let i = 0; i < 2; i++) await as(email, `guess number ${i}`, `203.0.113.${i}`)
+  const statuses = []
+  for (const email of emails) statuses.push((await as(email, PASSWORD, '198.51.100.7')).statusCode, (await as(email, PASSWORD, '198.51.100.7', cookie)).statusCode)
+  t.same(statuses, [429, 200, 429, 200], 'both accounts locked to unknown browsers; the family\'s computer signs in to each')
+})
+
 t.test('unknown emails are limited exactly like real ones (no existence oracle)', async (t) => {
   const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/60' } })
   const statuses = []
