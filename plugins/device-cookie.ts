@@ -3,16 +3,23 @@ import fp from 'fastify-plugin'
 import { DeviceCookieCodec, type KnownDevice } from '../src/device-cookie.js'
 import { cookieSerializer } from './refresh-cookie.js'
 
+/** The devices a request's cookies name, one per account, as sent: the entries this service sealed, nothing else. */
+export type PresentedDevices = ReadonlyArray<{ entry: string, device: KnownDevice }>
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** The browsers an account has signed in from (src/device-cookie.ts): login limits their failures per browser. */
     deviceCookie: {
-      /** The device the request's cookie names for `userId`, with a tag this service made; null when it names none. */
-      read (request: FastifyRequest, userId: string): KnownDevice | null
+      read (request: FastifyRequest): PresentedDevices
       /** The browser's cookie after a sign-in of `userId` in it: a new device for that account, the others kept. */
-      set (reply: FastifyReply, request: FastifyRequest, userId: string): void
+      set (reply: FastifyReply, presented: PresentedDevices, userId: string): void
     }
   }
+}
+
+/** The device `presented` names for `userId`; null when it names none. */
+export function deviceOf (presented: PresentedDevices, userId: string): KnownDevice | null {
+  return presented.find((p) => p.device.userId === userId)?.device ?? null
 }
 
 /** Named after the refresh cookie, so services that give theirs other names on one host keep theirs apart too. */
@@ -49,29 +56,24 @@ export default fp(async function deviceCookiePlugin (fastify) {
   }
   const prefix = `${name}=`
 
-  /** The entries this service sealed, one per account, in the order sent; anything else is dropped. */
-  const presented = (request: FastifyRequest): Array<{ entry: string, device: KnownDevice }> => {
-    const header = request.headers.cookie
-    if (header === undefined || !header.includes(prefix)) return []
-    const found: Array<{ entry: string, device: KnownDevice }> = []
-    // Every cookie of the name: one planted beside the browser's own (cookie tossing) must not hide it.
-    for (const pair of header.split(';')) {
-      const trimmed = pair.trim()
-      if (!trimmed.startsWith(prefix)) continue
-      for (const entry of trimmed.slice(prefix.length).split(SEPARATOR)) {
-        const device = codec.open(entry)
-        if (device !== null && !found.some((f) => f.device.userId === device.userId)) found.push({ entry, device })
-      }
-    }
-    return found
-  }
-
   fastify.decorate('deviceCookie', {
-    read (request: FastifyRequest, userId: string): KnownDevice | null {
-      return presented(request).find((p) => p.device.userId === userId)?.device ?? null
+    read (request: FastifyRequest): PresentedDevices {
+      const header = request.headers.cookie
+      if (header === undefined || !header.includes(prefix)) return []
+      const found: Array<{ entry: string, device: KnownDevice }> = []
+      // Every cookie of the name: one planted beside the browser's own (cookie tossing) must not hide it.
+      for (const pair of header.split(';')) {
+        const trimmed = pair.trim()
+        if (!trimmed.startsWith(prefix)) continue
+        for (const entry of trimmed.slice(prefix.length).split(SEPARATOR)) {
+          const device = codec.open(entry)
+          if (device !== null && deviceOf(found, device.userId) === null) found.push({ entry, device })
+        }
+      }
+      return found
     },
-    set (reply: FastifyReply, request: FastifyRequest, userId: string) {
-      const others = presented(request).filter((p) => p.device.userId !== userId).slice(0, ACCOUNTS_PER_BROWSER - 1)
+    set (reply: FastifyReply, presented: PresentedDevices, userId: string) {
+      const others = presented.filter((p) => p.device.userId !== userId).slice(0, ACCOUNTS_PER_BROWSER - 1)
       const value = [codec.mint(userId), ...others.map((p) => p.entry)].join(SEPARATOR)
       reply.header('set-cookie', serializeCookie(name, value, attributes))
     }

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { deviceOf } from '../../plugins/device-cookie.js'
 import { limitOf } from '../../plugins/rate-limit.js'
 import { presentedValues } from '../../plugins/refresh-cookie.js'
 import { countedAddress } from '../../src/client-address.js'
@@ -45,7 +46,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     if (user !== null) logAccount(request, reply, { userId: user.id })
     // A browser the account has signed in from before is limited by itself (plugins/device-cookie.ts): guesses from
     // everywhere else, which lock the account for every other client, leave it signing in.
-    const device = user === null ? null : fastify.deviceCookie.read(request, user.id)
+    const devices = fastify.deviceCookie.read(request)
+    const device = user === null ? null : deviceOf(devices, user.id)
     const deviceThrottle = device === null ? null : await failureCounters.loginFromDevice.check(device.deviceId)
     const throttle = deviceThrottle ?? (clientThrottle.blocked ? clientThrottle : accountThrottle)
     if (throttle.blocked) {
@@ -125,7 +127,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     fastify.metrics.login('success')
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
-    fastify.deviceCookie.set(reply, request, user.id)
+    fastify.deviceCookie.set(reply, devices, user.id)
     // A planted copy left on another path would be sent beside the new cookie, and the next refresh refused for it.
     if (presentedCookie.status === 'duplicate') fastify.refreshCookie.clearElsewhere(reply)
     return fastify.accessTokens.issue(session)
