@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { DeviceCookieCodec, type KnownDevice } from '../src/device-cookie.js'
-import { cookieSerializer } from './refresh-cookie.js'
+import { cookieSerializer, cookieValues } from './refresh-cookie.js'
 
 /** The devices a request's cookies name, one per account, as sent: the entries this service sealed, nothing else. */
 export type PresentedDevices = ReadonlyArray<{ entry: string, device: KnownDevice }>
@@ -58,14 +58,10 @@ export default fp(async function deviceCookiePlugin (fastify) {
 
   fastify.decorate('deviceCookie', {
     read (request: FastifyRequest): PresentedDevices {
-      const header = request.headers.cookie
-      if (header === undefined || !header.includes(prefix)) return []
       const found: Array<{ entry: string, device: KnownDevice }> = []
-      // Every cookie of the name: one planted beside the browser's own (cookie tossing) must not hide it.
-      for (const pair of header.split(';')) {
-        const trimmed = pair.trim()
-        if (!trimmed.startsWith(prefix)) continue
-        for (const entry of trimmed.slice(prefix.length).split(SEPARATOR)) {
+      // Every cookie of the name: one planted beside the browser's own must not hide it.
+      for (const value of cookieValues(request.headers.cookie, prefix)) {
+        for (const entry of value.split(SEPARATOR)) {
           const device = codec.open(entry)
           if (device !== null && deviceOf(found, device.userId) === null) found.push({ entry, device })
         }

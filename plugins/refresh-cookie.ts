@@ -56,6 +56,20 @@ export async function cookieSerializer (fastify: FastifyInstance): Promise<Fasti
 }
 
 /**
+ * Every value of one cookie name in a Cookie header (`prefix`: the name and `=`), in the order sent. The cookie parser
+ * keeps only the first of equal names, and a copy planted beside the browser's own (cookie tossing) may come first.
+ */
+export function cookieValues (header: string | undefined, prefix: string): string[] {
+  if (header === undefined || !header.includes(prefix)) return []
+  const values: string[] = []
+  for (const pair of header.split(';')) {
+    const trimmed = pair.trimStart()
+    if (trimmed.startsWith(prefix)) values.push(trimmed.slice(prefix.length).trimEnd())
+  }
+  return values
+}
+
+/**
  * The refresh token lives only in this cookie: HttpOnly (no script reads it), Secure,
  * SameSite=Strict (COOKIE_SAMESITE may relax it for apps on another site; plugins/csrf.ts
  * keeps cross-site requests out either way), Path=/auth (under PUBLIC_PATH_PREFIX, where browsers reach the auth
@@ -87,14 +101,7 @@ export default fp(async function refreshCookiePlugin (fastify) {
 
   fastify.decorate('refreshCookie', {
     read (request: FastifyRequest): PresentedRefreshCookie {
-      const header = request.headers.cookie
-      if (header === undefined || !header.includes(prefix)) return { status: 'missing' }
-      // The cookie parser keeps only the first of equal names; count them on the raw header.
-      const values: string[] = []
-      for (const pair of header.split(';')) {
-        const trimmed = pair.trimStart()
-        if (trimmed.startsWith(prefix)) values.push(trimmed.slice(prefix.length).trimEnd())
-      }
+      const values = cookieValues(request.headers.cookie, prefix)
       if (values.length === 0) return { status: 'missing' }
       if (values.length > 1) return { status: 'duplicate', values }
       return { status: 'present', value: values[0] as string }
