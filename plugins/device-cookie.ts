@@ -28,12 +28,12 @@ export function deviceCookieName (refreshCookieName: string): string {
 }
 
 /** Chromium keeps no cookie longer (RFC 6265bis caps Max-Age at 400 days); a sign-in within them renews it. */
-export const DEVICE_COOKIE_MAX_AGE_SECONDS = 400 * 24 * 60 * 60
+const DEVICE_COOKIE_MAX_AGE_SECONDS = 400 * 24 * 60 * 60
 /**
  * Accounts one browser is known for at once, most recent sign-in first: a family's computer, a shop's till. Each
  * entry is 68 characters.
  */
-export const ACCOUNTS_PER_BROWSER = 5
+const ACCOUNTS_PER_BROWSER = 5
 const SEPARATOR = '~'
 
 /**
