@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { DeviceCookieCodec, type KnownDevice } from '../src/device-cookie.js'
-import { cookieSerializer, cookieValues } from './refresh-cookie.js'
+import { cookieAttributes, cookieSerializer, cookieValues } from './refresh-cookie.js'
 
 /** The devices a request's cookies name, one per account, as sent: the entries this service sealed, nothing else. */
 export type PresentedDevices = ReadonlyArray<{ entry: string, device: KnownDevice }>
@@ -37,23 +37,16 @@ const ACCOUNTS_PER_BROWSER = 5
 const SEPARATOR = '~'
 
 /**
- * Sent to the login route only, with the refresh cookie's other attributes: HttpOnly, Secure and SameSite as
- * configured (Partitioned with SameSite=None, in the app's own jar). One cookie lists the browser's device for each
- * account signed in there (`~` between them), so one account's sign-in does not make another's owner unknown.
+ * Sent to the login route only, with the refresh cookie's other attributes (cookieAttributes). One cookie lists the
+ * browser's device for each account signed in there (`~` between them), so one account's sign-in does not make
+ * another's owner unknown.
  */
 export default fp(async function deviceCookiePlugin (fastify) {
   const { cookie, refresh } = fastify.config
   const codec = new DeviceCookieCodec(fastify.secrets.refreshTokenSecret, refresh.acceptedSecrets)
   const serializeCookie = await cookieSerializer(fastify)
   const name = deviceCookieName(cookie.name)
-  const attributes = {
-    httpOnly: true,
-    secure: cookie.secure,
-    sameSite: cookie.sameSite,
-    path: `${cookie.path}/login`,
-    partitioned: cookie.sameSite === 'none',
-    maxAge: DEVICE_COOKIE_MAX_AGE_SECONDS
-  }
+  const attributes = { ...cookieAttributes(cookie, `${cookie.path}/login`), maxAge: DEVICE_COOKIE_MAX_AGE_SECONDS }
   const prefix = `${name}=`
 
   fastify.decorate('deviceCookie', {

@@ -1,6 +1,7 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Config } from '../src/config.js'
 
 export type PresentedRefreshCookie =
   | { status: 'missing' }
@@ -56,6 +57,16 @@ export async function cookieSerializer (fastify: FastifyInstance): Promise<Fasti
 }
 
 /**
+ * The attributes of each cookie the service sets, on `path`: HttpOnly, and `Secure` and `SameSite` as configured.
+ * SameSite=None serves an app on another site, where the cookie is a third-party one: browsers that block those
+ * (Chromium does by default) keep it only when it is Partitioned (CHIPS), in a jar of the app's own site; a browser
+ * that does not know the attribute ignores it.
+ */
+export function cookieAttributes ({ secure, sameSite }: Config['cookie'], path: string) {
+  return { httpOnly: true, secure, sameSite, path, partitioned: sameSite === 'none' }
+}
+
+/**
  * Every value of one cookie name in a Cookie header (`prefix`: the name and `=`), in the order sent. The cookie parser
  * keeps only the first of equal names, and a copy planted beside the browser's own (cookie tossing) may come first.
  */
@@ -82,13 +93,10 @@ export function cookieValues (header: string | undefined, prefix: string): strin
  * refresh only appends its token and Max-Age (bench/README.md: the cost per refresh).
  */
 export default fp(async function refreshCookiePlugin (fastify) {
-  const { name, secure, sameSite, path } = fastify.config.cookie
+  const { name, path } = fastify.config.cookie
   const serializeCookie = await cookieSerializer(fastify)
 
-  // SameSite=None serves an app on another site, where the cookie is a third-party one: browsers that block those
-  // (Chromium does by default) keep it only when it is Partitioned (CHIPS), in a jar of the app's own site; a browser
-  // that does not know the attribute ignores it.
-  const attributes = { httpOnly: true, secure, sameSite, path, partitioned: sameSite === 'none' }
+  const attributes = cookieAttributes(fastify.config.cookie, path)
   const prefix = `${name}=`
   // "; Path=/auth; HttpOnly; Secure; SameSite=Strict": everything after the value, as @fastify/cookie writes it.
   const attributeSuffix = serializeCookie(name, 'v', attributes).slice(prefix.length + 1)
