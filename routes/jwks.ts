@@ -1,4 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import etag from 'etag'
+import fresh from 'fresh'
 import { Type } from 'typebox'
 import type { PublicJwk } from '../src/signing-keys.js'
 
@@ -21,10 +23,25 @@ const Jwks = Type.Object({
 })
 
 const jwks: FastifyPluginAsyncTypebox = async (fastify) => {
+  const keySet = fastify.accessTokens.jwks as { keys: Array<PublicJwk & { kty: string, crv: string, x: string }> }
+  let tag: string | undefined
   // The response schema is also a guard: only these public members can ever be serialised.
-  fastify.get('/.well-known/jwks.json', { config: { accessLog: 'failures', answersAtOnce: true }, schema: { summary: 'The public keys that verify access tokens', response: { 200: Jwks } } }, async (_request, reply) => {
+  fastify.get('/.well-known/jwks.json', {
+    config: { accessLog: 'failures', answersAtOnce: true },
+    schema: {
+      summary: 'The public keys that verify access tokens',
+      response: { 200: Jwks, 304: Type.Unsafe<undefined>({ description: 'The key set the If-None-Match names is the current one: no body', type: 'null' }) }
+    }
+  }, async (request, reply) => {
+    // Verifiers, and the caches in front of them, revalidate the set every few minutes (must-revalidate): with an
+    // ETag they do it with a 304 and no body. A hash of the set as served, so every instance with the same keys gives
+    // the same one, and a key published or retired a new one. Per route, not @fastify/etag's hook: route modules
+    // share one context (src/app.ts), and no other answer is meant to be kept.
+    tag ??= etag(reply.serialize(keySet) as string)
     reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE_SECONDS}, must-revalidate`)
-    return fastify.accessTokens.jwks as { keys: Array<PublicJwk & { kty: string, crv: string, x: string }> }
+    reply.header('etag', tag)
+    if (fresh(request.headers, { etag: tag })) return reply.code(304).send()
+    return keySet
   })
 }
 

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import computeEtag from 'etag'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp, login, registerAndLogin, uniquePrefix } from '../helpers/app.js'
@@ -21,6 +22,54 @@ t.test('GET /.well-known/jwks.json publishes the public keys only, cacheable', a
   t.match(keys[1], { kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig', x: b.x })
   for (const secret of [a.d, b.d]) t.notOk(res.body.includes(secret as string), 'no private part')
   t.notOk(res.body.includes('"d"'))
+})
+
+t.test('a verifier revalidates the key set with its ETag: 304 and no body while the keys are the same', async (t) => {
+  const keys = keySetJson(privateJwk('ES256', 'key-a'))
+  const app = await buildApp(t, { store: 'memory', env: { JWT_SECRET: '', JWT_KEYS: keys } })
+  const first = await app.inject({ url: '/.well-known/jwks.json' })
+  const etag = first.headers.etag as string
+  t.match(etag, /^"[^"]{20,}"$/, 'a strong ETag: the bytes are the same wherever it matches')
+
+  const again = await app.inject({ url: '/.well-known/jwks.json', headers: { 'if-none-match': etag } })
+  t.equal(again.statusCode, 304)
+  t.equal(again.body, '')
+  t.notOk('content-length' in again.headers, 'no length: one would have to be the full set\'s')
+  t.equal(again.headers.etag, etag)
+  t.equal(again.headers['cache-control'], 'public, max-age=300, must-revalidate', 'a 304 renews the cached copy for as long')
+  t.equal(etag, computeEtag(first.body), 'the hash of the bytes served')
+  // As caches send it: among others, weak, any. A reload that asks past every cache is answered in full.
+  for (const ifNoneMatch of [`"older", ${etag}`, `W/${etag}`, '*']) {
+    t.equal((await app.inject({ url: '/.well-known/jwks.json', headers: { 'if-none-match': ifNoneMatch } })).statusCode, 304, ifNoneMatch)
+  }
+  const reload = await app.inject({ url: '/.well-known/jwks.json', headers: { 'if-none-match': etag, 'cache-control': 'no-cache' } })
+  t.equal(reload.statusCode, 200)
+  t.same(reload.json(), first.json())
+  const head = await app.inject({ method: 'HEAD', url: '/.well-known/jwks.json', headers: { 'if-none-match': etag } })
+  t.equal(head.statusCode, 304)
+
+  // Another instance with the same keys (behind the same load balancer) answers the same ETag; one that publishes a
+  // key more does not, and its set is sent whole to a verifier holding the old one.
+  const sibling = await buildApp(t, { store: 'memory', env: { JWT_SECRET: '', JWT_KEYS: keys } })
+  t.equal((await sibling.inject({ url: '/.well-known/jwks.json', headers: { 'if-none-match': etag } })).statusCode, 304)
+  const published = await buildApp(t, { store: 'memory', env: { JWT_SECRET: '', JWT_KEYS: keySetJson(privateJwk('ES256', 'key-a'), privateJwk('ES256', 'key-b')) } })
+  const changed = await published.inject({ url: '/.well-known/jwks.json', headers: { 'if-none-match': etag } })
+  t.equal(changed.statusCode, 200)
+  t.equal(changed.json().keys.length, 2)
+  t.not(changed.headers.etag, etag)
+  t.equal((await app.inject({ url: '/.well-known/jwks.json', headers: { 'if-none-match': '"something-else"' } })).statusCode, 200)
+})
+
+t.test('no other answer carries an ETag: none is meant to be kept', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const s = await registerAndLogin(app)
+  const answers = await Promise.all([
+    me(app, s.accessToken),
+    app.inject({ url: '/health/live' }),
+    app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${s.accessToken}` } }),
+    app.inject({ url: '/openapi.json' })
+  ])
+  t.same(answers.map((res) => [res.statusCode, res.headers.etag]), answers.map(() => [200, undefined]))
 })
 
 t.test('with HS256 the JWKS is empty: the secret is never published', async (t) => {
