@@ -152,6 +152,8 @@ export class ServiceMetrics {
     'Refresh-token presentations by outcome; "reused" means a rotated token came back and its family was revoked, "superseded" that it came in a request made before its session\'s latest rotation (409, the family kept), "unavailable" that the store did not answer (503, the successor set).')
 
   readonly #logins = new OutcomeCounter<LoginOutcomeLabel>('auth_login_total', 'Login attempts by outcome.')
+  readonly #loginsFromKnownBrowsers = new OutcomeCounter<LoginOutcomeLabel>('auth_login_known_browser_total',
+    'Login attempts, by outcome, from a browser in which the account has signed in before (its device cookie), which the account\'s own limit does not hold: while guessing spread over many addresses has the account limited, its owners\' sign-ins.')
 
   #underAcceptedSecret = 0
   readonly #underAcceptedSecretMetric = collected('auth_refresh_accepted_secret_total',
@@ -161,7 +163,7 @@ export class ServiceMetrics {
   constructor () {
     processMetrics()
     // prom-client's Registry formats any metric that gives a name, help, type and samples (its `get`).
-    for (const metric of [this.#requests.requests, this.#requests.duration, this.#refreshes.metric, this.#logins.metric, this.#underAcceptedSecretMetric]) {
+    for (const metric of [this.#requests.requests, this.#requests.duration, this.#refreshes.metric, this.#logins.metric, this.#loginsFromKnownBrowsers.metric, this.#underAcceptedSecretMetric]) {
       this.registry.registerMetric(metric as unknown as Metric)
     }
   }
@@ -186,8 +188,10 @@ export class ServiceMetrics {
     this.#underAcceptedSecret += 1
   }
 
-  login (outcome: LoginOutcomeLabel): void {
+  /** A login's outcome; from a known browser (plugins/device-cookie.ts), counted again as one. */
+  login (outcome: LoginOutcomeLabel, fromKnownBrowser: boolean): void {
     this.#logins.inc(outcome)
+    if (fromKnownBrowser) this.#loginsFromKnownBrowsers.inc(outcome)
   }
 
   /**

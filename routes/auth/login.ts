@@ -51,12 +51,12 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const deviceThrottle = device === null ? null : await failureCounters.loginFromDevice.check(device.deviceId)
     const throttle = deviceThrottle ?? (clientThrottle.blocked ? clientThrottle : accountThrottle)
     if (throttle.blocked) {
-      fastify.metrics.login('limited')
+      fastify.metrics.login('limited', device !== null)
       reply.header('retry-after', throttle.retryAfterSeconds)
       throw new RateLimitedError()
     }
     const refuse = async (): Promise<never> => {
-      fastify.metrics.login('invalid_credentials')
+      fastify.metrics.login('invalid_credentials', device !== null)
       await (device === null
         ? Promise.all([failureCounters.loginFromClient.recordFailure(fromClient), failureCounters.login.recordFailure(subject)])
         : failureCounters.loginFromDevice.recordFailure(device.deviceId))
@@ -125,7 +125,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     for (const value of presented) {
       await sessions.replace(value).catch((err: unknown) => request.log.warn({ err }, 'the session of the replaced refresh cookie was not ended'))
     }
-    fastify.metrics.login('success')
+    fastify.metrics.login('success', device !== null)
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
     fastify.deviceCookie.set(reply, devices, user.id)
     // A planted copy left on another path would be sent beside the new cookie, and the next refresh refused for it.

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, SHORT_REQUEST_TIMEOUT, uniqueEmail } from '../helpers/app.js'
+import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, setCookies, SHORT_REQUEST_TIMEOUT, uniqueEmail } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
 import { rawRequest, REFUSED_LOGIN_BODIES, unansweredRequest } from '../helpers/raw-http.js'
@@ -121,6 +121,26 @@ t.test('refresh and login outcomes are counted, reuse among them', async (t) => 
   t.equal(sample(body, 'auth_refresh_total', { outcome: 'invalid' }), 2, 'a forged token and a missing cookie')
   t.equal(sample(body, 'auth_login_total', { outcome: 'success' }), 1)
   t.equal(sample(body, 'auth_login_total', { outcome: 'invalid_credentials' }), 1)
+})
+
+t.test('the logins from browsers their accounts have signed in from before are counted again by themselves', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const email = uniqueEmail()
+  await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const signIn = (password: string, headers = {}) => app.inject({ method: 'POST', url: '/auth/login', headers, payload: { email, password } })
+  const first = await signIn(PASSWORD)
+  const device = setCookies(first).find((c) => c.startsWith(`${app.config.cookie.name}_device=`))
+  t.ok(device, 'the first sign-in left a device cookie')
+  const withDevice = { cookie: device?.split(';')[0] }
+  t.equal((await signIn(PASSWORD, withDevice)).statusCode, 200)
+  t.equal((await signIn('not the password at all', withDevice)).statusCode, 401)
+  t.equal((await signIn('not the password at all')).statusCode, 401)
+  const body = (await app.inject({ url: '/metrics' })).body
+
+  t.equal(sample(body, 'auth_login_total', { outcome: 'success' }), 2, 'every login counts where it did')
+  t.equal(sample(body, 'auth_login_total', { outcome: 'invalid_credentials' }), 2)
+  t.equal(sample(body, 'auth_login_known_browser_total', { outcome: 'success' }), 1, 'the sign-in with the cookie, not the first')
+  t.equal(sample(body, 'auth_login_known_browser_total', { outcome: 'invalid_credentials' }), 1, 'the wrong password with the cookie, not without')
 })
 
 t.test('two apps in one process keep their own counts', async (t) => {

@@ -42,7 +42,7 @@ t.test('per-route request metrics expose exactly what prom-client\'s Counter and
   t.notMatch(exposition, /never-requested/, 'a route without requests has no series yet')
 })
 
-t.test('refresh and login outcomes expose exactly what prom-client\'s labelled Counter would', async (t) => {
+t.test('refresh and login outcomes (those from known browsers again) expose exactly what prom-client\'s labelled Counter would', async (t) => {
   const metrics = new ServiceMetrics()
   const registry = new Registry()
   const refreshes = new Counter({ name: 'auth_refresh_total', help: 'Refresh-token presentations by outcome; "reused" means a rotated token came back and its family was revoked, "superseded" that it came in a request made before its session\'s latest rotation (409, the family kept), "unavailable" that the store did not answer (503, the successor set).', labelNames: ['outcome'], registers: [registry] })
@@ -51,11 +51,13 @@ t.test('refresh and login outcomes expose exactly what prom-client\'s labelled C
     metrics.refresh(outcome)
     refreshes.inc({ outcome })
   }
-  for (const outcome of ['invalid_credentials', 'success', 'success'] as const) {
-    metrics.login(outcome)
+  const fromKnownBrowsers = new Counter({ name: 'auth_login_known_browser_total', help: 'Login attempts, by outcome, from a browser in which the account has signed in before (its device cookie), which the account\'s own limit does not hold: while guessing spread over many addresses has the account limited, its owners\' sign-ins.', labelNames: ['outcome'], registers: [registry] })
+  for (const [outcome, fromKnownBrowser] of [['invalid_credentials', false], ['success', true], ['limited', false], ['success', false], ['invalid_credentials', true]] as const) {
+    metrics.login(outcome, fromKnownBrowser)
     logins.inc({ outcome })
+    if (fromKnownBrowser) fromKnownBrowsers.inc({ outcome })
   }
-  for (const name of ['auth_refresh_total', 'auth_login_total']) {
+  for (const name of ['auth_refresh_total', 'auth_login_total', 'auth_login_known_browser_total']) {
     t.equal(await metrics.registry.getSingleMetricAsString(name), await registry.getSingleMetricAsString(name), name)
   }
   t.match((await metrics.exposition()).body, /^auth_refresh_total\{outcome="rotated"\} 3$/m)
