@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { whenClientGone } from './client-errors.js'
 import { InvalidCredentialsError, RateLimitedError } from './errors.js'
+import { FailureLimits } from './failure-counter.js'
 import type { UserRecord } from './user-directory.js'
 
 /**
@@ -15,27 +16,21 @@ import type { UserRecord } from './user-directory.js'
 export async function confirmCallerPassword (fastify: FastifyInstance, request: FastifyRequest, reply: FastifyReply, password: string): Promise<{ user: UserRecord, clientGone: AbortSignal }> {
   const { users, passwordHasher, failureCounters } = fastify
   const { sub, sid } = request.user
-  // In parallel: with a stalled Redis each sequential call would add a full command timeout.
-  const [sessionThrottle, userThrottle, user] = await Promise.all([
-    failureCounters.passwordFromSession.check(sid),
-    failureCounters.password.check(sub),
+  const [limits, user] = await Promise.all([
+    FailureLimits.read([{ counter: failureCounters.passwordFromSession, key: sid }, { counter: failureCounters.password, key: sub }]),
     users.findById(sub)
   ])
-  const throttle = sessionThrottle.blocked ? sessionThrottle : userThrottle
-  if (throttle.blocked) {
-    reply.header('retry-after', throttle.retryAfterSeconds)
+  const blocked = limits.blocked
+  if (blocked !== undefined) {
+    reply.header('retry-after', blocked.retryAfterSeconds)
     throw new RateLimitedError()
   }
   const clientGone = whenClientGone(reply)
   const ok = await passwordHasher.verify(user?.passwordHash ?? null, password, clientGone)
   if (!ok || user === null) {
-    await Promise.all([failureCounters.passwordFromSession.recordFailure(sid), failureCounters.password.recordFailure(sub)])
+    await limits.recordFailure()
     throw new InvalidCredentialsError()
   }
-  // Only a counter that holds failures: most confirmations have none, and are spared two writes.
-  await Promise.all([
-    sessionThrottle.failures > 0 && failureCounters.passwordFromSession.reset(sid),
-    userThrottle.failures > 0 && failureCounters.password.reset(sub)
-  ])
+  await limits.recordSuccess()
   return { user, clientGone }
 }

@@ -113,3 +113,44 @@ export class MemoryFailureCounter implements FailureCounter {
     return entry
   }
 }
+
+/** A counter one attempt counts toward, under its key. `keptOnSuccess`: the attempt's success leaves its failures. */
+export interface FailureLimit {
+  counter: FailureCounter
+  key: string
+  keptOnSuccess?: boolean
+}
+
+/**
+ * The counters one attempt (a password checked) is held to, read together: it waits while any is at its limit, a
+ * failure counts toward each, and a success resets those that hold failures (most attempts find none, and are spared
+ * the writes), except those it keeps.
+ */
+export class FailureLimits {
+  readonly #limits: readonly FailureLimit[]
+  readonly #states: readonly FailureState[]
+
+  private constructor (limits: readonly FailureLimit[], states: readonly FailureState[]) {
+    this.#limits = limits
+    this.#states = states
+  }
+
+  static async read (limits: readonly FailureLimit[]): Promise<FailureLimits> {
+    // In parallel: with a stalled Redis each sequential call would add a full command timeout.
+    return new FailureLimits(limits, await Promise.all(limits.map((limit) => limit.counter.check(limit.key))))
+  }
+
+  /** The first counter, in the order given, at its limit: the one whose Retry-After the attempt is answered. */
+  get blocked (): FailureState | undefined {
+    return this.#states.find((state) => state.blocked)
+  }
+
+  async recordFailure (): Promise<void> {
+    await Promise.all(this.#limits.map((limit) => limit.counter.recordFailure(limit.key)))
+  }
+
+  async recordSuccess (): Promise<void> {
+    await Promise.all(this.#limits.map((limit, i) =>
+      limit.keptOnSuccess !== true && (this.#states[i] as FailureState).failures > 0 && limit.counter.reset(limit.key)))
+  }
+}

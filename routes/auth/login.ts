@@ -6,6 +6,7 @@ import { countedAddress } from '../../src/client-address.js'
 import { whenClientGone } from '../../src/client-errors.js'
 import { normalizeEmail } from '../../src/email.js'
 import { InvalidCredentialsError, RateLimitedError } from '../../src/errors.js'
+import { FailureLimits } from '../../src/failure-counter.js'
 import { Credentials, ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
 import { logAccount } from '../../src/log-account.js'
 import { sessionMeta } from '../../src/session-meta.js'
@@ -35,47 +36,40 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     // The address as the per-IP limiter counts it: an IPv6 client by its /64, where it can take a new address
     // for every request; an IPv4-mapped address as its IPv4 one.
     const fromClient = `${subject}\n${countedAddress(request.ip)}`
-    // In parallel: with a stalled Redis each sequential call would add a full command timeout.
-    const [clientThrottle, accountThrottle, user] = await Promise.all([
-      failureCounters.loginFromClient.check(fromClient),
-      failureCounters.login.check(subject),
+    const [byClient, user] = await Promise.all([
+      FailureLimits.read([{ counter: failureCounters.loginFromClient, key: fromClient }, { counter: failureCounters.login, key: subject }]),
       email === null ? null : users.findByEmail(email)
     ])
     // The account tried, whatever the answer: guesses against it show in the log as attempts at it. An unknown email
     // names none (nor is it logged: it may be a password typed into the wrong field).
     if (user !== null) logAccount(request, reply, { userId: user.id })
-    // A browser the account has signed in from before is limited by itself (plugins/device-cookie.ts): guesses from
-    // everywhere else, which lock the account for every other client, leave it signing in.
+    // A browser the account has signed in from before is held to its own limit instead (plugins/device-cookie.ts):
+    // guesses from everywhere else, which lock the account for every other client, leave it signing in; and its
+    // owner's sign-ins there do not reset the account's count, which would give guessing spread over many addresses a
+    // new budget at each. Nor its own: the cookie it replaces (a copy of which may be a thief's) keeps its failures,
+    // and the new one has a new device id.
     const devices = fastify.deviceCookie.read(request)
     const device = user === null ? null : deviceOf(devices, user.id)
-    const deviceThrottle = device === null ? null : await failureCounters.loginFromDevice.check(device.deviceId)
-    const throttle = deviceThrottle ?? (clientThrottle.blocked ? clientThrottle : accountThrottle)
-    if (throttle.blocked) {
-      fastify.metrics.login('limited', device !== null)
-      reply.header('retry-after', throttle.retryAfterSeconds)
+    const fromKnownBrowser = device !== null
+    const limits = device === null
+      ? byClient
+      : await FailureLimits.read([{ counter: failureCounters.loginFromDevice, key: device.deviceId, keptOnSuccess: true }])
+    const blocked = limits.blocked
+    if (blocked !== undefined) {
+      fastify.metrics.login('limited', fromKnownBrowser)
+      reply.header('retry-after', blocked.retryAfterSeconds)
       throw new RateLimitedError()
     }
     const refuse = async (): Promise<never> => {
-      fastify.metrics.login('invalid_credentials', device !== null)
-      await (device === null
-        ? Promise.all([failureCounters.loginFromClient.recordFailure(fromClient), failureCounters.login.recordFailure(subject)])
-        : failureCounters.loginFromDevice.recordFailure(device.deviceId))
+      fastify.metrics.login('invalid_credentials', fromKnownBrowser)
+      await limits.recordFailure()
       throw new InvalidCredentialsError()
     }
     // Unknown and malformed emails are verified against a dummy hash: same work, same answer, same time.
     const clientGone = whenClientGone(reply)
     const ok = await passwordHasher.verify(user?.passwordHash ?? null, request.body.password, clientGone)
     if (!ok || user === null) return refuse()
-    // Only a counter that holds failures: most logins have none, and are spared two writes. Not by a known browser's
-    // sign-in, which waited for neither: resetting the account's count would give guessing spread over many addresses
-    // a new budget at each of its owner's sign-ins. That browser's own count stays with the cookie it replaces (a
-    // copy of which may be a thief's): the new one has a new device id.
-    if (device === null) {
-      await Promise.all([
-        clientThrottle.failures > 0 && failureCounters.loginFromClient.reset(fromClient),
-        accountThrottle.failures > 0 && failureCounters.login.reset(subject)
-      ])
-    }
+    await limits.recordSuccess()
 
     if (passwordHasher.pending === 0 && passwordHasher.needsRehash(user.passwordHash)) {
       // Upgrade hashes made with older parameters while the password is at hand; never delays the login. Not while
@@ -125,7 +119,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     for (const value of presented) {
       await sessions.replace(value).catch((err: unknown) => request.log.warn({ err }, 'the session of the replaced refresh cookie was not ended'))
     }
-    fastify.metrics.login('success', device !== null)
+    fastify.metrics.login('success', fromKnownBrowser)
     fastify.refreshCookie.set(reply, session.refreshToken, session.ttlSeconds)
     fastify.deviceCookie.set(reply, devices, user.id)
     // A planted copy left on another path would be sent beside the new cookie, and the next refresh refused for it.

@@ -1,0 +1,74 @@
+import t, { type Test } from 'tap'
+import { FailureLimits, MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from '../../src/failure-counter.js'
+import { createRedisClient } from '../../src/redis-client.js'
+import { deleteKeys, SHARED_REDIS_URL, uniquePrefix, type StoreKind } from '../helpers/app.js'
+
+/** A counter of either store, allowing `max` failures per window, and a record of the resets it was asked for. */
+async function counterOf (t: Test, store: StoreKind, max: number, name = 'test'): Promise<{ counter: FailureCounter, resets: string[] }> {
+  let counter: FailureCounter = new MemoryFailureCounter({ max, windowSeconds: 60 })
+  if (store === 'redis') {
+    const prefix = uniquePrefix()
+    const redis = createRedisClient({ url: SHARED_REDIS_URL, commandTimeoutMs: 2000 })
+    await redis.connect()
+    t.teardown(async () => {
+      await deleteKeys(SHARED_REDIS_URL, prefix)
+      await redis.quit()
+    })
+    counter = new RedisFailureCounter(redis, { keyPrefix: prefix, name, max, windowSeconds: 60 })
+  }
+  const resets: string[] = []
+  const reset = counter.reset.bind(counter)
+  counter.reset = async (subject) => {
+    resets.push(subject)
+    await reset(subject)
+  }
+  return { counter, resets }
+}
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`${store}: a subject is blocked at its limit, for the rest of the window that began at its first failure`, async (t) => {
+    const { counter } = await counterOf(t, store, 3)
+    t.same(await counter.check('a'), { failures: 0, blocked: false, retryAfterSeconds: 0 }, 'none yet')
+    for (let i = 0; i < 2; i++) await counter.recordFailure('a')
+    t.same(await counter.check('a'), { failures: 2, blocked: false, retryAfterSeconds: 0 })
+    await counter.recordFailure('a')
+    const blocked = await counter.check('a')
+    t.match(blocked, { failures: 3, blocked: true })
+    t.ok(blocked.retryAfterSeconds > 55 && blocked.retryAfterSeconds <= 60, `Retry-After ${blocked.retryAfterSeconds} s, within the window`)
+    t.same(await counter.check('b'), { failures: 0, blocked: false, retryAfterSeconds: 0 }, 'another subject is its own')
+    await counter.reset('a')
+    t.same(await counter.check('a'), { failures: 0, blocked: false, retryAfterSeconds: 0 }, 'reset: none again')
+  })
+
+  t.test(`${store}: limits read together wait for the first counter at its limit, in the order given`, async (t) => {
+    const narrow = await counterOf(t, store, 2, 'narrow')
+    const wide = await counterOf(t, store, 3, 'wide')
+    const limits = () => FailureLimits.read([{ counter: narrow.counter, key: 'client' }, { counter: wide.counter, key: 'account' }])
+    t.equal((await limits()).blocked, undefined, 'none at its limit')
+    for (let i = 0; i < 3; i++) await wide.counter.recordFailure('account')
+    t.match((await limits()).blocked, { blocked: true, failures: 3 }, 'the wide one alone')
+    for (let i = 0; i < 2; i++) await narrow.counter.recordFailure('client')
+    t.match((await limits()).blocked, { blocked: true, failures: 2 }, 'both: the narrow one, first in the list')
+  })
+
+  t.test(`${store}: a failure counts toward every limit; a success resets those holding failures, but the one kept`, async (t) => {
+    const narrow = await counterOf(t, store, 10, 'narrow')
+    const wide = await counterOf(t, store, 10, 'wide')
+    const kept = await counterOf(t, store, 10, 'kept')
+    const limits = () => FailureLimits.read([
+      { counter: narrow.counter, key: 'client' },
+      { counter: wide.counter, key: 'account' },
+      { counter: kept.counter, key: 'device', keptOnSuccess: true }
+    ])
+    await (await limits()).recordFailure()
+    await (await limits()).recordFailure()
+    t.same([(await narrow.counter.check('client')).failures, (await wide.counter.check('account')).failures, (await kept.counter.check('device')).failures], [2, 2, 2])
+
+    await (await limits()).recordSuccess()
+    t.same([(await narrow.counter.check('client')).failures, (await wide.counter.check('account')).failures, (await kept.counter.check('device')).failures], [0, 0, 2])
+    t.same([narrow.resets, wide.resets, kept.resets], [['client'], ['account'], []])
+
+    await (await limits()).recordSuccess()
+    t.same([narrow.resets, wide.resets], [['client'], ['account']], 'a success with no failures counted writes nothing')
+  })
+}
