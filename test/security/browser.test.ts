@@ -164,10 +164,10 @@ async function appOfTheMountingSite (t: Test, browser: Browser, env: Record<stri
   return { origin, api: `${origin}/api`, email, context, page, forwarded }
 }
 
-t.test('a real browser: behind a proxy that serves the service under /api, the refresh cookie comes back only with PUBLIC_PATH_PREFIX=/api', needsChromium(), async (t) => {
+t.test('a real browser: behind a proxy that serves the service under /api, the refresh and device cookies come back only with PUBLIC_PATH_PREFIX=/api', needsChromium(), async (t) => {
   const browser = await launchBrowser(t)
   for (const prefix of ['/api', '']) {
-    const { api, email, context, page } = await appOfTheMountingSite(t, browser, { PUBLIC_PATH_PREFIX: prefix })
+    const { api, email, context, page, forwarded } = await appOfTheMountingSite(t, browser, { PUBLIC_PATH_PREFIX: prefix })
 
     t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, `PUBLIC_PATH_PREFIX=${prefix === '' ? '(unset)' : prefix}: the app signs in through the proxy`)
     const stored = await refreshCookieIn(context)
@@ -181,6 +181,9 @@ t.test('a real browser: behind a proxy that serves the service under /api, the r
     t.equal(refreshed.status, 200, 'the app refreshes through the proxy: the browser sent the cookie')
     const rotated = await refreshCookieIn(context)
     t.not(rotated?.value, stored?.value, 'and holds the rotated one')
+    t.equal((await context.cookies()).find((c) => c.name === `${COOKIE}_device`)?.path, `${prefix}/auth/login`, 'the device cookie on the sign-in path under the prefix')
+    t.equal((await appCall(page, api, '/auth/login', { email, password: PASSWORD })).status, 200, 'the app signs in again')
+    t.match(forwarded.at(-1)?.cookie, new RegExp(`(^|; )${COOKIE}_device=`), 'which the browser sends to sign in again through the proxy')
     t.equal((await appCall(page, api, '/auth/logout')).status, 204, 'the app logs out')
     t.equal(await refreshCookieIn(context), undefined, 'and the cookie is gone')
   }
