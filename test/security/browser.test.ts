@@ -121,6 +121,14 @@ t.test('a real browser: an app on another site, with COOKIE_SAMESITE=none, refre
   t.notOk(((await response.request().allHeaders()).cookie ?? '').includes(COOKIE), 'its browser did not even send the cookie, partitioned to the app\'s site')
   t.equal((await refreshCookieIn(context))?.value, rotated?.value, 'and nothing rotated or cleared it')
 
+  // The device cookie too, partitioned to the app's site as the refresh cookie is: a sign-in from the app sends it.
+  const appSite = `${new URL(page.url()).protocol}//${new URL(page.url()).hostname}`
+  t.match((await context.cookies()).find((c) => c.name === `${COOKIE}_device`), { sameSite: 'None', secure: true, httpOnly: true, partitionKey: appSite },
+    'the browser keeps the device cookie for the API, under the app\'s site')
+  const [signIn, signedIn] = await Promise.all([page.waitForRequest(`${api}/auth/login`), appCall(page, api, '/auth/login', { email, password: PASSWORD })])
+  t.equal(signedIn.status, 200, 'the app signs in again')
+  t.match((await signIn.allHeaders()).cookie, new RegExp(`(^|; )${COOKIE}_device=`), 'its browser sends the device cookie to sign in')
+
   t.equal((await appCall(page, api, '/auth/logout')).status, 204, 'the app logs out')
   t.equal(await refreshCookieIn(context), undefined, 'and the cookie is gone')
 })
