@@ -20,9 +20,9 @@ export async function confirmCallerPassword (fastify: FastifyInstance, request: 
     FailureLimits.read([{ counter: failureCounters.passwordFromSession, key: sid }, { counter: failureCounters.password, key: sub }]),
     users.findById(sub)
   ])
-  const blocked = limits.blocked
-  if (blocked !== undefined) {
-    reply.header('retry-after', blocked.retryAfterSeconds)
+  const blockedFor = limits.blockedForSeconds
+  if (blockedFor !== null) {
+    reply.header('retry-after', blockedFor)
     throw new RateLimitedError()
   }
   const clientGone = whenClientGone(reply)

@@ -122,9 +122,9 @@ export interface FailureLimit {
 }
 
 /**
- * The counters one attempt (a password checked) is held to, read together: it waits while any is at its limit, a
- * failure counts toward each, and a success resets those that hold failures (most attempts find none, and are spared
- * the writes), except those it keeps.
+ * The counters one attempt (a password checked) is held to, read together: while any is at its limit the attempt
+ * waits, until none is; a failure counts toward each; a success resets those that hold failures (most attempts find
+ * none, and are spared the writes), except those it keeps.
  */
 export class FailureLimits {
   readonly #limits: readonly FailureLimit[]
@@ -140,9 +140,13 @@ export class FailureLimits {
     return new FailureLimits(limits, await Promise.all(limits.map((limit) => limit.counter.check(limit.key))))
   }
 
-  /** The first counter, in the order given, at its limit: the one whose Retry-After the attempt is answered. */
-  get blocked (): FailureState | undefined {
-    return this.#states.find((state) => state.blocked)
+  /**
+   * Null when no counter is at its limit; else the seconds until the last of those that are ends its window (the
+   * attempt's Retry-After): an answer naming the first to end would send the client back to a 429.
+   */
+  get blockedForSeconds (): number | null {
+    const blocked = this.#states.filter((state) => state.blocked)
+    return blocked.length === 0 ? null : Math.max(...blocked.map((state) => state.retryAfterSeconds))
   }
 
   async recordFailure (): Promise<void> {

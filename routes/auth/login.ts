@@ -54,10 +54,10 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const limits = device === null
       ? byClient
       : await FailureLimits.read([{ counter: failureCounters.loginFromDevice, key: device.deviceId, keptOnSuccess: true }])
-    const blocked = limits.blocked
-    if (blocked !== undefined) {
+    const blockedFor = limits.blockedForSeconds
+    if (blockedFor !== null) {
       fastify.metrics.login('limited', fromKnownBrowser)
-      reply.header('retry-after', blocked.retryAfterSeconds)
+      reply.header('retry-after', blockedFor)
       throw new RateLimitedError()
     }
     const refuse = async (): Promise<never> => {

@@ -56,6 +56,18 @@ t.test('guesses spread over many addresses add up to the account\'s limit, which
   t.ok(Number(owner.headers['retry-after']) > 0, 'and is told how long')
 })
 
+t.test('an address held by its own limit and the account\'s is told to wait for the later of the two', async (t) => {
+  const from = await accountLimitedTo(t, '2/60', '3/900')
+  for (let i = 0; i < 2; i++) t.equal((await from('203.0.113.66', `guess number ${i}`)).statusCode, 401)
+  const own = await from('203.0.113.66', 'guess number 2')
+  t.equal(own.statusCode, 429)
+  t.ok(Number(own.headers['retry-after']) > 55 && Number(own.headers['retry-after']) <= 60, `its own limit: its 60 s window (${own.headers['retry-after']})`)
+  t.equal((await from('198.51.100.7', 'guess number 3')).statusCode, 401, 'a third failure, elsewhere, brings the account to its limit')
+  const both = await from('203.0.113.66', PASSWORD)
+  t.equal(both.statusCode, 429)
+  t.ok(Number(both.headers['retry-after']) > 890, `the account's 900 s, not the address's 60 s, after which it would be refused again (${both.headers['retry-after']})`)
+})
+
 t.test('a successful login resets the failure counters of the account and of its address', async (t) => {
   const from = await accountLimitedTo(t, '5/60', '6/60')
   for (let i = 0; i < 4; i++) t.equal((await from('127.0.0.1', 'wrong password!')).statusCode, 401)

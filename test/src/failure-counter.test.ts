@@ -4,8 +4,8 @@ import { createRedisClient } from '../../src/redis-client.js'
 import { deleteKeys, SHARED_REDIS_URL, uniquePrefix, type StoreKind } from '../helpers/app.js'
 
 /** A counter of either store, allowing `max` failures per window, and a record of the resets it was asked for. */
-async function counterOf (t: Test, store: StoreKind, max: number, name = 'test'): Promise<{ counter: FailureCounter, resets: string[] }> {
-  let counter: FailureCounter = new MemoryFailureCounter({ max, windowSeconds: 60 })
+async function counterOf (t: Test, store: StoreKind, max: number, name = 'test', windowSeconds = 60): Promise<{ counter: FailureCounter, resets: string[] }> {
+  let counter: FailureCounter = new MemoryFailureCounter({ max, windowSeconds })
   if (store === 'redis') {
     const prefix = uniquePrefix()
     const redis = createRedisClient({ url: SHARED_REDIS_URL, commandTimeoutMs: 2000 })
@@ -14,7 +14,7 @@ async function counterOf (t: Test, store: StoreKind, max: number, name = 'test')
       await deleteKeys(SHARED_REDIS_URL, prefix)
       await redis.quit()
     })
-    counter = new RedisFailureCounter(redis, { keyPrefix: prefix, name, max, windowSeconds: 60 })
+    counter = new RedisFailureCounter(redis, { keyPrefix: prefix, name, max, windowSeconds })
   }
   const resets: string[] = []
   const reset = counter.reset.bind(counter)
@@ -40,15 +40,21 @@ for (const store of ['redis', 'memory'] as const) {
     t.same(await counter.check('a'), { failures: 0, blocked: false, retryAfterSeconds: 0 }, 'reset: none again')
   })
 
-  t.test(`${store}: limits read together wait for the first counter at its limit, in the order given`, async (t) => {
-    const narrow = await counterOf(t, store, 2, 'narrow')
-    const wide = await counterOf(t, store, 3, 'wide')
+  t.test(`${store}: limits read together hold an attempt until none is at its limit: Retry-After the last to end`, async (t) => {
+    const narrow = await counterOf(t, store, 2, 'narrow', 60)
+    const wide = await counterOf(t, store, 3, 'wide', 600)
     const limits = () => FailureLimits.read([{ counter: narrow.counter, key: 'client' }, { counter: wide.counter, key: 'account' }])
-    t.equal((await limits()).blocked, undefined, 'none at its limit')
-    for (let i = 0; i < 3; i++) await wide.counter.recordFailure('account')
-    t.match((await limits()).blocked, { blocked: true, failures: 3 }, 'the wide one alone')
+    const waits = async (low: number, high: number, message: string) => {
+      const seconds = (await limits()).blockedForSeconds
+      t.ok(seconds !== null && seconds >= low && seconds <= high, `${message}: ${seconds} s`)
+    }
+    t.equal((await limits()).blockedForSeconds, null, 'none at its limit')
     for (let i = 0; i < 2; i++) await narrow.counter.recordFailure('client')
-    t.match((await limits()).blocked, { blocked: true, failures: 2 }, 'both: the narrow one, first in the list')
+    await waits(55, 60, 'the narrow one alone: its window')
+    for (let i = 0; i < 3; i++) await wide.counter.recordFailure('account')
+    await waits(595, 600, 'both: the wide one\'s, which ends last')
+    await narrow.counter.reset('client')
+    await waits(595, 600, 'the wide one alone')
   })
 
   t.test(`${store}: a failure counts toward every limit; a success resets those holding failures, but the one kept`, async (t) => {
