@@ -20,6 +20,12 @@ const Jwks = Type.Object({
     alg: Type.String(),
     use: Type.String()
   }))
+}, {
+  // Response headers, for the OpenAPI document (@fastify/swagger moves them there from the schema).
+  headers: {
+    'Cache-Control': { type: 'string', description: `public, max-age=${JWKS_MAX_AGE_SECONDS}, must-revalidate: verifiers revalidate the set at least this often` },
+    ETag: { type: 'string', description: 'The set\'s tag: the same on every instance with the same keys; send it as If-None-Match to revalidate' }
+  }
 })
 
 const jwks: FastifyPluginAsyncTypebox = async (fastify) => {

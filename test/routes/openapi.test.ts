@@ -90,6 +90,17 @@ t.test('the README\'s HTTP contract lists the operations the document describes'
   t.ok(listed.includes('GET /openapi.json'), 'and the document itself')
 })
 
+t.test('the key set documents the caching headers it is served with, and its 304 without a body', async (t) => {
+  const { app, doc } = await documented(t)
+  const responses = (doc.paths['/.well-known/jwks.json'] as { get: { responses: Record<string, { headers?: Record<string, object>, content?: object }> } }).get.responses
+  t.match(responses['200']?.headers, { 'Cache-Control': { schema: { type: 'string' } }, ETag: { schema: { type: 'string' } } })
+  t.match(responses['304'], { description: /If-None-Match/ })
+  t.equal(responses['304']?.content, undefined, 'a 304 has no body')
+  const served = await app.inject({ url: '/.well-known/jwks.json' })
+  t.ok(typeof served.headers.etag === 'string' && typeof served.headers['cache-control'] === 'string', 'the service sends both')
+  t.match((responses['200']?.headers?.['Cache-Control'] as { description: string }).description, served.headers['cache-control'] as string, 'the one documented')
+})
+
 t.test('the documented answers carry X-Request-Id where the service names them, every 429 Retry-After', async (t) => {
   const { doc, routes } = await documented(t)
   // Named: every failure, and the successes of every route but the high-volume ones (plugins/request-id.ts).
