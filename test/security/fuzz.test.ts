@@ -158,7 +158,8 @@ function fault (request: InjectOptions, res: Awaited<ReturnType<FastifyInstance[
 
 type Operation = { method: string, path: RegExp, responses: Map<string, string[]>, bearer: boolean }
 
-type Documented = { headers?: Record<string, { $ref: string }> }
+/** A documented response header: one of the document's components, or the route's own (the JWKS's caching ones). */
+type Documented = { headers?: Record<string, { $ref: string } | { required?: boolean }> }
 
 /** The operations of the service's OpenAPI document, each with the answers it documents. */
 async function documentedOperations (app: FastifyInstance): Promise<Operation[]> {
@@ -170,7 +171,8 @@ async function documentedOperations (app: FastifyInstance): Promise<Operation[]>
     method: method.toUpperCase(),
     path: new RegExp(`^${path.replace(/\{\w+\}/g, '[^/]+')}$`),
     responses: new Map(Object.entries(operation.responses).map(([status, response]) => [status, Object.entries(response.headers ?? {})
-      .filter(([, header]) => doc.components.headers[header.$ref.split('/').pop() as string]?.required === true).map(([name]) => name.toLowerCase())])),
+      .filter(([, header]) => ('$ref' in header ? doc.components.headers[header.$ref.split('/').pop() as string] : header)?.required === true)
+      .map(([name]) => name.toLowerCase())])),
     // Only the access token satisfies it: every alternative requirement names it (an empty list would require nothing).
     bearer: operation.security !== undefined && operation.security.length > 0 && operation.security.every((requirement) => 'accessToken' in requirement)
   })))
