@@ -79,6 +79,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_REFRESH_IP: Type.String({ ...RATE, default: '12000/60' }),
   RATE_LIMIT_REFRESH_SESSION: Type.String({ ...RATE, default: '60/60' }),
   RATE_LIMIT_NOT_FOUND_IP: Type.String({ ...RATE, default: '60/60' }),
+  /** Comma-separated IPs/CIDRs the per-address request limits do not count: an office's NAT, a load generator. */
+  RATE_LIMIT_EXEMPT: Type.String({ pattern: '^[0-9a-fA-F:.,/ ]*$', description: 'a comma-separated list of addresses and CIDR ranges', default: '' }),
 
   ARGON2_MEMORY_COST: Type.Integer({ minimum: 8192, maximum: 1_048_576, default: 19_456 }),
   ARGON2_TIME_COST: Type.Integer({ minimum: 1, maximum: 10, default: 2 }),
@@ -139,6 +141,8 @@ export interface Config {
   /** Fastify's trustProxy: false, a hop count, or the trusted proxy addresses. */
   trustProxy: false | number | string[]
   allowedOrigins: string[]
+  /** RATE_LIMIT_EXEMPT: the addresses and ranges the per-address request limits (`*_IP`) do not count. */
+  rateLimitExempt: string[]
   rateLimits: {
     loginIp: RateLimit
     /** Failed password checks per account from one client address (login), and per user (password change). */
@@ -713,6 +717,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
   }
   const trustProxy = attempt(() => parseTrustProxy(env.TRUST_PROXY), false)
   const allowedOrigins = attempt(() => parseOrigins(env.ALLOWED_ORIGINS, production), [])
+  const rateLimitExempt = attempt(() => parseRateLimitExempt(env.RATE_LIMIT_EXEMPT), [])
   const rate = (name: keyof Env & `RATE_LIMIT_${string}`): RateLimit => attempt(() => parseRate(name, env[name]), { max: 1, windowSeconds: 1 })
   const rateLimits = {
     loginIp: rate('RATE_LIMIT_LOGIN_IP'),
@@ -823,6 +828,7 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
     publicPathPrefix: env.PUBLIC_PATH_PREFIX,
     trustProxy,
     allowedOrigins,
+    rateLimitExempt,
     rateLimits,
     argon2: {
       memoryCost: env.ARGON2_MEMORY_COST,
@@ -865,18 +871,32 @@ function checkHost (value: string): void {
 function parseTrustProxy (value: string): false | number | string[] {
   if (value === 'false') return false
   if (/^[0-9]+$/.test(value)) return Number(value)
-  return listOf('TRUST_PROXY', 'entry', value, (entry) => {
+  return addressList('TRUST_PROXY', value, {
+    usage: 'use false, a hop count, or a list of addresses',
+    // Every address, as `true` would be: any client's X-Forwarded-For is believed, so each picks the address its
+    // rate limits count, and the one its sessions list.
+    everyAddress: 'any client could choose the address it is counted by (list the load balancer\'s addresses, or give its hop count)'
+  })
+}
+
+function parseRateLimitExempt (value: string): string[] {
+  if (value === '') return []
+  return addressList('RATE_LIMIT_EXEMPT', value, {
+    usage: 'list addresses and ranges, such as 203.0.113.7, 198.51.100.0/24',
+    everyAddress: 'no limit per address would count anyone (raise the RATE_LIMIT_*_IP limits instead)'
+  })
+}
+
+/** A list of IP addresses and CIDR ranges, none of them every address. */
+function addressList (name: string, value: string, say: { usage: string, everyAddress: string }): string[] {
+  return listOf(name, 'entry', value, (entry) => {
     const [address, bits, extra] = entry.split('/')
     const version = isIP(address ?? '')
     const maxBits = version === 4 ? 32 : 128
     if (version === 0 || extra !== undefined || (bits !== undefined && !(/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits))) {
-      throw new ConfigError(`TRUST_PROXY: "${entry}" is not an IP address or CIDR range (use false, a hop count, or a list of addresses)`)
+      throw new ConfigError(`${name}: "${entry}" is not an IP address or CIDR range (${say.usage})`)
     }
-    // Every address, as `true` would be: any client's X-Forwarded-For is believed, so each picks the address its
-    // rate limits count, and the one its sessions list.
-    if (bits !== undefined && Number(bits) === 0) {
-      throw new ConfigError(`TRUST_PROXY: "${entry}" is every address: any client could choose the address it is counted by (list the load balancer's addresses, or give its hop count)`)
-    }
+    if (bits !== undefined && Number(bits) === 0) throw new ConfigError(`${name}: "${entry}" is every address: ${say.everyAddress}`)
     return entry
   })
 }

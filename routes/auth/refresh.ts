@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import fastifyRateLimit from '@fastify/rate-limit'
-import { clientKey, limitOf } from '../../plugins/rate-limit.js'
+import { clientKey, exemptAddresses, limitOf } from '../../plugins/rate-limit.js'
 import { RateLimitedError, RefreshInvalidError, RefreshReusedError, RefreshSupersededError } from '../../src/errors.js'
 import { ErrorResponse, TokenResponse } from '../../src/http-schemas.js'
 import { logAccount } from '../../src/log-account.js'
@@ -21,6 +21,7 @@ const refreshRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     global: true,
     ...limitOf(refreshIp),
     keyGenerator: clientKey,
+    ...exemptAddresses(fastify.config.rateLimitExempt),
     // Limit headers only on the 429 (with Retry-After): a client refreshing within its limit
     // has no use for them, and this is the route load testers hammer.
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },

@@ -219,9 +219,9 @@ t.test('per IP: spoofed X-Forwarded-For does not reset the counter when the prox
 })
 
 t.test('per IP: a request forwarded by an address TRUST_PROXY does not trust is said once, naming that address, which every client behind it is counted as', async (t) => {
-  const warnings = async (trust: string, requests: Array<Record<string, string>>) => {
+  const warnings = async (trust: string, requests: Array<Record<string, string>>, exempt = '') => {
     const logs = capturedLogs()
-    const app = await buildApp(t, { env: { TRUST_PROXY: trust, LOG_LEVEL: 'warn' }, logStream: logs.stream })
+    const app = await buildApp(t, { env: { TRUST_PROXY: trust, RATE_LIMIT_EXEMPT: exempt, LOG_LEVEL: 'warn' }, logStream: logs.stream })
     for (const headers of requests) await loginAs(app, uniqueEmail(), 'wrong password!', headers)
     return logs.lines().filter((line) => /X-Forwarded-For/.test(line.msg))
   }
@@ -231,6 +231,9 @@ t.test('per IP: a request forwarded by an address TRUST_PROXY does not trust is 
   t.match(said[0], { level: 40, forwarder: '127.0.0.1', msg: /^a request names its client in X-Forwarded-For, sent by an address TRUST_PROXY does not trust: the rate limits count that address as the client\. .*set TRUST_PROXY to the proxy's address or range/ },
     'at warn, with the address counted and what to set')
   t.equal((await warnings('10.0.0.0/8', [forwarded]))[0]?.forwarder, '127.0.0.1', 'TRUST_PROXY listing other addresses than the proxy\'s: said')
+  t.match((await warnings('false', [forwarded], '127.0.0.0/8'))[0]?.msg, /count that address as the client, and RATE_LIMIT_EXEMPT lists it, so no client behind it is counted by any limit per address\. Behind/,
+    'the proxy in RATE_LIMIT_EXEMPT: said that its clients are counted by none')
+  t.notMatch((await warnings('false', [forwarded], '198.51.100.7'))[0]?.msg, /RATE_LIMIT_EXEMPT/, 'the client it names listed, not the proxy: the proxy is counted, as without it')
   t.same(await warnings('false', [{}, {}]), [], 'no X-Forwarded-For: nothing said')
   t.same(await warnings('127.0.0.1', [forwarded]), [], 'the proxy listed: nothing said')
   t.same(await warnings('1', [forwarded]), [], 'a hop count, which trusts the nearest proxy: nothing said')
@@ -346,6 +349,60 @@ t.test('an IPv4 client is one address to the account\'s limit whether it arrives
   for (let i = 0; i < 4; i++) statuses.push((await from(i % 2 === 0 ? '203.0.113.7' : '::ffff:203.0.113.7', `guess number ${i}`)).statusCode)
   t.same(statuses, [401, 401, 401, 429])
   t.equal((await from('203.0.113.8', PASSWORD)).statusCode, 200, 'the next IPv4 address is another client')
+})
+
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`RATE_LIMIT_EXEMPT (${store}): the clients it lists pass every per-address limit, the other clients are held to them`, async (t) => {
+    const perAddress = { RATE_LIMIT_LOGIN_IP: '2/60', RATE_LIMIT_REGISTER_IP: '2/60', RATE_LIMIT_PASSWORD_IP: '2/60', RATE_LIMIT_REFRESH_IP: '2/60', RATE_LIMIT_NOT_FOUND_IP: '2/60' }
+    // Wrong current passwords are counted per session too (10 by default): raised out of the way of the 12 sent.
+    const app = await buildApp(t, { store, env: { ...perAddress, RATE_LIMIT_LOGIN_ACCOUNT_IP: '100/60', RATE_LIMIT_EXEMPT: '203.0.113.0/24, 2001:db8:1::/48' } })
+    const s = await registerAndLogin(app)
+    const sends: Record<string, (remoteAddress: string) => Promise<{ statusCode: number }>> = {
+      login: (remoteAddress) => app.inject({ method: 'POST', url: '/auth/login', payload: { email: uniqueEmail(), password: 'wrong password!' }, remoteAddress }),
+      register: (remoteAddress) => app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail(), password: PASSWORD }, remoteAddress }),
+      'password change': (remoteAddress) => app.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${s.accessToken}` }, payload: { currentPassword: 'wrong password!', newPassword: 'a brand new password' }, remoteAddress }),
+      refresh: (remoteAddress) => app.inject({ method: 'POST', url: '/auth/refresh', remoteAddress }),
+      'unknown route': (remoteAddress) => app.inject({ url: '/wp-login.php', remoteAddress })
+    }
+    for (const [route, send] of Object.entries(sends)) {
+      for (const exempt of ['203.0.113.9', '::ffff:203.0.113.10', '2001:db8:1:5::1']) {
+        const statuses = []
+        for (let i = 0; i < 3; i++) statuses.push((await send(exempt)).statusCode)
+        t.notOk(statuses.includes(429), `${route}: ${exempt}, listed, passes its limit of 2 (${statuses.join(', ')})`)
+      }
+      const statuses = []
+      for (let i = 0; i < 3; i++) statuses.push((await send('198.51.100.7')).statusCode)
+      t.same(statuses.map((status) => status === 429), [false, false, true], `${route}: an address not listed is refused its third (${statuses.join(', ')})`)
+    }
+  })
+}
+
+t.test('RATE_LIMIT_EXEMPT: behind a trusted proxy, the clients it names in X-Forwarded-For are exempt, not the proxy', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_IP: '2/60', TRUST_PROXY: '127.0.0.1', RATE_LIMIT_EXEMPT: '203.0.113.7' } })
+  const send = (forwardedFor?: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { email: uniqueEmail(), password: 'wrong password!' }, headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor } })
+  const statuses = async (forwardedFor?: string) => {
+    const all = []
+    for (let i = 0; i < 3; i++) all.push((await send(forwardedFor)).statusCode)
+    return all
+  }
+  t.same(await statuses('203.0.113.7'), [401, 401, 401], 'the listed client')
+  t.same(await statuses('203.0.113.7:51234'), [401, 401, 401], 'the listed client, its port written beside it by the proxy')
+  t.same(await statuses('198.51.100.8'), [401, 401, 429], 'another client of the proxy')
+  t.same(await statuses(), [401, 401, 429], 'the proxy itself, naming no client')
+  t.same(await statuses('203.0.113.7, 198.51.100.9'), [401, 401, 429], 'a client that names the listed address itself, ahead of its own')
+})
+
+t.test('RATE_LIMIT_EXEMPT: failed sign-ins from a listed address still count toward the account\'s limits', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/60', RATE_LIMIT_LOGIN_ACCOUNT: '5/60', RATE_LIMIT_EXEMPT: '203.0.113.0/24' } })
+  const email = uniqueEmail()
+  await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+  const from = async (remoteAddress: string, password: string) => (await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password }, remoteAddress })).statusCode
+  const first = []
+  for (let i = 0; i < 4; i++) first.push(await from('203.0.113.9', `guess number ${i}`))
+  t.same(first, [401, 401, 401, 429], 'per account from that address')
+  const spread = []
+  for (let i = 0; i < 3; i++) spread.push(await from(`203.0.113.${20 + i}`, `another guess ${i}`))
+  t.same(spread, [401, 401, 429], 'and per account from every address: the fifth failure in all holds the sixth')
 })
 
 t.test('register and password change have their own limits', async (t) => {

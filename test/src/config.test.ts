@@ -418,7 +418,7 @@ t.test('a variable set under a misspelt name is named with the one it seems mean
 t.test('a variable under one of the service\'s own beginnings that it does not read is named with those it does: a warning at start, and a hint in a refusal', async (t) => {
   t.same(loadConfig({ REDIS_HOST: 'redis', RATE_LIMIT_LOGIN_MAX: '1000', REDIS_SERVICE_HOST: '10.0.0.7' }).warnings, [
     'REDIS_HOST is set but not read: no variable of the service has that name; its REDIS_ variables are REDIS_URL, REDIS_KEY_PREFIX, REDIS_COMMAND_TIMEOUT_MS, REDIS_SENTINELS, REDIS_SENTINEL_MASTER, REDIS_SENTINEL_USERNAME, REDIS_SENTINEL_PASSWORD, REDIS_CLUSTER_NODES, REDIS_URL_FILE, REDIS_SENTINEL_PASSWORD_FILE',
-    'RATE_LIMIT_LOGIN_MAX is set but not read: no variable of the service has that name; its RATE_LIMIT_ variables are RATE_LIMIT_LOGIN_IP, RATE_LIMIT_LOGIN_ACCOUNT_IP, RATE_LIMIT_LOGIN_ACCOUNT, RATE_LIMIT_REGISTER_IP, RATE_LIMIT_PASSWORD_IP, RATE_LIMIT_REFRESH_IP, RATE_LIMIT_REFRESH_SESSION, RATE_LIMIT_NOT_FOUND_IP'
+    'RATE_LIMIT_LOGIN_MAX is set but not read: no variable of the service has that name; its RATE_LIMIT_ variables are RATE_LIMIT_LOGIN_IP, RATE_LIMIT_LOGIN_ACCOUNT_IP, RATE_LIMIT_LOGIN_ACCOUNT, RATE_LIMIT_REGISTER_IP, RATE_LIMIT_PASSWORD_IP, RATE_LIMIT_REFRESH_IP, RATE_LIMIT_REFRESH_SESSION, RATE_LIMIT_NOT_FOUND_IP, RATE_LIMIT_EXEMPT'
   ], 'each, in the order given; a Kubernetes service link is not one')
   t.throws(() => loadConfig({ ...production, REDIS_URL: undefined, REDIS_HOST: 'redis', REDIS_PASSWORD: 'the-redis-password-itself' }), {
     name: 'ConfigError',
@@ -545,6 +545,19 @@ t.test('TRUST_PROXY: false, a hop count, or addresses and CIDR ranges', async (t
   t.throws(() => loadConfig({ TRUST_PROXY: '10.0.0.0/33, 127.0.0.1, 300.1.1.1' }), { message: /^2 problems: \(1\) TRUST_PROXY: "10.0.0.0\/33" .*; \(2\) TRUST_PROXY: "300.1.1.1" / }, 'every refused entry is named')
 })
 
+t.test('RATE_LIMIT_EXEMPT: addresses and CIDR ranges, none by default, never every address', async (t) => {
+  t.same(loadConfig({}).rateLimitExempt, [])
+  t.same(loadConfig({ RATE_LIMIT_EXEMPT: '203.0.113.7, 198.51.100.0/24,2001:db8::/32' }).rateLimitExempt, ['203.0.113.7', '198.51.100.0/24', '2001:db8::/32'])
+  t.throws(() => loadConfig({ RATE_LIMIT_EXEMPT: '203.0.113.7, 198.51.100.0/33' }), { message: 'RATE_LIMIT_EXEMPT: "198.51.100.0/33" is not an IP address or CIDR range (list addresses and ranges, such as 203.0.113.7, 198.51.100.0/24)' })
+  for (const bad of ['office.example.com', '300.1.1.1', '10.0.0.1/8/2', 'true']) {
+    t.throws(() => loadConfig({ RATE_LIMIT_EXEMPT: bad }), { message: /^RATE_LIMIT_EXEMPT/ }, bad)
+  }
+  for (const everyone of ['0.0.0.0/0', '10.0.0.1, ::/0']) {
+    const entry = everyone.split(', ').at(-1) as string
+    t.throws(() => loadConfig({ RATE_LIMIT_EXEMPT: everyone }), { message: `RATE_LIMIT_EXEMPT: "${entry}" is every address: no limit per address would count anyone (raise the RATE_LIMIT_*_IP limits instead)` }, everyone)
+  }
+})
+
 t.test('ALLOWED_ORIGINS must be exact origins', async (t) => {
   t.same(loadConfig({ ALLOWED_ORIGINS: 'https://app.example.com, http://localhost:5173' }).allowedOrigins, ['https://app.example.com', 'http://localhost:5173'])
   for (const bad of ['app.example.com', 'https://app.example.com/', 'https://app.example.com/path', '*', 'ftp://x.example']) {
@@ -568,6 +581,7 @@ t.test('an empty entry is refused in every list, by position: it is most often a
   const node = '10.0.0.1:6379'
   const lists: Array<[string, string, Record<string, string>]> = [
     ['TRUST_PROXY', '10.0.0.1', {}],
+    ['RATE_LIMIT_EXEMPT', '10.0.0.1', {}],
     ['ALLOWED_ORIGINS', 'https://app.example.com', {}],
     ['REDIS_SENTINELS', node, { REDIS_URL: 'redis://:pw@mymaster/0' }],
     ['REDIS_CLUSTER_NODES', node, { REDIS_URL: 'redis://:pw@cluster' }],
