@@ -141,7 +141,10 @@ export interface Config {
   /** Fastify's trustProxy: false, a hop count, or the trusted proxy addresses. */
   trustProxy: false | number | string[]
   allowedOrigins: string[]
-  /** RATE_LIMIT_EXEMPT: the addresses and ranges the per-address request limits (`*_IP`) do not count. */
+  /**
+   * RATE_LIMIT_EXEMPT: the addresses and ranges the per-address request limits (LOGIN_IP, REGISTER_IP, PASSWORD_IP,
+   * REFRESH_IP, NOT_FOUND_IP) do not count; the failure limits count them.
+   */
   rateLimitExempt: string[]
   rateLimits: {
     loginIp: RateLimit
@@ -883,7 +886,7 @@ function parseRateLimitExempt (value: string): string[] {
   if (value === '') return []
   return addressList('RATE_LIMIT_EXEMPT', value, {
     usage: 'list addresses and ranges, such as 203.0.113.7, 198.51.100.0/24',
-    everyAddress: 'no limit per address would count anyone (raise the RATE_LIMIT_*_IP limits instead)'
+    everyAddress: 'no per-address request limit would count anyone (raise those limits instead)'
   })
 }
 

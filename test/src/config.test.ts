@@ -554,7 +554,7 @@ t.test('RATE_LIMIT_EXEMPT: addresses and CIDR ranges, none by default, never eve
   }
   for (const everyone of ['0.0.0.0/0', '10.0.0.1, ::/0']) {
     const entry = everyone.split(', ').at(-1) as string
-    t.throws(() => loadConfig({ RATE_LIMIT_EXEMPT: everyone }), { message: `RATE_LIMIT_EXEMPT: "${entry}" is every address: no limit per address would count anyone (raise the RATE_LIMIT_*_IP limits instead)` }, everyone)
+    t.throws(() => loadConfig({ RATE_LIMIT_EXEMPT: everyone }), { message: `RATE_LIMIT_EXEMPT: "${entry}" is every address: no per-address request limit would count anyone (raise those limits instead)` }, everyone)
   }
 })
 
