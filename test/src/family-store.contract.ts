@@ -162,6 +162,52 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'the same token in a request made now, past the grace window, is a replay: the family is revoked')
   })
 
+  // Told apart by when it was asked, not by the window: a command the store client retried past a failover that took
+  // longer than the window is still the request its client made before refreshing on.
+  t.test('a late attempt asked for before the latest rotation is superseded even once every grace window has passed', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
+    const { first } = await newFamily(store)
+    const second = codec.successor(first)
+    const late = rotateInput(store, first)
+    await sleep(5)
+    await store.rotate(rotateInput(store, first))
+    await sleep(1100)
+    // A rotation outside the window of the one before: no run of rotations covers the first token any longer.
+    await store.rotate(rotateInput(store, second))
+    t.same(await store.rotate(late), { status: 'superseded' }, 'the first token, asked for before that rotation')
+    t.match(await store.rotate(rotateInput(store, codec.successor(second))), { status: 'rotated' }, 'the family lives on')
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'the same token asked for now is a replay')
+  })
+
+  // Rotations each within the window of the one before (tabs refreshing on and on) do not stretch it: a token
+  // superseded when the run began has the window from then, however recent the latest rotation.
+  t.test('a run of rotations keeps the window of its first: a token it superseded at its start is reuse once that has passed', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
+    const { first } = await newFamily(store)
+    const second = codec.successor(first)
+    const third = codec.successor(second)
+    await store.rotate(rotateInput(store, first))
+    await sleep(600)
+    await store.rotate(rotateInput(store, second))
+    await sleep(600)
+    await store.rotate(rotateInput(store, third))
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'superseded 1.2 s ago, the latest rotation just now')
+    t.same(await store.rotate(rotateInput(store, codec.successor(third))), { status: 'invalid' }, 'the family is revoked')
+  })
+
+  t.test('a run of rotations that ended leaves nothing to the next: tokens of a later run get its window', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
+    const { first } = await newFamily(store)
+    const [second, third, fourth] = [codec.successor(first), codec.successor(codec.successor(first)), codec.successor(codec.successor(codec.successor(first)))]
+    await store.rotate(rotateInput(store, first))
+    await store.rotate(rotateInput(store, second))
+    await sleep(1100)
+    await store.rotate(rotateInput(store, third))
+    await store.rotate(rotateInput(store, fourth))
+    t.same(await store.rotate(rotateInput(store, third)), { status: 'superseded' }, 'superseded in the run begun just now, not in the one before')
+    t.match(await store.rotate(rotateInput(store, codec.successor(fourth))), { status: 'rotated' }, 'the family lives on')
+  })
+
   t.test('the parent after the grace window is reuse and revokes the family', async (t) => {
     const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
     const { first } = await newFamily(store)
@@ -514,5 +560,22 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     const third = await newFamily(store, first.userId)
     await store.revoke(first.userId, third.first.familyId)
     t.same((await store.recentlyEnded(first.userId)).sort(), [second.first.familyId, third.first.familyId].sort(), 'the first, ended over a second ago, forgotten')
+  })
+
+  t.test('ended families are forgotten as revokeOthers and revokeAll end more', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, rememberEndedMs: 1000 })
+    const userId = newUserId()
+    const [early, mid, kept, other] = [await newFamily(store, userId), await newFamily(store, userId), await newFamily(store, userId), await newFamily(store, userId)]
+    await store.revoke(userId, early.first.familyId)
+    await sleep(600)
+    await store.revoke(userId, mid.first.familyId)
+    await sleep(600)
+    t.same(await store.revokeOthers(userId, kept.first.familyId), [other.first.familyId])
+    t.same((await store.recentlyEnded(userId)).sort(), [mid.first.familyId, other.first.familyId].sort(),
+      'revokeOthers: the family ended over a second ago forgotten')
+    await sleep(600)
+    t.same(await store.revokeAll(userId), [kept.first.familyId])
+    t.same((await store.recentlyEnded(userId)).sort(), [other.first.familyId, kept.first.familyId].sort(),
+      'revokeAll: so is the next, and what revokeOthers ended is still remembered')
   })
 }
