@@ -41,6 +41,28 @@ t.test('parse rejects anything not minted with this key', async (t) => {
   t.equal(codec.open(swap(4, respelledTag)), null, 'and the token with it is refused: a token is accepted only as issued')
 })
 
+t.test('a generation is accepted only as issued: spelled with a leading zero, the same token is refused', async (t) => {
+  const token = codec.successor(codec.successor(codec.mint(newUserId())))
+  const value = codec.seal(token).value
+  t.same(codec.open(value)?.token, token, 'as issued: opens')
+  const parts = value.split('.')
+  for (const spelling of ['02', '002', '+2', '2.0', ' 2']) {
+    t.equal(codec.open(parts.map((p, i) => i === 2 ? spelling : p).join('.')), null, `generation spelled ${JSON.stringify(spelling)}`)
+  }
+})
+
+t.test('a successor is derived with a key of its own: nothing of it is in the cookie or the store of its parent', async (t) => {
+  const token = codec.mint(newUserId())
+  const { value, digest } = codec.seal(token)
+  const tag = Buffer.from(value.slice(value.lastIndexOf('.') + 1), 'base64url')
+  const next = Buffer.from(codec.successor(token).secret, 'base64url')
+  for (const [name, bytes] of [['tag', tag], ['stored digest', Buffer.from(digest, 'base64url')]] as const) {
+    // Any 4 bytes in a row: among random bytes a chance match here is about one in 6.7 million.
+    const shared = Array.from({ length: bytes.length - 3 }, (_, i) => i).filter((i) => next.includes(bytes.subarray(i, i + 4)))
+    t.same(shared, [], `no 4 bytes of the ${name} in the successor's secret`)
+  }
+})
+
 t.test('the digest kept by the store is not in the cookie, and depends on the key', async (t) => {
   const token = codec.mint(newUserId())
   const { digest, value } = codec.seal(token)
