@@ -50,6 +50,10 @@ for (const setup of setups()) {
     t.match(claims, { sub: String, email: String, sid: String, jti: String, iat: Number, exp: Number, iss: 'auth-service', aud: 'auth-service' })
     const now = Math.floor(Date.now() / 1000)
     const real = (h: object, p: object) => jws(h, p, setup.realSigner)
+    const realWithHeader = (json: string) => {
+      const data = `${b64(json)}.${payloadPart}`
+      return `${data}.${setup.realSigner(data).toString('base64url')}`
+    }
 
     // A jku/x5u target on loopback: it must never be contacted.
     let outbound = 0
@@ -135,6 +139,11 @@ for (const setup of setups()) {
       'typ id+jwt (another token type)': real({ ...header, typ: 'id+jwt' }, claims),
       'no typ': real({ alg: header.alg, kid: header.kid }, claims),
       'header is an array': real([header], claims),
+      // JSON that parses to no object: read as one, it would throw where the verifier must answer.
+      'header is JSON null': realWithHeader('null'),
+      'header is a number': realWithHeader('42'),
+      'header is a string': realWithHeader(JSON.stringify(JSON.stringify(header))),
+      'header is true': realWithHeader('true'),
       'over 8 kB': real(header, { ...claims, pad: 'x'.repeat(8 * 1024) }),
       'the refresh token': session.refreshToken,
       garbage: 'not.a.jwt',
