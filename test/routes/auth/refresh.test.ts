@@ -163,6 +163,11 @@ for (const store of ['redis', 'memory'] as const) {
       t.equal((await refresh(app, `${noise}; ${session.cookie}; x=y`)).statusCode, 200)
     })
 
+    t.test('whitespace around a cookie pair, as some clients space the separators, is not part of its value', async (t) => {
+      const session = await registerAndLogin(app)
+      t.equal((await refresh(app, `a=1 ;  ${session.cookie} \t; x=y`)).statusCode, 200)
+    })
+
     t.test('after logout the token no longer refreshes', async (t) => {
       const session = await registerAndLogin(app)
       t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: session.cookie } })).statusCode, 204)
