@@ -73,8 +73,10 @@ if excess > 0 then
   excess = excess - others
 end
 if excess > 0 then
-  -- Least recently used first, passing over those going; the new family has the highest score and is never evicted.
-  local candidates = redis.call('ZRANGE', KEYS[2], 0, excess + replaced + others - 1)
+  -- Least recently used first, passing over those going and the new family, which is never evicted. It has the
+  -- highest score, but a family used in the same millisecond ties with it, and ties are ordered by id: one candidate
+  -- more, for the new family sorted among them.
+  local candidates = redis.call('ZRANGE', KEYS[2], 0, excess + replaced + others)
   local evicting = 0
   for _, id in ipairs(candidates) do
     if evicting < excess and id ~= ARGV[2] and not replacing[id] and not going[id] then

@@ -456,6 +456,18 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same(await store.rotate(rotateInput(store, families[1] as RefreshToken)), { status: 'invalid' }, 'the evicted family no longer refreshes')
   })
 
+  t.test('at the cap, a sign-in in the same millisecond as the one before still evicts it: no user is left over the cap', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, maxFamiliesPerUser: 1 })
+    const users = Array.from({ length: 50 }, () => newUserId())
+    // Two sign-ins of each user at once: sent together, most pairs land in one millisecond, tied as least recently used.
+    const evictions = await Promise.all(users.map(async (userId) => {
+      const pair = await Promise.all([newFamily(store, userId), newFamily(store, userId)])
+      return pair.flatMap((family) => family.created.evictedFamilyIds).length
+    }))
+    t.same(evictions, users.map(() => 1), 'one of each user\'s two sign-ins evicted the other')
+    t.same(await Promise.all(users.map(async (userId) => (await store.list(userId)).length)), users.map(() => 1), 'one session each')
+  })
+
   t.test('at the cap, families a new one replaces make room for it: no other family is evicted, nor are they', async (t) => {
     const { store, userId, created, listed } = await cappedAtThree(t, makeStore)
     const [oldest, middle, newest] = [await created(), await created(), await created()]
