@@ -196,12 +196,13 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
   })
 
   t.test('a run of rotations that ended leaves nothing to the next: tokens of a later run get its window', async (t) => {
-    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
+    // A window of 2 s: the answers below hold with the machine stalled for up to 2 s between two steps.
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 2 })
     const { first } = await newFamily(store)
     const [second, third, fourth] = [codec.successor(first), codec.successor(codec.successor(first)), codec.successor(codec.successor(codec.successor(first)))]
     await store.rotate(rotateInput(store, first))
     await store.rotate(rotateInput(store, second))
-    await sleep(1100)
+    await sleep(2100)
     await store.rotate(rotateInput(store, third))
     await store.rotate(rotateInput(store, fourth))
     t.same(await store.rotate(rotateInput(store, third)), { status: 'superseded' }, 'superseded in the run begun just now, not in the one before')
@@ -574,20 +575,37 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same((await store.recentlyEnded(first.userId)).sort(), [second.first.familyId, third.first.familyId].sort(), 'the first, ended over a second ago, forgotten')
   })
 
+  // Ended families are remembered for 3 s here, and each step comes 1.6 s after the one before: every answer below
+  // holds with the machine stalled for up to 1.4 s.
   t.test('ended families are forgotten as revokeOthers and revokeAll end more', async (t) => {
-    const store = await makeStore(t, { ...basePolicy, rememberEndedMs: 1000 })
+    const store = await makeStore(t, { ...basePolicy, rememberEndedMs: 3000 })
     const userId = newUserId()
     const [early, mid, kept, other] = [await newFamily(store, userId), await newFamily(store, userId), await newFamily(store, userId), await newFamily(store, userId)]
     await store.revoke(userId, early.first.familyId)
-    await sleep(600)
+    await sleep(1600)
     await store.revoke(userId, mid.first.familyId)
-    await sleep(600)
+    await sleep(1600)
     t.same(await store.revokeOthers(userId, kept.first.familyId), [other.first.familyId])
     t.same((await store.recentlyEnded(userId)).sort(), [mid.first.familyId, other.first.familyId].sort(),
-      'revokeOthers: the family ended over a second ago forgotten')
-    await sleep(600)
+      'revokeOthers: the family ended over 3 s ago forgotten')
+    await sleep(1600)
     t.same(await store.revokeAll(userId), [kept.first.familyId])
     t.same((await store.recentlyEnded(userId)).sort(), [other.first.familyId, kept.first.familyId].sort(),
       'revokeAll: so is the next, and what revokeOthers ended is still remembered')
+  })
+
+  t.test('ended families are forgotten as evictions at the cap end more', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, maxFamiliesPerUser: 1, rememberEndedMs: 3000 })
+    const userId = newUserId()
+    const first = await newFamily(store, userId)
+    const second = await newFamily(store, userId)
+    t.same(second.created.evictedFamilyIds, [first.first.familyId], 'the cap evicts the one before')
+    await sleep(1600)
+    const third = await newFamily(store, userId)
+    await sleep(1600)
+    const fourth = await newFamily(store, userId)
+    t.same(fourth.created.evictedFamilyIds, [third.first.familyId])
+    t.same((await store.recentlyEnded(userId)).sort(), [second.first.familyId, third.first.familyId].sort(),
+      'the family evicted over 3 s ago forgotten')
   })
 }
