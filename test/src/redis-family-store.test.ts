@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import calculateSlot from 'cluster-key-slot'
 import { clampUserAgent } from '../../src/family-store.js'
@@ -75,6 +76,27 @@ t.test('in Redis: only hashes, every key with a TTL, all keys of a user in one h
   for (const token of [...tokens, codec.successor(tokens[0]!)]) {
     t.notOk(dump.includes(token.secret) || dump.includes(codec.seal(token).value), 'no token is stored in plaintext')
   }
+})
+
+t.test('in Redis: after evictions at the cap and a replacing sign-in, every key keeps a TTL and the index lists only live families', async (t) => {
+  const { redis, prefix, codec } = await setup(t)
+  const store = new RedisFamilyStore(redis, { ...policy, maxFamiliesPerUser: 2 }, prefix)
+  const userId = newUserId()
+  const create = async (replacing?: string[]) => {
+    const token = codec.mint(userId)
+    await store.create({ userId, email: 'a@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: 'ua', ip: '127.0.0.1', replacing })
+    await sleep(5) // the next one used later: the least recently used is one family, not a tie
+    return token.familyId
+  }
+  const [a, b, c] = [await create(), await create(), await create()]
+  // A sign-in in the browser holding c, at the cap: it takes c's place (and its caller then ends c).
+  const d = await create([c])
+  const user = `${prefix}{${userId}}`
+  t.equal(await redis.exists(`${user}:f:${a}`), 0, 'the least recently used evicted')
+  t.same((await redis.zrange(`${user}:fams`, 0, -1)).sort(), [b, c, d].sort(), 'and gone from the index')
+  const keys = (await redis.keys(`${user}*`)).map((key) => key.slice(user.length)).sort()
+  t.same(keys, [':ended', ':fams', `:f:${b}`, `:f:${c}`, `:f:${d}`, ':replacing'].sort(), 'the live families, their index, the ended and the replacing')
+  for (const key of keys) t.ok(await redis.pttl(`${user}${key}`) > 0, `${key} has a TTL`)
 })
 
 t.test('rotation is one Redis command on the wire', async (t) => {
