@@ -199,7 +199,9 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     // A window of 2 s: the answers below hold with the machine stalled for up to 2 s between two steps.
     const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 2 })
     const { first } = await newFamily(store)
-    const [second, third, fourth] = [codec.successor(first), codec.successor(codec.successor(first)), codec.successor(codec.successor(codec.successor(first)))]
+    const second = codec.successor(first)
+    const third = codec.successor(second)
+    const fourth = codec.successor(third)
     await store.rotate(rotateInput(store, first))
     await store.rotate(rotateInput(store, second))
     await sleep(2100)
