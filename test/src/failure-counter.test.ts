@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { FailureLimits, MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from '../../src/failure-counter.js'
 import { createRedisClient } from '../../src/redis-client.js'
@@ -38,6 +39,25 @@ for (const store of ['redis', 'memory'] as const) {
     t.same(await counter.check('b'), { failures: 0, blocked: false, retryAfterSeconds: 0 }, 'another subject is its own')
     await counter.reset('a')
     t.same(await counter.check('a'), { failures: 0, blocked: false, retryAfterSeconds: 0 }, 'reset: none again')
+  })
+
+  t.test(`${store}: the window is fixed at the first failure: failures after it do not lengthen it`, async (t) => {
+    const { counter } = await counterOf(t, store, 2, 'fixed', 10)
+    await counter.recordFailure('a')
+    await sleep(1100)
+    await counter.recordFailure('a')
+    const blocked = await counter.check('a')
+    t.ok(blocked.blocked && blocked.retryAfterSeconds <= 9, `Retry-After ${blocked.retryAfterSeconds} s: the window began 1.1 s ago`)
+  })
+
+  t.test(`${store}: when the window ends, the lock lifts and the count starts over`, async (t) => {
+    const { counter } = await counterOf(t, store, 2, 'decay', 1)
+    for (let i = 0; i < 2; i++) await counter.recordFailure('a')
+    t.match(await counter.check('a'), { failures: 2, blocked: true })
+    await sleep(1100)
+    t.same(await counter.check('a'), { failures: 0, blocked: false, retryAfterSeconds: 0 }, 'the window is over')
+    await counter.recordFailure('a')
+    t.same(await counter.check('a'), { failures: 1, blocked: false, retryAfterSeconds: 0 }, 'a failure now is the first of a new window')
   })
 
   t.test(`${store}: limits read together hold an attempt until none is at its limit: Retry-After the last to end`, async (t) => {
