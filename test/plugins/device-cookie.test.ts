@@ -51,3 +51,23 @@ t.test('one cookie keeps the browser known to each account signed in there, the 
   const order = (setCookies(again).find((c) => c.startsWith(`${DEVICE}=`)) ?? '').split(';')[0]?.slice(DEVICE.length + 1).split('~').map((e) => e.split('.')[0])
   t.same(order, [ids[3], ids[5], ids[4], ids[2], ids[1]], 'an account signing in again moves to the front, with a new device id, once')
 })
+
+t.test('two device cookies sent that name one account (a copy left on another path) are one entry in the cookie set next', async (t) => {
+  const app = await buildApp(t, { store: 'memory' })
+  const [a, b] = await Promise.all([uniqueEmail(), uniqueEmail()].map(async (email) => {
+    const registered = await app.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })
+    return { email, id: (registered.json() as { id: string }).id }
+  }))
+  /** The device cookie's entries after a sign-in to `email` with these cookies. */
+  const entriesAfter = async (email: string | undefined, cookie = '') => {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD }, headers: { cookie } })
+    return (setCookies(res).find((c) => c.startsWith(`${DEVICE}=`)) ?? '').split(';')[0]?.slice(DEVICE.length + 1).split('~') ?? []
+  }
+  const [first] = await entriesAfter(a?.email)
+  const [second] = await entriesAfter(a?.email)
+  t.not(first, second, 'two browsers of account A')
+  const next = await entriesAfter(b?.email, `${DEVICE}=${first}; ${DEVICE}=${second}`)
+  t.equal(next.length, 2, 'B and A')
+  t.equal(next[0]?.split('.')[0], b?.id, 'B\'s new entry first')
+  t.equal(next[1], first, 'then A\'s, the first sent, once')
+})
