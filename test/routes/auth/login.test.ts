@@ -5,8 +5,9 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest, type UnansweredRequest } from '../../helpers/raw-http.js'
+import { fromNth, script } from '../../helpers/tcp-link.js'
 import { appCall, browserApp, needsChromium, refreshCookieIn } from '../../helpers/browser.js'
-import { buildApp, capturedLogs, cookiePath, listenOnLoopback, login as loginAs, nextRefreshCookie, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies, SHARED_REDIS_URL, sidOf, subOf, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, capturedLogs, cookiePath, listenOnLoopback, login as loginAs, nextRefreshCookie, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies, SHARED_REDIS_URL, sidOf, subOf, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/login (${store} store)`, async (t) => {
@@ -309,6 +310,45 @@ t.test('an instance still on weaker parameters never downgrades a hash the stron
   // A rehash runs after the answer: the account's next write would show by now (the test above waits as long).
   await within(2000, async () => weaker.passwordHasher.pending + weaker.passwordHasher.running === 0, 'no hash under way')
   t.equal(await stored(), strong, 'the stronger hash is kept')
+})
+
+t.test('a sign-in whose account\'s hash was upgraded meanwhile (the same password, stronger parameters) is answered', async (t) => {
+  // The sign-in read the account's hash, then waited with its session's creation on its way; another instance's
+  // sign-in upgraded the hash meanwhile. The hash read again once the session exists differs, and takes the password.
+  const prefix = uniquePrefix()
+  const { app: weaker, link } = await buildAppThroughLink(t, { prefix, env: { ARGON2_TIME_COST: '1' } })
+  const stronger = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '2' } })
+  const account = await registerAndLogin(weaker)
+  const stored = async () => (await stronger.users.findByEmail(account.email))?.passwordHash ?? ''
+  t.match(await stored(), /,t=1\$/, 'a hash of the weaker parameters')
+  const holding = link.holdAt(script('family-create'))
+  const late = weaker.inject({ method: 'POST', url: '/auth/login', payload: { email: account.email, password: PASSWORD } })
+  await within(5000, async () => holding(), 'the sign-in has verified the hash it read, and its session is on its way')
+  await loginAs(stronger, account.email, 'another instance')
+  await within(10_000, async () => /,t=2\$/.test(await stored()), 'another instance\'s sign-in upgrades the hash')
+  link.release()
+  const res = await late
+  t.equal(res.statusCode, 200, 'the late sign-in is answered')
+  t.equal((await refresh(stronger, nextRefreshCookie(stronger, res))).statusCode, 200, 'and its session refreshes')
+})
+
+t.test('a login whose client hangs up as the account is read again, its session made, leaves no session behind', async (t) => {
+  const prefix = uniquePrefix()
+  const { app, link } = await buildAppThroughLink(t, { prefix })
+  const other = await buildApp(t, { prefix })
+  const account = await registerAndLogin(app)
+  const sessionCount = async () => (await other.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${account.accessToken}` } })).json().sessions.length as number
+  // The login's second read of the account (the first is before its password is verified).
+  const holding = link.holdAt(fromNth(2, (sent) => /hmget/i.test(sent)))
+  const impatient = impatientLogin(await listenOnLoopback(app), account.email)
+  await within(5000, async () => holding(), 'the session made, the account read again')
+  t.equal(await sessionCount(), 2, 'the login\'s session exists')
+  impatient.hangUp()
+  // Time for the instance to see the connection close before the read is answered.
+  await sleep(200)
+  link.release()
+  await within(5000, async () => await sessionCount() === 1, 'the session no one will receive is discarded')
+  t.equal(await sessionCount(), 1, 'the account is left with the session it began with')
 })
 
 t.test('after the grace window, a refresh of the replaced session is refused as invalid and clears its cookie', async (t) => {
