@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../../helpers/app.js'
+import { buildApp, cookiePath, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../../helpers/app.js'
 
 t.test('POST /auth/logout', async (t) => {
   const app = await buildApp(t)
@@ -33,5 +33,14 @@ t.test('POST /auth/logout', async (t) => {
     const second = await login(app, first.email)
     await logout(first.cookie)
     t.equal((await refresh(app, second.cookie)).statusCode, 200)
+  })
+  t.test('with a copy planted beside the browser\'s own, every session presented ends, and the cookie is cleared on every path', async (t) => {
+    const mine = await registerAndLogin(app)
+    const planted = await registerAndLogin(app)
+    const res = await logout(`${planted.cookie}; ${mine.cookie}`)
+    t.equal(res.statusCode, 204)
+    t.same([(await refresh(app, mine.cookie)).statusCode, (await refresh(app, planted.cookie)).statusCode], [401, 401], 'both sessions ended')
+    t.same(setCookies(res).map(cookiePath).sort(), ['/', '/auth', '/auth/', '/auth/login', '/auth/logout', '/auth/refresh'],
+      'cleared on its own path and on every other path a copy would be sent to the auth routes from')
   })
 })
