@@ -32,6 +32,20 @@ for (const store of ['redis', 'memory'] as const) {
   })
 }
 
+for (const store of ['redis', 'memory'] as const) {
+  t.test(`two changes at once from one session: one is made, the other refused, and the password is the one made (${store} store)`, async (t) => {
+    const app = await buildApp(t, { store })
+    const owner = await registerAndLogin(app)
+    const newPasswords = ['the first new passphrase 1', 'the second new passphrase 2']
+    const answers = await Promise.all(newPasswords.map((newPassword) =>
+      app.inject({ method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${owner.accessToken}` }, payload: { currentPassword: PASSWORD, newPassword } })))
+    t.same(answers.map((res) => res.statusCode).sort(), [204, 401], 'the second to write finds the password it was sent no longer the current one')
+    t.equal(answers.find((res) => res.statusCode === 401)?.json().code, 'AUTH_INVALID_CREDENTIALS')
+    const signIn = async (password: string) => (await app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password } })).statusCode
+    t.same(await Promise.all(newPasswords.map(signIn)), answers.map((res) => res.statusCode === 204 ? 200 : 401), 'the change answered 204 set the password')
+  })
+}
+
 t.test('a rehash of the current password landing while the new one is hashed does not fail the change', async (t) => {
   // Where the account began: weak parameters (the test default). Where the change is made: it hashes slowly, one
   // at a time. And an instance with stronger parameters than the stored hash's, whose logins upgrade it (a rolling
