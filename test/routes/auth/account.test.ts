@@ -1,6 +1,7 @@
 import t from 'tap'
-import { buildApp, fastAndSlowInstances, login, PASSWORD, refresh, registerAndLogin, setCookies, signedInWhileHeld, subOf, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, fastAndSlowInstances, listenOnLoopback, login, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, setCookies, signedInWhileHeld, subOf, uniquePrefix } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
+import { unansweredRequest } from '../../helpers/raw-http.js'
 import { script } from '../../helpers/tcp-link.js'
 
 const bearer = (accessToken: string) => ({ authorization: `Bearer ${accessToken}` })
@@ -77,6 +78,22 @@ t.test('an ended session cannot delete its account: the access token of a sessio
   const res = await app.inject({ method: 'DELETE', url: '/auth/account', headers: bearer(owner.accessToken), payload: { password: PASSWORD } })
   t.same([res.statusCode, res.json().code], [401, 'AUTH_TOKEN_INVALID'])
   t.equal((await refresh(app, other.cookie)).statusCode, 200, 'the account and its other session live on')
+})
+
+t.test('a deletion whose client hangs up while its password is verified deletes nothing', async (t) => {
+  // Registered with the slow parameters: the password the deletion sends takes long to verify.
+  const slow = await buildApp(t, { env: ONE_SLOW_HASH_AT_A_TIME })
+  const owner = await registerAndLogin(slow)
+  const body = JSON.stringify({ password: PASSWORD })
+  // Node's client frames no DELETE body on its own: its length is said, as a browser's fetch says it.
+  const headers = { ...bearer(owner.accessToken), 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
+  const impatient = unansweredRequest(await listenOnLoopback(slow), '/auth/account', { method: 'DELETE', headers, body })
+  await within(5000, async () => slow.passwordHasher.running === 1, 'its password is being verified')
+  impatient.hangUp()
+  await within(5000, async () => slow.passwordHasher.running + slow.passwordHasher.pending === 0, 'the verification has run to its end')
+  // A sign-in checks the account again once its session exists: had the deletion gone on, it would be refused.
+  t.equal((await slow.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } })).statusCode, 200, 'the account signs in')
+  t.equal((await refresh(slow, owner.cookie)).statusCode, 200, 'and its session lives on')
 })
 
 t.test('a sign-in that read the account before it was deleted is refused once its session is made, and leaves none behind', async (t) => {
