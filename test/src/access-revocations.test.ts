@@ -47,13 +47,28 @@ t.test('10,000 revocations over pub/sub: every instance holds them, bounded, and
   await until(() => b.list.size === 10_000, 2000)
   t.equal(b.list.size, 10_000, 'the other instance heard all 10,000')
   t.ok(b.revocations.isRevoked(ids[0] as string) && b.revocations.isRevoked(ids[9999] as string))
-  t.ok(await a.redis.zcard(`${prefix}revoked-sids`) <= 10_000, 'the shared set holds at most the live ones')
 
   await sleep(1700)
   await until(() => a.list.size === 0 && b.list.size === 0, 1000)
   t.pass('both lists are empty after the TTL, with no traffic')
   t.equal(b.revocations.isRevoked(ids[0] as string), false)
   t.equal(await a.redis.exists(`${prefix}revoked-sids`), 0, 'and the Redis set has expired too')
+})
+
+t.test('with revocations coming steadily, the shared set, which then never expires, drops each as its tokens die', async (t) => {
+  const prefix = uniquePrefix()
+  t.teardown(() => deleteKeys(SHARED_REDIS_URL, prefix))
+  const a = await instance(t, prefix, 1000)
+  const key = `${prefix}revoked-sids`
+  for (let i = 0; i < 9; i++) {
+    await a.revocations.revoke([`family-${i}`])
+    await sleep(200)
+  }
+  const before = Date.now()
+  await a.revocations.revoke(['family-9'])
+  t.equal(await a.redis.zscore(key, 'family-0'), null, 'the first, revoked 1.8 s ago, is gone')
+  t.equal(await a.redis.zcount(key, '-inf', `(${before}`), 0, 'as is every one whose tokens had died by the last revocation')
+  t.not(await a.redis.zscore(key, 'family-9'), null, 'the last is kept')
 })
 
 t.test('an instance that starts later loads the live revocations', async (t) => {
