@@ -26,9 +26,16 @@ class UnreliableStore extends MemoryFamilyStore {
     return await super.revoke(userId, familyId)
   }
 
+  /** Reads of what ended begun, and how long each takes to answer after it has read. */
+  reads = 0
+  readAnsweredAfterMs = 0
+
   override async recentlyEnded (userId: string): Promise<string[]> {
+    this.reads++
     if (this.out) throw new StoreUnavailableError()
-    return await super.recentlyEnded(userId)
+    const ended = await super.recentlyEnded(userId)
+    await sleep(this.readAnsweredAfterMs)
+    return ended
   }
 
   /** A create the caller was not answered, which the store runs `afterMs` later. */
@@ -155,6 +162,34 @@ t.test('past its bound the oldest follow-up is dropped, with one warning', async
   t.same(await Promise.all(families.map(async (f) => await store.isLive(f.userId, f.familyId))), [true, true, false, false], 'the first two are left to their idle timeout')
 })
 
+t.test('a follow-up asked for again goes last: past the bound, the oldest other one is dropped', async (t) => {
+  const store = new UnreliableStore()
+  const { writes } = followUpsOn(t, store, { max: 3 })
+  store.out = true
+  const families = [family(), family(), family(), family()]
+  const [first, second, third, fourth] = families
+  for (const f of [first, second, first, third, fourth]) await writes.endFamily(f!.userId, f!.familyId, true)
+  for (const f of families) await store.create(f)
+  store.out = false
+  t.ok(await until(() => writes.size === 0), 'back: the three remembered are ended')
+  t.same(await Promise.all(families.map(async (f) => await store.isLive(f.userId, f.familyId))), [false, true, false, false],
+    'the first, asked for again after the second, is kept; the second is dropped')
+})
+
+t.test('the bound hit again, once every follow-up has been done, is said again', async (t) => {
+  const store = new UnreliableStore()
+  const { writes, log } = followUpsOn(t, store, { max: 1 })
+  const overflow = async () => {
+    store.out = true
+    for (const f of [family(), family()]) await writes.endFamily(f.userId, f.familyId, true)
+    store.out = false
+    t.ok(await until(() => writes.size === 0), 'back: the one remembered is done')
+  }
+  await overflow()
+  await overflow()
+  t.equal(log.lines.filter((l) => l.level === 'warn').length, 2, 'one warning each time')
+})
+
 t.test('on close, a last try at every pending family, its late writes settled or not', async (t) => {
   const store = new UnreliableStore(60_000)
   const log = logs()
@@ -216,6 +251,26 @@ t.test('the access tokens of what an unanswered write ended are revoked once it 
   t.notOk(revocations.isRevoked(ended.familyId), 'not before its late writes have settled')
   t.ok(await until(() => revocations.isRevoked(ended.familyId)), 'then the family it ended has its access tokens revoked')
   t.notOk(revocations.isRevoked(kept.familyId), 'and only that one')
+  t.equal(writes.size, 0, 'done')
+})
+
+t.test('a follow-up asked for again while its older one is under way stays, and is done in its turn', async (t) => {
+  const LATE_WRITES_MS = 300
+  const store = new UnreliableStore(LATE_WRITES_MS)
+  const { writes, revocations } = followUpsOn(t, store)
+  const [first, second] = [family(), family()]
+  second.userId = first.userId
+  for (const f of [first, second]) await store.create(f)
+  store.readAnsweredAfterMs = 300
+  await store.revoke(first.userId, first.familyId)
+  writes.revokeEnded(first.userId)
+  t.ok(await until(() => store.reads === 1), 'the follow-up of the first unanswered write reads what ended')
+  // A second unanswered write of the user, which lands while that read is under way.
+  writes.revokeEnded(first.userId)
+  await store.revoke(second.userId, second.familyId)
+  t.ok(await until(() => revocations.isRevoked(first.familyId)), 'the first follow-up revokes what it read')
+  t.notOk(revocations.isRevoked(second.familyId), 'which the second write had not ended yet')
+  t.ok(await until(() => revocations.isRevoked(second.familyId)), 'the second follow-up, kept, revokes what that write ended')
   t.equal(writes.size, 0, 'done')
 })
 
