@@ -42,6 +42,7 @@ t.test('needsRehash spots hashes weaker than the configured parameters would mak
   t.equal(hasher.needsRehash(await made({ memoryCost: 16384 })), false, 'more memory: kept')
   t.equal(hasher.needsRehash(await made({ parallelism: 2 })), false, 'other parallelism: no weaker')
   t.equal(hasher.needsRehash(await argon2.hash('pw', { type: argon2.argon2i, memoryCost: 8192, timeCost: 2 })), true, 'another variant')
+  t.equal(hasher.needsRehash(await argon2.hash('pw', { type: argon2.argon2id, memoryCost: 8192, timeCost: 2, version: 0x10 })), true, 'an older version of argon2 (1.0, v=16)')
   t.equal(hasher.needsRehash('not-a-hash'), false, 'nothing verifies against a corrupt hash: never rehashed from')
 })
 
