@@ -252,13 +252,18 @@ t.test('a login whose client hangs up after its session is made, before its answ
   const app = await buildApp(t, { beforeApp: holdAnswers })
   const account = await registerAndLogin(app)
   const port = await listenOnLoopback(app)
-  const sessionCount = async () => (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${account.accessToken}` } })).json().sessions.length as number
+  const sessionCount = () => sessionCountOf(app, account)
   const impatient = impatientLogin(port, account.email, { 'x-test-hold': '1' })
   await within(5000, async () => await sessionCount() === 2, 'the login has made its session, and its answer is held')
   impatient.hangUp()
   await within(5000, async () => await sessionCount() === 1, 'the session no one received ends with its client')
   t.equal(await sessionCount(), 1, 'the account is left with the session it began with')
 })
+
+/** How many sessions `app` lists for the account a session of which holds `accessToken`. */
+async function sessionCountOf (app: FastifyInstance, { accessToken }: { accessToken: string }): Promise<number> {
+  return (await app.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${accessToken}` } })).json().sessions.length
+}
 
 /** A login over a connection of its own, left unanswered until the test hangs up. */
 function impatientLogin (port: number, email: string, headers: Record<string, string> = {}): UnansweredRequest {
@@ -337,7 +342,7 @@ t.test('a login whose client hangs up as the account is read again, its session 
   const { app, link } = await buildAppThroughLink(t, { prefix })
   const other = await buildApp(t, { prefix })
   const account = await registerAndLogin(app)
-  const sessionCount = async () => (await other.inject({ url: '/auth/sessions', headers: { authorization: `Bearer ${account.accessToken}` } })).json().sessions.length as number
+  const sessionCount = () => sessionCountOf(other, account)
   // The login's second read of the account (the first is before its password is verified).
   const holding = link.holdAt(fromNth(2, (sent) => /hmget/i.test(sent)))
   const impatient = impatientLogin(await listenOnLoopback(app), account.email)
