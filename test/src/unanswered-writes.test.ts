@@ -167,8 +167,8 @@ t.test('a follow-up asked for again goes last: past the bound, the oldest other 
   const { writes } = followUpsOn(t, store, { max: 3 })
   store.out = true
   const families = [family(), family(), family(), family()]
-  const [first, second, third, fourth] = families
-  for (const f of [first, second, first, third, fourth]) await writes.endFamily(f!.userId, f!.familyId, true)
+  // The first, the second, the first again, the third, the fourth.
+  for (const f of [0, 1, 0, 2, 3].map((i) => families[i] as CreateFamilyInput)) await writes.endFamily(f.userId, f.familyId, true)
   for (const f of families) await store.create(f)
   store.out = false
   t.ok(await until(() => writes.size === 0), 'back: the three remembered are ended')
