@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { within } from '../../helpers/poll.js'
-import { buildApp, CAUGHT_REPLAY, capturedLogs, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, replayCodes, sidOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, CAUGHT_REPLAY, capturedLogs, connectedRedis, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, replayCodes, sidOf, subOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { script } from '../../helpers/tcp-link.js'
 
 const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
 const me = (app: FastifyInstance, s: LoggedIn) => app.inject({ url: '/me', headers: bearer(s) })
@@ -172,6 +173,21 @@ t.test('POST /auth/logout-all kills every refresh and access token of the user o
   t.pass('every access token fails on both instances within 1 s')
   t.equal((await me(a, bystander)).statusCode, 200, 'another user is untouched')
   t.equal((await a.inject({ url: '/auth/sessions', headers: bearer(bystander) })).json().sessions.length, 1)
+})
+
+t.test('POST /auth/logout-all by a session that expires as it is asked still kills that session\'s access tokens', async (t) => {
+  const prefix = uniquePrefix()
+  const { app, link } = await buildAppThroughLink(t, { prefix })
+  const caller = await registerAndLogin(app)
+  const holding = link.holdAt(script('family-revoke-all'))
+  const answer = app.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(caller) })
+  await within(5000, async () => holding(), 'the session found live, the revocation on its way')
+  // Its idle timeout passes meanwhile: the family's key expires, so the revocation does not find it among those it ends.
+  const redis = await connectedRedis(t)
+  t.equal(await redis.del(`${prefix}{${subOf(caller.accessToken)}}:f:${sidOf(caller.accessToken)}`), 1, 'the session expires')
+  link.release()
+  t.equal((await answer).statusCode, 204)
+  t.equal((await me(app, caller)).statusCode, 401, 'its access token is refused all the same')
 })
 
 t.test('POST /auth/password keeps the caller, kills the others, and the old password no longer logs in', async (t) => {
