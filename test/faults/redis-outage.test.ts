@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, login, type LoggedIn, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, sidOf, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
+import { buildApp, capturedLogs, cookieKept, failedClosedUnderLoad, familyKey, login, type LoggedIn, nextRefreshCookie, PASSWORD, refresh, refreshCookieValue, refreshingWhile, registerAndLogin, sessionsOn, sidOf, uniqueEmail, uniquePrefix, UNLIMITED_REFRESHES } from '../helpers/app.js'
 import { appCall, browserApp, needsChromium, refreshCookieIn } from '../helpers/browser.js'
 import { within } from '../helpers/poll.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
@@ -148,7 +148,7 @@ t.test('a refresh answered 503 sets the successor: the client stays signed in pa
   // The family's generation as the store holds it: the token is userId.familyId.generation.secret.tag.
   const generation = async (session: { refreshToken: string }) => {
     const [userId, familyId] = session.refreshToken.split('.') as [string, string]
-    return Number(await redis.command('HGET', `${app.config.redis!.keyPrefix}{${userId}}:f:${familyId}`, 'g'))
+    return Number(await redis.command('HGET', familyKey(app.config.redis!.keyPrefix, userId, familyId), 'g'))
   }
 
   // Redis stalls with the rotations already sent: it runs them once it wakes, after the service has answered 503.

@@ -200,6 +200,16 @@ function claimsOf (accessToken: string): { sid: string, sub: string } {
   return JSON.parse(Buffer.from(accessToken.split('.')[1] ?? '', 'base64url').toString()) as { sid: string, sub: string }
 }
 
+/** The Redis key of a session's family, laid out as src/redis-family-store.ts lays it out. */
+export function familyKey (prefix: string, userId: string, familyId: string): string {
+  return `${prefix}{${userId}}:f:${familyId}`
+}
+
+/** The password hash `fastify`'s user directory holds for `email`; '' for none. */
+export async function storedHash (fastify: FastifyInstance, email: string): Promise<string> {
+  return (await fastify.users.findByEmail(email))?.passwordHash ?? ''
+}
+
 /** Registers a fresh account and logs in. */
 export async function registerAndLogin (fastify: FastifyInstance, email = uniqueEmail(), userAgent = 'test-agent'): Promise<LoggedIn> {
   const reg = await fastify.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } })

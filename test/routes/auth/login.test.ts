@@ -7,7 +7,7 @@ import { within } from '../../helpers/poll.js'
 import { unansweredRequest, type UnansweredRequest } from '../../helpers/raw-http.js'
 import { fromNth, script } from '../../helpers/tcp-link.js'
 import { appCall, browserApp, needsChromium, refreshCookieIn } from '../../helpers/browser.js'
-import { buildApp, buildAppThroughLink, capturedLogs, cookiePath, listenOnLoopback, login as loginAs, nextRefreshCookie, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies, SHARED_REDIS_URL, sidOf, subOf, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, capturedLogs, cookiePath, listenOnLoopback, login as loginAs, nextRefreshCookie, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies, SHARED_REDIS_URL, sidOf, storedHash, subOf, uniqueEmail, uniquePrefix } from '../../helpers/app.js'
 
 for (const store of ['redis', 'memory'] as const) {
   t.test(`POST /auth/login (${store} store)`, async (t) => {
@@ -281,7 +281,7 @@ t.test('a hash of older parameters is not upgraded while other logins wait for a
   const prefix = uniquePrefix()
   const before = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '1' } })
   const account = await registerAndLogin(before)
-  const stored = async () => (await before.users.findByEmail(account.email))?.passwordHash ?? ''
+  const stored = () => storedHash(before, account.email)
   t.match(await stored(), /,t=1\$/, 'the account\'s hash is of the older parameters')
 
   // New parameters deployed, and a queue of logins on the instance.
@@ -308,7 +308,7 @@ t.test('an instance still on weaker parameters never downgrades a hash the stron
   const stronger = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '2' } })
   const weaker = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '1' } })
   const account = await registerAndLogin(stronger)
-  const stored = async () => (await weaker.users.findByEmail(account.email))?.passwordHash ?? ''
+  const stored = () => storedHash(weaker, account.email)
   const strong = await stored()
   t.match(strong, /,t=2\$/)
   for (let i = 0; i < 3; i++) t.equal((await weaker.inject({ method: 'POST', url: '/auth/login', payload: { email: account.email, password: PASSWORD } })).statusCode, 200, `login ${i + 1} on the weaker instance`)
@@ -324,7 +324,7 @@ t.test('a sign-in whose account\'s hash was upgraded meanwhile (the same passwor
   const { app: weaker, link } = await buildAppThroughLink(t, { prefix, env: { ARGON2_TIME_COST: '1' } })
   const stronger = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '2' } })
   const account = await registerAndLogin(weaker)
-  const stored = async () => (await stronger.users.findByEmail(account.email))?.passwordHash ?? ''
+  const stored = () => storedHash(stronger, account.email)
   t.match(await stored(), /,t=1\$/, 'a hash of the weaker parameters')
   const holding = link.holdAt(script('family-create'))
   const late = weaker.inject({ method: 'POST', url: '/auth/login', payload: { email: account.email, password: PASSWORD } })

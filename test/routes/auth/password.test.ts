@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { buildApp, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, registerAndLogin, signedInWhileHeld, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, registerAndLogin, signedInWhileHeld, storedHash, type LoggedIn } from '../../helpers/app.js'
 import { within } from '../../helpers/poll.js'
 import { unansweredRequest } from '../../helpers/raw-http.js'
 import { script } from '../../helpers/tcp-link.js'
@@ -50,7 +50,7 @@ t.test('a rehash of the current password landing while the new one is hashed doe
   // deploy of new parameters).
   const { prefix, fast: weak, slow, owner: caller } = await fastAndSlowInstances(t)
   const upgrading = await buildApp(t, { prefix, env: { ARGON2_TIME_COST: '2' } })
-  const stored = async () => (await weak.users.findByEmail(caller.email))?.passwordHash ?? ''
+  const stored = () => storedHash(weak, caller.email)
   t.match(await stored(), /,t=1\$/, 'registered with the weak parameters')
 
   const newPassword = 'a brand new passphrase 9'

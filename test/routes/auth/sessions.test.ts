@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { within } from '../../helpers/poll.js'
-import { buildApp, buildAppThroughLink, CAUGHT_REPLAY, capturedLogs, connectedRedis, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, replayCodes, sidOf, subOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
+import { buildApp, buildAppThroughLink, CAUGHT_REPLAY, capturedLogs, connectedRedis, familyKey, fastAndSlowInstances, listenOnLoopback, login, PASSWORD, refresh, refreshCookieValue, registerAndLogin, replayCodes, sidOf, subOf, uniquePrefix, type LoggedIn } from '../../helpers/app.js'
 import { script } from '../../helpers/tcp-link.js'
 
 const bearer = (s: LoggedIn) => ({ authorization: `Bearer ${s.accessToken}` })
@@ -95,7 +95,7 @@ t.test('what a trusted proxy names a client by and is no address is listed, logg
   t.ok(longest < prefix.length + 150, `every key it made is short: the limiters count the name cut (longest ${longest} characters)`)
   const userId = (await app.inject({ url: '/me', headers: { authorization: `Bearer ${accessToken}` } })).json().id
   const { id } = sessions.find((s: { ip: string }) => s.ip.length === 64)
-  t.equal(await redis.call('OBJECT', 'ENCODING', `${prefix}{${userId}}:f:${id as string}`), 'listpack', 'the session named by 6,000 characters stays compact in Redis')
+  t.equal(await redis.call('OBJECT', 'ENCODING', familyKey(prefix, userId, id as string)), 'listpack', 'the session named by 6,000 characters stays compact in Redis')
 })
 
 t.test('a browser\'s user agent lists exactly as sent, however it is stored; control characters are replaced', async (t) => {
@@ -184,7 +184,7 @@ t.test('POST /auth/logout-all by a session that expires as it is asked still kil
   await within(5000, async () => holding(), 'the session found live, the revocation on its way')
   // Its idle timeout passes meanwhile: the family's key expires, so the revocation does not find it among those it ends.
   const redis = await connectedRedis(t)
-  t.equal(await redis.del(`${prefix}{${subOf(caller.accessToken)}}:f:${sidOf(caller.accessToken)}`), 1, 'the session expires')
+  t.equal(await redis.del(familyKey(prefix, subOf(caller.accessToken), sidOf(caller.accessToken))), 1, 'the session expires')
   link.release()
   t.equal((await answer).statusCode, 204)
   t.equal((await me(app, caller)).statusCode, 401, 'its access token is refused all the same')
