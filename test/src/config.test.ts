@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { createPrivateKey, randomBytes } from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -636,6 +636,8 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
   t.equal(loadConfig({ JWT_KEYS: keySetJson(a, b) }).jwt.keySet?.current.kid, 'key-a', 'the first key signs by default')
   t.equal(loadConfig({ JWT_KEYS: keySetJson({ ...a, use: 'sig', key_ops: ['sign', 'verify'] }) }).jwt.keySet?.current.kid, 'key-a', 'a key meant for signatures says so as it likes')
   t.notOk(JSON.stringify(config.jwt.keySet?.jwks).includes('"d"'), 'the published set has no private part')
+  const longest = 'k'.repeat(64)
+  t.equal(loadConfig({ JWT_KEYS: keySetJson({ ...a, kid: longest }) }).jwt.keySet?.current.kid, longest, 'a kid of 64 characters')
 
   const dir = mkdtempSync(join(tmpdir(), 'keys-'))
   writeFileSync(join(dir, 'jwks.json'), keySetJson(a))
@@ -650,6 +652,7 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
   t.equal(loadConfig({ ...production, JWT_SECRET: undefined, JWT_KEYS: keySetJson(a) }).jwt.keyMode, 'keys', 'production with keys and no JWT_SECRET')
 
   const { d, ...publicOnly } = a
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ format: 'jwk' })
   t.ok(d)
   const refused: Array<[Record<string, string>, RegExp]> = [
     [{ JWT_KEYS: keySetJson(a), JWT_SECRET: secret('s') }, /either JWT_SECRET .* or JWT_KEYS/],
@@ -661,7 +664,11 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
     [{ JWT_KEYS: keySetJson({ ...a, kid: '../../etc/passwd' }) }, /"kid" of 1-64 characters/],
     [{ JWT_KEYS: keySetJson(a, { ...b, kid: 'key-a' }) }, /appears twice/],
     [{ JWT_KEYS: keySetJson({ ...a, alg: 'HS256' }) }, /"alg" must be ES256 or EdDSA/],
+    [{ JWT_KEYS: keySetJson({ ...a, kid: 'k'.repeat(65) }) }, /"kid" of 1-64 characters/],
     [{ JWT_KEYS: keySetJson({ ...a, alg: 'EdDSA' }) }, /EdDSA needs kty OKP/],
+    // An EC key of another curve imports and signs, with signatures no ES256 verifier takes.
+    [{ JWT_KEYS: keySetJson({ ...p384, kid: 'key-a', alg: 'ES256' }) }, /^JWT_KEYS key #1 \(kid "key-a"\): ES256 needs kty EC and crv P-256$/],
+    [{ JWT_KEYS: keySetJson({ ...a, kty: 'OKP' }) }, /^JWT_KEYS key #1 \(kid "key-a"\): ES256 needs kty EC and crv P-256$/],
     [{ JWT_KEYS: keySetJson(publicOnly as typeof a) }, /no private part "d"/],
     [{ JWT_KEYS: keySetJson({ ...a, d: 'AAAA' }) }, /is malformed/],
     // Meant by its maker for something else: encryption (ECDH-ES takes EC keys), or verifying only.
