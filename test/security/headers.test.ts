@@ -38,7 +38,8 @@ t.test('HSTS in production only', async (t) => {
   t.notOk((await dev.inject({ url: '/health/live' })).headers['strict-transport-security'])
   // The test settings' argon2 (8192 KiB, 1 pass) is below what production takes: OWASP's line at 1 pass.
   const prod = await buildApp(t, { env: { NODE_ENV: 'production', ARGON2_MEMORY_COST: '47104' } })
-  t.match((await prod.inject({ url: '/health/live' })).headers['strict-transport-security'], /max-age=31536000/)
+  t.equal((await prod.inject({ url: '/health/live' })).headers['strict-transport-security'], 'max-age=31536000; includeSubDomains',
+    'a year, and the subdomains too: a sibling served over HTTP could otherwise set cookies for the parent domain')
 })
 
 t.test('Cache-Control: no-store on every response that carries a token', async (t) => {
@@ -66,4 +67,10 @@ t.test('oversized Cookie and Authorization headers are a 4xx, never a 500', asyn
     t.equal(res.statusCode, 431, url)
     t.equal(res.json().code, 'REQUEST_HEADER_TOO_LARGE')
   }
+  const atTheLimit = `junk=${'a'.repeat(8 * 1024 - 'junk='.length)}`
+  t.equal(atTheLimit.length, 8 * 1024)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: atTheLimit } })).statusCode, 204,
+    'a Cookie header of exactly 8 KiB is read')
+  const overTheLimit = await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: `${atTheLimit}a` } })
+  t.same([overTheLimit.statusCode, overTheLimit.json().code], [431, 'REQUEST_HEADER_TOO_LARGE'], 'one byte more is not')
 })
