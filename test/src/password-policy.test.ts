@@ -16,6 +16,7 @@ t.test('refuses what an attacker tries first, saying which rule', async (t) => {
     ['Sunshine2024!', COMMON],
     ['!!iloveyou!!', COMMON],
     ['PASSWORD 1234', COMMON], // case and spaces change nothing
+    ['2024  sunshine', COMMON], // padded in front, spaces too
     ['ｐａｓｓｗｏｒｄ１２３４', COMMON], // nor fullwidth forms: NFKC, as hashed
     [email, EMAIL],
     ['Jane.Doe@Example.com', EMAIL],
@@ -23,6 +24,7 @@ t.test('refuses what an attacker tries first, saying which rule', async (t) => {
     ['aaaaaaaaaaaa', PATTERN],
     ['abcabcabcabc', PATTERN],
     ['a1a1a1a1a1a1', PATTERN],
+    ['ab\n'.repeat(4), PATTERN], // a line break is a character like any other
     ['xyzw'.repeat(32), PATTERN],
     ['abcdefghijkl', PATTERN],
     ['lkjihgfedcba', PATTERN],
