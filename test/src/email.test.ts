@@ -46,6 +46,13 @@ t.test('refuses what is not a plausible address', async (t) => {
   for (const input of bad) t.equal(normalizeEmail(input), null, name(input))
 })
 
+t.test('an address is at most 254 characters, the longest SMTP carries (RFC 5321)', async (t) => {
+  const domain = `${'d'.repeat(63)}.${'e'.repeat(63)}.${'f'.repeat(63)}.${'g'.repeat(60)}`
+  t.equal(`a@${domain}`.length, 254)
+  t.equal(normalizeEmail(`a@${domain}`), `a@${domain}`, '254 characters')
+  t.equal(normalizeEmail(`ab@${domain}`), null, '255 characters')
+})
+
 t.test('a new account takes an address written the one way a mailbox is written', async (t) => {
   t.test('each other way of writing an address is refused, though normalizeEmail still reads it', async (t) => {
     // Each is a@example.com to a mail server, or more than one mailbox; normalizeEmail keeps it as it was written.
