@@ -7,7 +7,9 @@ t.test('an IPv4 client seen by a dual-stack listener reads as the IPv4 address i
 })
 
 t.test('every other address is kept as it is', async (t) => {
-  for (const ip of ['203.0.113.7', '2001:db8::1', '::1', '::ffff:cb00:7107', '::ffff:1.2.3', '64:ff9b::203.0.113.7', '']) {
+  for (const ip of ['203.0.113.7', '2001:db8::1', '::1', '::ffff:cb00:7107', '::ffff:1.2.3', '64:ff9b::203.0.113.7',
+    // Ends as a mapped address does, and is another host: only ::ffff:0:0/96 is IPv4.
+    '2001:db8::ffff:203.0.113.7', '']) {
     t.equal(clientAddress(ip), ip, JSON.stringify(ip))
   }
 })
