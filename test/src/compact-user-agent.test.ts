@@ -54,6 +54,20 @@ t.test('a value stored before the table existed, or by a client outside it, is i
   t.equal(expandUserAgent(clampUserAgent('bell\u0007 and \u0001 from a client')), 'bell? and ? from a client', 'control bytes from a client were replaced before storage')
 })
 
+t.test('a phrase is replaced wherever it stands, however often', async (t) => {
+  const twice = 'Mozilla/5.0 (compatible) Mozilla/5.0 (X11; Linux x86_64) X11; Linux x86_64'
+  t.equal(compactUserAgent(twice), '\x01compatible) \x01\x09) \x09')
+  t.equal(expandUserAgent(compactUserAgent(twice)), twice)
+})
+
+t.test('a code the table does not hold yet, as a later release appends, reads as ? on this one', async (t) => {
+  // During a rolling deploy this release lists sessions the next one stored, with the phrases it added.
+  const codes = Array.from({ length: 0x1f }, (_, i) => String.fromCharCode(i + 1)).filter((code) => expandUserAgent(code) === '?')
+  t.ok(codes.length > 0, `${codes.length} codes left to append`)
+  t.same(codes, codes.map((_, i) => String.fromCharCode(0x1f - codes.length + 1 + i)), 'the last ones, after every phrase the table holds')
+  t.equal(expandUserAgent('Mozilla/5.0 (\x1f)'), 'Mozilla/5.0 (?)')
+})
+
 t.test('a user agent cut to its first 128 characters is kept without the rest of the header', async (t) => {
   let stored = ''
   const needle = headerFor('Mozilla/5.0 (X11; Linux x86_64) ', (header) => { stored = clampUserAgent(header) })
