@@ -196,16 +196,22 @@ t.test('in Chromium, an account whose domain was registered as typed signs in fr
 })
 
 t.test('logins past the hashing queue\'s bound are answered 503 SERVICE_BUSY at once, with Retry-After', async (t) => {
-  const app = await buildApp(t, { store: 'memory', env: { ...ONE_SLOW_HASH_AT_A_TIME, ARGON2_MAX_QUEUE: '1' } })
+  const app = await buildApp(t, { store: 'memory', env: { ...ONE_SLOW_HASH_AT_A_TIME, ARGON2_MAX_QUEUE: '2' } })
   const account = await registerAndLogin(app)
-  const burst = await Promise.all(Array.from({ length: 4 }, (_, i) =>
-    app.inject({ method: 'POST', url: '/auth/login', payload: { email: i === 0 ? account.email : uniqueEmail(), password: PASSWORD } })))
-  t.same(burst.map((r) => r.statusCode), [200, 401, 503, 503], 'one hashing, one waiting; the other two refused')
-  for (const refused of burst.slice(2)) {
+  const signIn = async (email: string) => await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } })
+  // In this order: light-my-request sends an injection only once it is awaited.
+  const sent = [signIn(account.email), signIn(uniqueEmail()), signIn(uniqueEmail()), signIn(uniqueEmail()), signIn(uniqueEmail())]
+  await Promise.all(sent.slice(3))
+  const during = (await app.inject({ url: '/metrics' })).body
+  t.match(during, /^auth_password_hashes\{state="running"\} 1$/m, 'once the refused are answered, /metrics shows the one hash computing')
+  t.match(during, /^auth_password_hashes\{state="waiting"\} 2$/m, 'and the two waiting for its slot')
+  const burst = await Promise.all(sent)
+  t.same(burst.map((r) => r.statusCode), [200, 401, 401, 503, 503], 'one hashing, two waiting; the other two refused')
+  for (const refused of burst.slice(3)) {
     t.same(refused.json(), { statusCode: 503, code: 'SERVICE_BUSY', error: 'Service Unavailable', message: 'Too many sign-ins at once, retry shortly' })
     t.equal(refused.headers['retry-after'], '1')
   }
-  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: account.email, password: PASSWORD } })).statusCode, 200, 'and the next login is served')
+  t.equal((await signIn(account.email)).statusCode, 200, 'and the next login is served')
   const metrics = (await app.inject({ url: '/metrics' })).body
   t.match(metrics, /^auth_password_hashes_shed_total\{reason="queue_full"\} 2$/m, 'the refusals are counted in /metrics')
   t.match(metrics, /^auth_password_hashes\{state="waiting"\} 0$/m, 'beside the queue\'s depth')
