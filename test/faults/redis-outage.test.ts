@@ -105,10 +105,13 @@ t.test('Redis down at start: the service starts, answers 503 fast, and recovers 
   const login = await timed(() => app.inject({ method: 'POST', url: '/auth/login', payload: { email: uniqueEmail(), password: PASSWORD } }))
   t.equal(login.value.statusCode, 503)
   t.ok(login.ms < 2000, `login answered in ${login.ms.toFixed(0)} ms`)
+  const skew = async () => /^auth_store_clock_skew_seconds .*$/m.exec((await app.inject({ url: '/metrics' })).body)?.[0]
+  t.equal(await skew(), undefined, 'no clock skew shown before the store\'s clock is read (not a skew of 0)')
 
   // Now bring Redis up on that very port.
   await redis.start()
   await waitUntilReady(app)
+  t.match(await skew(), /^auth_store_clock_skew_seconds -?\d/, 'and shown once it is')
   const session = await registerAndLogin(app)
   t.equal((await refresh(app, session.cookie)).statusCode, 200, 'login and refresh work once Redis is there')
 })
