@@ -31,7 +31,10 @@ t.test('hostile input gets a clear 4xx JSON error with a stable code, never a 50
     ['invalid UTF-8', () => post('/auth/login', Buffer.concat([Buffer.from('{"email":"a@example.com","password":"'), Buffer.from([0xff, 0xfe]), Buffer.from('correct horse"}')])), 400, 'REQUEST_MALFORMED_BODY'],
     ['gzip-compressed JSON', () => encoded('gzip', gzipSync(JSON.stringify({ email: 'a@example.com', password: PASSWORD }))), 415, 'REQUEST_UNSUPPORTED_ENCODING'],
     ['plain JSON labelled as compressed', () => encoded('br', JSON.stringify({ email: 'a@example.com', password: PASSWORD })), 415, 'REQUEST_UNSUPPORTED_ENCODING'],
-    ['identity encoding: read as any body', () => encoded('identity', JSON.stringify({ email: 'a@example.com', password: PASSWORD })), 401, 'AUTH_INVALID_CREDENTIALS']
+    ['identity encoding: read as any body', () => encoded('identity', JSON.stringify({ email: 'a@example.com', password: PASSWORD })), 401, 'AUTH_INVALID_CREDENTIALS'],
+    // Content codings are case-insensitive (RFC 9110 §8.4.1).
+    ['identity encoding in capitals: read too', () => encoded('IDENTITY', JSON.stringify({ email: 'a@example.com', password: PASSWORD })), 401, 'AUTH_INVALID_CREDENTIALS'],
+    ['a body longer than its Content-Length', () => app.inject({ method: 'POST', url: '/auth/login', payload: JSON.stringify({ email: 'a@example.com', password: PASSWORD }), headers: { 'content-type': 'application/json', 'content-length': '10' } }), 400, 'REQUEST_MALFORMED_BODY']
   ]
   for (const [name, request, status, code] of cases) {
     const res = await request()
