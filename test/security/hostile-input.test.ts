@@ -123,6 +123,13 @@ t.test('a path served with other methods is a JSON 405 naming them, in the body 
   }
   const head = await app.inject({ method: 'HEAD', url: '/auth/refresh' })
   t.same([head.statusCode, head.headers.allow, head.body], [405, 'POST', ''], 'a HEAD too, without a body')
+
+  // With CORS on, preflights are answered on every path: OPTIONS is no method a path is served with.
+  const cors = await buildApp(t, { store: 'memory', env: { ALLOWED_ORIGINS: 'https://app.example.com' } })
+  const wrongMethod = await cors.inject({ method: 'GET', url: '/auth/login' })
+  t.same([wrongMethod.statusCode, wrongMethod.headers.allow], [405, 'POST'], 'with CORS on: Allow names POST alone')
+  const unknown = await cors.inject({ method: 'GET', url: '/no/such/path' })
+  t.same([unknown.statusCode, unknown.headers.allow, unknown.json().code], [404, undefined, 'NOT_FOUND'], 'and an unknown path is a 404')
 })
 
 t.test('no route answers a 500 for any of a batch of hostile requests', async (t) => {
