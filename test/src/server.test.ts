@@ -130,6 +130,21 @@ t.test('SIGTERM: a request still arriving when the drain begins has a second to 
   t.equal(server.output().match(/"url":"\/auth\/login".*"res":\{"statusCode":503\}.*"msg":"request completed"/g)?.length, 1, 'the refused login is in the access log, with the status it was answered')
 })
 
+t.test('SIGTERM with SHUTDOWN_TIMEOUT=1: a request still arriving is refused within it, so it ends well', async (t) => {
+  const port = await freePort()
+  const server = startServer(testEnv({ PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT: '1' }))
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  await waitForListening(server)
+  const stalledBody = connect(port, '127.0.0.1')
+  const answer = answersOn(stalledBody)
+  stalledBody.write('POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60\r\n\r\n{"email"')
+  await sleep(100)
+  server.child.kill('SIGTERM')
+  t.match((await answer)[0], { status: 503, body: { code: 'SERVICE_NOT_READY' } }, 'refused in the service\'s shape')
+  t.equal(await server.exited, 0, 'a clean exit: given the whole second to arrive, it would be refused as the timeout kills the process')
+  t.notMatch(server.output(), /killed by timeout/)
+})
+
 t.test('production refuses unsafe config at start with a one-line message naming the variable', async (t) => {
   // Secrets production takes: each made of many characters, no text repeated.
   const j = 'j-a-test-secret-of-forty-bytes-or-more'
