@@ -88,7 +88,7 @@ t.test('JWT_ALGORITHM picks the file\'s key pair of that algorithm', async (t) =
 t.test('an instance with other material than the instances on its Redis refuses to start, and says what to do', async (t) => {
   const dir = t.testdir()
   const prefix = uniquePrefix()
-  await buildApp(t, { prefix, env: devEnv(join(dir, 'here.json')) })
+  const first = await buildApp(t, { prefix, env: devEnv(join(dir, 'here.json')) })
   const err = await refusedStart(t, prefix, devEnv(join(dir, 'elsewhere.json')))
   t.match(err.message, new RegExp(`^JWT_KEYS is not set, and the one generated in .*elsewhere\\.json is not the one the other instances on this Redis \\(key prefix ${prefix}\\) use: .*` +
     `Set JWT_KEYS on every instance, or delete the Redis key ${prefix}dev-secret-digest:JWT_KEYS:ES256 to start over$`))
@@ -97,6 +97,8 @@ t.test('an instance with other material than the instances on its Redis refuses 
 
   const keysGiven = await refusedStart(t, prefix, devEnv(join(dir, 'elsewhere.json'), { JWT_KEYS: elsewhere['JWT_KEYS:ES256'] as string, JWT_SECRET: '' }))
   t.match(keysGiven.message, /^REFRESH_TOKEN_SECRET is not set, and the one generated in .* Set REFRESH_TOKEN_SECRET on every instance/, 'each generated secret is checked')
+  const another = await buildApp(t, { prefix, env: devEnv(join(dir, 'here.json')) })
+  t.equal(another.secrets.signingKeys.current.kid, first.secrets.signingKeys.current.kid, 'the refused ones changed nothing: one more instance of the first file starts')
 })
 
 t.test('with Redis refusing the check (a user without DEL), the instance starts on the file\'s material and says Redis refused it', async (t) => {
