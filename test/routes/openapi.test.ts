@@ -120,7 +120,10 @@ t.test('the documented answers carry X-Request-Id where the service names them, 
     const named = Number(answer.status) >= 400 || !quiet.has(answer.operation)
     t.same(answer.headers['X-Request-Id'], named ? { $ref: '#/components/headers/RequestId' } : undefined, `${answer.operation} ${answer.status}: ${named ? 'X-Request-Id' : 'no X-Request-Id'}`)
     if (answer.status === '429') t.same(answer.headers['Retry-After'], { $ref: '#/components/headers/RetryAfter' }, `${answer.operation} 429: Retry-After`)
+    // SERVICE_BUSY (a sign-in shed by the hasher) carries one; a store that does not answer, none.
+    if (answer.status === '503') t.same(answer.headers['Retry-After'], { $ref: '#/components/headers/RetryAfterWhenBusy' }, `${answer.operation} 503: Retry-After when busy`)
   }
+  t.ok(answers.some((answer) => answer.operation === 'POST /auth/login' && answer.status === '503'), 'login documents its 503')
   const { RequestId, RetryAfter } = (doc.components as unknown as { headers: Record<string, { required?: boolean, schema: { pattern?: string } }> }).headers
   t.match(RequestId, { required: true })
   t.match(RetryAfter, { required: true })
