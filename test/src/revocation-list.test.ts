@@ -16,6 +16,27 @@ t.test('an entry is refused until its expiry and forgotten after', async (t) => 
   t.equal(list.size, 0, 'dropped on look-up')
   list.add('late', 1500)
   t.equal(list.size, 0, 'an already expired revocation is not stored')
+  list.add('now', 2000)
+  t.equal(list.size, 0, 'nor one expiring as it comes')
+  list.add('b', 3000)
+  now = 3000
+  list.sweep()
+  t.equal(list.size, 0, 'the sweep drops an entry at its expiry')
+})
+
+t.test('a later revocation of the same id extends it; an earlier one does not shorten it', async (t) => {
+  let now = 1000
+  const list = new RevocationList({ now: () => now })
+  t.teardown(() => list.close())
+  list.add('a', 2000)
+  list.add('b', 2500)
+  list.add('a', 3000)
+  list.add('a', 1500)
+  now = 2500
+  list.sweep()
+  t.same([list.has('a'), list.has('b'), list.size], [true, false, 1], 'refused until the later expiry, and swept in that order')
+  now = 3000
+  t.equal(list.has('a'), false, 'and no longer')
 })
 
 t.test('10,000 revocations: bounded memory, emptied after the TTL (measured)', async (t) => {
