@@ -109,3 +109,20 @@ t.test('never goes back when a reading replaces another: two refreshes on one in
   const [stalled, precise] = [given[4]!, given[5]!]
   t.ok(precise >= stalled, `the time given after the precise reading (${precise}) is not behind the one given after the stalled one (${stalled})`)
 })
+
+t.test('a series of readings that fails is tried again at the next use, not only at the next connection', async (t) => {
+  const server = await PrivateRedis.start(t)
+  const redis = createRedisClient({ url: server.url, commandTimeoutMs: 100 })
+  t.teardown(() => redis.disconnect())
+  await redis.connect()
+  const clock = new RedisClock(redis, `${uniquePrefix()}clock`)
+  t.teardown(() => clock.close())
+  const stall = await server.stall(t, 0.5)
+  clock.now() // its first use: the series times out while Redis is busy
+  await stall.woken
+  t.equal(clock.skewMs, null, 'nothing read during the stall')
+  clock.now()
+  // The regular reading comes every 10 s; a reconnection never, on a connection kept.
+  await within(3000, async () => clock.skewMs !== null, 'read at the next use after the failure')
+  t.ok(Math.abs(await redisTime(redis) - clock.now()) < 50, 'and it reads as Redis\'s clock')
+})
