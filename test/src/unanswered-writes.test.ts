@@ -48,6 +48,16 @@ function family (userId = newUserId()): CreateFamilyInput {
   return { userId, email: 'someone@example.com', familyId: randomUUID(), tokenHash: 'h', userAgent: 'test-agent', ip: '192.0.2.1' }
 }
 
+/** Follow-ups on a store whose late writes settle after `lateWritesMs`, holding two families of one user. */
+async function twoFamiliesOfOneUser (t: Test, lateWritesMs: number) {
+  const store = new UnreliableStore(lateWritesMs)
+  const followUps = followUpsOn(t, store)
+  const first = family()
+  const families = [first, family(first.userId)] as const
+  for (const f of families) await store.create(f)
+  return { store, ...followUps, families }
+}
+
 function logs () {
   const lines: Array<{ level: 'info' | 'warn', obj: object, msg: string }> = []
   return {
@@ -238,12 +248,7 @@ t.test('after close, a family is tried once and not remembered', async (t) => {
 })
 
 t.test('the access tokens of what an unanswered write ended are revoked once it can no longer run late', async (t) => {
-  const LATE_WRITES_MS = 1000
-  const store = new UnreliableStore(LATE_WRITES_MS)
-  const { writes, revocations } = followUpsOn(t, store)
-  const [ended, kept] = [family(), family()]
-  kept.userId = ended.userId
-  for (const f of [ended, kept]) await store.create(f)
+  const { store, writes, revocations, families: [ended, kept] } = await twoFamiliesOfOneUser(t, 1000)
   // A revoke the caller was not answered, which the store runs later.
   writes.revokeEnded(ended.userId)
   await sleep(100)
@@ -255,12 +260,7 @@ t.test('the access tokens of what an unanswered write ended are revoked once it 
 })
 
 t.test('a follow-up asked for again while its older one is under way stays, and is done in its turn', async (t) => {
-  const LATE_WRITES_MS = 300
-  const store = new UnreliableStore(LATE_WRITES_MS)
-  const { writes, revocations } = followUpsOn(t, store)
-  const [first, second] = [family(), family()]
-  second.userId = first.userId
-  for (const f of [first, second]) await store.create(f)
+  const { store, writes, revocations, families: [first, second] } = await twoFamiliesOfOneUser(t, 300)
   store.readAnsweredAfterMs = 300
   await store.revoke(first.userId, first.familyId)
   writes.revokeEnded(first.userId)
