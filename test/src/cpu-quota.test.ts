@@ -72,6 +72,12 @@ t.test('nothing readable, or nothing that parses, is no quota rather than an err
   t.equal(cpuQuotaCores({ membership: '/nonexistent/cgroup', mount: '/nonexistent' }), null)
   t.equal(cpuQuotaCores(cgroups(t, 'garbage\n', {})), null)
   t.equal(cpuQuotaCores(cgroups(t, '0::/ctr\n', { 'ctr/cpu.max': '1e5 0\n' })), null)
+  t.equal(cpuQuotaCores(cgroups(t, '0::/ctr\n', { 'ctr/cpu.max': '0 100000\n' })), null,
+    'a quota of 0 (which the kernel refuses to set) is not read as one core')
+  t.equal(cpuQuotaCores(cgroups(t, '7:cpux\n', {
+    'cpu/cpu.cfs_quota_us': '100000\n',
+    'cpu/cpu.cfs_period_us': '100000\n'
+  })), null, 'a line without its three fields names no controller, however its text reads')
   t.equal(cpuQuotaCores(cgroups(t, '0::/../../../etc\n', { '../../../etc/cpu.max': '100000 100000\n' })), null, 'a listed path does not climb out of the mount')
 })
 
