@@ -129,6 +129,10 @@ t.test('secrets must be at least 32 bytes, and the two must differ', async (t) =
   t.throws(() => loadConfig({ JWT_SECRET: 'short' }), { message: /JWT_SECRET must be at least 32 bytes/ })
   t.throws(() => loadConfig({ REFRESH_TOKEN_SECRET: 'short' }), { message: /REFRESH_TOKEN_SECRET must be at least 32 bytes/ })
   t.throws(() => loadConfig({ JWT_SECRET: secret('s'), REFRESH_TOKEN_SECRET: secret('s') }), { message: /must differ/ })
+  // Counted in bytes as UTF-8 encodes them, not in characters: 16 characters of two bytes each are 32 bytes.
+  const accented = 'àáâãäåæçèéêëìíîï'
+  t.equal(loadConfig({ JWT_SECRET: accented }).jwt.secret, accented, '32 bytes, in 16 characters: taken')
+  t.throws(() => loadConfig({ JWT_SECRET: `${accented.slice(0, 15)}i` }), { message: /JWT_SECRET must be at least 32 bytes/ }, '31 bytes: refused')
 })
 
 t.test('REFRESH_TOKEN_ACCEPTED_SECRETS: the other secrets of a rotation, each checked like REFRESH_TOKEN_SECRET', async (t) => {
@@ -171,6 +175,8 @@ t.test('JWT_ISSUER and JWT_AUDIENCE are taken as every token carries them: no wh
     ['JWT_ISSUER', 'https://auth.example.com\r', badEnd('JWT_ISSUER', 'https://auth.example.com\r')],
     ['JWT_AUDIENCE', ' my-api', badEnd('JWT_AUDIENCE', ' my-api')],
     ['JWT_AUDIENCE', 'my\u0000api', badEnd('JWT_AUDIENCE', 'my\u0000api')],
+    ['JWT_AUDIENCE', 'my\u007fapi', badEnd('JWT_AUDIENCE', 'my\u007fapi')],
+    ['JWT_ISSUER', 'auth\u0085service', badEnd('JWT_ISSUER', 'auth\u0085service')],
     ['JWT_ISSUER', 'auth service:1', notUri('JWT_ISSUER', 'auth service:1')],
     ['JWT_AUDIENCE', '1:api', notUri('JWT_AUDIENCE', '1:api')],
     // A URL parser takes it, encoding the space; a token would carry it unencoded.
@@ -292,11 +298,17 @@ t.test('production refuses unsafe config with a message naming the variable', as
     [{ REDIS_URL: undefined }, /REDIS_URL is required in production/],
     [{ COOKIE_SECURE: 'false' }, /COOKIE_SECURE=false is not allowed in production/],
     [{ JWT_SECRET: 'change-me-change-me-change-me-change-me' }, /JWT_SECRET still holds the placeholder/],
+    [{ JWT_SECRET: 'CHANGE_ME-to-a-secret-of-32-bytes-or-more' }, /JWT_SECRET still holds the placeholder/],
     [{ JWT_SECRET: 'j'.repeat(40) }, /^JWT_SECRET is made of one character \(a random one has far more\), which no generator of secrets makes and anyone can guess; generate one with: openssl rand -base64 48$/],
     [{ REFRESH_TOKEN_SECRET: '0110'.repeat(10) }, /^REFRESH_TOKEN_SECRET is made of 2 distinct characters/],
     [{ REFRESH_TOKEN_SECRET: 'abcd'.repeat(10) }, /^REFRESH_TOKEN_SECRET is made of 4 distinct characters/],
     [{ REFRESH_TOKEN_SECRET: 'secret'.repeat(6) }, /^REFRESH_TOKEN_SECRET is one text of 6 characters repeated/],
     [{ REFRESH_TOKEN_SECRET: `${'my-session-key-'.repeat(2)}my-ses` }, /^REFRESH_TOKEN_SECRET is one text of 15 characters repeated/],
+    [{ REFRESH_TOKEN_SECRET: 'my-session-key-1'.repeat(2) }, /^REFRESH_TOKEN_SECRET is one text of 16 characters repeated/],
+    // Its ends meet as "zzz", where the repeated text begins "zzT": found only by falling back along shorter borders.
+    [{ REFRESH_TOKEN_SECRET: 'zzTop!z'.repeat(6) }, /^REFRESH_TOKEN_SECRET is one text of 7 characters repeated/],
+    // Characters, not UTF-16 code units: four emoji share one high surrogate, which would make a fifth.
+    [{ REFRESH_TOKEN_SECRET: '🔑🔒🔓🔐🔑🔓🔒🔐🔐🔑' }, /^REFRESH_TOKEN_SECRET is made of 4 distinct characters/],
     [{ ALLOWED_ORIGINS: 'https://app.example.com,http://app.example.com' }, /ALLOWED_ORIGINS: "http:\/\/app.example.com" is plain HTTP; production grants sessions to https:\/\/ origins only/],
     [{ ALLOWED_ORIGINS: 'http://localhost:5173' }, /ALLOWED_ORIGINS: "http:\/\/localhost:5173" is plain HTTP/],
     // OWASP's argon2id lines: 47104 KiB at 1 pass, 19456 at 2, 12288 at 3, 9216 at 4, 7168 at 5.
