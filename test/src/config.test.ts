@@ -634,9 +634,6 @@ t.test('rate limits are "max/windowSeconds"', async (t) => {
 
 t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) => {
   const { privateJwk, keySetJson } = await import('../helpers/keys.js')
-  const { writeFileSync, mkdtempSync } = await import('node:fs')
-  const { join } = await import('node:path')
-  const { tmpdir } = await import('node:os')
   const a = privateJwk('ES256', 'key-a')
   const b = privateJwk('EdDSA', 'key-b')
 
@@ -652,6 +649,7 @@ t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) 
   t.equal(loadConfig({ JWT_KEYS: keySetJson({ ...a, kid: longest }) }).jwt.keySet?.current.kid, longest, 'a kid of 64 characters')
 
   const dir = mkdtempSync(join(tmpdir(), 'keys-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true })) // it holds a private key
   writeFileSync(join(dir, 'jwks.json'), keySetJson(a))
   t.equal(loadConfig({ JWT_KEYS_FILE: join(dir, 'jwks.json') }).jwt.keySet?.current.kid, 'key-a')
 
