@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
@@ -6,6 +8,10 @@ import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin
 import { within } from '../helpers/poll.js'
 
 // The operators' command (src/admin.ts) with a store that answers. When the store fails it: test/faults/admin-store.test.ts.
+
+// Each command is a process of its own, starting the service's app: about 1.5 minutes in all, nearer the runner's
+// 2 minutes per file when another suite runs beside it.
+t.setTimeout(240_000)
 
 t.test('sign-out ends every session of the account: its refresh cookies and, on every instance, its access tokens are refused', async (t) => {
   const { a, b, env } = await deployment(t)
@@ -88,6 +94,18 @@ t.test('set-password wins over what happens to the account while it hashes: a si
     t.same([(await signIn(a, email, chosen)).statusCode, (await signIn(a, email, 'another passphrase, set meanwhile')).statusCode], [200, 401],
       'the operator\'s password is the one set')
   })
+
+  await t.test('an account deleted meanwhile is said to be, exiting 1: no password is set, and no account made', async (t) => {
+    const email = uniqueEmail()
+    const first = await registerAndLogin(a, email)
+    const command = admin(env, ['set-password', email], `${chosen}\n`)
+    await within(10_000, async () => (await me(a, first.accessToken)).statusCode === 401, 'the first ending')
+    t.ok(await a.users.delete(subOf(first.accessToken)), 'the account deleted under the command')
+    const ran = await command
+    t.same([ran.code, ran.stdout], [1, ''])
+    t.equal(ran.stderr, `admin: the account of ${email} was deleted meanwhile\n`, 'said in one line, no stack')
+    t.equal(await a.users.findByEmail(email), null, 'no account holds the email')
+  })
 })
 
 t.test('delete-account ends every session and deletes the account, whose email is then free', async (t) => {
@@ -113,7 +131,9 @@ t.test('a password that is refused changes nothing: not the password, not the se
     [`${email}\n`, /^admin: the password is refused: A password must not be the account's email address\n$/],
     ['too short\n', /^admin: the password must be 12 to 128 characters; standard input's first line has 9\n$/],
     ['', /^admin: the password must be 12 to 128 characters; standard input's first line has 0\n$/],
-    [`${'x1'.repeat(65)}\n`, /first line has 130\n$/]
+    [`${'x1'.repeat(65)}\n`, /first line has 130\n$/],
+    // Characters, as the HTTP routes count them, not UTF-16 code units (15 here).
+    ['short 🔑🔒🔓🔐!\n', /first line has 11\n$/]
   ]
   let cookie = session.cookie
   for (const [input, message] of cases) {
@@ -124,6 +144,24 @@ t.test('a password that is refused changes nothing: not the password, not the se
     t.equal(rotated.statusCode, 200, 'the session lives on')
     cookie = nextRefreshCookie(a, rotated)
   }
+  t.equal((await signIn(a, email, PASSWORD)).statusCode, 200, 'and the password is the one it was')
+})
+
+t.test('set-password run on a terminal refuses to read the password there, where it would be echoed: nothing changes', async (t) => {
+  const { a, env } = await deployment(t)
+  const email = uniqueEmail()
+  const session = await registerAndLogin(a, email)
+  // The command on a pseudo-terminal of its own (util-linux script), as an operator would type it.
+  const command = [process.execPath, '--import', 'tsx', 'src/admin.ts', 'set-password', email].map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(' ')
+  const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: join(import.meta.dirname, '..', '..'), env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv })
+  let output = ''
+  child.stdout.on('data', (d) => { output += String(d) })
+  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+  const [code] = await once(child, 'exit') as [number | null]
+  clearTimeout(killer)
+  t.equal(code, 1, output)
+  t.match(output, /^admin: set-password reads the new password from standard input, and will not have it echoed on a terminal: pipe it in/)
+  t.equal((await refresh(a, session.cookie)).statusCode, 200, 'the session lives on')
   t.equal((await signIn(a, email, PASSWORD)).statusCode, 200, 'and the password is the one it was')
 })
 
