@@ -25,6 +25,15 @@ async function infoCalls (redis: PrivateRedis): Promise<number> {
   return Number(/^cmdstat_info:calls=([0-9]+)/m.exec(stats)?.[1] ?? 0)
 }
 
+/** Closes the service's connection, and waits until the new one has been asked all it is asked. */
+async function reconnected (redis: PrivateRedis, what: string): Promise<void> {
+  const asked = await infoCalls(redis)
+  await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
+  await within(3000, async () => await infoCalls(redis) >= asked + 5, what)
+  // The answers are read right after they arrive; give the log line every chance to be written.
+  await sleep(100)
+}
+
 t.test('a Redis that evicts keys when full is named at connection, as an error, once per policy', async (t) => {
   const redis = await PrivateRedis.start(t, { args: ['--maxmemory', '64mb', '--maxmemory-policy', 'allkeys-lru'] })
   const logs = logCollector()
@@ -33,9 +42,7 @@ t.test('a Redis that evicts keys when full is named at connection, as an error, 
   matchList(t, logs.evictionErrors(), [{ level: 50, maxmemoryPolicy: 'allkeys-lru', msg: /maxmemory-policy is allkeys-lru: .* set maxmemory-policy noeviction/ }])
 
   // Reconnections (an outage, a failover) check again, and say only what they have not said.
-  const asked = await infoCalls(redis)
-  await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
-  await within(3000, async () => await infoCalls(redis) >= asked + 5, 'the policy asked again on the new connection')
+  await reconnected(redis, 'the policy asked again on the new connection')
   t.equal(logs.evictionErrors().length, 1, 'the same policy is not said again')
   await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'volatile-ttl')
   await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
@@ -63,19 +70,11 @@ t.test('a Redis that keeps no append-only file is named at connection, as a warn
   await within(2000, async () => noFile().length > 0, 'the missing file logged')
   matchList(t, noFile(), [{ level: 40, msg: /loses what was written since its last snapshot, .* accounts and password changes as well as sessions; set appendonly yes/ }], 'as a warning, saying what is lost and what to set')
 
-  /** Closes the service's connection, and waits until the new one has been asked all it is asked. */
-  const reconnected = async (what: string) => {
-    const asked = await infoCalls(redis)
-    await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
-    await within(3000, async () => await infoCalls(redis) >= asked + 5, what)
-    // The answers are read right after they arrive; give the log line every chance to be written.
-    await sleep(100)
-  }
-  await reconnected('asked again on a new connection')
+  await reconnected(redis, 'asked again on a new connection')
   t.equal(noFile().length, 1, 'another connection to the same server: not said again')
   // Once the server keeps one, a server that stops keeping it is news again.
   await redis.command('CONFIG', 'SET', 'appendonly', 'yes')
-  await reconnected('asked on a connection to a server that keeps one')
+  await reconnected(redis, 'asked on a connection to a server that keeps one')
   t.equal(noFile().length, 1, 'nor for a server that keeps one')
   await redis.command('CONFIG', 'SET', 'appendonly', 'no')
   await redis.command('CLIENT', 'KILL', 'TYPE', 'normal')
