@@ -53,7 +53,6 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
   const server = createServer((client) => {
     const target = connect(targetPort, '127.0.0.1')
     clients.add(client)
-    if (held) client.pause()
     const close = (reset = false) => {
       clients.delete(client)
       if (reset) client.resetAndDestroy()
@@ -79,6 +78,8 @@ export async function tcpLink (t: { teardown (fn: () => unknown): void }, target
     })
     client.pipe(watch).pipe(target)
     target.pipe(client)
+    // After pipe(), which resumes its source: a connection made while the link is held is held too.
+    if (held) client.pause()
     client.on('error', () => { close() })
     target.on('error', () => { close() })
     target.on('close', () => { close() })

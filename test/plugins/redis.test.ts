@@ -178,6 +178,19 @@ t.test('REDIS_URL\'s ?family= reaches the client: its host name is resolved to t
   t.equal((await v6.inject({ url: '/health/ready' })).statusCode, 503, 'IPv6 only: never connected')
 })
 
+t.test('a Redis slow to answer at start (0.6 s, within its command timeout) is waited for: the instance starts ready, and says nothing of it', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const link = await tcpLink(t, redis.port)
+  link.hold()
+  const releasing = sleep(600).then(() => link.release())
+  const logs = logCollector()
+  const env = { LOG_LEVEL: 'info', REDIS_URL: `redis://:${redis.password}@127.0.0.1:${link.port}`, REDIS_COMMAND_TIMEOUT_MS: '1500' }
+  const app = await buildApp(t, { env, logStream: logs.stream })
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'ready as it starts')
+  t.same(logs.saying(/not ready at start/), [])
+  await releasing
+})
+
 t.test('a connection reset once the service has served is an outage: logged without the hint that REDIS_URL may want TLS', async (t) => {
   const redis = await PrivateRedis.start(t)
   const link = await tcpLink(t, redis.port)
