@@ -129,6 +129,15 @@ for (const store of ['redis', 'memory'] as const) {
   })
 }
 
+t.test('the right password clears the mistakes made before it: the session\'s count starts again', async (t) => {
+  const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/900', RATE_LIMIT_LOGIN_ACCOUNT: '5/900' } })
+  const owner = await registerAndLogin(app)
+  const answers = []
+  for (const password of ['a mistyped password 1', 'a mistyped password 2', PASSWORD]) answers.push((await changeFrom(app, owner, password)).statusCode)
+  for (let guess = 3; guess <= 6; guess++) answers.push((await changeFrom(app, owner, `a mistyped password ${guess}`)).statusCode)
+  t.same(answers, [401, 401, 204, 401, 401, 401, 429], 'two mistakes, the change, then three more before the limit')
+})
+
 t.test('the guesses of several stolen sessions together stop at the account\'s limit, for every session of the account', async (t) => {
   const app = await buildApp(t, { env: { RATE_LIMIT_LOGIN_ACCOUNT_IP: '3/900', RATE_LIMIT_LOGIN_ACCOUNT: '5/900' } })
   const owner = await registerAndLogin(app, undefined, 'laptop')
