@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { buildApp, type BuildOptions, capturedLogs, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, SHORT_REQUEST_TIMEOUT } from '../helpers/app.js'
+import { buildApp, buildAppThroughLink, type BuildOptions, capturedLogs, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, refreshCookieValue, registerAndLogin, SHORT_REQUEST_TIMEOUT, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { rawRequest, REFUSED_LOGIN_BODIES, unansweredRequest } from '../helpers/raw-http.js'
 import { matchList } from '../helpers/match-list.js'
@@ -99,6 +99,22 @@ t.test('a login whose client hangs up before its answer is still logged at info,
   t.notMatch(JSON.stringify(lines()), PASSWORD, 'no password in any line')
   t.notMatch(JSON.stringify(lines()), 'someone@example.com', 'nor the email')
   t.same(lines().filter((l) => l.msg === 'request completed' && l.req?.url === '/auth/login'), [], 'and no completion line: nothing was answered')
+})
+
+t.test('a request abandoned while a route\'s own hook waits on the store is logged: the line\'s hook runs before the route\'s', async (t) => {
+  const logs = capturedLogs<Line>()
+  const env = { LOG_LEVEL: 'info', REDIS_COMMAND_TIMEOUT_MS: '2000' }
+  const { app, link } = await buildAppThroughLink(t, { prefix: uniquePrefix(), env, logStream: logs.stream })
+  const port = await listenOnLoopback(app)
+  const session = await registerAndLogin(app)
+  // The session list's own hooks ask the store whether the session lives (plugins/live-session.ts): held, it waits.
+  link.hold()
+  try {
+    await hangUp(port, '/auth/sessions', { headers: { authorization: `Bearer ${session.accessToken}` } }, 100)
+    await within(1500, async () => abandoned(logs.lines(), '/auth/sessions').length > 0, 'a line for it while the store is still held')
+  } finally {
+    link.release()
+  }
 })
 
 t.test('an abandoned request of a high-volume route gets a line only where its successes would: ACCESS_LOG=all', async (t) => {
