@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { buildApp, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, setCookies, SHORT_REQUEST_TIMEOUT, uniqueEmail } from '../helpers/app.js'
+import { buildApp, buildAppThroughLink, listenOnLoopback, ONE_SLOW_HASH_AT_A_TIME, PASSWORD, refresh, registerAndLogin, setCookies, SHORT_REQUEST_TIMEOUT, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 import { startServiceOverHttp } from '../helpers/server-process.js'
 import { rawRequest, REFUSED_LOGIN_BODIES, unansweredRequest } from '../helpers/raw-http.js'
@@ -91,6 +91,23 @@ t.test('a request whose client hangs up before its answer is counted once, as 49
   t.equal(sample(body, 'http_requests_total', { route: '/auth/login', status_code: '401' }), 1, 'and not again as the answer no one received')
   t.equal(sample(body, 'http_request_duration_seconds_count', { route: '/auth/login' }), 2, 'each has its latency')
   t.equal(sample(body, 'http_request_duration_seconds_bucket', { route: '/auth/login', le: '0.1' }), 0, 'the abandoned one\'s the time its client waited (over 150 ms), not none')
+})
+
+t.test('a request abandoned while a route\'s own hook waits on the store is counted as 499: the count\'s hook runs before the route\'s', async (t) => {
+  const { app, link } = await buildAppThroughLink(t, { prefix: uniquePrefix(), env: { REDIS_COMMAND_TIMEOUT_MS: '2000' } })
+  const port = await listenOnLoopback(app)
+  const session = await registerAndLogin(app)
+  // The session list's own hooks ask the store whether the session lives (plugins/live-session.ts): held, it waits.
+  link.hold()
+  try {
+    const impatient = unansweredRequest(port, '/auth/sessions', { headers: { authorization: `Bearer ${session.accessToken}` } })
+    await sleep(100)
+    impatient.hangUp()
+    await within(1500, async () => sample((await app.inject({ url: '/metrics' })).body, 'http_requests_total', { route: '/auth/sessions', status_code: '499' }) === 1,
+      'counted as 499 while the store is still held')
+  } finally {
+    link.release()
+  }
 })
 
 t.test('a request the server cuts off once routed is counted with the status the server wrote, not as abandoned', async (t) => {
