@@ -112,6 +112,7 @@ t.test('a request abandoned while a route\'s own hook waits on the store is logg
   try {
     await hangUp(port, '/auth/sessions', { headers: { authorization: `Bearer ${session.accessToken}` } }, 100)
     await within(1500, async () => abandoned(logs.lines(), '/auth/sessions').length > 0, 'a line for it while the store is still held')
+    matchList(t, abandoned(logs.lines(), '/auth/sessions'), [{ level: INFO, req: { method: 'GET', url: '/auth/sessions' } }], 'one line, at info, before the store answers')
   } finally {
     link.release()
   }
