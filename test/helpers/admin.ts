@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import type { Test } from 'tap'
@@ -10,9 +10,25 @@ const ROOT = join(import.meta.dirname, '..', '..')
 
 export interface Ran { code: number | null, stdout: string, stderr: string }
 
+/** Node's arguments that run the command, as `npm run admin` gives them. */
+const ADMIN = ['--import', 'tsx', 'src/admin.ts']
+
 /** `npm run admin -- <args>` as its own process, with exactly this environment, `input` on its standard input. */
 export async function admin (env: Record<string, string | undefined>, args: string[], input: string | Buffer = ''): Promise<Ran> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/admin.ts', ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv })
+  return await ran(spawn(process.execPath, [...ADMIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv }), input)
+}
+
+/**
+ * The same on a pseudo-terminal of its own (util-linux `script`), as an operator types it: what it writes to standard
+ * output and error both arrive in `stdout`.
+ */
+export async function adminOnTerminal (env: Record<string, string | undefined>, args: string[]): Promise<Ran> {
+  const line = [process.execPath, ...ADMIN, ...args].map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(' ')
+  return await ran(spawn('script', ['-qec', line, '/dev/null'], { cwd: ROOT, env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv }), '')
+}
+
+/** What the process wrote and how it exited, `input` given on its standard input; killed after 30 s. */
+async function ran (child: ChildProcessWithoutNullStreams, input: string | Buffer): Promise<Ran> {
   let [stdout, stderr] = ['', '']
   child.stdout.on('data', (d) => { stdout += String(d) })
   child.stderr.on('data', (d) => { stderr += String(d) })

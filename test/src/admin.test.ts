@@ -1,9 +1,7 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { admin, deployment, me, signIn } from '../helpers/admin.js'
+import { admin, adminOnTerminal, deployment, me, signIn } from '../helpers/admin.js'
 import { buildApp, login, nextRefreshCookie, PASSWORD, refresh, registerAndLogin, SHARED_REDIS_URL, sidOf, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { within } from '../helpers/poll.js'
 
@@ -151,14 +149,7 @@ t.test('set-password run on a terminal refuses to read the password there, where
   const { a, env } = await deployment(t)
   const email = uniqueEmail()
   const session = await registerAndLogin(a, email)
-  // The command on a pseudo-terminal of its own (util-linux script), as an operator would type it.
-  const command = [process.execPath, '--import', 'tsx', 'src/admin.ts', 'set-password', email].map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(' ')
-  const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: join(import.meta.dirname, '..', '..'), env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv })
-  let output = ''
-  child.stdout.on('data', (d) => { output += String(d) })
-  const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  const [code] = await once(child, 'exit') as [number | null]
-  clearTimeout(killer)
+  const { code, stdout: output } = await adminOnTerminal(env, ['set-password', email])
   t.equal(code, 1, output)
   t.match(output, /^admin: set-password reads the new password from standard input, and will not have it echoed on a terminal: pipe it in/)
   t.equal((await refresh(a, session.cookie)).statusCode, 200, 'the session lives on')
