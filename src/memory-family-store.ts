@@ -1,5 +1,5 @@
 import { copyString } from './copy-string.js'
-import type { CreateFamilyInput, CreateResult, FamilyPolicy, FamilyStore, FamilySummary, RotateInput, RotateResult } from './family-store.js'
+import { SUPERSEDED_TIMES_KEPT, type CreateFamilyInput, type CreateResult, type FamilyPolicy, type FamilyStore, type FamilySummary, type RotateInput, type RotateResult } from './family-store.js'
 
 interface FamilyRecord {
   current: string
@@ -8,11 +8,11 @@ interface FamilyRecord {
   /** When the caller of the latest rotation asked (RotateInput.requestedAtMs); 0 before the first. */
   rotationRequestedAtMs: number
   /**
-   * The generation the first of the latest run of rotations superseded, each rotation of the run within the grace
-   * window of the one before, and when (family-rotate.lua: b, bt); null when the run is the latest rotation alone.
+   * When each generation superseded within the grace window before the latest rotation was superseded: the first is
+   * `supersededFrom` (family-rotate.lua: b, bt and bh). The one the latest rotation superseded is at `rotatedAtMs`.
    */
-  runFromGeneration: number | null
-  runStartedAtMs: number
+  supersededFrom: number
+  supersededAtMs: number[]
   createdAtMs: number
   absoluteExpiryMs: number
   expiresAtMs: number
@@ -79,8 +79,8 @@ export class MemoryFamilyStore implements FamilyStore {
       generation: 0,
       rotatedAtMs: now,
       rotationRequestedAtMs: 0,
-      runFromGeneration: null,
-      runStartedAtMs: 0,
+      supersededFrom: 0,
+      supersededAtMs: [],
       createdAtMs: Math.floor(now / 1000) * 1000,
       absoluteExpiryMs: Math.floor((now + p.absoluteTtlSeconds * 1000) / 1000) * 1000,
       expiresAtMs: now + ttlMs,
@@ -141,13 +141,14 @@ export class MemoryFamilyStore implements FamilyStore {
         return { status: 'invalid' }
       }
       const graceMs = this.#policy.reuseGraceSeconds * 1000
-      if (graceMs > 0 && now - f.rotatedAtMs < graceMs) {
-        if (f.runFromGeneration === null && f.generation > 0) {
-          f.runFromGeneration = f.generation - 1
-          f.runStartedAtMs = f.rotatedAtMs
-        }
+      if (graceMs > 0 && now - f.rotatedAtMs < graceMs && input.generation === f.generation && f.generation > 0) {
+        const times = [...f.supersededAtMs, f.rotatedAtMs]
+        // Past the window, or past the cap, as family-rotate.lua lets them go; the latest is within the window.
+        const keep = Math.max(times.findIndex((at) => now - at < graceMs), times.length - SUPERSEDED_TIMES_KEPT)
+        f.supersededFrom = f.generation - times.length + keep
+        f.supersededAtMs = times.slice(keep)
       } else {
-        f.runFromGeneration = null
+        f.supersededAtMs = []
       }
       f.current = input.successorHash
       f.generation = input.generation + 1
@@ -169,8 +170,8 @@ export class MemoryFamilyStore implements FamilyStore {
     // Asked for before the latest rotation was: a late attempt of the caller's own, not a replay; or superseded
     // within the grace window, by concurrent requests (family-rotate.lua).
     if (input.requestedAtMs < f.rotationRequestedAtMs) return { status: 'superseded' }
-    const [runFrom, runStartedAtMs] = f.runFromGeneration === null ? [f.generation - 1, f.rotatedAtMs] : [f.runFromGeneration, f.runStartedAtMs]
-    if (graceMs > 0 && input.generation >= runFrom && now - runStartedAtMs < graceMs) return { status: 'superseded' }
+    const supersededAtMs = input.generation === f.generation - 1 ? f.rotatedAtMs : f.supersededAtMs[input.generation - f.supersededFrom]
+    if (graceMs > 0 && supersededAtMs !== undefined && now - supersededAtMs < graceMs) return { status: 'superseded' }
     families.delete(input.familyId)
     this.#recordEnded(input.userId, [input.familyId], now)
     return { status: 'reused' }

@@ -11,7 +11,7 @@
 --           superseded within the grace window; or a token of a family a new login's cookie replaced, within the grace
 --           window; nothing changed)
 -- (the email rides along so the caller can mint the access token without a second round trip)
-local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2', 's', 'x', 'b', 'bt')
+local f = redis.call('HMGET', KEYS[1], 'c', 'g', 'r', 'a', 'e', 'lw', 'ln', 'u2', 's', 'x', 'b', 'bt', 'bh')
 if not f[1] then
   -- Replaced by a new login's cookie within the grace window (family-revoke.lua): this refresh was sent before the
   -- browser had that cookie, and it must not be told to clear it.
@@ -22,6 +22,42 @@ if not f[1] then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- How many superseded generations' times are kept at most: SUPERSEDED_TIMES_KEPT in src/family-store.ts says why.
+local RUN_CAP = 8
+
+-- When each generation superseded before the latest rotation, and within the grace window at that rotation, was
+-- superseded: b the first such generation, bt when, and bh "<b>:<ms>,<ms>,..." the milliseconds from each to the next
+-- (a field a Redis hash keeps in its compact encoding: under 64 bytes). The one before the current was superseded at
+-- r, and is not among them. Returns b and a list of times for generations b .. current - 2.
+-- A release before bh kept b and bt alone, and may leave bh from an earlier run (its b is another) or fewer times than
+-- generations: then each generation without a time of its own takes the one before it, which is no later than its
+-- own, so no token outlives its window.
+local function supersededTimes (current)
+  local from = tonumber(f[11])
+  local times = {}
+  if not from then
+    return current - 1, times
+  end
+  local last = tonumber(f[12])
+  times[1] = last
+  local count = current - 1 - from
+  local anchor, gaps = string.match(f[13] or '', '^(%d+):([%d,]*)$')
+  if tonumber(anchor) == from then
+    for gap in string.gmatch(gaps, '%d+') do
+      last = last + tonumber(gap)
+      times[#times + 1] = last
+    end
+  end
+  while #times < count do times[#times + 1] = last end
+  return from, times
+end
+
+local function clearRun ()
+  if f[11] or f[13] then
+    redis.call('HDEL', KEYS[1], 'b', 'bt', 'bh')
+  end
+end
 
 -- Per-session rate limit, shared by every instance at no extra round trip: a fixed window
 -- (lw = window start, ln = refreshes in it) kept in the family itself. Every answer below counts.
@@ -55,15 +91,28 @@ if (presented == current and f[1] == ARGV[1]) or presented > current then
   -- this is the path a load of refreshes takes.
   redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', presented + 1, 'r', now, 's', ARGV[11],
     'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
-  -- A run of rotations, each within the grace window of the one before, keeps where it began (b: the generation its
-  -- first rotation superseded, bt: when): every token of the run was superseded at bt or after. A rotation that
-  -- begins a run keeps nothing, as most refreshes do: the run is then the latest rotation alone (g - 1, at r).
-  if grace > 0 and now - tonumber(f[3]) < grace then
-    if not f[11] and current > 0 then
-      redis.call('HSET', KEYS[1], 'b', current - 1, 'bt', f[3])
+  -- The generations superseded within the grace window, and when each was (supersededTimes): the one this rotation
+  -- supersedes is the latest, at r. Most refreshes come long after the one before and keep nothing.
+  if grace > 0 and now - tonumber(f[3]) < grace and presented == current and current > 0 then
+    local from, times = supersededTimes(current)
+    times[#times + 1] = tonumber(f[3])
+    -- Those whose window has closed are never asked for again; past RUN_CAP (a client refreshing one session far
+    -- faster than any browser), the oldest are let go too and count as reuse, as they did before times were kept.
+    -- The latest, at r, is within the window (the condition above), so it is always kept.
+    local keep = 1
+    while now - times[keep] >= grace or #times - keep >= RUN_CAP do
+      keep = keep + 1
     end
-  elseif f[11] then
-    redis.call('HDEL', KEYS[1], 'b', 'bt')
+    local gaps = {}
+    for i = keep + 1, #times do gaps[#gaps + 1] = math.max(0, times[i] - times[i - 1]) end
+    redis.call('HSET', KEYS[1], 'b', from + keep - 1, 'bt', times[keep])
+    if #gaps > 0 then
+      redis.call('HSET', KEYS[1], 'bh', (from + keep - 1) .. ':' .. table.concat(gaps, ','))
+    elseif f[13] then
+      redis.call('HDEL', KEYS[1], 'bh')
+    end
+  else
+    clearRun()
   end
   -- The user agent's second half only when it has one (family-create.lua), and none left from a longer one.
   if #ARGV[6] > 64 then
@@ -87,12 +136,20 @@ local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumbe
 -- deadline while a cluster failed over, or one a stalled server ran late), not a copy presented after the token was
 -- superseded: refused below, and the family kept. A replay racing the rotation it would be caught by is refused the
 -- same way, and caught on its next try.
--- So is an older token superseded within the grace window (by the latest run of rotations, less than the window
--- ago): a browser's tabs refreshing at once through several instances, one tab's request reaching its instance after
--- another tab, already holding the successor, had rotated that too. Its sender gets no token, only the advice to
+-- So is an older token superseded within the grace window (less than the window ago, by the rotation that superseded
+-- it, however many came after): a browser's tabs refreshing at once through several instances, one tab's request
+-- reaching its instance after another tab, already holding the successor, had rotated that too. Its sender gets no token, only the advice to
 -- present the cookie it holds now; a copy presented after the window is caught.
-local supersededInGrace = grace > 0 and presented >= (tonumber(f[11]) or current - 1)
-  and now - (tonumber(f[12]) or tonumber(f[3])) < grace
+local supersededInGrace = false
+if grace > 0 and presented < current then
+  if presented == current - 1 then
+    supersededInGrace = now - tonumber(f[3]) < grace
+  else
+    local from, times = supersededTimes(current)
+    local at = times[presented - from + 1]
+    supersededInGrace = at ~= nil and now - at < grace
+  end
+end
 if presented < current and not isParentInGrace and not supersededInGrace and tonumber(ARGV[11]) >= (tonumber(f[9]) or 0) then
   -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
   redis.call('DEL', KEYS[1])

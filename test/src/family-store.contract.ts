@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
-import { clampUserAgent, type FamilyPolicy, type FamilyStore, type RotateInput } from '../../src/family-store.js'
+import { clampUserAgent, SUPERSEDED_TIMES_KEPT, type FamilyPolicy, type FamilyStore, type RotateInput } from '../../src/family-store.js'
 import { newUserId } from '../../src/user-directory.js'
 import { RefreshTokenCodec, type RefreshToken } from '../../src/refresh-token.js'
 
@@ -15,6 +15,13 @@ async function newFamily (store: FamilyStore, userId = newUserId(), replacing?: 
   const first = codec.mint(userId)
   const created = await store.create({ userId, email: 'user@example.com', familyId: first.familyId, tokenHash: codec.seal(first).digest, ...meta, replacing })
   return { first, userId, created }
+}
+
+/** The token `n` rotations after `first`. */
+function generation (first: RefreshToken, n: number): RefreshToken {
+  let token = first
+  for (let i = 0; i < n; i++) token = codec.successor(token)
+  return token
 }
 
 /** A request presenting `token`, made now by the store's clock, as the session service makes it. */
@@ -179,9 +186,9 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'the same token asked for now is a replay')
   })
 
-  // Rotations each within the window of the one before (tabs refreshing on and on) do not stretch it: a token
-  // superseded when the run began has the window from then, however recent the latest rotation.
-  t.test('a run of rotations keeps the window of its first: a token it superseded at its start is reuse once that has passed', async (t) => {
+  // Rotations each within the window of the one before (tabs refreshing on and on) do not stretch it: a token has
+  // the window from when it was superseded, however recent the latest rotation.
+  t.test('a run of rotations does not stretch the window: a token it superseded at its start is reuse once that has passed', async (t) => {
     const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 1 })
     const { first } = await newFamily(store)
     const second = codec.successor(first)
@@ -193,6 +200,49 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     await store.rotate(rotateInput(store, third))
     t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'superseded 1.2 s ago, the latest rotation just now')
     t.same(await store.rotate(rotateInput(store, codec.successor(third))), { status: 'invalid' }, 'the family is revoked')
+  })
+
+  // Nor does a long run shorten it: a client refreshing every few seconds for longer than the window, beside a tab
+  // whose request of a token superseded a moment ago reaches its instance late.
+  t.test('in a run of rotations longer than the window, a token superseded within the window is superseded, the family kept', async (t) => {
+    // A window of 2 s and rotations 500 ms apart: the answers below hold with the machine stalled for up to 1.5 s.
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 2 })
+    const { first } = await newFamily(store)
+    for (let i = 0; i < 6; i++) {
+      if (i > 0) await sleep(500)
+      await store.rotate(rotateInput(store, generation(first, i)))
+    }
+    // Generation 6 is current; 5 the parent; 4 superseded 500 ms ago, by the rotation before the latest.
+    t.same(await store.rotate(rotateInput(store, generation(first, 4))), { status: 'superseded' }, 'superseded one rotation before the latest, 2.5 s into the run')
+    t.same(await store.rotate(rotateInput(store, generation(first, 3))), { status: 'superseded' }, 'and two before it')
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'the first, superseded 2.5 s ago, is reuse')
+    t.same(await store.rotate(rotateInput(store, generation(first, 6))), { status: 'invalid' }, 'the family is revoked')
+  })
+
+  // The window of each token ends on its own, not at the next rotation.
+  t.test('between rotations, a token superseded within the window is superseded while the run began longer ago', async (t) => {
+    const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 2 })
+    const { first } = await newFamily(store)
+    const second = codec.successor(first)
+    const third = codec.successor(second)
+    await store.rotate(rotateInput(store, first))
+    await sleep(1500)
+    await store.rotate(rotateInput(store, second))
+    await store.rotate(rotateInput(store, third))
+    await sleep(600)
+    // 2.1 s after the run began; the second token was superseded 600 ms ago (up to 1.4 s of stall to spare).
+    t.same(await store.rotate(rotateInput(store, second)), { status: 'superseded' }, 'the grandparent, superseded 600 ms ago')
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'the token the run began with, 2.1 s ago')
+  })
+
+  t.test(`a family keeps the time of at most ${SUPERSEDED_TIMES_KEPT} superseded tokens besides the parent: older ones in the window are reuse`, async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const { first } = await newFamily(store)
+    for (let i = 0; i < SUPERSEDED_TIMES_KEPT + 2; i++) await store.rotate(rotateInput(store, generation(first, i)))
+    // Current: SUPERSEDED_TIMES_KEPT + 2; the parent, SUPERSEDED_TIMES_KEPT + 1; kept before it, 1 to SUPERSEDED_TIMES_KEPT.
+    t.same(await store.rotate(rotateInput(store, generation(first, 1))), { status: 'superseded' }, 'the oldest kept')
+    t.same(await store.rotate(rotateInput(store, generation(first, SUPERSEDED_TIMES_KEPT))), { status: 'superseded' }, 'the latest kept')
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'one more back: let go, so taken for reuse')
   })
 
   t.test('a run of rotations that ended leaves nothing to the next: tokens of a later run get its window', async (t) => {

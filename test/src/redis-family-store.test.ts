@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import calculateSlot from 'cluster-key-slot'
-import { clampUserAgent } from '../../src/family-store.js'
+import { clampUserAgent, type RotateInput } from '../../src/family-store.js'
 import { RedisFamilyStore } from '../../src/redis-family-store.js'
-import { RefreshTokenCodec } from '../../src/refresh-token.js'
+import { RefreshTokenCodec, type RefreshToken } from '../../src/refresh-token.js'
 import { newUserId } from '../../src/user-directory.js'
 import { connectedCluster, connectedRedis, deleteKeys, SHARED_REDIS_URL, uniquePrefix } from '../helpers/app.js'
 import { PrivateCluster } from '../helpers/redis-server.js'
@@ -147,4 +147,82 @@ t.test('a user agent stored before compaction lists as it was stored', async (t)
   await store.create({ userId: token.userId, email: 'someone@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: '', ip: '203.0.113.45' })
   await redis.hset(`${prefix}{${token.userId}}:f:${token.familyId}`, 'u1', userAgent.slice(0, 64), 'u2', userAgent.slice(64))
   t.equal((await store.list(token.userId))[0]?.userAgent, userAgent)
+})
+
+/** A refresh presenting `token`, asked for now, from a client without agent or address. */
+function presenting (codec: RefreshTokenCodec, token: RefreshToken): RotateInput {
+  return { userId: token.userId, familyId: token.familyId, generation: token.generation, presentedHash: codec.seal(token).digest, successorHash: codec.seal(codec.successor(token)).digest, requestedAtMs: Date.now(), userAgent: '', ip: '' }
+}
+
+// A rolling deploy runs the release before beside this one: that release kept when a run of rotations began (b, bt)
+// and not when each later token was superseded (bh), and may leave bh behind from an earlier run. Whatever the two
+// leave, a token counts from no later than it was superseded.
+t.test('times of superseded tokens the release before left are read so that no token outlives its window', async (t) => {
+  const { redis, prefix, store, codec } = await setup(t)
+  const cases: Array<{ name: string, fields: (now: number) => Record<string, number | string>, rotations: number, presented: number, status: string }> = [
+    { name: 'b and bt alone, the run begun 1 s ago', fields: (now) => ({ b: 0, bt: now - 1000 }), rotations: 3, presented: 1, status: 'superseded' },
+    { name: 'b and bt alone, the run begun 11 s ago: every token of it counts from then', fields: (now) => ({ b: 0, bt: now - 11_000 }), rotations: 3, presented: 1, status: 'reused' },
+    { name: 'bh without b, left when that release ended a run', fields: (now) => ({ bt: now - 11_000, bh: '0:10000' }), rotations: 3, presented: 1, status: 'reused' },
+    { name: 'bh of another b, from an earlier run', fields: (now) => ({ b: 0, bt: now - 11_000, bh: '5:10000' }), rotations: 3, presented: 1, status: 'reused' },
+    { name: 'bh of this b', fields: (now) => ({ b: 0, bt: now - 11_000, bh: '0:10000' }), rotations: 3, presented: 1, status: 'superseded' },
+    { name: 'fewer times in bh than generations (rotated since by that release): the last one given', fields: (now) => ({ b: 0, bt: now - 11_000, bh: '0:10000' }), rotations: 4, presented: 2, status: 'superseded' }
+  ]
+  for (const c of cases) {
+    let token = codec.mint(newUserId())
+    let old = token
+    await store.create({ userId: token.userId, email: 'a@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: '', ip: '' })
+    for (let i = 0; i < c.rotations; i++) {
+      await store.rotate(presenting(codec, token))
+      token = codec.successor(token)
+      if (token.generation === c.presented) old = token
+    }
+    const key = `${prefix}{${token.userId}}:f:${token.familyId}`
+    const [seconds, micros] = await redis.time()
+    await redis.hdel(key, 'b', 'bt', 'bh')
+    await redis.hset(key, c.fields(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)))
+    t.equal((await store.rotate(presenting(codec, old))).status, c.status, c.name)
+  }
+})
+
+t.test('a family keeps no times of superseded tokens it will not read again', async (t) => {
+  const { redis, prefix, store, codec } = await setup(t)
+  let token = codec.mint(newUserId())
+  const key = `${prefix}{${token.userId}}:f:${token.familyId}`
+  await store.create({ userId: token.userId, email: 'a@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent: '', ip: '' })
+  const rotate = async () => {
+    await store.rotate(presenting(codec, token))
+    token = codec.successor(token)
+    return await redis.hmget(key, 'b', 'bt', 'bh')
+  }
+  const [seconds] = await redis.time()
+  t.same(await rotate(), [null, null, null], 'a first rotation: the parent alone was superseded')
+  t.match(await rotate(), ['0', /^\d+$/, null], 'a second within the window: one time kept')
+  t.match(await rotate(), ['0', /^\d+$/, /^0:\d+$/], 'a third: two')
+  // The first two kept fall out of the window: one left, so no bh.
+  await redis.hset(key, 'bt', Number(seconds) * 1000 - 20_000, 'bh', '0:0')
+  t.match(await rotate(), ['2', /^\d+$/, null], 'a fourth, the two before it out of the window: one kept, no bh left')
+  // As the release before leaves a run it ended: bh without b.
+  await redis.hdel(key, 'b', 'bt')
+  await redis.hset(key, 'bh', '2:0', 'r', Number(seconds) * 1000 - 20_000)
+  t.same(await rotate(), [null, null, null], 'a rotation outside the window drops what was left')
+})
+
+t.test('a family keeping all the times it keeps, at the longest grace window, stays in the compact listpack encoding', async (t) => {
+  const { redis, prefix, codec } = await setup(t)
+  const store = new RedisFamilyStore(redis, { ...policy, reuseGraceSeconds: 300, idleTtlSeconds: 3600, absoluteTtlSeconds: 86_400 }, prefix)
+  let token = codec.mint(newUserId())
+  const key = `${prefix}{${token.userId}}:f:${token.familyId}`
+  const userAgent = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'
+  await store.create({ userId: token.userId, email: 'someone@example.com', familyId: token.familyId, tokenHash: codec.seal(token).digest, userAgent, ip: '203.0.113.45' })
+  for (let i = 0; i < 9; i++) {
+    await store.rotate({ ...presenting(codec, token), userAgent, ip: '203.0.113.45' })
+    token = codec.successor(token)
+  }
+  // As if the window's 300 s had been spread over the run: seven gaps of 42 s, the widest the window holds.
+  const [seconds] = await redis.time()
+  const now = Number(seconds) * 1000
+  await redis.hset(key, 'b', 1, 'bt', now - 294_000, 'bh', `1:${Array(6).fill(42_000).join(',')}`, 'r', now - 1)
+  await store.rotate({ ...presenting(codec, token), userAgent, ip: '203.0.113.45' })
+  t.match(await redis.hmget(key, 'b', 'bh'), ['1', /^1:(\d{5},){6}\d{5}$/], 'eight times kept: the seven before and the one this rotation superseded')
+  t.equal(await redis.call('OBJECT', 'ENCODING', key), 'listpack', 'a hash in the compact encoding')
 })

@@ -96,6 +96,11 @@ t.test('a rolling deploy: the deployed release and this one serve the same users
       const tab = await refresh(first, r2.cookie)
       t.equal(tab.status, 200, `a second tab's refresh of the same token on ${first.name}, within the grace window…`)
       t.equal(tab.cookie, r3.cookie, '…gets the successor the other instance issued')
+      // Each release reads the times the other kept of the tokens it superseded (src/lua/family-rotate.lua: b, bt, bh).
+      for (const instance of [first, second]) {
+        const late = await refresh(instance, r1.cookie)
+        t.same([late.status, late.body.code], [409, 'AUTH_REFRESH_SUPERSEDED'], `a third tab's token, superseded two rotations ago, is refused on ${instance.name} as superseded, the session kept`)
+      }
 
       const listed = await call(first, '/auth/sessions', { bearer: r3.body.accessToken })
       t.equal(listed.status, 200, 'the sessions are listed')
