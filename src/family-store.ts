@@ -8,9 +8,10 @@ import { copyString } from './copy-string.js'
 /**
  * How many of the generations superseded within the grace window a family keeps the time of (the one the latest
  * rotation superseded aside): enough for eight tabs restored at once, each rotating in turn
- * (test/topology/load-balancer.test.ts), and few enough that on Redis their field stays under 64 bytes, in the hash's compact encoding (a hash that leaves
- * it takes four times the memory, and never returns to it). A client refreshing one session faster than that has its
- * oldest superseded tokens taken for reuse within the window. src/lua/family-rotate.lua holds the same number (RUN_CAP).
+ * (test/topology/load-balancer.test.ts), and few enough that on Redis their field stays under 64 bytes, in the hash's
+ * compact encoding (a hash that leaves it takes four times the memory, and never returns to it). A client refreshing
+ * one session faster than that has its oldest superseded tokens taken for reuse within the window.
+ * src/lua/family-rotate.lua holds the same number under the same name.
  */
 export const SUPERSEDED_TIMES_KEPT = 8
 

@@ -141,11 +141,12 @@ export class MemoryFamilyStore implements FamilyStore {
         return { status: 'invalid' }
       }
       const graceMs = this.#policy.reuseGraceSeconds * 1000
-      if (graceMs > 0 && now - f.rotatedAtMs < graceMs && input.generation === f.generation && f.generation > 0) {
-        const times = [...f.supersededAtMs, f.rotatedAtMs]
+      if (graceMs > 0 && now - f.rotatedAtMs < graceMs && f.generation > 0) {
+        // Generations the store lost (a token ahead of it) were superseded after its latest rotation.
+        const times = [...f.supersededAtMs, ...Array<number>(input.generation - f.generation + 1).fill(f.rotatedAtMs)]
         // Past the window, or past the cap, as family-rotate.lua lets them go; the latest is within the window.
         const keep = Math.max(times.findIndex((at) => now - at < graceMs), times.length - SUPERSEDED_TIMES_KEPT)
-        f.supersededFrom = f.generation - times.length + keep
+        f.supersededFrom = input.generation - times.length + keep
         f.supersededAtMs = times.slice(keep)
       } else {
         f.supersededAtMs = []

@@ -23,8 +23,8 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- How many superseded generations' times are kept at most: SUPERSEDED_TIMES_KEPT in src/family-store.ts says why.
-local RUN_CAP = 8
+-- How many superseded generations' times are kept at most: the same name in src/family-store.ts says why.
+local SUPERSEDED_TIMES_KEPT = 8
 
 -- When each generation superseded before the latest rotation, and within the grace window at that rotation, was
 -- superseded: b the first such generation, bt when, and bh "<b>:<ms>,<ms>,..." the milliseconds from each to the next
@@ -93,14 +93,16 @@ if (presented == current and f[1] == ARGV[1]) or presented > current then
     'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
   -- The generations superseded within the grace window, and when each was (supersededTimes): the one this rotation
   -- supersedes is the latest, at r. Most refreshes come long after the one before and keep nothing.
-  if grace > 0 and now - tonumber(f[3]) < grace and presented == current and current > 0 then
+  if grace > 0 and now - tonumber(f[3]) < grace and current > 0 then
     local from, times = supersededTimes(current)
     times[#times + 1] = tonumber(f[3])
-    -- Those whose window has closed are never asked for again; past RUN_CAP (a client refreshing one session far
-    -- faster than any browser), the oldest are let go too and count as reuse, as they did before times were kept.
+    -- Generations the store lost (a token ahead of it) were superseded after its latest rotation.
+    for _ = current + 1, presented do times[#times + 1] = tonumber(f[3]) end
+    -- Those whose window has closed are never asked for again; past SUPERSEDED_TIMES_KEPT (a client refreshing one
+    -- session far faster than any browser), the oldest are let go too and count as reuse, as they did before.
     -- The latest, at r, is within the window (the condition above), so it is always kept.
     local keep = 1
-    while now - times[keep] >= grace or #times - keep >= RUN_CAP do
+    while now - times[keep] >= grace or #times - keep >= SUPERSEDED_TIMES_KEPT do
       keep = keep + 1
     end
     local gaps = {}
@@ -138,8 +140,8 @@ local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumbe
 -- same way, and caught on its next try.
 -- So is an older token superseded within the grace window (less than the window ago, by the rotation that superseded
 -- it, however many came after): a browser's tabs refreshing at once through several instances, one tab's request
--- reaching its instance after another tab, already holding the successor, had rotated that too. Its sender gets no token, only the advice to
--- present the cookie it holds now; a copy presented after the window is caught.
+-- reaching its instance after another tab, already holding the successor, had rotated that too. Its sender gets no
+-- token, only the advice to present the cookie it holds now; a copy presented after the window is caught.
 local supersededInGrace = false
 if grace > 0 and presented < current then
   if presented == current - 1 then

@@ -288,6 +288,18 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
     t.match(await store.rotate(rotateInput(store, first)), { status: 'reused' }, 'the token the store had held is an old one now')
   })
 
+  t.test('after a token ahead of the store, the tokens the store lost count as superseded when it had last rotated', async (t) => {
+    const store = await makeStore(t, basePolicy)
+    const { first } = await newFamily(store)
+    await store.rotate(rotateInput(store, first))
+    // The store holds generation 1; a failover lost the rotations to 2 and 3, and a client presents 3.
+    t.match(await store.rotate(rotateInput(store, generation(first, 3))), { status: 'rotated' })
+    t.same(await store.rotate(rotateInput(store, generation(first, 2))), { status: 'superseded' }, 'a tab still holding 2, which the store never held')
+    t.same(await store.rotate(rotateInput(store, generation(first, 1))), { status: 'superseded' }, 'and 1, the token the store had held')
+    t.same(await store.rotate(rotateInput(store, first)), { status: 'superseded' }, 'and 0, superseded by its rotation a moment before')
+    t.match(await store.rotate(rotateInput(store, generation(first, 4))), { status: 'rotated' }, 'the family lives on')
+  })
+
   t.test('a token of one family never affects another family', async (t) => {
     const store = await makeStore(t, basePolicy)
     const a = await newFamily(store)
