@@ -1,8 +1,9 @@
 import { copyString } from './copy-string.js'
 
 /**
- * Refresh-token families: one per login, holding only hashes of its current and
- * previous token. Both implementations enforce the same contract (test/src/family-store.contract.ts).
+ * Refresh-token families: one per login, holding a keyed digest of its current token (no token itself), its
+ * generation, and when the tokens it superseded within the grace window were superseded. Both implementations
+ * enforce the same contract (test/src/family-store.contract.ts).
  */
 
 /**

@@ -205,7 +205,7 @@ export function familyStoreContract (t: Test, makeStore: StoreFactory): void {
   // Nor does a long run shorten it: a client refreshing every few seconds for longer than the window, beside a tab
   // whose request of a token superseded a moment ago reaches its instance late.
   t.test('in a run of rotations longer than the window, a token superseded within the window is superseded, the family kept', async (t) => {
-    // A window of 2 s and rotations 500 ms apart: the answers below hold with the machine stalled for up to 1.5 s.
+    // A window of 2 s and rotations 500 ms apart: the answers below hold with the machine stalled for up to 1 s.
     const store = await makeStore(t, { ...basePolicy, reuseGraceSeconds: 2 })
     const { first } = await newFamily(store)
     for (let i = 0; i < 6; i++) {
