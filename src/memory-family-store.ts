@@ -12,7 +12,7 @@ interface FamilyRecord {
    * `supersededFrom` (family-rotate.lua: b, bt and bh). The one the latest rotation superseded is at `rotatedAtMs`.
    */
   supersededFrom: number
-  supersededAtMs: number[]
+  supersededAtMs: readonly number[]
   createdAtMs: number
   absoluteExpiryMs: number
   expiresAtMs: number
@@ -24,6 +24,12 @@ interface FamilyRecord {
   /** The new families sign-ins made to replace this one, until the first's caller ends this (family-create.lua). */
   replacedBy: string[] | null
 }
+
+/**
+ * The list of a family with no times kept: shared, as most families' is, so that neither a sign-in nor a refresh
+ * outside the grace window allocates one.
+ */
+const NONE_SUPERSEDED: readonly number[] = Object.freeze([])
 
 /** The families that sign-ins are replacing, each while a family replacing it lives. */
 function beingReplaced (families: Map<string, FamilyRecord>): Set<string> {
@@ -80,7 +86,7 @@ export class MemoryFamilyStore implements FamilyStore {
       rotatedAtMs: now,
       rotationRequestedAtMs: 0,
       supersededFrom: 0,
-      supersededAtMs: [],
+      supersededAtMs: NONE_SUPERSEDED,
       createdAtMs: Math.floor(now / 1000) * 1000,
       absoluteExpiryMs: Math.floor((now + p.absoluteTtlSeconds * 1000) / 1000) * 1000,
       expiresAtMs: now + ttlMs,
@@ -149,7 +155,7 @@ export class MemoryFamilyStore implements FamilyStore {
         f.supersededFrom = input.generation - times.length + keep
         f.supersededAtMs = times.slice(keep)
       } else {
-        f.supersededAtMs = []
+        f.supersededAtMs = NONE_SUPERSEDED
       }
       f.current = input.successorHash
       f.generation = input.generation + 1
