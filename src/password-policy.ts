@@ -11,14 +11,22 @@ export type PasswordRefusal =
 const PADDING = /^[\p{N}\p{P}\p{S}\p{Z}]+|[\p{N}\p{P}\p{S}\p{Z}]+$/gu
 /** A unit of one to four characters, repeated: "aaaaaaaaaaaa", "abcabcabcabc", "a1a1a1a1a1a1". */
 const REPEATED = /^(.{1,4})\1+$/su
+/** The runs padding is made of: digits, and the other padding characters ("!!2024" is "!!" and "2024"). */
+const PADDING_RUN = /\p{N}+|[\p{P}\p{S}\p{Z}]+/gu
+/**
+ * A password with no more characters than this outside repeated units and sequences, its core's and its padding's
+ * together, is what a mask attack tries among the first ("qwz!!!!!!!!!", "xy1234567890", "ab!!!!!!1234").
+ */
+const MAX_OUTSIDE_PATTERNS = 3
 
 /**
  * The blocklist NIST SP 800-63B (5.1.1.2) requires for a new password, beyond the length rule: the common
  * passwords of breach corpora (@zxcvbn-ts/language-common, about 49,000), also padded with digits or symbols
- * ("password1234", "iloveyou2024!"), the account's email address or its name part, and a character or a few
- * repeated or in sequence. Compared case-insensitively after NFKC, the form that is hashed. Nothing here scores
- * strength (zxcvbn's estimator cost tens of milliseconds of the event loop for some 64-character inputs, and
- * 40 MB per process): it refuses only what an attacker tries first.
+ * ("password1234", "iloveyou2024!"), the account's email address or its name part, a character or a few repeated
+ * or in sequence, and a few characters padded with those ("xy1234567890", "qwz!!!!!!!!!"). Compared
+ * case-insensitively after NFKC, the form that is hashed. Nothing here scores strength (zxcvbn's estimator cost tens
+ * of milliseconds of the event loop for some 64-character inputs, and 40 MB per process): it refuses only what an
+ * attacker tries first.
  */
 export class PasswordPolicy {
   readonly #common: Set<string>
@@ -38,9 +46,24 @@ export class PasswordPolicy {
     // As an address, the password is compared in the form the account's is kept in: its domain may have been typed in
     // Unicode and be kept in ASCII.
     if (candidates.some((c) => c === name || normalizeEmail(c) === email)) return 'A password must not be the account\'s email address'
-    if (candidates.some((c) => REPEATED.test(c) || inSequence(c))) return 'A password must not be one character, or a few, repeated or in sequence'
+    // Padding counts for nothing around a core on the list or a pattern. Around a few characters, or none, it is what
+    // the password holds: "qwz123456789" is refused, "qwz830194725" is not.
+    if (candidates.some(patterned) || [...core].length + outsidePatterns(p) <= MAX_OUTSIDE_PATTERNS) {
+      return 'A password must not be one character, or a few, repeated or in sequence'
+    }
     return null
   }
+}
+
+function patterned (text: string): boolean {
+  return REPEATED.test(text) || inSequence(text)
+}
+
+/** How many characters of the runs of padding in `text` are in none that is a pattern: 4 in "!!!!2024", 0 in "!!!!". */
+function outsidePatterns (text: string): number {
+  let count = 0
+  for (const run of text.match(PADDING_RUN) ?? []) if (!patterned(run)) count += [...run].length
+  return count
 }
 
 /** "abcdefghijkl", "987654321098": each character the one after (or before) the previous; digits wrap around. */

@@ -34,6 +34,38 @@ t.test('refuses what an attacker tries first, saying which rule', async (t) => {
   for (const [password, reason] of refused) t.equal(policy.refusal(password, email), reason, password)
 })
 
+t.test('refuses a few characters padded with repeated units or sequences: what a mask attack tries first', async (t) => {
+  const refused = [
+    'xy1234567890', // two letters, then a sequence
+    '1234567890ab', // the same in front
+    'a!!!!!!!!!!!', // one letter, then one symbol repeated
+    '!!!!!a!!!!!!', // on both sides
+    'qwz123456789', // three letters
+    'ab!!!!!!1234', // padding of two runs, each a pattern
+    'x!?1234567890', // a run of two that is no pattern, and one letter: three characters outside patterns
+    '!!!!!!111111', // padding alone, of two runs
+    'xy🔐1234567890', // a symbol outside the Basic Multilingual Plane is one character too
+    'Zz  987654321' // case and spaces change nothing
+  ]
+  for (const password of refused) t.equal(policy.refusal(password, email), PATTERN, password)
+  // Shorter than any new password may be (the length rule is the schema's), and refused here as well.
+  t.equal(policy.refusal('abc', email), PATTERN, 'three characters alone')
+})
+
+t.test('takes a few characters padded with runs that hold more than that', async (t) => {
+  const accepted = [
+    'xy8301947256', // ten random digits
+    'qwz830194725',
+    'ab!!2024!!!!', // a year is no sequence
+    'ab#!?12345678', // two letters and three symbols
+    'wxqz!!!!!!!!', // four letters
+    'q!#%&(8301947',
+    '839201758312', // random digits alone
+    '10.0.0.1/8/2' // runs of one or two, many of them
+  ]
+  for (const password of accepted) t.equal(policy.refusal(password, email), null, password)
+})
+
 t.test('refuses the account\'s address in either form of an internationalised domain', async (t) => {
   // Kept with its domain in ASCII (src/email.ts), typed as its owner knows it.
   const kept = 'annabella@xn--bcher-kva.de'

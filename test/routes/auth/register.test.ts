@@ -35,7 +35,7 @@ for (const store of ['redis', 'memory'] as const) {
 
     t.test('400 AUTH_WEAK_PASSWORD for a password on the blocklist, saying why; no account is made', async (t) => {
       const email = uniqueEmail()
-      for (const [password, why] of [['qwerty123456', /most common/], [email, /email address/], ['abcabcabcabc', /repeated or in sequence/]] as const) {
+      for (const [password, why] of [['qwerty123456', /most common/], [email, /email address/], ['abcabcabcabc', /repeated or in sequence/], ['xy1234567890', /repeated or in sequence/]] as const) {
         const res = await register({ email, password })
         t.same([res.statusCode, res.json().code], [400, 'AUTH_WEAK_PASSWORD'], password)
         t.match(res.json().message, why)
