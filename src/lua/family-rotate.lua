@@ -26,22 +26,21 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- How many superseded generations' times are kept at most: the same name in src/family-store.ts says why.
 local SUPERSEDED_TIMES_KEPT = 8
 
--- When each generation superseded before the latest rotation, and within the grace window at that rotation, was
--- superseded: b the first such generation, bt when, and bh "<b>:<ms>,<ms>,..." the milliseconds from each to the next
--- (a field a Redis hash keeps in its compact encoding: under 64 bytes). The one before the current was superseded at
--- r, and is not among them. Returns b and a list of times for generations b .. current - 2.
+-- When each superseded generation the family keeps a time for was superseded, oldest first: the first generation
+-- kept (b; without b, the one before the current) and the times of generations b .. current - 1. The store keeps b,
+-- its time bt and bh "<b>:<ms>,<ms>,..." the milliseconds from each time to the next (a field a Redis hash keeps in
+-- its compact encoding: under 64 bytes); the last, the one before the current, was superseded at r.
 -- A release before bh kept b and bt alone, and may leave bh from an earlier run (its b is another) or fewer times than
 -- generations: then each generation without a time of its own takes the one before it, which is no later than its
 -- own, so no token outlives its window.
 local function supersededTimes (current)
   local from = tonumber(f[11])
-  local times = {}
   if not from then
-    return current - 1, times
+    return current - 1, { tonumber(f[3]) }
   end
+  local count = current - from
   local last = tonumber(f[12])
-  times[1] = last
-  local count = current - 1 - from
+  local times = { last }
   local anchor, gaps = string.match(f[13] or '', '^(%d+):([%d,]*)$')
   if tonumber(anchor) == from then
     for gap in string.gmatch(gaps, '%d+') do
@@ -49,7 +48,8 @@ local function supersededTimes (current)
       times[#times + 1] = last
     end
   end
-  while #times < count do times[#times + 1] = last end
+  while #times < count - 1 do times[#times + 1] = last end
+  times[count] = tonumber(f[3])
   return from, times
 end
 
@@ -91,11 +91,10 @@ if (presented == current and f[1] == ARGV[1]) or presented > current then
   -- this is the path a load of refreshes takes.
   redis.call('HSET', KEYS[1], 'c', ARGV[3], 'g', presented + 1, 'r', now, 's', ARGV[11],
     'u1', string.sub(ARGV[6], 1, 64), 'ip', ARGV[7], 'lw', windowStart, 'ln', count)
-  -- The generations superseded within the grace window, and when each was (supersededTimes): the one this rotation
-  -- supersedes is the latest, at r. Most refreshes come long after the one before and keep nothing.
+  -- The generations superseded within the grace window, and when each was (supersededTimes): the latest of them is
+  -- the one superseded at r. Most refreshes come long after the one before and keep nothing.
   if grace > 0 and now - tonumber(f[3]) < grace and current > 0 then
     local from, times = supersededTimes(current)
-    times[#times + 1] = tonumber(f[3])
     -- Generations the store lost (a token ahead of it) were superseded after its latest rotation.
     for _ = current + 1, presented do times[#times + 1] = tonumber(f[3]) end
     -- Those whose window has closed are never asked for again; past SUPERSEDED_TIMES_KEPT (a client refreshing one
@@ -144,13 +143,9 @@ local isParentInGrace = presented == current - 1 and grace > 0 and now - tonumbe
 -- token, only the advice to present the cookie it holds now; a copy presented after the window is caught.
 local supersededInGrace = false
 if grace > 0 and presented < current then
-  if presented == current - 1 then
-    supersededInGrace = now - tonumber(f[3]) < grace
-  else
-    local from, times = supersededTimes(current)
-    local at = times[presented - from + 1]
-    supersededInGrace = at ~= nil and now - at < grace
-  end
+  local from, times = supersededTimes(current)
+  local at = times[presented - from + 1]
+  supersededInGrace = at ~= nil and now - at < grace
 end
 if presented < current and not isParentInGrace and not supersededInGrace and tonumber(ARGV[11]) >= (tonumber(f[9]) or 0) then
   -- A genuine token of this family that is no longer valid: someone kept a copy. Revoke the family.
