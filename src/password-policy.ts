@@ -5,28 +5,45 @@ import { normalizeEmail } from './email.js'
 export type PasswordRefusal =
   | 'This password is one of the most common ones; choose another'
   | 'A password must not be the account\'s email address'
-  | 'A password must not be one character, or a few, repeated or in sequence'
+  | 'A password must not be made mostly of characters repeated or in sequence, on the alphabet or a keyboard'
 
 /** Digits, punctuation, symbols and spaces: what people pad a short password with to pass a length rule. */
 const PADDING = /^[\p{N}\p{P}\p{S}\p{Z}]+|[\p{N}\p{P}\p{S}\p{Z}]+$/gu
-/** A unit of one to four characters, repeated: "aaaaaaaaaaaa", "abcabcabcabc", "a1a1a1a1a1a1". */
-const REPEATED = /^(.{1,4})\1+$/su
-/** The runs padding is made of: digits, and the other padding characters ("!!2024" is "!!" and "2024"). */
-const PADDING_RUN = /\p{N}+|[\p{P}\p{S}\p{Z}]+/gu
 /**
- * A password with no more characters than this outside repeated units and sequences, its core's and its padding's
- * together, is what a mask attack tries among the first ("qwz!!!!!!!!!", "xy1234567890", "ab!!!!!!1234").
+ * A password with no more characters than this outside patterns (outsidePatterns) is what a mask attack tries among
+ * the first: "qwz!!!!!!!!!", "xy1234567890", "ab!!!!!!1234".
  */
 const MAX_OUTSIDE_PATTERNS = 3
+/**
+ * Lines of keys a walk follows as "abcdef" follows the alphabet ("qwerty", "poiuy", "1qaz", "!qaz" with shift): the
+ * rows of the US, German and French layouts, the US layout's columns, and the number pad's columns.
+ */
+const KEY_LINES = [
+  '`1234567890-=', 'qwertyuiop[]\\', 'asdfghjkl;\'', 'zxcvbnm,./', '~!@#$%^&*()_+',
+  'qwertzuiopü+', 'asdfghjklöä#', '<yxcvbnm,.-',
+  'azertyuiop^$', 'qsdfghjklmù*', '<wxcvbn,;:!',
+  '1qaz', '2wsx', '3edc', '4rfv', '5tgb', '6yhn', '7ujm', '8ik,', '9ol.', '0p;/',
+  '!qaz', '@wsx', '#edc', '$rfv', '%tgb', '^yhn', '&ujm', '*ik<', '(ol>', ')p:?',
+  '741', '852', '963'
+]
+/** For each key, where it is on each line it is on. */
+const KEY_POSITIONS = new Map<string, Map<number, number>>()
+KEY_LINES.forEach((keys, line) => {
+  [...keys].forEach((key, at) => {
+    const lines = KEY_POSITIONS.get(key) ?? new Map<number, number>()
+    KEY_POSITIONS.set(key, lines.set(line, at))
+  })
+})
 
 /**
  * The blocklist NIST SP 800-63B (5.1.1.2) requires for a new password, beyond the length rule: the common
  * passwords of breach corpora (@zxcvbn-ts/language-common, about 49,000), also padded with digits or symbols
- * ("password1234", "iloveyou2024!"), the account's email address or its name part, a character or a few repeated
- * or in sequence, and a few characters padded with those ("xy1234567890", "qwz!!!!!!!!!"). Compared
- * case-insensitively after NFKC, the form that is hashed. Nothing here scores strength (zxcvbn's estimator cost tens
- * of milliseconds of the event loop for some 64-character inputs, and 40 MB per process): it refuses only what an
- * attacker tries first.
+ * ("password1234", "iloveyou2024!"), the account's email address or its name part, and what is made of patterns but
+ * for three characters at most: characters repeated, sequences of the alphabet or the digits, walks along a keyboard
+ * ("aaaaaaaaaaaa", "abcd1234efgh", "qwertyuiopasdf", "xy1234567890"), and a core of such patterns however it is padded.
+ * Compared case-insensitively after NFKC, the form that is hashed. Nothing here scores strength (zxcvbn's estimator
+ * cost tens of milliseconds of the event loop for some 64-character inputs, and 40 MB per process): it refuses only
+ * what an attacker tries first, as a cracker's first lists and masks hold it.
  */
 export class PasswordPolicy {
   readonly #common: Set<string>
@@ -46,34 +63,72 @@ export class PasswordPolicy {
     // As an address, the password is compared in the form the account's is kept in: its domain may have been typed in
     // Unicode and be kept in ASCII.
     if (candidates.some((c) => c === name || normalizeEmail(c) === email)) return 'A password must not be the account\'s email address'
-    // Padding counts for nothing around a core on the list or a pattern. Around a few characters, or none, it is what
-    // the password holds: "qwz123456789" is refused, "qwz830194725" is not.
-    if (candidates.some(patterned) || [...core].length + outsidePatterns(p) <= MAX_OUTSIDE_PATTERNS) {
-      return 'A password must not be one character, or a few, repeated or in sequence'
+    // Padding counts for nothing around a core made of patterns alone, as around a common one. Around any other, what
+    // it holds counts: "qwz123456789" is refused, "qwz830194725" is not.
+    if ((core !== '' && outsidePatterns(core) === 0) || outsidePatterns(p) <= MAX_OUTSIDE_PATTERNS) {
+      return 'A password must not be made mostly of characters repeated or in sequence, on the alphabet or a keyboard'
     }
     return null
   }
 }
 
-function patterned (text: string): boolean {
-  return REPEATED.test(text) || inSequence(text)
-}
-
-/** How many characters of the runs of padding in `text` are in none that is a pattern: 4 in "!!!!2024", 0 in "!!!!". */
+/**
+ * How many characters of `text` are in no pattern: a sequence of three or more, along the alphabet, the digits (which
+ * wrap around: "890123") or a line of keys, one way; or a unit of one to four characters, repeated. 0 in
+ * "qwerty123456" and "abcabcabcabc", 2 in "xy!!!!!!!!!!", 4 in "!!!!2024". Each pattern is taken at its longest, from
+ * the left.
+ */
 function outsidePatterns (text: string): number {
-  let count = 0
-  for (const run of text.match(PADDING_RUN) ?? []) if (!patterned(run)) count += [...run].length
-  return count
+  const chars = [...text]
+  let outside = 0
+  for (let i = 0; i < chars.length;) {
+    const pattern = Math.max(repeatLength(chars, i), sequenceLength(chars, i))
+    if (pattern > 0) {
+      i += pattern
+    } else {
+      outside += 1
+      i += 1
+    }
+  }
+  return outside
 }
 
-/** "abcdefghijkl", "987654321098": each character the one after (or before) the previous; digits wrap around. */
-function inSequence (text: string): boolean {
-  const chars = [...text]
-  if (chars.length < 3) return false
-  const step = (a: string, b: string): number => {
-    const d = (b.codePointAt(0) ?? 0) - (a.codePointAt(0) ?? 0)
-    return /[0-9]/.test(a) && /[0-9]/.test(b) && Math.abs(d) === 9 ? -Math.sign(d) : d
+/** The length of the longest run from `i` repeating a unit of one to four characters at least twice; 0 if none. */
+function repeatLength (chars: readonly string[], i: number): number {
+  let longest = 0
+  for (let unit = 1; unit <= 4; unit++) {
+    let end = i + unit
+    while (end < chars.length && chars[end] === chars[end - unit]) end++
+    if (end - i >= 2 * unit) longest = Math.max(longest, end - i)
   }
-  const first = step(chars[0] as string, chars[1] as string)
-  return Math.abs(first) === 1 && chars.every((c, i) => i === 0 || step(chars[i - 1] as string, c) === first)
+  return longest
+}
+
+/** The length of the longest sequence of three or more from `i`; 0 if none. */
+function sequenceLength (chars: readonly string[], i: number): number {
+  let longest = stepRunLength(chars, i, alphabetStep)
+  for (const line of KEY_POSITIONS.get(chars[i] as string)?.keys() ?? []) {
+    longest = Math.max(longest, stepRunLength(chars, i, (a, b) => keyStep(line, a, b)))
+  }
+  return longest >= 3 ? longest : 0
+}
+
+/** How many characters from `i` each take the same step of one from the one before, counting the first. */
+function stepRunLength (chars: readonly string[], i: number, step: (a: string, b: string) => number): number {
+  const first = i + 1 < chars.length ? step(chars[i] as string, chars[i + 1] as string) : NaN
+  if (Math.abs(first) !== 1) return 1
+  let end = i + 2
+  while (end < chars.length && step(chars[end - 1] as string, chars[end] as string) === first) end++
+  return end - i
+}
+
+/** From `a` to `b` along the alphabet (by code point), or the digits, which wrap around. */
+function alphabetStep (a: string, b: string): number {
+  const d = (b.codePointAt(0) ?? 0) - (a.codePointAt(0) ?? 0)
+  return /[0-9]/.test(a) && /[0-9]/.test(b) && Math.abs(d) === 9 ? -Math.sign(d) : d
+}
+
+/** From `a` to `b` along a line of keys; NaN if either is not on it. */
+function keyStep (line: number, a: string, b: string): number {
+  return (KEY_POSITIONS.get(b)?.get(line) ?? NaN) - (KEY_POSITIONS.get(a)?.get(line) ?? NaN)
 }
