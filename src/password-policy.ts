@@ -15,8 +15,9 @@ const PADDING = /^[\p{N}\p{P}\p{S}\p{Z}]+|[\p{N}\p{P}\p{S}\p{Z}]+$/gu
  */
 const MAX_OUTSIDE_PATTERNS = 3
 /**
- * Lines of keys a walk follows as "abcdef" follows the alphabet ("qwerty", "poiuy", "1qaz", "!qaz" with shift): the
- * rows of the US, German and French layouts, the US layout's columns, and the number pad's columns.
+ * Lines of keys a walk follows as "abcdef" follows the alphabet ("qwerty", "poiuy", "1qaz", "zse4", "!qaz" with
+ * shift): the rows of the US, German and French layouts, the US layout's columns (a key and the one below it to the
+ * right) and its other diagonals (the one above it to the right), and the number pad's columns.
  */
 const KEY_LINES = [
   '`1234567890-=', 'qwertyuiop[]\\', 'asdfghjkl;\'', 'zxcvbnm,./', '~!@#$%^&*()_+',
@@ -24,6 +25,8 @@ const KEY_LINES = [
   'azertyuiop^$', 'qsdfghjklmù*', '<wxcvbn,;:!',
   '1qaz', '2wsx', '3edc', '4rfv', '5tgb', '6yhn', '7ujm', '8ik,', '9ol.', '0p;/',
   '!qaz', '@wsx', '#edc', '$rfv', '%tgb', '^yhn', '&ujm', '*ik<', '(ol>', ')p:?',
+  'zse4', 'xdr5', 'cft6', 'vgy7', 'bhu8', 'nji9', 'mko0', ',lp-', '.;[=',
+  'zse$', 'xdr%', 'cft^', 'vgy&', 'bhu*', 'nji(', 'mko)', '<lp_', '>:{+',
   '741', '852', '963'
 ]
 /** For each key, where it is on each line it is on. */

@@ -62,6 +62,8 @@ t.test('refuses walks along a keyboard and passwords made of patterns alone, as 
     'mnbvcxz98765',
     'mju7nhy6bgt5vfr4', // columns, up to the digits
     '!qaz@wsx#edc', // columns, shifted
+    'zse4xdr5cft6vgy7', // the other diagonals, up to the digits
+    'zse$xdr%cft^vgy&', // shifted
     'qwertzuiopü!', // a German row
     'poiuytreza12', // a French one, backwards
     'qsdfghjklm!!',
