@@ -29,6 +29,8 @@ const KEY_LINES = [
   'zse$', 'xdr%', 'cft^', 'vgy&', 'bhu*', 'nji(', 'mko)', '<lp_', '>:{+',
   '741', '852', '963'
 ]
+/** The way along the alphabet, after the lines of keys'. */
+const ALPHABET = KEY_LINES.length
 /** For each key, where it is on each line it is on. */
 const KEY_POSITIONS = new Map<string, Map<number, number>>()
 KEY_LINES.forEach((keys, line) => {
@@ -78,60 +80,54 @@ export class PasswordPolicy {
 /**
  * How many characters of `text` are in no pattern: a sequence of three or more, along the alphabet, the digits (which
  * wrap around: "890123") or a line of keys, one way; or a unit of one to four characters, repeated. 0 in
- * "qwerty123456" and "abcabcabcabc", 2 in "xy!!!!!!!!!!", 4 in "!!!!2024". Each pattern is taken at its longest, from
- * the left.
+ * "qwerty123456" and "abcabcabcabc", 2 in "xy!!!!!!!!!!", 4 in "!!!!2024". The fewest over every way of cutting
+ * `text` into patterns and single characters, as an attacker's mask would cut it: 0 in "abcabcd" ("abc", "abcd"),
+ * where taking the longest pattern first ("abcabc") would leave "d" outside.
  */
 function outsidePatterns (text: string): number {
   const chars = [...text]
-  let outside = 0
-  for (let i = 0; i < chars.length;) {
-    const pattern = Math.max(repeatLength(chars, i), sequenceLength(chars, i))
-    if (pattern > 0) {
-      i += pattern
-    } else {
-      outside += 1
-      i += 1
+  // fewest[i]: the fewest characters outside patterns in chars[i..]. Every part of a pattern from its start is one
+  // too if it is long enough ("abcd" holds "abc"), so a pattern from i may end anywhere from its least length on.
+  const fewest = new Array<number>(chars.length + 1).fill(0)
+  // Walking from the right, a pattern from i is the one from i + 1, one longer, or starts afresh. repeats[unit]: the
+  // run from i repeating `unit` characters, at least `unit` long. sequences[way], steps[way]: the sequence from i
+  // along each line of keys (way: the line's index) and the alphabet (way ALPHABET), and its step; 1 and NaN if none.
+  const repeats = [0, 1, 2, 3, 4]
+  const sequences = new Array<number>(ALPHABET + 1).fill(1)
+  const steps = new Array<number>(ALPHABET + 1).fill(NaN)
+  const follow = (way: number, step: number): number => {
+    sequences[way] = Math.abs(step) !== 1 ? 1 : step === steps[way] ? (sequences[way] as number) + 1 : 2
+    steps[way] = step
+    return sequences[way] as number
+  }
+  for (let i = chars.length - 1; i >= 0; i--) {
+    const char = chars[i] as string
+    const next = chars[i + 1]
+    let best = 1 + (fewest[i + 1] as number)
+    for (let unit = 1; unit <= 4; unit++) {
+      repeats[unit] = chars[i + unit] === char ? (repeats[unit] as number) + 1 : unit
+      best = Math.min(best, leastWithin(fewest, i + 2 * unit, i + (repeats[unit] as number)))
     }
+    // A line the next character is not on ends any sequence along it here, so a line this one is not on needs no
+    // update: the character before finds no step along it.
+    let sequence = follow(ALPHABET, next === undefined ? NaN : alphabetStep(char, next))
+    for (const [line, at] of KEY_POSITIONS.get(char) ?? []) {
+      sequence = Math.max(sequence, follow(line, (KEY_POSITIONS.get(next as string)?.get(line) ?? NaN) - at))
+    }
+    fewest[i] = Math.min(best, leastWithin(fewest, i + 3, i + sequence))
   }
-  return outside
+  return fewest[0] as number
 }
 
-/** The length of the longest run from `i` repeating a unit of one to four characters at least twice; 0 if none. */
-function repeatLength (chars: readonly string[], i: number): number {
-  let longest = 0
-  for (let unit = 1; unit <= 4; unit++) {
-    let end = i + unit
-    while (end < chars.length && chars[end] === chars[end - unit]) end++
-    if (end - i >= 2 * unit) longest = Math.max(longest, end - i)
-  }
-  return longest
-}
-
-/** The length of the longest sequence of three or more from `i`; 0 if none. */
-function sequenceLength (chars: readonly string[], i: number): number {
-  let longest = stepRunLength(chars, i, alphabetStep)
-  for (const line of KEY_POSITIONS.get(chars[i] as string)?.keys() ?? []) {
-    longest = Math.max(longest, stepRunLength(chars, i, (a, b) => keyStep(line, a, b)))
-  }
-  return longest >= 3 ? longest : 0
-}
-
-/** How many characters from `i` each take the same step of one from the one before, counting the first. */
-function stepRunLength (chars: readonly string[], i: number, step: (a: string, b: string) => number): number {
-  const first = i + 1 < chars.length ? step(chars[i] as string, chars[i + 1] as string) : NaN
-  if (Math.abs(first) !== 1) return 1
-  let end = i + 2
-  while (end < chars.length && step(chars[end - 1] as string, chars[end] as string) === first) end++
-  return end - i
+/** The least of `values` from `from` to `to`, both included; Infinity when the range is empty. */
+function leastWithin (values: readonly number[], from: number, to: number): number {
+  let least = Infinity
+  for (let at = from; at <= to; at++) least = Math.min(least, values[at] as number)
+  return least
 }
 
 /** From `a` to `b` along the alphabet (by code point), or the digits, which wrap around. */
 function alphabetStep (a: string, b: string): number {
   const d = (b.codePointAt(0) ?? 0) - (a.codePointAt(0) ?? 0)
   return /[0-9]/.test(a) && /[0-9]/.test(b) && Math.abs(d) === 9 ? -Math.sign(d) : d
-}
-
-/** From `a` to `b` along a line of keys; NaN if either is not on it. */
-function keyStep (line: number, a: string, b: string): number {
-  return (KEY_POSITIONS.get(b)?.get(line) ?? NaN) - (KEY_POSITIONS.get(a)?.get(line) ?? NaN)
 }

@@ -79,6 +79,20 @@ t.test('refuses walks along a keyboard and passwords made of patterns alone, as 
   t.equal(policy.refusal('qwertzuiopü83019', email), PATTERN, 'a German row padded')
 })
 
+t.test('counts the fewest characters outside patterns, however the password is cut', async (t) => {
+  // Taking the longest pattern first would cut "abcabc" and leave "d" outside; "abc", "abcd" leaves nothing.
+  const refused = [
+    'abcabcdq7mzz', // three characters outside, not four
+    'zyxzyxwq7m88', // the same backwards, padded
+    'abcabcd83019472', // a core of patterns alone, however its padding reads
+    'aaaabcq7mxyz', // a run ends where a sequence starts: "aaa", "abc"
+    'abcdcbq7m!!!' // a sequence turns back: "abc", "dcb"
+  ]
+  for (const password of refused) t.equal(policy.refusal(password, email), PATTERN, password)
+  t.equal(policy.refusal('abcabcdq7mz!', email), null, 'four characters outside, whichever way it is cut')
+  t.equal(policy.refusal('abcbq7m!!!!!', email), null, 'a sequence goes one way: "abc", then "b" outside')
+})
+
 t.test('takes a few characters padded with runs that hold more than that', async (t) => {
   const accepted = [
     'xy8301947256', // ten random digits
