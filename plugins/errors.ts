@@ -86,8 +86,6 @@ export default fp(async function errorsPlugin (fastify) {
       err = new ValidationError(error.message)
     } else if (error.code !== undefined && error.code in FRAMEWORK_ERRORS) {
       err = (FRAMEWORK_ERRORS[error.code] as () => FastifyError)()
-    } else if (error instanceof SyntaxError) {
-      err = new MalformedBodyError()
     }
 
     const statusCode = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
