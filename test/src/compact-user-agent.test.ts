@@ -74,3 +74,10 @@ t.test('a user agent cut to its first 128 characters is kept without the rest of
   t.equal(stored.length, 128, 'cut')
   t.notOk(await heapHolds(needle), 'the whole header is not kept alive with it')
 })
+
+t.test('the cache of compacted agents is bounded: a client sending a new user agent each time fills no memory', async (t) => {
+  const needle = headerFor('Mozilla/5.0 (', (header) => { compactUserAgent(header) })
+  t.ok(await heapHolds(needle), 'an agent compacted is kept, to be found again')
+  for (let i = 0; i < 1024; i++) compactUserAgent(`Mozilla/5.0 (agent ${i})`)
+  t.notOk(await heapHolds(needle), 'not once 1,024 other agents have come since')
+})
