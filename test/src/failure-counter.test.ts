@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import { FailureLimits, MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from '../../src/failure-counter.js'
 import { createRedisClient } from '../../src/redis-client.js'
 import { deleteKeys, SHARED_REDIS_URL, uniquePrefix, type StoreKind } from '../helpers/app.js'
+import { headerFor, heapHolds } from '../helpers/heap-snapshot.js'
 
 /** A counter of either store, allowing `max` failures per window, and a record of the resets it was asked for. */
 async function counterOf (t: Test, store: StoreKind, max: number, name = 'test', windowSeconds = 60): Promise<{ counter: FailureCounter, resets: string[] }> {
@@ -98,3 +99,18 @@ for (const store of ['redis', 'memory'] as const) {
     t.same([narrow.resets, wide.resets], [['client'], ['account']], 'a success with no failures counted writes nothing')
   })
 }
+
+t.test('memory: subjects whose window has ended are let go once more than 10,000 are held, so a guessing spree fills no memory', async (t) => {
+  let now = 0
+  const counter = new MemoryFailureCounter({ max: 5, windowSeconds: 60, now: () => now })
+  // Decoded, as a request's body gives it: a heap snapshot names a string made by concatenation only by its parts.
+  let recorded: Promise<void> = Promise.resolve()
+  const needle = headerFor('someone@example.com', (subject) => { recorded = counter.recordFailure(Buffer.from(subject).toString()) })
+  await recorded
+  for (let i = 0; i < 10_000; i++) await counter.recordFailure(`guess-${i}@example.com`)
+  t.ok(await heapHolds(needle), 'a subject failing is held')
+  now = 60_000
+  await counter.recordFailure('the next one@example.com')
+  t.notOk(await heapHolds(needle), 'once its window has ended, the next subject sweeps it out')
+  t.equal((await counter.check('the next one@example.com')).failures, 1, 'and the new subject is counted')
+})
