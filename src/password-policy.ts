@@ -1,5 +1,6 @@
 import { dictionary } from '@zxcvbn-ts/language-common'
 import { normalizeEmail } from './email.js'
+import { KEY_LINES } from './keyboard-lines.js'
 
 /** What a user is told when a new password is refused; the 400 `AUTH_WEAK_PASSWORD` carries it. */
 export type PasswordRefusal =
@@ -14,22 +15,7 @@ const PADDING = /^[\p{N}\p{P}\p{S}\p{Z}]+|[\p{N}\p{P}\p{S}\p{Z}]+$/gu
  * the first: "qwz!!!!!!!!!", "xy1234567890", "ab!!!!!!1234".
  */
 const MAX_OUTSIDE_PATTERNS = 3
-/**
- * Lines of keys a walk follows as "abcdef" follows the alphabet ("qwerty", "poiuy", "1qaz", "zse4", "!qaz" with
- * shift): the rows of the US, German and French layouts, the US layout's columns (a key and the one below it to the
- * right) and its other diagonals (the one above it to the right), and the number pad's columns.
- */
-const KEY_LINES = [
-  '`1234567890-=', 'qwertyuiop[]\\', 'asdfghjkl;\'', 'zxcvbnm,./', '~!@#$%^&*()_+',
-  'qwertzuiopü+', 'asdfghjklöä#', '<yxcvbnm,.-',
-  'azertyuiop^$', 'qsdfghjklmù*', '<wxcvbn,;:!',
-  '1qaz', '2wsx', '3edc', '4rfv', '5tgb', '6yhn', '7ujm', '8ik,', '9ol.', '0p;/',
-  '!qaz', '@wsx', '#edc', '$rfv', '%tgb', '^yhn', '&ujm', '*ik<', '(ol>', ')p:?',
-  'zse4', 'xdr5', 'cft6', 'vgy7', 'bhu8', 'nji9', 'mko0', ',lp-', '.;[=',
-  'zse$', 'xdr%', 'cft^', 'vgy&', 'bhu*', 'nji(', 'mko)', '<lp_', '>:{+',
-  '741', '852', '963'
-]
-/** The way along the alphabet, after the lines of keys'. */
+/** The way along the alphabet, after the lines of keys. */
 const ALPHABET = KEY_LINES.length
 /** For each key, where it is on each line it is on. */
 const KEY_POSITIONS = new Map<string, Map<number, number>>()
@@ -89,41 +75,43 @@ function outsidePatterns (text: string): number {
   // fewest[i]: the fewest characters outside patterns in chars[i..]. Every part of a pattern from its start is one
   // too if it is long enough ("abcd" holds "abc"), so a pattern from i may end anywhere from its least length on.
   const fewest = new Array<number>(chars.length + 1).fill(0)
-  // Walking from the right, a pattern from i is the one from i + 1, one longer, or starts afresh. repeats[unit]: the
-  // run from i repeating `unit` characters, at least `unit` long. sequences[way], steps[way]: the sequence from i
-  // along each line of keys (way: the line's index) and the alphabet (way ALPHABET), and its step; 1 and NaN if none.
-  const repeats = [0, 1, 2, 3, 4]
-  const sequences = new Array<number>(ALPHABET + 1).fill(1)
+  // Walking from the right, a pattern from i is the one from i + 1 grown by one, or starts afresh. Where the grown one
+  // may end is where the one from i + 1 may, and one place more, so for each kind of pattern the least of `fewest`
+  // over its ends is carried along, one comparison a character (Infinity: no pattern from i).
+  // runs[unit]: how long the run from i repeating `unit` characters is, at least `unit`; runEnds[unit], its ends'.
+  const runs = [0, 1, 2, 3, 4]
+  const runEnds = new Array<number>(5).fill(Infinity)
+  // steps[way]: the step from i along each line of keys (way: the line's index) and the alphabet (way ALPHABET);
+  // sequenceEnds[way]: the ends' of the sequence from i that way.
   const steps = new Array<number>(ALPHABET + 1).fill(NaN)
-  const follow = (way: number, step: number): number => {
-    sequences[way] = Math.abs(step) !== 1 ? 1 : step === steps[way] ? (sequences[way] as number) + 1 : 2
+  const sequenceEnds = new Array<number>(ALPHABET + 1).fill(Infinity)
+  // shortest: fewest[] where a sequence of three ends, the one more place a grown sequence may end.
+  const follow = (way: number, step: number, shortest: number): number => {
+    const grown = Math.abs(step) === 1 && step === steps[way]
     steps[way] = step
-    return sequences[way] as number
+    sequenceEnds[way] = grown ? Math.min(sequenceEnds[way] as number, shortest) : Infinity
+    return sequenceEnds[way] as number
   }
   for (let i = chars.length - 1; i >= 0; i--) {
     const char = chars[i] as string
     const next = chars[i + 1]
     let best = 1 + (fewest[i + 1] as number)
     for (let unit = 1; unit <= 4; unit++) {
-      repeats[unit] = chars[i + unit] === char ? (repeats[unit] as number) + 1 : unit
-      best = Math.min(best, leastWithin(fewest, i + 2 * unit, i + (repeats[unit] as number)))
+      const grown = chars[i + unit] === char
+      runs[unit] = grown ? (runs[unit] as number) + 1 : unit
+      runEnds[unit] = grown && (runs[unit] as number) >= 2 * unit ? Math.min(runEnds[unit] as number, fewest[i + 2 * unit] as number) : Infinity
+      best = Math.min(best, runEnds[unit] as number)
     }
     // A line the next character is not on ends any sequence along it here, so a line this one is not on needs no
     // update: the character before finds no step along it.
-    let sequence = follow(ALPHABET, next === undefined ? NaN : alphabetStep(char, next))
+    const shortest = fewest[i + 3] ?? Infinity
+    best = Math.min(best, follow(ALPHABET, next === undefined ? NaN : alphabetStep(char, next), shortest))
     for (const [line, at] of KEY_POSITIONS.get(char) ?? []) {
-      sequence = Math.max(sequence, follow(line, (KEY_POSITIONS.get(next as string)?.get(line) ?? NaN) - at))
+      best = Math.min(best, follow(line, (KEY_POSITIONS.get(next as string)?.get(line) ?? NaN) - at, shortest))
     }
-    fewest[i] = Math.min(best, leastWithin(fewest, i + 3, i + sequence))
+    fewest[i] = best
   }
   return fewest[0] as number
-}
-
-/** The least of `values` from `from` to `to`, both included; Infinity when the range is empty. */
-function leastWithin (values: readonly number[], from: number, to: number): number {
-  let least = Infinity
-  for (let at = from; at <= to; at++) least = Math.min(least, values[at] as number)
-  return least
 }
 
 /** From `a` to `b` along the alphabet (by code point), or the digits, which wrap around. */

@@ -68,6 +68,13 @@ t.test('refuses walks along a keyboard and passwords made of patterns alone, as 
     'poiuytreza12', // a French one, backwards
     'qsdfghjklm!!',
     '147258369147', // the number pad's columns
+    '1q2w3e4r5t6y7u', // zigzags between two rows: down then up
+    'azsxdcfvgbhn',
+    'plokijuhygtf', // up then down, leftwards
+    '1q2w3e4r5t6z', // a German zigzag
+    'ysxdcfvgbhnj', // and one of its bottom rows, which begins one key further left
+    'aqwzsxedcrfv', // French columns
+    '1a2z3e4r5t6y', // a French zigzag, the digits shifted as French keyboards type them
     'abcd1234efgh', // sequences of the alphabet and the digits, one after another (NIST's "1234abcd")
     'abcdefghijkX', // a sequence and one character more
     'abcabcabxyz!' // a unit repeated, cut short, then a sequence
