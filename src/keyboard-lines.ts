@@ -45,8 +45,10 @@ function paths (rows: readonly Row[]): string[] {
     for (let key = 0; key < keys.length; key++) {
       for (const walk of WALKS) {
         let path = ''
-        for (let at: Key | undefined = [row, key]; at !== undefined; at = neighbour(rows, at, walk[path.length % walk.length] as Step)) {
+        let at: Key | undefined = [row, key]
+        while (at !== undefined) {
           path += (rows[at[0]] as Row)[0][at[1]] as string
+          at = neighbour(rows, at, walk[(path.length - 1) % walk.length] as Step)
         }
         if (path.length >= 3) found.push(path)
       }

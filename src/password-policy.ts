@@ -75,17 +75,17 @@ function outsidePatterns (text: string): number {
   // fewest[i]: the fewest characters outside patterns in chars[i..]. Every part of a pattern from its start is one
   // too if it is long enough ("abcd" holds "abc"), so a pattern from i may end anywhere from its least length on.
   const fewest = new Array<number>(chars.length + 1).fill(0)
-  // Walking from the right, a pattern from i is the one from i + 1 grown by one, or starts afresh. Where the grown one
-  // may end is where the one from i + 1 may, and one place more, so for each kind of pattern the least of `fewest`
-  // over its ends is carried along, one comparison a character (Infinity: no pattern from i).
-  // runs[unit]: how long the run from i repeating `unit` characters is, at least `unit`; runEnds[unit], its ends'.
+  // Walking from the right, a pattern from i is the one from i + 1 grown by one, or starts afresh. The grown one may
+  // end where the one from i + 1 may, and at one place more, so for each kind of pattern the least of `fewest` over
+  // the places it may end is carried along, one comparison a character (Infinity: no pattern from i).
+  // runs[unit]: how long the run from i repeating `unit` characters is, at least `unit`; runEnds[unit]: that least.
   const runs = [0, 1, 2, 3, 4]
   const runEnds = new Array<number>(5).fill(Infinity)
   // steps[way]: the step from i along each line of keys (way: the line's index) and the alphabet (way ALPHABET);
-  // sequenceEnds[way]: the ends' of the sequence from i that way.
+  // sequenceEnds[way]: that least for the sequence from i that way.
   const steps = new Array<number>(ALPHABET + 1).fill(NaN)
   const sequenceEnds = new Array<number>(ALPHABET + 1).fill(Infinity)
-  // shortest: fewest[] where a sequence of three ends, the one more place a grown sequence may end.
+  // shortest: fewest[] where a sequence of three from i ends, the place a grown sequence may end at besides.
   const follow = (way: number, step: number, shortest: number): number => {
     const grown = Math.abs(step) === 1 && step === steps[way]
     steps[way] = step
