@@ -73,7 +73,14 @@ function neighbour (rows: readonly Row[], [row, at]: Key, step: Step): Key | und
 
 /** The lines, less any that is a part of another, read either way: a walk along it is a walk along the other. */
 function distinct (lines: readonly string[]): string[] {
-  const unique = [...new Set(lines)]
-  const backwards = (line: string) => [...line].reverse().join('')
-  return unique.filter((line) => !unique.some((other) => other !== line && (other.includes(line) || other.includes(backwards(line)))))
+  // Longest first: a line that is a part of another is then a part of one already kept, which one search of the kept
+  // lines, joined, finds. Comparing each line with every other made the lines take 50 ms of each start here.
+  const kept: string[] = []
+  let joined = ''
+  for (const line of [...lines].sort((a, b) => b.length - a.length)) {
+    if (joined.includes(line) || joined.includes([...line].reverse().join(''))) continue
+    kept.push(line)
+    joined += `${line}\n`
+  }
+  return kept
 }
