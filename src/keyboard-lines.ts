@@ -32,7 +32,7 @@ const WALKS: ReadonlyArray<readonly Step[]> = [[1], [-1], [1, -1], [-1, 1]]
 
 /**
  * The lines of keys a walk follows as "abcdef" follows the alphabet, on US, German and French keyboards: each row, and
- * each path a walk takes from every key (WALKS), three keys long at least; none a part of another, either way read.
+ * each path a walk takes from every key (WALKS), three keys long at least; none a part of another.
  */
 export const KEY_LINES: readonly string[] = distinct([
   ...LAYOUTS.flatMap((rows) => [...rows.map(([keys]) => keys), ...paths(rows)]),
@@ -71,14 +71,17 @@ function neighbour (rows: readonly Row[], [row, at]: Key, step: Step): Key | und
   return next >= 0 && next < to[0].length ? [row + step, next] : undefined
 }
 
-/** The lines, less any that is a part of another, read either way: a walk along it is a walk along the other. */
+/**
+ * The lines, less any that is a part of another: a walk along it is a walk along the other. Rows and walks all go
+ * rightwards, so no line holds another backwards.
+ */
 function distinct (lines: readonly string[]): string[] {
   // Longest first: a line that is a part of another is then a part of one already kept, which one search of the kept
   // lines, joined, finds. Comparing each line with every other made the lines take 50 ms of each start here.
   const kept: string[] = []
   let joined = ''
   for (const line of [...lines].sort((a, b) => b.length - a.length)) {
-    if (joined.includes(line) || joined.includes([...line].reverse().join(''))) continue
+    if (joined.includes(line)) continue
     kept.push(line)
     joined += `${line}\n`
   }
