@@ -10,6 +10,7 @@ import { clientAddress, withoutPort } from './client-address.js'
 import { refusalOptions } from './client-errors.js'
 import type { Config } from './config.js'
 import { AUTH_BODY_LIMIT_BYTES } from './http-schemas.js'
+import { logRedaction } from './log-redaction.js'
 import { requestIdOf } from './request-id.js'
 import { everyRequestLogged } from './route-hooks.js'
 
@@ -127,13 +128,19 @@ function dropTraffic (serialized: unknown): void {
 }
 
 /**
- * The service's pino options. No `redact`: these
- * serializers log no headers, no route logs a body, and errors lose what they carry of the traffic, so there is
- * nothing to redact, and pino's redaction cost about a tenth of a bare route's throughput here (bench/README.md).
+ * The service's pino options. No `redact` of fields: these serializers log no headers, no route logs a body, and
+ * errors lose what they carry of the traffic, so no field holds a secret, and pino's redaction cost about a tenth of a
+ * bare route's throughput here (bench/README.md). What an error's text says is redacted line by line, which costs a
+ * line only a search for `://` and for each configured secret (src/log-redaction.ts).
  * test/security/secrets-in-logs.test.ts holds the property at trace level.
  */
-function loggerOptions (level: string, stream?: DestinationStream): FastifyServerOptions['logger'] {
-  return { level, serializers: { req: requestSerializer, err: errorSerializer }, ...(stream === undefined ? {} : { stream }) }
+function loggerOptions (config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    serializers: { req: requestSerializer, err: errorSerializer },
+    hooks: { streamWrite: logRedaction(config.secrets) },
+    ...(stream === undefined ? {} : { stream })
+  }
 }
 
 /**
@@ -142,7 +149,7 @@ function loggerOptions (level: string, stream?: DestinationStream): FastifyServe
  */
 export function serverOptions (config: Config, logStream?: DestinationStream): FastifyHttpOptions<Server> {
   return {
-    logger: loggerOptions(config.logLevel, logStream),
+    logger: loggerOptions(config, logStream),
     logController: new AccessLogController(config.accessLog),
     // The load balancer's X-Request-Id when it sends a plain one, else a UUID: unique across the fleet.
     genReqId: requestIdOf,

@@ -166,6 +166,11 @@ export interface Config {
    * JWT_ALGORITHM beside configured keys), each a sentence naming them, never a value: logged at start (plugins/config.ts).
    */
   warnings: string[]
+  /**
+   * The value of every secret configured: JWT_SECRET, the refresh-token secrets, each JWT_KEYS key's private part `d`,
+   * the Redis passwords (REDIS_URL's as written and decoded). The log never shows them (src/log-redaction.ts).
+   */
+  secrets: string[]
 }
 
 export interface RateLimit {
@@ -842,7 +847,14 @@ export function loadConfig (source: NodeJS.ProcessEnv | Record<string, string | 
       threadNice: env.ARGON2_THREAD_NICE
     },
     shutdownTimeoutSeconds: env.SHUTDOWN_TIMEOUT,
-    warnings
+    warnings,
+    secrets: [
+      jwtSecret, refreshSecret, ...acceptedSecrets,
+      // Read again only once the set was taken, so it is a JWK Set whose keys each have a `d`.
+      ...(keySet === null ? [] : (JSON.parse(keysJson as string) as { keys: Array<{ d: string }> }).keys.map((key) => key.d)),
+      ...(redisUrl === null ? [] : [redisUrl.password, decodeURIComponent(redisUrl.password)]),
+      sentinel?.password
+    ].filter((secret): secret is string => typeof secret === 'string' && secret !== '')
   }
 }
 

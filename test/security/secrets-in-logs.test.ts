@@ -96,6 +96,45 @@ t.test('an error from a URL that failed to parse is logged without the URL, whic
   t.notOk(logs.text().includes(password), 'without the password')
 })
 
+t.test('an error whose text carries a URL\'s password or a configured secret is logged with each redacted', async (t) => {
+  const logs = capturedLogs()
+  const redis = await PrivateRedis.start(t)
+  const redisPassword = new URL(redis.url).password
+  const refreshSecret = 'a-refresh-secret-that-a-bug-put-in-a-message-0123'
+  // What a library or a bug may throw: its own words, with the connection URL and a key in them, and a cause.
+  const thrown = () => new Error(`lost ${redis.url} while signing with ${refreshSecret}`, { cause: new Error(`at ${redis.url}`) })
+  const app = await buildApp(t, {
+    env: { LOG_LEVEL: 'trace', REDIS_URL: redis.url, REFRESH_TOKEN_SECRET: refreshSecret },
+    logStream: logs.stream,
+    beforeApp: (root) => {
+      root.addHook('onRequest', async (request) => { if (request.headers['x-test-throw'] !== undefined) throw thrown() })
+    }
+  })
+  t.ok(redisPassword.length >= 32, 'the URL carries a password')
+  t.equal((await registerAndLogin(app)).accessToken.length > 0, true, 'the service works with both')
+
+  const res = await app.inject({ url: '/health/live', headers: { 'x-test-throw': '1' } })
+  t.equal(res.statusCode, 500, 'the error is a 500, logged')
+  // As src/server.ts logs what stops a start: the message said in the line's own words as well.
+  const atStart = thrown()
+  app.log.fatal({ err: atStart }, `refusing to start: ${atStart.message}`)
+
+  const lines = logs.text().split('\n').filter((l) => l.includes('while signing with'))
+  t.equal(lines.length, 2, 'the request\'s failure and the start\'s')
+  const at = `redis://:[redacted]@127.0.0.1:${new URL(redis.url).port}`
+  // pino's error serializer says the cause's message after the error's own.
+  const redacted = `lost ${at} while signing with [redacted]: at ${at}`
+  const [failed, refused] = lines.map((l) => JSON.parse(l) as { err: { message: string, stack: string }, msg: string })
+  for (const line of [failed, refused]) {
+    t.equal(line?.err.message, redacted, 'the message says what failed, where, without either secret')
+    t.ok(line?.err.stack.startsWith(`Error: lost ${at} while signing with [redacted]\n`), 'and so does the stack')
+  }
+  t.equal(failed?.msg, 'request failed')
+  t.equal(refused?.msg, `refusing to start: lost ${at} while signing with [redacted]`, 'the line\'s own words are redacted too')
+  t.notOk(logs.text().includes(redisPassword), 'no Redis password anywhere in the logs')
+  t.notOk(logs.text().includes(refreshSecret), 'no refresh secret anywhere in the logs')
+})
+
 t.test('the Redis password stays out of the logs, also when Redis fails and errors are logged', async (t) => {
   const logs = capturedLogs()
   const redis = await PrivateRedis.start(t)

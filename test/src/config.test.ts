@@ -8,6 +8,7 @@ import t from 'tap'
 import { ConfigError, defaultHashConcurrency, EnvSchema, FROM_FILE, HASHES_QUEUED_PER_SLOT, loadConfig, patternOf, threadpoolSize } from '../../src/config.js'
 import { usableCores } from '../../src/cpu-quota.js'
 import { generateKeySetJson } from '../../src/signing-keys.js'
+import { keySetJson, privateJwk } from '../helpers/keys.js'
 import { matchList } from '../helpers/match-list.js'
 
 // Each one distinct, and as production takes a secret: no character or text repeated throughout.
@@ -210,7 +211,6 @@ t.test('every secret may be read from a file, as orchestrators mount them: <NAME
     writeFileSync(path, text, { mode: 0o600 })
     return path
   }
-  const { keySetJson, privateJwk } = await import('../helpers/keys.js')
   const keys = keySetJson(privateJwk('ES256', 'from-file'))
   const config = loadConfig({
     NODE_ENV: 'production',
@@ -286,6 +286,31 @@ t.test('every secret may be read from a file, as orchestrators mount them: <NAME
   }
   t.equal(loadConfig({ JWT_SECRET: secret('j'), JWT_SECRET_FILE: '' }).jwt.secret, secret('j'), 'an empty <NAME>_FILE is unset, like any empty variable')
   t.same([...FROM_FILE].sort(), ['JWT_KEYS', 'JWT_SECRET', 'REDIS_SENTINEL_PASSWORD', 'REDIS_URL', 'REFRESH_TOKEN_ACCEPTED_SECRETS', 'REFRESH_TOKEN_SECRET'], 'every variable that carries a secret, and only those')
+})
+
+t.test('every secret configured is listed for the log to redact, whichever variable or file gave it', async (t) => {
+  t.same(loadConfig({}).secrets, [], 'none configured: none listed')
+  const keys = [privateJwk('ES256', 'k1'), privateJwk('EdDSA', 'k2')]
+  const dir = mkdtempSync(join(tmpdir(), 'config-secrets-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const keysFile = join(dir, 'jwks.json')
+  writeFileSync(keysFile, keySetJson(...keys))
+  const asymmetric = loadConfig({
+    JWT_KEYS_FILE: keysFile,
+    REFRESH_TOKEN_SECRET: secret('r'),
+    REFRESH_TOKEN_ACCEPTED_SECRETS: `${secret('p')},${secret('q')}`,
+    REDIS_URL: 'redis://alice:p%40ss%2Fword@127.0.0.1:6379',
+    REDIS_SENTINELS: '127.0.0.1:26379',
+    REDIS_SENTINEL_PASSWORD: 'the-sentinels-password'
+  })
+  t.same(asymmetric.secrets.sort(), [
+    secret('r'), secret('p'), secret('q'),
+    keys[0]?.d, keys[1]?.d,
+    'p%40ss%2Fword', 'p@ss/word',
+    'the-sentinels-password'
+  ].sort(), 'the refresh secrets, each key\'s private part, the Redis password as written and decoded, the Sentinels\'')
+  t.notOk(asymmetric.secrets.includes('alice'), 'not the Redis user name')
+  t.same(loadConfig({ JWT_SECRET: secret('j'), REDIS_URL: 'redis://127.0.0.1:6379' }).secrets, [secret('j')], 'JWT_SECRET; a Redis URL without a password adds none')
 })
 
 t.test('production refuses unsafe config with a message naming the variable', async (t) => {
@@ -633,7 +658,6 @@ t.test('rate limits are "max/windowSeconds"', async (t) => {
 })
 
 t.test('signing keys: JWT_KEYS or JWT_KEYS_FILE, validated at start', async (t) => {
-  const { privateJwk, keySetJson } = await import('../helpers/keys.js')
   const a = privateJwk('ES256', 'key-a')
   const b = privateJwk('EdDSA', 'key-b')
 
