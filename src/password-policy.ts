@@ -30,8 +30,9 @@ KEY_LINES.forEach((keys, line) => {
  * The blocklist NIST SP 800-63B (5.1.1.2) requires for a new password, beyond the length rule: the common
  * passwords of breach corpora (@zxcvbn-ts/language-common, about 49,000), also padded with digits or symbols
  * ("password1234", "iloveyou2024!"), the account's email address or its name part, and what is made of patterns but
- * for three characters at most: characters repeated, sequences of the alphabet or the digits, walks along a keyboard
- * ("aaaaaaaaaaaa", "abcd1234efgh", "qwertyuiopasdf", "xy1234567890"), and a core of such patterns however it is padded.
+ * for three characters at most: characters repeated, sequences of the alphabet or the digits, walks along a keyboard,
+ * two of them interleaved ("aaaaaaaaaaaa", "abcd1234efgh", "qwertyuiopasdf", "a1b2c3d4e5f6", "xy1234567890"), and a
+ * core of such patterns however it is padded.
  * Compared case-insensitively after NFKC, the form that is hashed. Nothing here scores strength (zxcvbn's estimator
  * cost tens of milliseconds of the event loop for some 64-character inputs, and 40 MB per process): it refuses only
  * what an attacker tries first, as a cracker's first lists and masks hold it.
@@ -65,8 +66,9 @@ export class PasswordPolicy {
 
 /**
  * How many characters of `text` are in no pattern: a sequence of three or more, along the alphabet, the digits (which
- * wrap around: "890123") or a line of keys, one way; or a unit of one to four characters, repeated. 0 in
- * "qwerty123456" and "abcabcabcabc", 2 in "xy!!!!!!!!!!", 4 in "!!!!2024". The fewest over every way of cutting
+ * wrap around: "890123") or a line of keys, one way; two such sequences interleaved ("a1b2c3", "q1w2e3": three
+ * characters each at least); or a unit of one to four characters, repeated. 0 in "qwerty123456", "abcabcabcabc" and
+ * "1a2b3c4d5e6f", 2 in "xy!!!!!!!!!!", 4 in "!!!!2024". The fewest over every way of cutting
  * `text` into patterns and single characters, as an attacker's mask would cut it: 0 in "abcabcd" ("abc", "abcd"),
  * where taking the longest pattern first ("abcabc") would leave "d" outside.
  */
@@ -92,6 +94,18 @@ function outsidePatterns (text: string): number {
     sequenceEnds[way] = grown ? Math.min(sequenceEnds[way] as number, shortest) : Infinity
     return sequenceEnds[way] as number
   }
+  // Interleaved sequences: spaced[i], how many of chars i, i + 2, i + 4… are a sequence one way. It grows from the
+  // one from i + 2, so each way's step and count are kept apart for odd and even places (spacedSteps, spacedCounts);
+  // as for sequences, a line this character is not on needs no update: the one two places before finds no step.
+  const spaced = new Array<number>(chars.length + 1).fill(0)
+  const spacedSteps = [0, 1].map(() => new Array<number>(ALPHABET + 1).fill(NaN))
+  const spacedCounts = [0, 1].map(() => new Array<number>(ALPHABET + 1).fill(1))
+  const stride = (parity: number, way: number, step: number): number => {
+    const [steps, counts] = [spacedSteps[parity], spacedCounts[parity]] as [number[], number[]]
+    counts[way] = Math.abs(step) !== 1 ? 1 : step === steps[way] ? (counts[way] as number) + 1 : 2
+    steps[way] = step
+    return counts[way] as number
+  }
   for (let i = chars.length - 1; i >= 0; i--) {
     const char = chars[i] as string
     const next = chars[i + 1]
@@ -106,9 +120,17 @@ function outsidePatterns (text: string): number {
     // update: the character before finds no step along it.
     const shortest = fewest[i + 3] ?? Infinity
     best = Math.min(best, follow(ALPHABET, next === undefined ? NaN : alphabetStep(char, next), shortest))
+    const afterNext = chars[i + 2]
+    const parity = i % 2
+    let count = stride(parity, ALPHABET, afterNext === undefined ? NaN : alphabetStep(char, afterNext))
     for (const [line, at] of KEY_POSITIONS.get(char) ?? []) {
       best = Math.min(best, follow(line, (KEY_POSITIONS.get(next as string)?.get(line) ?? NaN) - at, shortest))
+      count = Math.max(count, stride(parity, line, (KEY_POSITIONS.get(afterNext as string)?.get(line) ?? NaN) - at))
     }
+    spaced[i] = count
+    // The two from i and i + 1, three characters each at least (six in all), may end anywhere both reach.
+    const reach = i + Math.min(2 * count, 2 * (spaced[i + 1] as number) + 1)
+    for (let end = i + 6; end <= reach; end++) best = Math.min(best, fewest[end] as number)
     fewest[i] = best
   }
   return fewest[0] as number

@@ -100,6 +100,22 @@ t.test('counts the fewest characters outside patterns, however the password is c
   t.equal(policy.refusal('abcbq7m!!!!!', email), null, 'a sequence goes one way: "abc", then "b" outside')
 })
 
+t.test('refuses two sequences interleaved, of three characters each at least', async (t) => {
+  const refused = [
+    'a1b2c3d4e5f6g7', // the alphabet and the digits
+    '1a2b3c4d5e6f', // the other way round
+    '9z8y7x6w5v4u', // both backwards
+    'a1s2d3f4g5h6j7', // a row of keys and the digits, which no walk joins
+    '1!2@3#4$5%6^', // the digits, each with its shifted key
+    'abcd1a2b3c4d', // after a sequence
+    'a1b2c3!!!!q7m' // three characters outside
+  ]
+  for (const password of refused) t.equal(policy.refusal(password, email), PATTERN, password)
+  t.equal(policy.refusal('a1b2c3dq7m!!', email), PATTERN, 'one of them a character longer: "a1b2c3d"')
+  t.equal(policy.refusal('a1b2c!!!!!q7m', email), null, 'two of one of them are no sequence: "a1b2c" is five characters outside')
+  t.equal(policy.refusal('a1b2a3q7m!!!!', email), null, 'a sequence goes one way, interleaved too: "aba" is none')
+})
+
 t.test('takes a few characters padded with runs that hold more than that', async (t) => {
   const accepted = [
     'xy8301947256', // ten random digits
