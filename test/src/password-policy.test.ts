@@ -106,6 +106,7 @@ t.test('refuses two sequences interleaved, of three characters each at least', a
     '1a2b3c4d5e6f', // the other way round
     '9z8y7x6w5v4u', // both backwards
     'a1s2d3f4g5h6j7', // a row of keys and the digits, which no walk joins
+    'w2e3r4t5y6u7', // two rows in the other alignment than a zigzag's (1q2w3e), each key with the one up-left of it
     '1!2@3#4$5%6^', // the digits, each with its shifted key
     'abcd1a2b3c4d', // after a sequence
     'a1b2c3!!!!q7m' // three characters outside
