@@ -31,8 +31,8 @@ KEY_LINES.forEach((keys, line) => {
  * passwords of breach corpora (@zxcvbn-ts/language-common, about 49,000), also padded with digits or symbols
  * ("password1234", "iloveyou2024!"), the account's email address or its name part, and what is made of patterns but
  * for three characters at most: characters repeated, sequences of the alphabet or the digits, walks along a keyboard,
- * two of them interleaved ("aaaaaaaaaaaa", "abcd1234efgh", "qwertyuiopasdf", "a1b2c3d4e5f6", "xy1234567890"), and a
- * core of such patterns however it is padded.
+ * also over every second one, two of them interleaved ("aaaaaaaaaaaa", "abcd1234efgh", "qwertyuiopasdf", "135792468013",
+ * "a1b2c3d4e5f6", "xy1234567890"), and a core of such patterns however it is padded.
  * Compared case-insensitively after NFKC, the form that is hashed. Nothing here scores strength (zxcvbn's estimator
  * cost tens of milliseconds of the event loop for some 64-character inputs, and 40 MB per process): it refuses only
  * what an attacker tries first, as a cracker's first lists and masks hold it.
@@ -65,10 +65,11 @@ export class PasswordPolicy {
 }
 
 /**
- * How many characters of `text` are in no pattern: a sequence of three or more, along the alphabet, the digits (which
- * wrap around: "890123") or a line of keys, one way; two such sequences interleaved ("a1b2c3", "q1w2e3": three
- * characters each at least); or a unit of one to four characters, repeated. 0 in "qwerty123456", "abcabcabcabc" and
- * "1a2b3c4d5e6f", 2 in "xy!!!!!!!!!!", 4 in "!!!!2024". The fewest over every way of cutting
+ * How many characters of `text` are in no pattern: a sequence along the alphabet, the digits (which wrap around:
+ * "890123") or a line of keys, one way, of three characters or more, or of four or more over every second one ("1357",
+ * "aceg", "qetu"); two sequences of the first kind interleaved ("a1b2c3", "q1w2e3"); or a unit of one to four
+ * characters, repeated. 0 in "qwerty123456", "abcabcabcabc", "1a2b3c4d5e6f" and "!!!!2468", 2 in "xy!!!!!!!!!!", 4 in
+ * "!!!!2024". The fewest over every way of cutting
  * `text` into patterns and single characters, as an attacker's mask would cut it: 0 in "abcabcd" ("abc", "abcd"),
  * where taking the longest pattern first ("abcabc") would leave "d" outside.
  */
@@ -84,14 +85,17 @@ function outsidePatterns (text: string): number {
   const runs = [0, 1, 2, 3, 4]
   const runEnds = new Array<number>(5).fill(Infinity)
   // steps[way]: the step from i along each line of keys (way: the line's index) and the alphabet (way ALPHABET);
-  // sequenceEnds[way]: that least for the sequence from i that way.
+  // lengths[way]: how long the sequence from i with that step is; sequenceEnds[way]: that least for it.
   const steps = new Array<number>(ALPHABET + 1).fill(NaN)
+  const lengths = new Array<number>(ALPHABET + 1).fill(1)
   const sequenceEnds = new Array<number>(ALPHABET + 1).fill(Infinity)
-  // shortest: fewest[] where a sequence of three from i ends, the place a grown sequence may end at besides.
-  const follow = (way: number, step: number, shortest: number): number => {
-    const grown = Math.abs(step) === 1 && step === steps[way]
+  // Once the sequence from i is long enough, it may also end where the shortest one ends.
+  const follow = (i: number, way: number, step: number): number => {
+    const least = leastLength(step)
+    // Not grown, it is two characters long, shorter than any sequence: what was carried is another's.
+    lengths[way] = step === steps[way] ? (lengths[way] as number) + 1 : 2
     steps[way] = step
-    sequenceEnds[way] = grown ? Math.min(sequenceEnds[way] as number, shortest) : Infinity
+    sequenceEnds[way] = (lengths[way] as number) >= least ? Math.min(sequenceEnds[way] as number, fewest[i + least] as number) : Infinity
     return sequenceEnds[way] as number
   }
   // Interleaved sequences: spaced[i], how many of chars i, i + 2, i + 4… are a sequence one way. It grows from the
@@ -118,13 +122,12 @@ function outsidePatterns (text: string): number {
     }
     // A line the next character is not on ends any sequence along it here, so a line this one is not on needs no
     // update: the character before finds no step along it.
-    const shortest = fewest[i + 3] ?? Infinity
-    best = Math.min(best, follow(ALPHABET, next === undefined ? NaN : alphabetStep(char, next), shortest))
+    best = Math.min(best, follow(i, ALPHABET, next === undefined ? NaN : alphabetStep(char, next)))
     const afterNext = chars[i + 2]
     const parity = i % 2
     let count = stride(parity, ALPHABET, afterNext === undefined ? NaN : alphabetStep(char, afterNext))
     for (const [line, at] of KEY_POSITIONS.get(char) ?? []) {
-      best = Math.min(best, follow(line, (KEY_POSITIONS.get(next as string)?.get(line) ?? NaN) - at, shortest))
+      best = Math.min(best, follow(i, line, (KEY_POSITIONS.get(next as string)?.get(line) ?? NaN) - at))
       count = Math.max(count, stride(parity, line, (KEY_POSITIONS.get(afterNext as string)?.get(line) ?? NaN) - at))
     }
     spaced[i] = count
@@ -136,8 +139,17 @@ function outsidePatterns (text: string): number {
   return fewest[0] as number
 }
 
-/** From `a` to `b` along the alphabet (by code point), or the digits, which wrap around. */
+/** From `a` to `b` along the alphabet (by code point), or the digits, which wrap around: -5 to 4 steps ("9" to "1": 2). */
 function alphabetStep (a: string, b: string): number {
   const d = (b.codePointAt(0) ?? 0) - (a.codePointAt(0) ?? 0)
-  return /[0-9]/.test(a) && /[0-9]/.test(b) && Math.abs(d) === 9 ? -Math.sign(d) : d
+  return /[0-9]/.test(a) && /[0-9]/.test(b) ? ((d + 15) % 10) - 5 : d
+}
+
+/**
+ * A sequence's least length: three when it steps to the next character ("abc"), four when it steps over one ("aceg",
+ * "1357": a year's "024" is none). Farther steps make none.
+ */
+function leastLength (step: number): number {
+  const along = Math.abs(step)
+  return along === 1 ? 3 : along === 2 ? 4 : Infinity
 }

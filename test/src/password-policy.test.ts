@@ -100,6 +100,21 @@ t.test('counts the fewest characters outside patterns, however the password is c
   t.equal(policy.refusal('abcbq7m!!!!!', email), null, 'a sequence goes one way: "abc", then "b" outside')
 })
 
+t.test('refuses sequences that step over every second character, on the alphabet, the digits and a keyboard', async (t) => {
+  const refused = [
+    '135792468013', // the odd digits, then the even ones, wrapping around (8, 0)
+    '975319753197', // backwards
+    '7913579135xy', // wrapping from 9 to 1
+    'acegikmoqsuw',
+    'qetuoadgjl13', // two rows of keys, over every second key
+    'wryipsfhkxvn' // three
+  ]
+  for (const password of refused) t.equal(policy.refusal(password, email), PATTERN, password)
+  t.equal(policy.refusal('acegq7m!!!!!', email), PATTERN, 'four are a sequence')
+  t.equal(policy.refusal('aceq7m!!!!!!', email), null, 'three are none: a year\'s "024" is none either')
+  t.equal(policy.refusal('adgjmpsvybeh', email), null, 'over two characters is no sequence')
+})
+
 t.test('refuses two sequences interleaved, of three characters each at least', async (t) => {
   const refused = [
     'a1b2c3d4e5f6g7', // the alphabet and the digits
