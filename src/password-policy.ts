@@ -31,8 +31,8 @@ KEY_LINES.forEach((keys, line) => {
  * passwords of breach corpora (@zxcvbn-ts/language-common, about 49,000), also padded with digits or symbols
  * ("password1234", "iloveyou2024!"), the account's email address or its name part, and what is made of patterns but
  * for three characters at most: characters repeated, sequences of the alphabet or the digits, walks along a keyboard,
- * also over every second one, two of them interleaved ("aaaaaaaaaaaa", "abcd1234efgh", "qwertyuiopasdf", "135792468013",
- * "a1b2c3d4e5f6", "xy1234567890"), and a core of such patterns however it is padded.
+ * also over every second one, two of them interleaved ("aaaaaaaaaaaa", "abcd1234efgh", "qwertyuiopasdf",
+ * "135792468013", "a1b2c3d4e5f6", "xy1234567890"), and a core of such patterns however it is padded.
  * Compared case-insensitively after NFKC, the form that is hashed. Nothing here scores strength (zxcvbn's estimator
  * cost tens of milliseconds of the event loop for some 64-character inputs, and 40 MB per process): it refuses only
  * what an attacker tries first, as a cracker's first lists and masks hold it.
@@ -101,14 +101,15 @@ function outsidePatterns (text: string): number {
   // Interleaved sequences: spaced[i], how many of chars i, i + 2, i + 4… are a sequence one way. It grows from the
   // one from i + 2, so each way's step and count are kept apart for odd and even places (spacedSteps, spacedCounts);
   // as for sequences, a line this character is not on needs no update: the one two places before finds no step.
+  // A way's are at `way` for even places, at `ways + way` for odd ones.
   const spaced = new Array<number>(chars.length + 1).fill(0)
-  const spacedSteps = [0, 1].map(() => new Array<number>(ALPHABET + 1).fill(NaN))
-  const spacedCounts = [0, 1].map(() => new Array<number>(ALPHABET + 1).fill(1))
-  const stride = (parity: number, way: number, step: number): number => {
-    const [steps, counts] = [spacedSteps[parity], spacedCounts[parity]] as [number[], number[]]
-    counts[way] = Math.abs(step) !== 1 ? 1 : step === steps[way] ? (counts[way] as number) + 1 : 2
-    steps[way] = step
-    return counts[way] as number
+  const ways = ALPHABET + 1
+  const spacedSteps = new Array<number>(2 * ways).fill(NaN)
+  const spacedCounts = new Array<number>(2 * ways).fill(1)
+  const stride = (slot: number, step: number): number => {
+    spacedCounts[slot] = Math.abs(step) !== 1 ? 1 : step === spacedSteps[slot] ? (spacedCounts[slot] as number) + 1 : 2
+    spacedSteps[slot] = step
+    return spacedCounts[slot] as number
   }
   for (let i = chars.length - 1; i >= 0; i--) {
     const char = chars[i] as string
@@ -124,11 +125,11 @@ function outsidePatterns (text: string): number {
     // update: the character before finds no step along it.
     best = Math.min(best, follow(i, ALPHABET, next === undefined ? NaN : alphabetStep(char, next)))
     const afterNext = chars[i + 2]
-    const parity = i % 2
-    let count = stride(parity, ALPHABET, afterNext === undefined ? NaN : alphabetStep(char, afterNext))
+    const offset = (i % 2) * ways
+    let count = stride(offset + ALPHABET, afterNext === undefined ? NaN : alphabetStep(char, afterNext))
     for (const [line, at] of KEY_POSITIONS.get(char) ?? []) {
       best = Math.min(best, follow(i, line, (KEY_POSITIONS.get(next as string)?.get(line) ?? NaN) - at))
-      count = Math.max(count, stride(parity, line, (KEY_POSITIONS.get(afterNext as string)?.get(line) ?? NaN) - at))
+      count = Math.max(count, stride(offset + line, (KEY_POSITIONS.get(afterNext as string)?.get(line) ?? NaN) - at))
     }
     spaced[i] = count
     // The two from i and i + 1, three characters each at least (six in all), may end anywhere both reach.
@@ -139,7 +140,7 @@ function outsidePatterns (text: string): number {
   return fewest[0] as number
 }
 
-/** From `a` to `b` along the alphabet (by code point), or the digits, which wrap around: -5 to 4 steps ("9" to "1": 2). */
+/** From `a` to `b` along the alphabet (by code point), or the digits, which wrap around: -5 to 4 ("9" to "1" is 2). */
 function alphabetStep (a: string, b: string): number {
   const d = (b.codePointAt(0) ?? 0) - (a.codePointAt(0) ?? 0)
   return /[0-9]/.test(a) && /[0-9]/.test(b) ? ((d + 15) % 10) - 5 : d
