@@ -69,9 +69,9 @@ export class PasswordPolicy {
  * "890123") or a line of keys, one way, of three characters or more, or of four or more over every second one ("1357",
  * "aceg", "qetu"); two sequences of the first kind interleaved ("a1b2c3", "q1w2e3"); or a unit of one to four
  * characters, repeated. 0 in "qwerty123456", "abcabcabcabc", "1a2b3c4d5e6f" and "!!!!2468", 2 in "xy!!!!!!!!!!", 4 in
- * "!!!!2024". The fewest over every way of cutting
- * `text` into patterns and single characters, as an attacker's mask would cut it: 0 in "abcabcd" ("abc", "abcd"),
- * where taking the longest pattern first ("abcabc") would leave "d" outside.
+ * "!!!!2024". The fewest over every way of cutting `text` into patterns and single characters, as an attacker's mask
+ * would cut it: 0 in "abcabcd" ("abc", "abcd"), where taking the longest pattern first ("abcabc") would leave "d"
+ * outside.
  */
 function outsidePatterns (text: string): number {
   const chars = [...text]
@@ -127,9 +127,12 @@ function outsidePatterns (text: string): number {
     const afterNext = chars[i + 2]
     const offset = (i % 2) * ways
     let count = stride(offset + ALPHABET, afterNext === undefined ? NaN : alphabetStep(char, afterNext))
+    // Where the next character and the one after it are, looked up once for all the lines this one is on.
+    const nextAt = KEY_POSITIONS.get(next as string)
+    const afterNextAt = KEY_POSITIONS.get(afterNext as string)
     for (const [line, at] of KEY_POSITIONS.get(char) ?? []) {
-      best = Math.min(best, follow(i, line, (KEY_POSITIONS.get(next as string)?.get(line) ?? NaN) - at))
-      count = Math.max(count, stride(offset + line, (KEY_POSITIONS.get(afterNext as string)?.get(line) ?? NaN) - at))
+      best = Math.min(best, follow(i, line, (nextAt?.get(line) ?? NaN) - at))
+      count = Math.max(count, stride(offset + line, (afterNextAt?.get(line) ?? NaN) - at))
     }
     spaced[i] = count
     // The two from i and i + 1, three characters each at least (six in all), may end anywhere both reach.
