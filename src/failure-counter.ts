@@ -92,11 +92,23 @@ export class MemoryFailureCounter implements FailureCounter {
   async recordFailure (subject: string): Promise<void> {
     const entry = this.#live(subject)
     if (entry === undefined) {
-      // Expired entries are dropped on the way: the map holds only subjects failing right now.
-      if (this.#entries.size > 10_000) for (const key of this.#entries.keys()) this.#live(key)
+      this.#dropEnded()
       this.#entries.set(subject, { count: 1, resetAtMs: this.#now() + this.#windowMs })
     } else {
       entry.count += 1
+    }
+  }
+
+  /**
+   * Every window is as long, and an entry is set anew when its window starts, so the map's order is the order the
+   * windows end: the ended ones are at its front, and dropping them costs one step each, not a pass over the map.
+   * So it holds only subjects failing right now, however many a guessing spree names.
+   */
+  #dropEnded (): void {
+    const now = this.#now()
+    for (const [key, entry] of this.#entries) {
+      if (entry.resetAtMs > now) return
+      this.#entries.delete(key)
     }
   }
 

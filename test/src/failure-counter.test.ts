@@ -100,17 +100,44 @@ for (const store of ['redis', 'memory'] as const) {
   })
 }
 
-t.test('memory: subjects whose window has ended are let go once more than 10,000 are held, so a guessing spree fills no memory', async (t) => {
+t.test('memory: subjects whose window has ended are let go when the next subject fails, so a guessing spree fills no memory', async (t) => {
   let now = 0
   const counter = new MemoryFailureCounter({ max: 5, windowSeconds: 60, now: () => now })
   // Decoded, as a request's body gives it: a heap snapshot names a string made by concatenation only by its parts.
   let recorded: Promise<void> = Promise.resolve()
   const needle = headerFor('someone@example.com', (subject) => { recorded = counter.recordFailure(Buffer.from(subject).toString()) })
   await recorded
-  for (let i = 0; i < 10_000; i++) await counter.recordFailure(`guess-${i}@example.com`)
+  for (let i = 0; i < 100; i++) await counter.recordFailure(`guess-${i}@example.com`)
   t.ok(await heapHolds(needle), 'a subject failing is held')
   now = 60_000
   await counter.recordFailure('the next one@example.com')
   t.notOk(await heapHolds(needle), 'once its window has ended, the next subject sweeps it out')
   t.equal((await counter.check('the next one@example.com')).failures, 1, 'and the new subject is counted')
+  now = 60_000 + 59_999
+  t.equal((await counter.check('the next one@example.com')).failures, 1, 'while those whose window goes on are kept')
+})
+
+t.test('memory: a new subject costs the same whether 10 or 20,000 are failing: those held are not swept each time', async (t) => {
+  // Counted: the steps through any map while a failure is recorded, each an entry looked at.
+  const mapIterator = Object.getPrototypeOf(new Map().entries()) as { next: () => unknown }
+  const next = mapIterator.next
+  let steps = 0
+  mapIterator.next = function (this: unknown) { steps += 1; return next.call(this) }
+  t.teardown(() => { mapIterator.next = next })
+  let now = 0
+  const counter = new MemoryFailureCounter({ max: 5, windowSeconds: 60, now: () => now })
+  const stepsForNewSubject = async (subject: string): Promise<number> => {
+    steps = 0
+    await counter.recordFailure(subject)
+    return steps
+  }
+  for (let i = 0; i < 10; i++) await counter.recordFailure(`few-${i}@example.com`)
+  const few = await stepsForNewSubject('one more@example.com')
+  for (let i = 0; i < 20_000; i++) { now = i; await counter.recordFailure(`guess-${i}@example.com`) }
+  t.equal(await stepsForNewSubject('and another@example.com'), few, 'as many with 20,000 held as with 10')
+  now = 59_999 + 100
+  // The 11 set at 0 and the first 100 guesses have ended: one step for each of those, and one to the first held.
+  t.equal(await stepsForNewSubject('later@example.com'), 111 + 1, 'once their windows end, a step for each ended')
+  t.equal(await stepsForNewSubject('and later@example.com'), few, 'and those are gone: as few after them')
+  t.equal((await counter.check('guess-100@example.com')).failures, 1, 'the first whose window goes on is still held')
 })
