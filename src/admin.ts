@@ -9,6 +9,7 @@ import { normalizeEmail } from './email.js'
 import { StoreUnavailableError } from './errors.js'
 import { sessionView } from './family-store.js'
 import { firstLine } from './first-line.js'
+import { logRedaction } from './log-redaction.js'
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './http-schemas.js'
 
 /**
@@ -87,7 +88,8 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
       await fastify.register(app, { config })
       await fastify.ready()
     } catch (err) {
-      throw new Refusal(`the service refuses to start: ${(err as Error).message}`)
+      // Redacted as the service's log redacts it: this line is printed, not logged.
+      throw new Refusal(`the service refuses to start: ${logRedaction(config.secrets)((err as Error).message)}`)
     }
     // The start waited for Redis, and logged why it is not ready (down, credentials refused, a replica): nothing sent.
     if (fastify.redis?.status !== 'ready') throw new Refusal('Redis is not ready: nothing was done; run the command again once it is')

@@ -175,8 +175,11 @@ t.test('set-password takes standard input\'s bytes as UTF-8, and refuses a line 
 
 t.test('what it cannot do it says in one line on standard error, exiting 1, having done nothing', async (t) => {
   const { env } = await deployment(t)
-  const notOurs = join(t.testdir({ 'not-ours.json': '{}' }), 'not-ours.json')
+  const secret = env.REFRESH_TOKEN_SECRET as string
+  const dir = t.testdir({ 'not-ours.json': '{}', [secret]: { 'not-ours.json': '{}' } })
+  const [notOurs, namedAsSecret] = [join(dir, 'not-ours.json'), join(dir, secret, 'not-ours.json')]
   chmodSync(notOurs, 0o600)
+  chmodSync(namedAsSecret, 0o600)
   const cases: Array<[string, Record<string, string | undefined>, string[], RegExp]> = [
     ['no command', env, [], /^admin: usage:\n {2}admin sessions <email> .*\n {2}admin sign-out <email> .*\n {2}admin set-password <email> .*\n {2}admin delete-account <email> /],
     ['an unknown command', env, ['delete', 'a@example.com'], /^admin: usage:/],
@@ -189,13 +192,16 @@ t.test('what it cannot do it says in one line on standard error, exiting 1, havi
       /^admin: REDIS_URL is not set: the embedded store .*\. Also: REDIS_HOST is set but not read: no variable of the service has that name; its REDIS_ variables are REDIS_URL, /],
     ['a configuration the service would refuse', { ...env, NODE_ENV: 'production', JWT_SECRET: undefined, ARGON2_MEMORY_COST: '47104' }, ['sign-out', 'a@example.com'], /^admin: the configuration is refused: production needs signing keys/],
     ['a start a plugin refuses: a development secrets file that is not the service\'s', { ...env, JWT_SECRET: undefined, DEV_SECRETS_FILE: notOurs },
-      ['sign-out', 'a@example.com'], /^admin: the service refuses to start: JWT_KEYS is not set and .*not-ours\.json cannot keep a generated one .*\n$/]
+      ['sign-out', 'a@example.com'], /^admin: the service refuses to start: JWT_KEYS is not set and .*not-ours\.json cannot keep a generated one .*\n$/],
+    ['a refusal that names a secret: the file in a directory named as the refresh secret', { ...env, JWT_SECRET: undefined, DEV_SECRETS_FILE: namedAsSecret },
+      ['sign-out', 'a@example.com'], /^admin: the service refuses to start: JWT_KEYS is not set and .*\/\[redacted\]\/not-ours\.json cannot keep /]
   ]
   for (const [what, environment, args, message] of cases) {
     const ran = await admin(environment, args)
     t.same([ran.code, ran.stdout], [1, ''], what)
     t.match(ran.stderr, message, what)
     t.notMatch(ran.stderr, /\n\s+at /, `${what}: no stack`)
+    t.notOk(ran.stderr.includes(secret), `${what}: no secret`)
   }
   const help = await admin({}, ['--help'])
   t.same([help.code, help.stderr], [0, ''], '--help is no failure, and needs no configuration')
