@@ -56,8 +56,8 @@ export class PasswordPolicy {
     // Unicode and be kept in ASCII.
     if (candidates.some((c) => c === name || normalizeEmail(c) === email)) return 'A password must not be the account\'s email address'
     // Padding counts for nothing around a core made of patterns alone, as around a common one. Around any other, what
-    // it holds counts: "qwz123456789" is refused, "qwz830194725" is not.
-    if ((core !== '' && outsidePatterns(core) === 0) || outsidePatterns(p) <= MAX_OUTSIDE_PATTERNS) {
+    // it holds counts: "qwz123456789" is refused, "qwz830194725" is not. Unpadded, the core is the whole: counted once.
+    if (outsidePatterns(p) <= MAX_OUTSIDE_PATTERNS || (core !== '' && core !== p && outsidePatterns(core) === 0)) {
       return 'A password must not be made mostly of characters repeated or in sequence, on the alphabet or a keyboard'
     }
     return null
