@@ -9,8 +9,8 @@ import { normalizeEmail } from './email.js'
 import { StoreUnavailableError } from './errors.js'
 import { sessionView } from './family-store.js'
 import { firstLine } from './first-line.js'
-import { logRedaction } from './log-redaction.js'
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './http-schemas.js'
+import { logRedaction } from './log-redaction.js'
 
 /**
  * What an operator does to an account from the command line, where the service runs (`docker exec`, `kubectl exec`):
