@@ -83,17 +83,19 @@ export class MemoryFailureCounter implements FailureCounter {
   }
 
   async check (subject: string): Promise<FailureState> {
-    const entry = this.#live(subject)
+    const now = this.#now()
+    const entry = this.#live(subject, now)
     const failures = entry?.count ?? 0
     const blocked = entry !== undefined && failures >= this.#max
-    return { failures, blocked, retryAfterSeconds: blocked ? Math.ceil((entry.resetAtMs - this.#now()) / 1000) : 0 }
+    return { failures, blocked, retryAfterSeconds: blocked ? Math.ceil((entry.resetAtMs - now) / 1000) : 0 }
   }
 
   async recordFailure (subject: string): Promise<void> {
-    const entry = this.#live(subject)
+    const now = this.#now()
+    const entry = this.#live(subject, now)
     if (entry === undefined) {
-      this.#dropEnded()
-      this.#entries.set(subject, { count: 1, resetAtMs: this.#now() + this.#windowMs })
+      this.#dropEnded(now)
+      this.#entries.set(subject, { count: 1, resetAtMs: now + this.#windowMs })
     } else {
       entry.count += 1
     }
@@ -104,8 +106,7 @@ export class MemoryFailureCounter implements FailureCounter {
    * windows end: the ended ones are at its front, and dropping them costs one step each, not a pass over the map.
    * So it holds only subjects failing right now, however many a guessing spree names.
    */
-  #dropEnded (): void {
-    const now = this.#now()
+  #dropEnded (now: number): void {
     for (const [key, entry] of this.#entries) {
       if (entry.resetAtMs > now) return
       this.#entries.delete(key)
@@ -116,9 +117,9 @@ export class MemoryFailureCounter implements FailureCounter {
     this.#entries.delete(subject)
   }
 
-  #live (subject: string) {
+  #live (subject: string, now: number) {
     const entry = this.#entries.get(subject)
-    if (entry !== undefined && entry.resetAtMs <= this.#now()) {
+    if (entry !== undefined && entry.resetAtMs <= now) {
       this.#entries.delete(subject)
       return undefined
     }
