@@ -121,10 +121,21 @@ function dropTraffic (serialized: unknown): void {
   delete fields.input
   const command = fields.command
   if (typeof command === 'object' && command !== null) fields.command = { name: (command as { name?: unknown }).name }
-  for (const value of Object.values(fields)) {
-    if (Array.isArray(value)) value.forEach(dropTraffic)
+  for (const [key, value] of Object.entries(fields)) {
+    if (Array.isArray(value)) fields[key] = value.map(withoutTraffic)
     else dropTraffic(value)
   }
+}
+
+/**
+ * An item of an error's array field, less what it carries of the traffic. pino serializes the errors it finds in an
+ * error's fields, not those in an array: ioredis lists the commands a transaction had refused (EXECABORT), each with
+ * its arguments, in `previousErrors`, which pino would log as they are.
+ */
+function withoutTraffic (item: unknown): unknown {
+  if (item instanceof Error) return errorSerializer(item)
+  dropTraffic(item)
+  return item
 }
 
 /**

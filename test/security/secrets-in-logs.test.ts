@@ -1,5 +1,6 @@
 import t from 'tap'
 import { buildApp, capturedLogs, listenOnLoopback, PASSWORD, refresh, refreshCookieValue, registerAndLogin, setCookies } from '../helpers/app.js'
+import { within } from '../helpers/poll.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 
@@ -174,8 +175,13 @@ t.test('a command Redis refuses is logged by its name, never by its arguments', 
     await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `other-${session.email}`, password: PASSWORD } })
   ]
   t.same(refused.map((res) => res.json().code), Array(4).fill('AUTH_STORE_UNAVAILABLE'), 'each write refused: 503')
+  // Deletions are taken: the sessions end, and it is their broadcast, a transaction of writes, that is refused.
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout-all', headers: auth })).statusCode, 204, 'signed out everywhere')
+  await within(5000, async () => logs.text().includes('could not broadcast access-token revocation'), 'its broadcast refused, and logged')
 
   t.match(logs.text(), /"command":\{"name":"(evalsha|eval|set)"\}/, 'the failed command is named')
+  t.match(logs.text(), /"previousErrors":\[\{"type":"\w+","message":"OOM [^"]*","stack":"[^"]*","command":\{"name":"zadd"\}\}/,
+    'as is each command a transaction had refused')
   t.notMatch(logs.text(), /"args"/, 'without its arguments')
   const traffic = {
     email: session.email,
