@@ -11,6 +11,7 @@ import { sessionView } from './family-store.js'
 import { firstLine } from './first-line.js'
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './http-schemas.js'
 import { logRedaction } from './log-redaction.js'
+import { storeRefusal } from './redis-client.js'
 
 /**
  * What an operator does to an account from the command line, where the service runs (`docker exec`, `kubectl exec`):
@@ -95,10 +96,19 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     if (fastify.redis?.status !== 'ready') throw new Refusal('Redis is not ready: nothing was done; run the command again once it is')
     return await onAccount(fastify, command, normalized, password)
   } catch (err) {
+    if (err instanceof Refusal) throw err
+    // Answered with an error (out of memory, an ACL without a command, a read-only replica): waiting will not mend it.
+    const refused = storeRefusal(err)
+    if (refused !== null) {
+      throw new Refusal(`the store refused it (${logRedaction(config.secrets)(refused)}): nothing was done, or part of it; run the command again once it takes it`)
+    }
     if (err instanceof StoreUnavailableError) {
       throw new Refusal('the store did not answer (Redis down or too slow): nothing was done, or part of it; run the command again once it answers')
     }
-    throw err
+    // A bug, or a record the service did not write: logged as the service logs an error (without the traffic its
+    // fields carry, secrets redacted), not printed by Node with all of them.
+    fastify.log.fatal({ err }, 'the command stopped on an unexpected error')
+    throw new Refusal('an unexpected error stopped it (logged above, at level fatal): nothing was done, or part of it')
   } finally {
     await fastify.close()
   }

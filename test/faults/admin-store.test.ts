@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { admin, deployment, me, signIn } from '../helpers/admin.js'
-import { buildApp, linkToSharedRedis, PASSWORD, refresh, registerAndLogin, subOf, testEnv, uniqueEmail } from '../helpers/app.js'
+import { buildApp, linkToSharedRedis, PASSWORD, refresh, registerAndLogin, subOf, testEnv, uniqueEmail, uniquePrefix } from '../helpers/app.js'
 import { PrivateRedis } from '../helpers/redis-server.js'
 import { fromNth, script } from '../helpers/tcp-link.js'
 
@@ -101,4 +101,46 @@ t.test('with the store cut off once it is under way, it says part of it may have
   const again = await admin(env, ['sign-out', email])
   t.equal(again.code, 0, `run again once the store answers, it succeeds: ${again.stderr}`)
   t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'run again, it ends the session')
+})
+
+t.test('with a store that refuses the writes (out of memory), it says so, not that the store did not answer; run again once it takes them, it succeeds', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const prefix = uniquePrefix()
+  const app = await buildApp(t, { prefix, env: { REDIS_URL: redis.url } })
+  const email = uniqueEmail()
+  const laptop = await registerAndLogin(app, email)
+  const env = testEnv({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent' })
+  const chosen = 'an operator-set passphrase, long'
+  await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+  await redis.command('CONFIG', 'SET', 'maxmemory', '1')
+  const ran = await admin(env, ['set-password', email], `${chosen}\n`)
+  t.same([ran.code, ran.stdout], [1, ''])
+  t.match(ran.stderr, /^admin: the store refused it \(OOM command not allowed when used memory > 'maxmemory'[^\n]*\): nothing was done, or part of it; run the command again once it takes it\n$/,
+    'one line: what Redis answered, maybe part of it done, and when to run it again')
+  t.equal((await signIn(app, email, chosen)).statusCode, 503, 'the new password was not set (the sign-in is refused by the store too)')
+
+  await redis.command('CONFIG', 'SET', 'maxmemory', '0')
+  const again = await admin(env, ['set-password', email], `${chosen}\n`)
+  t.equal(again.code, 0, `run again once the store takes writes, it succeeds: ${again.stderr}`)
+  t.equal((await signIn(app, email, chosen)).statusCode, 200, 'the new password signs in')
+  t.equal((await refresh(app, laptop.cookie)).statusCode, 401, 'and the session from before is ended')
+})
+
+t.test('a record the service did not write (a session\'s time edited by hand) stops it with one line, the error logged as the service logs one', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const prefix = uniquePrefix()
+  const app = await buildApp(t, { prefix, env: { REDIS_URL: redis.url } })
+  const email = uniqueEmail()
+  await registerAndLogin(app, email)
+  const [familyKey] = await redis.command('KEYS', '*:f:*') as string[]
+  await redis.command('HSET', familyKey as string, 'r', 'not a time')
+  const ran = await admin(testEnv({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'warn' }), ['sessions', email])
+  t.same([ran.code, ran.stdout], [1, ''])
+  const [logged, said, ...rest] = ran.stderr.split('\n').filter((line) => line.startsWith('{"level":60') || line.startsWith('admin:'))
+  t.same(rest, [], 'one fatal line, and one of its own')
+  t.match(JSON.parse(logged ?? '{}'), { msg: 'the command stopped on an unexpected error', err: { type: 'RangeError', message: 'Invalid time value', stack: /^RangeError: / } },
+    'the log says which error, with its stack')
+  t.equal(said, 'admin: an unexpected error stopped it (logged above, at level fatal): nothing was done, or part of it', 'and the last line says so')
+  t.notMatch(ran.stderr, /\n\s+at /, 'Node printed no error of its own')
+  t.notOk(ran.stderr.includes(new URL(redis.url).password), 'the Redis password is nowhere')
 })
