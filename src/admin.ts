@@ -72,6 +72,8 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     if (err instanceof ConfigError) throw new Refusal(`the configuration is refused: ${err.message}`)
     throw err
   }
+  // What the command prints of an error is redacted as the log redacts a line: it is printed, not logged.
+  const redacted = logRedaction(config.secrets)
   if (config.redis === null) {
     // What was set instead (REDIS_HOST, as other services read it) is said here, as a refusal of the service's says it.
     const also = config.warnings.length === 0 ? '' : `. Also: ${config.warnings.join('; ')}`
@@ -89,8 +91,7 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
       await fastify.register(app, { config })
       await fastify.ready()
     } catch (err) {
-      // Redacted as the service's log redacts it: this line is printed, not logged.
-      throw new Refusal(`the service refuses to start: ${logRedaction(config.secrets)((err as Error).message)}`)
+      throw new Refusal(`the service refuses to start: ${redacted((err as Error).message)}`)
     }
     // The start waited for Redis, and logged why it is not ready (down, credentials refused, a replica): nothing sent.
     if (fastify.redis?.status !== 'ready') throw new Refusal('Redis is not ready: nothing was done; run the command again once it is')
@@ -100,7 +101,7 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     // Answered with an error (out of memory, an ACL without a command, a read-only replica): waiting will not mend it.
     const refused = storeRefusal(err)
     if (refused !== null) {
-      throw new Refusal(`the store refused it (${logRedaction(config.secrets)(refused)}): nothing was done, or part of it; run the command again once it takes it`)
+      throw new Refusal(`the store refused it (${redacted(refused)}): nothing was done, or part of it; run the command again once it takes it`)
     }
     if (err instanceof StoreUnavailableError) {
       throw new Refusal('the store did not answer (Redis down or too slow): nothing was done, or part of it; run the command again once it answers')

@@ -103,13 +103,18 @@ t.test('with the store cut off once it is under way, it says part of it may have
   t.equal((await refresh(b, laptop.cookie)).statusCode, 401, 'run again, it ends the session')
 })
 
-t.test('with a store that refuses the writes (out of memory), it says so, not that the store did not answer; run again once it takes them, it succeeds', async (t) => {
+/** An account signed in on an instance whose Redis is the test's own, to fill or edit, and the command's environment. */
+async function accountOnPrivateRedis (t: Test, logLevel: string) {
   const redis = await PrivateRedis.start(t)
   const prefix = uniquePrefix()
   const app = await buildApp(t, { prefix, env: { REDIS_URL: redis.url } })
   const email = uniqueEmail()
   const laptop = await registerAndLogin(app, email)
-  const env = testEnv({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'silent' })
+  return { redis, app, email, laptop, env: testEnv({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: logLevel }) }
+}
+
+t.test('with a store that refuses the writes (out of memory), it says so, not that the store did not answer; run again once it takes them, it succeeds', async (t) => {
+  const { redis, app, email, laptop, env } = await accountOnPrivateRedis(t, 'silent')
   const chosen = 'an operator-set passphrase, long'
   await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
   await redis.command('CONFIG', 'SET', 'maxmemory', '1')
@@ -127,14 +132,10 @@ t.test('with a store that refuses the writes (out of memory), it says so, not th
 })
 
 t.test('a record the service did not write (a session\'s time edited by hand) stops it with one line, the error logged as the service logs one', async (t) => {
-  const redis = await PrivateRedis.start(t)
-  const prefix = uniquePrefix()
-  const app = await buildApp(t, { prefix, env: { REDIS_URL: redis.url } })
-  const email = uniqueEmail()
-  await registerAndLogin(app, email)
+  const { redis, email, env } = await accountOnPrivateRedis(t, 'warn')
   const [familyKey] = await redis.command('KEYS', '*:f:*') as string[]
   await redis.command('HSET', familyKey as string, 'r', 'not a time')
-  const ran = await admin(testEnv({ REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, LOG_LEVEL: 'warn' }), ['sessions', email])
+  const ran = await admin(env, ['sessions', email])
   t.same([ran.code, ran.stdout], [1, ''])
   const [logged, said, ...rest] = ran.stderr.split('\n').filter((line) => line.startsWith('{"level":60') || line.startsWith('admin:'))
   t.same(rest, [], 'one fatal line, and one of its own')
