@@ -102,15 +102,23 @@ function requestSerializer (request: FastifyRequest): { method: string, url: str
 /** What pino's error serializer makes of an error, its own and its nested errors alike. */
 const SERIALIZED_ERROR: unknown = Object.getPrototypeOf(stdSerializers.err(new Error('prototype')))
 
+/** The errors being serialized, outermost first: one that an array among their fields holds again is not followed. */
+const serializing = new Set<Error>()
+
 /**
  * pino's error serializer, less what errors carry of the traffic: ioredis attaches a failed command's arguments
  * (`command.args`: emails, client addresses, token digests, password hashes), Node a malformed request's raw
  * bytes (`rawPacket`). The command's name stays: it says which call failed.
  */
 function errorSerializer (err: Error): ReturnType<typeof stdSerializers.err> {
-  const serialized = stdSerializers.err(err)
-  dropTraffic(serialized)
-  return serialized
+  serializing.add(err)
+  try {
+    const serialized = stdSerializers.err(err)
+    dropTraffic(serialized)
+    return serialized
+  } finally {
+    serializing.delete(err)
+  }
 }
 
 function dropTraffic (serialized: unknown): void {
@@ -133,7 +141,7 @@ function dropTraffic (serialized: unknown): void {
  * its arguments, in `previousErrors`, which pino would log as they are.
  */
 function withoutTraffic (item: unknown): unknown {
-  if (item instanceof Error) return errorSerializer(item)
+  if (item instanceof Error) return serializing.has(item) ? '[Circular]' : errorSerializer(item)
   dropTraffic(item)
   return item
 }

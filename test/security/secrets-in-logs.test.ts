@@ -192,3 +192,20 @@ t.test('a command Redis refuses is logged by its name, never by its arguments', 
   }
   for (const [name, value] of Object.entries(traffic)) t.notOk(logs.text().includes(value), `no ${name} in the logs`)
 })
+
+t.test('an error that an array among its fields holds again is logged once there, not followed around for ever', async (t) => {
+  const logs = capturedLogs()
+  const app = await buildApp(t, { store: 'memory', env: { LOG_LEVEL: 'info' }, logStream: logs.stream })
+  const refused = Object.assign(new Error('ERR refused'), { command: { name: 'zadd', args: ['a-key', 'an-argument-of-the-traffic'] } })
+  const aborted = Object.assign(new Error('EXECABORT Transaction discarded'), { previousErrors: [refused] as Error[] })
+  aborted.previousErrors.push(aborted)
+  Object.assign(refused, { during: [aborted] })
+  app.log.error({ err: aborted }, 'a transaction aborted')
+  const [line] = logs.lines().filter((l) => l.msg === 'a transaction aborted')
+  t.match(line, { err: { message: 'EXECABORT Transaction discarded', previousErrors: [{ message: 'ERR refused', command: { name: 'zadd' }, during: ['[Circular]'] }, '[Circular]'] } },
+    'logged, each error where an array holds it again as [Circular]')
+  t.notOk(logs.text().includes('an-argument-of-the-traffic'), 'and the refused command without its arguments')
+  app.log.error({ err: Object.assign(new Error('EXECABORT again'), { previousErrors: [refused] }) }, 'another transaction aborted')
+  const [again] = logs.lines().filter((l) => l.msg === 'another transaction aborted')
+  t.match(again, { err: { previousErrors: [{ message: 'ERR refused', command: { name: 'zadd' } }] } }, 'an error logged before is logged whole again in another line')
+})
