@@ -109,7 +109,8 @@ async function run (argv: string[], stdin: NodeJS.ReadStream): Promise<Done | nu
     // A bug, or a record the service did not write: logged as the service logs an error (without the traffic its
     // fields carry, secrets redacted), not printed by Node with all of them.
     fastify.log.fatal({ err }, 'the command stopped on an unexpected error')
-    throw new Refusal('an unexpected error stopped it (logged above, at level fatal): nothing was done, or part of it')
+    const where = level === 'silent' ? 'not logged: LOG_LEVEL is silent' : 'logged above, at level fatal'
+    throw new Refusal(`an unexpected error stopped it (${where}): nothing was done, or part of it`)
   } finally {
     await fastify.close()
   }

@@ -144,4 +144,7 @@ t.test('a record the service did not write (a session\'s time edited by hand) st
   t.equal(said, 'admin: an unexpected error stopped it (logged above, at level fatal): nothing was done, or part of it', 'and the last line says so')
   t.notMatch(ran.stderr, /\n\s+at /, 'Node printed no error of its own')
   t.notOk(ran.stderr.includes(new URL(redis.url).password), 'the Redis password is nowhere')
+  const silent = await admin({ ...env, LOG_LEVEL: 'silent' }, ['sessions', email])
+  t.same([silent.code, silent.stderr], [1, 'admin: an unexpected error stopped it (not logged: LOG_LEVEL is silent): nothing was done, or part of it\n'],
+    'with the log silenced, the one line says it was not logged')
 })
