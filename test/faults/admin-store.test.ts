@@ -116,15 +116,14 @@ async function accountOnPrivateRedis (t: Test, logLevel: string) {
 t.test('with a store that refuses the writes (out of memory), it says so, not that the store did not answer; run again once it takes them, it succeeds', async (t) => {
   const { redis, app, email, laptop, env } = await accountOnPrivateRedis(t, 'silent')
   const chosen = 'an operator-set passphrase, long'
-  await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
-  await redis.command('CONFIG', 'SET', 'maxmemory', '1')
+  await redis.fill()
   const ran = await admin(env, ['set-password', email], `${chosen}\n`)
   t.same([ran.code, ran.stdout], [1, ''])
   t.match(ran.stderr, /^admin: the store refused it \(OOM command not allowed when used memory > 'maxmemory'[^\n]*\): nothing was done, or part of it; run the command again once it takes it\n$/,
     'one line: what Redis answered, maybe part of it done, and when to run it again')
   t.equal((await signIn(app, email, chosen)).statusCode, 503, 'the new password was not set (the sign-in is refused by the store too)')
 
-  await redis.command('CONFIG', 'SET', 'maxmemory', '0')
+  await redis.makeRoom()
   const again = await admin(env, ['set-password', email], `${chosen}\n`)
   t.equal(again.code, 0, `run again once the store takes writes, it succeeds: ${again.stderr}`)
   t.equal((await signIn(app, email, chosen)).statusCode, 200, 'the new password signs in')

@@ -51,8 +51,7 @@ t.test('a full Redis (maxmemory reached, noeviction) refuses the writes: sign-in
   const owner = await registerAndLogin(app)
   const me = () => app.inject({ url: '/me', headers: { authorization: `Bearer ${owner.accessToken}` } })
 
-  await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
-  await redis.command('CONFIG', 'SET', 'maxmemory', '1')
+  await redis.fill()
   const refused = [
     await app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } }),
     await app.inject({ method: 'POST', url: '/auth/register', payload: { email: `other-${owner.email}`, password: PASSWORD } }),
@@ -64,7 +63,7 @@ t.test('a full Redis (maxmemory reached, noeviction) refuses the writes: sign-in
   t.equal((await me()).statusCode, 200, 'an access token is still served')
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'and the instance is ready: Redis answers, and would refuse every instance alike')
 
-  await redis.command('CONFIG', 'SET', 'maxmemory', '0')
+  await redis.makeRoom()
   t.equal((await refresh(app, owner.cookie)).statusCode, 200, 'once it has room, the refresh cookie refused meanwhile works')
   t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: owner.email, password: PASSWORD } })).statusCode, 200, 'and so does a sign-in')
 })

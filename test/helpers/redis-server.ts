@@ -188,6 +188,20 @@ export class PrivateRedis {
     return oneCommand(this.port, this.password, args)
   }
 
+  /**
+   * Full: a `maxmemory` below what it holds, under `noeviction`, so that it refuses every command that may add to it
+   * (`OOM command not allowed …`) and still takes deletions, as a Redis that has run out of room does.
+   */
+  async fill (): Promise<void> {
+    await this.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+    await this.command('CONFIG', 'SET', 'maxmemory', '1')
+  }
+
+  /** Room again after fill(): no memory limit. */
+  async makeRoom (): Promise<void> {
+    await this.command('CONFIG', 'SET', 'maxmemory', '0')
+  }
+
   /** One field of `INFO replication`: `role`, `master_link_status`, an offset. */
   async replication (name: string): Promise<string | undefined> {
     return new RegExp(`^${name}:(\\S+)`, 'm').exec(String(await this.command('INFO', 'replication')))?.[1]

@@ -164,8 +164,7 @@ t.test('a command Redis refuses is logged by its name, never by its arguments', 
   t.ok(storedDigest.length >= 16, 'the family\'s stored digest, as the rotation script receives it')
 
   // Redis out of memory refuses every write, with the command and its arguments attached to the error by ioredis.
-  await redis.command('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
-  await redis.command('CONFIG', 'SET', 'maxmemory', '1')
+  await redis.fill()
   const auth = { authorization: `Bearer ${session.accessToken}` }
   const newPassword = 'a brand new passphrase 9'
   const refused = [
