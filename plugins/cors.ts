@@ -1,6 +1,5 @@
 import fastifyCors from '@fastify/cors'
 import fp from 'fastify-plugin'
-import { NotFoundError } from '../src/errors.js'
 
 /**
  * CORS for the browser apps in ALLOWED_ORIGINS, with credentials (the refresh cookie).
@@ -9,8 +8,8 @@ import { NotFoundError } from '../src/errors.js'
  *
  * With no origin listed (same-origin deployments, the default) there is nothing to grant, so
  * @fastify/cors is not registered at all: its hook and its `Vary: Origin` would cost every request
- * (about 5 % of a refresh, bench/README.md) to say no. A preflight then finds no route (404), and
- * the browser refuses the cross-origin request just the same.
+ * (about 5 % of a refresh, bench/README.md) to say no. A preflight then finds no route serving OPTIONS (405, with
+ * the path's methods in `Allow`), and the browser refuses the cross-origin request just the same.
  *
  * Registered after the error handler, the security headers and the request id: a route takes the error handler
  * and hooks in place when it is added, and @fastify/cors adds one (`OPTIONS *`), which before them answered an
@@ -21,9 +20,10 @@ export default fp(async function corsPlugin (fastify) {
   const allowed = new Set(fastify.config.allowedOrigins)
   if (allowed.size === 0) return
   // A preflight names the method it asks about; an OPTIONS without one is a request of its own, which no route
-  // serves: the 404 it gets without CORS, where @fastify/cors's strict mode answered a text/plain 400.
-  fastify.addHook('onRequest', function notAPreflight (request, _reply, done) {
-    done(request.method === 'OPTIONS' && request.headers['access-control-request-method'] === undefined ? new NotFoundError() : undefined)
+  // serves: the 405 (or 404) it gets without CORS, where @fastify/cors's strict mode answered a text/plain 400.
+  fastify.addHook('onRequest', function notAPreflight (request, reply, done) {
+    if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] === undefined) reply.callNotFound()
+    else done()
   })
   await fastify.register(fastifyCors, {
     origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),

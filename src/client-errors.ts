@@ -80,8 +80,8 @@ export function frameworkErrorHandler (err: FastifyError, request: FastifyReques
  * The refusal of a request no route of its method serves, for a not-found handler: 405 with the methods its path is
  * served with, in `Allow` (RFC 9110 §15.5.6) and the message, so that a client that sent GET to POST /auth/login learns
  * what it got wrong; 404 when no route serves the path. Called before the routes are added, whose methods it learns.
- * Not OPTIONS: @fastify/cors serves it on every path (`OPTIONS *`), and one that is no preflight keeps its 404
- * (plugins/cors.ts).
+ * OPTIONS is refused as any other method is: only a CORS preflight of a listed origin is served (plugins/cors.ts), and
+ * @fastify/cors's route for those (`OPTIONS *`) is no method a path is served with.
  */
 export function unservedRefusal (fastify: FastifyInstance): (request: FastifyRequest, reply: FastifyReply) => FastifyError {
   const methods = new Set<string>()
@@ -89,7 +89,6 @@ export function unservedRefusal (fastify: FastifyInstance): (request: FastifyReq
     for (const method of [route.method].flat()) if (method !== 'OPTIONS') methods.add(method)
   })
   return (request, reply) => {
-    if (request.method === 'OPTIONS') return new NotFoundError()
     const path = request.url.split('?', 1)[0] ?? request.url
     const allowed = [...methods].filter((method) => fastify.findRoute({ method: method as HTTPMethods, url: path }) !== null).join(', ')
     if (allowed === '') return new NotFoundError()

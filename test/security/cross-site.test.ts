@@ -154,10 +154,11 @@ t.test('CORS preflight answers only the listed origins, with credentials', async
     t.same([res.statusCode, res.json().code], [status, code], `a refused preflight with a ${contentType || 'blank'} body: the service's ${code}`)
   }
   const notPreflight = await app.inject({ method: 'OPTIONS', url: '/auth/refresh', headers: { origin: APP } })
-  t.same([notPreflight.statusCode, notPreflight.json().code], [404, 'NOT_FOUND'], 'an OPTIONS that names no method is no preflight: the 404 it gets without CORS')
+  t.same([notPreflight.statusCode, notPreflight.headers.allow, notPreflight.json().code], [405, 'POST', 'METHOD_NOT_ALLOWED'],
+    'an OPTIONS that names no method is no preflight: the 405 it gets without CORS, naming the methods served')
   t.notOk(notPreflight.headers['access-control-allow-origin'], 'and no grant')
   const noOrigin = await app.inject({ method: 'OPTIONS', url: '/auth/refresh', headers: { 'access-control-request-method': 'POST' } })
-  t.same([noOrigin.statusCode, noOrigin.json().code], [404, 'NOT_FOUND'], 'nor is one that names no origin')
+  t.same([noOrigin.statusCode, noOrigin.headers.allow, noOrigin.json().code], [405, 'POST', 'METHOD_NOT_ALLOWED'], 'nor is one that names no origin')
   t.notOk(noOrigin.headers['access-control-allow-origin'], 'and no grant')
 })
 
@@ -169,6 +170,7 @@ t.test('with no ALLOWED_ORIGINS (same-origin deployments) no origin is granted a
     url: '/auth/refresh',
     headers: { origin: APP, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' }
   })
+  t.same([preflight.statusCode, preflight.headers.allow], [405, 'POST'], 'the preflight is refused as any method the path is not served with')
   t.notOk(preflight.headers['access-control-allow-origin'], 'the preflight grants nothing: the browser refuses the request')
   t.notOk(preflight.headers['access-control-allow-credentials'])
   const me = await app.inject({ url: '/me', headers: { origin: APP, authorization: `Bearer ${s.accessToken}` } })

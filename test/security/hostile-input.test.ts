@@ -98,7 +98,7 @@ t.test('a body that is not UTF-8 is refused, so no two passwords or emails becom
 
 t.test('unknown paths are a JSON 404', async (t) => {
   const app = await buildApp(t, { store: 'memory' })
-  for (const [method, url] of [['GET', '/nope'], ['POST', '/auth'], ['GET', '/auth/sessions/abc/def'], ['OPTIONS', '/auth/login'], ['GET', `/${'a'.repeat(5000)}`]] as const) {
+  for (const [method, url] of [['GET', '/nope'], ['POST', '/auth'], ['GET', '/auth/sessions/abc/def'], ['OPTIONS', '/no/such/path'], ['GET', `/${'a'.repeat(5000)}`]] as const) {
     const res = await app.inject({ method, url })
     t.equal(res.statusCode, 404, `${method} ${url.slice(0, 24)}`)
     t.same(res.json(), { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: 'Route not found' })
@@ -115,7 +115,10 @@ t.test('a path served with other methods is a JSON 405 naming them, in the body 
     ['POST', '/health/live', 'GET, HEAD'],
     ['GET', '/auth/sessions/AAAAAAAAAAAAAAAAAAAAAA', 'DELETE'],
     ['PATCH', '/auth/account', 'DELETE'],
-    ['PUT', '/auth/sessions', 'GET, HEAD']
+    ['PUT', '/auth/sessions', 'GET, HEAD'],
+    // Served on no path: without CORS, a browser's preflight gets this too, and fails.
+    ['OPTIONS', '/auth/login', 'POST'],
+    ['OPTIONS', '/me', 'GET, HEAD']
   ] as const) {
     const res = await app.inject({ method, url })
     t.same([res.statusCode, res.headers.allow], [405, allowed], `${method} ${url}: ${allowed}`)
@@ -128,6 +131,8 @@ t.test('a path served with other methods is a JSON 405 naming them, in the body 
   const cors = await buildApp(t, { store: 'memory', env: { ALLOWED_ORIGINS: 'https://app.example.com' } })
   const wrongMethod = await cors.inject({ method: 'GET', url: '/auth/login' })
   t.same([wrongMethod.statusCode, wrongMethod.headers.allow], [405, 'POST'], 'with CORS on: Allow names POST alone')
+  const options = await cors.inject({ method: 'OPTIONS', url: '/auth/login' })
+  t.same([options.statusCode, options.headers.allow, options.json().code], [405, 'POST', 'METHOD_NOT_ALLOWED'], 'and an OPTIONS that is no preflight is refused as without CORS')
   const unknown = await cors.inject({ method: 'GET', url: '/no/such/path' })
   t.same([unknown.statusCode, unknown.headers.allow, unknown.json().code], [404, undefined, 'NOT_FOUND'], 'and an unknown path is a 404')
 })
