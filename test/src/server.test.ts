@@ -218,8 +218,10 @@ t.test('METRICS_PORT: /metrics is served on its own port, counts the API\'s requ
   t.notMatch(body, /route="\/metrics"/, 'scrapes are not API traffic')
   const other = await fetch(`http://127.0.0.1:${metricsPort}/auth/login`, { method: 'POST' })
   t.same([other.status, (await other.json() as { code: string }).code], [404, 'NOT_FOUND'], 'and the metrics port serves nothing else')
-  const posted = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'POST' })
-  t.same([posted.status, posted.headers.get('allow'), (await posted.json() as { code: string }).code], [405, 'GET, HEAD', 'METHOD_NOT_ALLOWED'], 'and /metrics with another method is a 405, as on the API\'s port')
+  for (const method of ['POST', 'OPTIONS']) {
+    const posted = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method })
+    t.same([posted.status, posted.headers.get('allow'), (await posted.json() as { code: string }).code], [405, 'GET, HEAD', 'METHOD_NOT_ALLOWED'], `and /metrics with another method (${method}) is a 405, as on the API's port`)
+  }
   const malformed = await rawRequest(metricsPort, 'GARBAGE\r\n\r\n')
   t.same([malformed.statusCode, (JSON.parse(malformed.body) as { code: string }).code], [400, 'REQUEST_MALFORMED'], 'and refuses what is not HTTP as the API\'s port does')
   const undecodable = await fetch(`http://127.0.0.1:${metricsPort}/%`)
